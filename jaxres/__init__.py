@@ -1,0 +1,3 @@
+"""jaxres: residual networks for video in JAX/Flax."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,46 @@
+"""The `jaxres` command line: a thin dispatcher to subcommands.
+
+Each subcommand lives in its own module with a `main(argv) -> int` function that parses its own
+arguments, so importing the CLI stays cheap and subcommands stay independent.
+
+Example:
+  $ jaxres forward --model r3d_18
+  $ jaxres convert r3d_18-weights.pth out.msgpack --arch r3d_18
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line help). Modules are imported only when their command runs.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
+    "convert": ("jaxres.commands.convert", "convert a torchvision .pth state_dict to jaxres variables"),
+}
+
+
+def _usage() -> str:
+  lines = ["usage: jaxres COMMAND [ARGS...]", "", "commands:"]
+  width = max(len(name) for name in COMMANDS)
+  lines += [f"  {name.ljust(width)}  {help_}" for name, (_, help_) in COMMANDS.items()]
+  lines += ["", "`jaxres COMMAND --help` describes each command."]
+  return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Runs `jaxres COMMAND ARGS...`; returns the process exit code."""
+  argv = list(sys.argv[1:] if argv is None else argv)
+  if not argv or argv[0] in ("-h", "--help"):
+    print(_usage())
+    return 0
+  name, rest = argv[0], argv[1:]
+  if name not in COMMANDS:
+    print(f"jaxres: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
+    return 2
+  module = importlib.import_module(COMMANDS[name][0])
+  return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+  sys.exit(main())

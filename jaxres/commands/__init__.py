@@ -1,0 +1,1 @@
+"""Subcommands of the `jaxres` CLI, one module each with `main(argv) -> int`."""

@@ -1,0 +1,164 @@
+"""2D ResNets: torchvision's ImageNet ResNets (v1.5) and the CIFAR ResNets of He et al. (2015).
+
+Images are `[B, H, W, 3]`. Given clips `[B, T, H, W, 3]` the same network runs per frame and averages
+the pooled features over time before the classifier (TSN-style consensus; averaging features before a
+linear layer equals averaging the per-frame logits), so ImageNet weights converted from torchvision
+start a per-frame video baseline with the very same parameter tree.
+
+Example:
+  >>> model = resnet50(num_classes=1000)
+  >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3)), train=False)
+  >>> logits = model.apply(variables, images, train=False)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxres.models.blocks import (BasicBlock, BottleneckBlock, ModuleDef, ProjectionShortcut,
+                                  ZeroPadShortcut)
+from jaxres.models.norm import BatchNorm
+from jaxres.models.video import conv_kernel_init
+
+
+def _torch_linear_bias_init(fan_in: int):
+  """torch.nn.Linear's default bias init: U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
+  bound = 1.0 / math.sqrt(fan_in)
+
+  def init(key, shape, dtype=jnp.float32):
+    return jax.random.uniform(key, shape, dtype, -bound, bound)
+
+  return init
+
+
+class ImageNetStem(nn.Module):
+  """conv 7x7 stride 2 -> BN -> ReLU -> max-pool 3x3 stride 2."""
+
+  conv: ModuleDef
+  norm: ModuleDef
+  features: int = 64
+
+  @nn.compact
+  def __call__(self, x):
+    x = self.conv(self.features, kernel_size=(7, 7), strides=(2, 2), padding=((3, 3), (3, 3)),
+                  name="conv")(x)
+    x = nn.relu(self.norm(name="bn")(x))
+    # Padding of a max-pool is -inf in flax, as in torch.
+    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+
+
+class CifarStem(nn.Module):
+  """conv 3x3 -> BN -> ReLU, no pooling (32x32 inputs)."""
+
+  conv: ModuleDef
+  norm: ModuleDef
+  features: int = 16
+
+  @nn.compact
+  def __call__(self, x):
+    x = self.conv(self.features, kernel_size=(3, 3), padding=((1, 1), (1, 1)), name="conv")(x)
+    return nn.relu(self.norm(name="bn")(x))
+
+
+class ResNet(nn.Module):
+  """A 2D ResNet, applied per frame when given clips.
+
+  Attributes:
+    stage_sizes: blocks per stage.
+    block_cls: `BasicBlock` or `BottleneckBlock`.
+    num_classes: width of the classifier.
+    widths: stage widths (before the bottleneck expansion); the first stage has stride 1, others 2.
+    stem_cls: `ImageNetStem` or `CifarStem`.
+    shortcut_cls: `ProjectionShortcut` (torchvision) or `ZeroPadShortcut` (CIFAR "option A").
+    dtype, param_dtype, conv, bn_axis_name: as in `VideoResNet`.
+
+  Intermediate features are sown into "intermediates" (`stem`, `stage1`.., `pre_logits`); for clips
+  they are per frame, `[B * T, ...]`, except `pre_logits` which is averaged over time.
+  """
+
+  stage_sizes: Sequence[int]
+  block_cls: ModuleDef = BasicBlock
+  num_classes: int = 1000
+  widths: Sequence[int] = (64, 128, 256, 512)
+  stem_cls: ModuleDef = ImageNetStem
+  shortcut_cls: ModuleDef = ProjectionShortcut
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+  conv: ModuleDef = nn.Conv
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype,
+                             param_dtype=self.param_dtype, kernel_init=conv_kernel_init)
+    norm = functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             dtype=self.dtype, param_dtype=self.param_dtype,
+                             axis_name=self.bn_axis_name)
+    conv3x3 = functools.partial(conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)))
+    pointwise = functools.partial(conv, kernel_size=(1, 1), padding="VALID")
+    shortcut = self.shortcut_cls
+    if shortcut is ProjectionShortcut:
+      shortcut = functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
+
+    frames = None
+    if x.ndim == 5:  # clips: fold time into the batch
+      frames = x.shape[1]
+      x = x.reshape((-1,) + x.shape[2:])
+    x = jnp.asarray(x, self.dtype)
+    x = self.stem_cls(conv=conv, norm=norm, name="stem")(x)
+    self.sow("intermediates", "stem", x)
+    for i, (num_blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
+      for j in range(num_blocks):
+        stride = 2 if i > 0 and j == 0 else 1
+        extra = {"pointwise": pointwise} if self.block_cls is BottleneckBlock else {}
+        x = self.block_cls(width, conv=conv3x3, norm=norm, shortcut=shortcut,
+                           strides=(stride, stride), name=f"layer{i + 1}_{j}", **extra)(x)
+      self.sow("intermediates", f"stage{i + 1}", x)
+    x = jnp.mean(x, axis=(1, 2))
+    if frames is not None:
+      x = jnp.mean(x.reshape(-1, frames, x.shape[-1]), axis=1)
+    self.sow("intermediates", "pre_logits", x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                    kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+                    bias_init=_torch_linear_bias_init(x.shape[-1]), name="fc")(x)
+
+
+resnet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock)
+resnet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicBlock)
+resnet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BottleneckBlock)
+resnet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), block_cls=BottleneckBlock)
+resnet152 = functools.partial(ResNet, stage_sizes=(3, 8, 36, 3), block_cls=BottleneckBlock)
+
+
+def cifar_resnet(depth: int, **kwargs) -> ResNet:
+  """He et al.'s CIFAR ResNet of `depth` = 6n + 2 layers: 3 stages of n basic blocks, 16/32/64 wide.
+
+  Args:
+    depth: 20, 32, 44, 56, 110, ... (any 6n + 2).
+    **kwargs: other `ResNet` fields (num_classes defaults to 10).
+
+  Returns:
+    The module.
+
+  Example:
+    >>> model = cifar_resnet(20)  # about 0.27M parameters
+  """
+  if depth < 8 or (depth - 2) % 6:
+    raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110, ...), got {depth}.")
+  n = (depth - 2) // 6
+  kwargs.setdefault("num_classes", 10)
+  return ResNet(stage_sizes=(n, n, n), block_cls=BasicBlock, widths=(16, 32, 64),
+                stem_cls=CifarStem, shortcut_cls=ZeroPadShortcut, **kwargs)
+
+
+resnet20 = functools.partial(cifar_resnet, 20)
+resnet32 = functools.partial(cifar_resnet, 32)
+resnet44 = functools.partial(cifar_resnet, 44)
+resnet56 = functools.partial(cifar_resnet, 56)
+resnet110 = functools.partial(cifar_resnet, 110)

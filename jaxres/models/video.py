@@ -1,0 +1,171 @@
+"""Video ResNets exact to torchvision.models.video: R3D, MC3 and R(2+1)D (Tran et al. 2018).
+
+Input clips are channels-last `[B, T, H, W, 3]`; output logits `[B, num_classes]`. The layouts,
+initialisations and BatchNorm semantics match torchvision, so converted torchvision weights give
+the same outputs (see `jaxres.convert`).
+
+Example:
+  >>> model = r2plus1d_18(num_classes=400)
+  >>> variables = model.init(jax.random.key(0), jnp.zeros((1, 16, 112, 112, 3)), train=False)
+  >>> logits = model.apply(variables, clips, train=False)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from jaxres.models.blocks import BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef, ProjectionShortcut
+from jaxres.models.norm import BatchNorm
+
+# torch: kaiming_normal_(mode="fan_out", nonlinearity="relu"); flax's "normal" is not truncated.
+conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConvBuilder:
+  """How one stage builds its blocks' main convolution (torchvision's `conv_builder`).
+
+  Attributes:
+    kernel_size: (t, h, w) of a full conv; ignored when `factorised`.
+    temporal_stride: whether the stage's stride also applies to time.
+    factorised: build (2+1)D units instead of one 3D conv.
+  """
+
+  kernel_size: tuple[int, int, int] = (3, 3, 3)
+  temporal_stride: bool = True
+  factorised: bool = False
+
+  def strides(self, stride: int) -> tuple[int, int, int]:
+    return (stride if self.temporal_stride else 1, stride, stride)
+
+  def unit(self, in_features: int, features: int, conv: ModuleDef, norm: ModuleDef,
+           act: Callable) -> ModuleDef:
+    """The conv factory for a block from `in_features` to `features` channels."""
+    if self.factorised:
+      # torchvision computes the width once per block, from the block's input width.
+      mid = (in_features * features * 27) // (in_features * 9 + 3 * features)
+      return functools.partial(Conv2Plus1D, mid_features=mid, conv=conv, norm=norm, act=act)
+    padding = tuple((k // 2, k // 2) for k in self.kernel_size)
+    return functools.partial(conv, kernel_size=self.kernel_size, padding=padding)
+
+
+CONV3D = ConvBuilder((3, 3, 3))
+CONV3D_NO_TEMPORAL = ConvBuilder((1, 3, 3), temporal_stride=False)
+CONV2PLUS1D = ConvBuilder(factorised=True)
+
+
+class R3DStem(nn.Module):
+  """conv 3x7x7 stride (1,2,2) -> BN -> ReLU (r3d, mc3)."""
+
+  conv: ModuleDef
+  norm: ModuleDef
+  act: Callable = nn.relu
+  features: int = 64
+
+  @nn.compact
+  def __call__(self, x):
+    x = self.conv(self.features, kernel_size=(3, 7, 7), strides=(1, 2, 2),
+                  padding=((1, 1), (3, 3), (3, 3)), name="conv")(x)
+    return self.act(self.norm(name="bn")(x))
+
+
+class R2Plus1DStem(nn.Module):
+  """conv 1x7x7 stride (1,2,2) to 45 -> BN -> ReLU -> conv 3x1x1 to 64 -> BN -> ReLU (r2plus1d)."""
+
+  conv: ModuleDef
+  norm: ModuleDef
+  act: Callable = nn.relu
+  features: int = 64
+  mid_features: int = 45
+
+  @nn.compact
+  def __call__(self, x):
+    x = self.conv(self.mid_features, kernel_size=(1, 7, 7), strides=(1, 2, 2),
+                  padding=((0, 0), (3, 3), (3, 3)), name="conv1")(x)
+    x = self.act(self.norm(name="bn1")(x))
+    x = self.conv(self.features, kernel_size=(3, 1, 1), padding=((1, 1), (0, 0), (0, 0)),
+                  name="conv2")(x)
+    return self.act(self.norm(name="bn2")(x))
+
+
+class VideoResNet(nn.Module):
+  """A video ResNet: stem -> 4 stages of residual blocks -> global average pool -> linear.
+
+  Attributes:
+    stage_sizes: blocks per stage, e.g. (2, 2, 2, 2) for 18 layers.
+    conv_builders: one `ConvBuilder` per stage.
+    stem_cls: `R3DStem` or `R2Plus1DStem`.
+    block_cls: `BasicBlock` or `BottleneckBlock`.
+    num_classes: width of the classifier.
+    widths: stage widths (before the bottleneck expansion).
+    dtype: compute dtype (e.g. jnp.bfloat16); parameters stay in `param_dtype`.
+    param_dtype: parameter dtype.
+    conv: the convolution module (any `nn.Conv`-compatible class: same `kernel` parameter).
+    bn_axis_name: pmap axis for BatchNorm statistics (None under jit, where arrays are global).
+
+  `__call__(x, train)` returns logits. Intermediate features are sown into the "intermediates"
+  collection as `stem`, `stage1`..`stage4` and `pre_logits` (see `jaxres.models.features`).
+  """
+
+  stage_sizes: Sequence[int]
+  conv_builders: Sequence[ConvBuilder]
+  stem_cls: ModuleDef = R3DStem
+  block_cls: ModuleDef = BasicBlock
+  num_classes: int = 400
+  widths: Sequence[int] = (64, 128, 256, 512)
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+  conv: ModuleDef = nn.Conv
+  bn_axis_name: str | None = None
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype,
+                             param_dtype=self.param_dtype, kernel_init=conv_kernel_init)
+    norm = functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
+                             dtype=self.dtype, param_dtype=self.param_dtype,
+                             axis_name=self.bn_axis_name)
+    pointwise = functools.partial(conv, kernel_size=(1, 1, 1), padding="VALID")
+    shortcut = functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
+
+    x = jnp.asarray(x, self.dtype)
+    x = self.stem_cls(conv=conv, norm=norm, name="stem")(x)
+    self.sow("intermediates", "stem", x)
+    in_features = x.shape[-1]
+    for i, (num_blocks, builder, width) in enumerate(
+        zip(self.stage_sizes, self.conv_builders, self.widths)):
+      for j in range(num_blocks):
+        stride = 2 if i > 0 and j == 0 else 1
+        extra = {"pointwise": pointwise} if self.block_cls is BottleneckBlock else {}
+        block = self.block_cls(
+            width, conv=builder.unit(in_features, width, conv, norm, nn.relu), norm=norm,
+            shortcut=shortcut, strides=builder.strides(stride), name=f"layer{i + 1}_{j}", **extra)
+        x = block(x)
+        in_features = x.shape[-1]
+      self.sow("intermediates", f"stage{i + 1}", x)
+    x = jnp.mean(x, axis=(1, 2, 3))
+    self.sow("intermediates", "pre_logits", x)
+    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
+                    kernel_init=nn.initializers.normal(0.01), name="fc")(x)
+
+
+_R3D = dict(conv_builders=(CONV3D,) * 4, stem_cls=R3DStem)
+_MC3 = dict(conv_builders=(CONV3D,) + (CONV3D_NO_TEMPORAL,) * 3, stem_cls=R3DStem)
+_R2PLUS1D = dict(conv_builders=(CONV2PLUS1D,) * 4, stem_cls=R2Plus1DStem)
+
+r3d_18 = functools.partial(VideoResNet, stage_sizes=(2, 2, 2, 2), **_R3D)
+r3d_34 = functools.partial(VideoResNet, stage_sizes=(3, 4, 6, 3), **_R3D)
+mc3_18 = functools.partial(VideoResNet, stage_sizes=(2, 2, 2, 2), **_MC3)
+mc3_34 = functools.partial(VideoResNet, stage_sizes=(3, 4, 6, 3), **_MC3)
+r2plus1d_18 = functools.partial(VideoResNet, stage_sizes=(2, 2, 2, 2), **_R2PLUS1D)
+r2plus1d_34 = functools.partial(VideoResNet, stage_sizes=(3, 4, 6, 3), **_R2PLUS1D)
+# A tiny variant for tests and quick experiments: one block per stage, narrow.
+r3d_tiny = functools.partial(VideoResNet, stage_sizes=(1, 1, 1, 1), widths=(8, 16, 32, 64),
+                             conv_builders=(CONV3D,) * 4,
+                             stem_cls=functools.partial(R3DStem, features=8))

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Creates .venv (if missing) and installs jaxres with the given extras, e.g. `scripts/setup.sh test,torch`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+extras="${1:-}"
+python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+if [ -n "$extras" ]; then
+  .venv/bin/python -m pip install -q -e ".[${extras}]"
+else
+  .venv/bin/python -m pip install -q -e .
+fi
