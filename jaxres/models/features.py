@@ -12,8 +12,8 @@ def features(model: nn.Module, variables: Any, x: jax.Array, *, train: bool = Fa
              ) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Runs `model` and returns its output with the features it sowed.
 
-  Every jaxres classifier sows `stem`, `stage1`, ..., and `pre_logits` into the "intermediates"
-  collection; this collects them (in eval mode the BatchNorm statistics are not touched).
+  Every jaxres classifier sows a dict of `stem`, `stage1`, ..., `pre_logits` as "features" into the
+  "intermediates" collection; this collects it (in eval mode the BatchNorm statistics are not touched).
 
   Args:
     model: a jaxres model.
@@ -30,5 +30,5 @@ def features(model: nn.Module, variables: Any, x: jax.Array, *, train: bool = Fa
   """
   mutable = ["intermediates", "batch_stats"] if train else ["intermediates"]
   out, state = model.apply(variables, x, train=train, mutable=mutable)
-  # `sow` stores a tuple of every value sown under a name; each is sown once per call.
-  return out, {name: values[0] for name, values in state["intermediates"].items()}
+  # Models sow one dict named "features" per call; `sow` wraps what it stores in a tuple.
+  return out, dict(state["intermediates"]["features"][0])

@@ -78,8 +78,8 @@ class ResNet(nn.Module):
     shortcut_cls: `ProjectionShortcut` (torchvision) or `ZeroPadShortcut` (CIFAR "option A").
     dtype, param_dtype, conv, bn_axis_name: as in `VideoResNet`.
 
-  Intermediate features are sown into "intermediates" (`stem`, `stage1`.., `pre_logits`); for clips
-  they are per frame, `[B * T, ...]`, except `pre_logits` which is averaged over time.
+  Intermediate features are sown into "intermediates" as a dict "features" (`stem`, `stage1`..,
+  `pre_logits`); for clips they are per frame, `[B * T, ...]`, except `pre_logits` which is averaged over time.
   """
 
   stage_sizes: Sequence[int]
@@ -112,18 +112,19 @@ class ResNet(nn.Module):
       x = x.reshape((-1,) + x.shape[2:])
     x = jnp.asarray(x, self.dtype)
     x = self.stem_cls(conv=conv, norm=norm, name="stem")(x)
-    self.sow("intermediates", "stem", x)
+    feats = {"stem": x}
     for i, (num_blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
       for j in range(num_blocks):
         stride = 2 if i > 0 and j == 0 else 1
         extra = {"pointwise": pointwise} if self.block_cls is BottleneckBlock else {}
         x = self.block_cls(width, conv=conv3x3, norm=norm, shortcut=shortcut,
                            strides=(stride, stride), name=f"layer{i + 1}_{j}", **extra)(x)
-      self.sow("intermediates", f"stage{i + 1}", x)
+      feats[f"stage{i + 1}"] = x
     x = jnp.mean(x, axis=(1, 2))
     if frames is not None:
       x = jnp.mean(x.reshape(-1, frames, x.shape[-1]), axis=1)
-    self.sow("intermediates", "pre_logits", x)
+    feats["pre_logits"] = x
+    self.sow("intermediates", "features", feats)
     return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                     kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
                     bias_init=_torch_linear_bias_init(x.shape[-1]), name="fc")(x)

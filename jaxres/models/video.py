@@ -110,7 +110,8 @@ class VideoResNet(nn.Module):
     bn_axis_name: pmap axis for BatchNorm statistics (None under jit, where arrays are global).
 
   `__call__(x, train)` returns logits. Intermediate features are sown into the "intermediates"
-  collection as `stem`, `stage1`..`stage4` and `pre_logits` (see `jaxres.models.features`).
+  collection as one dict "features" of `stem`, `stage1`..`stage4` and `pre_logits` (see
+  `jaxres.models.features`).
   """
 
   stage_sizes: Sequence[int]
@@ -136,7 +137,7 @@ class VideoResNet(nn.Module):
 
     x = jnp.asarray(x, self.dtype)
     x = self.stem_cls(conv=conv, norm=norm, name="stem")(x)
-    self.sow("intermediates", "stem", x)
+    feats = {"stem": x}
     in_features = x.shape[-1]
     for i, (num_blocks, builder, width) in enumerate(
         zip(self.stage_sizes, self.conv_builders, self.widths)):
@@ -148,9 +149,10 @@ class VideoResNet(nn.Module):
             shortcut=shortcut, strides=builder.strides(stride), name=f"layer{i + 1}_{j}", **extra)
         x = block(x)
         in_features = x.shape[-1]
-      self.sow("intermediates", f"stage{i + 1}", x)
+      feats[f"stage{i + 1}"] = x
     x = jnp.mean(x, axis=(1, 2, 3))
-    self.sow("intermediates", "pre_logits", x)
+    feats["pre_logits"] = x
+    self.sow("intermediates", "features", feats)
     return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                     kernel_init=nn.initializers.normal(0.01), name="fc")(x)
 

@@ -1,0 +1,137 @@
+"""Model zoo: every registered classifier runs, counts match torchvision, dtypes and features work."""
+
+import functools
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxres import models
+
+CLASSIFIERS = [n for n in models.names() if models.spec(n).task == "classification"]
+CIFAR = {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
+
+
+def _tiny_input(name, batch=2):
+  if models.spec(name).input_rank == 5:
+    return jax.random.normal(jax.random.key(1), (batch, 4, 16, 16, 3))
+  return jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
+def test_every_classifier_runs_jitted_in_train_and_eval_mode(name):
+  model = models.get(name, num_classes=7)
+  x = _tiny_input(name)
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(0), x)
+
+  @jax.jit
+  def both_modes(variables, x):
+    logits_eval = model.apply(variables, x, train=False)
+    logits_train, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    return logits_eval, logits_train, updates["batch_stats"]
+
+  logits_eval, logits_train, new_stats = both_modes(variables, x)
+  assert logits_eval.shape == logits_train.shape == (2, 7)
+  assert np.isfinite(logits_eval).all() and np.isfinite(logits_train).all()
+  # Train mode normalises with batch statistics (different logits) and moves the running ones.
+  assert not np.allclose(logits_eval, logits_train)
+  changed = jax.tree_util.tree_map(lambda a, b: not np.allclose(a, b), variables["batch_stats"],
+                                   new_stats)
+  assert all(jax.tree_util.tree_leaves(changed))
+
+
+# torchvision's figures (DESIGN.md); the CIFAR ones are He et al.'s "option A" networks.
+PARAMS = [
+    ("r3d_18", 400, (1, 16, 112, 112, 3), 33_371_472, 40_696_553_472),
+    ("mc3_18", 400, (1, 16, 112, 112, 3), 11_695_440, 43_342_635_008),
+    ("r2plus1d_18", 400, (1, 16, 112, 112, 3), 31_505_325, 40_519_080_960),
+    ("resnet18", 1000, (1, 224, 224, 3), 11_689_512, 1_814_073_344),
+    ("resnet50", 1000, (1, 224, 224, 3), 25_557_032, 4_089_184_256),
+]
+
+
+@pytest.mark.parametrize("name,num_classes,shape,params,macs", PARAMS)
+def test_parameter_and_multiply_add_counts_match_torchvision(name, num_classes, shape, params, macs):
+  model = models.get(name, num_classes=num_classes)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                             jax.ShapeDtypeStruct(shape, jnp.float32))
+  assert models.count_params(variables["params"]) == params
+  assert models.count_macs(model, shape) == macs
+
+
+@pytest.mark.parametrize("name,low,high", [("resnet20", 0.26e6, 0.28e6), ("resnet32", 0.45e6, 0.47e6),
+                                           ("resnet44", 0.65e6, 0.67e6), ("resnet56", 0.84e6, 0.86e6),
+                                           ("resnet110", 1.7e6, 1.75e6)])
+def test_cifar_resnets_have_the_papers_sizes(name, low, high):
+  model = models.get(name)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                             jax.ShapeDtypeStruct((1, 32, 32, 3), jnp.float32))
+  assert low <= models.count_params(variables["params"]) <= high
+
+
+def test_cifar_resnet_rejects_depths_that_are_not_6n_plus_2():
+  with pytest.raises(ValueError, match="6n \\+ 2"):
+    models.cifar_resnet(21)
+
+
+def test_34_layer_video_variants_have_3_4_6_3_blocks():
+  model = models.get("r2plus1d_34")
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                             jax.ShapeDtypeStruct((1, 4, 16, 16, 3), jnp.float32))
+  blocks = sorted(k for k in variables["params"] if k.startswith("layer"))
+  assert [sum(b.startswith(f"layer{i}_") for b in blocks) for i in range(1, 5)] == [3, 4, 6, 3]
+
+
+def test_unknown_model_name_lists_the_known_ones():
+  with pytest.raises(KeyError, match="r3d_18"):
+    models.get("r3d_81")
+
+
+def test_features_returns_every_stage_with_the_expected_shapes():
+  model = models.get("r3d_18", num_classes=5)
+  x = jnp.ones((1, 8, 32, 32, 3))
+  variables = model.init(jax.random.key(0), x, train=False)
+  logits, feats = models.features(model, variables, x)
+  assert set(feats) == {"stem", "stage1", "stage2", "stage3", "stage4", "pre_logits"}
+  assert feats["stem"].shape == (1, 8, 16, 16, 64)
+  assert feats["stage2"].shape == (1, 4, 8, 8, 128)
+  assert feats["stage4"].shape == (1, 1, 2, 2, 512)
+  # pre_logits feed the classifier: fc(pre_logits) reproduces the logits.
+  fc = variables["params"]["fc"]
+  np.testing.assert_allclose(feats["pre_logits"] @ fc["kernel"] + fc["bias"], logits, rtol=1e-5,
+                             atol=1e-6)
+  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=1e-6)
+
+
+def test_per_frame_model_averages_the_2d_model_over_frames():
+  model = models.get("tsn_resnet18", num_classes=3)
+  clip = jax.random.normal(jax.random.key(2), (2, 3, 32, 32, 3))
+  variables = model.init(jax.random.key(0), clip, train=False)
+  per_frame = jnp.stack([model.apply(variables, clip[:, t], train=False) for t in range(3)], 1)
+  np.testing.assert_allclose(model.apply(variables, clip, train=False), per_frame.mean(1),
+                             rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["r2plus1d_18", "resnet50"])
+def test_bfloat16_compute_keeps_float32_parameters_and_stays_close(name):
+  x = _tiny_input(name)
+  f32 = models.get(name, num_classes=10)
+  bf16 = models.get(name, num_classes=10, dtype=jnp.bfloat16)
+  variables = f32.init(jax.random.key(0), x, train=False)
+  # Same parameter tree, still float32.
+  bf16_vars = jax.eval_shape(lambda: bf16.init(jax.random.key(0), x, train=False))
+  assert jax.tree_util.tree_structure(bf16_vars) == jax.tree_util.tree_structure(variables)
+  assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(bf16_vars)} == {jnp.dtype("float32")}
+  # Scale the classifier up so the comparison is about the network, not 0.01-sized logits.
+  params = flax.core.unfreeze(variables["params"])
+  params["fc"]["kernel"] = params["fc"]["kernel"] * 100
+  variables = {**variables, "params": params}
+  ref = f32.apply(variables, x, train=False)
+  out = bf16.apply(variables, x, train=False)
+  assert out.dtype == jnp.bfloat16
+  err = np.abs(np.asarray(out, np.float32) - ref).max() / np.abs(ref).max()
+  assert err < 5e-2  # bf16 has an 8-bit mantissa; ~20 layers accumulate about 1e-2.
+  _, stats = bf16.apply(variables, x, train=True, mutable=["batch_stats"])
+  assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(stats)} == {jnp.dtype("float32")}
