@@ -1,0 +1,43 @@
+"""`jaxres convert WEIGHTS.pth OUT --arch ARCH`: torchvision state_dict -> jaxres variables."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from jaxres.convert import ARCHS, ConversionError, from_torchvision, save_variables
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(
+      prog="jaxres convert",
+      description="Convert a torchvision ResNet state_dict (.pth) to jaxres variables: a .msgpack "
+                  "file if OUT ends with .msgpack, otherwise an orbax checkpoint folder.")
+  parser.add_argument("weights", help="a .pth file holding a state_dict (or a whole model)")
+  parser.add_argument("out", help="OUT.msgpack or an orbax checkpoint folder")
+  parser.add_argument("--arch", required=True, choices=ARCHS, help="jaxres architecture name")
+  args = parser.parse_args(argv)
+  try:
+    import torch
+  except ImportError:
+    print("jaxres convert needs PyTorch to read .pth files: pip install 'jaxres[torch]'.",
+          file=sys.stderr)
+    return 1
+  try:
+    state_dict = torch.load(args.weights, map_location="cpu", weights_only=True)
+  except FileNotFoundError:
+    print(f"jaxres convert: no such file {args.weights!r}.", file=sys.stderr)
+    return 1
+  except Exception as error:  # torch raises many kinds for non-.pth input
+    print(f"jaxres convert: cannot read {args.weights!r} as a PyTorch file: {error}", file=sys.stderr)
+    return 1
+  if hasattr(state_dict, "state_dict"):
+    state_dict = state_dict.state_dict()
+  try:
+    variables = from_torchvision(state_dict, args.arch)
+    path = save_variables(variables, args.out)
+  except (ConversionError, FileNotFoundError) as error:
+    print(f"jaxres convert: {args.weights}: {error}", file=sys.stderr)
+    return 1
+  print(f"wrote {args.arch} variables to {path}")
+  return 0
