@@ -7,7 +7,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from jaxres.models import resnet, video
+from jaxres.models import resnet, sr, video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,3 +74,8 @@ for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
 # Same parameter tree as the 2D model, so converted ImageNet weights load as they are.
 for _name in ("resnet18", "resnet50"):
   register(f"tsn_{_name}", getattr(resnet, _name), input_rank=5)
+# Super-resolution (jaxres.models.sr): image networks take [B,H,W,3] and also run per frame on clips.
+for _name in ("edsr_baseline", "edsr", "edsr_tiny", "vdsr", "vdsr_tiny"):
+  register(_name, getattr(sr, _name), input_rank=4, task="super_resolution")
+for _name in ("basicvsr", "basicvsr_tiny"):
+  register(_name, getattr(sr, _name), input_rank=5, task="super_resolution")
