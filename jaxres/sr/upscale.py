@@ -1,0 +1,316 @@
+"""Upscaling videos of any length: temporal chunks with overlap, spatial tiles, streaming I/O.
+
+How a video is cut (`UpscaleOptions`):
+
+- Time: the model sees windows of `chunk + 2 * overlap` frames and keeps only the frames that have
+  `overlap` frames of context on both sides (or the true start/end of the video): the first window
+  keeps its first `chunk + overlap` frames, the following ones `chunk` each, and the last window is
+  moved back to end at the last frame so that every window has the same length (one compilation).
+  Per-frame models (`EDSR`, `VDSR`) need no context: their overlap is 0 and `chunk` is the batch.
+- Space: when `tile` is set and a frame is larger, each window is cut into `tile x tile` LR tiles
+  overlapping by `tile_overlap` pixels on each side; only the tiles' centres are kept (the last tile
+  in a row/column moves back to end at the frame edge). Frames no larger than `tile` are not tiled.
+- Memory: at most one window of LR frames, its HR output and the frames waiting to be written are
+  held, so memory does not grow with the video's length.
+
+Exactness: for per-frame models chunking is exact, and tiling is exact (to float rounding) once
+`tile_overlap` covers the receptive field (EDSR baseline: 35 LR pixels; VDSR: 20 HR pixels). The
+recurrent model's output at a frame depends on the whole clip, so chunks are approximate at their
+edges: the error decays with `overlap` as the propagated hidden state forgets; it is zero
+(< 1e-5) when a window covers the whole video, and `tests/test_sr_upscale.py` measures it.
+The same holds for tiles of the recurrent model (its receptive field grows with every propagation
+step); prefer large tiles for it.
+
+Example:
+  >>> frames = upscale_frames(model, variables, lr_frames, scale=4)           # iterator in, out
+  >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, compare=False)
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import os
+import sys
+from typing import Any, Iterable, Iterator
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxres.models.sr import bicubic_upsample
+from jaxres.sr import video_io
+
+
+@dataclasses.dataclass(frozen=True)
+class UpscaleOptions:
+  """How to cut a video for the model (see the module notes).
+
+  Attributes:
+    chunk: frames kept per window (the batch for per-frame models).
+    overlap: context frames on each side of a window (recurrent models only).
+    tile: LR tile size in pixels, 0 for whole frames.
+    tile_overlap: LR context pixels on each side of a tile.
+  """
+
+  chunk: int = 16
+  overlap: int = 4
+  tile: int = 0
+  tile_overlap: int = 16
+
+  def __post_init__(self):
+    if self.chunk < 1 or self.overlap < 0 or self.tile < 0 or self.tile_overlap < 0:
+      raise ValueError(f"Invalid upscale options: {self}.")
+    if self.tile and self.tile <= 2 * self.tile_overlap:
+      raise ValueError(f"tile ({self.tile}) must exceed 2 * tile_overlap ({self.tile_overlap}).")
+
+
+def spans(n: int, window: int, overlap: int) -> list[tuple[int, int, int, int]]:
+  """Cuts `range(n)` into windows of length `min(window, n)` whose kept parts tile `range(n)`.
+
+  Args:
+    n: length of the axis.
+    window: window length (> 2 * overlap unless it covers the axis).
+    overlap: context kept on each side of a window's kept part (not at the axis' ends).
+
+  Returns:
+    A list of `(start, end, keep_start, keep_end)`: the window is `[start, end)`, and of its output
+    `[keep_start, keep_end)` (absolute indices) is kept. Kept parts are disjoint and cover `range(n)`.
+
+  Example:
+    >>> spans(10, 6, 1)
+    [(0, 6, 0, 5), (4, 10, 5, 10)]
+  """
+  if n <= window:
+    return [(0, n, 0, n)]
+  if window <= 2 * overlap:
+    raise ValueError(f"window {window} must exceed 2 * overlap {overlap}.")
+  out, keep = [], 0
+  while keep < n:
+    start = max(0, keep - overlap)
+    end = start + window
+    if end >= n:
+      start, end = n - window, n
+      out.append((start, end, keep, n))
+      break
+    out.append((start, end, keep, end - overlap))
+    keep = end - overlap
+  return out
+
+
+class Upscaler:
+  """A model with its variables, compiled once per window shape, applied to tiles and windows.
+
+  Args:
+    model: an SR module called `model.apply(variables, x, train=False)`.
+    variables: its variables.
+    scale: the model's factor.
+    clip_model: True if the model takes clips `[B, T, h, w, 3]` (recurrent: temporal context
+      matters); False for per-frame models (windows become batches, overlap is dropped).
+    options: `UpscaleOptions`.
+  """
+
+  def __init__(self, model: nn.Module, variables: Any, scale: int, *, clip_model: bool,
+               options: UpscaleOptions = UpscaleOptions()):
+    self.scale = scale
+    self.clip_model = clip_model
+    self.options = options if clip_model else dataclasses.replace(options, overlap=0)
+    self.variables = variables
+    apply = lambda v, x: model.apply(v, x, train=False)
+    self._apply = jax.jit(apply)
+
+  def window(self, lr: np.ndarray) -> np.ndarray:
+    """Upscales one window `[T, h, w, 3]` float in [0, 1] (tiled if set) -> `[T, H, W, 3]` float32."""
+    t, h, w, _ = lr.shape
+    s, o = self.scale, self.options
+    if not o.tile or (h <= o.tile and w <= o.tile):
+      return self._run(lr)
+    out = np.empty((t, h * s, w * s, 3), np.float32)
+    for y0, y1, ky0, ky1 in spans(h, o.tile, o.tile_overlap):
+      for x0, x1, kx0, kx1 in spans(w, o.tile, o.tile_overlap):
+        tile = self._run(lr[:, y0:y1, x0:x1])
+        out[:, ky0 * s:ky1 * s, kx0 * s:kx1 * s] = tile[:, (ky0 - y0) * s:(ky1 - y0) * s,
+                                                         (kx0 - x0) * s:(kx1 - x0) * s]
+    return out
+
+  def _run(self, lr: np.ndarray) -> np.ndarray:
+    x = jnp.asarray(lr, jnp.float32)
+    x = x[None] if self.clip_model else x
+    y = self._apply(self.variables, x)
+    return np.asarray(y[0] if self.clip_model else y, np.float32)
+
+  def frames(self, lr_frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+    """Upscales a stream of LR frames, in order, holding at most one window.
+
+    Args:
+      lr_frames: uint8 `[h, w, 3]` frames (or float in [0, 1]).
+
+    Yields:
+      float32 `[H, W, 3]` frames (not clipped), one per input frame.
+    """
+    o = self.options
+    window = o.chunk + 2 * o.overlap
+    buffer: collections.deque = collections.deque()  # frames start, start + 1, ...
+    start = 0     # index of buffer[0]
+    emitted = 0   # frames yielded so far
+    it = iter(lr_frames)
+    done = False
+    while True:
+      w_start = max(0, emitted - o.overlap)
+      # One frame beyond the window tells whether the video goes on.
+      while not done and start + len(buffer) <= w_start + window:
+        try:
+          buffer.append(_to_float(next(it)))
+        except StopIteration:
+          done = True
+      total = start + len(buffer)  # frames read so far (the video's length once done)
+      if emitted >= total:
+        return
+      if total > w_start + window:
+        keep_end = w_start + window - o.overlap
+      else:  # the last window: moved back to end at the last frame, same length when possible
+        w_start = max(0, total - window)
+        keep_end = total
+      # Keep at least the last `window` frames: the last window may reach back before `w_start`.
+      while start < w_start and len(buffer) > window:
+        buffer.popleft()
+        start += 1
+      frames = np.stack([buffer[i - start] for i in range(w_start, min(w_start + window, total))])
+      out = self.window(frames)
+      for i in range(emitted, keep_end):
+        yield out[i - w_start]
+      emitted = keep_end
+
+
+def _to_float(frame: np.ndarray) -> np.ndarray:
+  if frame.dtype == np.uint8:
+    return frame.astype(np.float32) / 255.0
+  return np.asarray(frame, np.float32)
+
+
+def to_uint8(frame) -> np.ndarray:
+  """float in [0, 1] -> uint8, clipped and rounded."""
+  return np.clip(np.rint(np.asarray(frame) * 255.0), 0, 255).astype(np.uint8)
+
+
+def upscale_array(model: nn.Module, variables: Any, lr: np.ndarray, *, scale: int,
+                  clip_model: bool, options: UpscaleOptions = UpscaleOptions()) -> np.ndarray:
+  """Upscales a whole clip in memory with the chunking/tiling of `options` (for tests and notebooks).
+
+  Args:
+    model: the SR module.
+    variables: its variables.
+    lr: `[T, h, w, 3]` uint8 or float in [0, 1].
+    scale: the model's factor.
+    clip_model: whether the model takes clips (see `Upscaler`).
+    options: chunking and tiling.
+
+  Returns:
+    float32 `[T, H, W, 3]`, not clipped.
+
+  Example:
+    >>> hr = upscale_array(model, variables, lr, scale=4, clip_model=True)
+  """
+  up = Upscaler(model, variables, scale, clip_model=clip_model, options=options)
+  return np.stack(list(up.frames(lr)))
+
+
+def _bicubic_frame(lr: np.ndarray, scale: int) -> np.ndarray:
+  return np.asarray(_bicubic_jit(jnp.asarray(_to_float(lr)), scale))
+
+
+_bicubic_jit = jax.jit(bicubic_upsample, static_argnums=1)
+
+
+def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any, *, scale: int,
+                  clip_model: bool, options: UpscaleOptions = UpscaleOptions(),
+                  compare: bool = False, progress: bool = True, crf: int = 17) -> dict:
+  """Reads a video, upscales it and writes it with the same fps (or a comparison).
+
+  The output is written under a temporary name and renamed at the end, so an error leaves nothing
+  under `out_path`. Memory stays flat whatever the length (frames stream through `Upscaler`).
+
+  Args:
+    in_path: any video ffmpeg reads.
+    out_path: `.mp4`/`.mkv`/`.mov`/... for a video; with `compare`, `.png` writes a strip of up to
+      4 frames (first, and every `ceil(T/4)`-th by the container's frame count) instead.
+    model: the SR module; variables: its variables.
+    scale: the model's factor.
+    clip_model: whether the model takes clips.
+    options: chunking and tiling (`UpscaleOptions`).
+    compare: write `bicubic | model` side by side instead of the model's output alone.
+    progress: show a tqdm progress bar on stderr.
+    crf: x264 quality of the written video.
+
+  Returns:
+    `{"frames": n, "fps": fps, "size": (H, W), "path": out_path}`.
+
+  Raises:
+    FileNotFoundError: missing input file or output folder.
+    ValueError: unreadable input, a bad output suffix, or an empty video.
+
+  Example:
+    >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, clip_model=True)
+  """
+  png = compare and out_path.lower().endswith(".png")
+  video_io.check_output_path(out_path, (".png",) if png else video_io.VIDEO_SUFFIXES)
+  info, lr_frames = video_io.read_video_stream(in_path)
+  if min(info.height, info.width) < 1:
+    raise ValueError(f"{in_path} has empty frames ({info.width}x{info.height}).")
+  lr_frames, lr_copy = _tee(lr_frames) if compare else (lr_frames, None)
+  up = Upscaler(model, variables, scale, clip_model=clip_model, options=options)
+  bar = _progress(info.num_frames, progress, os.path.basename(in_path))
+  strip_every = max(1, -(-(info.num_frames or 4) // 4))
+  strip = []
+  n = 0
+  writer = None if png else video_io.VideoWriter(out_path, info.fps, crf=crf)
+  try:
+    for n, sr in enumerate(up.frames(lr_frames), start=1):
+      frame = to_uint8(sr)
+      if compare:
+        lr = next(lr_copy)
+        frame = np.concatenate([to_uint8(_bicubic_frame(lr, scale)), frame], axis=1)
+      if png:
+        if (n - 1) % strip_every == 0 and len(strip) < 4:
+          strip.append(frame)
+      else:
+        writer.write(frame)
+      bar.update(1)
+  except BaseException:
+    if writer is not None:
+      writer.close(success=False)
+    raise
+  finally:
+    bar.close()
+  if n == 0:
+    if writer is not None:
+      writer.close(success=False)
+    raise ValueError(f"{in_path} has no frames.")
+  if png:
+    video_io.write_png_atomic(out_path, np.concatenate(strip, axis=0))
+  else:
+    writer.close()
+  return {"frames": n, "fps": info.fps, "size": (info.height * scale, info.width * scale),
+          "path": out_path}
+
+
+def _tee(frames: Iterator[np.ndarray]) -> tuple[Iterator[np.ndarray], Iterator[np.ndarray]]:
+  """Two iterators over `frames`; holds only the frames one has read and the other has not yet."""
+  queue: collections.deque = collections.deque()
+
+  def first():
+    for f in frames:
+      queue.append(f)
+      yield f
+
+  def second():
+    while True:
+      yield queue.popleft()
+
+  return first(), second()
+
+
+def _progress(total: int | None, enabled: bool, desc: str):
+  from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+  return tqdm(total=total, unit="frame", desc=desc, disable=not enabled, file=sys.stderr)
