@@ -132,12 +132,16 @@ def ssim(x, y, *, crop: int = 0, y_channel: bool = False) -> jax.Array:
   y = y.reshape(-1, h, w, c)
   window = _gaussian_window()
   c1, c2 = (0.01 * 255.0) ** 2, (0.03 * 255.0) ** 2
-  # One filtering pass over the five statistics stacked as channels.
-  stats = _filter_valid(jnp.concatenate([x, y, x * x, y * y, x * y], axis=-1), window)
-  mu_x, mu_y, xx, yy, xy = jnp.split(stats, 5, axis=-1)
-  var_x = xx - mu_x ** 2
-  var_y = yy - mu_y ** 2
-  cov = xy - mu_x * mu_y
+  # Second moments of images centred on their mean: E[x^2] - E[x]^2 cancels badly in float32 for
+  # values near 255, and (co)variances do not change with the shift.
+  xc = x - jnp.mean(x, axis=(1, 2), keepdims=True)
+  yc = y - jnp.mean(y, axis=(1, 2), keepdims=True)
+  # One filtering pass over the seven statistics stacked as channels.
+  stats = _filter_valid(jnp.concatenate([x, y, xc, yc, xc * xc, yc * yc, xc * yc], axis=-1), window)
+  mu_x, mu_y, mu_xc, mu_yc, xx, yy, xy = jnp.split(stats, 7, axis=-1)
+  var_x = xx - mu_xc ** 2
+  var_y = yy - mu_yc ** 2
+  cov = xy - mu_xc * mu_yc
   ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
       (mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
   return jnp.mean(ssim_map, axis=(-3, -2, -1)).reshape(lead)

@@ -1,0 +1,114 @@
+"""SR models: shapes and parameter counts for every model and scale, pixel shuffle, residual form."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxres import models
+from jaxres.models import sr
+
+SR_MODELS = [n for n in models.names() if models.spec(n).task == "super_resolution"]
+
+# EDSR figures are those of the reference implementation (x4 baseline 1,517,571; full x4 43.1M).
+PARAMS = {
+    "edsr_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
+    "edsr": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
+    "vdsr": {2: 668_227, 3: 668_227, 4: 668_227},
+    "basicvsr": {2: 4_744_967, 3: 4_929_607, 4: 4_892_679},
+    "edsr_tiny": {2: 21_763, 3: 33_363, 4: 31_043},
+    "vdsr_tiny": {2: 5_523, 3: 5_523, 4: 5_523},
+    "basicvsr_tiny": {2: 77_271, 3: 88_871, 4: 86_551},
+}
+
+
+def _input_shape(name, h=10, w=7):
+  return (2, 3, h, w, 3) if models.spec(name).input_rank == 5 else (2, h, w, 3)
+
+
+def test_every_sr_model_has_counts():
+  assert sorted(PARAMS) == sorted(SR_MODELS)
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+@pytest.mark.parametrize("name", SR_MODELS)
+def test_shapes_and_parameter_counts(name, scale):
+  model = models.get(name, scale=scale)
+  shape = _input_shape(name)
+  x = jax.ShapeDtypeStruct(shape, jnp.float32)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+  out = jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x)
+  assert out.shape == shape[:-3] + (shape[-3] * scale, shape[-2] * scale, 3)
+  assert out.dtype == jnp.float32
+  assert models.count_params(variables["params"]) == PARAMS[name][scale]
+
+
+@pytest.mark.parametrize("name", [n for n in SR_MODELS if n.endswith("_tiny")])
+def test_untrained_model_returns_bicubic_and_trains_towards_residual(name):
+  """The last conv starts at zero: output == bicubic upsampling; gradients reach every layer later."""
+  model = models.get(name, scale=2)
+  x = jax.random.uniform(jax.random.key(1), _input_shape(name, 8, 8))
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
+  y = model.apply(variables, x, train=False)
+  np.testing.assert_allclose(y, sr.bicubic_upsample(x, 2), atol=1e-6)
+  # Zero-initialised last layers (the tail, the flow head) let gradients through after a few steps.
+  loss = lambda p: jnp.mean(jnp.abs(model.apply({"params": p}, x, train=True) - 0.5))
+  grad = jax.jit(jax.grad(loss))
+  params = variables["params"]
+  for _ in range(3):
+    g = grad(params)
+    params = jax.tree_util.tree_map(lambda p, g: p - 0.1 * g, params, g)
+  norms = jax.tree_util.tree_leaves(jax.tree_util.tree_map(lambda a: float(jnp.abs(a).sum()), g))
+  assert all(n > 0 for n in norms)
+
+
+def test_image_models_run_per_frame_on_clips():
+  model = models.get("edsr_tiny", scale=3)
+  clip = jax.random.uniform(jax.random.key(2), (2, 3, 6, 5, 3))
+  variables = model.init(jax.random.key(0), clip[:, 0], train=False)
+  variables = jax.tree_util.tree_map(lambda p: p + 0.05, variables)
+  apply = jax.jit(lambda x: model.apply(variables, x, train=False))
+  out = apply(clip)
+  per_frame = jnp.stack([apply(clip[:, t]) for t in range(3)], 1)
+  np.testing.assert_allclose(out, per_frame, atol=1e-5)
+
+
+def test_recurrent_model_uses_neighbouring_frames():
+  model = models.get("basicvsr_tiny", scale=2, align="none")
+  clip = jax.random.uniform(jax.random.key(3), (1, 4, 6, 6, 3))
+  variables = model.init(jax.random.key(0), clip, train=False)
+  variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
+  apply = jax.jit(lambda x: model.apply(variables, x, train=False))
+  out = apply(clip)
+  out2 = apply(clip.at[:, 3].set(0.0))
+  assert float(jnp.abs(out2[:, 0] - out[:, 0]).max()) > 1e-4  # frame 3 reaches frame 0 (backward)
+
+
+def test_pixel_shuffle_matches_torch():
+  torch = pytest.importorskip("torch")
+  x = np.random.default_rng(0).standard_normal((2, 5, 4, 3 * 9)).astype(np.float32)
+  ours = sr.pixel_shuffle(jnp.asarray(x), 3)
+  theirs = torch.nn.functional.pixel_shuffle(torch.from_numpy(x).permute(0, 3, 1, 2), 3)
+  np.testing.assert_array_equal(ours, theirs.permute(0, 2, 3, 1).numpy())
+
+
+def test_flow_warp_shifts_by_integer_flow_and_is_identity_at_zero():
+  x = jax.random.normal(jax.random.key(4), (1, 5, 6, 2))
+  np.testing.assert_allclose(sr.flow_warp(x, jnp.zeros((1, 5, 6, 2))), x, atol=1e-6)
+  flow = jnp.zeros((1, 5, 6, 2)).at[..., 0].set(1.0)  # sample one pixel to the right
+  np.testing.assert_allclose(sr.flow_warp(x, flow)[:, :, :-1], x[:, :, 1:], atol=1e-6)
+
+
+def test_bad_scale_and_rank_are_clear_errors():
+  with pytest.raises(ValueError, match="scale"):
+    models.get("edsr_tiny", scale=5).init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+  with pytest.raises(ValueError, match="clips"):
+    models.get("basicvsr_tiny").init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+
+
+def test_bfloat16_compute():
+  model = models.get("edsr_tiny", scale=2, dtype=jnp.bfloat16)
+  x = jnp.ones((1, 4, 4, 3)) * 0.5
+  variables = model.init(jax.random.key(0), x, train=False)
+  assert jax.tree_util.tree_leaves(variables)[0].dtype == jnp.float32
+  assert model.apply(variables, x, train=False).dtype == jnp.float32
