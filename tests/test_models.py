@@ -9,7 +9,6 @@ import pytest
 from jaxres import models
 
 CLASSIFIERS = [n for n in models.names() if models.spec(n).task == "classification"]
-CIFAR = {"resnet20", "resnet32", "resnet44", "resnet56", "resnet110"}
 
 
 def _tiny_input(name, batch=2):
