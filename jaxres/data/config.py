@@ -1,0 +1,131 @@
+"""The data section of every config: where clips come from and how they are sampled and augmented.
+
+Example:
+  >>> config = default_data_config()
+  >>> config.source, config.num_frames, config.crop_size
+  ('demo', 16, 112)
+  >>> config.source, config.path = "folder", "/data/UCF-101"
+  >>> config.train_split = "/data/ucfTrainTestlist/trainlist01.txt"
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+SOURCES = ("demo", "folder", "prepared", "tfds")
+TASKS = ("classification", "super_resolution")
+SHORT_VIDEO_POLICIES = ("loop", "skip")
+
+
+def default_data_config() -> ml_collections.ConfigDict:
+  """Every data field with its default (the built-in demo dataset, Kinetics preprocessing).
+
+  Returns:
+    A `ConfigDict`; fields:
+
+    - `task`: `"classification"` (`{"video", "label"}` batches) or `"super_resolution"`
+      (`{"lr", "hr"}`).
+    - `source`: `"demo"` (generated videos written to `path`, or a cache folder when empty),
+      `"folder"` (class subfolders of videos at `path`), `"prepared"` (TFRecord shards written by
+      `jaxres prepare` at `path`) or `"tfds"` (the TFDS dataset `tfds_name` in data_dir `path`).
+    - `path`: see `source`.
+    - `train_split` / `eval_split`: for folders, a split list (UCF101 `trainlist01.txt` /
+      `testlist01.txt` lines, or a `.csv` of `path,label`; relative paths are under `path`), empty
+      for every video (minus `holdout_fraction`); for prepared data the split name written by
+      `jaxres prepare`; for TFDS a split string (`"train"`, `"test[:50%]"`).
+    - `holdout_fraction`: without split lists, every `1/holdout_fraction`-th video of each class
+      (in sorted order) is held out for eval; 0 means train and eval both use all videos.
+    - `tfds_name`, `tfds_video_key`, `tfds_label_key`, `tfds_fps`: TFDS dataset name, feature keys,
+      and the frame rate to assume when the dataset stores none.
+    - `num_frames`: frames per clip. `frame_stride`: step between clip frames on the video's grid.
+      `target_fps`: when > 0, sample at this rate instead (stride = fps / target_fps).
+    - `resize`: short side (pixels) frames are resized to before cropping. `crop_size`: square crop.
+    - `scale_jitter`: `(min, max)` factors on `resize` drawn per training clip (1, 1 = none).
+    - `flip`: random horizontal flips in training.
+    - `mean`, `std`: per-channel normalisation of [0, 1] pixels.
+    - `eval_clips`: uniformly spaced clips per video in eval. `eval_crops`: 1 (centre) or 3 (both
+      ends and centre along the long side); logits are averaged per `video_id` by the engine.
+    - `short_video`: `"loop"` (repeat frames) or `"skip"` (count and drop) for videos shorter than
+      a clip.
+    - `shuffle_buffer`: examples in the shuffle buffer. `num_parallel_calls`: map/interleave
+      parallelism (-1 = AUTOTUNE). `cache`: cache parsed records in memory (small datasets).
+      `device_prefetch`: batches put on devices ahead of the step.
+    - `demo`: parameters of `jaxres.data.demo.write_demo_dataset`.
+    - `sr`: super-resolution: `scale`, HR `patch_size`, `blur_sigma`, `noise_sigma`.
+
+  Example:
+    >>> config = default_data_config(); config.eval_clips, config.eval_crops = 5, 3
+  """
+  c = ml_collections.ConfigDict()
+  c.task = "classification"
+  c.source = "demo"
+  c.path = ""
+  c.train_split = ""
+  c.eval_split = ""
+  c.holdout_fraction = 0.0
+  c.tfds_name = ""
+  c.tfds_video_key = "video"
+  c.tfds_label_key = "label"
+  c.tfds_fps = 25.0
+
+  c.num_frames = 16
+  c.frame_stride = 1
+  c.target_fps = 0.0
+  c.resize = 128
+  c.crop_size = 112
+  c.scale_jitter = (1.0, 1.0)
+  c.flip = True
+  c.mean = (0.43216, 0.394666, 0.37645)
+  c.std = (0.22803, 0.22145, 0.216989)
+  c.eval_clips = 1
+  c.eval_crops = 1
+  c.short_video = "loop"
+
+  c.shuffle_buffer = 128
+  c.num_parallel_calls = -1
+  c.cache = False
+  c.device_prefetch = 2
+
+  c.demo = ml_collections.ConfigDict()
+  c.demo.num_classes = 4
+  c.demo.videos_per_class = 32
+  c.demo.num_frames = 16
+  c.demo.size = 64
+  c.demo.seed = 0
+
+  c.sr = ml_collections.ConfigDict()
+  c.sr.scale = 4
+  c.sr.patch_size = 64
+  c.sr.blur_sigma = 0.0
+  c.sr.noise_sigma = 0.0
+  return c
+
+
+def validate(config: ml_collections.ConfigDict) -> None:
+  """Raises `ValueError` naming the first inconsistent data field.
+
+  Args:
+    config: a data config (as from `default_data_config`).
+
+  Example:
+    >>> validate(default_data_config())
+  """
+  if config.task not in TASKS:
+    raise ValueError(f"data.task must be one of {TASKS}, got {config.task!r}.")
+  if config.source not in SOURCES:
+    raise ValueError(f"data.source must be one of {SOURCES}, got {config.source!r}.")
+  if config.source in ("folder", "prepared") and not config.path:
+    raise ValueError(f"data.path is required for source {config.source!r}.")
+  if config.source == "tfds" and not config.tfds_name:
+    raise ValueError("data.tfds_name is required for source 'tfds'.")
+  if config.short_video not in SHORT_VIDEO_POLICIES:
+    raise ValueError(f"data.short_video must be one of {SHORT_VIDEO_POLICIES}.")
+  if config.eval_crops not in (1, 3):
+    raise ValueError(f"data.eval_crops must be 1 or 3, got {config.eval_crops}.")
+  if config.num_frames < 1 or config.frame_stride < 1 or config.eval_clips < 1:
+    raise ValueError("data.num_frames, frame_stride and eval_clips must be >= 1.")
+  if config.crop_size > config.resize * min(config.scale_jitter):
+    raise ValueError(f"data.crop_size {config.crop_size} exceeds the smallest resized short side "
+                     f"{config.resize} x {min(config.scale_jitter)}.")
+  if len(config.mean) != 3 or len(config.std) != 3:
+    raise ValueError("data.mean and data.std need 3 values.")

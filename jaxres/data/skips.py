@@ -1,0 +1,81 @@
+"""Counting the files the pipeline skipped, and why, for the training loop's metrics.
+
+Every skip logs one warning naming the file (once per file and reason) and is counted once per file,
+however many epochs meet it. Reasons: `not_video` (wrong suffix or no video stream), `corrupt`
+(unreadable or truncated container), `empty` (no decodable frame), `short` (fewer frames than a
+clip, with `short_video="skip"`), `missing` (vanished after listing).
+
+Example:
+  >>> from jaxres.data import skips
+  >>> skips.SKIPPED.counts()
+  {'corrupt': 2, 'short': 1}
+  >>> skips.SKIPPED.files("corrupt")
+  ['/data/a/broken.mp4', '/data/b/cut.avi']
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+logger = logging.getLogger("jaxres.data")
+
+
+class SkipCounter:
+  """Thread-safe record of skipped files by reason (tf.data calls it from its worker threads)."""
+
+  def __init__(self):
+    self._lock = threading.Lock()
+    self._files: dict[str, dict[str, str]] = {}
+
+  def record(self, path: str, reason: str, detail: str = "") -> bool:
+    """Counts `path` as skipped for `reason`; returns whether this was new (and warned about).
+
+    Args:
+      path: the file.
+      reason: a short tag (see the module docstring).
+      detail: what went wrong, for the warning.
+
+    Returns:
+      True the first time this (path, reason) is recorded.
+
+    Example:
+      >>> SKIPPED.record("/data/x.mp4", "corrupt", "moov atom not found")
+      True
+    """
+    with self._lock:
+      seen = self._files.setdefault(reason, {})
+      if path in seen:
+        return False
+      seen[path] = detail
+    logger.warning("Skipping %s (%s%s)", path, reason, f": {detail}" if detail else "")
+    return True
+
+  def counts(self) -> dict[str, int]:
+    """Files skipped per reason, e.g. `{"corrupt": 2}` (reasons with none are left out)."""
+    with self._lock:
+      return {reason: len(files) for reason, files in sorted(self._files.items()) if files}
+
+  def total(self) -> int:
+    """Files skipped for any reason."""
+    return sum(self.counts().values())
+
+  def files(self, reason: str | None = None) -> list[str]:
+    """Sorted skipped paths, for one reason or all."""
+    with self._lock:
+      groups = [self._files.get(reason, {})] if reason else list(self._files.values())
+      return sorted({path for group in groups for path in group})
+
+  def metrics(self, prefix: str = "data/skipped_") -> dict[str, int]:
+    """Counts as flat metrics for a logger: `{"data/skipped_total": n, "data/skipped_corrupt": k}`."""
+    counts = self.counts()
+    return {f"{prefix}total": sum(counts.values()), **{prefix + k: v for k, v in counts.items()}}
+
+  def reset(self) -> None:
+    """Forgets everything recorded."""
+    with self._lock:
+      self._files.clear()
+
+
+# The process-wide counter the pipeline records into (read it with SKIPPED.counts()).
+SKIPPED = SkipCounter()

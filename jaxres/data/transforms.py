@@ -1,0 +1,225 @@
+"""Clip sampling and spatial transforms: tf.data stages (plus the numpy sampler the raw decoder uses).
+
+Clip frames are indices on a video's nominal frame grid (see `jaxres.data.decode`): `num_frames`
+frames `step` apart, `step = frame_stride`, or `fps / target_fps` when a target rate is set.
+Training clips start at a uniformly random frame; evaluation takes `num_clips` clips with uniformly
+spaced starts from the first to the last possible one. A video shorter than a clip loops (indices
+modulo its length); whether it is used at all is the caller's `short_video` policy.
+
+Randomness is stateless: every op takes a `[2]` int seed (one per element, derived from the run
+seed and the element's position), so the same seed gives the same clips in any thread order.
+
+Example:
+  >>> idx = train_clip_indices(tf.constant(100), num_frames=16, step=2.0, seed=[0, 7])
+  >>> video = normalize(random_crop(resize_short_side(frames, 128), 112, seed), mean, std)
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import tensorflow as tf
+
+
+def clip_span(num_frames: int, step: float) -> float:
+  """Frames of video a clip covers: `(num_frames - 1) * step + 1`."""
+  return (num_frames - 1) * step + 1
+
+
+def clip_step(fps, frame_stride: int, target_fps: float):
+  """Grid frames between clip frames: `frame_stride`, or `fps / target_fps` when `target_fps > 0`.
+
+  Works on Python floats, numpy and tf values.
+
+  Example:
+    >>> clip_step(30.0, 1, 15.0)
+    2.0
+  """
+  if target_fps and target_fps > 0:
+    return fps / target_fps
+  return float(frame_stride) if not isinstance(fps, tf.Tensor) else tf.cast(frame_stride, fps.dtype)
+
+
+def clip_indices_np(length: int, num_frames: int, step: float, start: float) -> np.ndarray:
+  """Frame indices of one clip starting at `start` (looped when past the end).
+
+  Args:
+    length: frames in the video.
+    num_frames: frames in the clip.
+    step: grid frames between clip frames.
+    start: first frame.
+
+  Returns:
+    int64 `[num_frames]`.
+
+  Example:
+    >>> clip_indices_np(10, 4, 3.0, 2)
+    array([2, 5, 8, 1])
+  """
+  idx = np.floor(start + np.arange(num_frames) * step + 1e-6).astype(np.int64)
+  return idx % max(length, 1)
+
+
+def eval_starts_np(length: int, num_frames: int, step: float, num_clips: int) -> np.ndarray:
+  """Uniformly spaced clip starts from 0 to the last start that fits (all 0 for short videos).
+
+  Example:
+    >>> eval_starts_np(100, 16, 1.0, 3)
+    array([ 0., 42., 84.])
+  """
+  last = max(length - clip_span(num_frames, step), 0.0)
+  return np.round(np.linspace(0.0, last, num_clips))
+
+
+def train_start_np(length: int, num_frames: int, step: float, rng: np.random.Generator) -> int:
+  """A uniformly random clip start in `[0, length - span]` (0 for short videos)."""
+  last = int(np.floor(max(length - clip_span(num_frames, step), 0.0) + 1e-6))
+  return int(rng.integers(0, last + 1))
+
+
+def _tf_indices(length, num_frames: int, step, start):
+  step = tf.cast(step, tf.float64)
+  k = tf.range(num_frames, dtype=tf.float64)
+  idx = tf.cast(tf.floor(tf.cast(start, tf.float64) + k * step + 1e-6), tf.int64)
+  return idx % tf.maximum(tf.cast(length, tf.int64), 1)
+
+
+def train_clip_indices(length, num_frames: int, step, seed) -> tf.Tensor:
+  """Indices of a random training clip (the tf twin of `train_start_np` + `clip_indices_np`).
+
+  Args:
+    length: frames in the video (scalar tensor).
+    num_frames: frames in the clip.
+    step: grid frames between clip frames (scalar).
+    seed: `[2]` int stateless seed.
+
+  Returns:
+    int64 `[num_frames]`.
+
+  Example:
+    >>> train_clip_indices(tf.constant(50), 8, 2.0, [1, 2])
+  """
+  span = (num_frames - 1) * tf.cast(step, tf.float64) + 1.0
+  last = tf.cast(tf.floor(tf.maximum(tf.cast(length, tf.float64) - span, 0.0) + 1e-6), tf.int64)
+  start = tf.random.stateless_uniform([], seed, minval=0, maxval=last + 1, dtype=tf.int64)
+  return _tf_indices(length, num_frames, step, start)
+
+
+def eval_clip_indices(length, num_frames: int, step, num_clips: int) -> tf.Tensor:
+  """Indices of `num_clips` uniformly spaced clips: int64 `[num_clips, num_frames]`.
+
+  Example:
+    >>> eval_clip_indices(tf.constant(100), 16, 1.0, 3)[:, 0]
+    <tf.Tensor: ... numpy=array([ 0, 42, 84])>
+  """
+  span = (num_frames - 1) * tf.cast(step, tf.float64) + 1.0
+  last = tf.maximum(tf.cast(length, tf.float64) - span, 0.0)
+  starts = tf.round(tf.linspace(tf.constant(0.0, tf.float64), last, num_clips))
+  return tf.map_fn(lambda s: _tf_indices(length, num_frames, step, s), starts,
+                   fn_output_signature=tf.int64)
+
+
+def decode_frames(encoded: tf.Tensor, indices: tf.Tensor, image_format: str = "jpeg") -> tf.Tensor:
+  """Decodes only the encoded frames a clip uses.
+
+  Args:
+    encoded: tf.string `[N]`, one encoded image per frame.
+    indices: int `[T]` frame indices.
+    image_format: `"jpeg"` (fastest) or `"any"` (JPEG/PNG/...).
+
+  Returns:
+    uint8 `[T, H, W, 3]`.
+
+  Example:
+    >>> decode_frames(record["frames"], train_clip_indices(record["num_frames"], 16, 1.0, seed))
+  """
+  picked = tf.gather(encoded, indices)
+  if image_format == "jpeg":
+    fn = lambda s: tf.io.decode_jpeg(s, channels=3, dct_method="INTEGER_FAST")
+  else:
+    fn = lambda s: tf.io.decode_image(s, channels=3, expand_animations=False)
+  frames = tf.map_fn(fn, picked, fn_output_signature=tf.TensorSpec([None, None, 3], tf.uint8))
+  return tf.ensure_shape(frames, [None, None, None, 3])
+
+
+def resize_short_side(video: tf.Tensor, size) -> tf.Tensor:
+  """Resizes `[..., H, W, C]` so the shorter side is `size` (bilinear, antialiased); float32 out.
+
+  Frames whose short side already is `size` are only cast.
+
+  Example:
+    >>> resize_short_side(tf.zeros([8, 240, 320, 3], tf.uint8), 128).shape
+    TensorShape([8, 128, 171, 3])
+  """
+  video = tf.convert_to_tensor(video)
+  shape = tf.shape(video)
+  h, w = tf.cast(shape[-3], tf.float32), tf.cast(shape[-2], tf.float32)
+  size_f = tf.cast(size, tf.float32)
+  scale = size_f / tf.minimum(h, w)
+  new_h = tf.cast(tf.round(h * scale), tf.int32)
+  new_w = tf.cast(tf.round(w * scale), tf.int32)
+  as_float = tf.cast(video, tf.float32)
+  return tf.cond(
+      tf.logical_and(tf.equal(new_h, shape[-3]), tf.equal(new_w, shape[-2])),
+      lambda: as_float,
+      lambda: tf.image.resize(as_float, tf.stack([new_h, new_w]), "bilinear", antialias=True))
+
+
+def random_crop(video: tf.Tensor, size: int, seed) -> tf.Tensor:
+  """The same random `size x size` window from every frame of `[T, H, W, C]`.
+
+  Example:
+    >>> random_crop(video, 112, [0, 1]).shape[1:3]
+    TensorShape([112, 112])
+  """
+  shape = tf.shape(video)
+  return tf.image.stateless_random_crop(video, tf.stack([shape[0], size, size, shape[3]]), seed)
+
+
+def spatial_crops(video: tf.Tensor, size: int, num_crops: int) -> tf.Tensor:
+  """`num_crops` (1: centre; 3: start, centre, end of the long side) crops: `[num_crops, T, s, s, C]`.
+
+  Example:
+    >>> spatial_crops(tf.zeros([8, 128, 171, 3]), 112, 3).shape
+    TensorShape([3, 8, 112, 112, 3])
+  """
+  shape = tf.shape(video)
+  h, w = shape[1], shape[2]
+  cy, cx = (h - size) // 2, (w - size) // 2
+  if num_crops == 1:
+    offsets = [(cy, cx)]
+  elif num_crops == 3:
+    offsets = tf.cond(w >= h,
+                      lambda: tf.stack([[cy, 0], [cy, cx], [cy, w - size]]),
+                      lambda: tf.stack([[0, cx], [cy, cx], [h - size, cx]]))
+    offsets = [(offsets[i, 0], offsets[i, 1]) for i in range(3)]
+  else:
+    raise ValueError(f"num_crops must be 1 or 3, got {num_crops}.")
+  return tf.stack([video[:, y:y + size, x:x + size, :] for y, x in offsets])
+
+
+def random_flip(video: tf.Tensor, seed) -> tf.Tensor:
+  """Mirrors all frames of `[T, H, W, C]` left-right with probability 1/2."""
+  flip = tf.random.stateless_uniform([], seed) < 0.5
+  return tf.cond(flip, lambda: tf.reverse(video, axis=[-2]), lambda: video)
+
+
+def scale_jitter_size(base: int, jitter: Sequence[float], seed) -> tf.Tensor:
+  """A random short side `round(base * u)`, `u ~ U[jitter[0], jitter[1]]` (int32 scalar)."""
+  lo, hi = float(jitter[0]), float(jitter[1])
+  if lo == hi:
+    return tf.constant(int(round(base * lo)), tf.int32)
+  u = tf.random.stateless_uniform([], seed, minval=lo, maxval=hi)
+  return tf.cast(tf.round(base * u), tf.int32)
+
+
+def normalize(video: tf.Tensor, mean: Sequence[float], std: Sequence[float]) -> tf.Tensor:
+  """`(pixels / 255 - mean) / std` per channel, float32.
+
+  Example:
+    >>> normalize(tf.fill([1, 1, 1, 3], 255.0), (0.5,) * 3, (0.5,) * 3)   # -> 1.0
+  """
+  mean = tf.constant(mean, tf.float32)
+  std = tf.constant(std, tf.float32)
+  return (tf.cast(video, tf.float32) / 255.0 - mean) / std
