@@ -1,0 +1,228 @@
+"""Decode a video folder once into sharded TFRecords of JPEG frames (the format of `records`).
+
+Work is split by shard: video `i` of a split (sorted by path) goes to shard `i % num_shards`, and
+worker processes each write whole shards. A shard is written under a temporary name, renamed into
+place, then marked done with a small `.{shard}.done.json` holding what it contains; a rerun after
+an interruption keeps the done shards and writes only the rest. `prepare.json` records the plan
+(source, options, videos per shard) so a rerun with different inputs fails instead of mixing data.
+Unreadable videos are skipped, named in a warning and listed in the manifest with the reason.
+
+Example:
+  >>> manifest = prepare_dataset("/data/UCF-101", "/data/ucf101-prepared",
+  ...                            split_lists={"train": "trainlist01.txt", "eval": "testlist01.txt"})
+  >>> manifest["splits"]["train"]["num_videos"]
+  9537
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import io
+import json
+import logging
+import math
+import multiprocessing
+import os
+import time
+
+from jaxres.data import records, sources
+from jaxres.data.skips import SKIPPED, SkipCounter
+
+logger = logging.getLogger("jaxres.data")
+PLAN = "prepare.json"
+
+
+def _encode_frames(frames, resize: int, quality: int) -> tuple[list[bytes], int, int]:
+  from PIL import Image
+  height, width = frames.shape[1:3]
+  if resize and min(height, width) > resize:  # Only ever shrink; training resizes anyway.
+    scale = resize / min(height, width)
+    height, width = round(height * scale), round(width * scale)
+  out = []
+  for frame in frames:
+    image = Image.fromarray(frame)
+    if image.size != (width, height):
+      image = image.resize((width, height), Image.BILINEAR)  # PIL filters when shrinking.
+    buffer = io.BytesIO()
+    image.save(buffer, "JPEG", quality=quality)
+    out.append(buffer.getvalue())
+  return out, height, width
+
+
+def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: int) -> dict:
+  """Decodes `videos` and writes them as one shard `out/file` (run in a worker process).
+
+  Args:
+    out: output folder.
+    file: shard file name.
+    videos: dicts with `path` (absolute), `rel`, `label`, `video_id`.
+    resize: shrink frames so the short side is at most this (0: keep).
+    quality: JPEG quality.
+
+  Returns:
+    `{"file", "videos": [{path, label, video_id, num_frames, fps}], "skipped": [{path, reason,
+    detail}]}` (also written to the shard's done file).
+  """
+  import tensorflow as tf
+  tf.config.set_visible_devices([], "GPU")
+  from jaxres.data import decode
+
+  result = {"file": file, "videos": [], "skipped": []}
+  tmp = os.path.join(out, f".{file}.tmp")
+  with tf.io.TFRecordWriter(tmp) as writer:
+    for video in videos:
+      try:
+        decoded = decode.read_video(video["path"])
+      except decode.DecodeError as e:
+        result["skipped"].append({"path": video["rel"], "reason": e.reason, "detail": e.detail})
+        continue
+      except FileNotFoundError:
+        result["skipped"].append({"path": video["rel"], "reason": "missing", "detail": ""})
+        continue
+      except Exception as e:  # noqa: BLE001 - a bad file must not stop the whole job.
+        result["skipped"].append({"path": video["rel"], "reason": "corrupt", "detail": repr(e)})
+        continue
+      jpegs, height, width = _encode_frames(decoded.frames, resize, quality)
+      writer.write(records.encode_record(jpegs, label=video["label"], video_id=video["video_id"],
+                                         fps=decoded.fps, height=height, width=width,
+                                         path=video["rel"]))
+      result["videos"].append({"path": video["rel"], "label": video["label"],
+                               "video_id": video["video_id"], "num_frames": len(jpegs),
+                               "fps": decoded.fps})
+  os.replace(tmp, os.path.join(out, file))
+  done = os.path.join(out, f".{file}.done.json")
+  with open(done + ".tmp", "w") as f:
+    json.dump(result, f)
+  os.replace(done + ".tmp", done)
+  return result
+
+
+def _plan(src: str, split_lists: dict[str, str], holdout_fraction: float, num_shards: int,
+          skips: SkipCounter) -> tuple[tuple[str, ...], dict[str, list[list[dict]]]]:
+  plan = {}
+  class_names = None
+  for split, list_path in split_lists.items():
+    listed = sources.folder_videos(src, list_path, split=split, holdout_fraction=holdout_fraction,
+                                   skips=skips)
+    class_names = listed.class_names
+    n = num_shards or min(len(listed.entries), max(16, math.ceil(len(listed.entries) / 256)))
+    shards = [[] for _ in range(n)]
+    for entry in listed.entries:
+      shards[entry.video_id % n].append({
+          "path": entry.path, "rel": os.path.relpath(entry.path, src), "label": entry.label,
+          "video_id": entry.video_id})
+    plan[split] = shards
+  return class_names, plan
+
+
+def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = None,
+                    holdout_fraction: float = 0.0, resize: int = 128, quality: int = 90,
+                    num_shards: int = 0, workers: int | None = None,
+                    skips: SkipCounter = SKIPPED, log=print) -> dict:
+  """Prepares `src` (class subfolders of videos) into `out`; resumes an interrupted run.
+
+  Args:
+    src: video folder.
+    out: output folder (created).
+    split_lists: split name -> split list file ("" for all videos, see `sources.folder_videos`).
+      Default: `{"train": trainlist01.txt, "eval": testlist01.txt}` when both are in `src`, else
+      `{"train": ""}` (plus `"eval"` when `holdout_fraction > 0`).
+    holdout_fraction: per-class holdout for `eval` when there are no lists.
+    resize: shrink frames so the short side is at most this (0: keep the source size).
+    quality: JPEG quality (1-100).
+    num_shards: shards per split (0: `max(16, videos / 256)`, at most one per video).
+    workers: processes (default: the CPU count).
+    skips: counter for skipped files.
+    log: progress printer (None for silence).
+
+  Returns:
+    The manifest (also written to `out/manifest.json`).
+
+  Raises:
+    FileNotFoundError: empty folder, missing listed files.
+    ValueError: `out` holds an unfinished run with a different plan.
+
+  Example:
+    >>> prepare_dataset(write_demo_dataset("/tmp/demo"), "/tmp/demo-prepared")
+  """
+  log = log or (lambda *a, **k: None)
+  if split_lists is None:
+    train_list, test_list = (os.path.join(src, f) for f in ("trainlist01.txt", "testlist01.txt"))
+    if os.path.isfile(train_list) and os.path.isfile(test_list):
+      split_lists = {"train": train_list, "eval": test_list}
+    else:
+      split_lists = {"train": ""}
+      if holdout_fraction > 0:
+        split_lists["eval"] = ""
+  class_names, plan = _plan(src, split_lists, holdout_fraction, num_shards, skips)
+  os.makedirs(out, exist_ok=True)
+  plan_doc = {"version": records.FORMAT_VERSION, "src": os.path.abspath(src), "resize": resize,
+              "quality": quality, "class_names": list(class_names),
+              "shards": {s: [[v["rel"] for v in shard] for shard in shards]
+                         for s, shards in plan.items()}}
+  digest = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
+  plan_path = os.path.join(out, PLAN)
+  if os.path.isfile(plan_path):
+    with open(plan_path) as f:
+      if json.load(f).get("digest") != digest:
+        raise ValueError(f"{out!r} holds a prepare run with different inputs or options; use a new "
+                         "output folder (or delete it).")
+  else:
+    with open(plan_path, "w") as f:
+      json.dump({"digest": digest, **plan_doc}, f)
+
+  tasks, results = [], {}
+  for split, shards in plan.items():
+    for i, videos in enumerate(shards):
+      file = records.shard_name(split, i, len(shards))
+      done = os.path.join(out, f".{file}.done.json")
+      if os.path.isfile(done) and os.path.isfile(os.path.join(out, file)):
+        with open(done) as f:
+          results[file] = json.load(f)
+      else:
+        tasks.append((out, file, videos, resize, quality))
+  if results:
+    log(f"prepare: resuming, {len(results)} shard(s) already done, {len(tasks)} to write")
+  start = time.perf_counter()
+  every = max(1, len(tasks) // 10)
+  progress = lambda n: (n % every == 0 or n == len(tasks)) and log(
+      f"prepare: {n}/{len(tasks)} shards ({time.perf_counter() - start:.1f} s)")
+  workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
+  if tasks and workers == 1:
+    for n, task in enumerate(tasks, 1):
+      results[task[1]] = write_shard(*task)
+      progress(n)
+  elif tasks:
+    context = multiprocessing.get_context("spawn")  # TF and PyAV are not fork-safe.
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+      futures = [pool.submit(write_shard, *task) for task in tasks]
+      for n, future in enumerate(concurrent.futures.as_completed(futures), 1):
+        result = future.result()
+        results[result["file"]] = result
+        progress(n)
+
+  manifest = {"version": records.FORMAT_VERSION, "format": "tfrecord", "image_format": "jpeg",
+              "src": os.path.abspath(src), "resize": resize, "quality": quality,
+              "class_names": list(class_names), "splits": {}}
+  for split, shards in plan.items():
+    entries, skipped = [], []
+    for i in range(len(shards)):
+      result = results[records.shard_name(split, i, len(shards))]
+      entries.append({"file": result["file"], "num_videos": len(result["videos"]),
+                      "videos": result["videos"]})
+      skipped += result["skipped"]
+    for item in skipped:
+      skips.record(os.path.join(src, item["path"]), item["reason"], item["detail"])
+    manifest["splits"][split] = {
+        "num_videos": sum(s["num_videos"] for s in entries), "shards": entries,
+        "skipped": sorted(skipped, key=lambda s: s["path"])}
+  sources.write_class_names(out, class_names)
+  tmp = os.path.join(out, records.MANIFEST + ".tmp")
+  with open(tmp, "w") as f:
+    json.dump(manifest, f, indent=1)
+  os.replace(tmp, os.path.join(out, records.MANIFEST))
+  for split, info in manifest["splits"].items():
+    log(f"prepare: {split}: {info['num_videos']} videos in {len(info['shards'])} shards, "
+        f"{len(info['skipped'])} skipped")
+  return manifest
