@@ -1,0 +1,148 @@
+"""The default training config, and loading config files with `--config.key=value` overrides.
+
+Config files in `configs/` define `get_config()` returning a `ConfigDict`; they start from
+`default_config()` and override what their experiment changes. Loaded configs are locked: setting a
+key that does not exist is an error that names it (and the closest existing key).
+
+Example:
+  >>> config = load_config("configs/demo.py", ["--config.optimizer.learning_rate=0.05"])
+  >>> config.optimizer.learning_rat = 1.0    # AttributeError naming the key
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import importlib.util
+import os
+from typing import Any, Sequence
+
+import ml_collections
+
+# Where the shipped configs live (the repository's configs/ folder).
+CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """Every key the training engine reads, with defaults; experiments override some of them.
+
+  Returns:
+    An unlocked `ConfigDict` (`load_config` locks it).
+
+  Example:
+    >>> config = default_config()
+    >>> config.model.name = "r2plus1d_18"
+  """
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  # Model: `name` picks it from jaxres.models, every other key is a constructor argument
+  # (dtype/param_dtype as strings: "bfloat16" computes in bf16, parameters stay float32).
+  c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32"})
+  # Task arguments (jaxres.train.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification.
+  c.task = ml_collections.ConfigDict({"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
+  c.data = _data_config()
+
+  c.global_batch_size = 16
+  c.num_train_steps = 1000
+  c.optimizer = ml_collections.ConfigDict({
+      "name": "sgd", "learning_rate": 0.1, "reference_batch_size": 0, "momentum": 0.9,
+      "nesterov": False, "weight_decay": 1e-4, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
+      "trust_coefficient": 0.001, "grad_clip_norm": 0.0})
+  c.schedule = ml_collections.ConfigDict({
+      "name": "cosine", "warmup_steps": 0, "boundaries": (), "decay_factor": 0.1})
+  c.ema_decay = 0.0  # > 0 keeps EMA parameters, which evaluation then uses
+
+  # mode "jit" (NamedSharding on a one-axis mesh) or "pmap"; fsdp splits parameters and optimiser
+  # state over the devices; num_devices -1 uses every device of every host.
+  c.parallel = ml_collections.ConfigDict({
+      "mode": "jit", "fsdp": False, "fsdp_min_size": 2 ** 12, "num_devices": -1})
+  c.checkpoint = ml_collections.ConfigDict({
+      "every_steps": 200, "keep": 2, "keep_best": 1, "best_metric": "accuracy", "best_mode": "max",
+      "async_save": True})
+  c.log_every_steps = 20
+  c.eval_every_steps = 500  # 0: only at the end
+  c.eval_steps = -1  # batches per evaluation (-1: the whole eval split)
+  c.progress_bar = True
+  c.plot = True  # training-curve PNG at the end
+  return c
+
+
+def _data_config() -> ml_collections.ConfigDict:
+  try:
+    from jaxres.data.config import default_data_config
+  except ImportError:  # the data package is optional for users who feed their own batches
+    return ml_collections.ConfigDict()
+  return default_data_config()
+
+
+def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+  """Loads `get_config()` from a config file, locks it, and applies `--config.key=value` overrides.
+
+  Args:
+    path: a Python file with `get_config()`; a bare name ("demo") means `configs/<name>.py`.
+      None: `configs/demo.py`.
+    overrides: strings `--config.a.b=value` (or `config.a.b=value`); values are parsed as Python
+      literals ("0.1", "(2, 4)", "True"), else taken as strings, and must fit the existing type.
+
+  Returns:
+    The locked config.
+
+  Example:
+    >>> config = load_config("configs/ucf101_r2plus1d_18.py", ["--config.global_batch_size=32"])
+  """
+  path = path or "demo"
+  if not os.path.exists(path) and os.path.exists(os.path.join(CONFIGS_DIR, f"{path}.py")):
+    path = os.path.join(CONFIGS_DIR, f"{path}.py")
+  module_spec = importlib.util.spec_from_file_location("jaxres_config", path)
+  if module_spec is None or not os.path.exists(path):
+    raise FileNotFoundError(f"No config file {path!r}.")
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  config = module.get_config()
+  config.lock()
+  for item in overrides:
+    apply_override(config, item)
+  return config
+
+
+def _parse(text: str, current: Any) -> Any:
+  if isinstance(current, bool):
+    if text.lower() not in ("true", "false", "1", "0"):
+      raise ValueError(f"expected true/false, got {text!r}")
+    return text.lower() in ("true", "1")
+  try:
+    value = ast.literal_eval(text)
+  except (ValueError, SyntaxError):
+    value = text
+  if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+    value = float(value)
+  if isinstance(current, str) and not isinstance(value, str):
+    value = text
+  if isinstance(current, tuple) and isinstance(value, list):
+    value = tuple(value)
+  if isinstance(current, tuple) and not isinstance(value, tuple):
+    value = (value,)
+  return value
+
+
+def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
+  """Applies one `--config.a.b=value` to a locked config; unknown keys raise KeyError naming them."""
+  text = item[2:] if item.startswith("--") else item
+  if not text.startswith("config.") or "=" not in text:
+    raise ValueError(f"Overrides look like --config.key=value, got {item!r}.")
+  key, value = text[len("config."):].split("=", 1)
+  *parents, leaf = key.split(".")
+  node = config
+  for depth, name in enumerate(parents + [leaf]):
+    if not isinstance(node, ml_collections.ConfigDict) or name not in node:
+      known = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
+      prefix = ".".join(parents[:depth])
+      close = difflib.get_close_matches(name, known, n=1)
+      hint = f" Did you mean '{'.'.join(filter(None, [prefix, close[0]]))}'?" if close else ""
+      raise KeyError(f"Unknown config key '{key}'.{hint}")
+    if depth < len(parents):
+      node = node[name]
+  try:
+    node[leaf] = _parse(value, node[leaf])
+  except (TypeError, ValueError) as e:
+    raise ValueError(f"Bad value for config key '{key}': {e}") from None

@@ -1,0 +1,250 @@
+"""Parallelism around the pure steps: `jax.jit` over a device mesh (default) or `jax.pmap`.
+
+Both engines have the same methods, so the loop does not know which one it drives:
+
+- `abstract_state(input_shape)`: the state's shapes, dtypes and shardings, from `jax.eval_shape`
+  (what checkpoints restore into);
+- `init(rng, input_shape)`: the state, initialised by a jitted function straight into its shardings;
+- `train_step(state, batch, rng)`, `eval_step(state, batch)`: the compiled steps (state donated);
+- `put_batch(batch)`: numpy or global arrays -> the layout the steps take;
+- `to_global(state)` / `from_global(state)`: between the engine's layout and the global one saved
+  in checkpoints (the identity under jit).
+
+Under jit the mesh has one axis, "data". Batches are split over it; parameters and optimiser state
+are replicated, or with `fsdp=True` split over it too (each array along its largest dimension that
+the device count divides; arrays smaller than `fsdp_min_size` stay replicated). XLA gathers the
+parameters where they are used, so the step is the same function either way.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from jaxres.train.state import TrainState, init_state
+from jaxres.train.steps import make_eval_step, make_train_step
+
+DATA_AXIS = "data"
+PMAP_AXIS = "batch"
+
+
+def make_mesh(num_devices: int = -1, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
+  """A one-axis ("data") mesh over `num_devices` devices (-1: all, across all hosts).
+
+  Example:
+    >>> mesh = make_mesh()          # every device
+    >>> mesh = make_mesh(4)         # the first 4
+  """
+  devices = list(jax.devices() if devices is None else devices)
+  if num_devices > 0:
+    if num_devices > len(devices):
+      raise ValueError(f"Asked for {num_devices} devices, only {len(devices)} exist.")
+    devices = devices[:num_devices]
+  return Mesh(np.array(devices), (DATA_AXIS,))
+
+
+def fsdp_spec(shape: Sequence[int], num_shards: int, min_size: int) -> P:
+  """The PartitionSpec that splits the largest dimension of `shape` divisible by `num_shards`."""
+  if num_shards == 1 or math.prod(shape) < min_size:
+    return P()
+  for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
+    if shape[axis] % num_shards == 0:
+      return P(*([None] * axis + [DATA_AXIS]))
+  return P()
+
+
+def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp: bool = False,
+                    fsdp_min_size: int = 2 ** 12) -> Any:
+  """NamedShardings for every leaf of `abstract_state`: replicated, or FSDP-split (see module notes).
+
+  Args:
+    abstract_state: a pytree of arrays or ShapeDtypeStructs.
+    mesh: the mesh (axis "data").
+    fsdp: split large arrays over "data" instead of replicating them.
+    fsdp_min_size: arrays with fewer elements stay replicated.
+
+  Returns:
+    A pytree of `NamedSharding`s of the same structure.
+
+  Example:
+    >>> shardings = state_shardings(jax.eval_shape(init, key), mesh, fsdp=True)
+  """
+  n = mesh.shape[DATA_AXIS]
+
+  def one(leaf):
+    spec = fsdp_spec(leaf.shape, n, fsdp_min_size) if fsdp else P()
+    return NamedSharding(mesh, spec)
+
+  return jax.tree.map(one, abstract_state)
+
+
+def put_global(batch: Any, sharding: jax.sharding.Sharding) -> Any:
+  """Global arrays of `batch` with `sharding`; numpy input must be the whole global batch on every host."""
+
+  def one(x):
+    if isinstance(x, jax.Array) and x.sharding == sharding:
+      return x
+    if isinstance(x, jax.Array) and x.is_fully_addressable:
+      return jax.device_put(x, sharding)
+    x = np.asarray(x)
+    return jax.make_array_from_callback(x.shape, sharding, lambda idx: x[idx])
+
+  return jax.tree.map(one, batch)
+
+
+class JitEngine:
+  """The steps compiled with `jax.jit` and `NamedSharding`s on a mesh (see the module notes).
+
+  Args:
+    model: the flax module (without `bn_axis_name`: batch statistics are global under jit).
+    task: the task.
+    tx: the optimiser.
+    schedule: its learning-rate schedule.
+    mesh: the device mesh, axis "data".
+    fsdp: shard parameters and optimiser state over "data".
+    fsdp_min_size: see `state_shardings`.
+    ema_decay: > 0 keeps EMA parameters.
+
+  Example:
+    >>> engine = JitEngine(model, task, tx, schedule, mesh=make_mesh(), fsdp=True)
+    >>> state = engine.init(jax.random.key(0), (8, 8, 32, 32, 3))
+    >>> state, metrics = engine.train_step(state, engine.put_batch(batch), jax.random.key(1))
+  """
+
+  def __init__(self, model, task, tx, schedule, *, mesh: Mesh, fsdp: bool = False,
+               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0):
+    self.model, self.task, self.tx, self.mesh = model, task, tx, mesh
+    self.fsdp, self.fsdp_min_size, self.ema = fsdp, fsdp_min_size, ema_decay > 0
+    self.replicated = NamedSharding(mesh, P())
+    self.batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
+    self._train = make_train_step(model, task, tx, schedule, ema_decay=ema_decay)
+    self._eval = make_eval_step(model, task)
+    self._compiled: dict[tuple, Any] = {}
+
+  @property
+  def num_devices(self) -> int:
+    return self.mesh.size
+
+  def _init_fn(self, input_shape):
+    return lambda rng: init_state(self.model, self.tx, rng, input_shape, ema=self.ema)
+
+  def abstract_state(self, input_shape) -> TrainState:
+    shapes = jax.eval_shape(self._init_fn(input_shape), jax.random.key(0))
+    shardings = self.state_shardings(shapes)
+    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
+                        shapes, shardings)
+
+  def state_shardings(self, abstract_state) -> Any:
+    return state_shardings(abstract_state, self.mesh, fsdp=self.fsdp,
+                           fsdp_min_size=self.fsdp_min_size)
+
+  def init(self, rng: jax.Array, input_shape) -> TrainState:
+    shardings = self.state_shardings(jax.eval_shape(self._init_fn(input_shape), rng))
+    return jax.jit(self._init_fn(input_shape), out_shardings=shardings)(rng)
+
+  def _compile(self, kind: str, state):
+    shardings = jax.tree.map(lambda x: x.sharding, state)
+    key = (kind, jax.tree.structure(state))
+    if key not in self._compiled:
+      if kind == "train":
+        self._compiled[key] = jax.jit(
+            self._train, donate_argnums=(0,),
+            in_shardings=(shardings, self.batch_sharding, self.replicated),
+            out_shardings=(shardings, self.replicated))
+      else:
+        self._compiled[key] = jax.jit(self._eval, in_shardings=(shardings, self.batch_sharding),
+                                      out_shardings=self.replicated)
+    return self._compiled[key]
+
+  def train_step(self, state, batch, rng):
+    return self._compile("train", state)(state, batch, rng)
+
+  def eval_step(self, state, batch):
+    return self._compile("eval", state)(state, batch)
+
+  def put_batch(self, batch):
+    return put_global(batch, self.batch_sharding)
+
+  def to_global(self, state):
+    return state
+
+  def from_global(self, state):
+    return state
+
+
+class PmapEngine:
+  """The same steps under `jax.pmap` over the local devices (for users of the pmap style).
+
+  The state is replicated, with a leading device axis; batches are split into per-device slices.
+  The model must be built with `bn_axis_name=PMAP_AXIS` so BatchNorm averages its statistics
+  over devices (the loop's `build` does this). Single-host only.
+
+  Example:
+    >>> model = jaxres.models.get("r3d_tiny", bn_axis_name=PMAP_AXIS)
+    >>> engine = PmapEngine(model, task, tx, schedule)
+  """
+
+  def __init__(self, model, task, tx, schedule, *, devices=None, ema_decay: float = 0.0):
+    if jax.process_count() > 1:
+      raise NotImplementedError("The pmap engine is single-host; use parallel.mode='jit'.")
+    self.model, self.task, self.tx = model, task, tx
+    self.devices = list(devices or jax.local_devices())
+    self.ema = ema_decay > 0
+    # Arrays with a leading device axis, one slice per device, are what pmap takes as its own.
+    self._stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
+    self._train = jax.pmap(make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
+                                           axis_name=PMAP_AXIS),
+                           axis_name=PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
+                           devices=self.devices)
+    self._eval = jax.pmap(make_eval_step(model, task), axis_name=PMAP_AXIS, devices=self.devices)
+
+  @property
+  def num_devices(self) -> int:
+    return len(self.devices)
+
+  def _init_fn(self, input_shape):
+    return lambda rng: init_state(self.model, self.tx, rng, input_shape, ema=self.ema)
+
+  def abstract_state(self, input_shape) -> TrainState:
+    shapes = jax.eval_shape(self._init_fn(input_shape), jax.random.key(0))
+    sharding = jax.sharding.SingleDeviceSharding(self.devices[0])
+    return jax.tree.map(lambda s: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sharding), shapes)
+
+  def init(self, rng, input_shape):
+    # Every device runs the same initialisation, so nothing is built on one device and copied.
+    init = jax.pmap(lambda _, k: self._init_fn(input_shape)(k), in_axes=(0, None),
+                    devices=self.devices)
+    return init(np.arange(self.num_devices), rng)
+
+  def train_step(self, state, batch, rng):
+    state, metrics = self._train(state, batch, rng)
+    return state, jax.tree.map(lambda m: m[0], metrics)
+
+  def eval_step(self, state, batch):
+    values = self._eval(state, batch)
+    return jax.tree.map(lambda v: v.reshape((-1,) + v.shape[2:]), values)
+
+  def put_batch(self, batch):
+    n = self.num_devices
+
+    def one(x):
+      x = np.asarray(x)
+      if x.shape[0] % n:
+        raise ValueError(f"Batch size {x.shape[0]} is not divisible by {n} devices.")
+      return jax.device_put(x.reshape((n, -1) + x.shape[1:]), self._stacked)
+
+    return jax.tree.map(one, batch)
+
+  def to_global(self, state):
+    return jax.tree.map(lambda x: x[0], state)
+
+  def from_global(self, state):
+    n = self.num_devices
+    return jax.tree.map(
+        lambda x: jax.device_put(np.broadcast_to(np.asarray(x)[None], (n,) + x.shape), self._stacked),
+        state)
