@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 
-import tensorflow as tf
+from jaxres.data.tfhost import tf
 
 
 def bicubic_downsample(hr: tf.Tensor, scale: int) -> tf.Tensor:

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
-import tensorflow as tf
+from jaxres.data.tfhost import tf
 
 
 def clip_span(num_frames: int, step: float) -> float:
