@@ -17,6 +17,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
     "convert": ("jaxres.commands.convert", "convert a torchvision .pth state_dict to jaxres variables"),
+    "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
 }
 
 

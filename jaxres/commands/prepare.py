@@ -1,0 +1,50 @@
+"""`jaxres prepare SRC OUT`: decode a video folder once into TFRecord shards of JPEG frames.
+
+SRC has one subfolder per class (UCF101 / Kinetics / HMDB layout). Splits come from `--train-list`
+/ `--eval-list` (UCF101 `trainlist01.txt` lines or `path,label` CSV), from `trainlist01.txt` and
+`testlist01.txt` inside SRC, or from `--holdout-fraction`; otherwise everything is `train`.
+Rerunning after an interruption finishes the missing shards only. Train from OUT with
+`config.data.source = "prepared"` and `config.data.path = OUT`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(prog="jaxres prepare", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("src", help="folder of class subfolders of videos")
+  parser.add_argument("out", help="output folder for shards, manifest.json and classes.txt")
+  parser.add_argument("--train-list", default=None, help="split list of the train split")
+  parser.add_argument("--eval-list", default=None, help="split list of the eval split")
+  parser.add_argument("--holdout-fraction", type=float, default=0.0,
+                      help="without lists: hold out this fraction of each class for eval")
+  parser.add_argument("--resize", type=int, default=128,
+                      help="shrink frames so the short side is at most this (0: keep)")
+  parser.add_argument("--quality", type=int, default=90, help="JPEG quality")
+  parser.add_argument("--shards", type=int, default=0, help="shards per split (0: automatic)")
+  parser.add_argument("--workers", type=int, default=0, help="processes (0: CPU count)")
+  args = parser.parse_args(argv)
+  logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+  from jaxres.data.prepare import prepare_dataset
+  from jaxres.data.skips import SKIPPED
+
+  split_lists = None
+  if args.train_list or args.eval_list:
+    split_lists = {"train": args.train_list or ""}
+    if args.eval_list:
+      split_lists["eval"] = args.eval_list
+  try:
+    prepare_dataset(args.src, args.out, split_lists=split_lists,
+                    holdout_fraction=args.holdout_fraction, resize=args.resize,
+                    quality=args.quality, num_shards=args.shards, workers=args.workers or None)
+  except (FileNotFoundError, ValueError, KeyError) as e:
+    print(f"jaxres prepare: {e}")
+    return 1
+  if SKIPPED.total():
+    print(f"skipped files: {SKIPPED.counts()} (listed in {args.out}/manifest.json)")
+  return 0
