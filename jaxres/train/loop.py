@@ -1,0 +1,223 @@
+"""`train_and_evaluate(config, workdir)`: the training loop, and `evaluate` for one pass over eval data.
+
+The loop resumes from the latest checkpoint in `workdir/checkpoints` when there is one, feeds the
+data from the step it stopped at (batch i is a function of the seed and i), evaluates every
+`eval_every_steps`, checkpoints every `checkpoint.every_steps` (asynchronously), stops cleanly on
+SIGTERM after saving, and stops on a non-finite loss without saving the bad state.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+import logging
+import math
+import os
+import time
+from typing import Any, Callable, Iterable, Iterator, Optional
+
+import jax
+import numpy as np
+
+from jaxres.train.build import build_engine
+from jaxres.train.checkpoint import Checkpointer
+from jaxres.train.preemption import StopRequest
+from jaxres.train.writers import MetricWriter, plot_curves
+
+log = logging.getLogger("jaxres.train")
+
+TrainData = Callable[[int], Iterable[Any]]  # start_step -> batches from that step on
+EvalData = Callable[[], Iterable[Any]]  # -> one pass over the eval set
+
+
+class NonFiniteLossError(FloatingPointError):
+  """Raised when the training loss becomes NaN or infinite."""
+
+
+def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
+  """Train and eval batches from `jaxres.data.pipeline.create_iterator` for `config.data`.
+
+  Train batches are resumable: the iterator for `start_step` yields what an uninterrupted run
+  would have seen from that step on (the pipeline's own resume support if it has it, else by
+  skipping batches).
+  """
+  from jaxres.data import pipeline  # the tf.data pipeline is only needed when no data is given
+
+  sharding = getattr(engine, "batch_sharding", None)
+  params = inspect.signature(pipeline.create_iterator).parameters
+
+  def train(start_step: int):
+    kwargs = dict(global_batch_size=config.global_batch_size, sharding=sharding, seed=config.seed)
+    if "start_step" in params:
+      return pipeline.create_iterator(config.data, "train", start_step=start_step, **kwargs)
+    return itertools.islice(pipeline.create_iterator(config.data, "train", **kwargs), start_step, None)
+
+  def evaluate():
+    return pipeline.create_iterator(config.data, "eval", global_batch_size=config.global_batch_size,
+                                    sharding=sharding, seed=config.seed, num_epochs=1)
+
+  return train, evaluate
+
+
+def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = -1
+             ) -> dict[str, float]:
+  """One pass of `engine.eval_step` over `batches`, reduced by `task.aggregate`.
+
+  Args:
+    engine: a `JitEngine` or `PmapEngine`.
+    task: the task.
+    state: the engine-layout state.
+    batches: eval batches (`"mask"` marks padding).
+    max_batches: stop after this many (-1: all).
+
+  Returns:
+    The task's aggregate metrics (for classification `accuracy`, `loss`, `video_accuracy`).
+
+  Example:
+    >>> metrics = evaluate(engine, task, state, eval_data())
+  """
+  values = []
+  for i, batch in enumerate(batches):
+    if 0 <= max_batches <= i:
+      break
+    values.append(jax.tree.map(np.asarray, engine.eval_step(state, engine.put_batch(batch))))
+  return task.aggregate(values)
+
+
+class _Progress:
+  """tqdm bar (process 0) with loss, accuracy, clips/s and ETA; silent when disabled."""
+
+  def __init__(self, enabled: bool, start: int, total: int, batch_size: int):
+    self.bar = None
+    self.batch_size = batch_size
+    if enabled and jax.process_index() == 0:
+      from tqdm import tqdm
+      self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
+
+  def update(self, metrics: dict[str, float], clips_per_s: float):
+    if self.bar is None:
+      return
+    self.bar.update(1)
+    post = {k: f"{metrics[k]:.3f}" for k in ("loss", "accuracy") if k in metrics}
+    post["clips/s"] = f"{clips_per_s:.1f}"
+    self.bar.set_postfix(post, refresh=False)
+
+  def write(self, text: str):
+    if self.bar is not None:
+      self.bar.write(text)
+    elif jax.process_index() == 0:
+      print(text, flush=True)
+
+  def close(self):
+    if self.bar is not None:
+      self.bar.close()
+
+
+def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] = None,
+                       eval_data: Optional[EvalData] = None, stop: Optional[StopRequest] = None
+                       ) -> dict[str, Any]:
+  """Trains `config` in `workdir`, resuming from its latest checkpoint, evaluating as configured.
+
+  Args:
+    config: a training config (`jaxres.train.load_config`).
+    workdir: the run folder: `checkpoints/`, `metrics.jsonl`, `tensorboard/`, `curves.png`.
+    train_data: `start_step -> iterable of batches` (global batches, numpy or jax.Array); default:
+      the tf.data pipeline of `config.data`.
+    eval_data: `() -> iterable of eval batches`; default: the pipeline's eval split.
+    stop: a `StopRequest` to use (default: one that catches SIGTERM).
+
+  Returns:
+    A summary: `step`, `stopped_early`, `wall_time_s`, `train` (last logged train metrics) and
+    `eval` (last evaluation).
+
+  Raises:
+    NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is left as it was.
+
+  Example:
+    >>> summary = train_and_evaluate(load_config("configs/demo.py"), "/tmp/demo")
+    >>> summary["eval"]["accuracy"]
+  """
+  started = time.time()
+  os.makedirs(workdir, exist_ok=True)
+  engine, model, task = build_engine(config)
+  if train_data is None or eval_data is None:
+    default_train, default_eval = pipeline_data(config, engine)
+    train_data, eval_data = train_data or default_train, eval_data or default_eval
+  c = config.checkpoint
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.keep, keep_best=c.keep_best,
+                      best_metric=c.best_metric, best_mode=c.best_mode, async_save=c.async_save)
+  writer = MetricWriter(workdir)
+  total = int(config.num_train_steps)
+
+  start_step = ckpt.latest_step() or 0
+  batches: Iterator[Any] = iter(train_data(start_step))
+  first = next(batches)
+  input_shape = task.model_input(first).shape
+  if start_step:
+    state = engine.from_global(ckpt.restore(engine.abstract_state(input_shape)))
+    log.info("Resumed from step %d in %s.", start_step, ckpt.directory)
+  else:
+    state = engine.init(jax.random.fold_in(jax.random.key(config.seed), 0), input_shape)
+  step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+
+  progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
+  if start_step:
+    progress.write(f"Resumed from the checkpoint of step {start_step}.")
+  summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False}
+  window: list[dict[str, float]] = []
+  window_start = time.time()
+  step = start_step
+  stop = stop or StopRequest()
+  try:
+    with stop:
+      for step in range(start_step + 1, total + 1):
+        batch = first if first is not None else next(batches)
+        first = None
+        t0 = time.time()
+        state, metrics = engine.train_step(state, engine.put_batch(batch), step_rng)
+        metrics = {k: float(v) for k, v in metrics.items()}
+        if not math.isfinite(metrics["loss"]):
+          ckpt.wait()
+          last = ckpt.latest_step()
+          raise NonFiniteLossError(
+              f"Training loss is {metrics['loss']} at step {step}; stopping. The last good checkpoint "
+              f"is step {last} in {ckpt.directory}." if last is not None else
+              f"Training loss is {metrics['loss']} at step {step}; stopping (no checkpoint yet).")
+        window.append(metrics)
+        progress.update(metrics, config.global_batch_size / max(time.time() - t0, 1e-9))
+
+        if step % config.log_every_steps == 0 or step == total:
+          elapsed = time.time() - window_start
+          means = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
+          means["clips_per_second"] = len(window) * config.global_batch_size / max(elapsed, 1e-9)
+          writer.write(step, means, split="train")
+          summary["train"] = means
+          window, window_start = [], time.time()
+
+        eval_metrics = None
+        if step == total or (config.eval_every_steps and step % config.eval_every_steps == 0):
+          eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps)
+          writer.write(step, eval_metrics, split="eval")
+          summary["eval"] = eval_metrics
+          progress.write(f"step {step}: eval " + ", ".join(
+              f"{k} {v:.4f}" for k, v in eval_metrics.items() if not k.startswith("num_")))
+
+        stopping = stop.requested()
+        if (step == total or stopping or eval_metrics is not None
+            or (c.every_steps and step % c.every_steps == 0)):
+          ckpt.save(step, engine.to_global(state), metrics=eval_metrics)
+        if stopping:
+          progress.write(f"Stop requested: saved the checkpoint of step {step}, exiting.")
+          summary["stopped_early"] = True
+          break
+  finally:
+    progress.close()
+    ckpt.close()
+    writer.close()
+
+  summary["step"] = step
+  summary["wall_time_s"] = time.time() - started
+  if config.plot and jax.process_index() == 0 and os.path.exists(writer.path):
+    summary["plot"] = plot_curves(writer.path, os.path.join(workdir, "curves.png"),
+                                  title=f"{config.model.name} ({workdir})")
+  return summary

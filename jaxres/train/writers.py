@@ -1,0 +1,156 @@
+"""Where metrics go: a JSON-lines log, TensorBoard event files and, at the end, a curve PNG.
+
+Only process 0 writes; other processes get a writer that does nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import socket
+import time
+from typing import Any, Mapping
+
+import jax
+
+
+class MetricWriter:
+  """Appends `{"step", "split", "time", ...metrics}` lines to `workdir/metrics.jsonl` and writes the
+  same scalars as TensorBoard summaries under `workdir/tensorboard/<split>`.
+
+  Args:
+    workdir: the run's folder.
+    tensorboard: also write TensorBoard event files (needs TensorFlow, which jaxres depends on).
+    enabled: write at all (default: only on process 0).
+
+  Example:
+    >>> writer = MetricWriter("/tmp/run")
+    >>> writer.write(100, {"loss": 0.3}, split="train")
+  """
+
+  def __init__(self, workdir: str, *, tensorboard: bool = True, enabled: bool | None = None):
+    self.enabled = jax.process_index() == 0 if enabled is None else enabled
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self._tb_dir = os.path.join(workdir, "tensorboard")
+    self._tb = {} if tensorboard else None
+    if self.enabled:
+      os.makedirs(workdir, exist_ok=True)
+
+  def _summary_writer(self, split: str) -> "_EventFile":
+    if split not in self._tb:
+      self._tb[split] = _EventFile(os.path.join(self._tb_dir, split))
+    return self._tb[split]
+
+  def write(self, step: int, metrics: Mapping[str, Any], *, split: str = "train") -> None:
+    """Records scalar `metrics` at `step` (non-scalars are skipped)."""
+    if not self.enabled:
+      return
+    scalars = {}
+    for k, v in metrics.items():
+      try:
+        scalars[k] = float(v)
+      except (TypeError, ValueError):
+        continue
+    line = {"step": int(step), "split": split, "time": time.time(), **scalars}
+    with open(self.path, "a") as f:
+      f.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+                          for k, v in line.items()}) + "\n")
+    if self._tb is not None:
+      self._summary_writer(split).scalars(int(step), line["time"], scalars)
+
+  def flush(self) -> None:
+    for w in (self._tb or {}).values():
+      w.flush()
+
+  def close(self) -> None:
+    for w in (self._tb or {}).values():
+      w.close()
+    if self._tb:
+      self._tb.clear()
+
+
+class _EventFile:
+  """A TensorBoard event file of scalar summaries, written with TensorFlow's protos and record
+  writer (the `tensorboard` package itself is not needed to write them, only to view them)."""
+
+  def __init__(self, directory: str):
+    import tensorflow as tf  # imported lazily: slow, and only process 0 writes
+    from tensorflow.core.util import event_pb2
+
+    tf.config.set_visible_devices([], "GPU")  # TensorFlow must leave accelerators to JAX
+    os.makedirs(directory, exist_ok=True)
+    self._event_pb2 = event_pb2
+    name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
+    self._writer = tf.io.TFRecordWriter(os.path.join(directory, name))
+    self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+  def _write(self, event) -> None:
+    self._writer.write(event.SerializeToString())
+
+  def scalars(self, step: int, wall_time: float, values: Mapping[str, float]) -> None:
+    from tensorflow.core.framework import summary_pb2
+
+    summary = summary_pb2.Summary(
+        value=[summary_pb2.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
+    self._write(self._event_pb2.Event(wall_time=wall_time, step=step, summary=summary))
+    self._writer.flush()
+
+  def flush(self) -> None:
+    self._writer.flush()
+
+  def close(self) -> None:
+    self._writer.close()
+
+
+def read_metrics(path: str) -> list[dict]:
+  """The records of a `metrics.jsonl` file (a resumed run's repeated steps keep the latest)."""
+  records: dict[tuple, dict] = {}
+  with open(path) as f:
+    for line in f:
+      if line.strip():
+        r = json.loads(line)
+        records[(r["split"], r["step"])] = r
+  return sorted(records.values(), key=lambda r: (r["split"], r["step"]))
+
+
+def plot_curves(metrics_path: str, png_path: str, *, title: str = "") -> str:
+  """Plots loss and accuracy against steps, train and eval, from a `metrics.jsonl` file.
+
+  Args:
+    metrics_path: the JSON-lines log.
+    png_path: where the figure goes.
+    title: figure title.
+
+  Returns:
+    `png_path`.
+
+  Example:
+    >>> plot_curves("/tmp/run/metrics.jsonl", "/tmp/run/curves.png")
+  """
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+
+  records = read_metrics(metrics_path)
+  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+  for ax, key in zip(axes, ("loss", "accuracy")):
+    for split, style in (("train", "-"), ("eval", "o-")):
+      points = [(r["step"], r[key]) for r in records if r["split"] == split and r.get(key) is not None]
+      if points:
+        ax.plot(*zip(*points), style, label=split)
+    if key == "accuracy":
+      points = [(r["step"], r["video_accuracy"]) for r in records
+                if r["split"] == "eval" and r.get("video_accuracy") is not None]
+      if points:
+        ax.plot(*zip(*points), "s--", label="eval (video)")
+    ax.set_xlabel("step")
+    ax.set_ylabel(key)
+    ax.grid(alpha=0.3)
+    ax.legend()
+  if title:
+    fig.suptitle(title)
+  fig.tight_layout()
+  fig.savefig(png_path, dpi=100)
+  plt.close(fig)
+  return png_path
