@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
     "convert": ("jaxres.commands.convert", "convert a torchvision .pth state_dict to jaxres variables"),
     "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
+    "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
 }
 
 
