@@ -25,9 +25,12 @@ def bicubic_downsample(hr: tf.Tensor, scale: int) -> tf.Tensor:
     >>> bicubic_downsample(tf.zeros([8, 64, 64, 3]), 4).shape
     TensorShape([8, 16, 16, 3])
   """
+  hr = tf.convert_to_tensor(hr)
   shape = tf.shape(hr)
   size = tf.stack([shape[-3] // scale, shape[-2] // scale])
-  return tf.image.resize(hr, size, "bicubic", antialias=True)
+  flat = tf.reshape(hr, tf.concat([[-1], shape[-3:]], 0))  # tf.image wants [N, H, W, C].
+  lr = tf.image.resize(flat, size, "bicubic", antialias=True)
+  return tf.reshape(lr, tf.concat([shape[:-3], size, shape[-1:]], 0))
 
 
 def gaussian_blur(x: tf.Tensor, sigma: float) -> tf.Tensor:

@@ -1,0 +1,258 @@
+"""The tf.data pipeline on real video files: labels, skips, determinism, hosts, multi-view eval,
+prepared shards (and resuming), super-resolution batches, global jax.Arrays."""
+
+import os
+
+import jax
+import numpy as np
+import pytest
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from jaxres import cli
+from jaxres.data import pipeline, records
+from jaxres.data.config import default_data_config
+from jaxres.data.encode import write_video
+from jaxres.data.prepare import prepare_dataset
+from jaxres.data.skips import SkipCounter
+
+# Each class has its own dominant colour channel, so a clip's colour tells its true class.
+CLASSES = {"blue": 2, "green": 1, "red": 0}
+MEAN, STD = (0.5, 0.5, 0.5), (0.25, 0.25, 0.25)
+
+
+def colour_clip(channel, num_frames, rng, height=40, width=56):
+  frames = np.full((num_frames, height, width, 3), 40, np.uint8)
+  frames[..., channel] = 200
+  for t in range(num_frames):  # A moving bar, so frames differ.
+    x = (4 * t + rng.integers(width)) % (width - 6)
+    frames[t, :, x:x + 6] = 120
+  return frames
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+  """3 classes x 4 good videos (12-21 frames, mp4/webm/avi) + one short, truncated, garbage, text."""
+  root = tmp_path_factory.mktemp("videos")
+  rng = np.random.default_rng(0)
+  suffixes = [".mp4", ".webm", ".avi", ".mkv"]
+  for name, channel in CLASSES.items():
+    os.makedirs(root / name)
+    for i in range(4):
+      write_video(str(root / name / f"{name}{i}{suffixes[i]}"),
+                  colour_clip(channel, 12 + 3 * i, rng), fps=25)
+  write_video(str(root / "red" / "short.mp4"), colour_clip(0, 4, rng), fps=25)
+  data = open(root / "green" / "green0.mp4", "rb").read()
+  (root / "green" / "truncated.mp4").write_bytes(data[: len(data) // 3])
+  (root / "blue" / "garbage.avi").write_bytes(rng.bytes(3000))
+  (root / "blue" / "readme.txt").write_text("not a video")
+  return str(root)
+
+
+@pytest.fixture(scope="module")
+def prepared(folder, tmp_path_factory):
+  out = str(tmp_path_factory.mktemp("prepared"))
+  prepare_dataset(folder, out, split_lists={"train": "", "eval": ""}, num_shards=4, workers=1,
+                  resize=32, skips=SkipCounter(), log=None)
+  return out
+
+
+def make_config(source, path, **overrides):
+  config = default_data_config()
+  config.source, config.path = source, path
+  config.num_frames, config.frame_stride = 8, 1
+  config.resize, config.crop_size = 32, 28
+  config.mean, config.std = MEAN, STD
+  config.shuffle_buffer = 8
+  for k, v in overrides.items():
+    setattr(config, k, v)
+  return config
+
+
+def clip_classes(video):
+  """True class of each normalised clip in a batch, from its dominant colour."""
+  pixels = np.asarray(video) * np.array(STD) + np.array(MEAN)
+  channel = pixels.mean(axis=(1, 2, 3)).argmax(-1)
+  names = sorted(CLASSES)
+  return np.array([names.index(next(n for n, c in CLASSES.items() if c == ch)) for ch in channel])
+
+
+def good_ids(config):
+  """Video ids of the readable videos (ids are positions among all listed video files)."""
+  bad = ("truncated.mp4", "garbage.avi")
+  entries = pipeline.video_list(make_config("folder", config.path if config.source == "folder"
+                                            else records.read_manifest(config.path)["src"]),
+                                "eval", SkipCounter()).entries
+  return {e.video_id for e in entries if not e.path.endswith(bad)}
+
+
+def take(config, split, n=None, seed=0, **kwargs):
+  it = pipeline.create_iterator(config, split, global_batch_size=kwargs.pop("batch", 4),
+                                sharding=None, seed=seed, **kwargs)
+  out = []
+  for batch in it:
+    out.append(batch)
+    if n is not None and len(out) == n:
+      break
+  return out
+
+
+@pytest.mark.parametrize("source", ["folder", "prepared"])
+def test_train_batches_have_true_labels_and_bad_files_are_counted(source, folder, prepared):
+  skips = SkipCounter()
+  config = make_config(source, folder if source == "folder" else prepared, short_video="skip")
+  batches = take(config, "train", num_epochs=1, skips=skips)
+  assert len(batches) == 3  # 12 good videos, the short one skipped, batches of 4.
+  for batch in batches:
+    assert batch["video"].shape == (4, 8, 28, 28, 3) and batch["video"].dtype == np.float32
+    assert batch["label"].dtype == np.int32
+    np.testing.assert_array_equal(batch["label"], clip_classes(batch["video"]))
+  counts = skips.counts()
+  assert counts.get("short") == 1 and any(f.endswith("short.mp4") for f in skips.files("short"))
+  if source == "folder":  # (prepare counted the others when it ran.)
+    assert counts["not_video"] == 1 and counts["corrupt"] + counts.get("empty", 0) == 2
+    assert {os.path.basename(f) for f in skips.files()} == {
+        "short.mp4", "truncated.mp4", "garbage.avi", "readme.txt"}
+
+
+def test_prepare_lists_skipped_files_in_the_manifest(prepared):
+  manifest = records.read_manifest(prepared)
+  assert manifest["class_names"] == sorted(CLASSES)
+  skipped = {s["path"]: s["reason"] for s in manifest["splits"]["train"]["skipped"]}
+  assert set(skipped) == {"green/truncated.mp4", "blue/garbage.avi"}
+  assert manifest["splits"]["train"]["num_videos"] == 13  # Short videos are kept for "loop".
+  assert open(os.path.join(prepared, "classes.txt")).read().split() == sorted(CLASSES)
+
+
+@pytest.mark.parametrize("source", ["folder", "prepared"])
+def test_same_seed_same_batches(source, folder, prepared):
+  config = make_config(source, folder if source == "folder" else prepared,
+                       scale_jitter=(1.0, 1.3))
+  a, b, c = (take(config, "train", 3, seed=s, skips=SkipCounter()) for s in (5, 5, 6))
+  for x, y in zip(a, b):
+    np.testing.assert_array_equal(x["video"], y["video"])
+    np.testing.assert_array_equal(x["label"], y["label"])
+  assert any(not np.array_equal(x["video"], z["video"]) for x, z in zip(a, c))
+
+
+@pytest.mark.parametrize("source", ["folder", "prepared"])
+def test_two_hosts_see_disjoint_videos_that_cover_the_set(source, folder, prepared):
+  config = make_config(source, folder if source == "folder" else prepared)
+  seen, lengths = [], []
+  for host in range(2):
+    batches = take(config, "eval", process_index=host, process_count=2, skips=SkipCounter(),
+                   batch=4)
+    ids = np.concatenate([b["video_id"][b["mask"] > 0] for b in batches])
+    seen.append(set(ids.tolist()))
+    lengths.append(len(batches))
+  assert not seen[0] & seen[1]
+  assert seen[0] | seen[1] == good_ids(config) and len(good_ids(config)) == 13
+  assert lengths[0] == lengths[1]  # Every host runs the same number of eval steps.
+  if source == "prepared":
+    files = records.shard_paths(prepared, records.read_manifest(prepared), "train")
+    assert len(files) == 4
+
+
+@pytest.mark.parametrize("source", ["folder", "prepared"])
+def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folder, prepared):
+  config = make_config(source, folder if source == "folder" else prepared, eval_clips=2,
+                       eval_crops=3)
+  info = pipeline.dataset_info(config)
+  assert info.num_classes == 3 and info.num_videos["eval"] == (15 if source == "folder" else 13)
+  batches = take(config, "eval", batch=8, skips=SkipCounter())
+  assert len(batches) == -(-info.num_videos["eval"] * 6 // 8)
+  ids = np.concatenate([b["video_id"] for b in batches])
+  mask = np.concatenate([b["mask"] for b in batches])
+  labels = np.concatenate([b["label"] for b in batches])
+  videos = np.concatenate([b["video"] for b in batches])
+  assert mask.sum() == 13 * 6 and np.all(ids[mask == 0] == -1) and np.all(mask[-int((mask == 0).sum()):] == 0)
+  assert set(ids[mask > 0].tolist()) == good_ids(config)
+  assert np.all(np.bincount(ids[mask > 0])[sorted(good_ids(config))] == 6)
+  np.testing.assert_array_equal(labels[mask > 0], clip_classes(videos[mask > 0]))
+  # A "model" that is right on some views and wrong on others: averaging over views fixes it.
+  logits = np.eye(3)[labels] * 2.0
+  logits[::6] = np.eye(3)[(labels[::6] + 1) % 3]
+  video_logits, seen = pipeline.average_video_logits(logits, ids, mask, 15)
+  assert set(np.flatnonzero(seen).tolist()) == good_ids(config) and video_logits.shape == (15, 3)
+  per_video_label = np.zeros(15, int)
+  per_video_label[ids[mask > 0]] = labels[mask > 0]
+  np.testing.assert_array_equal(video_logits.argmax(-1)[seen], per_video_label[seen])
+  # The three crops of a clip differ (the frames are wider than tall), the two clips differ.
+  first = videos[ids == 0]
+  assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[3])
+
+
+def test_prepared_frames_match_raw_decoding(folder, prepared):
+  raw = take(make_config("folder", folder, eval_clips=2), "eval", batch=26, skips=SkipCounter())[0]
+  enc = take(make_config("prepared", prepared, eval_clips=2), "eval", batch=26,
+             skips=SkipCounter())[0]
+  order_raw = np.lexsort((np.arange(26), raw["video_id"]))
+  order_enc = np.lexsort((np.arange(26), enc["video_id"]))
+  np.testing.assert_array_equal(raw["video_id"][order_raw], enc["video_id"][order_enc])
+  diff = np.abs(raw["video"][order_raw] - enc["video"][order_enc]).mean() * STD[0] * 255
+  assert diff < 4.0  # JPEG at quality 90 on top of the video codec.
+
+
+def test_short_videos_loop_by_default(folder):
+  config = make_config("folder", folder, num_frames=8, frame_stride=1)
+  batches = take(config, "eval", batch=13, skips=SkipCounter())
+  short_id = next(e.video_id for e in pipeline.video_list(config, "eval").entries
+                  if e.path.endswith("short.mp4"))
+  (row,) = np.flatnonzero(batches[0]["video_id"] == short_id)
+  clip = batches[0]["video"][row]
+  np.testing.assert_allclose(clip[4:], clip[:4], atol=1e-6)  # 4 frames, looped.
+
+
+def test_prepare_resumes_after_interruption(folder, tmp_path, capsys):
+  out = str(tmp_path / "out")
+  assert cli.main(["prepare", folder, out, "--shards", "3", "--workers", "1", "--resize", "32"]) == 0
+  assert "train: 13 videos in 3 shards, 2 skipped" in capsys.readouterr().out
+  names = [records.shard_name("train", i, 3) for i in range(3)]
+  mtimes = {n: os.path.getmtime(os.path.join(out, n)) for n in names}
+  manifest = open(os.path.join(out, "manifest.json")).read()
+  # Interrupted: one shard never finished (no done marker), the manifest never written.
+  os.remove(os.path.join(out, f".{names[1]}.done.json"))
+  os.remove(os.path.join(out, "manifest.json"))
+  assert cli.main(["prepare", folder, out, "--shards", "3", "--workers", "1", "--resize", "32"]) == 0
+  assert "1 to write" in capsys.readouterr().out
+  assert os.path.getmtime(os.path.join(out, names[0])) == mtimes[names[0]]
+  assert os.path.getmtime(os.path.join(out, names[1])) > mtimes[names[1]]
+  assert open(os.path.join(out, "manifest.json")).read() == manifest
+  # Different options on the same folder: refused rather than mixed.
+  assert cli.main(["prepare", folder, out, "--shards", "2", "--workers", "1"]) == 1
+  assert "different inputs" in capsys.readouterr().out
+  assert cli.main(["prepare", str(tmp_path / "none"), str(tmp_path / "o2")]) == 1
+
+
+def test_global_arrays_on_a_mesh(folder):
+  mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  sharding = NamedSharding(mesh, P("data"))
+  config = make_config("folder", folder)
+  it = pipeline.create_iterator(config, "train", global_batch_size=jax.device_count(),
+                                sharding=sharding, seed=0, skips=SkipCounter())
+  batch = next(it)
+  assert isinstance(batch["video"], jax.Array)
+  assert batch["video"].shape == (jax.device_count(), 8, 28, 28, 3)
+  assert batch["video"].sharding == sharding and batch["label"].sharding == sharding
+  np.testing.assert_array_equal(np.asarray(batch["label"]), clip_classes(np.asarray(batch["video"])))
+
+
+def test_super_resolution_batches(folder):
+  from jaxres.data import degrade
+  config = make_config("folder", folder, task="super_resolution")
+  config.sr.scale, config.sr.patch_size = 4, 32
+  (batch,) = take(config, "train", 1, skips=SkipCounter())
+  assert batch["hr"].shape == (4, 8, 32, 32, 3) and batch["lr"].shape == (4, 8, 8, 8, 3)
+  assert batch["hr"].min() >= 0 and batch["hr"].max() <= 1
+  np.testing.assert_allclose(batch["lr"], degrade.degrade(batch["hr"], 4).numpy(), atol=1e-6)
+  eval_batches = take(config, "eval", batch=8, skips=SkipCounter())
+  assert eval_batches[0]["lr"].shape == (8, 8, 8, 8, 3) and "mask" in eval_batches[0]
+
+
+def test_tf_degradation_matches_the_jax_one():
+  from jaxres.data import degrade
+  from jaxres.sr import degradation
+  hr = np.random.default_rng(0).uniform(size=(2, 32, 48, 3)).astype(np.float32)
+  for blur in (0.0, 1.2):
+    ours = degrade.degrade(hr, 4, blur_sigma=blur).numpy()
+    theirs = np.asarray(degradation.degrade(hr, degradation.Degradation(4, blur_sigma=blur)))
+    np.testing.assert_allclose(ours, theirs, atol=1e-6)
