@@ -14,9 +14,11 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 import os
+import warnings
 from typing import Iterator
 
 import imageio.v3 as iio
@@ -24,6 +26,14 @@ import imageio_ffmpeg
 import numpy as np
 
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".webm", ".m4v")
+
+
+@contextlib.contextmanager
+def _quiet_fork():
+  """JAX warns on any fork; starting ffmpeg is a fork immediately followed by exec, which is safe."""
+  with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
+    yield
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +73,8 @@ def read_video_stream(path: str) -> tuple[VideoInfo, Iterator[np.ndarray]]:
     raise FileNotFoundError(f"No such video file: {path}")
   reader = imageio_ffmpeg.read_frames(path)
   try:
-    meta = reader.__next__()
+    with _quiet_fork():
+      meta = reader.__next__()
   except (OSError, RuntimeError, StopIteration) as e:
     raise ValueError(f"Cannot read {path} as a video: {e}") from e
   width, height = meta["size"]
@@ -130,7 +141,8 @@ class VideoWriter:
       self._gen = imageio_ffmpeg.write_frames(
           self.tmp, (w, h), fps=self.fps, codec="libx264", pix_fmt_out=pix_fmt, quality=None,
           macro_block_size=1, output_params=["-crf", str(self.crf)])
-      self._gen.send(None)
+      with _quiet_fork():
+        self._gen.send(None)
     elif (w, h) != self._size:
       raise ValueError(f"Frame size {w}x{h} differs from the first frame's {self._size}.")
     self._gen.send(frame)

@@ -1,0 +1,204 @@
+"""Chunked/tiled upscaling equals whole-video upscaling; video I/O; bad input; flat memory."""
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxres import models
+from jaxres.sr import footage, upscale, video_io
+from jaxres.sr.upscale import UpscaleOptions, spans, upscale_array
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.mark.parametrize("n,window,overlap", [(1, 4, 1), (10, 6, 1), (20, 6, 2), (7, 7, 3),
+                                              (33, 9, 4), (100, 5, 0)])
+def test_spans_partition_with_context(n, window, overlap):
+  result = spans(n, window, overlap)
+  kept = [i for _, _, a, b in result for i in range(a, b)]
+  assert kept == list(range(n))
+  for start, end, a, b in result:
+    assert end - start == min(window, n) and 0 <= start and end <= n
+    assert a - start >= overlap or start == 0
+    assert end - b >= overlap or end == n
+
+
+def _lr_clip(frames=20, size=12, seed=3):
+  return footage.generate_clips(seed, 1, frames, size, size)[0].astype(np.float32) / 255.0
+
+
+def _contractive_recurrent(lr, alpha=0.25):
+  """basicvsr_tiny with a random tail (output depends on the features) and its recurrence damped.
+
+  Scaling the hidden-state input of each propagation step by `alpha` makes the influence of a frame
+  decay geometrically with distance, as in a trained model that forgets (see jaxres.sr.upscale).
+  """
+  model = models.get("basicvsr_tiny", scale=2)
+  variables = model.init(jax.random.key(0), jnp.asarray(lr[None, :2]), train=False)
+
+  def edit(path, x):
+    name = jax.tree_util.keystr(path)
+    if "tail" in name and "kernel" in name:
+      return 0.1 * jax.random.normal(jax.random.key(1), x.shape)
+    if "fuse" in name and "kernel" in name:
+      return x.at[:, :, 3:, :].multiply(alpha)
+    return x
+
+  return model, jax.tree_util.tree_map_with_path(edit, variables)
+
+
+def test_recurrent_chunked_upscale_matches_whole_video():
+  lr = _lr_clip(frames=20)
+  model, variables = _contractive_recurrent(lr)
+  whole = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, lr[None])[0])
+  errors = []
+  for overlap in (0, 3, 6):
+    out = upscale_array(model, variables, lr, scale=2, clip_model=True,
+                        options=UpscaleOptions(chunk=4, overlap=overlap))
+    assert out.shape == whole.shape
+    errors.append(float(np.abs(out - whole).max()))
+  # The overlap handles the chunk boundaries: the error falls geometrically with it...
+  assert all(a > b for a, b in zip(errors, errors[1:])), errors
+  assert errors[0] > 1e-3 and errors[-1] < 1e-5, errors
+  # ... and is zero when a window spans the video (the last window is moved back, not padded).
+  out = upscale_array(model, variables, lr, scale=2, clip_model=True,
+                      options=UpscaleOptions(chunk=16, overlap=2))
+  np.testing.assert_allclose(out, whole, atol=1e-5)
+
+
+def test_per_frame_model_chunks_and_tiles_exactly():
+  lr = _lr_clip(frames=7, size=30)
+  model = models.get("edsr_tiny", scale=3)
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(lr[:1])
+  variables = jax.tree_util.tree_map(lambda x: x + 0.02 * jax.random.normal(jax.random.key(2), x.shape),
+                                     variables)
+  whole = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, lr))
+  # Receptive field of edsr_tiny: 7 convs at LR (7 px) plus the bicubic taps (2 px): overlap 10.
+  options = UpscaleOptions(chunk=3, overlap=5, tile=24, tile_overlap=10)
+  out = upscale_array(model, variables, lr, scale=3, clip_model=False, options=options)
+  np.testing.assert_allclose(out, whole, atol=1e-5)
+  # A video smaller than the tile is not tiled at all.
+  out = upscale_array(model, variables, lr[:, :20, :20], scale=3, clip_model=False,
+                      options=UpscaleOptions(chunk=4, tile=24, tile_overlap=10))
+  np.testing.assert_allclose(out, model.apply(variables, lr[:, :20, :20], train=False), atol=1e-5)
+
+
+def _write_lr_video(path, frames=9, height=14, width=18, seed=0, fps=12.5):
+  clip = footage.generate_clips(seed, 1, frames, height, width)[0]
+  footage.write_video(path, clip, fps=fps)
+  return clip
+
+
+@pytest.fixture(scope="module")
+def tiny_edsr():
+  model = models.get("edsr_tiny", scale=3)
+  variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), train=False)
+  return model, variables
+
+
+def test_upscale_video_keeps_fps_count_and_odd_sizes(tmp_path, tiny_edsr):
+  model, variables = tiny_edsr
+  src = str(tmp_path / "in.mp4")
+  _write_lr_video(src, frames=9, height=15, width=17, fps=12.5)  # odd sizes, x3 -> 45x51
+  out = str(tmp_path / "out.mp4")
+  result = upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False,
+                                 options=UpscaleOptions(chunk=4), progress=False)
+  assert result["frames"] == 9
+  info, frames = video_io.read_video_stream(out)
+  frames = list(frames)
+  assert (info.height, info.width, len(frames)) == (45, 51, 9)
+  assert abs(info.fps - 12.5) < 1e-3
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4"]  # no temporary file left
+
+
+def test_compare_writes_side_by_side_video_and_png_strip(tmp_path, tiny_edsr):
+  model, variables = tiny_edsr
+  src = str(tmp_path / "in.mp4")
+  _write_lr_video(src, frames=8, height=12, width=16)
+  out = str(tmp_path / "cmp.mp4")
+  upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False, compare=True,
+                        progress=False)
+  info, frames = video_io.read_video_stream(out)
+  first = next(frames)
+  assert first.shape == (36, 96, 3)
+  # The untrained model returns the bicubic image: both halves agree (up to video coding).
+  assert np.abs(first[:, :48].astype(int) - first[:, 48:].astype(int)).mean() < 3
+  png = str(tmp_path / "cmp.png")
+  upscale.upscale_video(src, png, model, variables, scale=3, clip_model=False, compare=True,
+                        progress=False)
+  import imageio.v3 as iio
+  assert iio.imread(png).shape == (4 * 36, 96, 3)
+
+
+def test_bad_inputs_are_clear_errors_and_leave_no_file(tmp_path, tiny_edsr, monkeypatch):
+  model, variables = tiny_edsr
+  src = str(tmp_path / "in.mp4")
+  _write_lr_video(src)
+  kw = dict(scale=3, clip_model=False, progress=False)
+  with pytest.raises(FileNotFoundError, match="output folder"):
+    upscale.upscale_video(src, str(tmp_path / "missing" / "out.mp4"), model, variables, **kw)
+  with pytest.raises(FileNotFoundError, match="No such video"):
+    upscale.upscale_video(str(tmp_path / "nope.mp4"), str(tmp_path / "o.mp4"), model, variables, **kw)
+  (tmp_path / "junk.mp4").write_bytes(b"not a video")
+  with pytest.raises(ValueError, match="Cannot read"):
+    upscale.upscale_video(str(tmp_path / "junk.mp4"), str(tmp_path / "o.mp4"), model, variables, **kw)
+  with pytest.raises(ValueError, match="must end in"):
+    upscale.upscale_video(src, str(tmp_path / "o.gif"), model, variables, **kw)
+  with pytest.raises(ValueError, match="tile"):
+    UpscaleOptions(tile=8, tile_overlap=4)
+  # A failure half-way (here: in the second window) leaves nothing under the output name.
+  calls = []
+  real = upscale.Upscaler.window
+
+  def failing(self, lr):
+    calls.append(1)
+    if len(calls) == 2:
+      raise RuntimeError("boom")
+    return real(self, lr)
+
+  monkeypatch.setattr(upscale.Upscaler, "window", failing)
+  out = tmp_path / "out.mp4"
+  with pytest.raises(RuntimeError, match="boom"):
+    upscale.upscale_video(src, str(out), model, variables, options=UpscaleOptions(chunk=4), **kw)
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4", "junk.mp4"]
+
+
+_MEMORY_SCRIPT = textwrap.dedent("""
+    import resource, sys, tracemalloc, jax, jax.numpy as jnp
+    from jaxres import models
+    from jaxres.sr import upscale
+    model = models.get("basicvsr_tiny", scale=2)
+    variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 8, 8, 3)), train=False)
+    tracemalloc.start()  # numpy buffers (the frames held on the host) are traced
+    upscale.upscale_video(sys.argv[1], sys.argv[2], model, variables, scale=2, clip_model=True,
+                          options=upscale.UpscaleOptions(chunk=8, overlap=2), progress=False)
+    print(tracemalloc.get_traced_memory()[1], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+""")
+
+
+@pytest.mark.slow
+def test_peak_memory_does_not_grow_with_video_length(tmp_path):
+  """Peak RSS upscaling 50 and 500 frames (each in a fresh process) stays in a constant band."""
+  peaks = {}
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONPATH=REPO)
+  rng = np.random.default_rng(0)
+  for n in (50, 500):
+    src = str(tmp_path / f"in{n}.mp4")
+    # Random frames: nothing compresses, so a kept copy of every frame would show.
+    with video_io.VideoWriter(src, 25.0) as writer:
+      for _ in range(n):
+        writer.write(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8))
+    proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, src, str(tmp_path / f"o{n}.mp4")],
+                          capture_output=True, text=True, env=env, timeout=300, check=True)
+    traced, rss = proc.stdout.split()[-2:]
+    peaks[n] = (int(traced) / 2 ** 20, int(rss) / 2 ** 10)  # MiB
+  print("peak (traced host buffers, RSS) MiB by frame count:", peaks)
+  # Keeping the 450 extra frames would add 450 x (18 KiB float32 LR + 72 KiB float32 HR) = 40 MiB.
+  assert abs(peaks[500][0] - peaks[50][0]) < 1, peaks
+  assert abs(peaks[500][1] - peaks[50][1]) < 8, peaks
