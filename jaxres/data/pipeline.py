@@ -212,8 +212,7 @@ def _prepared_source(config, split, process_index, process_count, train, seed, n
     x = records.parse_record(serialized)
     x["label"] = tf.cast(x["label"], tf.int32)
     x["video_id"] = tf.cast(x["video_id"], tf.int32)
-    x["name"] = tf.strings.join([root, "/", tf.io.parse_single_example(
-        serialized, {"path": tf.io.FixedLenFeature([], tf.string)})["path"]])
+    x["name"] = tf.strings.join([root, "/", x.pop("path")])
     return x
 
   return ds, parse, host_counts[process_index], max(host_counts)
@@ -302,11 +301,28 @@ def _encoded_decoder(config, split: str, image_format: str):
   """tf function (record, seed) -> {"clips": uint8 [clips, T, H, W, 3], "label", "video_id"}."""
   num_frames = config.num_frames
 
+  fused = (split == "train" and image_format == "jpeg" and config.task == "classification"
+           and tuple(config.scale_jitter) == (1.0, 1.0))
+
+  def fused_crop(x, idx, seed):
+    # Frames stored at the training short side: decode just the crop window (else: resize first).
+    _, s_crop, _, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    shape = tf.io.extract_jpeg_shape(x["frames"][0])
+    return tf.cond(
+        tf.equal(tf.minimum(shape[0], shape[1]), config.resize),
+        lambda: tf.cast(transforms.decode_random_crop_jpeg(
+            x["frames"], idx, config.crop_size, s_crop), tf.float32),
+        lambda: transforms.random_crop(transforms.resize_short_side(
+            transforms.decode_frames(x["frames"], idx), config.resize), config.crop_size, s_crop))
+
   def decode_op(x, seed):
     step = transforms.clip_step(tf.cast(x["fps"], tf.float64), config.frame_stride,
                                 config.target_fps)
     if split == "train":
       idx = transforms.train_clip_indices(x["num_frames"], num_frames, step, seed)[None]
+      if fused:
+        return {"clips": fused_crop(x, idx[0], seed)[None], "ok": tf.constant(True),
+                "label": x["label"], "video_id": x["video_id"], "cropped": True}
     else:
       idx = transforms.eval_clip_indices(x["num_frames"], num_frames, step, config.eval_clips)
     frames = transforms.decode_frames(x["frames"], tf.reshape(idx, [-1]), image_format)
@@ -353,9 +369,12 @@ def _train_views(config, seed, x):
     lr = degrade.degrade(hr, config.sr.scale, blur_sigma=config.sr.blur_sigma,
                          noise_sigma=config.sr.noise_sigma, seed=s_noise)
     return {"lr": lr, "hr": hr}
-  size = transforms.scale_jitter_size(config.resize, config.scale_jitter, s_size)
-  video = transforms.random_crop(transforms.resize_short_side(frames, size), config.crop_size,
-                                 s_crop)
+  if "cropped" in x:  # The decoder already resized and cropped (prepared JPEG frames).
+    video = frames
+  else:
+    size = transforms.scale_jitter_size(config.resize, config.scale_jitter, s_size)
+    video = transforms.random_crop(transforms.resize_short_side(frames, size), config.crop_size,
+                                   s_crop)
   if config.flip:
     video = transforms.random_flip(video, s_flip)
   return {"video": transforms.normalize(video, config.mean, config.std),
@@ -438,45 +457,56 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       tf.constant([seed, 0x5EED], tf.int64), process_index)
   parallel = AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
 
-  if config.source in ("demo", "folder"):
+  raw = config.source in ("demo", "folder")
+  if raw:
     ds, host_videos, max_videos = _raw_source(config, split, process_index, process_count, skips)
     if train:
       if config.cache:
         ds = ds.cache()
       ds = ds.shuffle(host_videos, seed=host_seed, reshuffle_each_iteration=True).repeat(num_epochs)
-    decode_op = _raw_decoder(config, split, skips)
+    element = _raw_decoder(config, split, skips)
   else:
     if config.source == "prepared":
+      # Records stay serialized through the shuffle buffer; each is parsed once, in the map below.
       ds, parse, host_videos, max_videos = _prepared_source(
           config, split, process_index, process_count, train, host_seed, num_epochs)
-      ds = ds.map(parse, num_parallel_calls=parallel)
       image_format = "jpeg"
     else:
       ds, parse, host_videos, max_videos = _tfds_source(
           config, split, process_index, process_count, train, host_seed, num_epochs)
-      ds = ds.map(parse, num_parallel_calls=parallel)
+      ds, parse = ds.map(parse, num_parallel_calls=parallel), (lambda x: x)
       image_format = "any"
     if config.short_video == "skip":
-      ds = ds.filter(_short_filter(config, skips))
+      keep = _short_filter(config, skips)
+      ds = ds.filter(lambda r: keep(parse(r)))
     if train:
       if config.cache:  # Cache one pass of records, then shuffle and repeat that.
         ds = ds.cache().repeat(num_epochs)
       ds = ds.shuffle(max(1, config.shuffle_buffer), seed=host_seed, reshuffle_each_iteration=True)
     decode_op = _encoded_decoder(config, split, image_format)
+    element = lambda r, seed: decode_op(parse(r), seed)
 
   if train:
     ds = ds.enumerate().map(
-        lambda i, x: (tf.random.experimental.stateless_fold_in(element_seed, i), x))
-    ds = ds.map(lambda s, x: (s, decode_op(x, s)), num_parallel_calls=parallel)
-    ds = ds.filter(lambda s, x: x["ok"])
-    ds = ds.map(lambda s, x: _train_views(config, s, x), num_parallel_calls=parallel)
+        lambda i, r: (tf.random.experimental.stateless_fold_in(element_seed, i), r))
+    if raw:  # Python decodes; failed files are filtered out before any transform.
+      ds = ds.map(lambda s, r: (s, element(r, s)), num_parallel_calls=parallel)
+      ds = ds.filter(lambda s, x: x["ok"])
+      ds = ds.map(lambda s, x: _train_views(config, s, x), num_parallel_calls=parallel)
+    else:  # One fused tf function per record: parse, decode the clip, augment.
+      ds = ds.map(lambda s, r: _train_views(config, s, element(r, s)),
+                  num_parallel_calls=parallel)
     ds = ds.batch(batch_size, drop_remainder=True)
     num_batches = None
   else:
     zero_seed = tf.zeros([2], tf.int64)
-    ds = ds.map(lambda x: decode_op(x, zero_seed), num_parallel_calls=parallel)
-    ds = ds.filter(lambda x: x["ok"])
-    ds = ds.map(lambda x: _eval_views(config, x), num_parallel_calls=parallel).unbatch()
+    if raw:
+      ds = ds.map(lambda r: element(r, zero_seed), num_parallel_calls=parallel)
+      ds = ds.filter(lambda x: x["ok"])
+      ds = ds.map(lambda x: _eval_views(config, x), num_parallel_calls=parallel).unbatch()
+    else:
+      ds = ds.map(lambda r: _eval_views(config, element(r, zero_seed)),
+                  num_parallel_calls=parallel).unbatch()
     views = config.eval_clips * (config.eval_crops if config.task == "classification" else 1)
     num_batches = math.ceil(max_videos * views / batch_size)
     pad = tf.data.Dataset.from_tensors(_padding(config)).repeat()

@@ -33,7 +33,20 @@ logger = logging.getLogger("jaxres.data")
 PLAN = "prepare.json"
 
 
-def _encode_frames(frames, resize: int, quality: int) -> tuple[list[bytes], int, int]:
+def encode_frames(frames, resize: int, quality: int) -> tuple[list[bytes], int, int]:
+  """JPEG-encodes uint8 `[T, H, W, 3]` frames, first shrinking them to short side `resize`.
+
+  Args:
+    frames: the video.
+    resize: shrink so the short side is at most this (0: keep); never enlarges.
+    quality: JPEG quality.
+
+  Returns:
+    `(jpegs, height, width)`: one JPEG per frame and the stored size.
+
+  Example:
+    >>> jpegs, h, w = encode_frames(read_video("v.avi").frames, 128, 90)
+  """
   from PIL import Image
   height, width = frames.shape[1:3]
   if resize and min(height, width) > resize:  # Only ever shrink; training resizes anyway.
@@ -83,7 +96,7 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
       except Exception as e:  # noqa: BLE001 - a bad file must not stop the whole job.
         result["skipped"].append({"path": video["rel"], "reason": "corrupt", "detail": repr(e)})
         continue
-      jpegs, height, width = _encode_frames(decoded.frames, resize, quality)
+      jpegs, height, width = encode_frames(decoded.frames, resize, quality)
       writer.write(records.encode_record(jpegs, label=video["label"], video_id=video["video_id"],
                                          fps=decoded.fps, height=height, width=width,
                                          path=video["rel"]))

@@ -55,7 +55,7 @@ def encode_record(frames_jpeg: list[bytes], *, label: int, video_id: int, fps: f
 
 def parse_record(serialized):
   """tf op: a serialized record -> `{"frames": string [N], "label", "video_id", "num_frames": int64,
-  "fps": float32}`.
+  "fps": float32, "path": string}`.
 
   Example:
     >>> tf.data.TFRecordDataset(files).map(parse_record)
@@ -67,15 +67,9 @@ def parse_record(serialized):
       "video_id": tf.io.FixedLenFeature([], tf.int64),
       "num_frames": tf.io.FixedLenFeature([], tf.int64),
       "fps": tf.io.FixedLenFeature([], tf.float32),
+      "path": tf.io.FixedLenFeature([], tf.string),
   }
   return tf.io.parse_single_example(serialized, spec)
-
-
-def parse_num_frames(serialized):
-  """tf op: only the `num_frames` of a serialized record (cheap, for filtering)."""
-  import tensorflow as tf
-  return tf.io.parse_single_example(
-      serialized, {"num_frames": tf.io.FixedLenFeature([], tf.int64)})["num_frames"]
 
 
 def read_manifest(root: str) -> dict:

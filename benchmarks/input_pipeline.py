@@ -1,0 +1,154 @@
+"""Input pipeline throughput: clips/s from raw videos vs prepared shards, beside the model's appetite.
+
+Writes a UCF101-like set of videos (320x240, 25 fps, MPEG-4 in .avi by default), prepares it with
+`jaxres.data.prepare` (JPEG frames, short side 128), then times training batches of 16x112x112
+clips (resize 128, random crop 112, flip, normalise) from each source, and the jitted eval-mode
+forward of r2plus1d_18 on batches of 2 clips: the rate the pipeline has to beat. Prints a table and
+optionally writes JSON.
+
+  python benchmarks/input_pipeline.py [--videos 32] [--frames 100] [--batches 12] [--json out.json]
+  python benchmarks/input_pipeline.py --smoke        # tiny sizes, a few seconds, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import tempfile
+import time
+
+import numpy as np
+
+
+def write_videos(root: str, count: int, frames: int, height: int, width: int, suffix: str,
+                 codec: str | None) -> None:
+  from jaxres.data import demo
+  from jaxres.data.encode import write_video
+  rng = np.random.default_rng(0)
+  names = list(demo.DIRECTIONS)[:4]
+  for i in range(count):
+    name = names[i % len(names)]
+    os.makedirs(os.path.join(root, name), exist_ok=True)
+    clip = demo.render_clip(rng, demo.DIRECTIONS[name], frames, max(height, width))[:, :height, :width]
+    write_video(os.path.join(root, name, f"{name}_{i:03d}{suffix}"), np.ascontiguousarray(clip),
+                fps=25, codec=codec)
+
+
+def pipeline_iterator(config, batch: int, warmup: int = 2):
+  """A warm training iterator (the first batches fill tf.data's buffers and AUTOTUNE)."""
+  from jaxres.data import pipeline
+  from jaxres.data.skips import SkipCounter
+  it = pipeline.create_iterator(config, "train", global_batch_size=batch, sharding=None, seed=0,
+                                process_index=0, process_count=1, skips=SkipCounter())
+  for _ in range(warmup):
+    next(it)
+  return it
+
+
+def time_batches(it, batch: int, batches: int) -> float:
+  """Clips per second over the next `batches` batches."""
+  start = time.perf_counter()
+  for _ in range(batches):
+    next(it)
+  return batches * batch / (time.perf_counter() - start)
+
+
+def time_model(name: str, batch: int, frames: int, size: int, reps: int = 3) -> float:
+  """Clips per second of the jitted eval-mode forward (best of `reps`)."""
+  import jax
+  from jaxres import models
+  model = models.get(name, num_classes=400)
+  x = jax.random.normal(jax.random.key(0), (batch, frames, size, size, 3))
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
+  forward = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  forward(variables, x).block_until_ready()
+  best = float("inf")
+  for _ in range(reps):
+    start = time.perf_counter()
+    forward(variables, x).block_until_ready()
+    best = min(best, time.perf_counter() - start)
+  return batch / best
+
+
+def main() -> None:
+  parser = argparse.ArgumentParser(description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
+  parser.add_argument("--videos", type=int, default=32)
+  parser.add_argument("--frames", type=int, default=100, help="frames per source video")
+  parser.add_argument("--height", type=int, default=240)
+  parser.add_argument("--width", type=int, default=320)
+  parser.add_argument("--suffix", default=".avi", help="container (.avi, .mp4, .webm, .mkv)")
+  parser.add_argument("--codec", default=None, help="encoder (default: the container's)")
+  parser.add_argument("--clip-frames", type=int, default=16)
+  parser.add_argument("--crop", type=int, default=112)
+  parser.add_argument("--resize", type=int, default=128)
+  parser.add_argument("--batch", type=int, default=8)
+  parser.add_argument("--batches", type=int, default=12, help="batches per timed round")
+  parser.add_argument("--rounds", type=int, default=3, help="timed rounds per source (median)")
+  parser.add_argument("--model", default="r2plus1d_18")
+  parser.add_argument("--model-batch", type=int, default=2)
+  parser.add_argument("--workers", type=int, default=0, help="prepare processes (0: CPU count)")
+  parser.add_argument("--workdir", default=None, help="keep the videos and shards here")
+  parser.add_argument("--json", default=None, help="write the results here")
+  args = parser.parse_args()
+  if args.smoke:
+    args.videos, args.frames, args.height, args.width = 8, 24, 60, 80
+    args.clip_frames, args.crop, args.resize, args.batch, args.batches = 8, 32, 40, 4, 3
+    args.model, args.workers, args.rounds = "r3d_tiny", 1, 1
+
+  from jaxres.data.config import default_data_config
+  from jaxres.data.prepare import prepare_dataset
+  workdir = args.workdir or tempfile.mkdtemp(prefix="jaxres-bench-")
+  src, out = os.path.join(workdir, "videos"), os.path.join(workdir, "prepared")
+  start = time.perf_counter()
+  if not os.path.isdir(src):
+    write_videos(src, args.videos, args.frames, args.height, args.width, args.suffix, args.codec)
+  written = time.perf_counter() - start
+  start = time.perf_counter()
+  prepare_dataset(src, out, resize=args.resize, workers=args.workers or None, log=None)
+  prepared = time.perf_counter() - start
+
+  config = default_data_config()
+  config.num_frames, config.resize, config.crop_size = args.clip_frames, args.resize, args.crop
+  config.shuffle_buffer = 16
+  sources = {"raw videos (decode per clip)": ("folder", src), "prepared shards": ("prepared", out)}
+  # Rounds alternate between the sources so that load from other processes hits both alike; only
+  # one pipeline exists at a time (an idle one would keep filling its buffers in the background).
+  rounds = {source: [] for source in sources}
+  for _ in range(args.rounds):
+    for source, (kind, path) in sources.items():
+      config.source, config.path = kind, path
+      it = pipeline_iterator(config, args.batch)
+      rounds[source].append(time_batches(it, args.batch, args.batches))
+      del it
+      gc.collect()
+  results = {source: float(np.median(r)) for source, r in rounds.items()}
+  try:
+    model_rate = time_model(args.model, args.model_batch, args.clip_frames, args.crop)
+  except Exception as e:  # noqa: BLE001 - the data figures stand on their own.
+    print(f"(timing {args.model} failed: {e!r})")
+    model_rate = float("nan")
+
+  shape = f"{args.clip_frames}x{args.crop}x{args.crop}"
+  print(f"input pipeline, training clips of {shape}, {os.cpu_count()} CPUs, source "
+        f"{args.videos} x {args.frames} frames {args.width}x{args.height} {args.suffix}")
+  print(f"  (videos written in {written:.1f} s, prepared in {prepared:.1f} s)")
+  print(f"{'source':<34}{'clips/s':>10}   (rounds)")
+  for source, rate in results.items():
+    print(f"{source:<34}{rate:>10.1f}   ({', '.join(f'{r:.1f}' for r in rounds[source])})")
+  print(f"{args.model + ' forward (eval, batch ' + str(args.model_batch) + ')':<34}"
+        f"{model_rate:>10.1f}")
+  ratio = results["prepared shards"] / results["raw videos (decode per clip)"]
+  print(f"prepared / raw: {ratio:.2f}x")
+  if args.json:
+    with open(args.json, "w") as f:
+      json.dump({"clip": shape, "cpus": os.cpu_count(), "clips_per_s": results, "rounds": rounds,
+                 "model": args.model, "model_clips_per_s": model_rate, "prepared_over_raw": ratio,
+                 "args": vars(args)}, f, indent=1)
+
+
+if __name__ == "__main__":
+  main()
