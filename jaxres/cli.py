@@ -17,6 +17,8 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
     "convert": ("jaxres.commands.convert", "convert a torchvision .pth state_dict to jaxres variables"),
+    "train": ("jaxres.commands.train", "train a config (default: the demo) in a work directory"),
+    "eval": ("jaxres.commands.eval", "evaluate a run's checkpoint on its config's eval data"),
     "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
     "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
 }

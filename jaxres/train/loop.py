@@ -59,6 +59,21 @@ def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
   return train, evaluate
 
 
+def synthetic_data(config) -> tuple[TrainData, EvalData]:
+  """`jaxres.train.synthetic` batches shaped by `config.data` (classification only)."""
+  from jaxres import models
+  from jaxres.train.synthetic import synthetic_batches
+
+  d = config.data
+  frames = (d.num_frames,) if models.spec(config.model.name).input_rank == 5 else ()
+  shape = (config.global_batch_size, *frames, d.crop_size, d.crop_size, 3)
+  classes = config.model.num_classes
+  eval_batches = 2 if config.eval_steps < 0 else config.eval_steps
+  return (lambda start: synthetic_batches(shape, classes, seed=config.seed, start_step=start),
+          lambda: synthetic_batches(shape, classes, seed=config.seed + 1, num_batches=eval_batches,
+                                    eval=True))
+
+
 def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = -1
              ) -> dict[str, float]:
   """One pass of `engine.eval_step` over `batches`, reduced by `task.aggregate`.
@@ -141,8 +156,8 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   os.makedirs(workdir, exist_ok=True)
   engine, model, task = build_engine(config)
   if train_data is None or eval_data is None:
-    default_train, default_eval = pipeline_data(config, engine)
-    train_data, eval_data = train_data or default_train, eval_data or default_eval
+    make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
+    train_data, eval_data = train_data or make[0], eval_data or make[1]
   c = config.checkpoint
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.keep, keep_best=c.keep_best,
                       best_metric=c.best_metric, best_mode=c.best_mode, async_save=c.async_save)
@@ -221,3 +236,38 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     summary["plot"] = plot_curves(writer.path, os.path.join(workdir, "curves.png"),
                                   title=f"{config.model.name} ({workdir})")
   return summary
+
+
+def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
+                        eval_data: Optional[EvalData] = None) -> dict[str, Any]:
+  """Evaluates a checkpoint of `workdir` (the latest, or `step`) on the eval data of `config`.
+
+  Args:
+    config: the run's config (the model and data must match the checkpoint).
+    workdir: the run folder.
+    step: the checkpoint step (default: latest).
+    eval_data: `() -> iterable of eval batches` (default: the pipeline's eval split).
+
+  Returns:
+    The task's aggregate metrics plus `step`.
+
+  Example:
+    >>> evaluate_checkpoint(load_config("configs/demo.py"), "runs/demo")["accuracy"]
+  """
+  engine, _, task = build_engine(config)
+  if eval_data is None:
+    _, eval_data = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
+  try:
+    step = ckpt.latest_step() if step is None else step
+    if step is None:
+      raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
+    batches = iter(eval_data())
+    first = next(batches)
+    abstract = engine.abstract_state(task.model_input(first).shape)
+    state = engine.from_global(ckpt.restore(abstract, step))
+    metrics = evaluate(engine, task, state, itertools.chain([first], batches),
+                       max_batches=config.eval_steps)
+  finally:
+    ckpt.close()
+  return {"step": step, **metrics}

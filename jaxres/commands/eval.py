@@ -1,0 +1,37 @@
+"""`jaxres eval`: evaluate a run's checkpoint (latest, or --step) on its config's eval data.
+
+  jaxres eval --config configs/X.py --workdir DIR [--step N] [--config.key=value ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from jaxres.commands.train import add_common_arguments, setup, split_overrides
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(prog="jaxres eval", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  add_common_arguments(parser)
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  args, overrides = split_overrides(argv)
+  args = parser.parse_args(args)
+  try:
+    config, workdir = setup(args, overrides)
+  except (KeyError, ValueError, FileNotFoundError) as e:
+    print(f"jaxres eval: {e.args[0] if e.args else e}", file=sys.stderr)
+    return 2
+
+  import jax
+  from jaxres.train.loop import evaluate_checkpoint
+  try:
+    metrics = evaluate_checkpoint(config, workdir, step=args.step)
+  except FileNotFoundError as e:
+    print(f"jaxres eval: {e}", file=sys.stderr)
+    return 1
+  if jax.process_index() == 0:
+    print(json.dumps(metrics, indent=2))
+  return 0
