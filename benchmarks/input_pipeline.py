@@ -47,12 +47,16 @@ def pipeline_iterator(config, batch: int, warmup: int = 2):
   return it
 
 
-def time_batches(it, batch: int, batches: int) -> float:
-  """Clips per second over the next `batches` batches."""
-  start = time.perf_counter()
+def time_batches(it, batch: int, batches: int) -> tuple[float, float]:
+  """(clips per second, CPU milliseconds of this process per clip) over the next `batches` batches.
+
+  CPU time per clip hardly depends on what else runs on the machine; wall-clock rate does.
+  """
+  start, cpu = time.perf_counter(), time.process_time()
   for _ in range(batches):
     next(it)
-  return batches * batch / (time.perf_counter() - start)
+  clips = batches * batch
+  return clips / (time.perf_counter() - start), 1e3 * (time.process_time() - cpu) / clips
 
 
 def time_model(name: str, batch: int, frames: int, size: int, reps: int = 3) -> float:
@@ -125,7 +129,8 @@ def main() -> None:
       rounds[source].append(time_batches(it, args.batch, args.batches))
       del it
       gc.collect()
-  results = {source: float(np.median(r)) for source, r in rounds.items()}
+  results = {source: float(np.median([r[0] for r in rs])) for source, rs in rounds.items()}
+  cpu_ms = {source: float(np.median([r[1] for r in rs])) for source, rs in rounds.items()}
   try:
     model_rate = time_model(args.model, args.model_batch, args.clip_frames, args.crop)
   except Exception as e:  # noqa: BLE001 - the data figures stand on their own.
@@ -136,16 +141,20 @@ def main() -> None:
   print(f"input pipeline, training clips of {shape}, {os.cpu_count()} CPUs, source "
         f"{args.videos} x {args.frames} frames {args.width}x{args.height} {args.suffix}")
   print(f"  (videos written in {written:.1f} s, prepared in {prepared:.1f} s)")
-  print(f"{'source':<34}{'clips/s':>10}   (rounds)")
+  print(f"{'source':<34}{'clips/s':>10}{'CPU ms/clip':>13}   (clips/s per round)")
   for source, rate in results.items():
-    print(f"{source:<34}{rate:>10.1f}   ({', '.join(f'{r:.1f}' for r in rounds[source])})")
+    print(f"{source:<34}{rate:>10.1f}{cpu_ms[source]:>13.1f}   "
+          f"({', '.join(f'{r[0]:.1f}' for r in rounds[source])})")
   print(f"{args.model + ' forward (eval, batch ' + str(args.model_batch) + ')':<34}"
         f"{model_rate:>10.1f}")
   ratio = results["prepared shards"] / results["raw videos (decode per clip)"]
-  print(f"prepared / raw: {ratio:.2f}x")
+  cpu_ratio = cpu_ms["raw videos (decode per clip)"] / cpu_ms["prepared shards"]
+  print(f"prepared / raw: {ratio:.2f}x clips/s, {cpu_ratio:.2f}x less CPU per clip "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"clip": shape, "cpus": os.cpu_count(), "clips_per_s": results, "rounds": rounds,
+      json.dump({"clip": shape, "cpus": os.cpu_count(), "clips_per_s": results, "cpu_ms_per_clip": cpu_ms,
+                 "rounds": rounds, "cpu_ratio": cpu_ratio, "load_average": os.getloadavg()[0],
                  "model": args.model, "model_clips_per_s": model_rate, "prepared_over_raw": ratio,
                  "args": vars(args)}, f, indent=1)
 
