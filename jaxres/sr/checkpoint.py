@@ -47,6 +47,20 @@ class LoadedModel:
   step: int
 
 
+def save_run_config(config: ml_collections.ConfigDict, workdir: str) -> str:
+  """Writes `config` as `workdir/config.json` (what `read_run_config` reads); returns the path.
+
+  Example:
+    >>> save_run_config(config, workdir)   # after or before `train_and_evaluate(config, workdir)`
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, CONFIG_FILES[0])
+  with open(path + ".tmp", "w") as f:
+    f.write(config.to_json_best_effort(indent=2))
+  os.replace(path + ".tmp", path)
+  return path
+
+
 def read_run_config(workdir: str) -> ml_collections.ConfigDict:
   """The config a training run saved in `workdir` (`config.json`).
 

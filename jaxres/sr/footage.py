@@ -13,6 +13,8 @@ Example:
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from jaxres.sr import video_io
@@ -88,3 +90,43 @@ def write_video(path: str, frames: np.ndarray, fps: float = 24.0, crf: int = 10)
   with video_io.VideoWriter(path, fps, crf=crf) as writer:
     for frame in frames:
       writer.write(frame)
+
+
+def write_footage_dataset(root: str, *, num_videos: int = 48, frames: int = 16, height: int = 96,
+                          width: int = 96, seed: int = 0, test_fraction: float = 0.25,
+                          fps: float = 25.0) -> str:
+  """Writes generated clips as a folder dataset for `data.source = "folder"` (SR training).
+
+  Layout: `ROOT/footage/clip_NNN.mp4` (one class folder), `trainlist01.txt` (`path 1`) and
+  `testlist01.txt` (the last `test_fraction` of the clips, held out).
+
+  Args:
+    root: output folder (created).
+    num_videos: clips in all.
+    frames: frames per clip.
+    height: frame height.
+    width: frame width.
+    seed: makes the set reproducible.
+    test_fraction: share of clips held out for eval.
+    fps: frame rate written in the files.
+
+  Returns:
+    `root`.
+
+  Example:
+    >>> write_footage_dataset("/tmp/sr-footage", num_videos=16)
+    $ jaxres train --config configs/sr_edsr_demo.py --config.data.source=folder \\
+        --config.data.path=/tmp/sr-footage --config.data.train_split=trainlist01.txt \\
+        --config.data.eval_split=testlist01.txt
+  """
+  os.makedirs(os.path.join(root, "footage"), exist_ok=True)
+  rng = np.random.default_rng(seed)
+  names = [f"footage/clip_{i:03d}.mp4" for i in range(num_videos)]
+  for name in names:
+    write_video(os.path.join(root, name), generate_clip(rng, frames, height, width), fps=fps)
+  num_test = max(1, int(round(num_videos * test_fraction)))
+  with open(os.path.join(root, "trainlist01.txt"), "w") as f:
+    f.writelines(f"{n} 1\n" for n in names[:-num_test])
+  with open(os.path.join(root, "testlist01.txt"), "w") as f:
+    f.writelines(f"{n}\n" for n in names[-num_test:])
+  return root

@@ -7,10 +7,11 @@ train step, `eval_metrics` in the eval step (per-clip values, reduced on the hos
 Losses: `"l1"` (mean absolute error) or `"charbonnier"` (`mean(sqrt((x - y)^2 + eps^2))`, a smooth
 L1 used by BasicVSR/LapSRN).
 
-Eval metrics per clip (mean over its frames of the per-frame value, as SR papers report per-video
-figures): `psnr`, `ssim` on RGB and `psnr_y`, `ssim_y` on BT.601 Y, all with a border crop of
-`scale` pixels, and `psnr_y_bicubic`, the bicubic baseline on the same frames; the model's output
-is clipped to [0, 1] and quantised to 8 bits first, as when it is saved.
+Eval metrics per clip (the mean over its frames of the per-frame value): `psnr`, `ssim` on RGB and
+`psnr_y`, `ssim_y` on BT.601 Y, all with a border crop of `scale` pixels, and `psnr_y_bicubic`, the
+bicubic baseline on the same frames; the model's output is clipped to [0, 1] and quantised to 8
+bits first, as when it is saved. `aggregate` averages the clips of each video (`video_id`), then
+the videos, as SR papers report per-video figures; `per_video` gives the table itself.
 
 Example:
   >>> task = SuperResolutionTask(scale=4, loss="charbonnier")
@@ -87,7 +88,7 @@ class SuperResolutionTask:
     return loss, {"loss": loss, "l1": l1, "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
 
   def eval_metrics(self, outputs: jax.Array, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
-    """Per-clip metrics `[B]` (see the module notes)."""
+    """Per-clip metrics `[B]` (see the module notes); passes `video_id` through when present."""
     sr = jnp.round(jnp.clip(outputs.astype(jnp.float32), 0.0, 1.0) * 255.0) / 255.0
     hr = batch["hr"].astype(jnp.float32)
     bicubic = jnp.round(jnp.clip(bicubic_upsample(batch["lr"].astype(jnp.float32), self.scale),
@@ -95,30 +96,52 @@ class SuperResolutionTask:
     frame_axes = tuple(range(1, sr.ndim - 3))  # time, for clips
     mean = lambda m: jnp.mean(m, axis=frame_axes) if frame_axes else m
     crop = self.scale
-    return {
+    out = {
         "psnr": mean(metrics.psnr(sr, hr, crop=crop)),
         "psnr_y": mean(metrics.psnr(sr, hr, crop=crop, y_channel=True)),
         "ssim": mean(metrics.ssim(sr, hr, crop=crop)),
         "ssim_y": mean(metrics.ssim(sr, hr, crop=crop, y_channel=True)),
         "psnr_y_bicubic": mean(metrics.psnr(bicubic, hr, crop=crop, y_channel=True)),
     }
+    if "video_id" in batch:
+      out["video_id"] = batch["video_id"]
+    return out
+
+  def per_video(self, per_clip: Iterable[Mapping[str, Any]]) -> dict[int, dict[str, float]]:
+    """Per-video means of `eval_metrics` outputs (clips grouped by `video_id`; padding dropped).
+
+    Without video ids every clip counts as its own video (ids 0, 1, ... in order).
+    """
+    sums: dict[int, dict[str, float]] = {}
+    counts: dict[int, float] = collections.defaultdict(float)
+    next_id = 0
+    for m in per_clip:
+      m = {k: np.asarray(v) for k, v in m.items()}
+      weight = m.pop("weight", None)
+      n = len(next(iter(m.values())))
+      weight = np.ones(n) if weight is None else weight.astype(np.float64)
+      ids = m.pop("video_id", None)
+      if ids is None:
+        ids = np.arange(next_id, next_id + n)
+        next_id += n
+      for i in range(n):
+        if weight[i] <= 0:
+          continue
+        entry = sums.setdefault(int(ids[i]), collections.defaultdict(float))
+        for k, v in m.items():
+          entry[k] += float(v[i]) * weight[i]
+        counts[int(ids[i])] += weight[i]
+    return {vid: {k: v / counts[vid] for k, v in entry.items()} for vid, entry in sorted(sums.items())}
 
   def aggregate(self, per_clip: Iterable[Mapping[str, Any]]) -> dict[str, float]:
-    """Means over clips of `eval_metrics` outputs (each a dict of `[B]` arrays); adds `gain_y`.
-
-    A dict may carry a `"weight"` `[B]` array (0 for padding examples in the last batch).
-    """
-    sums: dict[str, float] = collections.defaultdict(float)
-    count = 0.0
-    for m in per_clip:
-      m = {k: np.asarray(v, np.float64) for k, v in m.items()}
-      weight = m.pop("weight", np.ones_like(next(iter(m.values()))))
-      count += float(weight.sum())
-      for k, v in m.items():
-        sums[k] += float((np.where(weight > 0, v, 0.0) * weight).sum())
-    if not count:
+    """Means over videos of the per-video means (`per_video`), the usual SR report; adds `gain_y`
+    (model minus bicubic PSNR on Y) and `num_videos`."""
+    videos = self.per_video(per_clip)
+    if not videos:
       return {}
-    out = {k: v / count for k, v in sums.items()}
+    keys = next(iter(videos.values())).keys()
+    out = {k: float(np.mean([v[k] for v in videos.values()])) for k in keys}
     if "psnr_y" in out and "psnr_y_bicubic" in out:
       out["gain_y"] = out["psnr_y"] - out["psnr_y_bicubic"]
+    out["num_videos"] = float(len(videos))
     return out
