@@ -256,3 +256,27 @@ def test_tf_degradation_matches_the_jax_one():
     ours = degrade.degrade(hr, 4, blur_sigma=blur).numpy()
     theirs = np.asarray(degradation.degrade(hr, degradation.Degradation(4, blur_sigma=blur)))
     np.testing.assert_allclose(ours, theirs, atol=1e-6)
+
+
+@pytest.mark.parametrize("from_prepared", [False, True])
+def test_tfds_builder_and_tfds_source(folder, prepared, tmp_path, from_prepared):
+  import tensorflow_datasets as tfds
+  from jaxres.data import tfds_builder
+  data_dir = str(tmp_path / "tfds")
+  source = prepared if from_prepared else folder
+  lists = None if from_prepared else {"train": "", "eval": ""}
+  builder = tfds.builder("jaxres_videos", data_dir=data_dir,
+                         config=tfds_builder.folder_config(source, name="colours", resize=32,
+                                                           split_lists=lists))
+  builder.download_and_prepare()
+  assert builder.info.features["label"].names == sorted(CLASSES)
+  assert builder.info.splits["train"].num_examples == 13  # The two unreadable files are left out.
+  # A built dataset loads by name from its data_dir, like any TFDS dataset (e.g. ucf101).
+  config = make_config("tfds", data_dir, tfds_name="jaxres_videos/colours", eval_split="eval",
+                       eval_clips=2)
+  assert pipeline.dataset_info(config).num_videos == {"train": 13, "eval": 13}
+  for batch in take(config, "train", 2, skips=SkipCounter()):
+    np.testing.assert_array_equal(batch["label"], clip_classes(batch["video"]))
+  batches = take(config, "eval", batch=8, skips=SkipCounter())
+  ids = np.concatenate([b["video_id"][b["mask"] > 0] for b in batches])
+  assert np.all(np.bincount(ids) == 2) and len(np.bincount(ids)) == 13

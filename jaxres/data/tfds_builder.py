@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 from jaxres.data import decode, records, sources
@@ -65,6 +66,14 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
   RELEASE_NOTES = {"1.0.0": "Initial release."}
   BUILDER_CONFIGS = []
 
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls):
+    # TFDS 4.9.10's own lookup imports `importlib_resources`, which it only installs on Python
+    # < 3.9; the module file is all it needs.
+    from etils import epath
+    return epath.Path(__file__)
+
   def _is_prepared(self) -> bool:
     return os.path.isfile(os.path.join(self.builder_config.source_dir, records.MANIFEST))
 
@@ -78,7 +87,7 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             "video": tfds.features.Video(shape=(None, None, None, 3), encoding_format="jpeg"),
             "label": tfds.features.ClassLabel(names=list(self._class_names())),
-            "fps": tfds.features.Scalar(dtype="float32"),
+            "fps": tfds.features.Scalar(dtype=np.float32),
             "path": tfds.features.Text(),
         }),
         supervised_keys=("video", "label"),
@@ -89,15 +98,21 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
     root = self.builder_config.source_dir
     if self._is_prepared():
       manifest = records.read_manifest(root)
-      return {split: self._generate_prepared(records.shard_paths(root, manifest, split))
+      return {split: self._generate_examples(files=records.shard_paths(root, manifest, split))
               for split in manifest["splits"]}
     lists = self.builder_config.split_lists
     if lists is None:
       train, test = (os.path.join(root, f) for f in ("trainlist01.txt", "testlist01.txt"))
       lists = ({"train": train, "eval": test}
                if os.path.isfile(train) and os.path.isfile(test) else {"train": ""})
-    return {split: self._generate_folder(sources.folder_videos(root, path, split=split))
+    return {split: self._generate_examples(videos=sources.folder_videos(root, path, split=split))
             for split, path in lists.items()}
+
+  def _generate_examples(self, files=None, videos=None):
+    if files is not None:
+      yield from self._generate_prepared(files)
+    else:
+      yield from self._generate_folder(videos)
 
   def _generate_prepared(self, files):
     from jaxres.data.tfhost import tf
