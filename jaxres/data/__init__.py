@@ -1,0 +1,21 @@
+"""Video data: files -> decoded clips -> tf.data per host -> global `jax.Array` batches.
+
+Modules (import what you use; only the tf.data ones load TensorFlow):
+
+- `decode`: a video file -> uint8 `[T, H, W, 3]` with PyAV, seeking to just the frames a clip needs.
+- `encode`: uint8 frames -> a video file (for demo data, tests, benchmarks).
+- `demo`: `write_demo_dataset`, the generated motion dataset every job defaults to.
+- `sources`: class folders, UCF101/CSV split lists, class names, per-host sharding.
+- `prepare` / `records`: `jaxres prepare` (TFRecord shards of JPEG frames + manifest).
+- `tfds_builder`: the `jaxres_videos` TFDS builder for folders and prepared data.
+- `config`: `default_data_config()`, every data field.
+- `transforms` / `degrade`: clip sampling, crops, flips, normalisation, SR degradation (tf ops).
+- `pipeline`: `create_iterator`, `dataset_info`, `average_video_logits`.
+- `skips`: `SKIPPED`, the count of skipped files by reason.
+
+Example:
+  >>> from jaxres.data import pipeline
+  >>> from jaxres.data.config import default_data_config
+  >>> batch = next(pipeline.create_iterator(default_data_config(), "train", global_batch_size=8,
+  ...                                       sharding=None, seed=0))
+"""
