@@ -47,15 +47,18 @@ def pipeline_iterator(config, batch: int, warmup: int = 2):
   return it
 
 
-def time_batches(it, batch: int, batches: int) -> tuple[float, float]:
-  """(clips per second, CPU milliseconds of this process per clip) over the next `batches` batches.
+def time_batches(it, batch: int, batches: int, min_seconds: float) -> tuple[float, float]:
+  """(clips per second, CPU milliseconds of this process per clip) over at least `batches`
+  batches and `min_seconds`.
 
   CPU time per clip hardly depends on what else runs on the machine; wall-clock rate does.
   """
   start, cpu = time.perf_counter(), time.process_time()
-  for _ in range(batches):
+  n = 0
+  while n < batches or time.perf_counter() - start < min_seconds:
     next(it)
-  clips = batches * batch
+    n += 1
+  clips = n * batch
   return clips / (time.perf_counter() - start), 1e3 * (time.process_time() - cpu) / clips
 
 
@@ -91,7 +94,8 @@ def main() -> None:
   parser.add_argument("--resize", type=int, default=128)
   parser.add_argument("--batch", type=int, default=8)
   parser.add_argument("--batches", type=int, default=12, help="batches per timed round")
-  parser.add_argument("--rounds", type=int, default=3, help="timed rounds per source (median)")
+  parser.add_argument("--rounds", type=int, default=5, help="timed rounds per source (median)")
+  parser.add_argument("--seconds", type=float, default=4.0, help="minimum seconds per round")
   parser.add_argument("--model", default="r2plus1d_18")
   parser.add_argument("--model-batch", type=int, default=2)
   parser.add_argument("--workers", type=int, default=0, help="prepare processes (0: CPU count)")
@@ -101,7 +105,7 @@ def main() -> None:
   if args.smoke:
     args.videos, args.frames, args.height, args.width = 8, 24, 60, 80
     args.clip_frames, args.crop, args.resize, args.batch, args.batches = 8, 32, 40, 4, 3
-    args.model, args.workers, args.rounds = "r3d_tiny", 1, 1
+    args.model, args.workers, args.rounds, args.seconds = "r3d_tiny", 1, 1, 0.0
 
   from jaxres.data.config import default_data_config
   from jaxres.data.prepare import prepare_dataset
@@ -126,7 +130,7 @@ def main() -> None:
     for source, (kind, path) in sources.items():
       config.source, config.path = kind, path
       it = pipeline_iterator(config, args.batch)
-      rounds[source].append(time_batches(it, args.batch, args.batches))
+      rounds[source].append(time_batches(it, args.batch, args.batches, args.seconds))
       del it
       gc.collect()
   results = {source: float(np.median([r[0] for r in rs])) for source, rs in rounds.items()}
