@@ -67,7 +67,7 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
     if ema_params is not None:
       ema_params = optax.incremental_update(params, ema_params, 1.0 - ema_decay)
     metrics = dict(metrics, learning_rate=jnp.asarray(schedule(state.step), jnp.float32),
-                   grad_norm=optax.global_norm(grads), param_norm=optax.global_norm(params))
+                   grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))
     new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
                               opt_state=opt_state, ema_params=ema_params)
     return new_state, metrics
