@@ -112,3 +112,15 @@ def test_bfloat16_compute():
   variables = model.init(jax.random.key(0), x, train=False)
   assert jax.tree_util.tree_leaves(variables)[0].dtype == jnp.float32
   assert model.apply(variables, x, train=False).dtype == jnp.float32
+
+
+def test_recurrent_unrolled_equals_scan():
+  clip = jax.random.uniform(jax.random.key(5), (1, 3, 6, 6, 3))
+  unrolled = models.get("basicvsr_tiny", scale=2)
+  scanned = models.get("basicvsr_tiny", scale=2, unroll=False)
+  variables = unrolled.init(jax.random.key(0), clip, train=False)
+  assert (jax.tree_util.tree_structure(variables)
+          == jax.tree_util.tree_structure(scanned.init(jax.random.key(0), clip, train=False)))
+  variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
+  np.testing.assert_allclose(unrolled.apply(variables, clip, train=False),
+                             scanned.apply(variables, clip, train=False), atol=1e-5)

@@ -8,6 +8,7 @@ OUT ends in .png). Memory does not grow with the video's length. See `jaxres.sr.
 Example:
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
   $ jaxres upscale in.mp4 compare.png --checkpoint runs/sr_edsr --compare
+  $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr --config configs/sr_edsr_demo.py
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def main(argv: list[str]) -> int:
   parser.add_argument("output", help="output video (.mp4, .mkv, .mov, ...; .png with --compare)")
   parser.add_argument("--checkpoint", required=True, help="the training workdir")
   parser.add_argument("--config", default=None,
-                      help="config file of the run, if the workdir has no config.json")
+                      help="config file of the run, if the workdir has no config.json "
+                           "(with any --config.key=value overrides the run used)")
   parser.add_argument("--model", default=None, help="refuse a checkpoint of another architecture")
   parser.add_argument("--scale", type=int, default=None, help="refuse a checkpoint of another scale")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
@@ -37,7 +39,11 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--compare", action="store_true", help="write bicubic | model side by side")
   parser.add_argument("--crf", type=int, default=17, help="x264 quality (lower is better)")
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  from jaxres.commands.train import split_overrides  # pylint: disable=import-outside-toplevel
+  argv, overrides = split_overrides(list(argv))
   args = parser.parse_args(argv)
+  if overrides and not args.config:
+    parser.error("--config.key=value overrides need --config")
 
   from jaxres.sr import checkpoint, upscale  # pylint: disable=import-outside-toplevel
 
@@ -47,14 +53,14 @@ def main(argv: list[str]) -> int:
     config = None
     if args.config:
       from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
-      config = load_config(args.config)
+      config = load_config(args.config, overrides)
     loaded = checkpoint.load_sr_model(args.checkpoint, config=config, expect_model=args.model,
                                       expect_scale=args.scale, step=args.step)
     result = upscale.upscale_video(
         args.input, args.output, loaded.model, loaded.variables, scale=loaded.scale,
         clip_model=loaded.clip_model, options=options, compare=args.compare,
         progress=not args.no_progress, crf=args.crf)
-  except (FileNotFoundError, ValueError) as error:
+  except (FileNotFoundError, ValueError, KeyError) as error:
     print(f"jaxres upscale: {error}", file=sys.stderr)
     return 1
   h, w = result["size"]

@@ -91,12 +91,14 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
   parser.add_argument("--chunk", type=int, default=16)
   parser.add_argument("--overlap", type=int, default=4)
+  from jaxres.commands.train import split_overrides  # pylint: disable=import-outside-toplevel
+  argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
   args = parser.parse_args(argv)
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
   config = None
   if args.config:
     from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
-    config = load_config(args.config)
+    config = load_config(args.config, overrides)
   try:
     loaded = checkpoint.load_sr_model(args.checkpoint, config=config)
   except (FileNotFoundError, ValueError) as error:
