@@ -63,6 +63,7 @@ def make_config(source, path, **overrides):
   config.resize, config.crop_size = 32, 28
   config.mean, config.std = MEAN, STD
   config.shuffle_buffer = 8
+  config.flip = True  # Colour classes are mirror-proof (the demo's directions are not).
   for k, v in overrides.items():
     setattr(config, k, v)
   return config

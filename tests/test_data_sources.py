@@ -106,6 +106,10 @@ def test_config_defaults_validate_and_reject_bad_values():
   config.source, config.path = "folder", ""
   with pytest.raises(ValueError, match="data.path"):
     validate(config)
+  config = default_data_config()
+  config.flip = True  # Would swap the demo's left/right labels.
+  with pytest.raises(ValueError, match="flip"):
+    validate(config)
 
 
 def _shift(a, b):

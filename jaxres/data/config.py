@@ -41,7 +41,9 @@ def default_data_config() -> ml_collections.ConfigDict:
       `target_fps`: when > 0, sample at this rate instead (stride = fps / target_fps).
     - `resize`: short side (pixels) frames are resized to before cropping. `crop_size`: square crop.
     - `scale_jitter`: `(min, max)` factors on `resize` drawn per training clip (1, 1 = none).
-    - `flip`: random horizontal flips in training.
+    - `flip`: random horizontal flips in training. Off by default: a mirror turns the demo's
+      `left` videos into `right` ones, so it is refused for the demo source; turn it on for
+      natural video (Kinetics, UCF101).
     - `mean`, `std`: per-channel normalisation of [0, 1] pixels.
     - `eval_clips`: uniformly spaced clips per video in eval. `eval_crops`: 1 (centre) or 3 (both
       ends and centre along the long side); logits are averaged per `video_id` by the engine.
@@ -74,7 +76,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.resize = 128
   c.crop_size = 112
   c.scale_jitter = (1.0, 1.0)
-  c.flip = True
+  c.flip = False
   c.mean = (0.43216, 0.394666, 0.37645)
   c.std = (0.22803, 0.22145, 0.216989)
   c.eval_clips = 1
@@ -127,5 +129,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.crop_size > config.resize * min(config.scale_jitter):
     raise ValueError(f"data.crop_size {config.crop_size} exceeds the smallest resized short side "
                      f"{config.resize} x {min(config.scale_jitter)}.")
+  if config.source == "demo" and config.flip:
+    raise ValueError("data.flip would mirror the demo's motion directions (left <-> right) and so "
+                     "corrupt its labels; keep flip off for source 'demo'.")
   if len(config.mean) != 3 or len(config.std) != 3:
     raise ValueError("data.mean and data.std need 3 values.")
