@@ -66,6 +66,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.eval_every_steps = 500  # 0: only at the end
   c.eval_steps = -1  # batches per evaluation (-1: the whole eval split)
   c.progress_bar = True
+  c.tensorboard = True  # TensorBoard event files besides metrics.jsonl
   c.plot = True  # training-curve PNG at the end
   return c
 

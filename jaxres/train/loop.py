@@ -161,7 +161,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   c = config.checkpoint
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.keep, keep_best=c.keep_best,
                       best_metric=c.best_metric, best_mode=c.best_mode, async_save=c.async_save)
-  writer = MetricWriter(workdir)
+  writer = MetricWriter(workdir, tensorboard=config.tensorboard)
   total = int(config.num_train_steps)
 
   start_step = ckpt.latest_step() or 0
