@@ -281,3 +281,13 @@ def test_tfds_builder_and_tfds_source(folder, prepared, tmp_path, from_prepared)
   batches = take(config, "eval", batch=8, skips=SkipCounter())
   ids = np.concatenate([b["video_id"][b["mask"] > 0] for b in batches])
   assert np.all(np.bincount(ids) == 2) and len(np.bincount(ids)) == 13
+
+
+def test_a_folder_of_only_bad_videos_is_an_error_not_a_hang(tmp_path):
+  os.makedirs(tmp_path / "a")
+  for i in range(2):
+    (tmp_path / "a" / f"bad{i}.mp4").write_bytes(b"\0" * 100)
+  skips = SkipCounter()
+  with pytest.raises(Exception, match="None of this host's 2 videos"):
+    take(make_config("folder", str(tmp_path)), "train", 1, skips=skips)
+  assert skips.counts() == {"corrupt": 2}

@@ -254,10 +254,11 @@ class _ShortVideo(Exception):
   pass
 
 
-def _raw_decoder(config, split: str, skips: SkipCounter):
+def _raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
   """numpy function (path, seed) -> (uint8 [clips * T, H, W, 3], ok)."""
   num_frames, clips = config.num_frames, (config.eval_clips if split == "eval" else 1)
   empty = np.zeros((0, 1, 1, 3), np.uint8)
+  failures = collections.Counter()  # Failures since the last success: all bad = a clear error.
 
   def fn(path, seed):
     path = path.decode()
@@ -276,7 +277,9 @@ def _raw_decoder(config, split: str, skips: SkipCounter):
                              for s in starts])
 
     try:
-      return decode.read_frames(path, pick), True
+      frames = decode.read_frames(path, pick)
+      failures.clear()
+      return frames, True
     except decode.DecodeError as e:
       skips.record(path, e.reason, e.detail)
     except _ShortVideo as e:
@@ -285,6 +288,10 @@ def _raw_decoder(config, split: str, skips: SkipCounter):
       skips.record(path, "missing", "file vanished after listing")
     except Exception as e:  # noqa: BLE001 - one bad file must not stop training.
       skips.record(path, "corrupt", repr(e))
+    failures[path] += 1
+    if len(failures) >= num_videos and min(failures.values()) >= 2:
+      raise ValueError(f"None of this host's {num_videos} videos can be used; skipped so far: "
+                       f"{skips.counts()} (e.g. {sorted(failures)[:3]}).")
     return empty, False
 
   def decode_op(x, seed):
@@ -472,7 +479,7 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       if config.cache:
         ds = ds.cache()
       ds = ds.shuffle(host_videos, seed=host_seed, reshuffle_each_iteration=True).repeat(num_epochs)
-    element = _raw_decoder(config, split, skips)
+    element = _raw_decoder(config, split, skips, host_videos)
   else:
     if config.source == "prepared":
       # Records stay serialized through the shuffle buffer; each is parsed once, in the map below.
