@@ -25,7 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier"})
   c.data.task = "super_resolution"
   c.data.num_frames = 5
-  c.data.flip = True
+  c.data.flip = False  # the demo source refuses flips (they would relabel its motions)
   c.data.sr.scale = scale
   c.data.sr.patch_size = 64
   c.global_batch_size = 8

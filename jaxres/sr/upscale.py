@@ -23,7 +23,8 @@ step); prefer large tiles for it.
 
 Example:
   >>> frames = upscale_frames(model, variables, lr_frames, scale=4)           # iterator in, out
-  >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, compare=False)
+  >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, clip_model=False)
+  >>> upscale_with_checkpoint("in.mp4", "out.mp4", "runs/sr_edsr")          # a trained workdir
 """
 
 from __future__ import annotations
@@ -293,6 +294,35 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     writer.close()
   return {"frames": n, "fps": info.fps, "size": (info.height * scale, info.width * scale),
           "path": out_path}
+
+
+def upscale_with_checkpoint(in_path: str, out_path: str, workdir: str, *, config: Any = None,
+                            expect_scale: int | None = None,
+                            options: UpscaleOptions = UpscaleOptions(), compare: bool = False,
+                            progress: bool = True) -> dict:
+  """`jaxres upscale` as a function: rebuilds the model of a training workdir and upscales a video.
+
+  Args:
+    in_path: input video.
+    out_path: output video (or `.png` strip with `compare`).
+    workdir: the `jaxres train` workdir.
+    config: the run's config when the workdir holds no `config.json`.
+    expect_scale: refuse a checkpoint of another scale.
+    options: chunking and tiling.
+    compare: write `bicubic | model`.
+    progress: show a progress bar.
+
+  Returns:
+    What `upscale_video` returns.
+
+  Example:
+    >>> upscale_with_checkpoint("in.mp4", "out.mp4", "runs/sr_edsr", expect_scale=2)
+  """
+  from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
+  loaded = checkpoint.load_sr_model(workdir, config=config, expect_scale=expect_scale)
+  return upscale_video(in_path, out_path, loaded.model, loaded.variables, scale=loaded.scale,
+                       clip_model=loaded.clip_model, options=options, compare=compare,
+                       progress=progress)
 
 
 def _tee(frames: Iterator[np.ndarray]) -> tuple[Iterator[np.ndarray], Iterator[np.ndarray]]:
