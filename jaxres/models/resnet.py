@@ -23,6 +23,7 @@ import jax.numpy as jnp
 
 from jaxres.models.blocks import (BasicBlock, BottleneckBlock, ModuleDef, ProjectionShortcut,
                                   ZeroPadShortcut)
+from jaxres.models.conv import Conv
 from jaxres.models.norm import BatchNorm
 from jaxres.models.video import conv_kernel_init
 
@@ -90,7 +91,7 @@ class ResNet(nn.Module):
   shortcut_cls: ModuleDef = ProjectionShortcut
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
-  conv: ModuleDef = nn.Conv
+  conv: ModuleDef = Conv
   bn_axis_name: str | None = None
 
   @nn.compact

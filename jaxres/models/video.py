@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxres.models.blocks import BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef, ProjectionShortcut
+from jaxres.models.conv import Conv
 from jaxres.models.norm import BatchNorm
 
 # torch: kaiming_normal_(mode="fan_out", nonlinearity="relu"); flax's "normal" is not truncated.
@@ -106,7 +107,8 @@ class VideoResNet(nn.Module):
     widths: stage widths (before the bottleneck expansion).
     dtype: compute dtype (e.g. jnp.bfloat16); parameters stay in `param_dtype`.
     param_dtype: parameter dtype.
-    conv: the convolution module (any `nn.Conv`-compatible class: same `kernel` parameter).
+    conv: the convolution module (any `nn.Conv`-compatible class: same `kernel` parameter); the
+      default `jaxres.models.conv.Conv` lowers convolutions to fast matrix products on CPU.
     bn_axis_name: pmap axis for BatchNorm statistics (None under jit, where arrays are global).
 
   `__call__(x, train)` returns logits. Intermediate features are sown into the "intermediates"
@@ -122,7 +124,7 @@ class VideoResNet(nn.Module):
   widths: Sequence[int] = (64, 128, 256, 512)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
-  conv: ModuleDef = nn.Conv
+  conv: ModuleDef = Conv
   bn_axis_name: str | None = None
 
   @nn.compact

@@ -1,0 +1,170 @@
+"""What the benchmarks share: jitted jaxres forward and train steps, torchvision twins, timing.
+
+The jaxres train step is the engine's step reduced to its arithmetic: forward in train mode (BatchNorm
+batch statistics), softmax cross-entropy, gradients, SGD with momentum 0.9, jitted with the state
+donated. The torch train step does the same in eager mode: forward, cross-entropy, backward, SGD step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from jaxres import models
+
+TORCHVISION_VIDEO = ("r3d_18", "mc3_18", "r2plus1d_18")
+
+
+def median_time(fn: Callable[[], Any], reps: int = 1) -> float:
+  """Median wall time of `fn()` over `reps` calls (seconds); results are waited for."""
+  times = []
+  for _ in range(reps):
+    start = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - start)
+  return float(np.median(times))
+
+
+def input_shape(name: str, batch: int, frames: int, size: int) -> tuple[int, ...]:
+  frames_ = (frames,) if models.spec(name).input_rank == 5 else ()
+  return (batch, *frames_, size, size, 3)
+
+
+@dataclasses.dataclass
+class JaxBench:
+  """A model's jitted forward and train step with their inputs; call `forward()` / `train()`."""
+
+  forward: Callable[[], Any]
+  train: Callable[[], Any]
+  forward_compiled: Any
+  train_compiled: Any
+  compile_s: dict
+
+
+def jax_bench(name: str, shape, num_classes: int = 400, **model_kwargs) -> JaxBench:
+  """Builds, compiles (timed) and warms up jaxres' forward and train step for `name` at `shape`."""
+  model = models.get(name, num_classes=num_classes, **model_kwargs)
+  x = jax.random.normal(jax.random.key(0), shape, jnp.float32)
+  labels = jnp.arange(shape[0]) % num_classes
+  variables = jax.jit(functools.partial(model.init, train=False))(jax.random.key(1), x)
+  tx = optax.sgd(0.01, momentum=0.9)
+
+  def forward(variables, x):
+    return model.apply(variables, x, train=False)
+
+  def train_step(state, x, labels):
+    params, batch_stats, opt_state = state
+
+    def loss_fn(params):
+      logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
+                                    mutable=["batch_stats"])
+      loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+      return loss, updates["batch_stats"]
+
+    (loss, batch_stats), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return (optax.apply_updates(params, updates), batch_stats, opt_state), loss
+
+  compile_s = {}
+  start = time.perf_counter()
+  fwd = jax.jit(forward).lower(variables, x).compile()
+  compile_s["forward"] = time.perf_counter() - start
+  # Copies: the step donates its state, and the forward keeps using `variables`.
+  state = jax.tree.map(jnp.copy, (variables["params"], variables["batch_stats"],
+                                  tx.init(variables["params"])))
+  start = time.perf_counter()
+  step = jax.jit(train_step, donate_argnums=(0,)).lower(state, x, labels).compile()
+  compile_s["train"] = time.perf_counter() - start
+  holder = {"state": state}
+
+  def run_train():
+    holder["state"], loss = step(holder["state"], x, labels)
+    return loss
+
+  bench = JaxBench(lambda: fwd(variables, x), run_train, fwd, step, compile_s)
+  jax.block_until_ready((bench.forward(), bench.train()))  # warm-up
+  return bench
+
+
+def peak_bytes(compiled) -> int | None:
+  """XLA's estimate of the memory a compiled function needs: arguments, outputs and temporaries."""
+  try:
+    m = compiled.memory_analysis()
+    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
+               - m.alias_size_in_bytes)
+  except Exception:  # not every backend reports it
+    return None
+
+
+def import_torch():
+  """(torch, torchvision) or None when they are not installed."""
+  try:
+    import torch
+    import torchvision
+  except ImportError:
+    return None
+  return torch, torchvision
+
+
+@dataclasses.dataclass
+class TorchBench:
+  forward: Callable[[], Any]
+  train: Callable[[], Any]
+  memory_format: str
+
+
+def torch_bench(name: str, shape, num_classes: int = 400, threads: int | None = None,
+                memory_format: str | None = None, probe_reps: int = 1) -> TorchBench:
+  """torchvision's `name`, eager float32, in its faster memory format (probed unless given).
+
+  `shape` is jaxres' channels-last shape; torch gets the same clip channels-first.
+  """
+  torch, torchvision = import_torch()
+  if threads:
+    torch.set_num_threads(threads)
+  constructor = getattr(torchvision.models.video, name, None) or getattr(torchvision.models, name)
+  model = constructor(num_classes=num_classes)
+  x = torch.randn(shape[0], shape[-1], *shape[1:-1])
+  labels = torch.arange(shape[0]) % num_classes
+  opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+  formats = {"channels_first": torch.contiguous_format,
+             "channels_last": torch.channels_last_3d if x.ndim == 5 else torch.channels_last}
+
+  def make(fmt):
+    model.to(memory_format=formats[fmt])
+    xf = x.contiguous(memory_format=formats[fmt])
+
+    def forward():
+      model.eval()
+      with torch.no_grad():
+        return model(xf)
+
+    def train():
+      model.train()
+      opt.zero_grad(set_to_none=True)
+      loss = torch.nn.functional.cross_entropy(model(xf), labels)
+      loss.backward()
+      opt.step()
+      return loss
+
+    return forward, train
+
+  if memory_format is None:  # probe: the faster format on forward + train step
+    best = None
+    for fmt in formats:
+      f, t = make(fmt)
+      f(), t()  # warm-up
+      elapsed = median_time(f, probe_reps) + median_time(t, probe_reps)
+      if best is None or elapsed < best[1]:
+        best = (fmt, elapsed)
+    memory_format = best[0]
+  f, t = make(memory_format)
+  f(), t()
+  return TorchBench(f, t, memory_format)

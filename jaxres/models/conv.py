@@ -1,0 +1,335 @@
+"""Convolution lowerings: the same convolution computed as XLA's native op or as matrix products.
+
+XLA's CPU convolutions run at a fraction of its matmul speed (DESIGN.md), so on CPU `Conv` rewrites
+each convolution of the residual networks into dots that XLA runs well; on GPU/TPU it keeps XLA's
+native convolution. Every lowering computes the same function (forward and gradients, up to float
+rounding; see tests/test_conv_lowering.py) and `Conv` keeps `nn.Conv`'s parameter tree (`kernel` of
+shape `kernel_size + (in_features, features)`, optional `bias`), so weights load either way.
+
+Lowerings (`conv(x, kernel, ..., lowering=...)`):
+  native:    `lax.conv_general_dilated`.
+  winograd:  Winograd minimal filtering F(m, 3) (Lavin & Gray 2016) on every axis whose kernel is 3
+             with stride 1 and padding 1, the other axes having kernel 1: input and kernel tiles are
+             transformed by small constant matrices, multiplied as one batched dot over channels,
+             and transformed back. F(2, 3) does 4 products per 2 outputs instead of 6 on each such axis
+             (2.25x fewer multiply-adds for 3x3, 3.4x for 3x3x3), F(4, 3) 6 per 4 instead of 12.
+  im2col:    the kernel's taps gathered into channels, then one dot (strided and stem convs).
+  pointwise: a strided slice, then one dot (1x1 and 1x1x1 kernels).
+  auto:      `native` off CPU; on CPU `pointwise`, `winograd` or `im2col` by kernel shape (see
+             `choose_lowering`).
+
+Example:
+  >>> y = conv(x, kernel, strides=(1, 1, 1), padding=((1, 1),) * 3)   # x [B,T,H,W,C]
+  >>> model = models.get("r3d_18", conv=functools.partial(Conv, lowering="native"))
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable, Sequence, Union
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+Padding = Union[str, Sequence[tuple[int, int]]]
+LOWERINGS = ("auto", "native", "winograd", "im2col", "pointwise")
+
+# Winograd F(m, 3) matrices (Lavin & Gray 2016): y = A^T [(G g) * (B^T d)] for one axis.
+_WINOGRAD = {
+    2: dict(
+        BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+        G=np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64),
+        AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)),
+    4: dict(
+        BT=np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
+                     [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
+        G=np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                    [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
+        AT=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
+                     [0, 1, -1, 8, -8, 1]], np.float64)),
+}
+
+
+def _normalise(x_ndim: int, kernel_shape, strides, padding):
+  """(strides, explicit padding pairs) for the spatial axes of an `x` of rank `x_ndim`."""
+  spatial = x_ndim - 2
+  strides = (strides,) * spatial if isinstance(strides, int) else tuple(strides)
+  if isinstance(padding, str):
+    return strides, padding.upper()
+  padding = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+  return strides, padding
+
+
+def _explicit_padding(x_shape, kernel_shape, strides, padding):
+  if isinstance(padding, str):
+    return tuple(lax.padtype_to_pads(x_shape[1:-1], kernel_shape[:-2], strides, padding))
+  return padding
+
+
+def _dimension_numbers(ndim: int) -> tuple[str, str, str]:
+  spatial = "DHW"[-(ndim - 2):] if ndim <= 5 else None
+  if spatial is None:
+    raise ValueError(f"Inputs of rank {ndim} are not supported.")
+  return ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
+
+
+def native_conv(x, kernel, strides, padding):
+  """`lax.conv_general_dilated` with channels-last dimension numbers."""
+  return lax.conv_general_dilated(x, kernel, strides, padding,
+                                  dimension_numbers=_dimension_numbers(x.ndim))
+
+
+def _dot_channels(x, kernel2d):
+  """x [..., K] @ kernel2d [K, O] -> [..., O] as one 2D dot (what XLA's CPU runs fastest)."""
+  lead = x.shape[:-1]
+  y = jnp.dot(x.reshape(-1, x.shape[-1]), kernel2d, preferred_element_type=x.dtype)
+  return y.reshape(*lead, kernel2d.shape[-1])
+
+
+def pointwise_conv(x, kernel, strides, padding):
+  """A 1x1(x1) convolution: strided slice, then one dot over channels."""
+  if any(k != 1 for k in kernel.shape[:-2]):
+    raise ValueError(f"pointwise_conv needs a 1x..x1 kernel, got {kernel.shape}.")
+  if any(p != (0, 0) for p in padding):
+    x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  if any(s != 1 for s in strides):
+    x = x[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+  return _dot_channels(x, kernel.reshape(kernel.shape[-2:]))
+
+
+def _taps(x, kernel_spatial, strides, out_shape):
+  """The strided views of (padded) `x` that meet each kernel tap, in kernel-major order."""
+  views = []
+  for offset in np.ndindex(*kernel_spatial):
+    start = (0,) + offset + (0,)
+    limit = (x.shape[0],) + tuple(o + (n - 1) * s + 1 for o, n, s in zip(offset, out_shape, strides)
+                                  ) + (x.shape[-1],)
+    views.append(lax.slice(x, start, limit, (1,) + tuple(strides) + (1,)))
+  return views
+
+
+def _output_shape(x_shape, kernel_spatial, strides, padding):
+  return tuple((n + lo + hi - k) // s + 1
+               for n, k, s, (lo, hi) in zip(x_shape[1:-1], kernel_spatial, strides, padding))
+
+
+def im2col_conv(x, kernel, strides, padding):
+  """Any convolution as one dot: the kernel's taps gathered into channels (im2col), then a dot."""
+  kernel_spatial = kernel.shape[:-2]
+  out_shape = _output_shape(x.shape, kernel_spatial, strides, padding)
+  x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
+  patches = jnp.concatenate(_taps(x, kernel_spatial, strides, out_shape), axis=-1)
+  return _dot_channels(patches, kernel.reshape(-1, kernel.shape[-1]))
+
+
+def winograd_axes(kernel_spatial, strides, padding) -> tuple[int, ...] | None:
+  """The spatial axes Winograd F(m, 3) applies to, or None if the convolution does not fit it.
+
+  Fits when every spatial axis either has kernel 3, stride 1 and padding (1, 1) (a Winograd axis), or
+  kernel 1 and no padding (any stride), and at least one axis is a Winograd axis.
+  """
+  axes = []
+  for i, (k, s, p) in enumerate(zip(kernel_spatial, strides, padding)):
+    if k == 3 and s == 1 and tuple(p) == (1, 1):
+      axes.append(i)
+    elif not (k == 1 and tuple(p) == (0, 0)):
+      return None
+  return tuple(axes) or None
+
+
+def _combine(parts, row):
+  """sum_j row[j] * parts[j], skipping zero coefficients (constants fold into fused loops)."""
+  out = None
+  for c, part in zip(row, parts):
+    if c == 0:
+      continue
+    term = part if c == 1 else (-part if c == -1 else part * c)
+    out = term if out is None else out + term
+  return out
+
+
+def _split(x, axis, size, count, stride):
+  """`size` strided views of `x` along `axis`: view j holds x[j + stride * i] for i < count."""
+  return [lax.slice_in_dim(x, j, j + stride * (count - 1) + 1, stride, axis) for j in range(size)]
+
+
+def winograd_conv(x, kernel, strides, padding, tile: int | Sequence[int] = 2):
+  """A convolution by Winograd F(tile, 3) on every axis `winograd_axes` finds.
+
+  Args:
+    x: `[B, *spatial, C]`.
+    kernel: `[*kernel_spatial, C, O]`, each spatial extent 3 (Winograd axis) or 1.
+    strides: per spatial axis; 1 on Winograd axes.
+    padding: explicit pairs; (1, 1) on Winograd axes, (0, 0) elsewhere.
+    tile: outputs per tile, 2 or 4, for all Winograd axes or one per Winograd axis. 4 does fewer
+      products but rounds a little more.
+
+  Returns:
+    `[B, *out_spatial, O]`, the convolution.
+  """
+  kernel_spatial = kernel.shape[:-2]
+  axes = winograd_axes(kernel_spatial, strides, padding)
+  if axes is None:
+    raise ValueError(f"Kernel {kernel.shape}, strides {strides}, padding {padding} do not fit "
+                     "Winograd F(m, 3).")
+  ms = (tile,) * len(axes) if isinstance(tile, int) else tuple(tile)
+  mats = [{k: v.astype(np.float32) for k, v in _WINOGRAD[m].items()} for m in ms]
+  # Axes of kernel 1: subsample the input by their stride and drop them from the kernel.
+  if any(s != 1 for s in strides):
+    x = x[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
+  kernel = kernel.reshape(tuple(3 for _ in axes) + kernel.shape[-2:])
+  out_shape = [x.shape[1 + a] for a in axes]
+  tiles = [-(-n // m) for n, m in zip(out_shape, ms)]
+  # Pad each Winograd axis by 1 in front and up to tiles * m + 2 in all.
+  pads = [(0, 0)] * x.ndim
+  for a, n, t, m in zip(axes, out_shape, tiles, ms):
+    pads[1 + a] = (1, t * m + 2 - n - 1)
+  x = jnp.pad(x, pads)
+
+  # Input transform B^T d along each Winograd axis; each adds a leading axis of size alpha.
+  v = x
+  for a, t, m, mat in zip(axes, tiles, ms, mats):
+    axis = v.ndim - x.ndim + 1 + a
+    parts = _split(v, axis, m + 2, t, m)
+    v = jnp.stack([_combine(parts, row) for row in mat["BT"]], axis=0)
+  # Kernel transform G g, in the same order of leading axes.
+  u = kernel
+  for i, mat in enumerate(mats):
+    axis = u.ndim - kernel.ndim + i
+    parts = [lax.index_in_dim(u, j, axis, keepdims=False) for j in range(3)]
+    u = jnp.stack([_combine(parts, row) for row in mat["G"]], axis=0)
+  alphas = tuple(m + 2 for m in reversed(ms))  # the leading axes, last Winograd axis first
+  positions = int(np.prod(alphas))
+  cin, cout = kernel.shape[-2:]
+  batch_shape = v.shape[len(axes):-1]
+  v = v.reshape(positions, -1, cin)
+  u = u.reshape(positions, cin, cout).astype(v.dtype)
+  # One batched product over the transformed positions: [P, N, C] x [P, C, O] -> [P, N, O].
+  prod = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), preferred_element_type=v.dtype)
+  y = prod.reshape(alphas + batch_shape + (cout,))
+  # Output transform A^T: the leading axes are in reverse order of `axes`.
+  for a, t, m, mat in reversed(list(zip(axes, tiles, ms, mats))):
+    parts = [y[j] for j in range(m + 2)]
+    outs = [_combine(parts, row) for row in mat["AT"]]
+    axis = (y.ndim - 1) - x.ndim + 1 + a
+    y = jnp.stack(outs, axis=axis + 1)
+    y = y.reshape(y.shape[:axis] + (t * m,) + y.shape[axis + 2:])
+  crop = (slice(None),) + tuple(
+      slice(0, out_shape[axes.index(i)]) if i in axes else slice(None)
+      for i in range(x.ndim - 2))
+  return y[crop]
+
+
+def default_tiles(x_shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
+  """Winograd tile per axis: F(4, 3) on image axes of 8 or more, F(2, 3) on time and small axes.
+
+  Time (the first of three spatial axes) keeps F(2, 3): 16 frames are short, and F(2, 3) rounds less.
+  """
+  spatial = len(x_shape) - 2
+  return tuple(2 if (spatial == 3 and a == 0) or x_shape[1 + a] < 8 else 4 for a in axes)
+
+
+def choose_lowering(kernel_spatial: Sequence[int], strides: Sequence[int], padding,
+                    backend: str | None = None) -> str:
+  """The lowering `auto` picks for a convolution on `backend` (default: JAX's default backend).
+
+  On CPU: 1x..x1 kernels -> `pointwise`; kernels of 3 with stride 1 on some axes and 1 elsewhere ->
+  `winograd`; everything else (strided 3x3(x3), stems) -> `im2col`. Elsewhere: `native`.
+  """
+  backend = backend or jax.default_backend()
+  if backend != "cpu":
+    return "native"
+  if all(k == 1 for k in kernel_spatial):
+    return "pointwise"
+  if winograd_axes(kernel_spatial, strides, padding) is not None:
+    return "winograd"
+  return "im2col"
+
+
+_LOWERED: dict[str, Callable] = {
+    "native": native_conv,
+    "winograd": winograd_conv,
+    "im2col": im2col_conv,
+    "pointwise": pointwise_conv,
+}
+
+
+def conv(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
+         padding: Padding = "SAME", lowering: str = "auto") -> jax.Array:
+  """A channels-last convolution, lowered as asked.
+
+  Args:
+    x: `[B, *spatial, C]` (1 to 3 spatial axes).
+    kernel: `[*kernel_spatial, C, O]`.
+    strides: int or one per spatial axis.
+    padding: "SAME", "VALID" or one (low, high) pair per spatial axis.
+    lowering: one of `LOWERINGS`.
+
+  Returns:
+    `[B, *out_spatial, O]`, equal to `lax.conv_general_dilated` up to float rounding.
+
+  Example:
+    >>> y = conv(x, kernel, strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)), lowering="im2col")
+  """
+  strides, padding = _normalise(x.ndim, kernel.shape, strides, padding)
+  padding = _explicit_padding(x.shape, kernel.shape, strides, padding)
+  if lowering == "auto":
+    lowering = choose_lowering(kernel.shape[:-2], strides, padding)
+  if lowering not in _LOWERED:
+    raise ValueError(f"Unknown lowering {lowering!r}; choose one of {LOWERINGS}.")
+  if lowering == "winograd":
+    axes = winograd_axes(kernel.shape[:-2], strides, padding)
+    if axes is not None:
+      return winograd_conv(x, kernel, strides, padding, tile=default_tiles(x.shape, axes))
+  return _LOWERED[lowering](x, kernel, strides, padding)
+
+
+class Conv(nn.Module):
+  """A drop-in for `flax.linen.Conv` (no dilation or groups) that picks its lowering per backend.
+
+  Same parameters as `nn.Conv`: `kernel` of shape `kernel_size + (in_features, features)` and, with
+  `use_bias`, `bias` of shape `(features,)`.
+
+  Attributes:
+    features: output channels.
+    kernel_size: one extent per spatial axis.
+    strides: int or one per spatial axis.
+    padding: "SAME", "VALID" or one (low, high) pair (or int) per spatial axis.
+    use_bias: add a bias.
+    dtype: compute dtype (None: from the inputs and parameters, as flax promotes).
+    param_dtype: parameter dtype.
+    kernel_init, bias_init: initialisers.
+    lowering: one of `LOWERINGS`; "auto" picks by backend and kernel shape (`choose_lowering`).
+
+  Example:
+    >>> layer = Conv(64, kernel_size=(3, 3, 3), padding=((1, 1),) * 3, use_bias=False)
+    >>> variables = layer.init(jax.random.key(0), jnp.zeros((1, 8, 32, 32, 3)))
+  """
+
+  features: int
+  kernel_size: Sequence[int]
+  strides: Union[int, Sequence[int]] = 1
+  padding: Padding = "SAME"
+  use_bias: bool = True
+  dtype: Any = None
+  param_dtype: Any = jnp.float32
+  kernel_init: Callable = nn.initializers.lecun_normal()
+  bias_init: Callable = nn.initializers.zeros
+  lowering: str = "auto"
+
+  @nn.compact
+  def __call__(self, x: jax.Array) -> jax.Array:
+    kernel_size = tuple(self.kernel_size)
+    kernel = self.param("kernel", self.kernel_init, kernel_size + (x.shape[-1], self.features),
+                        self.param_dtype)
+    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+            if self.use_bias else None)
+    x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
+    padding = self.padding
+    if isinstance(padding, int):
+      padding = ((padding, padding),) * len(kernel_size)
+    y = conv(x, kernel, self.strides, padding, self.lowering)
+    return y if bias is None else y + bias

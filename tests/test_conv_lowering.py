@@ -1,0 +1,131 @@
+"""Every convolution lowering equals XLA's native convolution, forward and gradients."""
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxres import models
+from jaxres.models import conv as convs
+
+P1, P0 = (1, 1), (0, 0)
+# (input shape, kernel spatial, strides, padding): every kind the video and 2D ResNets use, at odd
+# small sizes so that Winograd tiles need padding and strided outputs round.
+CASES = {
+    "3x3x3": ((2, 5, 7, 6, 4), (3, 3, 3), (1, 1, 1), (P1, P1, P1)),
+    "3x3x3_s2": ((2, 5, 7, 6, 4), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
+    "1x3x3": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 1, 1), (P0, P1, P1)),
+    "1x3x3_s2": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 2, 2), (P0, P1, P1)),
+    "3x1x1": ((2, 9, 3, 4, 4), (3, 1, 1), (1, 1, 1), (P1, P0, P0)),
+    "3x1x1_s2": ((2, 9, 3, 4, 4), (3, 1, 1), (2, 1, 1), (P1, P0, P0)),
+    "1x1x1": ((2, 3, 5, 4, 4), (1, 1, 1), (1, 1, 1), (P0, P0, P0)),
+    "1x1x1_s2": ((2, 5, 5, 4, 4), (1, 1, 1), (2, 2, 2), (P0, P0, P0)),
+    "1x1x1_s122": ((2, 5, 5, 4, 4), (1, 1, 1), (1, 2, 2), (P0, P0, P0)),
+    "stem_3x7x7": ((1, 4, 13, 11, 3), (3, 7, 7), (1, 2, 2), (P1, (3, 3), (3, 3))),
+    "stem_1x7x7": ((1, 4, 13, 11, 3), (1, 7, 7), (1, 2, 2), (P0, (3, 3), (3, 3))),
+    "2d_3x3": ((2, 9, 10, 4), (3, 3), (1, 1), (P1, P1)),
+    "2d_3x3_s2": ((2, 9, 10, 4), (3, 3), (2, 2), (P1, P1)),
+    "2d_7x7_s2": ((1, 13, 12, 3), (7, 7), (2, 2), ((3, 3), (3, 3))),
+    "2d_1x1_s2": ((2, 7, 6, 4), (1, 1), (2, 2), (P0, P0)),
+}
+
+
+def _lowerings(kernel, strides, padding):
+  """(name, function) of every lowering that applies, Winograd with each tile choice."""
+  out = [("auto", functools.partial(convs.conv, lowering="auto")),
+         ("im2col", convs.im2col_conv)]
+  if all(k == 1 for k in kernel):
+    out.append(("pointwise", convs.pointwise_conv))
+  axes = convs.winograd_axes(kernel, strides, padding)
+  if axes is not None:
+    for tile in (2, 4, tuple((2, 4)[i % 2] for i in range(len(axes)))):
+      out.append((f"winograd{tile}", functools.partial(convs.winograd_conv, tile=tile)))
+  return out
+
+
+def _rel_err(a, b):
+  return float(jnp.max(jnp.abs(a - b)) / jnp.max(jnp.abs(b)))
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_lowerings_match_native_forward_and_gradients(case):
+  shape, kernel, strides, padding = CASES[case]
+  kx, kw, kc = jax.random.split(jax.random.key(0), 3)
+  x = jax.random.normal(kx, shape)
+  w = jax.random.normal(kw, (*kernel, shape[-1], 5))
+  ref = convs.native_conv(x, w, strides, padding)
+  dy = jax.random.normal(kc, ref.shape)
+  ref_dx, ref_dw = jax.vjp(lambda x, w: convs.native_conv(x, w, strides, padding), x, w)[1](dy)
+  for name, fn in _lowerings(kernel, strides, padding):
+    f = jax.jit(lambda x, w, fn=fn: fn(x, w, strides, padding))
+    y, vjp = jax.vjp(f, x, w)
+    dx, dw = vjp(dy)
+    assert y.shape == ref.shape, name
+    # F(4, 3) multiplies rounding by up to ~10 per axis: still far below 1e-4 of the output scale.
+    assert _rel_err(y, ref) < 1e-4, name
+    assert _rel_err(dx, ref_dx) < 1e-4, name
+    assert _rel_err(dw, ref_dw) < 1e-4, name
+
+
+def test_auto_picks_by_backend_and_kernel():
+  choose = convs.choose_lowering
+  assert choose((3, 3, 3), (1, 1, 1), (P1,) * 3, backend="gpu") == "native"
+  assert choose((3, 3, 3), (1, 1, 1), (P1,) * 3, backend="tpu") == "native"
+  assert choose((3, 3, 3), (1, 1, 1), (P1,) * 3, backend="cpu") == "winograd"
+  assert choose((1, 3, 3), (1, 1, 1), (P0, P1, P1), backend="cpu") == "winograd"
+  assert choose((3, 1, 1), (1, 1, 1), (P1, P0, P0), backend="cpu") == "winograd"
+  assert choose((3, 3, 3), (2, 2, 2), (P1,) * 3, backend="cpu") == "im2col"
+  assert choose((1, 1, 1), (2, 2, 2), (P0,) * 3, backend="cpu") == "pointwise"
+  assert convs.default_tiles((1, 16, 56, 56, 64), (0, 1, 2)) == (2, 4, 4)
+  assert convs.default_tiles((1, 2, 7, 7, 64), (1, 2)) == (2, 2)
+
+
+def test_module_has_nn_conv_parameters_and_outputs():
+  x = jax.random.normal(jax.random.key(0), (2, 4, 9, 9, 3))
+  kwargs = dict(features=6, kernel_size=(3, 3, 3), strides=(1, 2, 2), padding=((1, 1),) * 3)
+  for use_bias in (False, True):
+    ours, theirs = convs.Conv(use_bias=use_bias, **kwargs), nn.Conv(use_bias=use_bias, **kwargs)
+    variables = theirs.init(jax.random.key(1), x)
+    shapes = jax.tree.map(jnp.shape, ours.init(jax.random.key(1), x))
+    assert shapes == jax.tree.map(jnp.shape, variables)
+    np.testing.assert_allclose(ours.apply(variables, x), theirs.apply(variables, x),
+                               rtol=1e-5, atol=1e-5)
+  for padding in ("SAME", "VALID", 1):
+    layer = convs.Conv(4, (3, 3), padding=padding, use_bias=False)
+    native = nn.Conv(4, (3, 3), padding=padding, use_bias=False)
+    variables = native.init(jax.random.key(1), x[:, 0])
+    np.testing.assert_allclose(layer.apply(variables, x[:, 0]), native.apply(variables, x[:, 0]),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_module_computes_in_bfloat16():
+  layer = convs.Conv(4, (3, 3, 3), padding=((1, 1),) * 3, use_bias=False, dtype=jnp.bfloat16)
+  x = jnp.ones((1, 4, 6, 6, 3))
+  y = layer.apply(layer.init(jax.random.key(0), x), x)
+  assert y.dtype == jnp.bfloat16 and y.shape == (1, 4, 6, 6, 4)
+
+
+@pytest.mark.parametrize("name", ["r3d_tiny", "resnet20"])
+def test_models_agree_across_lowerings(name):
+  shape = (2, 4, 16, 16, 3) if models.spec(name).input_rank == 5 else (2, 16, 16, 3)
+  x = jax.random.normal(jax.random.key(0), shape)
+  fast = models.get(name, num_classes=7)
+  native = models.get(name, num_classes=7, conv=functools.partial(convs.Conv, lowering="native"))
+  variables = fast.init(jax.random.key(1), x, train=False)
+  assert jax.tree.map(jnp.shape, native.init(jax.random.key(1), x, train=False)) == \
+      jax.tree.map(jnp.shape, variables)
+
+  def loss(params, model):
+    logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
+    return jnp.sum(jax.nn.log_softmax(logits)[:, 0])
+
+  l1, g1 = jax.value_and_grad(loss)(variables["params"], fast)
+  l2, g2 = jax.value_and_grad(loss)(variables["params"], native)
+  np.testing.assert_allclose(l1, l2, rtol=1e-4)
+  for a, b in zip(jax.tree.leaves(g1), jax.tree.leaves(g2)):
+    assert _rel_err(a, b) < 1e-3
+  np.testing.assert_allclose(fast.apply(variables, x), native.apply(variables, x), rtol=1e-4,
+                             atol=1e-4)
