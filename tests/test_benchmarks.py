@@ -1,0 +1,56 @@
+"""Benchmark scripts as smoke tests at a tiny size (they are not timed tests)."""
+
+import json
+import os
+
+import pytest
+
+from benchmarks import harness, run, vs_torch
+from jaxres import cli
+
+TINY = ["--batch", "1", "--frames", "4", "--size", "16", "--reps", "1", "--num-classes", "5"]
+
+
+def test_bench_writes_json_markdown_and_plot(tmp_path, capsys):
+  out = tmp_path / "results"
+  assert cli.main(["bench", "--models", "r3d_tiny", "--lowering", "auto,native",
+                   "--matmul-size", "128", "--out-dir", str(out), *TINY]) == 0
+  data = json.loads((out / "bench.json").read_text())
+  assert data["meta"]["matmul_peak_gflops"] > 0
+  rows = data["results"]
+  assert [r["lowering"] for r in rows] == ["auto", "native"]
+  for r in rows:
+    assert r["model"] == "r3d_tiny" and r["shape"] == [1, 4, 16, 16, 3]
+    for key in ("forward_clips_per_s", "train_clips_per_s", "compile_forward_s", "compile_train_s",
+                "forward_gflops", "train_gflops", "forward_peak_fraction"):
+      assert r[key] > 0, key
+  table = (out / "bench.md").read_text()
+  assert "| r3d_tiny | 1x4x16x16x3 | auto |" in table
+  assert (out / "bench.png").stat().st_size > 0 or not _has_matplotlib()
+  assert "r3d_tiny" in capsys.readouterr().out
+
+
+def _has_matplotlib():
+  try:
+    import matplotlib  # noqa: F401
+  except ImportError:
+    return False
+  return True
+
+
+def test_vs_torch_skips_without_torch(monkeypatch, capsys, tmp_path):
+  monkeypatch.setattr(harness, "import_torch", lambda: None)
+  assert vs_torch.main(["--out", str(tmp_path / "vs.json")]) == 0
+  assert "skipped" in capsys.readouterr().out
+  assert not os.path.exists(tmp_path / "vs.json")
+
+
+def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
+  pytest.importorskip("torchvision")
+  out = tmp_path / "vs.json"
+  assert cli.main(["bench", "--vs", "torch", "--models", "r3d_18", "--frames", "2", "--size", "16",
+                   "--batch", "2", "--reps", "1", "--num-classes", "5", "--out", str(out)]) == 0
+  (row,) = json.loads(out.read_text())["results"]
+  assert row["model"] == "r3d_18" and row["forward_ratio"] > 0 and row["train_ratio"] > 0
+  assert "| r3d_18" in (tmp_path / "vs.md").read_text()
+  assert "inference jaxres/torch" in capsys.readouterr().out
