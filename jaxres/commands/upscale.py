@@ -31,7 +31,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--scale", type=int, default=None, help="refuse a checkpoint of another scale")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
   parser.add_argument("--chunk", type=int, default=16, help="frames kept per temporal window")
-  parser.add_argument("--overlap", type=int, default=4,
+  parser.add_argument("--overlap", type=int, default=6,
                       help="context frames on each side of a window (recurrent models)")
   parser.add_argument("--tile", type=int, default=0,
                       help="LR tile size in pixels for large frames (0: whole frames)")

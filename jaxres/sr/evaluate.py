@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--size", type=int, default=96, help="HR frame height and width")
   parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
   parser.add_argument("--chunk", type=int, default=16)
-  parser.add_argument("--overlap", type=int, default=4)
+  parser.add_argument("--overlap", type=int, default=6)
   from jaxres.commands.train import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
   args = parser.parse_args(argv)
