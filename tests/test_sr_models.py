@@ -22,8 +22,8 @@ PARAMS = {
 }
 
 
-def _input_shape(name, h=10, w=7):
-  return (2, 3, h, w, 3) if models.spec(name).input_rank == 5 else (2, h, w, 3)
+def _input_shape(name, h=10, w=7, batch=2, frames=3):
+  return (batch, frames, h, w, 3) if models.spec(name).input_rank == 5 else (batch, h, w, 3)
 
 
 def test_every_sr_model_has_counts():
@@ -47,7 +47,7 @@ def test_shapes_and_parameter_counts(name, scale):
 def test_untrained_model_returns_bicubic_and_trains_towards_residual(name):
   """The last conv starts at zero: output == bicubic upsampling; gradients reach every layer later."""
   model = models.get(name, scale=2)
-  x = jax.random.uniform(jax.random.key(1), _input_shape(name, 8, 8))
+  x = jax.random.uniform(jax.random.key(1), _input_shape(name, 8, 8, batch=1, frames=2))
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
   y = model.apply(variables, x, train=False)
   np.testing.assert_allclose(y, sr.bicubic_upsample(x, 2), atol=1e-6)
@@ -65,7 +65,7 @@ def test_untrained_model_returns_bicubic_and_trains_towards_residual(name):
 def test_image_models_run_per_frame_on_clips():
   model = models.get("edsr_tiny", scale=3)
   clip = jax.random.uniform(jax.random.key(2), (2, 3, 6, 5, 3))
-  variables = model.init(jax.random.key(0), clip[:, 0], train=False)
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(clip[:, 0])
   variables = jax.tree_util.tree_map(lambda p: p + 0.05, variables)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
   out = apply(clip)
@@ -76,7 +76,7 @@ def test_image_models_run_per_frame_on_clips():
 def test_recurrent_model_uses_neighbouring_frames():
   model = models.get("basicvsr_tiny", scale=2, align="none")
   clip = jax.random.uniform(jax.random.key(3), (1, 4, 6, 6, 3))
-  variables = model.init(jax.random.key(0), clip, train=False)
+  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(clip)
   variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
   out = apply(clip)
@@ -122,5 +122,5 @@ def test_recurrent_unrolled_equals_scan():
   assert (jax.tree_util.tree_structure(variables)
           == jax.tree_util.tree_structure(scanned.init(jax.random.key(0), clip, train=False)))
   variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
-  np.testing.assert_allclose(unrolled.apply(variables, clip, train=False),
-                             scanned.apply(variables, clip, train=False), atol=1e-5)
+  run = lambda m: jax.jit(lambda v, x: m.apply(v, x, train=False))(variables, clip)
+  np.testing.assert_allclose(run(unrolled), run(scanned), atol=1e-5)
