@@ -14,8 +14,8 @@ def get_config():
   c.model.name = "r3d_tiny"
   c.model.num_classes = 4
   c.data.num_frames = 8
-  c.data.resize = 64
-  c.data.crop_size = 56
+  c.data.resize = 32  # the 64x64 videos at half size: motion survives, steps are 4x cheaper
+  c.data.crop_size = 32
   c.data.flip = False  # a horizontal flip would turn "left" into "right"
   c.data.shuffle_buffer = 96
   c.global_batch_size = 16
