@@ -1,10 +1,12 @@
 """Built-in demo data: small generated videos, written as real .mp4 files, whose class is a motion.
 
-Each video shows one shape (disc, square or ring, random colour and size) sliding over a static
-textured background at constant speed in the direction its class names (`right`, `left`, `down`,
-`up`, then the diagonals for more than 4 classes), wrapping around the frame edges. Start position,
-colours and speed are random, so any single frame is equally likely under every class: a per-frame
-2D model sits at chance, while a model that sees motion (a 3D ResNet) learns it in minutes.
+Each video shows one shape (disc, square or ring, of one of a few colours and sizes) sliding over
+one of a few static textured backgrounds at constant speed in the direction its class names
+(`right`, `left`, `down`, `up`, then the diagonals for more than 4 classes), wrapping around the
+frame edges. Start position and speed are random and the appearances are shared by all classes, so
+any single frame is equally likely under every class and memorising how a video looks does not
+help either: a per-frame 2D model sits at chance, while a model that sees motion (a 3D ResNet)
+learns it in minutes. Horizontal flips swap `left` and `right`, so the pipeline refuses them here.
 
 The layout is the UCF101 one: `ROOT/<class>/<class>_gNN.mp4` plus `trainlist01.txt` (`path label`,
 1-based labels) and `testlist01.txt` (paths), 75% / 25% per class; `demo.json` marks a complete set.
@@ -31,9 +33,26 @@ DIRECTIONS = {
 _MARKER = "demo.json"
 
 
+# Appearances come from small sets shared by every class, so memorising how a video looks does not
+# tell its class apart from other videos that look the same; only the motion does.
+_PALETTE = np.array([[230, 60, 50], [60, 200, 70], [60, 90, 230], [240, 220, 60], [230, 230, 230],
+                     [30, 30, 30]], np.float32)
+_NUM_BACKGROUNDS = 4
+
+
+def _background(index: int, size: int) -> np.ndarray:
+  rng = np.random.default_rng(1000 + index)
+  base = rng.uniform(70, 170, 3)
+  texture = rng.normal(0, 12, (size // 4 + 1, size // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)
+  return np.clip(base + texture[:size, :size], 0, 255)
+
+
 def render_clip(rng: np.random.Generator, direction: tuple[int, int], num_frames: int,
                 size: int) -> np.ndarray:
   """One demo clip: a shape moving along `direction` (dy, dx) over a static textured background.
+
+  Background (one of 4), shape (disc, square, ring), colour (one of 6) and size (one of 2) are
+  drawn from small sets shared by all classes; position and speed are continuous.
 
   Args:
     rng: numpy generator (the clip is a function of its state).
@@ -49,13 +68,9 @@ def render_clip(rng: np.random.Generator, direction: tuple[int, int], num_frames
     (16, 64, 64, 3)
   """
   yy, xx = np.mgrid[:size, :size].astype(np.float32)
-  base = rng.uniform(40, 200, 3)
-  texture = rng.normal(0, 18, (size // 4 + 1, size // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)
-  background = np.clip(base + texture[:size, :size], 0, 255)
-  colour = rng.uniform(0, 255, 3)
-  while np.abs(colour - base).max() < 80:  # Keep the shape visible against the background.
-    colour = rng.uniform(0, 255, 3)
-  radius = rng.uniform(0.12, 0.2) * size
+  background = _background(int(rng.integers(_NUM_BACKGROUNDS)), size)
+  colour = _PALETTE[rng.integers(len(_PALETTE))]
+  radius = (0.14, 0.2)[rng.integers(2)] * size
   kind = rng.integers(3)
   speed = rng.uniform(0.8, 1.2) * max(1.5, 0.5 * size / num_frames)
   norm = np.hypot(*direction)
@@ -103,7 +118,7 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
   if videos_per_class < 2:
     raise ValueError(f"videos_per_class must be >= 2, got {videos_per_class}.")
   params = dict(num_classes=num_classes, videos_per_class=videos_per_class, num_frames=num_frames,
-                size=size, fps=fps, seed=seed, version=1)
+                size=size, fps=fps, seed=seed, version=2)
   marker = os.path.join(root, _MARKER)
   names = list(DIRECTIONS)[:num_classes]
   files = {name: [f"{name}/{name}_g{i:02d}.mp4" for i in range(videos_per_class)] for name in names}

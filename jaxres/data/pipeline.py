@@ -50,6 +50,9 @@ from jaxres.data.tfhost import tf
 
 AUTOTUNE = tf.data.AUTOTUNE
 SPLITS = ("train", "eval")
+# The stage functions are plain tf code (no Python control flow on tensors): AutoGraph would only
+# fail to parse the lambdas and warn.
+_plain = tf.autograph.experimental.do_not_convert
 
 
 @dataclasses.dataclass(frozen=True)
@@ -202,10 +205,10 @@ def _prepared_source(config, split, process_index, process_count, train, seed, n
     files_ds = files_ds.shuffle(len(mine), seed=seed, reshuffle_each_iteration=True)
     files_ds = files_ds.repeat(num_epochs)
   if train:
-    ds = files_ds.interleave(read, cycle_length=cycle, block_length=1,
+    ds = files_ds.interleave(_plain(read), cycle_length=cycle, block_length=1,
                              num_parallel_calls=AUTOTUNE, deterministic=True)
   else:
-    ds = files_ds.flat_map(read)  # Eval: one file after another, records in written order.
+    ds = files_ds.flat_map(_plain(read))  # Eval: one file after another, records in written order.
   root = config.path
 
   def parse(serialized):
@@ -489,11 +492,11 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
     else:
       ds, parse, host_videos, max_videos = _tfds_source(
           config, split, process_index, process_count, train, host_seed, num_epochs)
-      ds, parse = ds.map(parse, num_parallel_calls=parallel), (lambda x: x)
+      ds, parse = ds.map(_plain(parse), num_parallel_calls=parallel), (lambda x: x)
       image_format = "any"
     if config.short_video == "skip":
       keep = _short_filter(config, skips)
-      ds = ds.filter(lambda r: keep(parse(r)))
+      ds = ds.filter(_plain(lambda r: keep(parse(r))))
     if train:
       if config.cache:  # Cache one pass of records, then shuffle and repeat that.
         ds = ds.cache().repeat(num_epochs)
@@ -503,31 +506,31 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
 
   if train:
     ds = ds.enumerate().map(
-        lambda i, r: (tf.random.experimental.stateless_fold_in(element_seed, i), r))
+        _plain(lambda i, r: (tf.random.experimental.stateless_fold_in(element_seed, i), r)))
     if raw:  # Python decodes; failed files are filtered out before any transform.
-      ds = ds.map(lambda s, r: (s, element(r, s)), num_parallel_calls=parallel)
-      ds = ds.filter(lambda s, x: x["ok"])
-      ds = ds.map(lambda s, x: _train_views(config, s, x), num_parallel_calls=parallel)
+      ds = ds.map(_plain(lambda s, r: (s, element(r, s))), num_parallel_calls=parallel)
+      ds = ds.filter(_plain(lambda s, x: x["ok"]))
+      ds = ds.map(_plain(lambda s, x: _train_views(config, s, x)), num_parallel_calls=parallel)
     else:  # One fused tf function per record: parse, decode the clip, augment.
-      ds = ds.map(lambda s, r: _train_views(config, s, element(r, s)),
+      ds = ds.map(_plain(lambda s, r: _train_views(config, s, element(r, s))),
                   num_parallel_calls=parallel)
     ds = ds.batch(batch_size, drop_remainder=True)
     num_batches = None
   else:
     zero_seed = tf.zeros([2], tf.int64)
     if raw:
-      ds = ds.map(lambda r: element(r, zero_seed), num_parallel_calls=parallel)
-      ds = ds.filter(lambda x: x["ok"])
-      ds = ds.map(lambda x: _eval_views(config, x), num_parallel_calls=parallel).unbatch()
+      ds = ds.map(_plain(lambda r: element(r, zero_seed)), num_parallel_calls=parallel)
+      ds = ds.filter(_plain(lambda x: x["ok"]))
+      ds = ds.map(_plain(lambda x: _eval_views(config, x)), num_parallel_calls=parallel).unbatch()
     else:
-      ds = ds.map(lambda r: _eval_views(config, element(r, zero_seed)),
+      ds = ds.map(_plain(lambda r: _eval_views(config, element(r, zero_seed))),
                   num_parallel_calls=parallel).unbatch()
     views = config.eval_clips * (config.eval_crops if config.task == "classification" else 1)
     num_batches = math.ceil(max_videos * views / batch_size)
     pad = tf.data.Dataset.from_tensors(_padding(config)).repeat()
     ds = ds.concatenate(pad).take(num_batches * batch_size).batch(batch_size, drop_remainder=True)
   if config.task == "classification":
-    ds = ds.map(lambda b: _normalize_batch(config, b), num_parallel_calls=parallel)
+    ds = ds.map(_plain(lambda b: _normalize_batch(config, b)), num_parallel_calls=parallel)
   options = tf.data.Options()
   options.deterministic = True
   options.experimental_optimization.map_parallelization = True
