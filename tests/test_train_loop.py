@@ -1,0 +1,62 @@
+"""The loop's outputs (metrics log, TensorBoard events, curve PNG, best/last checkpoints), `jaxres eval`
+on its checkpoint, and the CLI's error for a misspelt config key."""
+
+import json
+import os
+
+import pytest
+
+from jaxres import cli
+from jaxres.train import default_config, evaluate, read_metrics, train_and_evaluate
+from jaxres.train.loop import evaluate_checkpoint
+
+
+def _config():
+  c = default_config()
+  c.model.num_classes = 4
+  c.data.num_frames, c.data.resize, c.data.crop_size = 4, 16, 16
+  c.synthetic_data = True
+  c.global_batch_size = 8
+  c.num_train_steps = 12
+  c.optimizer.learning_rate = 0.05
+  c.parallel.num_devices = 1
+  c.checkpoint.every_steps = 4
+  c.eval_every_steps = 6
+  c.eval_steps = 2
+  c.log_every_steps = 3
+  c.progress_bar = False
+  return c
+
+
+def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
+  workdir = str(tmp_path)
+  summary = train_and_evaluate(_config(), workdir)
+  assert summary["step"] == 12 and not summary["stopped_early"]
+  assert {"loss", "accuracy", "learning_rate", "grad_norm", "param_norm",
+          "clips_per_second"} <= set(summary["train"])
+  assert {"accuracy", "loss", "video_accuracy"} <= set(summary["eval"])
+  records = read_metrics(os.path.join(workdir, "metrics.jsonl"))
+  assert [r["step"] for r in records if r["split"] == "train"] == [3, 6, 9, 12]
+  assert [r["step"] for r in records if r["split"] == "eval"] == [6, 12]
+  for split in ("train", "eval"):
+    files = os.listdir(os.path.join(workdir, "tensorboard", split))
+    assert files and files[0].startswith("events.out.tfevents")
+  assert os.path.getsize(os.path.join(workdir, "curves.png")) > 1000
+  steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
+  assert steps[-1] == 12 and len(steps) <= 3  # keep 2 + the best
+
+  # Running again resumes at the end and does nothing more.
+  again = train_and_evaluate(_config(), workdir)
+  assert again["step"] == 12
+
+  # Evaluating the final checkpoint gives the loop's last evaluation.
+  metrics = evaluate_checkpoint(_config(), workdir)
+  assert metrics["step"] == 12
+  assert metrics["accuracy"] == pytest.approx(summary["eval"]["accuracy"])
+
+
+def test_cli_names_misspelt_keys(capsys):
+  assert cli.main(["train", "--config", "demo", "--config.optimizer.learning_rat=0.1"]) == 2
+  err = capsys.readouterr().err
+  assert "optimizer.learning_rat" in err and "optimizer.learning_rate" in err
+  assert cli.main(["eval", "--config", "nope_not_a_config"]) == 2
