@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import jax
 import numpy as np
 
+from jaxres.sr.checkpoint import save_run_config
 from jaxres.train.build import build_engine
 from jaxres.train.checkpoint import Checkpointer
 from jaxres.train.preemption import StopRequest
@@ -135,7 +136,8 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
 
   Args:
     config: a training config (`jaxres.train.load_config`).
-    workdir: the run folder: `checkpoints/`, `metrics.jsonl`, `tensorboard/`, `curves.png`.
+    workdir: the run folder: `config.json`, `checkpoints/`, `metrics.jsonl`, `tensorboard/`,
+      `curves.png`.
     train_data: `start_step -> iterable of batches` (global batches, numpy or jax.Array); default:
       the tf.data pipeline of `config.data`.
     eval_data: `() -> iterable of eval batches`; default: the pipeline's eval split.
@@ -154,6 +156,8 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   """
   started = time.time()
   os.makedirs(workdir, exist_ok=True)
+  if jax.process_index() == 0:  # what `jaxres upscale` / `jaxres eval` rebuild the model from
+    save_run_config(config, workdir)
   engine, model, task = build_engine(config)
   if train_data is None or eval_data is None:
     make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
