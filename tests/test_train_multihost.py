@@ -57,4 +57,6 @@ def test_two_processes_match_one(tmp_path):
   for name in ("params", "batch_stats", "opt_state"):
     for a, b in zip(jax.tree.leaves(getattr(saved, name)), jax.tree.leaves(getattr(state, name)),
                     strict=True):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=0)
+      # The CPU Winograd lowering (jaxres.models.conv) rounds differently for the per-process batch
+      # shapes than for the whole batch: seen up to 2.7e-5 on 4e-2-sized parameters.
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=0)
