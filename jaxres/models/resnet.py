@@ -24,8 +24,7 @@ import jax.numpy as jnp
 from jaxres.models.blocks import (BasicBlock, BottleneckBlock, ModuleDef, ProjectionShortcut,
                                   ZeroPadShortcut)
 from jaxres.models.conv import Conv
-from jaxres.models.norm import BatchNorm
-from jaxres.models.video import conv_kernel_init
+from jaxres.models.layers import conv_factory, norm_factory
 
 
 def _torch_linear_bias_init(fan_in: int):
@@ -77,7 +76,7 @@ class ResNet(nn.Module):
     widths: stage widths (before the bottleneck expansion); the first stage has stride 1, others 2.
     stem_cls: `ImageNetStem` or `CifarStem`.
     shortcut_cls: `ProjectionShortcut` (torchvision) or `ZeroPadShortcut` (CIFAR "option A").
-    dtype, param_dtype, conv, bn_axis_name: as in `VideoResNet`.
+    dtype, param_dtype, conv, conv_lowering, bn_axis_name: as in `VideoResNet`.
 
   Intermediate features are sown into "intermediates" as a dict "features" (`stem`, `stage1`..,
   `pre_logits`); for clips they are per frame, `[B * T, ...]`, except `pre_logits` which is averaged over time.
@@ -92,15 +91,15 @@ class ResNet(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   conv: ModuleDef = Conv
+  conv_lowering: str | None = None
   bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype,
-                             param_dtype=self.param_dtype, kernel_init=conv_kernel_init)
-    norm = functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             dtype=self.dtype, param_dtype=self.param_dtype,
-                             axis_name=self.bn_axis_name)
+    conv = conv_factory(self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
+                        lowering=self.conv_lowering)
+    norm = norm_factory(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
+                        axis_name=self.bn_axis_name)
     conv3x3 = functools.partial(conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)))
     pointwise = functools.partial(conv, kernel_size=(1, 1), padding="VALID")
     shortcut = self.shortcut_cls

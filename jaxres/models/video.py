@@ -22,10 +22,7 @@ import jax.numpy as jnp
 
 from jaxres.models.blocks import BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef, ProjectionShortcut
 from jaxres.models.conv import Conv
-from jaxres.models.norm import BatchNorm
-
-# torch: kaiming_normal_(mode="fan_out", nonlinearity="relu"); flax's "normal" is not truncated.
-conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+from jaxres.models.layers import conv_factory, norm_factory
 
 
 @dataclasses.dataclass(frozen=True)
@@ -109,6 +106,8 @@ class VideoResNet(nn.Module):
     param_dtype: parameter dtype.
     conv: the convolution module (any `nn.Conv`-compatible class: same `kernel` parameter); the
       default `jaxres.models.conv.Conv` lowers convolutions to fast matrix products on CPU.
+    conv_lowering: pin every convolution to one of `jaxres.models.conv.LOWERINGS` (e.g. "native"
+      for bit-stable results across batch shapes); None keeps `conv`'s default ("auto").
     bn_axis_name: pmap axis for BatchNorm statistics (None under jit, where arrays are global).
 
   `__call__(x, train)` returns logits. Intermediate features are sown into the "intermediates"
@@ -125,15 +124,15 @@ class VideoResNet(nn.Module):
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   conv: ModuleDef = Conv
+  conv_lowering: str | None = None
   bn_axis_name: str | None = None
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype,
-                             param_dtype=self.param_dtype, kernel_init=conv_kernel_init)
-    norm = functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                             dtype=self.dtype, param_dtype=self.param_dtype,
-                             axis_name=self.bn_axis_name)
+    conv = conv_factory(self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
+                        lowering=self.conv_lowering)
+    norm = norm_factory(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
+                        axis_name=self.bn_axis_name)
     pointwise = functools.partial(conv, kernel_size=(1, 1, 1), padding="VALID")
     shortcut = functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
 
