@@ -113,7 +113,11 @@ def test_models_agree_across_lowerings(name):
   shape = (2, 4, 16, 16, 3) if models.spec(name).input_rank == 5 else (2, 16, 16, 3)
   x = jax.random.normal(jax.random.key(0), shape)
   fast = models.get(name, num_classes=7)
-  native = models.get(name, num_classes=7, conv=functools.partial(convs.Conv, lowering="native"))
+  native = models.get(name, num_classes=7, conv_lowering="native")
+  ops = lambda model: str(jax.make_jaxpr(lambda: model.init(jax.random.key(1), x))())
+  assert "conv_general_dilated" in ops(native)
+  if jax.default_backend() == "cpu":
+    assert "conv_general_dilated" not in ops(fast)
   variables = fast.init(jax.random.key(1), x, train=False)
   assert jax.tree.map(jnp.shape, native.init(jax.random.key(1), x, train=False)) == \
       jax.tree.map(jnp.shape, variables)
