@@ -54,3 +54,13 @@ def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
   assert row["model"] == "r3d_18" and row["forward_ratio"] > 0 and row["train_ratio"] > 0
   assert "| r3d_18" in (tmp_path / "vs.md").read_text()
   assert "inference jaxres/torch" in capsys.readouterr().out
+
+
+def test_profile_ops_attributes_time_to_dots(capsys):
+  from benchmarks import profile_ops
+  assert profile_ops.main(["--model", "r3d_tiny", "--batch", "1", "--frames", "4", "--size", "16",
+                           "--reps", "1", "--top", "5"]) == 0
+  out = capsys.readouterr().out
+  assert "r3d_tiny forward (1, 4, 16, 16, 3)" in out and "by kind:" in out
+  # The convolutions are lowered to dots on CPU, so some time is attributed to dot ops.
+  assert "dot" in out.split("by kind:")[1]

@@ -17,6 +17,10 @@ P1, P0 = (1, 1), (0, 0)
 CASES = {
     "3x3x3": ((2, 5, 7, 6, 4), (3, 3, 3), (1, 1, 1), (P1, P1, P1)),
     "3x3x3_s2": ((2, 5, 7, 6, 4), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
+    # Winograd's own gradient (the flipped-kernel convolution) at other paddings than (1, 1).
+    "3x3x3_valid": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), (P0, P0, P0)),
+    "3x3x3_uneven": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), ((0, 2), (2, 0), (1, 0))),
+    "1x3x3_s2x1x1": ((2, 5, 7, 6, 4), (1, 3, 3), (2, 1, 1), (P0, P1, P1)),
     "1x3x3": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 1, 1), (P0, P1, P1)),
     "1x3x3_s2": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 2, 2), (P0, P1, P1)),
     "3x1x1": ((2, 9, 3, 4, 4), (3, 1, 1), (1, 1, 1), (P1, P0, P0)),
@@ -79,6 +83,11 @@ def test_auto_picks_by_backend_and_kernel():
   assert choose((3, 1, 1), (1, 1, 1), (P1, P0, P0), backend="cpu") == "winograd"
   assert choose((3, 3, 3), (2, 2, 2), (P1,) * 3, backend="cpu") == "im2col"
   assert choose((1, 1, 1), (2, 2, 2), (P0,) * 3, backend="cpu") == "pointwise"
+  # Few tiles for many output channels (r3d_18 layer4 at batch 4: 64 tiles, 512 channels): im2col.
+  cpu = functools.partial(choose, backend="cpu", features=512)
+  assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 2, 7, 7, 512)) == "im2col"
+  assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 4, 14, 14, 256), features=256) == "winograd"
+  assert cpu((1, 3, 3), (1, 1, 1), (P0, P1, P1), x_shape=(4, 16, 7, 7, 512)) == "winograd"
   assert convs.default_tiles((1, 16, 56, 56, 64), (0, 1, 2)) == (2, 4, 4)
   assert convs.default_tiles((1, 2, 7, 7, 64), (1, 2)) == (2, 2)
 

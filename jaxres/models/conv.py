@@ -100,40 +100,37 @@ def pointwise_conv(x, kernel, strides, padding):
   return _dot_channels(x, kernel.reshape(kernel.shape[-2:]))
 
 
-def _taps(x, kernel_spatial, strides, out_shape):
-  """The strided views of (padded) `x` that meet each kernel tap, in kernel-major order."""
-  views = []
-  for offset in np.ndindex(*kernel_spatial):
-    start = (0,) + offset + (0,)
-    limit = (x.shape[0],) + tuple(o + (n - 1) * s + 1 for o, n, s in zip(offset, out_shape, strides)
-                                  ) + (x.shape[-1],)
-    views.append(lax.slice(x, start, limit, (1,) + tuple(strides) + (1,)))
-  return views
-
-
 def _output_shape(x_shape, kernel_spatial, strides, padding):
   return tuple((n + lo + hi - k) // s + 1
                for n, k, s, (lo, hi) in zip(x_shape[1:-1], kernel_spatial, strides, padding))
 
 
 def im2col_conv(x, kernel, strides, padding):
-  """Any convolution as one dot: the kernel's taps gathered into channels (im2col), then a dot."""
+  """Any convolution as one dot: the kernel's taps gathered into channels (im2col), then a dot.
+
+  The taps are gathered one spatial axis at a time, last axis first, so each step copies runs of
+  `k * C` contiguous values rather than `C` (the stems have C = 3); the channel order that results is
+  the kernel's `[*kernel_spatial, C]` order.
+  """
   kernel_spatial = kernel.shape[:-2]
   out_shape = _output_shape(x.shape, kernel_spatial, strides, padding)
   x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
-  patches = jnp.concatenate(_taps(x, kernel_spatial, strides, out_shape), axis=-1)
-  return _dot_channels(patches, kernel.reshape(-1, kernel.shape[-1]))
+  for axis in reversed(range(len(kernel_spatial))):
+    k, s, n = kernel_spatial[axis], strides[axis], out_shape[axis]
+    taps = [lax.slice_in_dim(x, j, j + s * (n - 1) + 1, s, axis=1 + axis) for j in range(k)]
+    x = taps[0] if k == 1 else jnp.concatenate(taps, axis=-1)
+  return _dot_channels(x, kernel.reshape(-1, kernel.shape[-1]))
 
 
 def winograd_axes(kernel_spatial, strides, padding) -> tuple[int, ...] | None:
   """The spatial axes Winograd F(m, 3) applies to, or None if the convolution does not fit it.
 
-  Fits when every spatial axis either has kernel 3, stride 1 and padding (1, 1) (a Winograd axis), or
-  kernel 1 and no padding (any stride), and at least one axis is a Winograd axis.
+  Fits when every spatial axis either has kernel 3, stride 1 and padding of 0 to 2 on each side (a
+  Winograd axis), or kernel 1 and no padding (any stride), and at least one axis is a Winograd axis.
   """
   axes = []
   for i, (k, s, p) in enumerate(zip(kernel_spatial, strides, padding)):
-    if k == 3 and s == 1 and tuple(p) == (1, 1):
+    if k == 3 and s == 1 and all(0 <= q <= 2 for q in p):
       axes.append(i)
     elif not (k == 1 and tuple(p) == (0, 0)):
       return None
@@ -159,11 +156,16 @@ def _split(x, axis, size, count, stride):
 def winograd_conv(x, kernel, strides, padding, tile: int | Sequence[int] = 2):
   """A convolution by Winograd F(tile, 3) on every axis `winograd_axes` finds.
 
+  At stride 1 its gradient is Winograd too (`_winograd_unit_stride`): the input gradient is the
+  Winograd convolution of the output gradient with the flipped kernel, and the kernel gradient
+  differentiates the forward with respect to the kernel alone. Plain autodiff of the transforms would
+  scatter-add the input gradient through strided pads, about twice as slow on CPU.
+
   Args:
     x: `[B, *spatial, C]`.
     kernel: `[*kernel_spatial, C, O]`, each spatial extent 3 (Winograd axis) or 1.
     strides: per spatial axis; 1 on Winograd axes.
-    padding: explicit pairs; (1, 1) on Winograd axes, (0, 0) elsewhere.
+    padding: explicit pairs; 0 to 2 on each side of Winograd axes, (0, 0) elsewhere.
     tile: outputs per tile, 2 or 4, for all Winograd axes or one per Winograd axis. 4 does fewer
       products but rounds a little more.
 
@@ -175,18 +177,52 @@ def winograd_conv(x, kernel, strides, padding, tile: int | Sequence[int] = 2):
   if axes is None:
     raise ValueError(f"Kernel {kernel.shape}, strides {strides}, padding {padding} do not fit "
                      "Winograd F(m, 3).")
-  ms = (tile,) * len(axes) if isinstance(tile, int) else tuple(tile)
+  tiles = (tile,) * len(axes) if isinstance(tile, int) else tuple(tile)
+  padding = tuple(tuple(p) for p in padding)
+  if all(s == 1 for s in strides):
+    return _winograd_unit_stride(x, kernel, padding, tiles)
+  return _winograd(x, kernel, tuple(strides), padding, tiles)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _winograd_unit_stride(x, kernel, padding, tiles):
+  return _winograd(x, kernel, (1,) * (x.ndim - 2), padding, tiles)
+
+
+def _winograd_unit_stride_fwd(x, kernel, padding, tiles):
+  return _winograd_unit_stride(x, kernel, padding, tiles), (x, kernel)
+
+
+def _winograd_unit_stride_bwd(padding, tiles, residuals, dy):
+  x, kernel = residuals
+  ones = (1,) * (x.ndim - 2)
+  spatial = tuple(range(kernel.ndim - 2))
+  # The transposed convolution: flipped taps, in/out channels swapped, padding k - 1 - p.
+  flipped = jnp.swapaxes(jnp.flip(kernel, spatial), -1, -2)
+  transposed = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel.shape[:-2], padding))
+  dx = _winograd(dy, flipped, ones, transposed, tiles)
+  _, kernel_vjp = jax.vjp(lambda k: _winograd(x, k, ones, padding, tiles), kernel)
+  return dx, kernel_vjp(dy)[0]
+
+
+_winograd_unit_stride.defvjp(_winograd_unit_stride_fwd, _winograd_unit_stride_bwd)
+
+
+def _winograd(x, kernel, strides, padding, ms):
+  """`winograd_conv`'s computation, with validated arguments and one tile size per Winograd axis."""
+  axes = winograd_axes(kernel.shape[:-2], strides, padding)
   mats = [{k: v.astype(np.float32) for k, v in _WINOGRAD[m].items()} for m in ms]
   # Axes of kernel 1: subsample the input by their stride and drop them from the kernel.
   if any(s != 1 for s in strides):
     x = x[(slice(None),) + tuple(slice(None, None, s) for s in strides)]
   kernel = kernel.reshape(tuple(3 for _ in axes) + kernel.shape[-2:])
-  out_shape = [x.shape[1 + a] for a in axes]
+  out_shape = [x.shape[1 + a] + sum(padding[a]) - 2 for a in axes]
   tiles = [-(-n // m) for n, m in zip(out_shape, ms)]
-  # Pad each Winograd axis by 1 in front and up to tiles * m + 2 in all.
+  # Pad each Winograd axis by its low padding in front and up to tiles * m + 2 in all.
   pads = [(0, 0)] * x.ndim
   for a, n, t, m in zip(axes, out_shape, tiles, ms):
-    pads[1 + a] = (1, t * m + 2 - n - 1)
+    lo = padding[a][0]
+    pads[1 + a] = (lo, t * m + 2 - x.shape[1 + a] - lo)
   x = jnp.pad(x, pads)
 
   # Input transform B^T d along each Winograd axis; each adds a leading axis of size alpha.
@@ -233,20 +269,36 @@ def default_tiles(x_shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...
 
 
 def choose_lowering(kernel_spatial: Sequence[int], strides: Sequence[int], padding,
-                    backend: str | None = None) -> str:
+                    backend: str | None = None, x_shape: Sequence[int] | None = None,
+                    features: int | None = None) -> str:
   """The lowering `auto` picks for a convolution on `backend` (default: JAX's default backend).
 
   On CPU: 1x..x1 kernels -> `pointwise`; kernels of 3 with stride 1 on some axes and 1 elsewhere ->
-  `winograd`; everything else (strided 3x3(x3), stems) -> `im2col`. Elsewhere: `native`.
+  `winograd`, unless (with `x_shape` and `features` given) there are fewer than `features / 4`
+  Winograd tiles in all: then the transformed kernel outweighs the data it multiplies (r3d_18's
+  layer4 at 2x7x7, where im2col ran 2x faster forward and backward); everything else (strided
+  3x3(x3), stems) -> `im2col`. Elsewhere: `native`.
+
+  Example:
+    >>> choose_lowering((3, 3, 3), (1, 1, 1), ((1, 1),) * 3, backend="cpu")
+    'winograd'
   """
   backend = backend or jax.default_backend()
   if backend != "cpu":
     return "native"
   if all(k == 1 for k in kernel_spatial):
     return "pointwise"
-  if winograd_axes(kernel_spatial, strides, padding) is not None:
-    return "winograd"
-  return "im2col"
+  axes = winograd_axes(kernel_spatial, strides, padding)
+  if axes is None:
+    return "im2col"
+  if x_shape is not None and features is not None:
+    out = _output_shape(x_shape, kernel_spatial, strides, padding)
+    tiles = default_tiles(x_shape, axes)
+    num_tiles = x_shape[0] * np.prod([-(-n // tiles[axes.index(i)]) if i in axes else n
+                                      for i, n in enumerate(out)])
+    if 4 * num_tiles < features:
+      return "im2col"
+  return "winograd"
 
 
 _LOWERED: dict[str, Callable] = {
@@ -277,7 +329,8 @@ def conv(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
   strides, padding = _normalise(x.ndim, kernel.shape, strides, padding)
   padding = _explicit_padding(x.shape, kernel.shape, strides, padding)
   if lowering == "auto":
-    lowering = choose_lowering(kernel.shape[:-2], strides, padding)
+    lowering = choose_lowering(kernel.shape[:-2], strides, padding, x_shape=x.shape,
+                               features=kernel.shape[-1])
   if lowering not in _LOWERED:
     raise ValueError(f"Unknown lowering {lowering!r}; choose one of {LOWERINGS}.")
   if lowering == "winograd":
