@@ -86,7 +86,8 @@ def test_auto_picks_by_backend_and_kernel():
   # Few tiles for many output channels (r3d_18 layer4 at batch 4: 64 tiles, 512 channels): im2col.
   cpu = functools.partial(choose, backend="cpu", features=512)
   assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 2, 7, 7, 512)) == "im2col"
-  assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 4, 14, 14, 256), features=256) == "winograd"
+  assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 4, 14, 14, 256),
+             features=256) == "winograd"
   assert cpu((1, 3, 3), (1, 1, 1), (P0, P1, P1), x_shape=(4, 16, 7, 7, 512)) == "winograd"
   assert convs.default_tiles((1, 16, 56, 56, 64), (0, 1, 2)) == (2, 4, 4)
   assert convs.default_tiles((1, 2, 7, 7, 64), (1, 2)) == (2, 2)
