@@ -107,7 +107,8 @@ class VideoResNet(nn.Module):
     conv: the convolution module (any `nn.Conv`-compatible class: same `kernel` parameter); the
       default `jaxres.models.conv.Conv` lowers convolutions to fast matrix products on CPU.
     conv_lowering: pin every convolution to one of `jaxres.models.conv.LOWERINGS` (e.g. "native"
-      for bit-stable results across batch shapes); None keeps `conv`'s default ("auto").
+      where results must not depend on how the batch is split); None keeps `conv`'s default
+      ("auto").
     bn_axis_name: pmap axis for BatchNorm statistics (None under jit, where arrays are global).
 
   `__call__(x, train)` returns logits. Intermediate features are sown into the "intermediates"
