@@ -27,7 +27,8 @@ def test_two_processes_match_one(tmp_path):
   config_path = tmp_path / "config.py"
   # Native convolutions: the CPU Winograd lowering rounds differently for the per-process batch
   # shapes than for the whole batch, and three SGD steps amplify that well past float tolerance.
-  config_path.write_text(CONFIG.replace("  return c", '  c.model.conv_lowering = "native"\n  return c'))
+  native = '  c.model.conv_lowering = "native"\n  return c'
+  config_path.write_text(CONFIG.replace("  return c", native))
   workdir = str(tmp_path / "run")
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=2")

@@ -109,8 +109,8 @@ def im2col_conv(x, kernel, strides, padding):
   """Any convolution as one dot: the kernel's taps gathered into channels (im2col), then a dot.
 
   The taps are gathered one spatial axis at a time, last axis first, so each step copies runs of
-  `k * C` contiguous values rather than `C` (the stems have C = 3); the channel order that results is
-  the kernel's `[*kernel_spatial, C]` order.
+  `k * C` contiguous values rather than `C` (the stems have C = 3); the channel order that results
+  is the kernel's `[*kernel_spatial, C]` order.
   """
   kernel_spatial = kernel.shape[:-2]
   out_shape = _output_shape(x.shape, kernel_spatial, strides, padding)
