@@ -118,6 +118,12 @@ def test_module_computes_in_bfloat16():
   assert y.dtype == jnp.bfloat16 and y.shape == (1, 4, 6, 6, 4)
 
 
+def test_model_refuses_unknown_lowering():
+  model = models.get("r3d_tiny", num_classes=3, conv_lowering="natve")
+  with pytest.raises(ValueError, match="Unknown lowering 'natve'; choose one of"):
+    model.init(jax.random.key(0), jnp.zeros((1, 4, 16, 16, 3)))
+
+
 @pytest.mark.parametrize("name", ["r3d_tiny", "resnet20"])
 def test_models_agree_across_lowerings(name):
   shape = (2, 4, 16, 16, 3) if models.spec(name).input_rank == 5 else (2, 16, 16, 3)

@@ -15,12 +15,12 @@ Lowerings (`conv(x, kernel, ..., lowering=...)`):
              (2.25x fewer multiply-adds for 3x3, 3.4x for 3x3x3), F(4, 3) 6 per 4 instead of 12.
   im2col:    the kernel's taps gathered into channels, then one dot (strided and stem convs).
   pointwise: a strided slice, then one dot (1x1 and 1x1x1 kernels).
-  auto:      `native` off CPU; on CPU `pointwise`, `winograd` or `im2col` by kernel shape (see
-             `choose_lowering`).
+  auto:      `native` off CPU; on CPU `pointwise`, `winograd` or `im2col` by kernel shape, and
+             for Winograd by how many tiles there are per output channel (see `choose_lowering`).
 
 Example:
   >>> y = conv(x, kernel, strides=(1, 1, 1), padding=((1, 1),) * 3)   # x [B,T,H,W,C]
-  >>> model = models.get("r3d_18", conv=functools.partial(Conv, lowering="native"))
+  >>> model = models.get("r3d_18", conv_lowering="native")
 """
 
 from __future__ import annotations
