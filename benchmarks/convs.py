@@ -18,6 +18,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxres import host_memory
 from jaxres.models import conv as convs
 
 # name -> (input [T,H,W,C], kernel (t,h,w), out channels, strides, padding)
@@ -126,4 +127,5 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+  host_memory.restart_retaining()
   main()

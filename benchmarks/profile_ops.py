@@ -26,6 +26,8 @@ except ImportError:  # run as a script
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from benchmarks import harness
 
+from jaxres import host_memory
+
 
 def _hlo_kinds(hlo_text: str) -> tuple[dict[str, str], dict[str, str]]:
   """(op name -> a short kind: the opcode, or `fusion[main opcodes inside]`; op name -> shape)."""
@@ -139,4 +141,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  host_memory.restart_retaining()
   sys.exit(main())

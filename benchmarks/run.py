@@ -31,6 +31,8 @@ except ImportError:  # run as a script: python benchmarks/run.py
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from benchmarks import harness
 
+from jaxres import host_memory
+
 DEFAULT_MODELS = "r3d_18,mc3_18,r2plus1d_18"
 
 
@@ -162,4 +164,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  host_memory.restart_retaining()
   sys.exit(main())

@@ -29,6 +29,8 @@ except ImportError:  # run as a script: python benchmarks/vs_torch.py
   sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   from benchmarks import harness
 
+from jaxres import host_memory
+
 
 def compare(name: str, shape, reps: int, threads: int, num_classes: int = 400) -> dict:
   """Times torch and jaxres alternately; returns medians (seconds) and ratios for one model."""
@@ -93,7 +95,7 @@ def main(argv=None) -> int:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
     meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": platform.processor()
             or platform.machine(), "cores": os.cpu_count(), "reps": args.reps,
-            "threads": args.threads}
+            "threads": args.threads, "malloc_retains_freed_memory": host_memory.retaining()}
     with open(args.out, "w") as f:
       json.dump({"meta": meta, "results": results}, f, indent=1)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
@@ -102,4 +104,5 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
+  host_memory.restart_retaining()
   sys.exit(main())

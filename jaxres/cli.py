@@ -13,6 +13,8 @@ from __future__ import annotations
 import importlib
 import sys
 
+from jaxres import host_memory
+
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
@@ -47,5 +49,11 @@ def main(argv: list[str] | None = None) -> int:
   return int(module.main(rest) or 0)
 
 
-if __name__ == "__main__":
+def entry() -> None:
+  """The installed `jaxres` script: restarts keeping freed host memory (`host_memory`), then `main`."""
+  host_memory.restart_retaining()
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  entry()

@@ -1,0 +1,74 @@
+"""Host memory retention: the environment it builds, the restart, and that it stops page faults."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from jaxres import host_memory
+
+glibc_only = pytest.mark.skipif(not host_memory._on_glibc(), reason="glibc tunables only")
+
+
+def _clean_env(**extra):
+  env = {k: v for k, v in os.environ.items() if k not in ("GLIBC_TUNABLES", host_memory.ENV_VAR)}
+  env.update(extra)
+  return env
+
+
+@glibc_only
+def test_retaining_environ_adds_tunables_and_keeps_others():
+  env = host_memory.retaining_environ(
+      {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4:glibc.cpu.x86_shstk=off", "HOME": "/h"})
+  tunables = env["GLIBC_TUNABLES"].split(":")
+  assert "glibc.cpu.x86_shstk=off" in tunables
+  assert "glibc.malloc.arena_max=4" not in tunables  # ours replaces a conflicting value
+  assert set(host_memory.RETAIN_TUNABLES) <= set(tunables)
+  assert env["HOME"] == "/h" and host_memory.retaining(env)
+
+
+def test_retaining_environ_respects_opt_out():
+  env = host_memory.retaining_environ({host_memory.ENV_VAR: "0"})
+  assert "GLIBC_TUNABLES" not in env and not host_memory.retaining(env)
+
+
+_PRINT_TUNABLES = ("from jaxres import host_memory; host_memory.restart_retaining(); "
+                   "import os, sys; print(os.environ.get('GLIBC_TUNABLES'), sys.argv[1:])")
+
+
+@glibc_only
+def test_restart_retaining_reexecutes_with_the_same_arguments():
+  out = subprocess.run([sys.executable, "-c", _PRINT_TUNABLES, "a", "--b"], env=_clean_env(),
+                       capture_output=True, text=True, check=True).stdout
+  assert out.split()[0] == ":".join(host_memory.RETAIN_TUNABLES)
+  assert out.strip().endswith("['a', '--b']")
+  opted_out = subprocess.run([sys.executable, "-c", _PRINT_TUNABLES],
+                             env=_clean_env(**{host_memory.ENV_VAR: "0"}), capture_output=True,
+                             text=True, check=True).stdout
+  assert opted_out.startswith("None")
+
+
+# Page faults of the third call of a jitted op with a 64 MiB result (the first two warm up).
+_FAULTS = """
+import resource, jax, jax.numpy as jnp
+f = jax.jit(lambda x: x * 2.0)
+x = jnp.ones((16, 1024, 1024))
+for _ in range(2):
+  f(x).block_until_ready()
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+f(x).block_until_ready()
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+"""
+
+
+@glibc_only
+def test_retained_memory_is_reused_without_page_faults():
+  def faults(env):
+    return int(subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,
+                              text=True, check=True).stdout.split()[-1])
+
+  default = faults(_clean_env())
+  retained = faults(host_memory.retaining_environ(_clean_env()))
+  assert default > 8000  # 64 MiB of fresh 4 KiB pages is 16384 faults
+  assert retained < default / 8
