@@ -89,7 +89,8 @@ def test_auto_picks_by_backend_and_kernel():
   assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 4, 14, 14, 256),
              features=256) == "winograd"
   assert cpu((1, 3, 3), (1, 1, 1), (P0, P1, P1), x_shape=(4, 16, 7, 7, 512)) == "winograd"
-  assert convs.default_tiles((1, 16, 56, 56, 64), (0, 1, 2)) == (2, 4, 4)
+  assert convs.default_tiles((1, 16, 56, 56, 64), (0, 1, 2)) == (4, 4, 4)
+  assert convs.default_tiles((1, 4, 14, 14, 256), (0, 1, 2)) == (2, 4, 4)
   assert convs.default_tiles((1, 2, 7, 7, 64), (1, 2)) == (2, 2)
 
 

@@ -261,12 +261,13 @@ def _winograd(x, kernel, strides, padding, ms):
 
 
 def default_tiles(x_shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
-  """Winograd tile per axis: F(4, 3) on image axes of 8 or more, F(2, 3) on time and small axes.
+  """Winograd tile per axis: F(4, 3) on axes of 8 or more (time included), F(2, 3) on smaller ones.
 
-  Time (the first of three spatial axes) keeps F(2, 3): 16 frames are short, and F(2, 3) rounds less.
+  F(4, 3) on all three axes of r3d_18's layer1 (16x56x56) transforms the input to 3.4x its size
+  instead of 4.5x with F(2, 3) in time, and does 25% fewer products: the whole r3d_18 train step ran
+  about 15% faster (forward 9%), with relative error 6e-6 instead of 2e-6 against XLA's conv.
   """
-  spatial = len(x_shape) - 2
-  return tuple(2 if (spatial == 3 and a == 0) or x_shape[1 + a] < 8 else 4 for a in axes)
+  return tuple(4 if x_shape[1 + a] >= 8 else 2 for a in axes)
 
 
 def choose_lowering(kernel_spatial: Sequence[int], strides: Sequence[int], padding,
