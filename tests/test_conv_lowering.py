@@ -89,9 +89,10 @@ def test_auto_picks_by_backend_and_kernel():
   assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 4, 14, 14, 256),
              features=256) == "winograd"
   assert cpu((1, 3, 3), (1, 1, 1), (P0, P1, P1), x_shape=(4, 16, 7, 7, 512)) == "winograd"
+  # Fewest transformed positions per axis, ceil(n / m) * (m + 2); F(2, 3) on a tie.
   assert convs.default_tiles((1, 16, 56, 56, 64), (0, 1, 2)) == (4, 4, 4)
-  assert convs.default_tiles((1, 4, 14, 14, 256), (0, 1, 2)) == (2, 4, 4)
-  assert convs.default_tiles((1, 2, 7, 7, 64), (1, 2)) == (2, 2)
+  assert convs.default_tiles((1, 2, 7, 7, 64), (0, 1, 2)) == (2, 4, 4)  # 4 < 6; 12 < 16
+  assert convs.default_tiles((1, 5, 6, 3, 64), (0, 1, 2)) == (2, 2, 4)  # 12 = 12 twice; 6 < 8
 
 
 def test_module_has_nn_conv_parameters_and_outputs():
@@ -114,9 +115,10 @@ def test_module_has_nn_conv_parameters_and_outputs():
 
 def test_module_computes_in_bfloat16():
   layer = convs.Conv(4, (3, 3, 3), padding=((1, 1),) * 3, use_bias=False, dtype=jnp.bfloat16)
-  x = jnp.ones((1, 4, 6, 6, 3))
-  y = layer.apply(layer.init(jax.random.key(0), x), x)
-  assert y.dtype == jnp.bfloat16 and y.shape == (1, 4, 6, 6, 4)
+  for shape in ((1, 4, 6, 6, 3), (1, 2, 8, 8, 3)):  # F(4, 3) and F(2, 3) on different axes
+    x = jnp.ones(shape)
+    y = layer.apply(layer.init(jax.random.key(0), x), x)
+    assert y.dtype == jnp.bfloat16 and y.shape == shape[:-1] + (4,)
 
 
 def test_model_refuses_unknown_lowering():
