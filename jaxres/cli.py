@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def entry() -> None:
-  """The installed `jaxres` script: restarts keeping freed host memory (`host_memory`), then `main`."""
+  """The `jaxres` script: restarts retaining freed host memory (`host_memory`), then runs main."""
   host_memory.restart_retaining()
   sys.exit(main())
 

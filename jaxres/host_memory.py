@@ -70,7 +70,7 @@ def retaining_environ(environ: Mapping[str, str] | None = None) -> dict[str, str
 
 
 def restart_retaining() -> None:
-  """Re-executes this process with `RETAIN_TUNABLES`, unless it has them, is opted out, or off glibc.
+  """Re-executes this process with `RETAIN_TUNABLES` unless it has them, opts out, or is off glibc.
 
   Call it first in a program's entry point, before anything slow: the process is replaced by a
   fresh one with the same interpreter, arguments (`sys.orig_argv`) and environment plus the

@@ -264,13 +264,14 @@ def _winograd(x, kernel, strides, padding, ms):
 def default_tiles(x_shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
   """Winograd tile per axis: F(4, 3) on axes of 7 or more, F(2, 3) on shorter ones.
 
-  An axis of n outputs in tiles of m has ceil(n / m) * (m + 2) transformed positions; F(4, 3) has
-  fewer from n = 7 on (7: 12 instead of 16; 56: 84 instead of 112). On all three axes of r3d_18's
+  An axis of n outputs in tiles of m has ceil(n / m) * (m + 2) transformed positions (n = 7: 12
+  with F(4, 3), 16 with F(2, 3); n = 56: 84 and 112). On all three axes of r3d_18's
   layer1 (16x56x56) it transforms the input to 3.4x its size instead of 4.5x with F(2, 3) in time
   and does 25% fewer products: the whole r3d_18 train step ran about 15% faster (forward 9%), with
   relative error 6e-6 instead of 2e-6 against XLA's conv. Short axes keep F(2, 3) although F(4, 3)
-  has fewer positions from n = 3: at r3d_18's layer3 (4x14x14, 256 channels, 64 tiles at batch 4)
-  the larger transformed kernel outweighed that, and the train step measured 5.5 s against 5.1 s.
+  has fewer positions for n = 3 and 4: at r3d_18's layer3 (4x14x14, 256 channels, 64 tiles at
+  batch 4) the larger transformed kernel outweighed that, and the train step measured 5.5 s against
+  5.1 s.
   """
   return tuple(4 if x_shape[1 + a] >= 7 else 2 for a in axes)
 
