@@ -32,6 +32,7 @@ from typing import Mapping
 ENV_VAR = "JAXRES_RETAIN_MEMORY"
 RETAIN_TUNABLES = ("glibc.malloc.mmap_max=0", "glibc.malloc.trim_threshold=4294967295",
                    "glibc.malloc.arena_max=1", "glibc.malloc.hugetlb=1")
+_RETAIN_NAMES = frozenset(t.split("=")[0] for t in RETAIN_TUNABLES)
 
 
 def _on_glibc() -> bool:
@@ -64,7 +65,7 @@ def retaining_environ(environ: Mapping[str, str] | None = None) -> dict[str, str
   if env.get(ENV_VAR, "1").strip() == "0" or not _on_glibc() or retaining(env):
     return env
   keep = [t for t in env.get("GLIBC_TUNABLES", "").split(":")
-          if t and t.split("=")[0] not in {r.split("=")[0] for r in RETAIN_TUNABLES}]
+          if t and t.split("=")[0] not in _RETAIN_NAMES]
   env["GLIBC_TUNABLES"] = ":".join(keep + list(RETAIN_TUNABLES))
   return env
 
