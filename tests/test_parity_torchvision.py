@@ -75,7 +75,10 @@ def test_train_mode_outputs_and_batchnorm_statistics_match_torchvision(arch):
     expected = torch_model(x).numpy()  # one forward pass updates the running statistics
   got, updates = models.get(arch, num_classes=5).apply(
       variables, _to_channels_last(x), train=True, mutable=["batch_stats"])
-  assert _rel_err(got, expected) < 1e-4
+  # ResNet-50's 50 layers, normalised by statistics of as few as 3x2x2 values, amplify float32
+  # rounding: here XLA's native convolution is 2.5e-5 from torch, the Winograd F(4, 3) lowering
+  # 0.9-1.2e-4 (the others: below 4e-5 with either).
+  assert _rel_err(got, expected) < (2e-4 if arch == "resnet50" else 1e-4)
   converted = from_torchvision(torch_model.state_dict(), arch)["batch_stats"]
   flat_got = jax.tree_util.tree_leaves_with_path(updates["batch_stats"])
   flat_want = dict(jax.tree_util.tree_leaves_with_path(converted))

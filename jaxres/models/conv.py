@@ -275,26 +275,10 @@ def _winograd(x, kernel, strides, padding, ms):
   u = u.reshape(positions, cin, cout).astype(v.dtype)
   # One batched product over the transformed positions: [P, N, C] x [P, C, O] -> [P, N, O].
   prod = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), preferred_element_type=v.dtype)
-  if _OUTPUT_BY_DOTS:
-    return _output_transform_dots(prod, x.ndim - 2, axes, ms, mats, batch_shape, out_shape)
-  y = prod.reshape(alphas + batch_shape + (cout,))
-  # Output transform A^T: the leading axes are in reverse order of `axes`.
-  for a, t, m, mat in reversed(list(zip(axes, tiles, ms, mats))):
-    parts = [y[j] for j in range(m + 2)]
-    outs = [_combine(parts, row) for row in mat["AT"]]
-    axis = (y.ndim - 1) - x.ndim + 1 + a
-    y = jnp.stack(outs, axis=axis + 1)
-    y = y.reshape(y.shape[:axis] + (t * m,) + y.shape[axis + 2:])
-  crop = (slice(None),) + tuple(
-      slice(0, out_shape[axes.index(i)]) if i in axes else slice(None)
-      for i in range(x.ndim - 2))
-  return y[crop]
+  return _output_transform(prod, x.ndim - 2, axes, ms, mats, batch_shape, out_shape)
 
 
-_OUTPUT_BY_DOTS = True
-
-
-def _output_transform_dots(prod, spatial, axes, ms, mats, batch_shape, out_shape):
+def _output_transform(prod, spatial, axes, ms, mats, batch_shape, out_shape):
   """A^T on every Winograd axis of the products `prod [P, N, O]`, as batched matmuls.
 
   The positions `P` are the alphas of the last Winograd axis outermost, so each pass contracts
