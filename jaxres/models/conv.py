@@ -275,40 +275,79 @@ def _winograd(x, kernel, strides, padding, ms):
   u = u.reshape(positions, cin, cout).astype(v.dtype)
   # One batched product over the transformed positions: [P, N, C] x [P, C, O] -> [P, N, O].
   prod = lax.dot_general(v, u, (((2,), (1,)), ((0,), (0,))), preferred_element_type=v.dtype)
-  return _output_transform(prod, x.ndim - 2, axes, ms, mats, batch_shape, out_shape)
+  return _output_transform(prod, x.ndim - 2, axes, tuple(ms), tuple(batch_shape), tuple(out_shape))
 
 
-def _output_transform(prod, spatial, axes, ms, mats, batch_shape, out_shape):
+def _output_passes(ms):
+  """(done, m) of each pass of `_output_transform`, in the order they run."""
+  passes, done = [], 1
+  for m in reversed(ms):
+    passes.append((done, m))
+    done *= m
+  return passes
+
+
+def _batched_matmul(matrix, y):
+  """`matrix [a, b]` times `y [batch, b, rest]` for every batch entry -> `[batch, a, rest]`."""
+  lhs = jnp.broadcast_to(jnp.asarray(matrix, y.dtype), (y.shape[0],) + matrix.shape)
+  return lax.dot_general(lhs, y, (((2,), (1,)), ((0,), (0,))), preferred_element_type=y.dtype)
+
+
+def _interleave_perm(spatial, axes):
+  """Permutation [m_last .. m_first, B, s_0 .. s_k, O] -> [B, s_0, (m_0), .., O]."""
+  lead = len(axes)
+  perm = [lead]
+  for i in range(spatial):
+    perm.append(lead + 1 + i)
+    if i in axes:
+      perm.append(lead - 1 - axes.index(i))
+  return perm + [lead + 1 + spatial]
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4, 5))
+def _output_transform(prod, spatial, axes, ms, batch_shape, out_shape):
   """A^T on every Winograd axis of the products `prod [P, N, O]`, as batched matmuls.
 
   The positions `P` are the alphas of the last Winograd axis outermost, so each pass contracts
   the outermost alpha still left, batched over the output offsets already made: [done, alpha,
   rest] -> [done, m, rest]. These are plain matmuls that XLA runs at memory speed, where a stack
   of strided combinations ran 2-3x slower (r3d_18 layer1). One transpose at the end interleaves
-  each axis' m outputs with its tiles.
+  each axis' m outputs with its tiles. Its VJP (below) is written out because autodiff of these
+  matmuls puts the alpha axis last and then transposes the whole gradient back, once per pass.
   """
-  y = prod.reshape(1, prod.shape[0], -1)
-  done = 1
-  for m, mat in reversed(list(zip(ms, mats))):
-    y = y.reshape(done, m + 2, -1)
-    a_t = jnp.broadcast_to(jnp.asarray(mat["AT"], y.dtype), (done, m, m + 2))
-    y = lax.dot_general(a_t, y, (((2,), (1,)), ((0,), (0,))), preferred_element_type=y.dtype)
-    done *= m
-  lead = len(axes)
+  y = prod
+  for done, m in _output_passes(ms):
+    y = _batched_matmul(_WINOGRAD[m]["AT"], y.reshape(done, m + 2, -1))
   y = y.reshape(tuple(reversed(ms)) + batch_shape + (prod.shape[-1],))
-  # [m_last .. m_first, B, s_0 .. s_k, O] -> [B, s_0, (m_0), .., O], then merge (s_i, m_i).
-  perm = [lead]
-  for i in range(spatial):
-    perm.append(lead + 1 + i)
-    if i in axes:
-      perm.append(lead - 1 - axes.index(i))
-  perm.append(lead + 1 + spatial)
-  y = jnp.transpose(y, perm)
+  y = jnp.transpose(y, _interleave_perm(spatial, axes))
   sizes = [n * ms[axes.index(i)] if i in axes else n for i, n in enumerate(batch_shape[1:])]
   y = y.reshape((batch_shape[0], *sizes, prod.shape[-1]))
   crop = (slice(None),) + tuple(
       slice(0, out_shape[axes.index(i)]) if i in axes else slice(None) for i in range(spatial))
   return y[crop]
+
+
+def _output_transform_fwd(prod, spatial, axes, ms, batch_shape, out_shape):
+  return _output_transform(prod, spatial, axes, ms, batch_shape, out_shape), prod.shape
+
+
+def _output_transform_bwd(spatial, axes, ms, batch_shape, out_shape, prod_shape, dy):
+  # The transpose of each step, in reverse: un-crop (zeros), un-interleave, A (= (A^T)^T) per pass.
+  pads = [(0, 0)] + [(0, n * ms[axes.index(i)] - out_shape[axes.index(i)]) if i in axes
+                     else (0, 0) for i, n in enumerate(batch_shape[1:])] + [(0, 0)]
+  dy = jnp.pad(dy, pads)
+  perm = _interleave_perm(spatial, axes)
+  interleaved = [batch_shape[0]]
+  for i, n in enumerate(batch_shape[1:]):
+    interleaved += [n, ms[axes.index(i)]] if i in axes else [n]
+  dy = dy.reshape(interleaved + [prod_shape[-1]])
+  dy = jnp.transpose(dy, np.argsort(perm))
+  for done, m in reversed(_output_passes(ms)):
+    dy = _batched_matmul(_WINOGRAD[m]["AT"].T, dy.reshape(done, m, -1))
+  return (dy.reshape(prod_shape),)
+
+
+_output_transform.defvjp(_output_transform_fwd, _output_transform_bwd)
 
 
 def default_tiles(x_shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...]:
