@@ -28,10 +28,13 @@ CASES = {
     "1x1x1": ((2, 3, 5, 4, 4), (1, 1, 1), (1, 1, 1), (P0, P0, P0)),
     "1x1x1_s2": ((2, 5, 5, 4, 4), (1, 1, 1), (2, 2, 2), (P0, P0, P0)),
     "1x1x1_s122": ((2, 5, 5, 4, 4), (1, 1, 1), (1, 2, 2), (P0, P0, P0)),
-    # 16+ channels: im2col gathers all taps in one concatenate; stride 1 in time: time-major dots.
+    # 16+ channels: im2col gathers all taps in one concatenate. Stride 1 in time: time-major dots
+    # for few frames, all time taps in one dot's output for 8 or more.
     "3x3x3_s2_wide": ((1, 5, 7, 6, 16), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
     "3x3x3_s122_wide": ((1, 5, 7, 6, 16), (3, 3, 3), (1, 2, 2), (P1, P1, P1)),
+    "3x3x3_s122_wide_long": ((1, 8, 7, 6, 16), (3, 3, 3), (1, 2, 2), (P1, P1, P1)),
     "stem_3x7x7": ((1, 4, 13, 11, 3), (3, 7, 7), (1, 2, 2), (P1, (3, 3), (3, 3))),
+    "stem_3x7x7_long": ((2, 9, 13, 11, 3), (3, 7, 7), (1, 2, 2), (P1, (3, 3), (3, 3))),
     "stem_1x7x7": ((1, 4, 13, 11, 3), (1, 7, 7), (1, 2, 2), (P0, (3, 3), (3, 3))),
     "2d_3x3": ((2, 9, 10, 4), (3, 3), (1, 1), (P1, P1)),
     "2d_3x3_s2": ((2, 9, 10, 4), (3, 3), (2, 2), (P1, P1)),
@@ -75,6 +78,30 @@ def test_lowerings_match_native_forward_and_gradients(case):
     assert _rel_err(y, ref) < 1e-4, name
     assert _rel_err(dx, ref_dx) < 1e-4, name
     assert _rel_err(dw, ref_dw) < 1e-4, name
+
+
+@pytest.mark.parametrize("frames, expected", [(4, "_time_taps_as_dots"),
+                                               (8, "_time_taps_in_output")])
+def test_im2col_time_taps_by_frame_count(monkeypatch, frames, expected):
+  calls = []
+  for name in ("_time_taps_as_dots", "_time_taps_in_output"):
+    real = getattr(convs, name)
+    monkeypatch.setattr(convs, name, lambda *a, name=name, real=real: calls.append(name) or real(*a))
+  x = jnp.zeros((1, frames, 13, 11, 3))
+  convs.im2col_conv(x, jnp.zeros((3, 7, 7, 3, 4)), (1, 2, 2), (P1, (3, 3), (3, 3)))
+  assert calls == [expected]
+
+
+def test_output_transform_kronecker_pass_equals_separate_passes():
+  y = np.random.default_rng(0).normal(size=(6 * 4 * 6, 5))  # (alpha_w, alpha_h, alpha_t), rest
+  for kron_first in (True, False):
+    out = y
+    for done, at in convs._output_passes((2, 4, 4), kron_first):
+      out = np.einsum("ma,dar->dmr", at, out.reshape(done, at.shape[1], -1))
+    if kron_first:
+      fused = out
+  np.testing.assert_allclose(fused, out, rtol=1e-12)
+  assert [at.shape for _, at in convs._output_passes((2, 4, 4))] == [(16, 36), (2, 4)]
 
 
 def test_auto_picks_by_backend_and_kernel():
