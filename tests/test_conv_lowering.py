@@ -92,6 +92,18 @@ def test_im2col_time_taps_by_frame_count(monkeypatch, frames, expected):
   assert calls == [expected]
 
 
+@pytest.mark.parametrize("channels", [8, 72])  # <= 64: transposed halves via YNNPACK; else one dot
+def test_winograd_kernel_gradient_matches_native(channels):
+  padding = (P1, P1, P1)
+  x = jax.random.normal(jax.random.key(0), (2, 4, 6, 6, channels))
+  w = jax.random.normal(jax.random.key(1), (3, 3, 3, channels, channels))
+  dy = jax.random.normal(jax.random.key(2), (2, 4, 6, 6, channels))
+  ref = jax.vjp(lambda w: convs.native_conv(x, w, (1, 1, 1), padding), w)[1](dy)[0]
+  for tiles in ((2, 2, 2), (2, 4, 4)):
+    ours = jax.jit(convs._winograd_kernel_grad, static_argnums=(2, 3))(x, w, padding, tiles, dy)
+    assert _rel_err(ours, ref) < 1e-4, tiles
+
+
 def test_output_transform_kronecker_pass_equals_separate_passes():
   y = np.random.default_rng(0).normal(size=(6 * 4 * 6, 5))  # (alpha_w, alpha_h, alpha_t), rest
   for kron_first in (True, False):
