@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import platform
+import re
 import time
 from typing import Any, Callable
 
@@ -30,6 +32,25 @@ def median_time(fn: Callable[[], Any], reps: int = 1) -> float:
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
   return float(np.median(times))
+
+
+def cpu_description() -> str:
+  """The CPU's model name and vector units, e.g. "Intel(R) Xeon(R) Processor (avx2,avx512f)".
+
+  Recorded with every result because the jaxres/torch ratios depend on the CPU: the same code
+  measured train-step ratios of 1.06 on the machine of 2026-11-23 and 0.77 on the AVX-512 one of
+  2026-12-01, where torch ran 1.8x faster (benchmarks/README.md).
+  """
+  try:
+    with open("/proc/cpuinfo") as f:
+      info = f.read()
+  except OSError:
+    return platform.processor() or platform.machine()
+  model = re.search(r"^model name\s*:\s*(.+)$", info, re.M)
+  flags = re.search(r"^flags\s*:\s*(.+)$", info, re.M)
+  have = set(flags.group(1).split()) if flags else set()
+  units = [u for u in ("avx2", "avx512f", "avx512_bf16", "amx_tile") if u in have]
+  return f"{model.group(1).strip() if model else platform.machine()} ({','.join(units)})"
 
 
 def input_shape(name: str, batch: int, frames: int, size: int) -> tuple[int, ...]:

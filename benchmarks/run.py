@@ -19,7 +19,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import sys
 import time
 
@@ -152,7 +151,7 @@ def main(argv=None) -> int:
   print("\n" + table)
   os.makedirs(args.out_dir, exist_ok=True)
   meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "backend": jax.default_backend(),
-          "devices": [str(d) for d in jax.devices()], "cpu": platform.processor() or platform.machine(),
+          "devices": [str(d) for d in jax.devices()], "cpu": harness.cpu_description(),
           "cores": os.cpu_count(), "jax": jax.__version__, "reps": args.reps,
           "matmul_peak_gflops": peak, "xla_flags": os.environ.get("XLA_FLAGS", "")}
   with open(os.path.join(args.out_dir, "bench.json"), "w") as f:

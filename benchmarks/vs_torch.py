@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 
@@ -99,13 +98,14 @@ def main(argv=None) -> int:
   print("\n" + table)
   if args.out:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "cpu": platform.processor()
-            or platform.machine(), "cores": os.cpu_count(), "reps": args.reps,
+    meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "cpu": harness.cpu_description(), "cores": os.cpu_count(), "reps": args.reps,
             "threads": args.threads, "malloc_retains_freed_memory": host_memory.retaining()}
     with open(args.out, "w") as f:
       json.dump({"meta": meta, "results": results}, f, indent=1)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-      f.write(table + "\n")
+      f.write(f"{meta['time']}, {meta['cpu']}, {meta['cores']} cores, medians of {args.reps}\n\n"
+              + table + "\n")
   return 0
 
 

@@ -50,9 +50,13 @@ def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
   out = tmp_path / "vs.json"
   assert cli.main(["bench", "--vs", "torch", "--models", "r3d_18", "--frames", "2", "--size", "16",
                    "--batch", "2", "--reps", "1", "--num-classes", "5", "--out", str(out)]) == 0
-  (row,) = json.loads(out.read_text())["results"]
+  data = json.loads(out.read_text())
+  (row,) = data["results"]
   assert row["model"] == "r3d_18" and row["forward_ratio"] > 0 and row["train_ratio"] > 0
-  assert "| r3d_18" in (tmp_path / "vs.md").read_text()
+  assert data["meta"]["cpu"] == harness.cpu_description() != ""
+  table = (tmp_path / "vs.md").read_text()
+  assert table.startswith(data["meta"]["time"]) and "cores, medians of 1" in table
+  assert "| r3d_18" in table
   assert "inference jaxres/torch" in capsys.readouterr().out
 
 
