@@ -105,7 +105,7 @@ def test_winograd_kernel_gradient_matches_native(channels):
 
 
 def test_output_transform_kronecker_pass_equals_separate_passes():
-  y = np.random.default_rng(0).normal(size=(6 * 4 * 6, 5))  # (alpha_w, alpha_h, alpha_t), rest
+  y = np.random.default_rng(0).normal(size=(6 * 6 * 4, 5))  # (alpha_w, alpha_h, alpha_t), rest
   for kron_first in (True, False):
     out = y
     for done, at in convs._output_passes((2, 4, 4), kron_first):
