@@ -399,9 +399,9 @@ def _output_transform(prod, spatial, axes, ms, batch_shape, out_shape):
   rest] -> [done, m, rest]; the first pass takes the two outermost axes at once (`_output_passes`:
   whole r3d_18 / mc3_18 / r2plus1d_18 train steps 3%, 3% and 8% faster than one pass per axis).
   These are plain matmuls that XLA runs at memory speed, where a stack of strided combinations ran
-  2-3x slower (r3d_18 layer1). One transpose at the end interleaves
-  each axis' m outputs with its tiles. Its VJP (below) is written out because autodiff of these
-  matmuls puts the alpha axis last and then transposes the whole gradient back, once per pass.
+  2-3x slower (r3d_18 layer1). One transpose at the end interleaves each axis' m outputs with its
+  tiles. Its VJP (below) is written out because autodiff of these matmuls puts the alpha axis last
+  and then transposes the whole gradient back, once per pass.
   """
   y = prod
   for done, at in _output_passes(ms):
