@@ -51,13 +51,21 @@ def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
     kwargs = dict(global_batch_size=config.global_batch_size, sharding=sharding, seed=config.seed)
     if "start_step" in params:
       return pipeline.create_iterator(config.data, "train", start_step=start_step, **kwargs)
-    return itertools.islice(pipeline.create_iterator(config.data, "train", **kwargs), start_step, None)
+    return _skipping(pipeline.create_iterator(config.data, "train", **kwargs), start_step)
 
   def evaluate():
     return pipeline.create_iterator(config.data, "eval", global_batch_size=config.global_batch_size,
                                     sharding=sharding, seed=config.seed, num_epochs=1)
 
   return train, evaluate
+
+
+def _skipping(batches, count: int) -> Iterator[Any]:
+  """`batches` after the first `count`; closing this generator closes `batches`."""
+  try:
+    yield from itertools.islice(batches, count, None)
+  finally:
+    batches.close()
 
 
 def synthetic_data(config) -> tuple[TrainData, EvalData]:
@@ -230,6 +238,9 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
           summary["stopped_early"] = True
           break
   finally:
+    close = getattr(batches, "close", None)
+    if close is not None:  # stop the endless pipeline's decoding now, not at interpreter exit
+      close()
     progress.close()
     ckpt.close()
     writer.close()
