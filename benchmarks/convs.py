@@ -5,7 +5,8 @@ the forward and the forward+backward (gradients of input and kernel) of each `ja
 lowering that applies, and torch's conv3d (channels-last-3d, 2 threads), alternated in one run.
 Prints one row per (conv, lowering) with milliseconds, GFLOP/s and the speed relative to torch.
 
-  python benchmarks/convs.py [--only layer1,stem] [--reps 3] [--batch 4] [--tile 2]
+  python benchmarks/convs.py [--only r3d_layer1,stem_r3d] [--reps 3] [--batch 4]
+      [--lowerings auto,native,im2col,winograd,winograd4,pointwise]
 """
 
 from __future__ import annotations
@@ -40,6 +41,22 @@ CONVS = {
     "r21d_layer2_temporal_down": ((16, 28, 28, 230), (3, 1, 1), 128, (2, 1, 1),
                                   ((1, 1), (0, 0), (0, 0))),
     "r21d_layer3_spatial": ((4, 14, 14, 256), (1, 3, 3), 576, (1, 1, 1), ((0, 0), (1, 1), (1, 1))),
+    # The rest of r2plus1d_18's kinds: with the ones above, every convolution it runs.
+    "r21d_layer2_spatial_down": ((16, 56, 56, 64), (1, 3, 3), 230, (1, 2, 2),
+                                 ((0, 0), (1, 1), (1, 1))),
+    "r21d_layer2_spatial": ((8, 28, 28, 128), (1, 3, 3), 288, (1, 1, 1), ((0, 0), (1, 1), (1, 1))),
+    "r21d_layer2_temporal": ((8, 28, 28, 288), (3, 1, 1), 128, (1, 1, 1), ((1, 1), (0, 0), (0, 0))),
+    "r21d_layer3_spatial_down": ((8, 28, 28, 128), (1, 3, 3), 460, (1, 2, 2),
+                                 ((0, 0), (1, 1), (1, 1))),
+    "r21d_layer3_temporal_down": ((8, 14, 14, 460), (3, 1, 1), 256, (2, 1, 1),
+                                  ((1, 1), (0, 0), (0, 0))),
+    "r21d_layer3_temporal": ((4, 14, 14, 576), (3, 1, 1), 256, (1, 1, 1), ((1, 1), (0, 0), (0, 0))),
+    "r21d_layer4_spatial_down": ((4, 14, 14, 256), (1, 3, 3), 921, (1, 2, 2),
+                                 ((0, 0), (1, 1), (1, 1))),
+    "r21d_layer4_temporal_down": ((4, 7, 7, 921), (3, 1, 1), 512, (2, 1, 1),
+                                  ((1, 1), (0, 0), (0, 0))),
+    "r21d_layer4_spatial": ((2, 7, 7, 512), (1, 3, 3), 1152, (1, 1, 1), ((0, 0), (1, 1), (1, 1))),
+    "r21d_layer4_temporal": ((2, 7, 7, 1152), (3, 1, 1), 512, (1, 1, 1), ((1, 1), (0, 0), (0, 0))),
 }
 
 
@@ -55,7 +72,8 @@ def _median_time(fn, reps):
 def main(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   parser.add_argument("--only", default="", help="comma-separated conv names (default: all)")
-  parser.add_argument("--lowerings", default="native,im2col,winograd,winograd4,pointwise")
+  parser.add_argument("--lowerings", default="native,im2col,winograd,winograd4,pointwise",
+                      help="comma-separated; also 'auto', what the models use")
   parser.add_argument("--batch", type=int, default=4)
   parser.add_argument("--reps", type=int, default=3)
   parser.add_argument("--no-torch", action="store_true")
@@ -85,8 +103,12 @@ def main(argv=None):
         continue
       if base == "pointwise" and any(k != 1 for k in kernel_size):
         continue
-      fn = (functools.partial(convs.winograd_conv, tile=tile) if base == "winograd"
-            else convs._LOWERED[base])
+      if base == "auto":
+        fn = functools.partial(convs.conv, lowering="auto")
+      elif base == "winograd":
+        fn = functools.partial(convs.winograd_conv, tile=tile)
+      else:
+        fn = convs._LOWERED[base]
       f = functools.partial(fn, strides=strides, padding=padding)
       fwd = jax.jit(f)
       # Returns the output too, so the forward is not dead code (as in a train step).

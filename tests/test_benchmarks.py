@@ -68,3 +68,13 @@ def test_profile_ops_attributes_time_to_dots(capsys):
   assert "r3d_tiny forward (1, 4, 16, 16, 3)" in out and "by kind:" in out
   # The convolutions are lowered to dots on CPU, so some time is attributed to dot ops.
   assert "dot" in out.split("by kind:")[1]
+
+
+def test_convs_times_the_models_lowering_beside_native(capsys):
+  from benchmarks import convs
+  convs.main(["--only", "r21d_layer4_temporal", "--batch", "1", "--reps", "1",
+              "--lowerings", "auto,native", "--no-torch"])
+  out = capsys.readouterr().out
+  assert "r21d_layer4_temporal: x (1, 2, 7, 7, 1152) k (3, 1, 1) -> 512" in out
+  rows = [line.split()[0] for line in out.splitlines() if "fwd+bwd" in line]
+  assert rows == ["auto", "native"]
