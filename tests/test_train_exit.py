@@ -3,8 +3,9 @@
 The endless training pipeline decodes videos in `tf.numpy_function`s. Left running to interpreter
 exit, a decode in flight can never take the GIL back and the tf.data iterator's destructor waits
 for it: the process printed its summary and then hung (or aborted). The loop now closes its
-training batches, and dropping a `BatchIterator` stops its pipeline at once (it used to live on in
-a reference cycle until exit: `test_dropping_an_endless_iterator_stops_its_pipeline` timed out).
+training batches (tests/test_train_loop.py), and dropping a `BatchIterator` stops its pipeline at
+once (it used to live on in a reference cycle until exit:
+`test_dropping_an_endless_iterator_stops_its_pipeline` timed out).
 """
 
 import os
@@ -15,8 +16,6 @@ import pytest
 
 from jaxres.data import pipeline
 from jaxres.data.config import default_data_config
-from jaxres.train import default_config, train_and_evaluate
-from jaxres.train.synthetic import synthetic_batches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -61,45 +60,10 @@ def test_train_on_demo_videos_exits_after_its_summary(tmp_path):
   assert (tmp_path / "run" / "summary.json").exists()
 
 
-class _Closeable:
-  """Batches that record whether the loop closed them."""
-
-  def __init__(self, batches):
-    self.batches, self.closed = iter(batches), False
-
-  def __iter__(self):
-    return self
-
-  def __next__(self):
-    return next(self.batches)
-
-  def close(self):
-    self.closed = True
-
-
-def test_loop_closes_its_training_batches(tmp_path):
-  c = default_config()
-  c.model.num_classes = 4
-  c.data.num_frames, c.data.crop_size = 4, 16
-  c.global_batch_size, c.num_train_steps, c.eval_steps = 8, 2, 1
-  c.progress_bar, c.tensorboard, c.plot = False, False, False
-  made = []
-
-  def train_data(start):
-    made.append(_Closeable(synthetic_batches((8, 4, 16, 16, 3), 4, seed=0, start_step=start)))
-    return made[-1]
-
-  eval_data = lambda: synthetic_batches((8, 4, 16, 16, 3), 4, seed=1, num_batches=1, eval=True)
-  assert train_and_evaluate(c, str(tmp_path), train_data=train_data, eval_data=eval_data)["step"] == 2
-  assert len(made) == 1 and made[0].closed
-
-
 SCRIPT = """
 import sys
 from jaxres.data import pipeline
 from jaxres.data.config import default_data_config
-from jaxres.train import default_config, train_and_evaluate
-from jaxres.train.synthetic import synthetic_batches
 c = default_data_config()
 c.path = sys.argv[1]
 c.demo.videos_per_class, c.demo.num_frames, c.demo.size = 2, 8, 32

@@ -9,7 +9,7 @@ import pytest
 from jaxres import cli
 from jaxres.sr.checkpoint import read_run_config
 from jaxres.train import default_config, evaluate, read_metrics, train_and_evaluate
-from jaxres.train.loop import evaluate_checkpoint
+from jaxres.train.loop import evaluate_checkpoint, synthetic_data
 
 
 def _config():
@@ -29,9 +29,34 @@ def _config():
   return c
 
 
+class _Closeable:
+  """Batches that record whether the loop closed them (an endless pipeline left open at exit
+  hangs the process: tests/test_train_exit.py)."""
+
+  def __init__(self, batches):
+    self.batches, self.closed = iter(batches), False
+
+  def __iter__(self):
+    return self
+
+  def __next__(self):
+    return next(self.batches)
+
+  def close(self):
+    self.closed = True
+
+
 def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
   workdir = str(tmp_path)
-  summary = train_and_evaluate(_config(), workdir)
+  train, eval_data = synthetic_data(_config())  # what the loop uses by default, made closeable
+  opened = []
+
+  def train_data(start_step):
+    opened.append(_Closeable(train(start_step)))
+    return opened[-1]
+
+  summary = train_and_evaluate(_config(), workdir, train_data=train_data, eval_data=eval_data)
+  assert len(opened) == 1 and opened[0].closed
   assert summary["step"] == 12 and not summary["stopped_early"]
   assert {"loss", "accuracy", "learning_rate", "grad_norm", "param_norm",
           "clips_per_second"} <= set(summary["train"])
