@@ -77,6 +77,13 @@ def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
   again = train_and_evaluate(_config(), workdir)
   assert again["step"] == 12
 
+  # A failure before the first step (here a batch without "video") also closes the batches.
+  bad = _Closeable([{"label": [0] * 8}])
+  with pytest.raises(KeyError, match="video"):
+    train_and_evaluate(_config(), str(tmp_path / "bad"), train_data=lambda start_step: bad,
+                       eval_data=eval_data)
+  assert bad.closed
+
   # Evaluating the final checkpoint gives the loop's last evaluation.
   metrics = evaluate_checkpoint(_config(), workdir)
   assert metrics["step"] == 12

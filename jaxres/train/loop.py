@@ -68,6 +68,14 @@ def _skipping(batches, count: int) -> Iterator[Any]:
     batches.close()
 
 
+def _close(batches) -> None:
+  """Stops an endless pipeline's decoding now: left to interpreter exit it hangs the process
+  (`jaxres.data.pipeline.BatchIterator`)."""
+  close = getattr(batches, "close", None)
+  if close is not None:
+    close()
+
+
 def synthetic_data(config) -> tuple[TrainData, EvalData]:
   """`jaxres.train.synthetic` batches shaped by `config.data` (classification only)."""
   from jaxres import models
@@ -178,13 +186,17 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
 
   start_step = ckpt.latest_step() or 0
   batches: Iterator[Any] = iter(train_data(start_step))
-  first = next(batches)
-  input_shape = task.model_input(first).shape
-  if start_step:
-    state = engine.from_global(ckpt.restore(engine.abstract_state(input_shape)))
-    log.info("Resumed from step %d in %s.", start_step, ckpt.directory)
-  else:
-    state = engine.init(jax.random.fold_in(jax.random.key(config.seed), 0), input_shape)
+  try:
+    first = next(batches)
+    input_shape = task.model_input(first).shape
+    if start_step:
+      state = engine.from_global(ckpt.restore(engine.abstract_state(input_shape)))
+      log.info("Resumed from step %d in %s.", start_step, ckpt.directory)
+    else:
+      state = engine.init(jax.random.fold_in(jax.random.key(config.seed), 0), input_shape)
+  except BaseException:  # e.g. a checkpoint that does not fit: exit with the error, not hang
+    _close(batches)
+    raise
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
@@ -238,9 +250,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
           summary["stopped_early"] = True
           break
   finally:
-    close = getattr(batches, "close", None)
-    if close is not None:  # stop the endless pipeline's decoding now, not at interpreter exit
-      close()
+    _close(batches)
     progress.close()
     ckpt.close()
     writer.close()
