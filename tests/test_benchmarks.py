@@ -78,3 +78,25 @@ def test_convs_times_the_models_lowering_beside_native(capsys):
   assert "r21d_layer4_temporal: x (1, 2, 7, 7, 1152) k (3, 1, 1) -> 512" in out
   rows = [line.split()[0] for line in out.splitlines() if "fwd+bwd" in line]
   assert rows == ["auto", "native"]
+
+
+def test_blocks_lists_each_distinct_block_at_its_input_shape():
+  from benchmarks import blocks
+  found = blocks.pieces("r2plus1d_18", (1, 4, 16, 16, 3))
+  assert [(p.name, p.count, p.in_shape) for p in found] == [
+      ("stem", 1, (1, 4, 16, 16, 3)),
+      ("layer1_0", 1, (1, 4, 8, 8, 64)), ("layer1_1", 1, (1, 4, 8, 8, 64)),
+      ("layer2_0", 1, (1, 4, 8, 8, 64)), ("layer2_1", 1, (1, 2, 4, 4, 128)),
+      ("layer3_0", 1, (1, 2, 4, 4, 128)), ("layer3_1", 1, (1, 1, 2, 2, 256)),
+      ("layer4_0", 1, (1, 1, 2, 2, 256)), ("layer4_1", 1, (1, 1, 1, 1, 512))]
+  assert [p.torch_path for p in found[:3]] == ["stem", "layer1.0", "layer1.1"]
+
+
+def test_blocks_times_jaxres_beside_torch_at_tiny_size(capsys):
+  pytest.importorskip("torchvision")
+  from benchmarks import blocks
+  assert blocks.main(["--model", "mc3_18", "--batch", "1", "--frames", "4", "--size", "16",
+                      "--reps", "1", "--only", "stem,layer2_0"]) == 0
+  out = capsys.readouterr().out
+  rows = [line.split()[0] for line in out.splitlines() if "torch/jaxres" in line]
+  assert rows == ["stem", "layer2_0", "total"]
