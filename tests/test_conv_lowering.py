@@ -17,7 +17,7 @@ P1, P0 = (1, 1), (0, 0)
 CASES = {
     "3x3x3": ((2, 5, 7, 6, 4), (3, 3, 3), (1, 1, 1), (P1, P1, P1)),
     "3x3x3_s2": ((2, 5, 7, 6, 4), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
-    # Winograd's own gradient (the flipped-kernel convolution) at other paddings than (1, 1).
+    # Winograd's written-out gradients at other paddings than (1, 1).
     "3x3x3_valid": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), (P0, P0, P0)),
     "3x3x3_uneven": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), ((0, 2), (2, 0), (1, 0))),
     "1x3x3_s2x1x1": ((2, 5, 7, 6, 4), (1, 3, 3), (2, 1, 1), (P0, P1, P1)),
@@ -93,15 +93,16 @@ def test_im2col_time_taps_by_frame_count(monkeypatch, frames, expected):
 
 
 @pytest.mark.parametrize("channels", [8, 72])  # <= 64: transposed halves via YNNPACK; else one dot
-def test_winograd_kernel_gradient_matches_native(channels):
+def test_winograd_gradients_match_native(channels):
   padding = (P1, P1, P1)
   x = jax.random.normal(jax.random.key(0), (2, 4, 6, 6, channels))
-  w = jax.random.normal(jax.random.key(1), (3, 3, 3, channels, channels))
-  dy = jax.random.normal(jax.random.key(2), (2, 4, 6, 6, channels))
-  ref = jax.vjp(lambda w: convs.native_conv(x, w, (1, 1, 1), padding), w)[1](dy)[0]
+  w = jax.random.normal(jax.random.key(1), (3, 3, 3, channels, channels + 3))
+  dy = jax.random.normal(jax.random.key(2), (2, 4, 6, 6, channels + 3))
+  ref_dx, ref_dw = jax.vjp(lambda x, w: convs.native_conv(x, w, (1, 1, 1), padding), x, w)[1](dy)
   for tiles in ((2, 2, 2), (2, 4, 4)):
-    ours = jax.jit(convs._winograd_kernel_grad, static_argnums=(2, 3))(x, w, padding, tiles, dy)
-    assert _rel_err(ours, ref) < 1e-4, tiles
+    dx, dw = jax.jit(convs._winograd_grads, static_argnums=(2, 3))(x, w, padding, tiles, dy)
+    assert _rel_err(dx, ref_dx) < 1e-4, tiles
+    assert _rel_err(dw, ref_dw) < 1e-4, tiles
 
 
 def test_output_transform_kronecker_pass_equals_separate_passes():

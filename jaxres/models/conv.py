@@ -216,11 +216,8 @@ def _split(x, axis, size, count, stride):
 def winograd_conv(x, kernel, strides, padding, tile: int | Sequence[int] = 2):
   """A convolution by Winograd F(tile, 3) on every axis `winograd_axes` finds.
 
-  At stride 1 its gradient is Winograd too (`_winograd_unit_stride`): the input gradient is the
-  Winograd convolution of the output gradient with the flipped kernel, and the kernel gradient
-  differentiates the forward with respect to the kernel alone. Plain autodiff of the transforms
-  scatter-adds the input gradient through strided pads: r3d_18's layer1 conv ran forward+backward
-  1.6x slower that way (the whole train step gained less, within this machine's noise).
+  At stride 1 its gradient is written out (`_winograd_grads`): both gradients start from the
+  output gradient taken back through the output transform, once.
 
   Args:
     x: `[B, *spatial, C]`.
@@ -256,13 +253,7 @@ def _winograd_unit_stride_fwd(x, kernel, padding, tiles):
 
 def _winograd_unit_stride_bwd(padding, tiles, residuals, dy):
   x, kernel = residuals
-  ones = (1,) * (x.ndim - 2)
-  spatial = tuple(range(kernel.ndim - 2))
-  # The transposed convolution: flipped taps, in/out channels swapped, padding k - 1 - p.
-  flipped = jnp.swapaxes(jnp.flip(kernel, spatial), -1, -2)
-  transposed = tuple((k - 1 - lo, k - 1 - hi) for k, (lo, hi) in zip(kernel.shape[:-2], padding))
-  dx = _winograd(dy, flipped, ones, transposed, tiles)
-  return dx, _winograd_kernel_grad(x, kernel, padding, tiles, dy)
+  return _winograd_grads(x, kernel, padding, tiles, dy)
 
 
 _winograd_unit_stride.defvjp(_winograd_unit_stride_fwd, _winograd_unit_stride_bwd)
@@ -327,23 +318,38 @@ def _kernel_transform_matrix(ms):
   return matrix.astype(np.float32)
 
 
-def _winograd_kernel_grad(x, kernel, padding, ms, dy):
-  """The kernel gradient of a unit-stride Winograd convolution, its big product made fast on CPU.
+def _winograd_grads(x, kernel, padding, ms, dy):
+  """(input gradient, kernel gradient) of a unit-stride Winograd convolution, in its own domain.
 
-  In the transformed domain it is `du[p] = v[p]^T dprod[p]`, a batched product that contracts
-  the long tile axis. XLA's CPU runs that form (contraction not last on the left) outside YNNPACK,
-  well with 128 or more channels (145-210 GFLOP/s) but at ~60 with 64 or fewer in and out
-  (r3d_18 / mc3_18 layer1). There `v` is transposed once and the tiles split into two batch
-  halves, which YNNPACK runs at ~105 (r3d_18 layer1, [216, 3136, 64]: 93 -> 53 ms with the
-  transpose; the whole train step 9% faster); with more channels that form measured slower. The
-  barrier keeps XLA from folding the transpose back into the product.
+  With `v` the transformed input, `u` the transformed kernel and `prod[p] = v[p] u[p]`, the output
+  gradient taken back through the output transform, `dprod`, serves both: the kernel gradient is
+  `v[p]^T dprod[p]` (then `G^T`), the input gradient `dprod[p] u[p]^T` taken back through the input
+  transform (autodiff of its strided slices: pads and adds that XLA fuses into one pass). An earlier
+  version computed the input gradient as the Winograd convolution of `dy` with the flipped kernel,
+  which transforms `dy` anew; this one skips that transform (and the output transform of the
+  result). Alternated in one process, r2plus1d_18's layer1 block (64 -> 144 -> 64 channels at
+  16x56x56) ran forward+backward in 1335 ms instead of 1589 and layer2's in 435 instead of 487
+  (torch: 1431 and 588); the whole r2plus1d_18 train step 5.50 s instead of 6.06 (medians of 6).
+
+  The kernel gradient's product contracts the long tile axis. XLA's CPU runs that form
+  (contraction not last on the left) outside YNNPACK, well with 128 or more channels (145-210
+  GFLOP/s) but at ~60 with 64 or fewer in and out (r3d_18 / mc3_18 layer1). There `v` is
+  transposed once and the tiles split into two batch halves, which YNNPACK runs at ~105 (r3d_18
+  layer1, [216, 3136, 64]: 93 -> 53 ms with the transpose; the whole train step 9% faster); with
+  more channels that form measured slower. The barrier keeps XLA from folding the transpose back
+  into the product.
   """
   strides = (1,) * (x.ndim - 2)
   axes = winograd_axes(kernel.shape[:-2], strides, padding)
-  v, meta = _input_transform(x, axes, strides, padding, ms)
+  # The transform's static arguments of `_output_transform` come back as (non-array) aux data.
+  v, input_transform_vjp, meta = jax.vjp(
+      lambda x: _input_transform(x, axes, strides, padding, ms), x, has_aux=True)
   positions, count, cin = v.shape
   cout = kernel.shape[-1]
   dprod = _output_transform_bwd(*meta, (positions, count, cout), dy)[0]
+  u, kernel_transform_vjp = jax.vjp(
+      lambda k: _kernel_transform(k, len(axes), ms).astype(v.dtype), kernel)
+  dv = lax.dot_general(dprod, u, (((2,), (2,)), ((0,), (0,))), preferred_element_type=v.dtype)
   if max(cin, cout) <= 64 and count % 2 == 0:
     v_t = lax.optimization_barrier(
         jnp.swapaxes(v.reshape(positions, 2, count // 2, cin), -1, -2))
@@ -351,8 +357,7 @@ def _winograd_kernel_grad(x, kernel, padding, ms, dy):
                          (((3,), (2,)), ((0, 1), (0, 1))), preferred_element_type=v.dtype).sum(1)
   else:
     du = lax.dot_general(v, dprod, (((1,), (1,)), ((0,), (0,))), preferred_element_type=v.dtype)
-  _, kernel_vjp = jax.vjp(lambda k: _kernel_transform(k, len(axes), ms).astype(v.dtype), kernel)
-  return kernel_vjp(du)[0]
+  return input_transform_vjp(dv)[0], kernel_transform_vjp(du)[0]
 
 
 def _output_passes(ms, kron_first: bool = True):
