@@ -4,7 +4,10 @@ The same video models, batch and clip size in both: torchvision eager float32 in
 format (channels-first or channels-last-3d, probed), jaxres jitted float32 with its default
 convolution lowering. After one untimed round, every repetition times each of the four
 (torch/jaxres x forward/train) once, alternated, so load from other processes hits both alike; the
-table reports medians and the jaxres/torch throughput ratio (> 1: jaxres is faster). The script
+table reports medians and the jaxres/torch throughput ratio (> 1: jaxres is faster). Each model is
+compared in a fresh process: the heap that one model's programs leave (both libraries') slowed the
+next (r2plus1d_18's jaxres train step 9.3-9.5 s after r3d_18 and mc3_18 in the same process,
+5.0 s in its own; torch's 6.2 s against 4.7). The script
 restarts itself with `jaxres.host_memory`'s malloc settings, as the `jaxres` command does; they
 apply to torch in the same process too (JAXRES_RETAIN_MEMORY=0 keeps glibc's defaults).
 
@@ -17,7 +20,9 @@ Also `jaxres bench --vs torch`. Exits 0 with a message when torch is not install
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import json
+import multiprocessing
 import os
 import sys
 import time
@@ -89,7 +94,10 @@ def main(argv=None) -> int:
   results = []
   for name in args.models.split(","):
     shape = harness.input_shape(name, args.batch, args.frames, args.size)
-    r = compare(name, shape, args.reps, args.threads, args.num_classes)
+    # "spawn": a fresh interpreter, which also re-reads the malloc settings from the environment.
+    with concurrent.futures.ProcessPoolExecutor(
+        1, mp_context=multiprocessing.get_context("spawn")) as worker:
+      r = worker.submit(compare, name, shape, args.reps, args.threads, args.num_classes).result()
     results.append(r)
     print(f"{name:12s} {tuple(shape)}  inference jaxres/torch {r['forward_ratio']:.2f}x  "
           f"train step jaxres/torch {r['train_ratio']:.2f}x   (torch {r['torch_memory_format']}; "
