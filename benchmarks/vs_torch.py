@@ -5,9 +5,10 @@ format (channels-first or channels-last-3d, probed), jaxres jitted float32 with 
 convolution lowering. After one untimed round, every repetition times each of the four
 (torch/jaxres x forward/train) once, alternated, so load from other processes hits both alike; the
 table reports medians and the jaxres/torch throughput ratio (> 1: jaxres is faster). Each model is
-compared in a fresh process: the heap that one model's programs leave (both libraries') slowed the
-next (r2plus1d_18's jaxres train step 9.3-9.5 s after r3d_18 and mc3_18 in the same process,
-5.0 s in its own; torch's 6.2 s against 4.7). The script
+compared in a fresh process, so the heap one model's programs leave cannot slow the next (in one
+process r2plus1d_18's jaxres train step once took 9.3-9.5 s after r3d_18 and mc3_18, against
+5.0 s alone; how the heap lies after torch's calls still varies between runs, see
+benchmarks/README.md). The script
 restarts itself with `jaxres.host_memory`'s malloc settings, as the `jaxres` command does; they
 apply to torch in the same process too (JAXRES_RETAIN_MEMORY=0 keeps glibc's defaults).
 
