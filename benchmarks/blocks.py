@@ -9,7 +9,7 @@ run. Prints milliseconds and the torch/jaxres time ratio per piece (> 1: jaxres 
 totals with each piece counted as often as the model runs it.
 
   python benchmarks/blocks.py [--model r2plus1d_18] [--batch 4] [--frames 16] [--size 112]
-      [--reps 5] [--only stem,layer1_1]
+      [--reps 5] [--only stem,layer1_1] [--threads 2]
 """
 
 from __future__ import annotations
@@ -32,8 +32,7 @@ except ImportError:  # run as a script
   from benchmarks import harness
 
 from jaxres import host_memory, models
-from jaxres.models.blocks import ProjectionShortcut
-from jaxres.models.layers import conv_factory, norm_factory
+from jaxres.models import video
 
 
 @dataclasses.dataclass
@@ -55,27 +54,19 @@ def pieces(name: str, shape: tuple[int, ...]) -> list[Piece]:
     ['stem', 'layer1_0', 'layer2_0']
   """
   model = models.get(name)
-  conv = conv_factory(model.conv, dtype=jnp.float32, param_dtype=jnp.float32,
-                      lowering=model.conv_lowering)
-  norm = norm_factory(train=True, dtype=jnp.float32, param_dtype=jnp.float32, axis_name=None)
-  pointwise = functools.partial(conv, kernel_size=(1, 1, 1), padding="VALID")
-  shortcut = functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
-  stem = model.stem_cls(conv=conv, norm=norm)
+  parts = video.layer_factories(model, train=True)
+  stem = model.stem_cls(conv=parts.conv, norm=parts.norm)
   out = [Piece("stem", 1, tuple(shape), stem, "stem")]
   x_shape = jax.eval_shape(lambda x: stem.init_with_output(jax.random.key(0), x)[0],
                            jax.ShapeDtypeStruct(shape, jnp.float32)).shape
-  in_features = x_shape[-1]
-  for i, (num_blocks, builder, width) in enumerate(
-      zip(model.stage_sizes, model.conv_builders, model.widths)):
-    for j in range(min(num_blocks, 2)):
-      stride = 2 if i > 0 and j == 0 else 1
-      block = model.block_cls(width, conv=builder.unit(in_features, width, conv, norm, jax.nn.relu),
-                              norm=norm, shortcut=shortcut, strides=builder.strides(stride))
-      count = 1 if j == 0 else num_blocks - 1
-      out.append(Piece(f"layer{i + 1}_{j}", count, tuple(x_shape), block, f"layer{i + 1}.{j}"))
+  for stage, num_blocks in enumerate(model.stage_sizes):
+    for index in range(min(num_blocks, 2)):
+      block = video.residual_block(model, parts, stage, index, x_shape[-1])
+      count = 1 if index == 0 else num_blocks - 1
+      out.append(Piece(f"layer{stage + 1}_{index}", count, tuple(x_shape), block,
+                       f"layer{stage + 1}.{index}"))
       x_shape = jax.eval_shape(lambda x, b=block: b.init_with_output(jax.random.key(0), x)[0],
                                jax.ShapeDtypeStruct(x_shape, jnp.float32)).shape
-      in_features = x_shape[-1]
   return out
 
 
@@ -128,13 +119,14 @@ def main(argv=None) -> int:
   p.add_argument("--size", type=int, default=112)
   p.add_argument("--reps", type=int, default=5)
   p.add_argument("--only", default="", help="comma-separated piece names (default: all)")
+  p.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
   args = p.parse_args(argv)
   found = harness.import_torch()
   if found is None:
     print("torch is not installed: skipped (pip install -e '.[torch]')")
     return 0
   torch, torchvision = found
-  torch.set_num_threads(2)
+  torch.set_num_threads(args.threads)
   tmodel = getattr(torchvision.models.video, args.model)().to(memory_format=torch.channels_last_3d)
   shape = (args.batch, args.frames, args.size, args.size, 3)
   chosen = [q for q in pieces(args.model, shape)

@@ -130,33 +130,84 @@ class VideoResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = conv_factory(self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                        lowering=self.conv_lowering)
-    norm = norm_factory(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
-                        axis_name=self.bn_axis_name)
-    pointwise = functools.partial(conv, kernel_size=(1, 1, 1), padding="VALID")
-    shortcut = functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
-
+    parts = layer_factories(self, train)
     x = jnp.asarray(x, self.dtype)
-    x = self.stem_cls(conv=conv, norm=norm, name="stem")(x)
+    x = self.stem_cls(conv=parts.conv, norm=parts.norm, name="stem")(x)
     feats = {"stem": x}
-    in_features = x.shape[-1]
-    for i, (num_blocks, builder, width) in enumerate(
-        zip(self.stage_sizes, self.conv_builders, self.widths)):
-      for j in range(num_blocks):
-        stride = 2 if i > 0 and j == 0 else 1
-        extra = {"pointwise": pointwise} if self.block_cls is BottleneckBlock else {}
-        block = self.block_cls(
-            width, conv=builder.unit(in_features, width, conv, norm, nn.relu), norm=norm,
-            shortcut=shortcut, strides=builder.strides(stride), name=f"layer{i + 1}_{j}", **extra)
-        x = block(x)
-        in_features = x.shape[-1]
-      feats[f"stage{i + 1}"] = x
+    for stage, num_blocks in enumerate(self.stage_sizes):
+      for index in range(num_blocks):
+        x = residual_block(self, parts, stage, index, x.shape[-1],
+                           name=f"layer{stage + 1}_{index}")(x)
+      feats[f"stage{stage + 1}"] = x
     x = jnp.mean(x, axis=(1, 2, 3))
     feats["pre_logits"] = x
     self.sow("intermediates", "features", feats)
     return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                     kernel_init=nn.initializers.normal(0.01), name="fc")(x)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerFactories:
+  """The module factories a `VideoResNet` hands its stem and blocks (see `layer_factories`)."""
+
+  conv: ModuleDef
+  norm: ModuleDef
+  pointwise: ModuleDef
+  shortcut: ModuleDef
+
+
+def layer_factories(model: VideoResNet, train: bool) -> LayerFactories:
+  """The conv, norm, 1x1x1 conv and projection-shortcut factories of `model` in train/eval mode.
+
+  Args:
+    model: a `VideoResNet` (bound or not: only its fields are read).
+    train: BatchNorm with batch statistics (True) or running averages (False).
+
+  Returns:
+    A `LayerFactories`; with `residual_block` it rebuilds any of the model's pieces on its own
+    (as `benchmarks/blocks.py` does to time them one by one).
+
+  Example:
+    >>> parts = layer_factories(r3d_18(), train=True)
+    >>> stem = r3d_18().stem_cls(conv=parts.conv, norm=parts.norm)
+  """
+  conv = conv_factory(model.conv, dtype=model.dtype, param_dtype=model.param_dtype,
+                      lowering=model.conv_lowering)
+  norm = norm_factory(train=train, dtype=model.dtype, param_dtype=model.param_dtype,
+                      axis_name=model.bn_axis_name)
+  pointwise = functools.partial(conv, kernel_size=(1, 1, 1), padding="VALID")
+  return LayerFactories(conv, norm, pointwise,
+                        functools.partial(ProjectionShortcut, conv=pointwise, norm=norm))
+
+
+def residual_block(model: VideoResNet, parts: LayerFactories, stage: int, index: int,
+                   in_features: int, name: str | None = None) -> nn.Module:
+  """Block `index` of stage `stage` (both from 0) of `model`, taking `in_features` channels.
+
+  The first block of every stage after the first has stride 2 (in time too where the stage's
+  `ConvBuilder` says so); (2+1)D blocks size their middle width from `in_features`.
+
+  Args:
+    model: a `VideoResNet`.
+    parts: `layer_factories(model, train)`.
+    stage: stage number, 0 to `len(model.stage_sizes) - 1`.
+    index: block number within the stage.
+    in_features: the block's input channels.
+    name: the submodule name (inside the model: "layer{stage + 1}_{index}").
+
+  Returns:
+    The block module (`model.block_cls`), unbound.
+
+  Example:
+    >>> model = r2plus1d_18()
+    >>> block = residual_block(model, layer_factories(model, True), stage=1, index=0, in_features=64)
+  """
+  builder, width = model.conv_builders[stage], model.widths[stage]
+  stride = 2 if stage > 0 and index == 0 else 1
+  extra = {"pointwise": parts.pointwise} if model.block_cls is BottleneckBlock else {}
+  return model.block_cls(
+      width, conv=builder.unit(in_features, width, parts.conv, parts.norm, nn.relu),
+      norm=parts.norm, shortcut=parts.shortcut, strides=builder.strides(stride), name=name, **extra)
 
 
 _R3D = dict(conv_builders=(CONV3D,) * 4, stem_cls=R3DStem)
