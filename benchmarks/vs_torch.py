@@ -1,10 +1,13 @@
 """jaxres against torchvision on the same machine: throughput ratios for inference and a train step.
 
-The same video models, batch and clip size in both: torchvision eager float32 in its faster memory
-format (channels-first or channels-last-3d, probed), jaxres jitted float32 with its default
-convolution lowering. After one untimed round, every repetition times each of the four
-(torch/jaxres x forward/train) once, alternated, so load from other processes hits both alike; the
-table reports medians and the jaxres/torch throughput ratio (> 1: jaxres is faster). Each model is
+The same video models, batch and clip size in both: torchvision eager float32 in both memory
+formats (channels-first and channels-last-3d, each its own model copy, its faster one counting for
+each task), jaxres jitted float32 with its default convolution lowering. After one untimed round,
+every repetition times each program once, alternated (torch forward in each format, jaxres
+forward, torch train steps, jaxres train step), so load from other processes hits both alike; the
+table reports medians and the jaxres/torch throughput ratio (> 1: jaxres is faster). Until
+2026-12-02 a one-call probe chose torch's format up front, and picked channels-first for
+r2plus1d_18's train step in a run where channels-last was faster in others. Each model is
 compared in a fresh process, so the heap one model's programs leave cannot slow the next (in one
 process r2plus1d_18's jaxres train step once took 9.3-9.5 s after r3d_18 and mc3_18, against
 5.0 s alone; how the heap lies after torch's calls still varies between runs, see
@@ -13,7 +16,8 @@ restarts itself with `jaxres.host_memory`'s malloc settings, as the `jaxres` com
 apply to torch in the same process too (JAXRES_RETAIN_MEMORY=0 keeps glibc's defaults).
 
   python benchmarks/vs_torch.py [--models r3d_18,mc3_18,r2plus1d_18] [--batch 4] [--frames 16]
-      [--size 112] [--reps 5] [--threads 2] [--out results/vs_torch.json]
+      [--size 112] [--reps 5] [--threads 2] [--torch-formats channels_first,channels_last]
+      [--out results/vs_torch.json]
 
 Also `jaxres bench --vs torch`. Exits 0 with a message when torch is not installed.
 """
@@ -39,25 +43,36 @@ except ImportError:  # run as a script: python benchmarks/vs_torch.py
 from jaxres import host_memory
 
 
-def compare(name: str, shape, reps: int, threads: int, num_classes: int = 400) -> dict:
-  """Times torch and jaxres alternately; returns medians (seconds) and ratios for one model."""
+def compare(name: str, shape, reps: int, threads: int, num_classes: int = 400,
+            torch_formats=harness.TORCH_MEMORY_FORMATS) -> dict:
+  """Times torch (each memory format) and jaxres alternately; medians (seconds) and ratios.
+
+  Torch's figure for each task is its faster memory format's median, chosen after the timing.
+  """
   import jax
-  torch_b = harness.torch_bench(name, shape, num_classes, threads=threads)
   jax_b = harness.jax_bench(name, shape, num_classes)
-  runs = {"torch_forward": torch_b.forward, "jaxres_forward": jax_b.forward,
-          "torch_train": torch_b.train, "jaxres_train": jax_b.train}
-  times = {k: [] for k in runs}
+  runs = {"jaxres_forward": jax_b.forward, "jaxres_train": jax_b.train}
+  for fmt, bench in harness.torch_benches(name, shape, num_classes, threads, torch_formats).items():
+    runs[f"torch_forward/{fmt}"], runs[f"torch_train/{fmt}"] = bench.forward, bench.train
+  # Alternate the two libraries: torch forward, jaxres forward, torch train, jaxres train.
+  order = sorted(runs, key=lambda k: (k.split("/")[0].split("_")[1], not k.startswith("torch")))
+  times = {k: [] for k in order}
   # One untimed round first: each program's first call after the other's grows the process's heap
   # (with `host_memory`'s retained memory, r2plus1d_18's train step once took 11.7 s, then 6.5 s).
-  for fn in runs.values():
-    harness.median_time(fn)
+  for k in order:
+    harness.median_time(runs[k])
   for _ in range(reps):
-    for k, fn in runs.items():
-      times[k].append(harness.median_time(fn))
-  med = {k: float(np.median(v)) for k, v in times.items()}
+    for k in order:
+      times[k].append(harness.median_time(runs[k]))
+  all_med = {k: float(np.median(v)) for k, v in times.items()}
+  med, formats = {}, {}
+  for task in ("forward", "train"):
+    med[f"jaxres_{task}"] = all_med[f"jaxres_{task}"]
+    formats[task] = min(torch_formats, key=lambda f: all_med[f"torch_{task}/{f}"])
+    med[f"torch_{task}"] = all_med[f"torch_{task}/{formats[task]}"]
   return {
       "model": name, "shape": list(shape), "backend": jax.default_backend(),
-      "torch_memory_format": torch_b.memory_format, "seconds": med,
+      "torch_memory_format": formats, "seconds": med, "medians": all_med,
       "all_seconds": times, "compile_s": jax_b.compile_s,
       "forward_ratio": med["torch_forward"] / med["jaxres_forward"],
       "train_ratio": med["torch_train"] / med["jaxres_train"],
@@ -69,11 +84,11 @@ def markdown(results: list[dict]) -> str:
   lines = ["| model | torch fwd clips/s | jaxres fwd clips/s | fwd ratio | torch train clips/s | "
            "jaxres train clips/s | train ratio |", "|---|---|---|---|---|---|---|"]
   for r in results:
-    s = r["seconds"]
-    lines.append(f"| {r['model']} ({r['torch_memory_format']}) | {batch / s['torch_forward']:.2f} | "
+    s, fmt = r["seconds"], r["torch_memory_format"]
+    lines.append(f"| {r['model']} | {batch / s['torch_forward']:.2f} ({fmt['forward']}) | "
                  f"{batch / s['jaxres_forward']:.2f} | **{r['forward_ratio']:.2f}** | "
-                 f"{batch / s['torch_train']:.2f} | {batch / s['jaxres_train']:.2f} | "
-                 f"**{r['train_ratio']:.2f}** |")
+                 f"{batch / s['torch_train']:.2f} ({fmt['train']}) | "
+                 f"{batch / s['jaxres_train']:.2f} | **{r['train_ratio']:.2f}** |")
   return "\n".join(lines)
 
 
@@ -86,9 +101,15 @@ def main(argv=None) -> int:
   parser.add_argument("--reps", type=int, default=5)
   parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
   parser.add_argument("--num-classes", type=int, default=400)
+  parser.add_argument("--torch-formats", default=",".join(harness.TORCH_MEMORY_FORMATS),
+                      help="torch memory formats to time; torch's faster one counts")
   parser.add_argument("--out", default="benchmarks/results/vs_torch.json",
                       help="JSON results; a .md table is written beside it")
   args = parser.parse_args(argv)
+  unknown = set(args.torch_formats.split(",")) - set(harness.TORCH_MEMORY_FORMATS)
+  if unknown:
+    parser.error(f"--torch-formats: unknown {sorted(unknown)}; choose from "
+                 f"{','.join(harness.TORCH_MEMORY_FORMATS)}")
   if harness.import_torch() is None:
     print("vs_torch: skipped, PyTorch/torchvision are not installed (pip install 'jaxres[torch]').")
     return 0
@@ -98,7 +119,8 @@ def main(argv=None) -> int:
     # "spawn": a fresh interpreter, which also re-reads the malloc settings from the environment.
     with concurrent.futures.ProcessPoolExecutor(
         1, mp_context=multiprocessing.get_context("spawn")) as worker:
-      r = worker.submit(compare, name, shape, args.reps, args.threads, args.num_classes).result()
+      r = worker.submit(compare, name, shape, args.reps, args.threads, args.num_classes,
+                         tuple(args.torch_formats.split(","))).result()
     results.append(r)
     print(f"{name:12s} {tuple(shape)}  inference jaxres/torch {r['forward_ratio']:.2f}x  "
           f"train step jaxres/torch {r['train_ratio']:.2f}x   (torch {r['torch_memory_format']}; "

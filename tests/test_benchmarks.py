@@ -53,11 +53,40 @@ def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
   data = json.loads(out.read_text())
   (row,) = data["results"]
   assert row["model"] == "r3d_18" and row["forward_ratio"] > 0 and row["train_ratio"] > 0
+  # Both torch formats are timed; each task's torch figure is its faster format's median.
+  for task in ("forward", "train"):
+    fmt = row["torch_memory_format"][task]
+    others = [row["medians"][f"torch_{task}/{f}"] for f in harness.TORCH_MEMORY_FORMATS]
+    assert row["seconds"][f"torch_{task}"] == row["medians"][f"torch_{task}/{fmt}"] == min(others)
   assert data["meta"]["cpu"] == harness.cpu_description() != ""
   table = (tmp_path / "vs.md").read_text()
   assert table.startswith(data["meta"]["time"]) and "cores, medians of 1" in table
   assert "| r3d_18" in table
   assert "inference jaxres/torch" in capsys.readouterr().out
+
+
+def test_torch_benches_share_weights_across_memory_formats():
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("torchvision")
+  # Big enough that BatchNorm's batch statistics are not degenerate (layer4 at 1x4x4).
+  benches = harness.torch_benches("r3d_18", (2, 8, 64, 64, 3), num_classes=5)
+  assert list(benches) == list(harness.TORCH_MEMORY_FORMATS)
+  first, last = (benches[f].model.state_dict() for f in harness.TORCH_MEMORY_FORMATS)
+  # The same initial weights in both copies, and the same warm-up train step since: equal up to
+  # the rounding of the two layouts (different initial weights would differ by ~100%).
+  assert first.keys() == last.keys()
+  for key in first:
+    a, b = first[key].double(), last[key].double()
+    assert (a - b).abs().max() <= 1e-2 * a.abs().max(), key
+  for bench in benches.values():
+    assert bench.forward().shape == (2, 5)
+
+
+def test_vs_torch_refuses_an_unknown_memory_format(capsys):
+  pytest.importorskip("torchvision")
+  with pytest.raises(SystemExit):
+    vs_torch.main(["--torch-formats", "channels_last,nhwc"])
+  assert "--torch-formats: unknown ['nhwc']" in capsys.readouterr().err
 
 
 def test_profile_ops_attributes_time_to_dots(capsys):
