@@ -59,3 +59,11 @@ def test_overrides_are_typed():
   assert config.parallel.fsdp is True and config.model.name == "mc3_18"
   with pytest.raises(ValueError, match="global_batch_size"):
     load_config("demo", ["--config.global_batch_size=abc"])
+
+
+def test_conv_lowering_is_set_from_the_command_line():
+  assert build_model(load_config("demo")).conv_lowering is None  # "auto": the model's default
+  config = load_config("demo_2d", ["--config.model.conv_lowering=native"])
+  assert build_model(config).conv_lowering == "native"
+  with pytest.raises(ValueError, match=r"config\.model\.conv_lowering must be one of .*'fast'"):
+    build_model(load_config("demo", ["--config.model.conv_lowering=fast"]))

@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxres import models
+from jaxres.models.conv import LOWERINGS
 from jaxres.train import parallel
 from jaxres.train.optimizer import create_optimizer
 from jaxres.train.state import TrainState
@@ -32,7 +33,16 @@ def build_model(config, *, bn_axis_name: str | None = None):
       kwargs[key] = _DTYPES[kwargs[key]]
   if bn_axis_name is not None:
     kwargs["bn_axis_name"] = bn_axis_name
-  return models.get(name, **kwargs)
+  lowering = kwargs.pop("conv_lowering", "auto")
+  model = models.get(name, **kwargs)
+  if lowering == "auto":
+    return model
+  if lowering not in LOWERINGS:
+    raise ValueError(f"config.model.conv_lowering must be one of {LOWERINGS}, got {lowering!r}.")
+  if not hasattr(model, "conv_lowering"):
+    raise ValueError(f"config.model.conv_lowering={lowering!r}: model {name!r} has no choice of "
+                     "convolution lowering (the ResNets do); leave it \"auto\".")
+  return model.clone(conv_lowering=lowering)
 
 
 def build_task(config) -> Task:

@@ -37,7 +37,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.seed = 0
   # Model: `name` picks it from jaxres.models, every other key is a constructor argument
   # (dtype/param_dtype as strings: "bfloat16" computes in bf16, parameters stay float32).
-  c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32"})
+  # conv_lowering: "auto" (matmul lowerings on CPU, XLA's convolution elsewhere) or one of
+  # jaxres.models.conv.LOWERINGS for every convolution, e.g. "native" (ResNets only).
+  c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32",
+                                       "conv_lowering": "auto"})
   # Task arguments (jaxres.train.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification.
   c.task = ml_collections.ConfigDict({"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
   c.data = _data_config()
