@@ -291,3 +291,17 @@ def test_a_folder_of_only_bad_videos_is_an_error_not_a_hang(tmp_path):
   with pytest.raises(Exception, match="None of this host's 2 videos"):
     take(make_config("folder", str(tmp_path)), "train", 1, skips=skips)
   assert skips.counts() == {"corrupt": 2}
+
+
+def test_prepared_shards_of_only_short_videos_are_an_error_not_a_hang(tmp_path):
+  rng = np.random.default_rng(1)
+  os.makedirs(tmp_path / "videos" / "a")
+  for i in range(2):
+    write_video(str(tmp_path / "videos" / "a" / f"short{i}.mp4"), colour_clip(0, 4, rng), fps=25)
+  out = str(tmp_path / "prepared")
+  prepare_dataset(str(tmp_path / "videos"), out, split_lists={"train": "", "eval": ""},
+                  num_shards=1, workers=1, resize=32, skips=SkipCounter(), log=None)
+  skips = SkipCounter()
+  with pytest.raises(Exception, match="All 2 of this host's videos are shorter than a clip"):
+    take(make_config("prepared", out, short_video="skip"), "train", 1, skips=skips)  # repeats forever
+  assert skips.counts() == {"short": 2}

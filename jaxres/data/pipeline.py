@@ -342,10 +342,22 @@ def _encoded_decoder(config, split: str, image_format: str):
   return decode_op
 
 
-def _short_filter(config, skips: SkipCounter):
-  """tf predicate on encoded records: False (and counted) for short videos under "skip"."""
+def _short_filter(config, skips: SkipCounter, num_videos: int):
+  """tf predicate on encoded records: False (and counted) for short videos under "skip".
+
+  Raises (in the pipeline) once all `num_videos` of this host's videos were found short: a
+  repeated training set would otherwise filter forever without yielding a batch.
+  """
+  short = set()
+
   def record(name, n):
-    skips.record(name.decode(), "short", f"{int(n)} frames")
+    name = name.decode()
+    skips.record(name, "short", f"{int(n)} frames")
+    short.add(name)
+    if len(short) >= num_videos:
+      raise ValueError(f"All {num_videos} of this host's videos are shorter than a clip "
+                       f"(e.g. {sorted(short)[:3]}); lower data.num_frames or data.frame_stride, "
+                       "or set data.short_video = \"loop\".")
     return False
 
   def keep(x):
@@ -495,7 +507,7 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       ds, parse = ds.map(_plain(parse), num_parallel_calls=parallel), (lambda x: x)
       image_format = "any"
     if config.short_video == "skip":
-      keep = _short_filter(config, skips)
+      keep = _short_filter(config, skips, host_videos)
       ds = ds.filter(_plain(lambda r: keep(parse(r))))
     if train:
       if config.cache:  # Cache one pass of records, then shuffle and repeat that.
