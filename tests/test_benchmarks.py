@@ -73,11 +73,12 @@ def test_torch_benches_share_weights_across_memory_formats():
   assert list(benches) == list(harness.TORCH_MEMORY_FORMATS)
   first, last = (benches[f].model.state_dict() for f in harness.TORCH_MEMORY_FORMATS)
   # The same initial weights in both copies, and the same warm-up train step since: equal up to
-  # the rounding of the two layouts (different initial weights would differ by ~100%).
+  # the rounding of the two layouts (different initial weights would differ by ~100%; biases,
+  # zero at first, hold only the step's ~1e-5 update, whose rounding the absolute term allows).
   assert first.keys() == last.keys()
   for key in first:
     a, b = first[key].double(), last[key].double()
-    assert (a - b).abs().max() <= 1e-2 * a.abs().max(), key
+    assert (a - b).abs().max() <= 1e-2 * a.abs().max() + 1e-5, key
   for bench in benches.values():
     assert bench.forward().shape == (2, 5)
 
