@@ -51,11 +51,13 @@ def compare(name: str, shape, reps: int, threads: int, num_classes: int = 400,
   """
   import jax
   jax_b = harness.jax_bench(name, shape, num_classes)
-  runs = {"jaxres_forward": jax_b.forward, "jaxres_train": jax_b.train}
-  for fmt, bench in harness.torch_benches(name, shape, num_classes, threads, torch_formats).items():
-    runs[f"torch_forward/{fmt}"], runs[f"torch_train/{fmt}"] = bench.forward, bench.train
-  # Alternate the two libraries: torch forward, jaxres forward, torch train, jaxres train.
-  order = sorted(runs, key=lambda k: (k.split("/")[0].split("_")[1], not k.startswith("torch")))
+  torch_b = harness.torch_benches(name, shape, num_classes, threads, torch_formats)
+  runs = {}  # in timing order: torch forward (each format), jaxres forward, then the train steps
+  for task in ("forward", "train"):
+    for fmt, bench in torch_b.items():
+      runs[f"torch_{task}/{fmt}"] = getattr(bench, task)
+    runs[f"jaxres_{task}"] = getattr(jax_b, task)
+  order = list(runs)
   times = {k: [] for k in order}
   # One untimed round first: each program's first call after the other's grows the process's heap
   # (with `host_memory`'s retained memory, r2plus1d_18's train step once took 11.7 s, then 6.5 s).
