@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 
-from jaxres.commands.train import add_common_arguments, setup, split_overrides
+from jaxres.commands.train import add_common_arguments, setup
+from jaxres.train.config import split_overrides
 
 
 def main(argv: list[str]) -> int:

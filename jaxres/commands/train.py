@@ -14,21 +14,7 @@ import json
 import os
 import sys
 
-
-def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-  """Separates `--config.key=value` (or `--config.key value`) items from the other arguments."""
-  rest, overrides = [], []
-  i = 0
-  while i < len(argv):
-    item = argv[i]
-    if item.startswith("--config."):
-      if "=" not in item and i + 1 < len(argv):
-        item, i = f"{item}={argv[i + 1]}", i + 1
-      overrides.append(item)
-    else:
-      rest.append(item)
-    i += 1
-  return rest, overrides
+from jaxres.train.config import split_overrides
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:

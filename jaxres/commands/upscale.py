@@ -39,7 +39,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--compare", action="store_true", help="write bicubic | model side by side")
   parser.add_argument("--crf", type=int, default=17, help="x264 quality (lower is better)")
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-  from jaxres.commands.train import split_overrides  # pylint: disable=import-outside-toplevel
+  from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(argv))
   args = parser.parse_args(argv)
   if overrides and not args.config:

@@ -13,7 +13,7 @@ from jaxres.train.parallel import JitEngine, PmapEngine, make_mesh, state_shardi
 from jaxres.train.state import TrainState, init_state
 from jaxres.train.steps import make_eval_step, make_train_step
 from jaxres.train.synthetic import synthetic_batches
-from jaxres.train.tasks import TASKS, ClassificationTask, Task, make_task
+from jaxres.tasks import TASKS, ClassificationTask, Task, make_task
 from jaxres.train.checkpoint import Checkpointer
 from jaxres.train.distributed import initialize as initialize_distributed
 from jaxres.train.loop import NonFiniteLossError, evaluate, train_and_evaluate

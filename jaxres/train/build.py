@@ -12,7 +12,7 @@ from jaxres.models.conv import LOWERINGS
 from jaxres.train import parallel
 from jaxres.train.optimizer import create_optimizer
 from jaxres.train.state import TrainState
-from jaxres.train.tasks import Task, make_task
+from jaxres.tasks import Task, make_task
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 

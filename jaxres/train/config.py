@@ -251,3 +251,30 @@ def cifar10_recipe(model: str) -> ml_collections.ConfigDict:
   c.eval_every_steps = 2_000
   c.log_every_steps = 100
   return c
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  """Separates `--config.key=value` (or `--config.key value`) items from the other arguments.
+
+  Args:
+    argv: command-line arguments.
+
+  Returns:
+    `(other arguments, overrides)`, overrides as `--config.key=value` strings for `load_config`.
+
+  Example:
+    >>> split_overrides(["--workdir", "r", "--config.seed", "1"])
+    (['--workdir', 'r'], ['--config.seed=1'])
+  """
+  rest, overrides = [], []
+  i = 0
+  while i < len(argv):
+    item = argv[i]
+    if item.startswith("--config."):
+      if "=" not in item and i + 1 < len(argv):
+        item, i = f"{item}={argv[i + 1]}", i + 1
+      overrides.append(item)
+    else:
+      rest.append(item)
+    i += 1
+  return rest, overrides
