@@ -12,14 +12,16 @@ from __future__ import annotations
 from typing import Any, Optional
 
 
-def check_config(config, task, *, info: Optional[Any] = None, num_devices: int = 1,
-                 num_processes: int = 1) -> None:
+def check_config(config, task, *, info: Optional[Any] = None, uses_data_config: bool = True,
+                 num_devices: int = 1, num_processes: int = 1) -> None:
   """Raises `ValueError` naming the first key that does not fit the data or the devices.
 
   Args:
     config: a training config.
     task: its task (`jaxres.tasks.Task`); `task.check_data(config.data)` runs first.
-    info: the data's `jaxres.data.pipeline.DatasetInfo` (None: generated batches, not checked).
+    info: the data's `jaxres.data.pipeline.DatasetInfo` (None: not checked).
+    uses_data_config: whether `config.data` feeds the run (False when the caller supplies its
+      own batches or `synthetic_data` is on: the data section is then not checked).
     num_devices: devices the global batch is split over (jit) or replicated on (pmap).
     num_processes: hosts that each read a share of the batch.
 
@@ -36,7 +38,7 @@ def check_config(config, task, *, info: Optional[Any] = None, num_devices: int =
     raise ValueError(f"global_batch_size={batch} is not divisible by the {num_processes} hosts.")
   if config.num_train_steps < 0:
     raise ValueError(f"num_train_steps must be >= 0, got {config.num_train_steps}.")
-  if hasattr(config, "data") and hasattr(task, "check_data") and not config.get("synthetic_data"):
+  if uses_data_config and not config.get("synthetic_data"):
     task.check_data(config.data)
   if info is None or "num_classes" not in config.model or task.name != "classification":
     return

@@ -58,14 +58,15 @@ def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
   return train, evaluate
 
 
-def check_data(config, engine, task) -> None:
-  """`jaxres.train.checks.check_config` against the configured data (none for synthetic data)."""
+def check_data(config, engine, task, *, uses_data_config: bool = True) -> None:
+  """`jaxres.train.checks.check_config` against the devices and, when `config.data` feeds the
+  run, against what the data holds."""
   info = None
-  if not config.synthetic_data:
+  if uses_data_config and not config.synthetic_data:
     from jaxres.data import pipeline
     info = pipeline.dataset_info(config.data)
-  check_config(config, task, info=info, num_devices=getattr(engine, "num_devices", 1),
-               num_processes=jax.process_count())
+  check_config(config, task, info=info, uses_data_config=uses_data_config,
+               num_devices=getattr(engine, "num_devices", 1), num_processes=jax.process_count())
 
 
 def model_input_shape(task, batch) -> tuple[int, ...]:
@@ -177,11 +178,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   """
   started = time.time()
   engine, model, task = build_engine(config)
-  if train_data is None or eval_data is None:
-    check_data(config, engine, task)
-  else:
-    check_config(config, task, num_devices=getattr(engine, "num_devices", 1),
-                 num_processes=jax.process_count())
+  check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
   os.makedirs(workdir, exist_ok=True)
   if jax.process_index() == 0:  # what `jaxres upscale` / `jaxres eval` rebuild the model from
     save_config(config, workdir)
@@ -290,6 +287,7 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
     >>> evaluate_checkpoint(load_config("configs/demo.py"), "runs/demo")["accuracy"]
   """
   engine, _, task = build_engine(config)
+  check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:
     _, eval_data = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
