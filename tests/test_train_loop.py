@@ -75,7 +75,13 @@ def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
 
   # Running again resumes at the end and does nothing more.
   again = train_and_evaluate(_config(), workdir)
-  assert again["step"] == 12
+  assert again["step"] == 12 and again["already_finished"]
+  # A config that does not fit the checkpoints is refused and leaves config.json as it was.
+  changed = _config()
+  changed.model.num_classes = 5
+  with pytest.raises(ValueError):
+    train_and_evaluate(changed, workdir)
+  assert read_config(workdir).model.num_classes == 4
 
   # A failure before the first step (here a batch without "video") also closes the batches.
   bad = _Closeable([{"label": [0] * 8}])

@@ -59,7 +59,13 @@ def main(argv: list[str]) -> int:
   except NonFiniteLossError as e:
     print(f"jaxres train: {e}", file=sys.stderr)
     return 1
-  if jax.process_index() == 0:
+  except (ValueError, FileNotFoundError) as e:  # the config does not fit the data or devices
+    print(f"jaxres train: {e}", file=sys.stderr)
+    return 2
+  if jax.process_index() == 0 and summary["already_finished"]:
+    print(f"{workdir} already finished at step {summary['step']}; its summary.json is kept "
+          "(raise --config.num_train_steps to train on).")
+  elif jax.process_index() == 0:
     ev = summary["eval"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("num_"))
     state = "stopped early at" if summary["stopped_early"] else "finished at"

@@ -166,10 +166,13 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     stop: a `StopRequest` to use (default: one that catches SIGTERM).
 
   Returns:
-    A summary: `step`, `stopped_early`, `wall_time_s`, `train` (last logged train metrics) and
-    `eval` (last evaluation).
+    A summary: `step`, `stopped_early`, `already_finished` (the run had reached
+    `num_train_steps` before this call, so nothing ran), `wall_time_s`, `train` (last logged train
+    metrics) and `eval` (last evaluation).
 
   Raises:
+    ValueError: the config does not fit the data or devices (`jaxres.train.checks`), or the
+      checkpoints in `workdir` (`config.json` is then left as it was).
     NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is left as it was.
 
   Example:
@@ -180,8 +183,6 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   engine, model, task = build_engine(config)
   check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
   os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:  # what `jaxres upscale` / `jaxres eval` rebuild the model from
-    save_config(config, workdir)
   if train_data is None or eval_data is None:
     make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
     train_data, eval_data = train_data or make[0], eval_data or make[1]
@@ -204,12 +205,15 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   except BaseException:  # e.g. a checkpoint that does not fit: exit with the error, not hang
     _close(batches)
     raise
+  if jax.process_index() == 0:  # only once the checkpoints fit it: what `jaxres upscale` / `eval`
+    save_config(config, workdir)  # rebuild the model from, so it must match them
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
   if start_step:
     progress.write(f"Resumed from the checkpoint of step {start_step}.")
-  summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False}
+  summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False,
+                             "already_finished": start_step >= total}
   window: list[dict[str, float]] = []
   window_start = time.time()
   step = start_step
