@@ -2,7 +2,7 @@
 
 Example:
   >>> from jaxres import train
-  >>> config = train.load_config("configs/demo.py", ["--config.num_train_steps=100"])
+  >>> config = train.load_config("demo", ["--config.num_train_steps=100"])
   >>> train.train_and_evaluate(config, "/tmp/run")
 """
 

@@ -4,7 +4,7 @@ Patches of 64x64 HR pixels (32x32 LR, bicubic antialiased degradation) from 5-fr
 per frame. Charbonnier loss, AdamW, cosine schedule; eval reports per-clip PSNR/SSIM (RGB and Y,
 border crop = scale) against the bicubic baseline (`psnr_y_bicubic`, `gain_y`).
 
-  $ jaxres train --config configs/sr_edsr_demo.py --workdir runs/sr_edsr
+  $ jaxres train --config sr_edsr_demo --workdir runs/sr_edsr
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
 
 For the full EDSR baseline at x4: --config.model.num_blocks=16 --config.model.features=64

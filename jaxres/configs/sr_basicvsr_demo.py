@@ -3,7 +3,7 @@
 Like `sr_edsr_demo.py` but the model propagates features across the 5 frames of each clip, aligned
 by a learned flow (see `jaxres.models.sr.RecurrentVSR`). Slower per step than EDSR on CPU.
 
-  $ jaxres train --config configs/sr_basicvsr_demo.py --workdir runs/sr_basicvsr
+  $ jaxres train --config sr_basicvsr_demo --workdir runs/sr_basicvsr
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_basicvsr --chunk 16 --overlap 4
 """
 
