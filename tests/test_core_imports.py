@@ -14,29 +14,33 @@ CORE_MODULES = ("jaxres.models", "jaxres.train", "jaxres.train.steps", "jaxres.t
                 "jaxres.train.parallel", "jaxres.train.optimizer", "jaxres.train.build",
                 "jaxres.convert")
 
+# Makes the extras' modules look uninstalled (as in a `pip install jaxres` environment).
+MISSING_EXTRAS = textwrap.dedent(f"""
+    import importlib, importlib.abc, sys
 
-def _run(script: str) -> str:
+    BLOCKED = {EXTRAS!r}
+
+    class Missing(importlib.abc.MetaPathFinder):
+      def find_spec(self, name, path, target=None):
+        if name.partition(".")[0] in BLOCKED:
+          raise ModuleNotFoundError(f"No module named {{name!r}} (blocked by the test)", name=name)
+        return None
+
+    sys.meta_path.insert(0, Missing())
+""")
+
+
+def _python(script: str, *, missing_extras: bool = True) -> subprocess.CompletedProcess:
+  """Runs `script` in a fresh interpreter on this checkout, optionally with the extras missing."""
+  code = (MISSING_EXTRAS if missing_extras else "") + textwrap.dedent(script)
   env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
-  result = subprocess.run([sys.executable, "-c", textwrap.dedent(script)], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
-  assert result.returncode == 0, result.stderr[-4000:]
-  return result.stdout
+  return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True,
+                        text=True, timeout=300)
 
 
 @pytest.mark.slow
 def test_models_steps_and_conversion_work_with_the_extras_missing():
-  out = _run(f"""
-      import importlib, importlib.abc, sys
-
-      BLOCKED = {EXTRAS!r}
-
-      class Missing(importlib.abc.MetaPathFinder):
-        def find_spec(self, name, path, target=None):
-          if name.partition(".")[0] in BLOCKED:
-            raise ImportError(f"{{name}} is not installed (blocked by the test)")
-          return None
-
-      sys.meta_path.insert(0, Missing())
+  result = _python(f"""
       try:  # the hook works: the config module needs ml_collections
         importlib.import_module("jaxres.train.config")
         raise AssertionError("jaxres.train.config imported without ml_collections")
@@ -64,17 +68,29 @@ def test_models_steps_and_conversion_work_with_the_extras_missing():
       assert all(np.shape(v)[0] == shape[0] for v in per_example.values()), per_example
       print(sorted(m for m in sys.modules if m.partition(".")[0] in BLOCKED))
   """)
-  assert out.strip().splitlines()[-1] == "[]"
+  assert result.returncode == 0, result.stderr[-4000:]
+  assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_cli_names_the_extra_a_command_needs():
+  result = _python("""
+      from jaxres import cli
+      sys.exit(cli.main(["train", "--config", "demo"]))
+  """)
+  assert result.returncode == 1, result.stderr[-4000:]
+  assert "jaxres train needs 'ml_collections'" in result.stderr, result.stderr[-4000:]
+  assert "pip install 'jaxres[video]'" in result.stderr
 
 
 def test_importing_the_models_does_not_import_tensorflow():
-  out = _run("""
+  result = _python("""
       import sys
       import jaxres.models
       import jaxres.train
       print("tensorflow" in sys.modules, "orbax" in sys.modules, "ml_collections" in sys.modules)
-  """)
-  assert out.split() == ["False", "False", "False"]
+  """, missing_extras=False)
+  assert result.returncode == 0, result.stderr[-4000:]
+  assert result.stdout.split() == ["False", "False", "False"]
 
 
 def test_lazy_train_namespace_exports_every_name():
