@@ -1,6 +1,6 @@
 """`jaxres eval`: evaluate a run's checkpoint (latest, or --step) on its config's eval data.
 
-  jaxres eval --config configs/X.py --workdir DIR [--step N] [--config.key=value ...]
+  jaxres eval --config NAME|FILE.py --workdir DIR [--step N] [--config.key=value ...]
 """
 
 from __future__ import annotations

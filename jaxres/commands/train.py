@@ -1,6 +1,6 @@
 """`jaxres train`: train a config (default: the demo on generated videos) in a work directory.
 
-  jaxres train [--config configs/X.py] [--workdir DIR] [--config.key=value ...]
+  jaxres train [--config NAME|FILE.py] [--workdir DIR] [--config.key=value ...]
 
 Resumes from the latest checkpoint in DIR. Multi-host: pass --coordinator-address/--num-processes/
 --process-id on every host (or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID;
@@ -18,8 +18,11 @@ from jaxres.train.config import split_overrides
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--config", default=None,
-                      help="config file with get_config(), or a name in configs/ (default: demo)")
+  from jaxres import configs  # pylint: disable=import-outside-toplevel
+  parser.add_argument(
+      "--config", default=None, metavar="NAME|FILE",
+      help="a shipped config (" + ", ".join(configs.names()) + ") or a Python file with "
+           "get_config() (default: demo)")
   parser.add_argument("--workdir", default=None, help="run folder (default: runs/<config name>)")
   parser.add_argument("--coordinator-address", default=None, help="host:port of process 0")
   parser.add_argument("--num-processes", type=int, default=None)

@@ -176,7 +176,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is left as it was.
 
   Example:
-    >>> summary = train_and_evaluate(load_config("configs/demo.py"), "/tmp/demo")
+    >>> summary = train_and_evaluate(load_config("demo"), "/tmp/demo")
     >>> summary["eval"]["accuracy"]
   """
   started = time.time()
@@ -288,7 +288,7 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
     The task's aggregate metrics plus `step`.
 
   Example:
-    >>> evaluate_checkpoint(load_config("configs/demo.py"), "runs/demo")["accuracy"]
+    >>> evaluate_checkpoint(load_config("demo"), "runs/demo")["accuracy"]
   """
   engine, _, task = build_engine(config)
   check_data(config, engine, task, uses_data_config=eval_data is None)
