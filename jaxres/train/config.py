@@ -43,7 +43,8 @@ def default_config() -> ml_collections.ConfigDict:
   # jaxres.models.conv.LOWERINGS for every convolution, e.g. "native" (ResNets only).
   c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32",
                                        "conv_lowering": "auto"})
-  # Task arguments (jaxres.train.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification.
+  # Task arguments (jaxres.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification;
+  # scale, loss, blur_sigma, noise_sigma for super-resolution.
   c.task = ml_collections.ConfigDict({"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
   c.data = _data_config()
   # Train on in-memory synthetic batches of shape data.num_frames x data.crop_size^2 instead of
