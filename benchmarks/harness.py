@@ -40,7 +40,7 @@ def cpu_description() -> str:
 
   Recorded with every result because the jaxres/torch ratios depend on the CPU: the same code
   measured train-step ratios of 1.06 on the machine of 2026-11-23 and 0.77 on the AVX-512 one of
-  2026-12-01, where torch ran 1.8x faster (benchmarks/README.md).
+  2026-12-01, where torch ran 1.8x faster (figures in the git history of benchmarks/README.md).
   """
   try:
     with open("/proc/cpuinfo") as f:

@@ -40,7 +40,8 @@ def test_every_classifier_runs_jitted_in_train_and_eval_mode(name):
   assert all(jax.tree_util.tree_leaves(changed))
 
 
-# torchvision's figures (DESIGN.md); the CIFAR ones are He et al.'s "option A" networks.
+# torchvision's figures (its weights' metadata: num_params, and _ops in G multiply-adds); the CIFAR ones
+# are He et al.'s "option A" networks.
 PARAMS = [
     ("r3d_18", 400, (1, 16, 112, 112, 3), 33_371_472, 40_696_553_472),
     ("mc3_18", 400, (1, 16, 112, 112, 3), 11_695_440, 43_342_635_008),

@@ -3,10 +3,12 @@ the README's Install section says (the core install needs no TensorFlow, orbax, 
 PyAV, imageio or torch)."""
 
 import os
-import tomllib
 
+import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
+
+tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -1,8 +1,8 @@
 """Convolution lowerings: the same convolution computed as XLA's native op or as matrix products.
 
-XLA's CPU convolutions run at a fraction of its matmul speed (DESIGN.md), so on CPU `Conv` rewrites
-each convolution of the residual networks into dots that XLA runs well; on GPU/TPU it keeps XLA's
-native convolution. Every lowering computes the same function (forward and gradients, up to float
+XLA's CPU convolutions run at a fraction of its matmul speed (`benchmarks/convs.py` measures it),
+so on CPU `Conv` rewrites each convolution of the residual networks into dots that XLA runs well;
+on GPU/TPU it keeps XLA's native convolution. Every lowering computes the same function (forward and gradients, up to float
 rounding; see tests/test_conv_lowering.py) and `Conv` keeps `nn.Conv`'s parameter tree (`kernel` of
 shape `kernel_size + (in_features, features)`, optional `bias`), so weights load either way.
 

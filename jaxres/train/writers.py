@@ -1,6 +1,10 @@
 """Where metrics go: a JSON-lines log, TensorBoard event files and, at the end, a curve PNG.
 
-Only process 0 writes; other processes get a writer that does nothing.
+The event files are written by `tf.summary` (TensorFlow's maintained writer): `tf.summary.write`
+of float32 scalars tagged for TensorBoard's scalars plugin, which is what `tf.summary.scalar` writes
+but without needing the `tensorboard` package installed (only to view the files). TensorFlow is
+imported when the first summary is written. Only process 0 writes; other processes get a writer
+that does nothing.
 """
 
 from __future__ import annotations
@@ -8,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import socket
 import time
 from typing import Any, Mapping
 
@@ -17,33 +20,41 @@ import jax
 
 class MetricWriter:
   """Appends `{"step", "split", "time", ...metrics}` lines to `workdir/metrics.jsonl` and writes the
-  same scalars as TensorBoard summaries under `workdir/tensorboard/<split>`.
+  same scalars as TensorBoard scalar summaries under `workdir/tensorboard/<split>`.
 
   Args:
     workdir: the run's folder.
-    tensorboard: also write TensorBoard event files (needs TensorFlow, which jaxres depends on).
+    tensorboard: also write TensorBoard event files (needs TensorFlow: the `video` extra).
     enabled: write at all (default: only on process 0).
 
   Example:
     >>> writer = MetricWriter("/tmp/run")
     >>> writer.write(100, {"loss": 0.3}, split="train")
+    >>> writer.close()
   """
 
   def __init__(self, workdir: str, *, tensorboard: bool = True, enabled: bool | None = None):
     self.enabled = jax.process_index() == 0 if enabled is None else enabled
     self.path = os.path.join(workdir, "metrics.jsonl")
     self._tb_dir = os.path.join(workdir, "tensorboard")
-    self._tb = {} if tensorboard else None
+    self._tb = {} if tensorboard else None  # split -> tf.summary writer, made on first use
     if self.enabled:
       os.makedirs(workdir, exist_ok=True)
 
-  def _summary_writer(self, split: str) -> "_EventFile":
+  def _summary_writer(self, split: str):
     if split not in self._tb:
-      self._tb[split] = _EventFile(os.path.join(self._tb_dir, split))
+      tf = _tensorflow()
+      self._tb[split] = tf.summary.create_file_writer(os.path.join(self._tb_dir, split))
     return self._tb[split]
 
   def write(self, step: int, metrics: Mapping[str, Any], *, split: str = "train") -> None:
-    """Records scalar `metrics` at `step` (non-scalars are skipped)."""
+    """Records the scalar `metrics` at `step` (values that are not scalars are skipped).
+
+    Args:
+      step: the training step.
+      metrics: name -> number (Python, numpy or jax scalar).
+      split: "train", "eval", ...: a TensorBoard run of its own.
+    """
     if not self.enabled:
       return
     scalars = {}
@@ -57,7 +68,12 @@ class MetricWriter:
       f.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                           for k, v in line.items()}) + "\n")
     if self._tb is not None:
-      self._summary_writer(split).scalars(int(step), line["time"], scalars)
+      tf = _tensorflow()
+      writer = self._summary_writer(split)
+      with writer.as_default(step=int(step)):
+        for k, v in scalars.items():
+          tf.summary.write(k, tf.constant(v, tf.float32), metadata=_scalar_metadata())
+      writer.flush()  # as soon as written, like metrics.jsonl: runs are watched while they train
 
   def flush(self) -> None:
     for w in (self._tb or {}).values():
@@ -70,37 +86,19 @@ class MetricWriter:
       self._tb.clear()
 
 
-class _EventFile:
-  """A TensorBoard event file of scalar summaries, written with TensorFlow's protos and record
-  writer (the `tensorboard` package itself is not needed to write them, only to view them)."""
+def _scalar_metadata():
+  from tensorflow.core.framework import summary_pb2
 
-  def __init__(self, directory: str):
-    import tensorflow as tf  # imported lazily: slow, and only process 0 writes
-    from tensorflow.core.util import event_pb2
+  # TensorBoard's scalars plugin, data version 0 (empty content), as tf.summary.scalar writes it.
+  return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
+      plugin_name="scalars", content=b""))
 
-    tf.config.set_visible_devices([], "GPU")  # TensorFlow must leave accelerators to JAX
-    os.makedirs(directory, exist_ok=True)
-    self._event_pb2 = event_pb2
-    name = f"events.out.tfevents.{int(time.time())}.{socket.gethostname()}.{os.getpid()}"
-    self._writer = tf.io.TFRecordWriter(os.path.join(directory, name))
-    self._write(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
 
-  def _write(self, event) -> None:
-    self._writer.write(event.SerializeToString())
-
-  def scalars(self, step: int, wall_time: float, values: Mapping[str, float]) -> None:
-    from tensorflow.core.framework import summary_pb2
-
-    summary = summary_pb2.Summary(
-        value=[summary_pb2.Summary.Value(tag=k, simple_value=v) for k, v in values.items()])
-    self._write(self._event_pb2.Event(wall_time=wall_time, step=step, summary=summary))
-    self._writer.flush()
-
-  def flush(self) -> None:
-    self._writer.flush()
-
-  def close(self) -> None:
-    self._writer.close()
+def _tensorflow():
+  # Imported on first use: slow, and only process 0 writes. tfhost hides the GPUs from TensorFlow
+  # (they are JAX's) before TensorFlow initialises its devices.
+  from jaxres.data.tfhost import tf
+  return tf
 
 
 def read_metrics(path: str) -> list[dict]:
