@@ -11,7 +11,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxres import cli
 from jaxres.data import pipeline, records
 from jaxres.data.config import default_data_config
-from jaxres.data.encode import write_video
+from jaxres.data.video import write_video
 from jaxres.data.prepare import prepare_dataset
 from jaxres.data.skips import SkipCounter
 

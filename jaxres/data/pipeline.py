@@ -44,7 +44,7 @@ import ml_collections
 import numpy as np
 
 from jaxres.data import config as config_lib
-from jaxres.data import decode, degrade, demo, records, sources, transforms
+from jaxres.data import degrade, demo, records, sources, transforms, video
 from jaxres.data.skips import SKIPPED, SkipCounter
 from jaxres.data.tfhost import tf
 
@@ -280,10 +280,10 @@ def _raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
                              for s in starts])
 
     try:
-      frames = decode.read_frames(path, pick)
+      frames = video.read_frames(path, pick)
       failures.clear()
       return frames, True
-    except decode.DecodeError as e:
+    except video.DecodeError as e:
       skips.record(path, e.reason, e.detail)
     except _ShortVideo as e:
       skips.record(path, "short", str(e))
