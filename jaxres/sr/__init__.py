@@ -9,7 +9,7 @@ and `*_tiny` variants, task "super_resolution"). Modules:
 - `upscale`: chunked/tiled streaming upscaling of video files (`jaxres upscale`).
 - `checkpoint`: rebuilding a trained model from a `jaxres train` workdir.
 - `evaluate`: per-video PSNR/SSIM vs bicubic on whole held-out videos.
-- `footage`: generated textured footage with sub-pixel motion; `video_io`: streaming ffmpeg I/O.
+- `footage`: generated textured footage with sub-pixel motion (video I/O is `jaxres.data.video`).
 
 Example:
   >>> from jaxres.sr import degradation, metrics
