@@ -41,6 +41,7 @@ def assert_all_readers_agree(path, count):
   assert full.shape == (count, meta.height, meta.width, 3) and full.dtype == np.uint8
   picked = [count - 1, 0, count // 2, count // 2]
   np.testing.assert_array_equal(video.read_frames(path, picked), full[picked])
+  np.testing.assert_array_equal(video.read_video(path, max_frames=3).frames, full[:3])
   stream_meta, images, times = streamed(path)
   assert stream_meta == meta
   np.testing.assert_array_equal(images, full)
@@ -124,6 +125,7 @@ def test_variable_frame_rate_is_sampled_on_the_time_grid(tmp_path):
   assert np.abs(decoded.frames.astype(np.float32) - written[pick]).mean() < 6
   k = np.array([5, 1, 9])
   np.testing.assert_array_equal(video.read_frames(path, k), decoded.frames[k])
+  np.testing.assert_array_equal(video.read_video(path, max_frames=8).frames, decoded.frames[:8])
   # The stream gives the stored frames at their own times; on the grid they are read_video's.
   stream_meta, images, stream_times = streamed(path)
   assert stream_meta == meta
