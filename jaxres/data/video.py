@@ -195,7 +195,7 @@ def _stream(path: str):
     yield VideoMeta(path, fps, num_frames, duration, h, w, rotation, stream.codec_context.name)
     frame, time = first
     yield _to_array(frame, rotation), time
-    del first, frame
+    del first, frame  # Nothing holds a frame across the stream.
     for frame, time in timed:
       yield _to_array(frame, rotation), time
 
