@@ -27,6 +27,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# Top-level modules of the optional extras (pyproject.toml) -> the extra that installs them.
+EXTRA_MODULES = {
+    "tensorflow": "video", "tensorflow_datasets": "video", "orbax": "video", "ml_collections": "video",
+    "av": "video", "imageio": "video", "tqdm": "video", "matplotlib": "video",
+    "torch": "torch", "torchvision": "torch",
+}
+
+
 def _usage() -> str:
   lines = ["usage: jaxres COMMAND [ARGS...]", "", "commands:"]
   width = max(len(name) for name in COMMANDS)
@@ -45,8 +53,16 @@ def main(argv: list[str] | None = None) -> int:
   if name not in COMMANDS:
     print(f"jaxres: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
     return 2
-  module = importlib.import_module(COMMANDS[name][0])
-  return int(module.main(rest) or 0)
+  try:
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+  except ModuleNotFoundError as error:
+    extra = EXTRA_MODULES.get((error.name or "").partition(".")[0])
+    if extra is None:
+      raise
+    print(f"jaxres {name} needs {error.name!r}, which comes with the {extra!r} extra: "
+          f"pip install 'jaxres[{extra}]'.", file=sys.stderr)
+    return 1
 
 
 def entry() -> None:

@@ -1,29 +1,36 @@
-"""Every shipped config loads, is locked, names its misspelt keys, and builds its model and optimiser."""
+"""Every shipped config loads by name, is locked, names its misspelt keys, and builds its model and
+optimiser; config names and paths resolve as documented, also from an installed (non-editable) wheel."""
 
-import glob
 import os
+import shutil
+import subprocess
+import sys
+import textwrap
 
 import jax
 import jax.numpy as jnp
 import pytest
 
-from jaxres import models
+from jaxres import configs, models
+from jaxres.commands import train as train_command
 from jaxres.train import build_model, build_task, create_optimizer, load_config
 from jaxres.train.config import CONFIGS_DIR
 
-CONFIGS = sorted(glob.glob(os.path.join(CONFIGS_DIR, "*.py")))
+CONFIGS = configs.names()
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_configs_exist():
-  names = {os.path.basename(p)[:-3] for p in CONFIGS}
+  names = set(CONFIGS)
+  assert all(os.path.isfile(os.path.join(CONFIGS_DIR, f"{n}.py")) for n in names)
   expected = {"demo", "demo_2d", "cifar10_resnet20", "cifar10_resnet56"} | {
       f"{d}_{m}" for d in ("ucf101", "kinetics400") for m in ("r3d_18", "mc3_18", "r2plus1d_18")}
   assert expected <= names
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.basename(p)[:-3])
-def test_config_loads_and_builds(path):
-  config = load_config(path)
+@pytest.mark.parametrize("name", CONFIGS)
+def test_config_loads_and_builds(name):
+  config = load_config(name)
   assert config.is_locked
   spec = models.spec(config.model.name)
   model = build_model(config)
@@ -67,3 +74,70 @@ def test_conv_lowering_is_set_from_the_command_line():
   assert build_model(config).conv_lowering == "native"
   with pytest.raises(ValueError, match=r"config\.model\.conv_lowering must be one of .*'fast'"):
     build_model(load_config("demo", ["--config.model.conv_lowering=fast"]))
+
+
+def test_names_paths_and_old_repository_paths_resolve(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)  # no configs/ folder here
+  reference = load_config("demo").to_dict()
+  for path in ("demo.py", "configs/demo.py", "./configs/demo.py", os.path.join(CONFIGS_DIR, "demo.py")):
+    assert load_config(path).to_dict() == reference, path
+  assert load_config(None).to_dict() == reference
+  assert load_config("configs/sr_edsr_demo.py").model.name == "edsr_baseline"
+  assert load_config("demo_2d").model.name == "tsn_resnet18"
+  # A user's own file wins over a shipped name; a missing file elsewhere is an error, not a shipped config.
+  (tmp_path / "configs").mkdir()
+  (tmp_path / "configs" / "demo.py").write_text(textwrap.dedent("""
+      from jaxres.configs import demo
+      def get_config():
+        c = demo.get_config()
+        c.num_train_steps = 7
+        return c
+  """))
+  assert load_config("configs/demo.py").num_train_steps == 7
+  assert load_config("demo").num_train_steps == reference["num_train_steps"]
+  with pytest.raises(FileNotFoundError, match=r"'experiments/demo.py'.*one of: .*sr_edsr_demo"):
+    load_config("experiments/demo.py")
+  with pytest.raises(FileNotFoundError, match=r"'dmeo'.*demo_2d"):
+    load_config("dmeo")
+
+
+def test_cli_help_lists_the_shipped_configs(capsys):
+  with pytest.raises(SystemExit):
+    train_command.main(["--help"])
+  help_text = " ".join(capsys.readouterr().out.split())
+  for name in CONFIGS:
+    assert name in help_text
+
+
+def test_shipped_configs_load_from_a_non_editable_wheel(tmp_path):
+  """Builds the wheel from a copy of the sources (setuptools' build/ folder would keep stale files;
+  no build isolation: nothing is downloaded) and installs it into a bare target folder; a fresh
+  interpreter outside the repository finds `demo` inside the installed package."""
+  source = tmp_path / "src"
+  source.mkdir()
+  for name in ("pyproject.toml", "README.md"):
+    shutil.copy(os.path.join(REPO, name), source / name)
+  shutil.copytree(os.path.join(REPO, "jaxres"), source / "jaxres",
+                  ignore=shutil.ignore_patterns("__pycache__"))
+  pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
+  subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
+                        str(source)], check=True, cwd=tmp_path)
+  wheels = list((tmp_path / "dist").glob("jaxres-*.whl"))
+  assert len(wheels) == 1, wheels
+  target = tmp_path / "site"
+  subprocess.run(pip + ["install", "--no-deps", "--target", str(target), str(wheels[0])],
+                 check=True, cwd=tmp_path)
+  script = textwrap.dedent("""
+      import jaxres, jaxres.configs
+      from jaxres.train.config import load_config
+      config = load_config("demo")
+      print(jaxres.__file__)
+      print(jaxres.configs.names())
+      print(config.model.name, load_config("configs/sr_edsr_demo.py").model.name)
+  """)
+  env = {**os.environ, "PYTHONPATH": str(target)}  # dependencies come from this interpreter's site-packages
+  out = subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env,
+                       capture_output=True, text=True).stdout.splitlines()
+  assert out[0].startswith(str(target)), out  # the installed copy, not the repository
+  assert "demo" in out[1] and "sr_edsr_demo" in out[1]
+  assert out[2] == "r3d_tiny edsr_baseline"

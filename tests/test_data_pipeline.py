@@ -1,5 +1,6 @@
-"""The tf.data pipeline on real video files: labels, skips, determinism, hosts, multi-view eval,
-prepared shards (and resuming), super-resolution batches, global jax.Arrays."""
+"""The tf.data pipeline on real video files: labels, skips, determinism, resuming without decoding,
+hosts, multi-view eval, prepared shards (and resuming `prepare`), native-resolution views for
+super-resolution, global jax.Arrays."""
 
 import os
 
@@ -13,7 +14,9 @@ from jaxres.data import pipeline, records
 from jaxres.data.config import default_data_config
 from jaxres.data.video import write_video
 from jaxres.data.prepare import prepare_dataset
+from jaxres.data import clips
 from jaxres.data.skips import SkipCounter
+from jaxres.tasks import SuperResolutionTask, degradation, mean_by_video
 
 # Each class has its own dominant colour channel, so a clip's colour tells its true class.
 CLASSES = {"blue": 2, "green": 1, "red": 0}
@@ -172,11 +175,11 @@ def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folde
   # A "model" that is right on some views and wrong on others: averaging over views fixes it.
   logits = np.eye(3)[labels] * 2.0
   logits[::6] = np.eye(3)[(labels[::6] + 1) % 3]
-  video_logits, seen = pipeline.average_video_logits(logits, ids, mask, 15)
-  assert set(np.flatnonzero(seen).tolist()) == good_ids(config) and video_logits.shape == (15, 3)
+  video_ids, means = mean_by_video([{"logits": logits, "video_id": ids, "weight": mask}], ["logits"])
+  assert set(video_ids.tolist()) == good_ids(config) and means["logits"].shape == (13, 3)
   per_video_label = np.zeros(15, int)
   per_video_label[ids[mask > 0]] = labels[mask > 0]
-  np.testing.assert_array_equal(video_logits.argmax(-1)[seen], per_video_label[seen])
+  np.testing.assert_array_equal(means["logits"].argmax(-1), per_video_label[video_ids])
   # The three crops of a clip differ (the frames are wider than tall), the two clips differ.
   first = videos[ids == 0]
   assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[3])
@@ -237,26 +240,53 @@ def test_global_arrays_on_a_mesh(folder):
   np.testing.assert_array_equal(np.asarray(batch["label"]), clip_classes(np.asarray(batch["video"])))
 
 
-def test_super_resolution_batches(folder):
-  from jaxres.data import degrade
-  config = make_config("folder", folder, task="super_resolution")
-  config.sr.scale, config.sr.patch_size = 4, 32
+def test_native_resolution_views_feed_super_resolution(folder):
+  # resize 0 keeps the frames' own 40x56 pixels: crops are cut from them, not from a resized copy.
+  config = make_config("folder", folder, resize=0, crop_size=32, flip=False, mean=(0.0,) * 3,
+                       std=(1.0,) * 3, short_video="skip")
   (batch,) = take(config, "train", 1, skips=SkipCounter())
-  assert batch["hr"].shape == (4, 8, 32, 32, 3) and batch["lr"].shape == (4, 8, 8, 8, 3)
-  assert batch["hr"].min() >= 0 and batch["hr"].max() <= 1
-  np.testing.assert_allclose(batch["lr"], degrade.degrade(batch["hr"], 4).numpy(), atol=1e-6)
+  assert batch["video"].shape == (4, 8, 32, 32, 3)
+  assert batch["video"].min() >= 0 and batch["video"].max() <= 1
+  np.testing.assert_allclose(batch["video"] * 255, np.round(batch["video"] * 255), atol=1e-3)
+  # The super-resolution task makes its LR input from these frames on device.
+  task = SuperResolutionTask(scale=4)
+  prepared_batch = task.prepare(batch, None)
+  assert prepared_batch["lr"].shape == (4, 8, 8, 8, 3)
+  np.testing.assert_allclose(prepared_batch["lr"], degradation.degrade(
+      batch["video"], degradation.Degradation(4)), atol=1e-6)
   eval_batches = take(config, "eval", batch=8, skips=SkipCounter())
-  assert eval_batches[0]["lr"].shape == (8, 8, 8, 8, 3) and "mask" in eval_batches[0]
+  assert eval_batches[0]["video"].shape == (8, 8, 32, 32, 3) and "mask" in eval_batches[0]
 
 
-def test_tf_degradation_matches_the_jax_one():
-  from jaxres.data import degrade
-  from jaxres.sr import degradation
-  hr = np.random.default_rng(0).uniform(size=(2, 32, 48, 3)).astype(np.float32)
-  for blur in (0.0, 1.2):
-    ours = degrade.degrade(hr, 4, blur_sigma=blur).numpy()
-    theirs = np.asarray(degradation.degrade(hr, degradation.Degradation(4, blur_sigma=blur)))
-    np.testing.assert_allclose(ours, theirs, atol=1e-6)
+def _good_videos_csv(tmp_path):
+  """A split list of the folder's readable, long-enough videos (no file fails to decode)."""
+  rows = [f"{name}/{name}{i}{suffix},{sorted(CLASSES).index(name)}"
+          for name in CLASSES for i, suffix in enumerate([".mp4", ".webm", ".avi", ".mkv"])]
+  path = tmp_path / "good.csv"
+  path.write_text("\n".join(rows) + "\n")
+  return str(path)
+
+
+@pytest.mark.parametrize("source", ["folder", "prepared"])
+def test_resumed_batches_equal_an_uninterrupted_run_without_decoding_the_skipped(
+    source, folder, prepared, tmp_path, monkeypatch):
+  if source == "folder":
+    config = make_config("folder", folder, train_split=_good_videos_csv(tmp_path),
+                         scale_jitter=(1.0, 1.3), num_parallel_calls=1)
+  else:
+    config = make_config("prepared", prepared, scale_jitter=(1.0, 1.3), num_parallel_calls=1)
+  uninterrupted = take(config, "train", 8, seed=3, skips=SkipCounter())
+  decoded = []
+  if source == "folder":
+    read_frames = clips.video.read_frames
+    monkeypatch.setattr(clips.video, "read_frames",
+                        lambda *a, **k: decoded.append(a[0]) or read_frames(*a, **k))
+  resumed = take(config, "train", 2, seed=3, start_step=6, skips=SkipCounter())
+  for x, y in zip(uninterrupted[6:], resumed):
+    np.testing.assert_array_equal(x["video"], y["video"])
+    np.testing.assert_array_equal(x["label"], y["label"])
+  if source == "folder":  # 24 examples were skipped; the 8 used (and a little read-ahead) decoded.
+    assert 8 <= len(decoded) < 24, len(decoded)
 
 
 @pytest.mark.parametrize("from_prepared", [False, True])

@@ -1,5 +1,6 @@
-"""SR through the training engine: configs load, a short training beats bicubic on held-out
-generated footage, and `jaxres upscale` restores the checkpoint (refusing the wrong one)."""
+"""SR through the training engine: configs load, the pipeline's HR frames train through the task's
+on-device degradation, a short training beats bicubic on held-out generated footage, and
+`jaxres upscale` restores the checkpoint (refusing the wrong one)."""
 
 import glob
 import os
@@ -9,9 +10,10 @@ import numpy as np
 import pytest
 
 from jaxres import cli, models
-from jaxres.sr import checkpoint, degradation, evaluate, footage
-from jaxres.sr.task import SuperResolutionTask
+from jaxres.sr import checkpoint, evaluate, footage
+from jaxres.tasks import SuperResolutionTask, degradation
 from jaxres.train import build
+from jaxres.train.run import save_config
 from jaxres.train.config import CONFIGS_DIR, load_config
 from jaxres.train.loop import train_and_evaluate
 
@@ -22,13 +24,28 @@ SR_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS_DIR, "sr_*.py")))
 def test_sr_configs_load_and_agree_on_the_scale(path):
   config = load_config(path)
   assert models.spec(config.model.name).task == "super_resolution"
-  assert config.data.task == "super_resolution"
-  assert config.model.scale == config.task.scale == config.data.sr.scale
-  config = load_config(path, ["--config.model.scale=4"])  # one override moves all three
-  assert config.task.scale == config.data.sr.scale == 4
+  assert config.model.scale == config.task.scale
+  config = load_config(path, ["--config.model.scale=4"])  # one override moves both
+  assert config.task.scale == 4
   task = build.build_task(config)
   assert isinstance(task, SuperResolutionTask) and task.scale == 4
-  assert config.data.sr.patch_size % config.model.scale == 0
+  task.check_data(config.data)  # HR crops divide by the scale, frames in [0, 1]
+  bad = load_config(path, ["--config.model.scale=3"])
+  with pytest.raises(ValueError, match="data.crop_size=64 is not a multiple of the scale"):
+    build.build_task(bad).check_data(bad.data)
+
+
+def test_sr_trains_on_pipeline_frames_with_lr_made_on_device(tmp_path):
+  # The data layer yields HR frames only; the task degrades them inside the compiled steps.
+  config = load_config("sr_edsr_demo", [
+      "--config.model.num_blocks=1", "--config.model.features=8", "--config.num_train_steps=2",
+      "--config.global_batch_size=8", "--config.data.num_frames=2", "--config.data.crop_size=32",
+      "--config.eval_steps=1", "--config.checkpoint.async_save=False",
+      "--config.progress_bar=False", "--config.plot=False", "--config.tensorboard=False"])
+  summary = train_and_evaluate(config, str(tmp_path))
+  ev = summary["eval"]
+  assert summary["step"] == 2 and np.isfinite(summary["train"]["loss"])
+  assert {"psnr_y", "psnr_y_bicubic", "gain_y"} <= set(ev) and 10 < ev["psnr_y_bicubic"] < 60
 
 
 def test_task_loss_metrics_and_per_video_aggregation():
@@ -80,7 +97,7 @@ def trained_run(tmp_path_factory):
   eval_batch = {"lr": np.asarray(degradation.degrade(held_out, degradation.Degradation(2))),
                 "hr": held_out}
   summary = train_and_evaluate(config, workdir, train_data=train, eval_data=lambda: [eval_batch])
-  checkpoint.save_run_config(config, workdir)
+  save_config(config, workdir)
   return workdir, config, summary
 
 

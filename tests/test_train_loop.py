@@ -7,7 +7,7 @@ import os
 import pytest
 
 from jaxres import cli
-from jaxres.sr.checkpoint import read_run_config
+from jaxres.train.run import read_config
 from jaxres.train import default_config, evaluate, read_metrics, train_and_evaluate
 from jaxres.train.loop import evaluate_checkpoint, synthetic_data
 
@@ -68,14 +68,20 @@ def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
     files = os.listdir(os.path.join(workdir, "tensorboard", split))
     assert files and files[0].startswith("events.out.tfevents")
   assert os.path.getsize(os.path.join(workdir, "curves.png")) > 1000
-  saved = read_run_config(workdir)  # the model is rebuilt from it by `jaxres upscale` / `eval`
+  saved = read_config(workdir)  # the model is rebuilt from it by `jaxres upscale` / `eval`
   assert saved.model.name == _config().model.name
   steps = sorted(int(s) for s in os.listdir(os.path.join(workdir, "checkpoints")) if s.isdigit())
   assert steps[-1] == 12 and len(steps) <= 3  # keep 2 + the best
 
   # Running again resumes at the end and does nothing more.
   again = train_and_evaluate(_config(), workdir)
-  assert again["step"] == 12
+  assert again["step"] == 12 and again["already_finished"]
+  # A config that does not fit the checkpoints is refused and leaves config.json as it was.
+  changed = _config()
+  changed.model.num_classes = 5
+  with pytest.raises(ValueError):
+    train_and_evaluate(changed, workdir)
+  assert read_config(workdir).model.num_classes == 4
 
   # A failure before the first step (here a batch without "video") also closes the batches.
   bad = _Closeable([{"label": [0] * 8}])

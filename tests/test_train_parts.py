@@ -8,7 +8,7 @@ import pytest
 
 from jaxres.train import (ClassificationTask, TASKS, create_optimizer, create_schedule,
                           default_config, make_task, weight_decay_mask)
-from jaxres.train.mixup import mix_clips
+from jaxres.tasks.mixup import mix_clips
 
 
 def test_schedules():
@@ -84,7 +84,7 @@ def test_classification_task_loss_and_video_accuracy():
 def test_mixup_targets_in_the_loss():
   task = ClassificationTask(mixup_alpha=0.2)
   batch = {"video": jnp.ones((4, 2, 4, 4, 3)), "label": jnp.array([0, 1, 2, 3])}
-  mixed = task.augment(batch, jax.random.key(0))
+  mixed = task.prepare(batch, jax.random.key(0))
   logits = jnp.zeros((4, 4))
   loss, _ = task.loss_and_metrics(logits, mixed)
   np.testing.assert_allclose(float(loss), np.log(4), rtol=1e-6)  # uniform logits: log(C) whatever the mix

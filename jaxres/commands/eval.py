@@ -1,6 +1,6 @@
 """`jaxres eval`: evaluate a run's checkpoint (latest, or --step) on its config's eval data.
 
-  jaxres eval --config configs/X.py --workdir DIR [--step N] [--config.key=value ...]
+  jaxres eval --config NAME|FILE.py --workdir DIR [--step N] [--config.key=value ...]
 """
 
 from __future__ import annotations
@@ -9,7 +9,8 @@ import argparse
 import json
 import sys
 
-from jaxres.commands.train import add_common_arguments, setup, split_overrides
+from jaxres.commands.train import add_common_arguments, setup
+from jaxres.train.config import split_overrides
 
 
 def main(argv: list[str]) -> int:

@@ -1,6 +1,6 @@
 """`jaxres train`: train a config (default: the demo on generated videos) in a work directory.
 
-  jaxres train [--config configs/X.py] [--workdir DIR] [--config.key=value ...]
+  jaxres train [--config NAME|FILE.py] [--workdir DIR] [--config.key=value ...]
 
 Resumes from the latest checkpoint in DIR. Multi-host: pass --coordinator-address/--num-processes/
 --process-id on every host (or set JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID;
@@ -14,26 +14,15 @@ import json
 import os
 import sys
 
-
-def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
-  """Separates `--config.key=value` (or `--config.key value`) items from the other arguments."""
-  rest, overrides = [], []
-  i = 0
-  while i < len(argv):
-    item = argv[i]
-    if item.startswith("--config."):
-      if "=" not in item and i + 1 < len(argv):
-        item, i = f"{item}={argv[i + 1]}", i + 1
-      overrides.append(item)
-    else:
-      rest.append(item)
-    i += 1
-  return rest, overrides
+from jaxres.train.config import split_overrides
 
 
 def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-  parser.add_argument("--config", default=None,
-                      help="config file with get_config(), or a name in configs/ (default: demo)")
+  from jaxres import configs  # pylint: disable=import-outside-toplevel
+  parser.add_argument(
+      "--config", default=None, metavar="NAME|FILE",
+      help="a shipped config (" + ", ".join(configs.names()) + ") or a Python file with "
+           "get_config() (default: demo)")
   parser.add_argument("--workdir", default=None, help="run folder (default: runs/<config name>)")
   parser.add_argument("--coordinator-address", default=None, help="host:port of process 0")
   parser.add_argument("--num-processes", type=int, default=None)
@@ -73,7 +62,13 @@ def main(argv: list[str]) -> int:
   except NonFiniteLossError as e:
     print(f"jaxres train: {e}", file=sys.stderr)
     return 1
-  if jax.process_index() == 0:
+  except (ValueError, FileNotFoundError) as e:  # the config does not fit the data or devices
+    print(f"jaxres train: {e}", file=sys.stderr)
+    return 2
+  if jax.process_index() == 0 and summary["already_finished"]:
+    print(f"{workdir} already finished at step {summary['step']}; its summary.json is kept "
+          "(raise --config.num_train_steps to train on).")
+  elif jax.process_index() == 0:
     ev = summary["eval"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("num_"))
     state = "stopped early at" if summary["stopped_early"] else "finished at"

@@ -9,7 +9,7 @@ OUT ends in .png). Memory does not grow with the video's length. See `jaxres.sr.
 Example:
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
   $ jaxres upscale in.mp4 compare.png --checkpoint runs/sr_edsr --compare
-  $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr --config configs/sr_edsr_demo.py
+  $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr --config sr_edsr_demo
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument("output", help="output video (.mp4, .mkv, .mov, ...; .png with --compare)")
   parser.add_argument("--checkpoint", required=True, help="the training workdir")
   parser.add_argument("--config", default=None,
-                      help="config file of the run, if the workdir has no config.json "
+                      help="the run's config (a shipped name or a file), if the workdir has no config.json "
                            "(with any --config.key=value overrides the run used)")
   parser.add_argument("--model", default=None, help="refuse a checkpoint of another architecture")
   parser.add_argument("--scale", type=int, default=None, help="refuse a checkpoint of another scale")
@@ -40,7 +40,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--compare", action="store_true", help="write bicubic | model side by side")
   parser.add_argument("--crf", type=int, default=17, help="x264 quality (lower is better)")
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-  from jaxres.commands.train import split_overrides  # pylint: disable=import-outside-toplevel
+  from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(argv))
   args = parser.parse_args(argv)
   if overrides and not args.config:

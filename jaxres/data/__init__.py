@@ -9,8 +9,10 @@ Modules (import what you use; only the tf.data ones load TensorFlow):
 - `prepare` / `records`: `jaxres prepare` (TFRecord shards of JPEG frames + manifest).
 - `tfds_builder`: the `jaxres_videos` TFDS builder for folders and prepared data.
 - `config`: `default_data_config()`, every data field.
-- `transforms` / `degrade`: clip sampling, crops, flips, normalisation, SR degradation (tf ops).
-- `pipeline`: `create_iterator`, `dataset_info`, `average_video_logits`.
+- `transforms`: clip sampling, crops, flips, normalisation (tf ops).
+- `pipeline`: `create_iterator`, `build_dataset`, `dataset_info`; its stages are `catalog` (what
+  a config names), `host_sources` (each host's share), `clips` (decoding), `views` (crops, eval
+  views, padding) and `iterator` (global arrays on the mesh). No stage branches on the task.
 - `skips`: `SKIPPED`, the count of skipped files by reason.
 
 Example:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import ml_collections
 
 SOURCES = ("demo", "folder", "prepared", "tfds")
-TASKS = ("classification", "super_resolution")
 SHORT_VIDEO_POLICIES = ("loop", "skip")
 
 
@@ -23,8 +22,6 @@ def default_data_config() -> ml_collections.ConfigDict:
   Returns:
     A `ConfigDict`; fields:
 
-    - `task`: `"classification"` (`{"video", "label"}` batches) or `"super_resolution"`
-      (`{"lr", "hr"}`).
     - `source`: `"demo"` (generated videos written to `path`, or a cache folder when empty),
       `"folder"` (class subfolders of videos at `path`), `"prepared"` (TFRecord shards written by
       `jaxres prepare` at `path`) or `"tfds"` (the TFDS dataset `tfds_name` in data_dir `path`).
@@ -39,12 +36,15 @@ def default_data_config() -> ml_collections.ConfigDict:
       and the frame rate to assume when the dataset stores none.
     - `num_frames`: frames per clip. `frame_stride`: step between clip frames on the video's grid.
       `target_fps`: when > 0, sample at this rate instead (stride = fps / target_fps).
-    - `resize`: short side (pixels) frames are resized to before cropping. `crop_size`: square crop.
+    - `resize`: short side (pixels) frames are resized to before cropping; 0 keeps each video's
+      own resolution (super-resolution), upsizing only a short side below `crop_size`.
+      `crop_size`: square crop.
     - `scale_jitter`: `(min, max)` factors on `resize` drawn per training clip (1, 1 = none).
     - `flip`: random horizontal flips in training. Off by default: a mirror turns the demo's
       `left` videos into `right` ones, so it is refused for the demo source; turn it on for
       natural video (Kinetics, UCF101).
-    - `mean`, `std`: per-channel normalisation of [0, 1] pixels.
+    - `mean`, `std`: per-channel normalisation of [0, 1] pixels (0 and 1 keep [0, 1], as
+      super-resolution needs).
     - `eval_clips`: uniformly spaced clips per video in eval. `eval_crops`: 1 (centre) or 3 (both
       ends and centre along the long side); logits are averaged per `video_id` by the engine.
     - `short_video`: `"loop"` (repeat frames) or `"skip"` (count and drop) for videos shorter than
@@ -53,13 +53,14 @@ def default_data_config() -> ml_collections.ConfigDict:
       parallelism (-1 = AUTOTUNE). `cache`: cache parsed records in memory (small datasets).
       `device_prefetch`: batches put on devices ahead of the step.
     - `demo`: parameters of `jaxres.data.demo.write_demo_dataset`.
-    - `sr`: super-resolution: `scale`, HR `patch_size`, `blur_sigma`, `noise_sigma`.
+
+    Batches are the same for every task (`{"video", "label"}`, eval adds `video_id` and `mask`);
+    what a task needs beyond that (e.g. super-resolution's LR frames) it makes on device.
 
   Example:
     >>> config = default_data_config(); config.eval_clips, config.eval_crops = 5, 3
   """
   c = ml_collections.ConfigDict()
-  c.task = "classification"
   c.source = "demo"
   c.path = ""
   c.train_split = ""
@@ -94,12 +95,6 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.demo.num_frames = 16
   c.demo.size = 64
   c.demo.seed = 0
-
-  c.sr = ml_collections.ConfigDict()
-  c.sr.scale = 4
-  c.sr.patch_size = 64
-  c.sr.blur_sigma = 0.0
-  c.sr.noise_sigma = 0.0
   return c
 
 
@@ -112,8 +107,6 @@ def validate(config: ml_collections.ConfigDict) -> None:
   Example:
     >>> validate(default_data_config())
   """
-  if config.task not in TASKS:
-    raise ValueError(f"data.task must be one of {TASKS}, got {config.task!r}.")
   if config.source not in SOURCES:
     raise ValueError(f"data.source must be one of {SOURCES}, got {config.source!r}.")
   if config.source in ("folder", "prepared") and not config.path:
@@ -126,7 +119,10 @@ def validate(config: ml_collections.ConfigDict) -> None:
     raise ValueError(f"data.eval_crops must be 1 or 3, got {config.eval_crops}.")
   if config.num_frames < 1 or config.frame_stride < 1 or config.eval_clips < 1:
     raise ValueError("data.num_frames, frame_stride and eval_clips must be >= 1.")
-  if config.crop_size > config.resize * min(config.scale_jitter):
+  if config.crop_size < 1 or config.resize < 0:
+    raise ValueError(f"data.crop_size must be >= 1 and data.resize >= 0 (0: native), got "
+                     f"{config.crop_size} and {config.resize}.")
+  if config.resize and config.crop_size > config.resize * min(config.scale_jitter):
     raise ValueError(f"data.crop_size {config.crop_size} exceeds the smallest resized short side "
                      f"{config.resize} x {min(config.scale_jitter)}.")
   if config.source == "demo" and config.flip:

@@ -22,7 +22,7 @@ treat as B*T independent frames.
 Bicubic upsampling is `jax.image.resize(..., "bicubic")`: Keys' cubic (a = -0.5, the
 MATLAB/PIL kernel) with half-pixel centres; samples beyond the frame get zero weight and the
 remaining weights are renormalised (no edge replication; differs from MATLAB's `imresize` only in
-the outermost 2 pixels). `jaxres.sr.degradation` uses the same function (with antialiasing) to make
+the outermost 2 pixels). `jaxres.tasks.degradation` uses the same function (with antialiasing) to make
 LR frames, so the two agree.
 
 Alignment in `RecurrentVSR`: a small flow network (4 convolutions at LR resolution, last one

@@ -2,7 +2,7 @@
 
 Unlike the training engine's eval (patches of the eval split), this runs whole frames through the
 same chunked path as `jaxres upscale` (`jaxres.sr.upscale.Upscaler`), so it measures what a user
-gets. HR videos are degraded with `jaxres.sr.degradation` (mod-crop, antialiased bicubic); the
+gets. HR videos are degraded with `jaxres.tasks.degradation` (mod-crop, antialiased bicubic); the
 output is clipped and rounded to 8 bits; metrics crop `scale` pixels at the borders.
 
 Command line (held-out generated footage, a seed never used for training):
@@ -22,7 +22,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from jaxres.sr import degradation, footage, metrics, upscale
+from jaxres.sr import footage, upscale
+from jaxres.tasks import degradation
+from jaxres.tasks import image_metrics as metrics
 
 HELD_OUT_SEED = 20261122  # footage seed never used for training data
 
@@ -91,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
   parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
   parser.add_argument("--chunk", type=int, default=16)
   parser.add_argument("--overlap", type=int, default=6)
-  from jaxres.commands.train import split_overrides  # pylint: disable=import-outside-toplevel
+  from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
   args = parser.parse_args(argv)
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel

@@ -113,7 +113,7 @@ def write_footage_dataset(root: str, *, num_videos: int = 48, frames: int = 16, 
 
   Example:
     >>> write_footage_dataset("/tmp/sr-footage", num_videos=16)
-    $ jaxres train --config configs/sr_edsr_demo.py --config.data.source=folder \\
+    $ jaxres train --config sr_edsr_demo --config.data.source=folder \\
         --config.data.path=/tmp/sr-footage --config.data.train_split=trainlist01.txt \\
         --config.data.eval_split=testlist01.txt
   """

@@ -12,7 +12,7 @@ from jaxres.models.conv import LOWERINGS
 from jaxres.train import parallel
 from jaxres.train.optimizer import create_optimizer
 from jaxres.train.state import TrainState
-from jaxres.train.tasks import Task, make_task
+from jaxres.tasks import Task, make_task
 
 _DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
@@ -93,7 +93,7 @@ def build_train_step(config, input_shape: Sequence[int], *, seed: int = 0
   and returns `(state, metrics)`; the state is donated, so keep the returned one.
 
   Args:
-    config: a training config (e.g. `load_config("configs/kinetics400_r3d_18.py")`).
+    config: a training config (e.g. `load_config("kinetics400_r3d_18")`).
     input_shape: the global model input, e.g. `(8, 16, 112, 112, 3)`.
     seed: parameter initialisation seed.
 

@@ -1,11 +1,12 @@
 """The default training config, and loading config files with `--config.key=value` overrides.
 
-Config files in `configs/` define `get_config()` returning a `ConfigDict`; they start from
-`default_config()` and override what their experiment changes. Loaded configs are locked: setting a
-key that does not exist is an error that names it (and the closest existing key).
+Config files define `get_config()` returning a `ConfigDict`; they start from `default_config()` and
+override what their experiment changes. The shipped ones live in the `jaxres.configs` package and are
+loaded by name ("demo", "sr_edsr_demo"); any other file by its path. Loaded configs are locked:
+setting a key that does not exist is an error that names it (and the closest existing key).
 
 Example:
-  >>> config = load_config("configs/demo.py", ["--config.optimizer.learning_rate=0.05"])
+  >>> config = load_config("demo", ["--config.optimizer.learning_rate=0.05"])
   >>> config.optimizer.learning_rat = 1.0    # AttributeError naming the key
 """
 
@@ -13,14 +14,15 @@ from __future__ import annotations
 
 import ast
 import difflib
+import importlib
 import importlib.util
 import os
 from typing import Any, Sequence
 
 import ml_collections
 
-# Where the shipped configs live (the repository's configs/ folder).
-CONFIGS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(__file__))), "configs")
+from jaxres import configs as shipped_configs
+from jaxres.configs import CONFIGS_DIR  # re-exported: where the shipped config files are
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -41,7 +43,8 @@ def default_config() -> ml_collections.ConfigDict:
   # jaxres.models.conv.LOWERINGS for every convolution, e.g. "native" (ResNets only).
   c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32",
                                        "conv_lowering": "auto"})
-  # Task arguments (jaxres.train.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification.
+  # Task arguments (jaxres.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification;
+  # scale, loss, blur_sigma, noise_sigma for super-resolution.
   c.task = ml_collections.ConfigDict({"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
   c.data = _data_config()
   # Train on in-memory synthetic batches of shape data.num_frames x data.crop_size^2 instead of
@@ -83,28 +86,38 @@ def _data_config() -> ml_collections.ConfigDict:
 
 
 def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
-  """Loads `get_config()` from a config file, locks it, and applies `--config.key=value` overrides.
+  """Loads `get_config()` from a shipped config or a config file, locks it, and applies overrides.
 
   Args:
-    path: a Python file with `get_config()`; a bare name ("demo") means `configs/<name>.py`.
-      None: `configs/demo.py`.
+    path: a shipped config's name ("demo", "sr_edsr_demo"; see `jaxres.configs.names()`) or a Python
+      file with `get_config()`. An existing file wins over a shipped name; a missing
+      `configs/<name>.py` means the shipped `<name>`. None: "demo".
     overrides: strings `--config.a.b=value` (or `config.a.b=value`); values are parsed as Python
       literals ("0.1", "(2, 4)", "True"), else taken as strings, and must fit the existing type.
 
   Returns:
     The locked config.
 
+  Raises:
+    FileNotFoundError: `path` is neither a file nor a shipped config (the message lists them).
+
   Example:
-    >>> config = load_config("configs/ucf101_r2plus1d_18.py", ["--config.global_batch_size=32"])
+    >>> config = load_config("ucf101_r2plus1d_18", ["--config.global_batch_size=32"])
+    >>> config = load_config("my_configs/experiment.py")
   """
   path = path or "demo"
-  if not os.path.exists(path) and os.path.exists(os.path.join(CONFIGS_DIR, f"{path}.py")):
-    path = os.path.join(CONFIGS_DIR, f"{path}.py")
-  module_spec = importlib.util.spec_from_file_location("jaxres_config", path)
-  if module_spec is None or not os.path.exists(path):
-    raise FileNotFoundError(f"No config file {path!r}.")
-  module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  if os.path.isfile(path):
+    module_spec = importlib.util.spec_from_file_location("jaxres_config", path)
+    if module_spec is None:
+      raise FileNotFoundError(f"Config file {path!r} is not a Python file (*.py with get_config()).")
+    module = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(module)
+  elif name := shipped_configs.shipped_name(path):
+    module = importlib.import_module(f"{shipped_configs.__name__}.{name}")
+  else:
+    raise FileNotFoundError(
+        f"No config file {path!r}, and no shipped config of that name. Pass the path of a Python "
+        f"file with get_config(), or one of: {', '.join(shipped_configs.names())}.")
   config = module.get_config()
   config.lock()
   for item in overrides:
@@ -251,3 +264,30 @@ def cifar10_recipe(model: str) -> ml_collections.ConfigDict:
   c.eval_every_steps = 2_000
   c.log_every_steps = 100
   return c
+
+
+def split_overrides(argv: list[str]) -> tuple[list[str], list[str]]:
+  """Separates `--config.key=value` (or `--config.key value`) items from the other arguments.
+
+  Args:
+    argv: command-line arguments.
+
+  Returns:
+    `(other arguments, overrides)`, overrides as `--config.key=value` strings for `load_config`.
+
+  Example:
+    >>> split_overrides(["--workdir", "r", "--config.seed", "1"])
+    (['--workdir', 'r'], ['--config.seed=1'])
+  """
+  rest, overrides = [], []
+  i = 0
+  while i < len(argv):
+    item = argv[i]
+    if item.startswith("--config."):
+      if "=" not in item and i + 1 < len(argv):
+        item, i = f"{item}={argv[i + 1]}", i + 1
+      overrides.append(item)
+    else:
+      rest.append(item)
+    i += 1
+  return rest, overrides

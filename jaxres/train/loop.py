@@ -1,14 +1,15 @@
 """`train_and_evaluate(config, workdir)`: the training loop, and `evaluate` for one pass over eval data.
 
-The loop resumes from the latest checkpoint in `workdir/checkpoints` when there is one, feeds the
-data from the step it stopped at (batch i is a function of the seed and i), evaluates every
+The loop checks the config against the data and devices first (`jaxres.train.checks`), resumes
+from the latest checkpoint in `workdir/checkpoints` when there is one, feeds the data from the step
+it stopped at (batch i is a function of the seed and i; the pipeline skips the consumed examples
+before decoding them), evaluates every
 `eval_every_steps`, checkpoints every `checkpoint.every_steps` (asynchronously), stops cleanly on
 SIGTERM after saving, and stops on a non-finite loss without saving the bad state.
 """
 
 from __future__ import annotations
 
-import inspect
 import itertools
 import logging
 import math
@@ -19,10 +20,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import jax
 import numpy as np
 
-from jaxres.sr.checkpoint import save_run_config
 from jaxres.train.build import build_engine
+from jaxres.train.checks import check_config
 from jaxres.train.checkpoint import Checkpointer
 from jaxres.train.preemption import StopRequest
+from jaxres.train.run import save_config
 from jaxres.train.writers import MetricWriter, plot_curves
 
 log = logging.getLogger("jaxres.train")
@@ -39,19 +41,15 @@ def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
   """Train and eval batches from `jaxres.data.pipeline.create_iterator` for `config.data`.
 
   Train batches are resumable: the iterator for `start_step` yields what an uninterrupted run
-  would have seen from that step on (the pipeline's own resume support if it has it, else by
-  skipping batches).
+  would have seen from that step on, skipping the consumed examples before they are decoded.
   """
   from jaxres.data import pipeline  # the tf.data pipeline is only needed when no data is given
 
   sharding = getattr(engine, "batch_sharding", None)
-  params = inspect.signature(pipeline.create_iterator).parameters
 
   def train(start_step: int):
-    kwargs = dict(global_batch_size=config.global_batch_size, sharding=sharding, seed=config.seed)
-    if "start_step" in params:
-      return pipeline.create_iterator(config.data, "train", start_step=start_step, **kwargs)
-    return _skipping(pipeline.create_iterator(config.data, "train", **kwargs), start_step)
+    return pipeline.create_iterator(config.data, "train", global_batch_size=config.global_batch_size,
+                                    sharding=sharding, seed=config.seed, start_step=start_step)
 
   def evaluate():
     return pipeline.create_iterator(config.data, "eval", global_batch_size=config.global_batch_size,
@@ -60,12 +58,20 @@ def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
   return train, evaluate
 
 
-def _skipping(batches, count: int) -> Iterator[Any]:
-  """`batches` after the first `count`; closing this generator closes `batches`."""
-  try:
-    yield from itertools.islice(batches, count, None)
-  finally:
-    batches.close()
+def check_data(config, engine, task, *, uses_data_config: bool = True) -> None:
+  """`jaxres.train.checks.check_config` against the devices and, when `config.data` feeds the
+  run, against what the data holds."""
+  info = None
+  if uses_data_config and not config.synthetic_data:
+    from jaxres.data import pipeline
+    info = pipeline.dataset_info(config.data)
+  check_config(config, task, info=info, uses_data_config=uses_data_config,
+               num_devices=getattr(engine, "num_devices", 1), num_processes=jax.process_count())
+
+
+def model_input_shape(task, batch) -> tuple[int, ...]:
+  """The shape the model is called on for `batch` (after the task's `prepare`), without computing it."""
+  return tuple(jax.eval_shape(lambda b: task.model_input(task.prepare(b, None)), batch).shape)
 
 
 def _close(batches) -> None:
@@ -160,21 +166,23 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     stop: a `StopRequest` to use (default: one that catches SIGTERM).
 
   Returns:
-    A summary: `step`, `stopped_early`, `wall_time_s`, `train` (last logged train metrics) and
-    `eval` (last evaluation).
+    A summary: `step`, `stopped_early`, `already_finished` (the run had reached
+    `num_train_steps` before this call, so nothing ran), `wall_time_s`, `train` (last logged train
+    metrics) and `eval` (last evaluation).
 
   Raises:
+    ValueError: the config does not fit the data or devices (`jaxres.train.checks`), or the
+      checkpoints in `workdir` (`config.json` is then left as it was).
     NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is left as it was.
 
   Example:
-    >>> summary = train_and_evaluate(load_config("configs/demo.py"), "/tmp/demo")
+    >>> summary = train_and_evaluate(load_config("demo"), "/tmp/demo")
     >>> summary["eval"]["accuracy"]
   """
   started = time.time()
-  os.makedirs(workdir, exist_ok=True)
-  if jax.process_index() == 0:  # what `jaxres upscale` / `jaxres eval` rebuild the model from
-    save_run_config(config, workdir)
   engine, model, task = build_engine(config)
+  check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
+  os.makedirs(workdir, exist_ok=True)
   if train_data is None or eval_data is None:
     make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
     train_data, eval_data = train_data or make[0], eval_data or make[1]
@@ -188,7 +196,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   batches: Iterator[Any] = iter(train_data(start_step))
   try:
     first = next(batches)
-    input_shape = task.model_input(first).shape
+    input_shape = model_input_shape(task, first)
     if start_step:
       state = engine.from_global(ckpt.restore(engine.abstract_state(input_shape)))
       log.info("Resumed from step %d in %s.", start_step, ckpt.directory)
@@ -197,12 +205,15 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   except BaseException:  # e.g. a checkpoint that does not fit: exit with the error, not hang
     _close(batches)
     raise
+  if jax.process_index() == 0:  # only once the checkpoints fit it: what `jaxres upscale` / `eval`
+    save_config(config, workdir)  # rebuild the model from, so it must match them
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
   if start_step:
     progress.write(f"Resumed from the checkpoint of step {start_step}.")
-  summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False}
+  summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False,
+                             "already_finished": start_step >= total}
   window: list[dict[str, float]] = []
   window_start = time.time()
   step = start_step
@@ -277,9 +288,10 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
     The task's aggregate metrics plus `step`.
 
   Example:
-    >>> evaluate_checkpoint(load_config("configs/demo.py"), "runs/demo")["accuracy"]
+    >>> evaluate_checkpoint(load_config("demo"), "runs/demo")["accuracy"]
   """
   engine, _, task = build_engine(config)
+  check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:
     _, eval_data = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
@@ -289,7 +301,7 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
       raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
     batches = iter(eval_data())
     first = next(batches)
-    abstract = engine.abstract_state(task.model_input(first).shape)
+    abstract = engine.abstract_state(model_input_shape(task, first))
     state = engine.from_global(ckpt.restore(abstract, step))
     metrics = evaluate(engine, task, state, itertools.chain([first], batches),
                        max_batches=config.eval_steps)

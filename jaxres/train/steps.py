@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import optax
 
 from jaxres.train.state import TrainState
-from jaxres.train.tasks import Task
+from jaxres.tasks import Task
 
 Metrics = dict[str, jax.Array]
 
@@ -30,7 +30,7 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
 
   Args:
     model: the flax module (built with `bn_axis_name=axis_name` for pmap).
-    task: loss, metrics and optional `augment` (see `jaxres.train.tasks`).
+    task: `prepare`, loss and metrics (see `jaxres.tasks`).
     tx: the optimiser.
     schedule: learning rate by step, reported in the metrics.
     ema_decay: decay of `state.ema_params` (used only when the state has them).
@@ -48,8 +48,7 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
   def train_step(state: TrainState, batch, rng: jax.Array):
     rng = jax.random.fold_in(rng, state.step)
     aug_rng, model_rng = jax.random.split(rng)
-    if hasattr(task, "augment"):
-      batch = task.augment(batch, aug_rng)
+    batch = task.prepare(batch, aug_rng)
 
     def loss_fn(params):
       variables = {"params": params, "batch_stats": state.batch_stats}
@@ -80,7 +79,7 @@ def make_eval_step(model, task: Task) -> Callable[[TrainState, Any], Metrics]:
 
   Args:
     model: the flax module.
-    task: provides `model_input` and `eval_metrics`.
+    task: provides `prepare`, `model_input` and `eval_metrics`.
 
   Returns:
     The step; its values have leading axis B and include `"weight"` (`batch["mask"]`, else ones),
@@ -91,9 +90,10 @@ def make_eval_step(model, task: Task) -> Callable[[TrainState, Any], Metrics]:
   """
 
   def eval_step(state: TrainState, batch):
-    outputs = model.apply(state.variables, task.model_input(batch), train=False)
-    values = dict(task.eval_metrics(outputs, batch))
+    batch = task.prepare(batch, None)
     x = task.model_input(batch)
+    outputs = model.apply(state.variables, x, train=False)
+    values = dict(task.eval_metrics(outputs, batch))
     values["weight"] = jnp.asarray(batch["mask"], jnp.float32) if "mask" in batch else jnp.ones(
         x.shape[:1], jnp.float32)
     return values

@@ -4,11 +4,11 @@ Patches of 64x64 HR pixels (32x32 LR, bicubic antialiased degradation) from 5-fr
 per frame. Charbonnier loss, AdamW, cosine schedule; eval reports per-clip PSNR/SSIM (RGB and Y,
 border crop = scale) against the bicubic baseline (`psnr_y_bicubic`, `gain_y`).
 
-  $ jaxres train --config configs/sr_edsr_demo.py --workdir runs/sr_edsr
+  $ jaxres train --config sr_edsr_demo --workdir runs/sr_edsr
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
 
 For the full EDSR baseline at x4: --config.model.num_blocks=16 --config.model.features=64
---config.model.scale=4 (the scale is shared by model, task and data).
+--config.model.scale=4 (the scale is shared by model and task).
 """
 
 import ml_collections
@@ -22,12 +22,14 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict({
       "name": "edsr_baseline", "scale": scale, "num_blocks": 4, "features": 32,
       "dtype": "float32"})
-  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier"})
-  c.data.task = "super_resolution"
+  # LR frames are made from the HR crops on device (`jaxres.tasks.degradation`).
+  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier", "blur_sigma": 0.0,
+                                      "noise_sigma": 0.0})
   c.data.num_frames = 5
   c.data.flip = False  # the demo source refuses flips (they would relabel its motions)
-  c.data.sr.scale = scale
-  c.data.sr.patch_size = 64
+  c.data.resize = 0  # HR patches at the videos' own resolution
+  c.data.crop_size = 64  # HR patch side, a multiple of the scale
+  c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # frames in [0, 1]
   c.global_batch_size = 8
   c.num_train_steps = 2000
   c.optimizer.name = "adamw"

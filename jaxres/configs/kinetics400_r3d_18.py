@@ -1,7 +1,7 @@
 """r3d_18 on kinetics400: the torchvision video-classification recipe (see torchvision_video_recipe).
 
 Set data.path (and the split files) to where the dataset is, e.g.
-  jaxres train --config configs/kinetics400_r3d_18.py --workdir runs/kinetics400_r3d_18 --config.data.path=/data/...
+  jaxres train --config kinetics400_r3d_18 --workdir runs/kinetics400_r3d_18 --config.data.path=/data/...
 """
 
 from jaxres.train.config import torchvision_video_recipe

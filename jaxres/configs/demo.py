@@ -3,7 +3,7 @@
 `jaxres train` with no arguments runs this config (a few minutes on 2 CPU cores). The data
 (`jaxres.data.demo`, written to a cache folder on first use) are 4 classes x 128 videos of a shape
 moving right/left/down/up; single frames carry no class information, so only a model that sees
-motion can beat chance (25%). `configs/demo_2d.py` trains a per-frame 2D ResNet on the same data.
+motion can beat chance (25%). The `demo_2d` config trains a per-frame 2D ResNet on the same data.
 """
 
 from jaxres.train.config import default_config

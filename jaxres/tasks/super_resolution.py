@@ -1,8 +1,10 @@
-"""The super-resolution training task: what the model sees, the loss, and the eval metrics.
+"""The super-resolution task: LR made from HR on device, the loss, and the eval metrics.
 
-Batches are `{"lr": [B, T, h, w, 3], "hr": [B, T, s*h, s*w, 3]}` float in [0, 1] (image models
-run per frame on the clips). The training engine calls `model_input`, `loss_and_metrics` in the
-train step, `eval_metrics` in the eval step (per-clip values, reduced on the host by `aggregate`).
+The data layer yields HR frames, `{"video": [B, T, H, W, 3]}` in [0, 1] (a data config with mean 0
+and std 1); `prepare` makes `"hr"` (the frames, mod-cropped to the scale) and `"lr"` from them with
+`jaxres.tasks.degradation` inside the compiled step, the same degradation `jaxres upscale` and
+`jaxres.sr.evaluate` use. Batches that already hold `"lr"` and `"hr"` (paired data, or batches a
+user builds) are used as given. Image models run per frame on the clips.
 
 Losses: `"l1"` (mean absolute error) or `"charbonnier"` (`mean(sqrt((x - y)^2 + eps^2))`, a smooth
 L1 used by BasicVSR/LapSRN).
@@ -20,7 +22,6 @@ Example:
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 from typing import Any, Iterable, Mapping
 
@@ -29,7 +30,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxres.models.sr import bicubic_upsample
-from jaxres.sr import metrics
+from jaxres.tasks import image_metrics as metrics
+from jaxres.tasks.base import mean_by_video
+from jaxres.tasks.degradation import Degradation, degrade, mod_crop
 
 LOSSES = ("l1", "charbonnier")
 
@@ -39,31 +42,53 @@ class SuperResolutionTask:
   """Loss and metrics of residual super-resolution.
 
   Attributes:
-    scale: the SR factor (border crop of the metrics).
+    scale: the SR factor (also the border crop of the metrics).
     loss: "l1" or "charbonnier".
     charbonnier_eps: epsilon of the Charbonnier loss.
+    blur_sigma: Gaussian blur of the HR frames before downsampling, in HR pixels (0: none).
+    noise_sigma: Gaussian noise added to training LR frames, in [0, 1] units (0: none; eval
+      frames get none).
   """
 
   scale: int = 4
   loss: str = "charbonnier"
   charbonnier_eps: float = 1e-3
+  blur_sigma: float = 0.0
+  noise_sigma: float = 0.0
   name = "super_resolution"
 
   def __post_init__(self):
     if self.loss not in LOSSES:
-      raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}.")
+      raise ValueError(f"task.loss must be one of {LOSSES}, got {self.loss!r}.")
+    Degradation(self.scale, self.blur_sigma, self.noise_sigma)  # refuses bad values by name
+
+  def prepare(self, batch: Mapping[str, Any], rng: jax.Array | None) -> dict[str, Any]:
+    """Adds `"hr"` (`batch["video"]` mod-cropped to the scale) and `"lr"` (its degradation, with
+    noise only in training, i.e. when `rng` is given); batches with both are returned as they are.
+    """
+    if "lr" in batch and "hr" in batch:
+      return dict(batch)
+    if "video" not in batch:
+      raise ValueError(f"A super-resolution batch needs 'video' (HR frames) or 'lr' and 'hr', "
+                       f"got keys {sorted(batch)}.")
+    hr = mod_crop(jnp.asarray(batch["video"], jnp.float32), self.scale)
+    noise = self.noise_sigma if rng is not None else 0.0
+    lr = degrade(hr, Degradation(self.scale, self.blur_sigma, noise), rng=rng)
+    return dict(batch, hr=hr, lr=lr)
 
   def model_input(self, batch: Mapping[str, jax.Array]) -> jax.Array:
-    """The LR clips."""
+    """The LR clips (after `prepare`)."""
     return batch["lr"]
 
-  def check_batch(self, batch: Mapping[str, Any]) -> None:
-    """Raises a clear error if `batch` is not an SR batch of this task's scale."""
-    if "lr" not in batch or "hr" not in batch:
-      raise ValueError(f"A super-resolution batch needs 'lr' and 'hr', got keys {sorted(batch)}.")
-    lr, hr = batch["lr"].shape, batch["hr"].shape
-    if hr[-3:] != (lr[-3] * self.scale, lr[-2] * self.scale, 3) or hr[:-3] != lr[:-3]:
-      raise ValueError(f"lr {lr} and hr {hr} do not match scale {self.scale}.")
+  def check_data(self, data_config: Any) -> None:
+    """Refuses data whose frames are not in [0, 1] or whose crops do not divide by the scale."""
+    if tuple(data_config.mean) != (0.0, 0.0, 0.0) or tuple(data_config.std) != (1.0, 1.0, 1.0):
+      raise ValueError(f"Super-resolution needs frames in [0, 1]: set data.mean=(0., 0., 0.) and "
+                       f"data.std=(1., 1., 1.) (got {tuple(data_config.mean)} and "
+                       f"{tuple(data_config.std)}).")
+    if data_config.crop_size % self.scale:
+      raise ValueError(f"data.crop_size={data_config.crop_size} is not a multiple of the scale "
+                       f"task.scale={self.scale}; LR and HR patches would not align.")
 
   def loss_and_metrics(self, outputs: jax.Array, batch: Mapping[str, jax.Array]
                        ) -> tuple[jax.Array, dict[str, jax.Array]]:
@@ -112,26 +137,12 @@ class SuperResolutionTask:
 
     Without video ids every clip counts as its own video (ids 0, 1, ... in order).
     """
-    sums: dict[int, dict[str, float]] = {}
-    counts: dict[int, float] = collections.defaultdict(float)
-    next_id = 0
-    for m in per_clip:
-      m = {k: np.asarray(v) for k, v in m.items()}
-      weight = m.pop("weight", None)
-      n = len(next(iter(m.values())))
-      weight = np.ones(n) if weight is None else weight.astype(np.float64)
-      ids = m.pop("video_id", None)
-      if ids is None:
-        ids = np.arange(next_id, next_id + n)
-        next_id += n
-      for i in range(n):
-        if weight[i] <= 0:
-          continue
-        entry = sums.setdefault(int(ids[i]), collections.defaultdict(float))
-        for k, v in m.items():
-          entry[k] += float(v[i]) * weight[i]
-        counts[int(ids[i])] += weight[i]
-    return {vid: {k: v / counts[vid] for k, v in entry.items()} for vid, entry in sorted(sums.items())}
+    per_clip = [{k: np.asarray(v) for k, v in m.items()} for m in per_clip]
+    if not per_clip:
+      return {}
+    keys = [k for k in per_clip[0] if k not in ("video_id", "weight")]
+    ids, means = mean_by_video(per_clip, keys)
+    return {int(v): {k: float(means[k][i]) for k in keys} for i, v in enumerate(ids)}
 
   def aggregate(self, per_clip: Iterable[Mapping[str, Any]]) -> dict[str, float]:
     """Means over videos of the per-video means (`per_video`), the usual SR report; adds `gain_y`

@@ -3,7 +3,7 @@
 Like `sr_edsr_demo.py` but the model propagates features across the 5 frames of each clip, aligned
 by a learned flow (see `jaxres.models.sr.RecurrentVSR`). Slower per step than EDSR on CPU.
 
-  $ jaxres train --config configs/sr_basicvsr_demo.py --workdir runs/sr_basicvsr
+  $ jaxres train --config sr_basicvsr_demo --workdir runs/sr_basicvsr
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_basicvsr --chunk 16 --overlap 4
 """
 
@@ -18,11 +18,13 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict({
       "name": "basicvsr", "scale": scale, "num_blocks": 2, "features": 24, "align": "flow",
       "dtype": "float32"})
-  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier"})
-  c.data.task = "super_resolution"
+  # LR frames are made from the HR crops on device (`jaxres.tasks.degradation`).
+  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier", "blur_sigma": 0.0,
+                                      "noise_sigma": 0.0})
   c.data.num_frames = 5
-  c.data.sr.scale = scale
-  c.data.sr.patch_size = 64
+  c.data.resize = 0  # HR patches at the videos' own resolution
+  c.data.crop_size = 64  # HR patch side, a multiple of the scale
+  c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # frames in [0, 1]
   c.global_batch_size = 8
   c.num_train_steps = 1000
   c.optimizer.name = "adamw"

@@ -1,0 +1,150 @@
+"""What a data config names: the videos of each split, their class names and counts.
+
+For the folder and demo sources the videos are listed from class folders and split lists
+(`jaxres.data.sources`); prepared data reads its manifest (`jaxres.data.records`); TFDS reads its
+builder's info. Nothing is decoded here.
+
+Example:
+  >>> info = dataset_info(default_data_config())
+  >>> info.num_classes, info.num_videos
+  (4, {'train': 96, 'eval': 32})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+import ml_collections
+
+from jaxres.data import config as config_lib
+from jaxres.data import demo, records, sources
+from jaxres.data.skips import SKIPPED, SkipCounter
+
+SPLITS = ("train", "eval")
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetInfo:
+  """What the engine needs to know about a configured dataset.
+
+  Attributes:
+    class_names: label -> name (sorted class folder names for folder sources).
+    num_videos: videos per split (`"train"`, `"eval"`), before any skips.
+    eval_views: clips x crops evaluated per video (eval examples = videos x views).
+  """
+
+  class_names: tuple[str, ...]
+  num_videos: dict[str, int]
+  eval_views: int
+
+  @property
+  def num_classes(self) -> int:
+    return len(self.class_names)
+
+  def num_examples(self, split: str) -> int:
+    """Videos in `split` (train) or clips x crops of them (eval)."""
+    return self.num_videos[split] * (self.eval_views if split == "eval" else 1)
+
+  def write(self, directory: str) -> str:
+    """Writes `classes.txt` (line number = label) into `directory`; returns its path."""
+    return sources.write_class_names(directory, self.class_names)
+
+
+def check_split(split: str) -> None:
+  """Raises `ValueError` unless `split` is "train" or "eval"."""
+  if split not in SPLITS:
+    raise ValueError(f"split must be one of {SPLITS}, got {split!r}.")
+
+
+def split_name(config: ml_collections.ConfigDict, split: str, default_eval: str) -> str:
+  """The configured name of `split` for prepared/TFDS data (`train_split` / `eval_split`)."""
+  name = config.train_split if split == "train" else config.eval_split
+  return name or ("train" if split == "train" else default_eval)
+
+
+def demo_root(config: ml_collections.ConfigDict) -> str:
+  """Where the demo dataset lives: `config.path`, or a cache folder named by its parameters."""
+  if config.path:
+    return config.path
+  d = config.demo
+  cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  name = f"demo-c{d.num_classes}-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
+  return os.path.join(cache, "jaxres", name)
+
+
+def _ensure_demo(config) -> str:
+  d = config.demo
+  return demo.write_demo_dataset(demo_root(config), num_classes=d.num_classes,
+                                 videos_per_class=d.videos_per_class, num_frames=d.num_frames,
+                                 size=d.size, seed=d.seed)
+
+
+def video_list(config: ml_collections.ConfigDict, split: str,
+               skips: SkipCounter = SKIPPED) -> sources.VideoList:
+  """The videos of `split` for the folder and demo sources (all hosts).
+
+  Args:
+    config: a data config with source "folder" or "demo" (the demo is written on first use).
+    split: "train" or "eval".
+    skips: counter for files that are not videos.
+
+  Returns:
+    A `sources.VideoList`.
+
+  Example:
+    >>> len(video_list(default_data_config(), "eval").entries)
+  """
+  check_split(split)
+  if config.source == "demo":
+    root = _ensure_demo(config)
+    default = "trainlist01.txt" if split == "train" else "testlist01.txt"
+    split_list = (config.train_split if split == "train" else config.eval_split) or default
+    split_list = split_list if os.path.isabs(split_list) else os.path.join(root, split_list)
+  else:
+    root = config.path
+    split_list = config.train_split if split == "train" else config.eval_split
+  return sources.folder_videos(root, split_list, split=split,
+                               holdout_fraction=config.holdout_fraction, skips=skips)
+
+
+def tfds_builder(config: ml_collections.ConfigDict):
+  """The TFDS builder of `config.tfds_name` (data_dir `config.path`), jaxres' own registered."""
+  import tensorflow_datasets as tfds
+  from jaxres.data import tfds_builder as _  # noqa: F401 - registers the jaxres_videos builder.
+  return tfds.builder(config.tfds_name, data_dir=config.path or None)
+
+
+def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
+  """Class names and split sizes of the configured dataset.
+
+  Args:
+    config: a data config.
+
+  Returns:
+    `DatasetInfo`.
+
+  Raises:
+    ValueError: an inconsistent data config (the key is named).
+    FileNotFoundError: the data folder, manifest or split list is missing.
+
+  Example:
+    >>> dataset_info(config).num_classes
+  """
+  config_lib.validate(config)
+  views = config.eval_clips * config.eval_crops
+  if config.source in ("demo", "folder"):
+    lists = {s: video_list(config, s) for s in SPLITS}
+    names = lists["train"].class_names
+    counts = {s: len(v.entries) for s, v in lists.items()}
+  elif config.source == "prepared":
+    manifest = records.read_manifest(config.path)
+    names = tuple(manifest["class_names"])
+    counts = {s: records.split_of(manifest, split_name(config, s, "eval"), config.path)["num_videos"]
+              for s in SPLITS}
+  else:
+    builder = tfds_builder(config)
+    label = builder.info.features[config.tfds_label_key]
+    names = tuple(label.names) if hasattr(label, "names") else tuple(map(str, range(label.num_classes)))
+    counts = {s: builder.info.splits[split_name(config, s, "test")].num_examples for s in SPLITS}
+  return DatasetInfo(names, counts, views)

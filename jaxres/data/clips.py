@@ -1,0 +1,144 @@
+"""Clip decoding: a source element -> uint8 clips `[clips, T, H, W, 3]` with its label and id.
+
+Raw videos are decoded in Python (PyAV, through `tf.numpy_function`), seeking to and decoding only
+the clip's frames; prepared/TFDS records decode only the clip's JPEG/PNG frames with tf ops. Train
+decodes one clip at a random start (a stateless function of the element's seed), eval
+`eval_clips` uniformly spaced clips. Unreadable or (with `short_video="skip"`) short videos are
+skipped and counted in a `SkipCounter`.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+
+import numpy as np
+
+from jaxres.data import transforms, video
+from jaxres.data.skips import SkipCounter
+from jaxres.data.tfhost import tf
+
+
+def to_uint8(video):
+  """`video` as uint8 (rounded and saturated when it is float)."""
+  return video if video.dtype == tf.uint8 else tf.saturate_cast(tf.round(video), tf.uint8)
+
+
+class _ShortVideo(Exception):
+  pass
+
+
+def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
+  """numpy function (path, seed) -> (uint8 [clips * T, H, W, 3], ok)."""
+  num_frames, clips = config.num_frames, (config.eval_clips if split == "eval" else 1)
+  empty = np.zeros((0, 1, 1, 3), np.uint8)
+  failures = collections.Counter()  # Failures since the last success: all bad = a clear error.
+
+  def fn(path, seed):
+    path = path.decode()
+    rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in seed])
+
+    def pick(meta):
+      step = transforms.clip_step(meta.fps, config.frame_stride, config.target_fps)
+      if meta.num_frames < transforms.clip_span(num_frames, step) and config.short_video == "skip":
+        raise _ShortVideo(f"{meta.num_frames} frames, a clip needs "
+                          f"{math.ceil(transforms.clip_span(num_frames, step))}")
+      if split == "train":
+        starts = [transforms.train_start_np(meta.num_frames, num_frames, step, rng)]
+      else:
+        starts = transforms.eval_starts_np(meta.num_frames, num_frames, step, clips)
+      return np.concatenate([transforms.clip_indices_np(meta.num_frames, num_frames, step, s)
+                             for s in starts])
+
+    try:
+      frames = video.read_frames(path, pick)
+      failures.clear()
+      return frames, True
+    except video.DecodeError as e:
+      skips.record(path, e.reason, e.detail)
+    except _ShortVideo as e:
+      skips.record(path, "short", str(e))
+    except FileNotFoundError:
+      skips.record(path, "missing", "file vanished after listing")
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop training.
+      skips.record(path, "corrupt", repr(e))
+    failures[path] += 1
+    if len(failures) >= num_videos and min(failures.values()) >= 2:
+      raise ValueError(f"None of this host's {num_videos} videos can be used; skipped so far: "
+                       f"{skips.counts()} (e.g. {sorted(failures)[:3]}).")
+    return empty, False
+
+  def decode_op(x, seed):
+    frames, ok = tf.numpy_function(fn, [x["path"], seed], [tf.uint8, tf.bool])
+    frames = tf.ensure_shape(frames, [None, None, None, 3])
+    frames = tf.reshape(frames, tf.concat([[clips, -1], tf.shape(frames)[1:]], 0))
+    return {"clips": frames, "ok": tf.ensure_shape(ok, []), "label": x["label"],
+            "video_id": x["video_id"]}
+
+  return decode_op
+
+
+def encoded_decoder(config, split: str, image_format: str):
+  """tf function (record, seed) -> {"clips": uint8 [clips, T, H, W, 3], "label", "video_id"}."""
+  num_frames = config.num_frames
+
+  fused = (split == "train" and image_format == "jpeg" and config.resize > 0
+           and tuple(config.scale_jitter) == (1.0, 1.0))
+
+  def fused_crop(x, idx, seed):
+    # Frames stored at the training short side: decode just the crop window (else: resize first).
+    _, s_crop, _, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    shape = tf.io.extract_jpeg_shape(x["frames"][0])
+    return tf.cond(
+        tf.equal(tf.minimum(shape[0], shape[1]), config.resize),
+        lambda: transforms.decode_random_crop_jpeg(x["frames"], idx, config.crop_size, s_crop),
+        lambda: to_uint8(transforms.random_crop(transforms.resize_short_side(
+            transforms.decode_frames(x["frames"], idx), config.resize), config.crop_size, s_crop)))
+
+  def decode_op(x, seed):
+    step = transforms.clip_step(tf.cast(x["fps"], tf.float64), config.frame_stride,
+                                config.target_fps)
+    if split == "train":
+      idx = transforms.train_clip_indices(x["num_frames"], num_frames, step, seed)[None]
+      if fused:
+        return {"clips": fused_crop(x, idx[0], seed)[None], "ok": tf.constant(True),
+                "label": x["label"], "video_id": x["video_id"], "cropped": True}
+    else:
+      idx = transforms.eval_clip_indices(x["num_frames"], num_frames, step, config.eval_clips)
+    frames = transforms.decode_frames(x["frames"], tf.reshape(idx, [-1]), image_format)
+    frames = tf.reshape(frames, tf.concat([tf.shape(idx), tf.shape(frames)[1:]], 0))
+    return {"clips": frames, "ok": tf.constant(True), "label": x["label"],
+            "video_id": x["video_id"]}
+
+  return decode_op
+
+
+def short_filter(config, skips: SkipCounter, num_videos: int):
+  """tf predicate on encoded records: False (and counted) for short videos under "skip".
+
+  Raises (in the pipeline) once all `num_videos` of this host's videos were found short: a
+  repeated training set would otherwise filter forever without yielding a batch.
+  """
+  short = set()
+
+  def record(name, n):
+    name = name.decode()
+    skips.record(name, "short", f"{int(n)} frames")
+    short.add(name)
+    if len(short) >= num_videos:
+      raise ValueError(f"All {num_videos} of this host's videos are shorter than a clip "
+                       f"(e.g. {sorted(short)[:3]}); lower data.num_frames or data.frame_stride, "
+                       "or set data.short_video = \"loop\".")
+    return False
+
+  def keep(x):
+    step = transforms.clip_step(tf.cast(x["fps"], tf.float64), config.frame_stride,
+                                config.target_fps)
+    span = (config.num_frames - 1) * tf.cast(step, tf.float64) + 1.0
+    long_enough = tf.cast(x["num_frames"], tf.float64) >= span
+    # Python runs only for the (rare) short video, to name it in the warning and the counter.
+    return tf.cond(long_enough, lambda: True,
+                   lambda: tf.numpy_function(record, [x["name"], x["num_frames"]], tf.bool,
+                                             stateful=True))
+
+  return keep

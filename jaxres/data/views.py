@@ -1,0 +1,73 @@
+"""Views: decoded clips -> what a batch holds, the same for every task.
+
+Training: one clip, resized so its short side is `resize` (times a random scale jitter), a random
+`crop_size` square, an optional flip. Evaluation: `eval_clips` clips x `eval_crops` crops of every
+video, each tagged with its `video_id` and a `mask` of 1 (padding rows get 0). With `resize = 0`
+frames keep their own resolution (upsized only where the short side is below `crop_size`), as
+super-resolution wants. Views stay uint8 until batched; `normalize_batch` then makes float32
+`(pixels / 255 - mean) / std` in one pass over the batch (mean 0, std 1 gives [0, 1]).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from jaxres.data import transforms
+from jaxres.data.clips import to_uint8
+from jaxres.data.tfhost import tf
+
+
+def _short_side(config, frames, jitter_seed):
+  """The short side frames are resized to before cropping (jittered in training only)."""
+  if config.resize > 0 and jitter_seed is None:
+    return config.resize
+  if config.resize > 0:
+    return transforms.scale_jitter_size(config.resize, config.scale_jitter, jitter_seed)
+  short = tf.minimum(tf.shape(frames)[-3], tf.shape(frames)[-2])
+  return tf.maximum(short, config.crop_size)
+
+
+def train_view(config, seed, x) -> dict:
+  """One training example `{"video": uint8 [T, S, S, 3], "label"}` from a decoded element."""
+  frames = x["clips"][0]
+  s_size, s_crop, s_flip, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+  if "cropped" in x:  # The decoder already resized and cropped (prepared JPEG frames).
+    video = frames
+  else:
+    size = _short_side(config, frames, s_size)
+    video = transforms.random_crop(transforms.resize_short_side(frames, size), config.crop_size,
+                                   s_crop)
+  video = tf.ensure_shape(to_uint8(video), [config.num_frames, config.crop_size,
+                                             config.crop_size, 3])
+  if config.flip:
+    video = transforms.random_flip(video, s_flip)
+  return {"video": video, "label": tf.cast(x["label"], tf.int32)}
+
+
+def eval_views(config, x) -> dict:
+  """All eval views of one video: `{"video": uint8 [N, T, S, S, 3], "label", "video_id", "mask"}`
+  with N = clips x crops, clip-major."""
+  clips = x["clips"]  # [clips, T, H, W, 3]
+  shape = tf.shape(clips)
+  flat = tf.reshape(clips, tf.concat([[-1], shape[2:]], 0))
+  size, crops = config.crop_size, config.eval_crops
+  video = transforms.spatial_crops(
+      transforms.resize_short_side(flat, _short_side(config, flat, None)), size, crops)
+  video = tf.reshape(video, [crops, config.eval_clips, config.num_frames, size, size, 3])
+  n = config.eval_clips * crops
+  video = tf.reshape(tf.transpose(video, [1, 0, 2, 3, 4, 5]), [n, config.num_frames, size, size, 3])
+  return {"video": to_uint8(video), "label": tf.fill([n], tf.cast(x["label"], tf.int32)),
+          "video_id": tf.fill([n], tf.cast(x["video_id"], tf.int32)),
+          "mask": tf.ones([n], tf.float32)}
+
+
+def padding(config) -> dict[str, np.ndarray]:
+  """One eval padding row (`video_id` -1, `mask` 0) shaped like `eval_views`' rows."""
+  t, c = config.num_frames, config.crop_size
+  return {"video": np.zeros((t, c, c, 3), np.uint8), "label": np.int32(0),
+          "video_id": np.int32(-1), "mask": np.float32(0)}
+
+
+def normalize_batch(config, batch: dict) -> dict:
+  """The batch with its uint8 `"video"` as normalised float32."""
+  return {**batch, "video": transforms.normalize(batch["video"], config.mean, config.std)}

@@ -1,0 +1,107 @@
+"""Classification of clips or images: softmax cross-entropy with label smoothing and mixup/cutmix.
+
+Example:
+  >>> task = ClassificationTask(label_smoothing=0.1)
+  >>> loss, metrics = task.loss_and_metrics(logits, batch)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxres.tasks import mixup
+from jaxres.tasks.base import Batch, mean_by_video
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassificationTask:
+  """Softmax cross-entropy on `batch["label"]`, with label smoothing and mixup/cutmix.
+
+  Eval reports clip accuracy and loss, and, when batches carry `"video_id"`, video accuracy: the
+  logits of every clip of a video are averaged (several clips per video at test time).
+
+  Attributes:
+    label_smoothing: weight moved from the true class to the uniform distribution.
+    mixup_alpha: Beta(alpha, alpha) of mixup (0: off).
+    cutmix_alpha: Beta(alpha, alpha) of cutmix (0: off); when both are on, each batch uses one at
+      random (probability `switch_prob` of cutmix).
+    switch_prob: see `cutmix_alpha`.
+  """
+
+  label_smoothing: float = 0.0
+  mixup_alpha: float = 0.0
+  cutmix_alpha: float = 0.0
+  switch_prob: float = 0.5
+  name = "classification"
+
+  def model_input(self, batch: Batch) -> jax.Array:
+    return batch["video"]
+
+  def prepare(self, batch: Batch, rng: jax.Array | None) -> Batch:
+    """Training (`rng` given): mixes the clips (mixup/cutmix) and records the partner index and
+    weight for the loss. Eval: the batch as is."""
+    if rng is None or not (self.mixup_alpha or self.cutmix_alpha):
+      return batch
+    video, perm, lam = mixup.mix_clips(batch["video"], rng, mixup_alpha=self.mixup_alpha,
+                                       cutmix_alpha=self.cutmix_alpha,
+                                       switch_prob=self.switch_prob)
+    return dict(batch, video=video, mix_perm=perm, mix_lambda=lam)
+
+  def _targets(self, labels: jax.Array, num_classes: int) -> jax.Array:
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    return onehot * (1.0 - self.label_smoothing) + self.label_smoothing / num_classes
+
+  def loss_and_metrics(self, outputs, batch):
+    logits = outputs.astype(jnp.float32)
+    labels = batch["label"]
+    targets = self._targets(labels, logits.shape[-1])
+    if "mix_perm" in batch:
+      lam = batch["mix_lambda"]
+      targets = lam * targets + (1.0 - lam) * targets[batch["mix_perm"]]
+    loss = jnp.mean(-jnp.sum(targets * jax.nn.log_softmax(logits), axis=-1))
+    accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+    return loss, {"loss": loss, "accuracy": accuracy}
+
+  def eval_metrics(self, outputs, batch):
+    logits = outputs.astype(jnp.float32)
+    labels = batch["label"]
+    nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1)[:, 0]
+    out = {"loss": nll, "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+           "label": labels, "logits": logits}
+    if "video_id" in batch:
+      out["video_id"] = batch["video_id"]
+    return out
+
+  def aggregate(self, per_example):
+    """Clip `accuracy` and `loss`, and `video_accuracy` (logits averaged per video) when the
+    values carry video ids."""
+    per_example = [{k: np.asarray(v) for k, v in m.items()} for m in per_example]
+    if not per_example:
+      return {}
+    _, clips = mean_by_video([{k: m[k] for k in m if k != "video_id"} for m in per_example],
+                             ["loss", "correct"])
+    if not len(clips["loss"]):
+      return {}
+    out = {"accuracy": float(clips["correct"].mean()), "loss": float(clips["loss"].mean()),
+           "num_clips": float(len(clips["loss"]))}
+    if "video_id" in per_example[0]:
+      ids, videos = mean_by_video(per_example, ["logits"])
+      # A video's label is that of its first kept view (all its views share it in real data).
+      kept = [(m["video_id"][m["weight"] > 0] if "weight" in m else m["video_id"],
+               m["label"][m["weight"] > 0] if "weight" in m else m["label"]) for m in per_example]
+      all_ids = np.concatenate([i for i, _ in kept])
+      all_labels = np.concatenate([label for _, label in kept])
+      _, first = np.unique(all_ids, return_index=True)  # sorted ids, as `mean_by_video` returns
+      labels = all_labels[first]
+      out["video_accuracy"] = float(np.mean(videos["logits"].argmax(-1) == labels))
+      out["num_videos"] = float(len(ids))
+    return out
+
+  def check_data(self, data_config: Any) -> None:
+    """Classification reads any video source; nothing to check beyond the data config itself."""
+    del data_config

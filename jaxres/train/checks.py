@@ -1,0 +1,49 @@
+"""Checks of a training config against its data and devices, before anything compiles.
+
+Each error names the config key, the value found and what to change, e.g.
+`model.num_classes=4 but /data/UCF-101 has 101 class folders; set --config.model.num_classes=101`.
+
+Example:
+  >>> check_config(config, task, info=dataset_info(config.data), num_devices=jax.device_count())
+"""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+
+def check_config(config, task, *, info: Optional[Any] = None, uses_data_config: bool = True,
+                 num_devices: int = 1, num_processes: int = 1) -> None:
+  """Raises `ValueError` naming the first key that does not fit the data or the devices.
+
+  Args:
+    config: a training config.
+    task: its task (`jaxres.tasks.Task`); `task.check_data(config.data)` runs first.
+    info: the data's `jaxres.data.pipeline.DatasetInfo` (None: not checked).
+    uses_data_config: whether `config.data` feeds the run (False when the caller supplies its
+      own batches or `synthetic_data` is on: the data section is then not checked).
+    num_devices: devices the global batch is split over (jit) or replicated on (pmap).
+    num_processes: hosts that each read a share of the batch.
+
+  Example:
+    >>> check_config(config, task, info=info, num_devices=8)
+  """
+  batch = config.global_batch_size
+  if not isinstance(batch, int) or batch < 1:
+    raise ValueError(f"global_batch_size must be a positive integer, got {batch!r}.")
+  if batch % num_devices:
+    raise ValueError(f"global_batch_size={batch} is not divisible by the {num_devices} devices; "
+                     f"use a multiple of {num_devices} (or --config.parallel.num_devices).")
+  if batch % num_processes:
+    raise ValueError(f"global_batch_size={batch} is not divisible by the {num_processes} hosts.")
+  if config.num_train_steps < 0:
+    raise ValueError(f"num_train_steps must be >= 0, got {config.num_train_steps}.")
+  if uses_data_config and not config.get("synthetic_data"):
+    task.check_data(config.data)
+  if info is None or "num_classes" not in config.model or task.name != "classification":
+    return
+  if config.model.num_classes != info.num_classes:
+    where = config.data.get("path") or f"the {config.data.source} data"
+    raise ValueError(
+        f"model.num_classes={config.model.num_classes} but {where} has {info.num_classes} "
+        f"classes; set --config.model.num_classes={info.num_classes}.")
