@@ -25,7 +25,7 @@ import numpy as np
 def write_videos(root: str, count: int, frames: int, height: int, width: int, suffix: str,
                  codec: str | None) -> None:
   from jaxres.data import demo
-  from jaxres.data.encode import write_video
+  from jaxres.data.video import write_video
   rng = np.random.default_rng(0)
   names = list(demo.DIRECTIONS)[:4]
   for i in range(count):

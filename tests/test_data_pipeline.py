@@ -12,7 +12,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from jaxres import cli
 from jaxres.data import pipeline, records
 from jaxres.data.config import default_data_config
-from jaxres.data.encode import write_video
+from jaxres.data.video import write_video
 from jaxres.data.prepare import prepare_dataset
 from jaxres.data import clips
 from jaxres.data.skips import SkipCounter
@@ -278,8 +278,8 @@ def test_resumed_batches_equal_an_uninterrupted_run_without_decoding_the_skipped
   uninterrupted = take(config, "train", 8, seed=3, skips=SkipCounter())
   decoded = []
   if source == "folder":
-    read_frames = clips.decode.read_frames
-    monkeypatch.setattr(clips.decode, "read_frames",
+    read_frames = clips.video.read_frames
+    monkeypatch.setattr(clips.video, "read_frames",
                         lambda *a, **k: decoded.append(a[0]) or read_frames(*a, **k))
   resumed = take(config, "train", 2, seed=3, start_step=6, skips=SkipCounter())
   for x, y in zip(uninterrupted[6:], resumed):

@@ -131,7 +131,7 @@ def test_demo_clips_move_in_their_class_direction(name):
 
 
 def test_demo_dataset_is_real_video_and_reused(tmp_path):
-  from jaxres.data import decode
+  from jaxres.data import video as video_io
   root = demo.write_demo_dataset(str(tmp_path / "demo"), num_classes=4, videos_per_class=4,
                                  num_frames=8, size=32)
   assert sources.list_classes(root) == ("down", "left", "right", "up")
@@ -140,7 +140,7 @@ def test_demo_dataset_is_real_video_and_reused(tmp_path):
   assert len(train.entries) == 12 and len(test.entries) == 4
   assert all(os.path.basename(os.path.dirname(e.path)) == train.class_names[e.label]
              for e in train.entries + test.entries)
-  video = decode.read_video(train.entries[0].path)
+  video = video_io.read_video(train.entries[0].path)
   assert video.frames.shape == (8, 32, 32, 3)
   mtime = os.path.getmtime(train.entries[0].path)
   assert demo.write_demo_dataset(root, num_classes=4, videos_per_class=4, num_frames=8,

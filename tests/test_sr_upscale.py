@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from jaxres import models
-from jaxres.sr import footage, upscale, video_io
+from jaxres.data import video
+from jaxres.sr import footage, upscale
 from jaxres.sr.upscale import UpscaleOptions, spans, upscale_array
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -110,11 +111,27 @@ def test_upscale_video_keeps_fps_count_and_odd_sizes(tmp_path, tiny_edsr):
   result = upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False,
                                  options=UpscaleOptions(chunk=4), progress=False)
   assert result["frames"] == 9
-  info, frames = video_io.read_video_stream(out)
+  meta, frames = video.stream_video(out)
   frames = list(frames)
-  assert (info.height, info.width, len(frames)) == (45, 51, 9)
-  assert abs(info.fps - 12.5) < 1e-3
+  assert (meta.height, meta.width, len(frames)) == (45, 51, 9)
+  assert abs(meta.fps - 12.5) < 1e-3
   assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.mp4"]  # no temporary file left
+
+
+def test_upscale_keeps_the_timing_of_variable_frame_rate_video(tmp_path, tiny_edsr):
+  model, variables = tiny_edsr
+  clip = footage.generate_clips(0, 1, 12, 14, 18)[0]
+  times = np.cumsum([0.0] + [0.04, 0.2, 0.08] * 3 + [0.04, 0.2])  # 25 fps ticks held 1 to 5
+  src = video.write_video(str(tmp_path / "vfr.mp4"), clip, fps=25, timestamps=times)
+  src_meta, src_frames = video.stream_video(src)
+  src_times = [t for _, t in src_frames]
+  out = str(tmp_path / "out.mp4")
+  upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False,
+                        options=UpscaleOptions(chunk=4), progress=False)
+  meta, frames = video.stream_video(out)
+  np.testing.assert_allclose([t for _, t in frames], src_times, atol=1e-3)
+  # Every frame keeps its time; only the last one's hold may differ (one frame at the mean rate).
+  assert meta.duration == pytest.approx(src_meta.duration, abs=1 / src_meta.fps)
 
 
 def test_compare_writes_side_by_side_video_and_png_strip(tmp_path, tiny_edsr):
@@ -124,8 +141,8 @@ def test_compare_writes_side_by_side_video_and_png_strip(tmp_path, tiny_edsr):
   out = str(tmp_path / "cmp.mp4")
   upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False, compare=True,
                         progress=False)
-  info, frames = video_io.read_video_stream(out)
-  first = next(frames)
+  _, frames = video.stream_video(out)
+  first, _ = next(frames)
   assert first.shape == (36, 96, 3)
   # The untrained model returns the bicubic image: both halves agree (up to video coding).
   assert np.abs(first[:, :48].astype(int) - first[:, 48:].astype(int)).mean() < 3
@@ -191,7 +208,7 @@ def test_peak_memory_does_not_grow_with_video_length(tmp_path):
   for n in (50, 500):
     src = str(tmp_path / f"in{n}.mp4")
     # Random frames: nothing compresses, so a kept copy of every frame would show.
-    with video_io.VideoWriter(src, 25.0) as writer:
+    with video.VideoWriter(src, 25.0) as writer:
       for _ in range(n):
         writer.write(rng.integers(0, 256, (32, 48, 3), dtype=np.uint8))
     proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, src, str(tmp_path / f"o{n}.mp4")],

@@ -1,7 +1,8 @@
 """`jaxres upscale IN OUT --checkpoint DIR`: super-resolve a video with a trained model.
 
-Reads any video ffmpeg reads, upscales it in overlapping temporal chunks (and spatial tiles with
-`--tile`), and writes H.264 with the input's fps through a temporary file renamed at the end.
+Reads any video FFmpeg reads, upscales it in overlapping temporal chunks (and spatial tiles with
+`--tile`), and writes H.264 with the input's frame times through a temporary file renamed at the
+end.
 `--compare` writes `bicubic | model` side by side instead (a video, or a PNG strip of 4 frames when
 OUT ends in .png). Memory does not grow with the video's length. See `jaxres.sr.upscale`.
 

@@ -2,8 +2,8 @@
 
 Modules (import what you use; only the tf.data ones load TensorFlow):
 
-- `decode`: a video file -> uint8 `[T, H, W, 3]` with PyAV, seeking to just the frames a clip needs.
-- `encode`: uint8 frames -> a video file (for demo data, tests, benchmarks).
+- `video`: all video file I/O with PyAV: clips by index (seeking to just the frames a clip needs),
+  frame-by-frame streaming with presentation times, atomic writing (`video_write` holds the writer).
 - `demo`: `write_demo_dataset`, the generated motion dataset every job defaults to.
 - `sources`: class folders, UCF101/CSV split lists, class names, per-host sharding.
 - `prepare` / `records`: `jaxres prepare` (TFRecord shards of JPEG frames + manifest).

@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from jaxres.data import decode, transforms
+from jaxres.data import transforms, video
 from jaxres.data.skips import SkipCounter
 from jaxres.data.tfhost import tf
 
@@ -51,10 +51,10 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
                              for s in starts])
 
     try:
-      frames = decode.read_frames(path, pick)
+      frames = video.read_frames(path, pick)
       failures.clear()
       return frames, True
-    except decode.DecodeError as e:
+    except video.DecodeError as e:
       skips.record(path, e.reason, e.detail)
     except _ShortVideo as e:
       skips.record(path, "short", str(e))

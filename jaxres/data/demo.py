@@ -24,7 +24,7 @@ import os
 
 import numpy as np
 
-from jaxres.data.encode import write_video
+from jaxres.data.video import write_video
 
 DIRECTIONS = {
     "right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0),

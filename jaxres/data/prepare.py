@@ -79,15 +79,15 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
   """
   import tensorflow as tf
   tf.config.set_visible_devices([], "GPU")
-  from jaxres.data import decode
+  from jaxres.data import video as video_io
 
   result = {"file": file, "videos": [], "skipped": []}
   tmp = os.path.join(out, f".{file}.tmp")
   with tf.io.TFRecordWriter(tmp) as writer:
     for video in videos:
       try:
-        decoded = decode.read_video(video["path"])
-      except decode.DecodeError as e:
+        decoded = video_io.read_video(video["path"])
+      except video_io.DecodeError as e:
         result["skipped"].append({"path": video["rel"], "reason": e.reason, "detail": e.detail})
         continue
       except FileNotFoundError:

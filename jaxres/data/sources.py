@@ -24,7 +24,7 @@ import dataclasses
 import os
 from typing import Sequence
 
-from jaxres.data.decode import VIDEO_SUFFIXES
+from jaxres.data.video import VIDEO_SUFFIXES
 from jaxres.data.skips import SKIPPED, SkipCounter
 
 CLASS_NAMES_FILE = "classes.txt"

@@ -26,7 +26,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxres.data import decode, records, sources
+from jaxres.data import records, sources, video as video_io
 from jaxres.data.skips import SKIPPED
 
 
@@ -132,8 +132,8 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
     for entry in videos.entries:
       rel = os.path.relpath(entry.path, root)
       try:
-        video = decode.read_video(entry.path)
-      except decode.DecodeError as e:
+        video = video_io.read_video(entry.path)
+      except video_io.DecodeError as e:
         SKIPPED.record(entry.path, e.reason, e.detail)
         continue
       jpegs, _, _ = encode_frames(video.frames, self.builder_config.resize,

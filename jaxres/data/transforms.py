@@ -1,6 +1,6 @@
 """Clip sampling and spatial transforms: tf.data stages (plus the numpy sampler the raw decoder uses).
 
-Clip frames are indices on a video's nominal frame grid (see `jaxres.data.decode`): `num_frames`
+Clip frames are indices on a video's nominal frame grid (see `jaxres.data.video`): `num_frames`
 frames `step` apart, `step = frame_stride`, or `fps / target_fps` when a target rate is set.
 Training clips start at a uniformly random frame; evaluation takes `num_clips` clips with uniformly
 spaced starts from the first to the last possible one. A video shorter than a clip loops (indices

@@ -6,7 +6,7 @@ degradation that makes LR from HR and PSNR/SSIM are in `jaxres.tasks`. Modules h
 - `upscale`: chunked/tiled streaming upscaling of video files (`jaxres upscale`).
 - `checkpoint`: `load_sr_model`, a trained SR model from a `jaxres train` workdir.
 - `evaluate`: per-video PSNR/SSIM vs bicubic on whole held-out videos.
-- `footage`: generated textured footage with sub-pixel motion.
+- `footage`: generated textured footage with sub-pixel motion (video I/O is `jaxres.data.video`).
 
 Example:
   >>> from jaxres.sr import checkpoint, upscale

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from jaxres.sr import video_io
+from jaxres.data import video
 
 
 def _grating(rng, yy, xx, t, velocity, max_freq):
@@ -86,10 +86,8 @@ def generate_clips(seed: int, count: int, frames: int, height: int, width: int,
 
 
 def write_video(path: str, frames: np.ndarray, fps: float = 24.0, crf: int = 10) -> None:
-  """Writes uint8 `[T, H, W, 3]` frames to an H.264 file (atomically; see `video_io.VideoWriter`)."""
-  with video_io.VideoWriter(path, fps, crf=crf) as writer:
-    for frame in frames:
-      writer.write(frame)
+  """Writes uint8 `[T, H, W, 3]` frames to an H.264 file, nearly lossless (`video.write_video`)."""
+  video.write_video(path, frames, fps, crf=crf)
 
 
 def write_footage_dataset(root: str, *, num_videos: int = 48, frames: int = 16, height: int = 96,

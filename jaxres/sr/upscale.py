@@ -12,6 +12,8 @@ How a video is cut (`UpscaleOptions`):
   in a row/column moves back to end at the frame edge). Frames no larger than `tile` are not tiled.
 - Memory: at most one window of LR frames, its HR output and the frames waiting to be written are
   held, so memory does not grow with the video's length.
+- Time: each output frame is written at its input frame's presentation time, so a variable frame
+  rate video keeps its timing and duration.
 
 Exactness: for per-frame models chunking is exact, and tiling is exact (to float rounding) once
 `tile_overlap` covers the receptive field (EDSR baseline: 35 LR pixels; VDSR: 20 HR pixels). The
@@ -44,8 +46,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxres.data import video as video_io
 from jaxres.models.sr import bicubic_upsample
-from jaxres.sr import video_io
 
 
 @dataclasses.dataclass(frozen=True)
@@ -231,13 +233,13 @@ _bicubic_jit = jax.jit(bicubic_upsample, static_argnums=1)
 def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any, *, scale: int,
                   clip_model: bool, options: UpscaleOptions = UpscaleOptions(),
                   compare: bool = False, progress: bool = True, crf: int = 17) -> dict:
-  """Reads a video, upscales it and writes it with the same fps (or a comparison).
+  """Reads a video, upscales it and writes it with the same frame times (or a comparison).
 
   The output is written under a temporary name and renamed at the end, so an error leaves nothing
   under `out_path`. Memory stays flat whatever the length (frames stream through `Upscaler`).
 
   Args:
-    in_path: any video ffmpeg reads.
+    in_path: any video FFmpeg (PyAV) reads.
     out_path: `.mp4`/`.mkv`/`.mov`/... for a video; with `compare`, `.png` writes a strip of up to
       4 frames (first, and every `ceil(T/4)`-th by the container's frame count) instead.
     model: the SR module; variables: its variables.
@@ -249,7 +251,8 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     crf: x264 quality of the written video.
 
   Returns:
-    `{"frames": n, "fps": fps, "size": (H, W), "path": out_path}`.
+    `{"frames": n, "fps": fps, "size": (H, W), "path": out_path}` (`fps`: the input's average
+    rate).
 
   Raises:
     FileNotFoundError: missing input file or output folder.
@@ -259,19 +262,28 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, clip_model=True)
   """
   png = compare and out_path.lower().endswith(".png")
-  video_io.check_output_path(out_path, (".png",) if png else video_io.VIDEO_SUFFIXES)
-  info, lr_frames = video_io.read_video_stream(in_path)
-  if min(info.height, info.width) < 1:
-    raise ValueError(f"{in_path} has empty frames ({info.width}x{info.height}).")
-  lr_frames, lr_copy = _tee(lr_frames) if compare else (lr_frames, None)
+  video_io.check_output_path(out_path, (".png",) if png else video_io.WRITE_SUFFIXES)
+  meta, decoded = video_io.stream_video(in_path)
+  if min(meta.height, meta.width) < 1:
+    decoded.close()
+    raise ValueError(f"{in_path} has empty frames ({meta.width}x{meta.height}).")
+  times: collections.deque = collections.deque()  # of frames read and not yet written
+
+  def lr_images():
+    for image, time in decoded:
+      times.append(time)
+      yield image
+
+  lr_frames, lr_copy = _tee(lr_images()) if compare else (lr_images(), None)
   up = Upscaler(model, variables, scale, clip_model=clip_model, options=options)
-  bar = _progress(info.num_frames, progress, os.path.basename(in_path))
-  strip_every = max(1, -(-(info.num_frames or 4) // 4))
+  bar = _progress(meta.num_frames, progress, os.path.basename(in_path))
+  strip_every = max(1, -(-(meta.num_frames or 4) // 4))
   strip = []
   n = 0
-  writer = None if png else video_io.VideoWriter(out_path, info.fps, crf=crf)
+  writer = None if png else video_io.VideoWriter(out_path, meta.fps, crf=crf)
   try:
     for n, sr in enumerate(up.frames(lr_frames), start=1):
+      time = times.popleft()
       frame = to_uint8(sr)
       if compare:
         lr = next(lr_copy)
@@ -280,7 +292,7 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
         if (n - 1) % strip_every == 0 and len(strip) < 4:
           strip.append(frame)
       else:
-        writer.write(frame)
+        writer.write(frame, time)
       bar.update(1)
   except BaseException:
     if writer is not None:
@@ -288,6 +300,7 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     raise
   finally:
     bar.close()
+    decoded.close()
   if n == 0:
     if writer is not None:
       writer.close(success=False)
@@ -296,7 +309,7 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     video_io.write_png_atomic(out_path, np.concatenate(strip, axis=0))
   else:
     writer.close()
-  return {"frames": n, "fps": info.fps, "size": (info.height * scale, info.width * scale),
+  return {"frames": n, "fps": meta.fps, "size": (meta.height * scale, meta.width * scale),
           "path": out_path}
 
 

@@ -1,31 +1,52 @@
-"""Video file -> uint8 `[T, H, W, 3]` RGB frames with PyAV, decoding only what a clip needs.
+"""Video files <-> uint8 RGB frames with PyAV: clips by index, streaming, atomic writing.
 
-Frames are addressed by index on the video's *nominal grid*: frame `k` is the picture shown at time
-`k / fps` after the first frame, with `fps` the stream's average rate. For a constant-rate video this
-is exactly the k-th decoded frame; for a variable-rate one it is the frame on screen at that time
-(the last one whose timestamp is not later), so clips keep real-time spacing either way.
+Reading (this file) gives uint8 `[H, W, 3]` RGB frames whatever the stored pixel format (8 or
+10 bits, 4:2:0/4:2:2/4:4:4, grayscale), turned as a player shows them (the display matrix phones
+write, or an old `rotate` tag), in two ways:
 
-`read_frames` seeks to the keyframe before the first wanted frame when that frame is not near the
-start (mp4/mkv/webm/avi all allow it) and stops decoding after the last one. Rotation metadata
-(the display matrix phones write) is applied, so frames come out as a player shows them.
+- `read_frames` / `read_video`: frames by index on the video's *nominal grid*, for training clips.
+  Frame `k` is the picture shown at time `k / fps` after the first frame, with `fps` the stream's
+  average rate. For a constant-rate video this is exactly the k-th decoded frame; for a
+  variable-rate one it is the frame on screen at that time (the last one whose timestamp is not
+  later), so clips keep real-time spacing either way. `read_frames` seeks to the keyframe before
+  the first wanted frame when that frame is not near the start and stops after the last one.
+- `stream_video`: every decoded frame in order with its presentation time, one at a time, so memory
+  does not depend on the video's length (for upscaling long videos). Written back with those times
+  (`VideoWriter.write(image, time)`), the output keeps the input's timing.
 
-Failures raise `DecodeError` (a `ValueError`) naming the file: not a video, no video stream,
-truncated or corrupt data, no decodable frame. Callers in the pipeline turn these into counted skips.
+Writing (`VideoWriter`, `write_video`, `write_png_atomic`, `check_output_path`) lives in
+`video_write.py` and is imported here: this module is the one place to import video I/O from.
+
+Failures to read raise `DecodeError` (a `ValueError`) naming the file and with a short `reason` tag:
+not a video, no video stream, truncated or corrupt data, no decodable frame. Callers in the pipeline
+turn these into counted skips.
 
 Example:
   >>> meta = probe("v_ApplyEyeMakeup_g01_c01.avi")            # fps, num_frames, size, rotation
   >>> clip = read_frames("v_ApplyEyeMakeup_g01_c01.avi", np.arange(0, 32, 2))   # [16, H, W, 3]
   >>> video = read_video("clip.mp4"); video.frames.shape, video.fps
+  >>> meta, frames = stream_video("long.mp4")
+  >>> with VideoWriter("copy.mp4", meta.fps) as writer:
+  ...   for image, time in frames:
+  ...     writer.write(image, time)
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
+
+from jaxres.data.video_write import (WRITE_SUFFIXES, VideoWriter, check_output_path,
+                                     write_png_atomic, write_video)
+
+__all__ = ["VIDEO_SUFFIXES", "WRITE_SUFFIXES", "DecodeError", "VideoMeta", "Video", "probe",
+           "read_frames", "read_video", "stream_video", "VideoWriter", "write_video",
+           "write_png_atomic", "check_output_path"]
 
 # Suffixes listed as videos by the sources; anything else in a class folder is skipped as not_video.
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
@@ -40,7 +61,8 @@ class DecodeError(ValueError):
 
   def __init__(self, path: str, reason: str, detail: str = ""):
     self.path, self.reason, self.detail = path, reason, detail
-    super().__init__(f"{path}: {reason}" + (f" ({detail})" if detail else ""))
+    super().__init__(f"Cannot read {path} as a video: {reason}" + (f" ({detail})" if detail else "")
+                     + "; check the file plays, or remove it.")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,7 +107,7 @@ def _open(path: str):
   try:
     container = av.open(path, metadata_errors="ignore")
   except FileNotFoundError:
-    raise
+    raise FileNotFoundError(f"No such video file: {path}") from None
   except (av.FFmpegError, UnicodeDecodeError, OSError) as e:
     raise DecodeError(path, "corrupt", f"cannot open: {e}") from None
   if not container.streams.video:
@@ -97,16 +119,14 @@ def _open(path: str):
 
 
 def _rotation(stream, frame=None) -> int:
-  angle = None
-  if frame is not None:
-    angle = getattr(frame, "rotation", None)
+  angle = getattr(frame, "rotation", None) if frame is not None else None
   if not angle:
     tag = stream.metadata.get("rotate")
     angle = -int(tag) if tag else 0
   return int(round(angle / 90.0)) % 4 * 90
 
 
-def _stream_meta(path: str, container, stream) -> tuple[float, int, float, float]:
+def _stream_meta(container, stream) -> tuple[float, int, float, float]:
   """(fps, num_frames, duration, start_time) from headers."""
   rate = stream.average_rate or stream.guessed_rate or stream.base_rate
   fps = float(rate) if rate else 0.0
@@ -130,6 +150,56 @@ def _stream_meta(path: str, container, stream) -> tuple[float, int, float, float
   return fps, num_frames, duration, start
 
 
+def _timed(path: str, container, stream, fps: float, start: float, *, keep_truncated: bool):
+  """Yields `(av.VideoFrame, seconds since the first frame)` in presentation order.
+
+  With `keep_truncated`, a decoding error after the first frame ends the video there (a truncated
+  tail keeps what decoded); otherwise every error is a `DecodeError`.
+  """
+  frames = container.decode(stream)
+  count = 0
+  while True:
+    try:
+      frame = next(frames)
+    except StopIteration:
+      return
+    except av.FFmpegError as e:
+      if count and keep_truncated:
+        return
+      raise DecodeError(path, "corrupt", str(e)) from None
+    yield frame, (frame.time - start if frame.time is not None else count / fps)
+    count += 1
+
+
+def _to_array(frame, rotation: int) -> np.ndarray:
+  # swscale converts any stored format (10-bit, gray, 4:4:4, ...) to 8-bit RGB.
+  image = frame.to_ndarray(format="rgb24")
+  if rotation:
+    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
+  return image
+
+
+def _stream(path: str):
+  """Generator: first the `VideoMeta`, then `(image, time)` per frame; closing it closes the file."""
+  container, stream = _open(path)
+  with container:
+    fps, num_frames, duration, start = _stream_meta(container, stream)
+    timed = _timed(path, container, stream, fps, start, keep_truncated=True)
+    first = next(timed, None)
+    if first is None:
+      raise DecodeError(path, "empty", "no decodable frame")
+    rotation = _rotation(stream, first[0])
+    h, w = first[0].height, first[0].width
+    if rotation in (90, 270):
+      h, w = w, h
+    yield VideoMeta(path, fps, num_frames, duration, h, w, rotation, stream.codec_context.name)
+    frame, time = first
+    yield _to_array(frame, rotation), time
+    del first, frame  # Nothing holds a frame across the stream.
+    for frame, time in timed:
+      yield _to_array(frame, rotation), time
+
+
 def probe(path: str) -> VideoMeta:
   """Reads a video's headers (and its first frame, for the size and rotation).
 
@@ -147,29 +217,42 @@ def probe(path: str) -> VideoMeta:
     >>> probe("clip.mp4").num_frames
     48
   """
-  container, stream = _open(path)
-  with container:
-    fps, num_frames, duration, _ = _stream_meta(path, container, stream)
-    try:
-      frame = next(container.decode(stream), None)
-    except av.FFmpegError as e:
-      raise DecodeError(path, "corrupt", str(e)) from None
-    if frame is None:
-      raise DecodeError(path, "empty", "no decodable frame")
-    rotation = _rotation(stream, frame)
-    h, w = frame.height, frame.width
-    if rotation in (90, 270):
-      h, w = w, h
-    if num_frames <= 0:
-      raise DecodeError(path, "empty", "zero frames")
-    return VideoMeta(path, fps, num_frames, duration, h, w, rotation, stream.codec_context.name)
+  frames = _stream(path)
+  try:
+    meta = next(frames)
+  finally:
+    frames.close()
+  if meta.num_frames <= 0:
+    raise DecodeError(path, "empty", "zero frames")
+  return meta
 
 
-def _to_array(frame, rotation: int) -> np.ndarray:
-  image = frame.to_ndarray(format="rgb24")
-  if rotation:
-    image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
-  return image
+def stream_video(path: str) -> tuple[VideoMeta, Iterator[tuple[np.ndarray, float]]]:
+  """Opens a video for decoding frame by frame (memory independent of its length).
+
+  Every decoded frame comes out once, in presentation order, with its time: for a constant-rate
+  video the same frames as `read_video`; for a variable-rate one the frames as stored (which
+  `read_video` resamples onto its grid). A truncated tail ends the stream where decoding fails.
+
+  Args:
+    path: a video file.
+
+  Returns:
+    `(meta, frames)`: the `VideoMeta` (as `probe`) and an iterator of `(image, time)`, `image`
+    uint8 `[H, W, 3]` RGB as displayed, `time` seconds since the first frame. The file stays open
+    until the iterator is exhausted or closed (`frames.close()`).
+
+  Raises:
+    FileNotFoundError: no such file.
+    DecodeError: not a readable video (when opening; a corrupt frame later ends the stream).
+
+  Example:
+    >>> meta, frames = stream_video("long.mp4")
+    >>> for image, time in frames:
+    ...   print(time, image.shape)
+  """
+  frames = _stream(path)
+  return next(frames), frames
 
 
 def _decode_grid(path: str, container, stream, targets: np.ndarray, fps: float, start: float,
@@ -186,12 +269,9 @@ def _decode_grid(path: str, container, stream, targets: np.ndarray, fps: float, 
     offset = int((start + (targets[0] - 0.5) / fps) / float(stream.time_base))
     container.seek(offset, stream=stream, backward=True, any_frame=False)
     seeked = True
-  count = 0
-  for frame in container.decode(stream):
+  for frame, t in _timed(path, container, stream, fps, start, keep_truncated=False):
     if rotation is None:
       rotation = _rotation(stream, frame)
-    t = frame.time - start if frame.time is not None else count / fps
-    count += 1
     while j < len(targets) and t > targets[j] / fps + tol:
       if prev is None:
         if seeked:  # Landed after the target: the container's index lied; caller decodes from 0.
@@ -224,8 +304,10 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray | Callable[[Video
   Args:
     path: a video file.
     indices: frame indices (any order, repeats allowed), or a function of the `VideoMeta` that
-      returns them (so the clip can be placed once the length is known, in one open of the file).
-      Indices past the end give the last frame.
+      returns them (so the clip can be placed once the length is known, in one open of the file;
+      no frame is decoded before it is called, so that `VideoMeta` has the stored size and only
+      an old `rotate` tag's rotation, not the display matrix's). Indices past the end give the
+      last frame.
     seek: allow seeking to the keyframe before the first index.
 
   Returns:
@@ -240,7 +322,7 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray | Callable[[Video
   """
   container, stream = _open(path)
   try:
-    fps, num_frames, duration, start = _stream_meta(path, container, stream)
+    fps, num_frames, duration, start = _stream_meta(container, stream)
     if num_frames <= 0:
       raise DecodeError(path, "empty", "zero frames")
     if callable(indices):
@@ -249,9 +331,9 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray | Callable[[Video
       indices = indices(meta)
     indices = np.asarray(indices, np.int64).reshape(-1)
     if indices.size == 0:
-      raise ValueError("read_frames needs at least one index.")
+      raise ValueError(f"read_frames({path}) needs at least one index.")
     if indices.min() < 0:
-      raise ValueError(f"Negative frame index in {indices}.")
+      raise ValueError(f"Negative frame index for {path} in {indices}.")
     targets = np.unique(indices)
     try:
       try:
@@ -285,26 +367,15 @@ def read_video(path: str, *, max_frames: int | None = None) -> Video:
     >>> video = read_video("clip.webm"); video.frames.shape
     (48, 64, 80, 3)
   """
-  container, stream = _open(path)
-  try:
-    fps, num_frames, _, start = _stream_meta(path, container, stream)
-    decoded, times, rotation = [], [], None
-    try:
-      for i, frame in enumerate(container.decode(stream)):
-        if rotation is None:
-          rotation = _rotation(stream, frame)
-        decoded.append(_to_array(frame, rotation))
-        times.append(frame.time - start if frame.time is not None else i / fps)
-        if max_frames and len(decoded) >= max_frames and num_frames <= max_frames:
-          break
-    except av.FFmpegError as e:
-      if not decoded:
-        raise DecodeError(path, "corrupt", str(e)) from None
-      # A truncated tail: keep what decoded (the caller still sees fewer frames than the header).
-  finally:
-    container.close()
-  if not decoded:
-    raise DecodeError(path, "empty", "no decodable frame")
+  meta, stream = stream_video(path)
+  fps = meta.fps
+  decoded, times = [], []
+  with contextlib.closing(stream):
+    for image, time in stream:
+      if max_frames and time >= max_frames / fps:  # Past the last grid time wanted.
+        break
+      decoded.append(image)
+      times.append(time)
   times = np.asarray(times)
   span = max(len(decoded), int(round((times[-1] + 1.0 / fps) * fps)))
   if abs(span - len(decoded)) <= 1 and np.all(np.abs(times - np.arange(len(times)) / fps) < 0.5 / fps):
