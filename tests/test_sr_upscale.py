@@ -201,11 +201,17 @@ _MEMORY_SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_peak_memory_does_not_grow_with_video_length(tmp_path):
-  """Peak RSS upscaling 50 and 500 frames (each in a fresh process) stays in a constant band."""
+  """Upscaling 500 and 2000 frames (each in a fresh process): the host buffers' peak is the same,
+  and RSS grows far less than keeping the frames would take.
+
+  RSS alone is noisy here (PyAV's decoder and x264 run in-process and malloc keeps what they free:
+  50, 500, 1000 and 2000 frames measured 618, 662, 659 and 682 MiB), so the exact check is on the
+  traced numpy buffers and RSS only has to stay well below the cost of holding the frames.
+  """
   peaks = {}
   env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONPATH=REPO)
   rng = np.random.default_rng(0)
-  for n in (50, 500):
+  for n in (500, 2000):
     src = str(tmp_path / f"in{n}.mp4")
     # Random frames: nothing compresses, so a kept copy of every frame would show.
     with video.VideoWriter(src, 25.0) as writer:
@@ -216,6 +222,6 @@ def test_peak_memory_does_not_grow_with_video_length(tmp_path):
     traced, rss = proc.stdout.split()[-2:]
     peaks[n] = (int(traced) / 2 ** 20, int(rss) / 2 ** 10)  # MiB
   print("peak (traced host buffers, RSS) MiB by frame count:", peaks)
-  # Keeping the 450 extra frames would add 450 x (18 KiB float32 LR + 72 KiB float32 HR) = 40 MiB.
-  assert abs(peaks[500][0] - peaks[50][0]) < 1, peaks
-  assert abs(peaks[500][1] - peaks[50][1]) < 8, peaks
+  # Keeping the 1500 extra frames would add 1500 x (18 KiB float32 LR + 72 KiB float32 HR) = 132 MiB.
+  assert abs(peaks[2000][0] - peaks[500][0]) < 1, peaks
+  assert peaks[2000][1] - peaks[500][1] < 132 / 3, peaks
