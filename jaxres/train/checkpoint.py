@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sys
 import time
 from typing import Any, Callable, Mapping, Optional
 
@@ -111,6 +112,7 @@ class Checkpointer:
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
     except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
+      _ignore_reads_finishing_after_a_failed_restore()
       reason = _first_line(e)
       raise CheckpointError(
           f"The checkpoint {self.step_path(step)} cannot be restored (damaged, or written by "
@@ -181,4 +183,25 @@ class Checkpointer:
 
 def _first_line(error: BaseException) -> str:
   text = str(error).strip() or type(error).__name__
-  return text.splitlines()[0]
+  return text.splitlines()[0].split(" [tensorstore_spec")[0]  # the spec is a page of JSON
+
+
+def _ignore_reads_finishing_after_a_failed_restore() -> None:
+  """Silences the tensorstore reads that a failed restore leaves in flight.
+
+  Orbax gives up on the first failed array and closes its event loop; each remaining read then
+  finishes into the closed loop and Python prints an unraisable `RuntimeError: Event loop is closed`
+  traceback for it (dozens per checkpoint, some at interpreter exit). Only those are dropped.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxres_quiet_closed_loop", False):
+    return
+
+  def hook(unraisable):
+    if (isinstance(unraisable.exc_value, RuntimeError)
+        and str(unraisable.exc_value) == "Event loop is closed"):
+      return
+    previous(unraisable)
+
+  hook._jaxres_quiet_closed_loop = True
+  sys.unraisablehook = hook

@@ -330,6 +330,8 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:
     _, eval_data = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # not created by looking for it
+    raise FileNotFoundError(f"No checkpoints in {workdir}: is it the --workdir of `jaxres train`?")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
   batches = None
   try:
