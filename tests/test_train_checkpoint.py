@@ -204,6 +204,25 @@ def test_sigterm_then_kill9_then_resume_matches_uninterrupted(tmp_path, uninterr
   assert "Resumed from the checkpoint of step" in out
   for a, b in zip(_final_params(workdir, 16), uninterrupted):
     _leaves_equal(a, b)
+  # The steps between the last checkpoint and the kill ran twice but are logged once.
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [(r["split"], r["step"]) for r in map(json.loads, f)]
+  assert sorted(rows) == sorted(set(rows)) and len(rows) == 16 + 1  # train 1..16, eval 16
+
+
+@pytest.mark.slow
+def test_a_damaged_latest_checkpoint_is_named_and_training_resumes_from_the_one_before(tmp_path):
+  workdir = str(tmp_path / "run")
+  proc = _start(workdir, "--config.num_train_steps=4")
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  _damage(os.path.join(workdir, "checkpoints", "4"), "truncated_array")
+  proc = _start(workdir, "--config.num_train_steps=6")
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  assert f"{workdir}/checkpoints/4 cannot be restored" in out, out
+  assert "Resumed from the checkpoint of step 2." in out and "finished at step 6" in out
+  assert "Traceback" not in out and "Event loop is closed" not in out, out
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):

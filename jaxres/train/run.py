@@ -177,6 +177,8 @@ def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None
   engine, model, _ = build_engine(config, devices=jax.local_devices()[:1])
   clips = models.spec(config.model.name).input_rank == 5
   input_shape = (1, 2, 32, 32, 3) if clips else (1, 32, 32, 3)  # parameter shapes don't depend on it
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # not created by looking for it
+    raise FileNotFoundError(f"No checkpoints in {workdir}: is it the workdir of `jaxres train`?")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
   try:
     step = ckpt.latest_step() if step is None else step
