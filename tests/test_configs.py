@@ -58,6 +58,20 @@ def test_misspelt_keys_are_errors_that_name_them():
     load_config("demo", ["--config.modle.name=r3d_18"])
 
 
+@pytest.mark.parametrize("typed, meant", [
+    ("optimizer.lr", "optimizer.learning_rate"),  # the README's promise: initials of the leaf
+    ("optimizer.wd", "optimizer.weight_decay"),
+    ("lr", "optimizer.learning_rate"),
+    ("num_classes", "model.num_classes"),  # the right leaf in another section
+    ("optim.learning_rate", "optimizer.learning_rate"),
+    ("batch_size", "global_batch_size"),  # close leaf names
+    ("model.nam", "model.name"),
+])
+def test_unknown_keys_suggest_the_key_meant(typed, meant):
+  with pytest.raises(KeyError, match=f"Unknown config key '{typed}'. Did you mean '{meant}'"):
+    load_config("demo", [f"--config.{typed}=1"])
+
+
 def test_overrides_are_typed():
   config = load_config("demo", ["--config.optimizer.learning_rate=1", "--config.schedule.boundaries=(10, 20)",
                                 "--config.parallel.fsdp=true", "--config.model.name=mc3_18"])

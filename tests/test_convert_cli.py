@@ -51,3 +51,15 @@ def test_forward_command_prints_a_prediction(capsys):
 def test_unknown_command_is_refused(capsys):
   assert cli.main(["trian"]) == 2
   assert "unknown command 'trian'" in capsys.readouterr().err
+
+
+def test_convert_refuses_a_whole_pickled_model_as_its_help_says(tmp_path, capsys):
+  with pytest.raises(SystemExit):
+    cli.main(["convert", "--help"])
+  assert "whole pickled model is refused" in " ".join(capsys.readouterr().out.split())
+  torch.save(torch.nn.Linear(2, 3), tmp_path / "model.pth")
+  assert cli.main(["convert", str(tmp_path / "model.pth"), str(tmp_path / "x.msgpack"),
+                   "--arch", "r3d_18"]) == 1
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "model.state_dict()" in err, err
+  assert not (tmp_path / "x.msgpack").exists()

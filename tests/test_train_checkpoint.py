@@ -2,6 +2,7 @@
 parameters of an uninterrupted run; SIGTERM leaves a checkpoint at the step it stopped at; a NaN
 loss stops the run with a clear message and leaves the last good checkpoint."""
 
+import glob
 import json
 import os
 import signal
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 
 from jaxres.train import Checkpointer, build_engine, default_config
+from jaxres.train.checkpoint import CheckpointError
 
 SHAPE = (8, 4, 16, 16, 3)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -52,6 +54,56 @@ def test_keeps_last_n_and_best(tmp_path):
   for step, acc in ((1, 0.9), (2, None), (3, 0.1), (4, 0.2), (5, None)):
     ckpt.save(step, tree, metrics=None if acc is None else {"accuracy": acc})
   assert ckpt.all_steps() == [1, 4, 5]
+  ckpt.close()
+
+
+def _damage(step_dir, how):
+  """Fault injection on an orbax step folder: what a full disk or a kill mid-copy leaves."""
+  files = glob.glob(os.path.join(step_dir, "default", "**", "d", "*"), recursive=True)
+  if how == "truncated_array":
+    with open(max(files, key=os.path.getsize), "r+b") as f:
+      f.truncate(100)
+  elif how == "missing_array":
+    for path in files:
+      os.remove(path)
+  elif how == "missing_metadata":
+    os.remove(os.path.join(step_dir, "default", "_METADATA"))
+
+
+@pytest.mark.parametrize("how", ["truncated_array", "missing_array", "missing_metadata"])
+def test_a_damaged_latest_checkpoint_is_named_moved_aside_and_the_previous_one_restored(
+    tmp_path, how):
+  directory = str(tmp_path / "checkpoints")
+  ckpt = Checkpointer(directory, keep=3, async_save=False)
+  tree = {"w": np.arange(1000, dtype=np.float32), "b": np.ones(3, np.float32)}
+  for step in (1, 2, 3):
+    ckpt.save(step, jax.tree.map(lambda x: x + step, tree))
+  _damage(os.path.join(directory, "3"), how)
+  abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), tree)
+  with pytest.raises(CheckpointError, match=os.path.join(directory, "3")):
+    ckpt.restore(abstract)
+  reports = []
+  step, state = ckpt.restore_newest_intact(abstract, report=reports.append)
+  assert step == 2 and float(state["b"][0]) == 3.0
+  assert len(reports) == 1 and os.path.join(directory, "3") in reports[0]
+  assert "resuming from step 2" in reports[0]
+  assert os.path.isdir(str(tmp_path / "checkpoints.corrupt" / "3"))  # kept for the user
+  assert ckpt.all_steps() == [1, 2] and ckpt.latest_step() == 2
+  ckpt.save(3, tree)  # the step can be written again
+  assert ckpt.restore(abstract, 3)["b"][0] == 1.0
+  ckpt.close()
+
+
+def test_checkpoints_that_do_not_fit_are_refused_without_moving_anything(tmp_path):
+  ckpt = Checkpointer(str(tmp_path), keep=3, async_save=False)
+  for step in (1, 2):
+    ckpt.save(step, {"w": np.zeros(4, np.float32)})
+  other = {"w": jax.ShapeDtypeStruct((4,), np.float32), "v": jax.ShapeDtypeStruct((4,), np.float32)}
+  with pytest.raises(CheckpointError, match="cannot be restored"):
+    ckpt.restore_newest_intact(other, report=pytest.fail)
+  assert ckpt.all_steps() == [1, 2]
+  with pytest.raises(FileNotFoundError, match="No checkpoint of step 123 .* its steps are 1, 2"):
+    ckpt.restore({"w": np.zeros(4, np.float32)}, 123)
   ckpt.close()
 
 
@@ -152,6 +204,25 @@ def test_sigterm_then_kill9_then_resume_matches_uninterrupted(tmp_path, uninterr
   assert "Resumed from the checkpoint of step" in out
   for a, b in zip(_final_params(workdir, 16), uninterrupted):
     _leaves_equal(a, b)
+  # The steps between the last checkpoint and the kill ran twice but are logged once.
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    rows = [(r["split"], r["step"]) for r in map(json.loads, f)]
+  assert sorted(rows) == sorted(set(rows)) and len(rows) == 16 + 1  # train 1..16, eval 16
+
+
+@pytest.mark.slow
+def test_a_damaged_latest_checkpoint_is_named_and_training_resumes_from_the_one_before(tmp_path):
+  workdir = str(tmp_path / "run")
+  proc = _start(workdir, "--config.num_train_steps=4")
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  _damage(os.path.join(workdir, "checkpoints", "4"), "truncated_array")
+  proc = _start(workdir, "--config.num_train_steps=6")
+  out, _ = proc.communicate(timeout=300)
+  assert proc.returncode == 0, out
+  assert f"{workdir}/checkpoints/4 cannot be restored" in out, out
+  assert "Resumed from the checkpoint of step 2." in out and "finished at step 6" in out
+  assert "Traceback" not in out and "Event loop is closed" not in out, out
 
 
 def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):

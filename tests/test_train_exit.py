@@ -89,3 +89,31 @@ def test_closed_iterator_stops(tmp_path):
     assert next(it)["video"].shape == (4, 4, 16, 16, 3)
   with pytest.raises(StopIteration):
     next(it)
+
+
+LEFT_OPEN = """
+import gc, sys
+from jaxres.data import pipeline
+from jaxres.data.config import default_data_config
+c = default_data_config()
+c.path = sys.argv[1]
+c.demo.videos_per_class, c.demo.num_frames, c.demo.size = 2, 8, 32
+c.num_frames, c.resize, c.crop_size = 4, 20, 16
+make = lambda: pipeline.create_iterator(c, "train", global_batch_size=4, sharding=None, seed=0)
+if sys.argv[2] == "cycle":  # first one that only the garbage collector can free
+  holder = {"it": make()}
+  holder["self"] = holder
+  next(holder["it"])
+  del holder
+  gc.collect()
+  print("collected", flush=True)
+batches = make()  # the README's Data snippet: a module global, never closed
+next(batches)
+print("got a batch", flush=True)
+"""
+
+
+def test_iterators_left_open_or_in_a_cycle_do_not_keep_the_process_alive(tmp_path):
+  # Before: "got a batch", then the process never exited (timeout).
+  rc, out = _run(["-c", LEFT_OPEN, str(tmp_path / "videos"), "cycle"], tmp_path, timeout=120)
+  assert rc == 0 and "collected" in out and "got a batch" in out, out

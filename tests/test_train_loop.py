@@ -101,3 +101,90 @@ def test_cli_names_misspelt_keys(capsys):
   err = capsys.readouterr().err
   assert "optimizer.learning_rat" in err and "optimizer.learning_rate" in err
   assert cli.main(["eval", "--config", "nope_not_a_config"]) == 2
+
+
+def _metric_rows(workdir):
+  with open(os.path.join(workdir, "metrics.jsonl")) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+@pytest.mark.slow
+def test_resume_past_a_damaged_checkpoint_without_duplicate_rows_and_with_skip_counts(
+    tmp_path, capsys):
+  from jaxres.data.skips import SKIPPED
+  from jaxres.train.run import RunLockedError, lock_run
+
+  workdir = str(tmp_path)
+  c = _config()
+  c.num_train_steps, c.checkpoint.every_steps, c.checkpoint.keep = 4, 2, 3
+  c.eval_every_steps, c.log_every_steps, c.plot, c.tensorboard = 0, 1, False, False
+  train, eval_data = synthetic_data(c)
+
+  def train_data(start_step):  # a pipeline that skips one file
+    SKIPPED.record("/videos/a/cut.mp4", "corrupt", "truncated")
+    return train(start_step)
+
+  SKIPPED.reset()
+  try:
+    summary = train_and_evaluate(c, workdir, train_data=train_data, eval_data=eval_data)
+  finally:
+    SKIPPED.reset()
+  assert summary["skipped"] == {"corrupt": 1}
+  rows = _metric_rows(workdir)
+  assert all(r["data/skipped_corrupt"] == 1 and r["data/skipped_total"] == 1 for r in rows)
+
+  # A second training in the same folder is refused while the first holds it.
+  with lock_run(workdir):
+    with pytest.raises(RunLockedError, match=f"{workdir} is in use .*process {os.getpid()}"):
+      train_and_evaluate(c, workdir, train_data=train, eval_data=eval_data)
+
+  # Fault injection: the newest checkpoint (step 4) loses its arrays.
+  for root, _, files in os.walk(os.path.join(workdir, "checkpoints", "4")):
+    for name in files:
+      if os.path.basename(root) == "d":
+        os.remove(os.path.join(root, name))
+  c.num_train_steps = 6
+  capsys.readouterr()
+  summary = train_and_evaluate(c, workdir, train_data=train, eval_data=eval_data)
+  out = capsys.readouterr().out
+  assert f"{workdir}/checkpoints/4 cannot be restored" in out and "resuming from step 2" in out
+  assert summary["step"] == 6 and summary["skipped"] == {}
+  assert os.path.isdir(os.path.join(workdir, "checkpoints.corrupt", "4"))
+  steps = [(r["split"], r["step"]) for r in _metric_rows(workdir)]
+  assert sorted(steps) == sorted(set(steps))  # steps 3 and 4 ran again and are logged once
+  assert [s for split, s in steps if split == "train"] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_lock_held_by_a_killed_process_is_free_and_rows_after_the_resume_step_go(tmp_path):
+  import signal
+  import subprocess
+  import sys
+  from jaxres.train.run import RunLockedError, lock_run
+  from jaxres.train.writers import MetricWriter
+
+  workdir = str(tmp_path)
+  holder = subprocess.Popen(
+      [sys.executable, "-c", "import sys, time\nfrom jaxres.train.run import lock_run\n"
+       "with lock_run(sys.argv[1]):\n  print('locked', flush=True)\n  time.sleep(600)", workdir],
+      stdout=subprocess.PIPE, text=True,
+      env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+  try:
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RunLockedError, match=f"process {holder.pid}"):
+      with lock_run(workdir):
+        pass
+  finally:
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+  with lock_run(workdir):  # the OS released the dead holder's lock
+    with pytest.raises(RunLockedError):
+      with lock_run(workdir):
+        pass
+
+  writer = MetricWriter(workdir, tensorboard=False, enabled=True)
+  for step in (1, 2, 3, 4):
+    writer.write(step, {"loss": 1.0})
+  with open(writer.path, "a") as f:
+    f.write('{"step": 5, "spl')  # cut short by kill -9
+  assert writer.truncate_after(2) == 3
+  assert [r["step"] for r in _metric_rows(workdir)] == [1, 2]

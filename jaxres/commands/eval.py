@@ -7,9 +7,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 
-from jaxres.commands.train import add_common_arguments, setup
+from jaxres.commands.train import add_common_arguments, report, setup
 from jaxres.train.config import split_overrides
 
 
@@ -23,16 +22,14 @@ def main(argv: list[str]) -> int:
   try:
     config, workdir = setup(args, overrides)
   except (KeyError, ValueError, FileNotFoundError) as e:
-    print(f"jaxres eval: {e.args[0] if e.args else e}", file=sys.stderr)
-    return 2
+    return report("jaxres eval", e, args.verbose, 2)
 
   import jax
   from jaxres.train.loop import evaluate_checkpoint
   try:
     metrics = evaluate_checkpoint(config, workdir, step=args.step)
-  except FileNotFoundError as e:
-    print(f"jaxres eval: {e}", file=sys.stderr)
-    return 1
+  except Exception as e:  # pylint: disable=broad-except  # no such step, a damaged checkpoint...
+    return report("jaxres eval", e, args.verbose, 1)
   if jax.process_index() == 0:
     print(json.dumps(metrics, indent=2))
   return 0

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 
 from jaxres.train.config import split_overrides
 
@@ -27,6 +28,23 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--coordinator-address", default=None, help="host:port of process 0")
   parser.add_argument("--num-processes", type=int, default=None)
   parser.add_argument("--process-id", type=int, default=None)
+  parser.add_argument("--verbose", action="store_true",
+                      help="show the traceback of an error (default: one line)")
+
+
+def report(prog: str, error: BaseException, verbose: bool, code: int) -> int:
+  """Prints `error` as one line (or its traceback with --verbose); returns the exit code."""
+  if verbose:
+    traceback.print_exception(error)
+  from jaxres.train.run import RunLockedError  # pylint: disable=import-outside-toplevel
+  # What jaxres raises on purpose says what to do; anything else also names its type.
+  known = isinstance(error, (ValueError, OSError, KeyError, ArithmeticError, RunLockedError))
+  text = (error.args[0] if isinstance(error, KeyError) and error.args else str(error)).strip()
+  text = text.splitlines()[0] if text else ""
+  if not known or not text:
+    text = f"{type(error).__name__}: {text}" + ("" if verbose else " (--verbose shows where)")
+  print(f"{prog}: {text}", file=sys.stderr)
+  return code
 
 
 def setup(args, overrides):
@@ -49,22 +67,22 @@ def main(argv: list[str]) -> int:
   try:
     config, workdir = setup(args, overrides)
   except (KeyError, ValueError, FileNotFoundError) as e:
-    print(f"jaxres train: {e.args[0] if e.args else e}", file=sys.stderr)
-    return 2
+    return report("jaxres train", e, args.verbose, 2)
 
   import jax
   from jaxres.train.loop import NonFiniteLossError, train_and_evaluate
+  from jaxres.train.run import RunLockedError
   if jax.process_index() == 0:
     print(f"Training {config.model.name} on {jax.device_count()} {jax.default_backend()} device(s) "
           f"({jax.process_count()} process(es)) in {workdir}", flush=True)
   try:
     summary = train_and_evaluate(config, workdir)
   except NonFiniteLossError as e:
-    print(f"jaxres train: {e}", file=sys.stderr)
-    return 1
-  except (ValueError, FileNotFoundError) as e:  # the config does not fit the data or devices
-    print(f"jaxres train: {e}", file=sys.stderr)
-    return 2
+    return report("jaxres train", e, args.verbose, 1)
+  except (ValueError, FileNotFoundError, RunLockedError) as e:  # config, data, devices, checkpoints
+    return report("jaxres train", e, args.verbose, 2)
+  except Exception as e:  # pylint: disable=broad-except  # anything else: still one line
+    return report("jaxres train", e, args.verbose, 1)
   if jax.process_index() == 0 and summary["already_finished"]:
     print(f"{workdir} already finished at step {summary['step']}; its summary.json is kept "
           "(raise --config.num_train_steps to train on).")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import weakref
 from typing import Iterator
 
 import jax
@@ -18,9 +19,11 @@ class BatchIterator:
   batch's copy overlaps the current step). `len()` is the number of batches for eval.
 
   Call `close()` (or use it as a context manager) when done with an iterator that is not
-  exhausted, e.g. an endless training one: it stops tf.data's background work now. Left to
-  interpreter exit, a decode still running in a `numpy_function` can never take the GIL back, and
-  the iterator's destructor waits for it forever (the process hangs after training).
+  exhausted, e.g. an endless training one: it stops tf.data's background work now. An iterator that
+  is not closed is closed when it is garbage-collected or, at the latest, at interpreter exit (a
+  `weakref.finalize`, which runs before modules are torn down): destroyed during teardown, a decode
+  still running in a `numpy_function` could never take the GIL back and the tf.data iterator's
+  destructor would wait for it forever (a script that leaves an iterator open would never exit).
 
   Attributes:
     num_batches: batches in one pass (eval), None for endless training.
@@ -38,6 +41,8 @@ class BatchIterator:
     # BatchIterator destroys the tf.data iterator at once rather than at a later garbage collection.
     self._batches = _prefetched(dataset.as_numpy_iterator(), sharding, global_batch_size,
                                 max(0, prefetch))
+    # Holds the generator, not self: runs when self is collected, or at exit if still open.
+    self._finalizer = weakref.finalize(self, self._batches.close)
 
   def __iter__(self):
     return self
@@ -52,7 +57,7 @@ class BatchIterator:
 
   def close(self) -> None:
     """Stops the pipeline and frees its buffers; `next()` then raises StopIteration."""
-    self._batches.close()
+    self._finalizer()
 
   def __enter__(self) -> "BatchIterator":
     return self

@@ -17,6 +17,8 @@ Example:
 from __future__ import annotations
 
 import concurrent.futures
+import ctypes
+import ctypes.util
 import hashlib
 import io
 import json
@@ -24,6 +26,8 @@ import logging
 import math
 import multiprocessing
 import os
+import signal
+import sys
 import time
 
 from jaxres.data import records, sources
@@ -109,6 +113,37 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
     json.dump(result, f)
   os.replace(done + ".tmp", done)
   return result
+
+
+def die_with_parent(parent_pid: int) -> None:
+  """Makes this worker process end when `parent_pid` does, however it ends (kill -9 included).
+
+  A pool worker blocks reading its task queue, which it holds open itself, so it would never see
+  its parent die and would live on forever. On Linux the kernel sends SIGKILL on the parent's death
+  (`prctl(PR_SET_PDEATHSIG)`); a parent already gone before that call is caught by its pid. On
+  other systems a thread polls the parent's pid.
+
+  Args:
+    parent_pid: the pid of the process that started the pool.
+
+  Example:
+    >>> ProcessPoolExecutor(4, initializer=die_with_parent, initargs=(os.getpid(),))
+  """
+  if sys.platform.startswith("linux"):
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    pr_set_pdeathsig = 1
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL)
+  else:
+    import threading
+
+    def watch():
+      while os.getppid() == parent_pid:
+        time.sleep(1.0)
+      os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
+  if os.getppid() != parent_pid:  # it died before the kernel was told
+    os._exit(1)
 
 
 def _plan(src: str, split_lists: dict[str, str], holdout_fraction: float, num_shards: int,
@@ -208,7 +243,9 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
       progress(n)
   elif tasks:
     context = multiprocessing.get_context("spawn")  # TF and PyAV are not fork-safe.
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
+                                                initializer=die_with_parent,
+                                                initargs=(os.getpid(),)) as pool:
       futures = [pool.submit(write_shard, *task) for task in tasks]
       for n, future in enumerate(concurrent.futures.as_completed(futures), 1):
         result = future.result()

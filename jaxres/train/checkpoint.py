@@ -1,15 +1,39 @@
 """Checkpoints with orbax: asynchronous saves, keep the last N plus the best by a metric, restore
 onto any mesh (the saved sharding does not matter: arrays are restored into the shardings of the
-abstract state they are given)."""
+abstract state they are given).
+
+A checkpoint that cannot be read (a truncated or missing array file, a missing `_METADATA`) does not
+stop a resume: `restore_newest_intact` moves it to `<directory>.corrupt/<step>` (kept for the user to
+inspect, out of the manager's sight so its step can be saved again), names it, and restores the
+newest one that reads.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
-from typing import Any, Mapping, Optional
+import shutil
+import sys
+import time
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
+
+log = logging.getLogger("jaxres.train")
+
+
+class CheckpointError(ValueError):
+  """A checkpoint that cannot be restored: unreadable, or not in the shapes it is restored into.
+
+  Attributes:
+    reason: the first line of orbax's error.
+  """
+
+  def __init__(self, message: str, reason: str = ""):
+    super().__init__(message)
+    self.reason = reason
 
 
 class Checkpointer:
@@ -62,11 +86,91 @@ class Checkpointer:
                        force=True)
 
   def restore(self, abstract_state: Any, step: Optional[int] = None) -> Any:
-    """The state at `step` (default: latest) in the shapes and shardings of `abstract_state`."""
+    """The state at `step` (default: latest) in the shapes and shardings of `abstract_state`.
+
+    Args:
+      abstract_state: the target tree (`jax.ShapeDtypeStruct`s with shardings, or arrays).
+      step: the checkpoint's step (default: the latest).
+
+    Returns:
+      The restored tree.
+
+    Raises:
+      FileNotFoundError: no checkpoint, or none of `step` (the error lists the steps there are).
+      CheckpointError: the checkpoint cannot be read or does not fit `abstract_state`.
+
+    Example:
+      >>> state = ckpt.restore(engine.abstract_state(shape), step=100)
+    """
+    steps = self.all_steps()
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"No checkpoint in {self.directory}.")
-    return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    if step not in steps:
+      raise FileNotFoundError(f"No checkpoint of step {step} in {self.directory}; its steps are "
+                              f"{', '.join(map(str, steps)) or 'none'}.")
+    try:
+      return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
+      _ignore_reads_finishing_after_a_failed_restore()
+      reason = _first_line(e)
+      raise CheckpointError(
+          f"The checkpoint {self.step_path(step)} cannot be restored (damaged, or written by "
+          f"another config): {reason}", reason) from e
+
+  def restore_newest_intact(self, abstract_state: Any,
+                            report: Callable[[str], None] = log.warning) -> tuple[int, Any]:
+    """The newest checkpoint that restores, after moving aside the newer ones that do not.
+
+    A newer checkpoint that fails while an older one restores is damaged (a config that does not
+    fit would fail on all of them): it is moved to `<directory>.corrupt/<step>` and named through
+    `report`. When none restores, nothing is moved and the newest one's error is raised.
+
+    Args:
+      abstract_state: the target tree, as for `restore`.
+      report: called with one line per checkpoint moved aside.
+
+    Returns:
+      `(step, state)`.
+
+    Raises:
+      FileNotFoundError: no checkpoint.
+      CheckpointError: no checkpoint restores (the newest one's error).
+
+    Example:
+      >>> step, state = ckpt.restore_newest_intact(engine.abstract_state(shape), report=print)
+    """
+    failed: list[tuple[int, CheckpointError]] = []
+    for step in sorted(self.all_steps(), reverse=True):
+      try:
+        state = self.restore(abstract_state, step)
+      except CheckpointError as e:
+        failed.append((step, e))
+        continue
+      for bad, error in failed:
+        moved = self._move_aside(bad)
+        report(f"{error.args[0]} Moved it to {moved}; resuming from step {step}.")
+      if failed:
+        self._manager.reload()
+      return step, state
+    if failed:
+      raise failed[0][1]
+    raise FileNotFoundError(f"No checkpoint in {self.directory}.")
+
+  def step_path(self, step: int) -> str:
+    """The folder of the checkpoint of `step`."""
+    return os.path.join(self.directory, str(step))
+
+  def _move_aside(self, step: int) -> str:
+    target = os.path.join(self.directory + ".corrupt", str(step))
+    if jax.process_index() == 0:
+      if os.path.exists(target):  # an earlier damaged checkpoint of the same step
+        target += f".{int(time.time())}"
+      os.makedirs(os.path.dirname(target), exist_ok=True)
+      shutil.move(self.step_path(step), target)
+    if jax.process_count() > 1:
+      ocp.multihost.sync_global_processes(f"jaxres_move_aside_{step}")
+    return target
 
   def wait(self) -> None:
     """Blocks until pending asynchronous saves are written."""
@@ -75,3 +179,29 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip() or type(error).__name__
+  return text.splitlines()[0].split(" [tensorstore_spec")[0]  # the spec is a page of JSON
+
+
+def _ignore_reads_finishing_after_a_failed_restore() -> None:
+  """Silences the tensorstore reads that a failed restore leaves in flight.
+
+  Orbax gives up on the first failed array and closes its event loop; each remaining read then
+  finishes into the closed loop and Python prints an unraisable `RuntimeError: Event loop is closed`
+  traceback for it (dozens per checkpoint, some at interpreter exit). Only those are dropped.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxres_quiet_closed_loop", False):
+    return
+
+  def hook(unraisable):
+    if (isinstance(unraisable.exc_value, RuntimeError)
+        and str(unraisable.exc_value) == "Event loop is closed"):
+      return
+    previous(unraisable)
+
+  hook._jaxres_quiet_closed_loop = True
+  sys.unraisablehook = hook

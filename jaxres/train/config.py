@@ -145,6 +145,51 @@ def _parse(text: str, current: Any) -> Any:
   return value
 
 
+def _keys(node: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
+  keys = []
+  for name, value in node.items():
+    keys += (_keys(value, f"{prefix}{name}.") if isinstance(value, ml_collections.ConfigDict)
+             else [prefix + name])
+  return keys
+
+
+def suggest_key(config: ml_collections.ConfigDict, key: str) -> str | None:
+  """The config key most likely meant by the unknown dotted `key`, or None.
+
+  Tried in order: a leaf in the same section whose word initials spell the typed leaf
+  (`lr` -> `learning_rate`); the typed leaf in another section; initials anywhere; close spellings of the typed leaf among the leaves in the same
+  section, then among all leaf names; close spellings of the whole dotted key (`difflib`).
+
+  Args:
+    config: the config the key was looked up in.
+    key: the dotted key as typed, e.g. `"optimizer.lr"`.
+
+  Returns:
+    A full dotted key of `config`, e.g. `"optimizer.learning_rate"`.
+
+  Example:
+    >>> suggest_key(default_config(), "optimizer.lr")
+    'optimizer.learning_rate'
+  """
+  keys = _keys(config)
+  section, _, leaf = key.rpartition(".")
+  leaf_of = lambda k: k.rpartition(".")[2]
+  local = [k for k in keys if k.rpartition(".")[0] == section]
+  initials = lambda k: "".join(word[:1] for word in leaf_of(k).split("_"))
+  for match in (lambda k: k in local and initials(k) == leaf and "_" in leaf_of(k),
+                lambda k: leaf_of(k) == leaf,  # the right name in another section
+                lambda k: initials(k) == leaf and "_" in leaf_of(k)):
+    found = [k for k in keys if match(k)]
+    if found:
+      return min(found, key=lambda k: k.count("."))  # model.num_classes, not data.demo.num_classes
+  for group in (local, keys):
+    close = difflib.get_close_matches(leaf, [leaf_of(k) for k in group], n=1)
+    if close:
+      return next(k for k in group if leaf_of(k) == close[0])
+  close = difflib.get_close_matches(key, keys, n=1)
+  return close[0] if close else None
+
+
 def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
   """Applies one `--config.a.b=value` to a locked config; unknown keys raise KeyError naming them."""
   text = item[2:] if item.startswith("--") else item
@@ -155,10 +200,8 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
   node = config
   for depth, name in enumerate(parents + [leaf]):
     if not isinstance(node, ml_collections.ConfigDict) or name not in node:
-      known = list(node.keys()) if isinstance(node, ml_collections.ConfigDict) else []
-      prefix = ".".join(parents[:depth])
-      close = difflib.get_close_matches(name, known, n=1)
-      hint = f" Did you mean '{'.'.join(filter(None, [prefix, close[0]]))}'?" if close else ""
+      close = suggest_key(config, key)
+      hint = f" Did you mean '{close}'?" if close else ""
       raise KeyError(f"Unknown config key '{key}'.{hint}")
     if depth < len(parents):
       node = node[name]

@@ -6,10 +6,17 @@ it stopped at (batch i is a function of the seed and i; the pipeline skips the c
 before decoding them), evaluates every
 `eval_every_steps`, checkpoints every `checkpoint.every_steps` (asynchronously), stops cleanly on
 SIGTERM after saving, and stops on a non-finite loss without saving the bad state.
+
+A run folder takes one training at a time (`jaxres.train.run.lock_run`). A damaged newest
+checkpoint is moved aside and named, and the run resumes from the newest one that reads; rows of
+`metrics.jsonl` after the resumed step are dropped, since those steps run (and log) again. The
+files the pipeline skipped (`jaxres.data.skips.SKIPPED`) are counted in every logged row
+(`data/skipped_total`, `data/skipped_<reason>`) and in the summary (`skipped`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
@@ -20,11 +27,12 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import jax
 import numpy as np
 
+from jaxres.data.skips import SKIPPED
 from jaxres.train.build import build_engine
 from jaxres.train.checks import check_config
 from jaxres.train.checkpoint import Checkpointer
 from jaxres.train.preemption import StopRequest
-from jaxres.train.run import save_config
+from jaxres.train.run import lock_run, save_config
 from jaxres.train.writers import MetricWriter, plot_curves
 
 log = logging.getLogger("jaxres.train")
@@ -168,11 +176,12 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   Returns:
     A summary: `step`, `stopped_early`, `already_finished` (the run had reached
     `num_train_steps` before this call, so nothing ran), `wall_time_s`, `train` (last logged train
-    metrics) and `eval` (last evaluation).
+    metrics), `eval` (last evaluation) and `skipped` (files skipped per reason).
 
   Raises:
     ValueError: the config does not fit the data or devices (`jaxres.train.checks`), or the
       checkpoints in `workdir` (`config.json` is then left as it was).
+    RunLockedError: another process is training in `workdir`.
     NonFiniteLossError: the loss became NaN/inf; the last good checkpoint is left as it was.
 
   Example:
@@ -186,6 +195,16 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   if train_data is None or eval_data is None:
     make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
     train_data, eval_data = train_data or make[0], eval_data or make[1]
+  # Process 0 writes the run folder's files, so its lock covers the run on every host.
+  with lock_run(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
+    summary = _train(config, workdir, engine, model, task, train_data, eval_data, stop)
+  summary["wall_time_s"] = time.time() - started
+  return summary
+
+
+def _train(config, workdir, engine, model, task, train_data: TrainData, eval_data: EvalData,
+           stop: Optional[StopRequest]) -> dict[str, Any]:
+  """`train_and_evaluate` once the config is checked and the run folder locked."""
   c = config.checkpoint
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.keep, keep_best=c.keep_best,
                       best_metric=c.best_metric, best_mode=c.best_mode, async_save=c.async_save)
@@ -193,23 +212,35 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   total = int(config.num_train_steps)
 
   start_step = ckpt.latest_step() or 0
+  damaged: list[str] = []
   batches: Iterator[Any] = iter(train_data(start_step))
   try:
     first = next(batches)
     input_shape = model_input_shape(task, first)
     if start_step:
-      state = engine.from_global(ckpt.restore(engine.abstract_state(input_shape)))
+      step, restored = ckpt.restore_newest_intact(engine.abstract_state(input_shape),
+                                                  report=damaged.append)
+      state = engine.from_global(restored)
+      if step != start_step:  # an older checkpoint: the data restarts where its state is
+        _close(batches)
+        start_step = step
+        batches = iter(train_data(start_step))
+        first = next(batches)
       log.info("Resumed from step %d in %s.", start_step, ckpt.directory)
     else:
       state = engine.init(jax.random.fold_in(jax.random.key(config.seed), 0), input_shape)
   except BaseException:  # e.g. a checkpoint that does not fit: exit with the error, not hang
     _close(batches)
+    ckpt.close()
     raise
   if jax.process_index() == 0:  # only once the checkpoints fit it: what `jaxres upscale` / `eval`
     save_config(config, workdir)  # rebuild the model from, so it must match them
+  writer.truncate_after(start_step)  # the steps after it run (and log) again
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
+  for line in damaged:
+    progress.write(line)
   if start_step:
     progress.write(f"Resumed from the checkpoint of step {start_step}.")
   summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False,
@@ -240,6 +271,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
           elapsed = time.time() - window_start
           means = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
           means["clips_per_second"] = len(window) * config.global_batch_size / max(elapsed, 1e-9)
+          means.update(SKIPPED.metrics())
           writer.write(step, means, split="train")
           summary["train"] = means
           window, window_start = [], time.time()
@@ -247,7 +279,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
         eval_metrics = None
         if step == total or (config.eval_every_steps and step % config.eval_every_steps == 0):
           eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps)
-          writer.write(step, eval_metrics, split="eval")
+          writer.write(step, {**eval_metrics, **SKIPPED.metrics()}, split="eval")
           summary["eval"] = eval_metrics
           progress.write(f"step {step}: eval " + ", ".join(
               f"{k} {v:.4f}" for k, v in eval_metrics.items() if not k.startswith("num_")))
@@ -267,7 +299,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     writer.close()
 
   summary["step"] = step
-  summary["wall_time_s"] = time.time() - started
+  summary["skipped"] = SKIPPED.counts()
   if config.plot and jax.process_index() == 0 and os.path.exists(writer.path):
     summary["plot"] = plot_curves(writer.path, os.path.join(workdir, "curves.png"),
                                   title=f"{config.model.name} ({workdir})")
@@ -287,6 +319,10 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   Returns:
     The task's aggregate metrics plus `step`.
 
+  Raises:
+    FileNotFoundError: no checkpoint (of `step`).
+    CheckpointError: the checkpoint cannot be read or does not fit the config.
+
   Example:
     >>> evaluate_checkpoint(load_config("demo"), "runs/demo")["accuracy"]
   """
@@ -294,11 +330,17 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:
     _, eval_data = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # not created by looking for it
+    raise FileNotFoundError(f"No checkpoints in {workdir}: is it the --workdir of `jaxres train`?")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
+  batches = None
   try:
+    steps = ckpt.all_steps()
     step = ckpt.latest_step() if step is None else step
-    if step is None:
-      raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
+    if step not in steps:  # before any pipeline starts
+      raise FileNotFoundError(
+          f"No checkpoint of step {step} in {ckpt.directory}; its steps are "
+          f"{', '.join(map(str, steps))}." if steps else f"No checkpoint in {ckpt.directory}.")
     batches = iter(eval_data())
     first = next(batches)
     abstract = engine.abstract_state(model_input_shape(task, first))
@@ -306,5 +348,6 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
     metrics = evaluate(engine, task, state, itertools.chain([first], batches),
                        max_batches=config.eval_steps)
   finally:
+    _close(batches)
     ckpt.close()
   return {"step": step, **metrics}

@@ -12,15 +12,26 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
+
+try:
+  import fcntl
+except ImportError:  # Windows: no advisory locks, so run folders are not locked there.
+  fcntl = None
 
 import jax
 import ml_collections
 
 CONFIG_FILE = "config.json"
+LOCK_FILE = ".lock"
+
+
+class RunLockedError(RuntimeError):
+  """Another live process is training in the same run folder."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +70,52 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
     f.write(config.to_json_best_effort(indent=2))
   os.replace(path + ".tmp", path)
   return path
+
+
+@contextlib.contextmanager
+def lock_run(workdir: str) -> Iterator[str]:
+  """Holds `workdir/.lock` exclusively while the block runs: one training per run folder.
+
+  The lock is `fcntl.flock` on the open file, so the OS releases it when the holder exits in any
+  way (kill -9 included): a dead process never keeps a folder locked, and a stale `.lock` file left
+  behind is simply locked again. The holder's pid is written into the file for the error message.
+
+  Args:
+    workdir: the run folder (created if missing).
+
+  Yields:
+    The lock file's path.
+
+  Raises:
+    RunLockedError: another process holds the lock.
+
+  Example:
+    >>> with lock_run("runs/demo"):
+    ...   train(...)
+  """
+  os.makedirs(workdir, exist_ok=True)
+  path = os.path.join(workdir, LOCK_FILE)
+  if fcntl is None:
+    yield path
+    return
+  with open(path, "a+") as f:
+    try:
+      fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+      f.seek(0)
+      holder = f.read().strip() or "another process"
+      raise RunLockedError(
+          f"{workdir} is in use by a training run (process {holder}); wait for it to end or "
+          "use another --workdir.") from None
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    try:
+      yield path
+    finally:
+      f.truncate(0)  # the lock itself goes with the file's closing
+      fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
@@ -101,13 +158,14 @@ def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None
 
   Raises:
     FileNotFoundError: no such workdir, config or checkpoint.
-    ValueError: parameters that do not fit the configured model.
+    CheckpointError (a ValueError): parameters that do not fit the configured model, or a damaged
+      checkpoint.
 
   Example:
     >>> run = load_run("runs/demo"); run.step
   """
   from jaxres.train.build import build_engine  # the engine needs the whole training stack
-  from jaxres.train.checkpoint import Checkpointer
+  from jaxres.train.checkpoint import Checkpointer, CheckpointError
   from jaxres import models
 
   workdir = os.path.abspath(workdir)
@@ -119,6 +177,8 @@ def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None
   engine, model, _ = build_engine(config, devices=jax.local_devices()[:1])
   clips = models.spec(config.model.name).input_rank == 5
   input_shape = (1, 2, 32, 32, 3) if clips else (1, 32, 32, 3)  # parameter shapes don't depend on it
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # not created by looking for it
+    raise FileNotFoundError(f"No checkpoints in {workdir}: is it the workdir of `jaxres train`?")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
   try:
     step = ckpt.latest_step() if step is None else step
@@ -126,9 +186,11 @@ def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None
       raise FileNotFoundError(f"No checkpoint in {ckpt.directory}.")
     try:
       state = ckpt.restore(engine.abstract_state(input_shape), step=step)
-    except (ValueError, KeyError, TypeError) as e:
-      raise ValueError(f"The checkpoint of step {step} in {workdir} does not fit the configured "
-                       f"{config.model.name} (another architecture or size?): {e}") from None
+    except CheckpointError as e:
+      raise CheckpointError(
+          f"The checkpoint of step {step} in {workdir} does not fit the configured "
+          f"{config.model.name} (another architecture or size?) or is damaged: "
+          f"{e.reason}", e.reason) from None
   finally:
     ckpt.close()
   return Run(model=model, variables=state.variables, config=config, step=int(step))

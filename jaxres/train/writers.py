@@ -75,6 +75,38 @@ class MetricWriter:
           tf.summary.write(k, tf.constant(v, tf.float32), metadata=_scalar_metadata())
       writer.flush()  # as soon as written, like metrics.jsonl: runs are watched while they train
 
+  def truncate_after(self, step: int) -> int:
+    """Drops the rows of steps after `step`, for a run resumed from the checkpoint of `step`.
+
+    The steps after it run again and log again, so their old rows (written before the process
+    was killed, or after a damaged checkpoint) would be duplicates. Rewritten atomically.
+
+    Args:
+      step: the step the run resumes from (0: a fresh start drops every row).
+
+    Returns:
+      The number of rows dropped.
+
+    Example:
+      >>> writer.truncate_after(ckpt.latest_step() or 0)
+    """
+    if not self.enabled or not os.path.exists(self.path):
+      return 0
+    with open(self.path) as f:
+      lines = [line for line in f if line.strip()]
+    kept = []
+    for line in lines:
+      try:
+        if json.loads(line)["step"] <= step:
+          kept.append(line if line.endswith("\n") else line + "\n")
+      except (ValueError, KeyError, TypeError):
+        continue  # a line cut short by a kill mid-write
+    if len(kept) < len(lines):
+      with open(self.path + ".tmp", "w") as f:
+        f.writelines(kept)
+      os.replace(self.path + ".tmp", self.path)
+    return len(lines) - len(kept)
+
   def flush(self) -> None:
     for w in (self._tb or {}).values():
       w.flush()
