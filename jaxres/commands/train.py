@@ -77,7 +77,7 @@ def closing_lines(summary: dict, config, workdir: str) -> list[str]:
   over bicubic; both name the run folder and its TensorBoard and curve files.
 
   Example:
-    >>> closing_lines({"eval": {"accuracy": 0.97}}, config, "runs/demo")[0]
+    >>> closing_lines({"eval": {"accuracy": 0.96875}}, config, "runs/demo")[0]
     'eval accuracy 0.9688 (chance 0.25)'
   """
   ev, lines = summary.get("eval", {}), []
