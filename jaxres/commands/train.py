@@ -93,4 +93,31 @@ def main(argv: list[str]) -> int:
     print(f"{state} step {summary['step']} in {summary['wall_time_s']:.1f} s; eval: {shown or '-'}")
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2, default=float)
+    print("\n".join(closing_lines(summary, config, workdir)))
   return 0
+
+
+def closing_lines(summary: dict, config, workdir: str) -> list[str]:
+  """What a user reads last: the result against its baseline, the run folder, how to look at it.
+
+  Classification reports accuracy against chance (1 / classes), super-resolution the PSNR-Y gain
+  over bicubic; both name the run folder and its TensorBoard and curve files.
+
+  Example:
+    >>> closing_lines({"eval": {"accuracy": 0.96875}}, config, "runs/demo")[0]
+    'eval accuracy 0.9688 (chance 0.25)'
+  """
+  ev, lines = summary.get("eval", {}), []
+  if "accuracy" in ev:
+    num_classes = config.model.get("num_classes", 0)
+    chance = f" (chance {1 / num_classes:.3g})" if num_classes else ""
+    lines.append(f"eval accuracy {ev['accuracy']:.4f}{chance}")
+  elif "psnr_y" in ev and "psnr_y_bicubic" in ev:
+    lines.append(f"eval PSNR-Y {ev['psnr_y']:.2f} dB, bicubic {ev['psnr_y_bicubic']:.2f} dB: "
+                 f"gain {ev['psnr_y'] - ev['psnr_y_bicubic']:+.2f} dB over bicubic")
+  lines.append(f"run folder: {workdir}")
+  if config.tensorboard:
+    lines.append(f"  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
+  if summary.get("plot"):
+    lines.append(f"  curves: {summary['plot']}")
+  return lines

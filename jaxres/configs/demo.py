@@ -1,9 +1,21 @@
 """The demo: r3d_tiny learns motion direction on the built-in generated videos, on a laptop CPU.
 
-`jaxres train` with no arguments runs this config (a few minutes on 2 CPU cores). The data
+`jaxres train` with no arguments runs this config (about 2 minutes on 2 idle CPU cores). The data
 (`jaxres.data.demo`, written to a cache folder on first use) are 4 classes x 128 videos of a shape
 moving right/left/down/up; single frames carry no class information, so only a model that sees
 motion can beat chance (25%). The `demo_2d` config trains a per-frame 2D ResNet on the same data.
+
+Why the recipe looks like this: a model at chance has to find the motion before anything else
+helps, and until it does the loss sits at ln 4 (a plateau). How long the plateau lasts decides the
+result: the data are not the obstacle (a hand-made motion estimator, correlating successive frame
+differences, classifies 99% of the eval clips from the same 8 x 32 x 32 views), but at the frames'
+native spacing the shapes move only about 1 pixel per frame after the resize to 40, which the stem
+(stride 2) sees as half a pixel, and SGD at learning rate 0.1 with batch 16 keeps the network at
+chance for 150 of 300 steps, so where it escaped, and with it the final accuracy (0.27 to 0.9),
+depended on seed and float rounding. Every second frame (`frame_stride` 2: the clip spans the
+whole 16-frame video, about 2 pixels of motion per frame) and learning rate 0.05 end the plateau
+within about 80 steps, and 400 steps leave the rest of the cosine schedule to converge, so every
+seed lands well above 90%.
 """
 
 from jaxres.train.config import default_config
@@ -14,6 +26,7 @@ def get_config():
   c.model.name = "r3d_tiny"
   c.model.num_classes = 4
   c.data.num_frames = 8
+  c.data.frame_stride = 2  # 8 of the 16 frames: twice the motion per frame (see above)
   # 128 videos per class: with the default 32 the tiny training set is memorised (backgrounds,
   # colours) and eval stays at chance; random 32x32 crops of frames resized to 40 (the 64x64 videos
   # at about half size: motion survives, steps are 4x cheaper than at full size).
@@ -23,11 +36,11 @@ def get_config():
   c.data.flip = False  # a horizontal flip would turn "left" into "right"
   c.data.shuffle_buffer = 96
   c.global_batch_size = 16
-  c.num_train_steps = 300
-  c.optimizer.learning_rate = 0.1
+  c.num_train_steps = 400
+  c.optimizer.learning_rate = 0.05
   c.optimizer.weight_decay = 5e-4
   c.schedule.warmup_steps = 20
   c.log_every_steps = 10
-  c.eval_every_steps = 100
-  c.checkpoint.every_steps = 50
+  c.eval_every_steps = 200
+  c.checkpoint.every_steps = 100
   return c
