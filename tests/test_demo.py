@@ -1,6 +1,6 @@
 """The shipped demo learns: `jaxres train` with no arguments reaches >= 90% on the motion demo.
 
-The slow test trains `configs/demo.py` as shipped (on one device, as a user's `jaxres train` does)
+The slow test trains the shipped `demo` config (on one device, as a user's `jaxres train` does)
 for two seeds; the demo's data are written to the user cache folder on first use and reused.
 """
 
