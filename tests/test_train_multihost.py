@@ -8,11 +8,13 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from jaxres.train import Checkpointer, build_engine, load_config, synthetic_batches
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from test_train_checkpoint import CONFIG  # noqa: E402  (the same small synthetic-data config)
+from test_train_parallel import REL_TOL  # noqa: E402
 
 STEPS = 3
 
@@ -23,12 +25,10 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
   config_path = tmp_path / "config.py"
-  # Native convolutions: the CPU Winograd lowering rounds differently for the per-process batch
-  # shapes than for the whole batch, and three SGD steps amplify that well past float tolerance.
-  native = '  c.model.conv_lowering = "native"\n  return c'
-  config_path.write_text(CONFIG.replace("  return c", native))
+  config_path.write_text(CONFIG)  # the model's default conv lowering: Winograd/im2col on CPU
   workdir = str(tmp_path / "run")
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=2")
@@ -37,7 +37,11 @@ def test_two_processes_match_one(tmp_path):
        workdir, "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
        "--process-id", str(i), f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=-1"],
       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=300)[0] for p in procs]
+  try:
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+  finally:
+    for p in procs:  # one that failed to start leaves the other waiting for it
+      p.kill()
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out
   assert "on 4 cpu device(s) (2 process(es))" in outs[0]
@@ -60,4 +64,6 @@ def test_two_processes_match_one(tmp_path):
   for name in ("params", "batch_stats", "opt_state"):
     for a, b in zip(jax.tree.leaves(getattr(saved, name)), jax.tree.leaves(getattr(state, name)),
                     strict=True):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=0)
+      # 4 devices and 1 sum the batch in different orders; see REL_TOL in test_train_parallel.py.
+      a, b = np.asarray(a), np.asarray(b)
+      assert np.abs(a - b).max() <= REL_TOL * np.abs(b).max(), (name, np.abs(a - b).max())
