@@ -17,27 +17,6 @@ def _tiny_input(name, batch=2):
   return jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
 
 
-def _both_modes(model):
-  def run(variables, x):
-    logits_eval = model.apply(variables, x, train=False)
-    logits_train, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
-    return logits_eval, logits_train, updates["batch_stats"]
-  return run
-
-
-@pytest.mark.parametrize("name", CLASSIFIERS)
-def test_every_classifier_traces_in_train_and_eval_mode(name):
-  """Shapes and dtypes for the whole zoo, traced without compiling (`jax.eval_shape`)."""
-  model = models.get(name, num_classes=7)
-  x = _tiny_input(name)
-  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
-  logits_eval, logits_train, new_stats = jax.eval_shape(_both_modes(model), variables, x)
-  assert logits_eval.shape == logits_train.shape == (2, 7)
-  assert logits_eval.dtype == logits_train.dtype == jnp.float32
-  assert jax.tree.map(lambda a: (a.shape, a.dtype), new_stats) == jax.tree.map(
-      lambda a: (a.shape, a.dtype), variables["batch_stats"])
-
-
 # The family of each classifier: its block kind and stem. The deeper variants of a family differ
 # only in block counts, which test_every_classifier_traces_in_train_and_eval_mode covers; one model
 # per family runs compiled (the small ones in the fast tier).
@@ -52,6 +31,29 @@ FAMILY = {
 }
 RUN = ["r3d_tiny", "resnet20"]
 RUN_SLOW = ["r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18"]
+
+
+def _both_modes(model):
+  def run(variables, x):
+    logits_eval = model.apply(variables, x, train=False)
+    logits_train, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    return logits_eval, logits_train, updates["batch_stats"]
+  return run
+
+
+@pytest.mark.parametrize("name", [n if n in RUN else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in CLASSIFIERS])
+def test_every_classifier_traces_in_train_and_eval_mode(name):
+  """Shapes and dtypes for the whole zoo, traced without compiling (`jax.eval_shape`); tracing the
+  deep ones through the matmul lowerings takes seconds each, so they are in the slow tier."""
+  model = models.get(name, num_classes=7)
+  x = _tiny_input(name)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+  logits_eval, logits_train, new_stats = jax.eval_shape(_both_modes(model), variables, x)
+  assert logits_eval.shape == logits_train.shape == (2, 7)
+  assert logits_eval.dtype == logits_train.dtype == jnp.float32
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), new_stats) == jax.tree.map(
+      lambda a: (a.shape, a.dtype), variables["batch_stats"])
 
 
 def test_every_classifier_has_a_family_and_every_family_runs():
