@@ -14,7 +14,6 @@ from jaxres.train import Checkpointer, build_engine, load_config, synthetic_batc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from test_train_checkpoint import CONFIG  # noqa: E402  (the same small synthetic-data config)
-from test_train_parallel import REL_TOL  # noqa: E402
 
 STEPS = 3
 
@@ -61,9 +60,19 @@ def test_two_processes_match_one(tmp_path):
   saved = ckpt.restore(engine.abstract_state(shape))
   ckpt.close()
   assert int(saved.step) == STEPS
+  # Two processes (gloo all-reduces across them) and one device add the batch up in different
+  # orders, as in test_train_parallel.py, and the matmul lowerings round more than XLA's native
+  # convolution; three SGD steps through BatchNorm on two clips per device amplify that. Measured:
+  # 2.7e-5 on the classifier's kernel, 4.2e-4 of its largest weight (XLA's native convolution
+  # stayed within 1e-5). A gradient or statistic missing one process's half of the batch would
+  # move a leaf by a good part of its update (an estimate: percents), well above 2e-3.
+  errors = {}
   for name in ("params", "batch_stats", "opt_state"):
-    for a, b in zip(jax.tree.leaves(getattr(saved, name)), jax.tree.leaves(getattr(state, name)),
-                    strict=True):
-      # 4 devices and 1 sum the batch in different orders; see REL_TOL in test_train_parallel.py.
+    pairs = zip(jax.tree_util.tree_leaves_with_path(getattr(saved, name)),
+                jax.tree.leaves(getattr(state, name)), strict=True)
+    for (path, a), b in pairs:
       a, b = np.asarray(a), np.asarray(b)
-      assert np.abs(a - b).max() <= REL_TOL * np.abs(b).max(), (name, np.abs(a - b).max())
+      assert a.shape == b.shape
+      errors[name + jax.tree_util.keystr(path)] = np.abs(a - b).max() / max(np.abs(b).max(), 1e-12)
+  worst = max(errors, key=errors.get)
+  assert errors[worst] <= 2e-3, (worst, errors[worst])
