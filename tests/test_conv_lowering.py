@@ -176,6 +176,7 @@ def test_model_refuses_unknown_lowering():
     jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 4, 16, 16, 3)))
 
 
+@pytest.mark.slow  # compiles gradients of whole models twice
 @pytest.mark.parametrize("name", ["r3d_tiny", "resnet20"])
 def test_models_agree_across_lowerings(name):
   shape = (2, 4, 16, 16, 3) if models.spec(name).input_rank == 5 else (2, 16, 16, 3)
