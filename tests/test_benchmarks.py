@@ -1,4 +1,5 @@
-"""Benchmark scripts as smoke tests at a tiny size (they are not timed tests)."""
+"""Benchmark scripts as smoke tests at a tiny size (they are not timed tests). The runs compile and
+time whole models, so they are in the slow tier; argument handling is in the fast one."""
 
 import json
 import os
@@ -11,6 +12,7 @@ from jaxres import cli
 TINY = ["--batch", "1", "--frames", "4", "--size", "16", "--reps", "1", "--num-classes", "5"]
 
 
+@pytest.mark.slow  # compiles and times models
 def test_bench_writes_json_markdown_and_plot(tmp_path, capsys):
   out = tmp_path / "results"
   assert cli.main(["bench", "--models", "r3d_tiny", "--lowering", "auto,native",
@@ -45,6 +47,7 @@ def test_vs_torch_skips_without_torch(monkeypatch, capsys, tmp_path):
   assert not os.path.exists(tmp_path / "vs.json")
 
 
+@pytest.mark.slow  # compiles and times models
 def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
   pytest.importorskip("torchvision")
   out = tmp_path / "vs.json"
@@ -65,6 +68,7 @@ def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
   assert "inference jaxres/torch" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # compiles and times models
 def test_torch_benches_share_weights_across_memory_formats():
   torch = pytest.importorskip("torch")
   pytest.importorskip("torchvision")
@@ -90,6 +94,7 @@ def test_vs_torch_refuses_an_unknown_memory_format(capsys):
   assert "--torch-formats: unknown ['nhwc']" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # compiles and times models
 def test_profile_ops_attributes_time_to_dots(capsys):
   from benchmarks import profile_ops
   assert profile_ops.main(["--model", "r3d_tiny", "--batch", "1", "--frames", "4", "--size", "16",
@@ -100,6 +105,7 @@ def test_profile_ops_attributes_time_to_dots(capsys):
   assert "dot" in out.split("by kind:")[1]
 
 
+@pytest.mark.slow  # compiles and times models
 def test_convs_times_the_models_lowering_beside_native(capsys):
   from benchmarks import convs
   convs.main(["--only", "r21d_layer4_temporal", "--batch", "1", "--reps", "1",
@@ -122,6 +128,7 @@ def test_blocks_lists_each_distinct_block_at_its_input_shape():
   assert [p.torch_path for p in found[:3]] == ["stem", "layer1.0", "layer1.1"]
 
 
+@pytest.mark.slow  # compiles and times models
 def test_blocks_times_jaxres_beside_torch_at_tiny_size(capsys):
   pytest.importorskip("torchvision")
   from benchmarks import blocks

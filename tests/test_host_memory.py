@@ -63,6 +63,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 @glibc_only
+@pytest.mark.slow  # times page faults in processes
 def test_retained_memory_is_reused_without_page_faults():
   def faults(env):
     return int(subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,

@@ -17,20 +17,57 @@ def _tiny_input(name, batch=2):
   return jax.random.normal(jax.random.key(1), (batch, 32, 32, 3))
 
 
-@pytest.mark.parametrize("name", CLASSIFIERS)
-def test_every_classifier_runs_jitted_in_train_and_eval_mode(name):
+# The family of each classifier: its block kind and stem. The deeper variants of a family differ
+# only in block counts, which test_every_classifier_traces_in_train_and_eval_mode covers; one model
+# per family runs compiled (r3d_tiny in the fast tier).
+FAMILY = {
+    **dict.fromkeys(["r3d_tiny", "r3d_18", "r3d_34"], "r3d"),
+    **dict.fromkeys(["mc3_18", "mc3_34"], "mc3"),
+    **dict.fromkeys(["r2plus1d_18", "r2plus1d_34"], "r2plus1d"),
+    **dict.fromkeys(["resnet18", "resnet34"], "basic"),
+    **dict.fromkeys(["resnet50", "resnet101", "resnet152"], "bottleneck"),
+    **dict.fromkeys(["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"], "cifar"),
+    **dict.fromkeys(["tsn_resnet18", "tsn_resnet50"], "per_frame"),
+}
+RUN = ["r3d_tiny"]
+RUN_SLOW = ["resnet20", "r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18"]
+
+
+def _both_modes(model):
+  def run(variables, x):
+    logits_eval = model.apply(variables, x, train=False)
+    logits_train, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    return logits_eval, logits_train, updates["batch_stats"]
+  return run
+
+
+@pytest.mark.parametrize("name", [n if n in RUN else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in CLASSIFIERS])
+def test_every_classifier_traces_in_train_and_eval_mode(name):
+  """Shapes and dtypes for the whole zoo, traced without compiling (`jax.eval_shape`); tracing the
+  deep ones through the matmul lowerings takes seconds each, so they are in the slow tier."""
+  model = models.get(name, num_classes=7)
+  x = _tiny_input(name)
+  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+  logits_eval, logits_train, new_stats = jax.eval_shape(_both_modes(model), variables, x)
+  assert logits_eval.shape == logits_train.shape == (2, 7)
+  assert logits_eval.dtype == logits_train.dtype == jnp.float32
+  assert jax.tree.map(lambda a: (a.shape, a.dtype), new_stats) == jax.tree.map(
+      lambda a: (a.shape, a.dtype), variables["batch_stats"])
+
+
+def test_every_classifier_has_a_family_and_every_family_runs():
+  assert sorted(FAMILY) == sorted(CLASSIFIERS)
+  assert {FAMILY[n] for n in RUN + RUN_SLOW} == set(FAMILY.values())
+
+
+@pytest.mark.parametrize("name", RUN + [pytest.param(n, marks=pytest.mark.slow) for n in RUN_SLOW])
+def test_one_classifier_per_family_runs_jitted_in_train_and_eval_mode(name):
   model = models.get(name, num_classes=7)
   x = _tiny_input(name)
   # Eager init: compiling init of the deepest models costs more than running it op by op.
   variables = model.init(jax.random.key(0), x, train=False)
-
-  @jax.jit
-  def both_modes(variables, x):
-    logits_eval = model.apply(variables, x, train=False)
-    logits_train, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
-    return logits_eval, logits_train, updates["batch_stats"]
-
-  logits_eval, logits_train, new_stats = both_modes(variables, x)
+  logits_eval, logits_train, new_stats = jax.jit(_both_modes(model))(variables, x)
   assert logits_eval.shape == logits_train.shape == (2, 7)
   assert np.isfinite(logits_eval).all() and np.isfinite(logits_train).all()
   # Train mode normalises with batch statistics (different logits) and moves the running ones.
@@ -88,15 +125,16 @@ def test_unknown_model_name_lists_the_known_ones():
     models.get("r3d_81")
 
 
+@pytest.mark.slow  # runs a model op by op
 def test_features_returns_every_stage_with_the_expected_shapes():
-  model = models.get("r3d_18", num_classes=5)
+  model = models.get("r3d_tiny", num_classes=5)  # the stages of r3d_18 at widths 8 to 64
   x = jnp.ones((1, 8, 32, 32, 3))
   variables = model.init(jax.random.key(0), x, train=False)
   logits, feats = models.features(model, variables, x)
   assert set(feats) == {"stem", "stage1", "stage2", "stage3", "stage4", "pre_logits"}
-  assert feats["stem"].shape == (1, 8, 16, 16, 64)
-  assert feats["stage2"].shape == (1, 4, 8, 8, 128)
-  assert feats["stage4"].shape == (1, 1, 2, 2, 512)
+  assert feats["stem"].shape == (1, 8, 16, 16, 8)
+  assert feats["stage2"].shape == (1, 4, 8, 8, 16)
+  assert feats["stage4"].shape == (1, 1, 2, 2, 64)
   # pre_logits feed the classifier: fc(pre_logits) reproduces the logits.
   fc = variables["params"]["fc"]
   np.testing.assert_allclose(feats["pre_logits"] @ fc["kernel"] + fc["bias"], logits, rtol=1e-5,
@@ -104,6 +142,7 @@ def test_features_returns_every_stage_with_the_expected_shapes():
   np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=1e-6)
 
 
+@pytest.mark.slow
 def test_per_frame_model_averages_the_2d_model_over_frames():
   model = models.get("tsn_resnet18", num_classes=3)
   clip = jax.random.normal(jax.random.key(2), (2, 3, 32, 32, 3))
@@ -113,7 +152,8 @@ def test_per_frame_model_averages_the_2d_model_over_frames():
                              rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("name", ["r2plus1d_18", "resnet50"])
+@pytest.mark.slow  # runs whole models op by op
+@pytest.mark.parametrize("name", ["r3d_tiny", "r2plus1d_18", "resnet50"])
 def test_bfloat16_compute_keeps_float32_parameters_and_stays_close(name):
   x = _tiny_input(name)
   f32 = models.get(name, num_classes=10)

@@ -53,7 +53,13 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize("arch,shape", CASES)
+# Whole networks at full size: the slow tier, but for one small case of the fast tier.
+slow = pytest.mark.slow
+FAST_CASE = ("resnet18", (2, 3, 72, 100))
+
+
+@pytest.mark.parametrize("arch,shape", [c if c == FAST_CASE else pytest.param(*c, marks=slow)
+                                        for c in CASES])
 def test_eval_outputs_match_torchvision(arch, shape):
   torch_model = _random_torch_model(arch, num_classes=11).eval()
   x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
@@ -65,7 +71,8 @@ def test_eval_outputs_match_torchvision(arch, shape):
   assert _rel_err(got, expected) < 1e-4
 
 
-@pytest.mark.parametrize("arch", ["r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50"])
+@pytest.mark.parametrize("arch", [pytest.param(a, marks=slow) for a in
+                                  ("r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50")])
 def test_train_mode_outputs_and_batchnorm_statistics_match_torchvision(arch):
   torch_model = _random_torch_model(arch, num_classes=5).train()
   variables = from_torchvision(torch_model.state_dict(), arch)
@@ -86,6 +93,7 @@ def test_train_mode_outputs_and_batchnorm_statistics_match_torchvision(arch):
     assert _rel_err(value, flat_want[path]) < 1e-4, jax.tree_util.keystr(path)
 
 
+@slow
 def test_imagenet_weights_start_the_per_frame_video_model():
   torch_model = _random_torch_model("resnet18", num_classes=7).eval()
   variables = from_torchvision(torch_model.state_dict(), "tsn_resnet18")

@@ -101,6 +101,7 @@ def trained_run(tmp_path_factory):
   return workdir, config, summary
 
 
+@pytest.mark.slow  # trains 250 steps
 def test_short_training_beats_bicubic_on_held_out_footage(trained_run):
   workdir, _, summary = trained_run
   ev = summary["eval"]
@@ -115,6 +116,7 @@ def test_short_training_beats_bicubic_on_held_out_footage(trained_run):
   assert min(gains) > 0 and np.mean(gains) > 1.0, evaluate.format_table(rows)
 
 
+@pytest.mark.slow  # trains 250 steps
 def test_upscale_command_restores_checkpoint_and_refuses_the_wrong_one(trained_run, tmp_path,
                                                                         capsys):
   workdir, config, _ = trained_run

@@ -179,6 +179,7 @@ def uninterrupted(tmp_path_factory):
   return _final_params(workdir, 16)
 
 
+@pytest.mark.slow  # `jaxres train` processes
 def test_sigterm_then_kill9_then_resume_matches_uninterrupted(tmp_path, uninterrupted):
   workdir = str(tmp_path / "run")
   # SIGTERM: stops at the next step boundary with a checkpoint of that step, exit code 0.
@@ -225,6 +226,7 @@ def test_a_damaged_latest_checkpoint_is_named_and_training_resumes_from_the_one_
   assert "Traceback" not in out and "Event loop is closed" not in out, out
 
 
+@pytest.mark.slow  # `jaxres train` processes
 def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   # Warm-up to an absurd learning rate: step 1 has lr 0, step 2 makes the weights huge (the

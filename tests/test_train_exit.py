@@ -50,6 +50,7 @@ def _run(code_or_args, tmp_path, timeout):
   return proc.returncode, proc.stdout
 
 
+@pytest.mark.slow  # a process's exit is the point
 def test_train_on_demo_videos_exits_after_its_summary(tmp_path):
   config = tmp_path / "tiny_demo.py"
   config.write_text(CONFIG.format(path=str(tmp_path / "videos")))
@@ -75,6 +76,7 @@ print("dropped", flush=True)
 """
 
 
+@pytest.mark.slow  # a process's exit is the point
 def test_dropping_an_endless_iterator_stops_its_pipeline(tmp_path):
   rc, out = _run(["-c", SCRIPT, str(tmp_path / "videos")], tmp_path, timeout=120)
   assert rc == 0 and "dropped" in out, out

@@ -8,6 +8,7 @@ import sys
 
 import jax
 import numpy as np
+import pytest
 
 from jaxres.train import Checkpointer, build_engine, load_config, synthetic_batches
 
@@ -23,10 +24,13 @@ def _free_port():
     return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
   config_path = tmp_path / "config.py"
-  # Native convolutions: the CPU Winograd lowering rounds differently for the per-process batch
-  # shapes than for the whole batch, and three SGD steps amplify that well past float tolerance.
+  # Native convolutions: on the default lowering (Winograd/im2col on CPU) the momentum traces of
+  # the two-process run differ from one process's by up to 20% of a leaf's largest value after
+  # three steps (measured; the in-process 8-vs-1 device runs in test_train_parallel.py agree to
+  # 5e-5 on the same model), more than rounding explains: not understood yet, so not compared.
   native = '  c.model.conv_lowering = "native"\n  return c'
   config_path.write_text(CONFIG.replace("  return c", native))
   workdir = str(tmp_path / "run")
@@ -37,7 +41,11 @@ def test_two_processes_match_one(tmp_path):
        workdir, "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
        "--process-id", str(i), f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=-1"],
       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
-  outs = [p.communicate(timeout=300)[0] for p in procs]
+  try:
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+  finally:
+    for p in procs:  # one that failed to start leaves the other waiting for it
+      p.kill()
   for p, out in zip(procs, outs):
     assert p.returncode == 0, out
   assert "on 4 cpu device(s) (2 process(es))" in outs[0]
