@@ -109,10 +109,10 @@ class Checkpointer:
     if step not in steps:
       raise FileNotFoundError(f"No checkpoint of step {step} in {self.directory}; its steps are "
                               f"{', '.join(map(str, steps)) or 'none'}.")
+    _ignore_reads_finishing_after_a_failed_restore()  # before: reads may fail as soon as it starts
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
     except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
-      _ignore_reads_finishing_after_a_failed_restore()
       reason = _first_line(e)
       raise CheckpointError(
           f"The checkpoint {self.step_path(step)} cannot be restored (damaged, or written by "
@@ -191,15 +191,19 @@ def _ignore_reads_finishing_after_a_failed_restore() -> None:
 
   Orbax gives up on the first failed array and closes its event loop; each remaining read then
   finishes into the closed loop and Python prints an unraisable `RuntimeError: Event loop is closed`
-  traceback for it (dozens per checkpoint, some at interpreter exit). Only those are dropped.
+  traceback for it, and each other failed read's never-awaited coroutine an unraisable
+  "Encountered error while reading array index" (dozens per checkpoint, some at interpreter exit,
+  some while the restore is still failing, hence installed before any restore). Only those two
+  are dropped: the restore's own error reports the damage.
   """
   previous = sys.unraisablehook
   if getattr(previous, "_jaxres_quiet_closed_loop", False):
     return
 
   def hook(unraisable):
-    if (isinstance(unraisable.exc_value, RuntimeError)
-        and str(unraisable.exc_value) == "Event loop is closed"):
+    text = str(unraisable.exc_value)
+    if ((isinstance(unraisable.exc_value, RuntimeError) and text == "Event loop is closed")
+        or text.startswith("Encountered error while reading array index")):
       return
     previous(unraisable)
 
