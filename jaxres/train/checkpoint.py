@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import sys
+import threading
 import time
 from typing import Any, Callable, Mapping, Optional
 
@@ -200,12 +201,21 @@ def _ignore_reads_finishing_after_a_failed_restore() -> None:
   if getattr(previous, "_jaxres_quiet_closed_loop", False):
     return
 
+  def left_over(error) -> bool:
+    text = str(error)
+    return ((isinstance(error, RuntimeError) and text == "Event loop is closed")
+            or text.startswith("Encountered error while reading array index"))
+
   def hook(unraisable):
-    text = str(unraisable.exc_value)
-    if ((isinstance(unraisable.exc_value, RuntimeError) and text == "Event loop is closed")
-        or text.startswith("Encountered error while reading array index")):
-      return
-    previous(unraisable)
+    if not left_over(unraisable.exc_value):
+      previous(unraisable)
+
+  previous_thread_hook = threading.excepthook
+
+  def thread_hook(args):  # the same errors raised in a reader thread's callback
+    if not left_over(args.exc_value):
+      previous_thread_hook(args)
 
   hook._jaxres_quiet_closed_loop = True
   sys.unraisablehook = hook
+  threading.excepthook = thread_hook
