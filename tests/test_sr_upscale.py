@@ -150,7 +150,11 @@ def test_compare_writes_side_by_side_video_and_png_strip(tmp_path, tiny_edsr):
   upscale.upscale_video(src, png, model, variables, scale=3, clip_model=False, compare=True,
                         progress=False)
   import imageio.v3 as iio
-  assert iio.imread(png).shape == (4 * 36, 96, 3)
+  image = iio.imread(png)
+  assert image.shape == (20 + 4 * 36, 96, 3)  # a label row, then 4 frames
+  header = image[:20].min(axis=-1)
+  assert (header[:, :48] < 128).any() and (header[:, 48:] < 128).any()  # "bicubic" | "model x3"
+  assert header.max() == 255
 
 
 def test_bad_inputs_are_clear_errors_and_leave_no_file(tmp_path, tiny_edsr, monkeypatch):

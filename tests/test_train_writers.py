@@ -7,7 +7,7 @@ import os
 
 import numpy as np
 
-from jaxres.train.writers import MetricWriter, plot_curves, read_metrics
+from jaxres.train.writers import MetricWriter, curve_panels, plot_curves, read_metrics
 
 
 def _events(directory):
@@ -76,3 +76,21 @@ def test_flush_and_close_twice_are_harmless(tmp_path):
   writer.close()
   writer.close()
   assert len(_events(tmp_path / "tensorboard" / "train")) == 1
+
+
+def test_curves_show_accuracy_for_classification_and_psnr_against_bicubic_for_sr(tmp_path):
+  classification = [{"split": "train", "step": 1, "loss": 1.0, "accuracy": 0.5},
+                    {"split": "eval", "step": 1, "loss": 1.1, "accuracy": 0.4, "video_accuracy": 0.6}]
+  panels = dict(curve_panels(classification))
+  assert list(panels) == ["loss", "accuracy"]
+  assert [legend for legend, _, _ in panels["accuracy"]] == ["train", "eval", "eval (video)"]
+  sr = [{"split": "train", "step": 1, "loss": 0.1, "psnr": 25.0},
+        {"split": "eval", "step": 1, "psnr_y": 31.0, "psnr_y_bicubic": 29.5, "gain_y": 1.5}]
+  panels = dict(curve_panels(sr))
+  assert list(panels) == ["loss", "PSNR (dB)"]  # no empty accuracy panel
+  assert {legend: points for legend, _, points in panels["PSNR (dB)"]} == {
+      "train (RGB)": [(1, 25.0)], "eval PSNR-Y": [(1, 31.0)], "eval bicubic PSNR-Y": [(1, 29.5)]}
+  path = tmp_path / "metrics.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in sr))
+  png = plot_curves(str(path), str(tmp_path / "curves.png"))
+  assert os.path.getsize(png) > 1000

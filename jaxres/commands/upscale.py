@@ -65,6 +65,12 @@ def main(argv: list[str]) -> int:
     print(f"jaxres upscale: {error}", file=sys.stderr)
     return 1
   h, w = result["size"]
-  print(f"wrote {result['frames']} frames of {w}x{h} at {result['fps']:g} fps to {result['path']} "
-        f"({loaded.name} x{loaded.scale}, step {loaded.step})")
+  if args.compare and args.output.lower().endswith(".png"):
+    print(f"wrote an image to {result['path']}: columns bicubic | {loaded.name} x{loaded.scale} "
+          f"(step {loaded.step}), rows {min(4, result['frames'])} frames spread over the "
+          f"{result['frames']} of the video")
+  else:
+    columns = " (bicubic | model side by side)" if args.compare else ""
+    print(f"wrote {result['frames']} frames of {w}x{h} at {result['fps']:g} fps{columns} to "
+          f"{result['path']} ({loaded.name} x{loaded.scale}, step {loaded.step})")
   return 0

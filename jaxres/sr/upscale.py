@@ -39,7 +39,7 @@ import collections
 import dataclasses
 import os
 import sys
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Sequence
 
 import flax.linen as nn
 import jax
@@ -230,6 +230,31 @@ def _bicubic_frame(lr: np.ndarray, scale: int) -> np.ndarray:
 _bicubic_jit = jax.jit(bicubic_upsample, static_argnums=1)
 
 
+def column_labels(labels: Sequence[str], column_width: int, height: int = 20) -> np.ndarray:
+  """A white uint8 `[height, len(labels) * column_width, 3]` row naming each column in black.
+
+  Pillow (which imageio brings) draws the text with its built-in font, so no font file is needed.
+
+  Args:
+    labels: one name per column, left to right.
+    column_width: pixels per column.
+    height: pixels of the row.
+
+  Returns:
+    The label row, to put above side-by-side frames.
+
+  Example:
+    >>> column_labels(("bicubic", "model x4"), 352).shape
+    (20, 704, 3)
+  """
+  from PIL import Image, ImageDraw
+  row = Image.new("RGB", (column_width * len(labels), height), "white")
+  draw = ImageDraw.Draw(row)
+  for i, label in enumerate(labels):
+    draw.text((i * column_width + 4, 3), label, fill="black")
+  return np.asarray(row, np.uint8)
+
+
 def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any, *, scale: int,
                   clip_model: bool, options: UpscaleOptions = UpscaleOptions(),
                   compare: bool = False, progress: bool = True, crf: int = 17) -> dict:
@@ -306,7 +331,9 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
       writer.close(success=False)
     raise ValueError(f"{in_path} has no frames.")
   if png:
-    video_io.write_png_atomic(out_path, np.concatenate(strip, axis=0))
+    width = strip[0].shape[1] // 2
+    header = column_labels(("bicubic", f"model x{scale}"), width)
+    video_io.write_png_atomic(out_path, np.concatenate([header, *strip], axis=0))
   else:
     writer.close()
   return {"frames": n, "fps": meta.fps, "size": (meta.height * scale, meta.width * scale),

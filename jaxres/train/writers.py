@@ -144,8 +144,39 @@ def read_metrics(path: str) -> list[dict]:
   return sorted(records.values(), key=lambda r: (r["split"], r["step"]))
 
 
+def curve_panels(records: list[dict]) -> list[tuple[str, list[tuple[str, str, list]]]]:
+  """What `plot_curves` draws: `[(y label, [(legend, style, [(step, value), ...]), ...]), ...]`.
+
+  Loss, then accuracy for classification runs (train, eval clips, eval videos) or, for runs
+  without accuracy (super-resolution), PSNR: train (RGB), eval PSNR-Y and its bicubic baseline.
+
+  Args:
+    records: rows of `metrics.jsonl` (`read_metrics`).
+
+  Returns:
+    The panels, each with its non-empty series.
+
+  Example:
+    >>> [label for label, _ in curve_panels(read_metrics("runs/sr/metrics.jsonl"))]
+    ['loss', 'PSNR (dB)']
+  """
+  def series(split, key):
+    return [(r["step"], r[key]) for r in records if r["split"] == split and r.get(key) is not None]
+
+  loss = ("loss", [("train", "-", series("train", "loss")), ("eval", "o-", series("eval", "loss"))])
+  if any(r.get("accuracy") is not None for r in records):
+    second = ("accuracy", [("train", "-", series("train", "accuracy")),
+                           ("eval", "o-", series("eval", "accuracy")),
+                           ("eval (video)", "s--", series("eval", "video_accuracy"))])
+  else:
+    second = ("PSNR (dB)", [("train (RGB)", "-", series("train", "psnr")),
+                            ("eval PSNR-Y", "o-", series("eval", "psnr_y")),
+                            ("eval bicubic PSNR-Y", "s--", series("eval", "psnr_y_bicubic"))])
+  return [(label, [line for line in lines if line[2]]) for label, lines in (loss, second)]
+
+
 def plot_curves(metrics_path: str, png_path: str, *, title: str = "") -> str:
-  """Plots loss and accuracy against steps, train and eval, from a `metrics.jsonl` file.
+  """Plots `curve_panels` of a `metrics.jsonl` file: loss, and accuracy or (SR) PSNR, by step.
 
   Args:
     metrics_path: the JSON-lines log.
@@ -162,22 +193,16 @@ def plot_curves(metrics_path: str, png_path: str, *, title: str = "") -> str:
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 
-  records = read_metrics(metrics_path)
-  fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-  for ax, key in zip(axes, ("loss", "accuracy")):
-    for split, style in (("train", "-"), ("eval", "o-")):
-      points = [(r["step"], r[key]) for r in records if r["split"] == split and r.get(key) is not None]
-      if points:
-        ax.plot(*zip(*points), style, label=split)
-    if key == "accuracy":
-      points = [(r["step"], r["video_accuracy"]) for r in records
-                if r["split"] == "eval" and r.get("video_accuracy") is not None]
-      if points:
-        ax.plot(*zip(*points), "s--", label="eval (video)")
+  panels = curve_panels(read_metrics(metrics_path))
+  fig, axes = plt.subplots(1, len(panels), figsize=(10, 4))
+  for ax, (label, lines) in zip(axes, panels):
+    for legend, style, points in lines:
+      ax.plot(*zip(*points), style, label=legend)
     ax.set_xlabel("step")
-    ax.set_ylabel(key)
+    ax.set_ylabel(label)
     ax.grid(alpha=0.3)
-    ax.legend()
+    if lines:
+      ax.legend()
   if title:
     fig.suptitle(title)
   fig.tight_layout()
