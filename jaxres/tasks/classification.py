@@ -78,26 +78,26 @@ class ClassificationTask:
     return out
 
   def aggregate(self, per_example):
-    """Clip `accuracy` and `loss`, and `video_accuracy` (logits averaged per video) when the
-    values carry video ids."""
-    per_example = [{k: np.asarray(v) for k, v in m.items()} for m in per_example]
-    if not per_example:
+    """Clip `accuracy` and `loss` (weighted by `weight`; 0 drops padding), and `video_accuracy`
+    (logits averaged per video, `mean_by_video`) when the values carry video ids."""
+    rows = [{k: np.asarray(v) for k, v in m.items()} for m in per_example]
+    if not rows:
       return {}
-    _, clips = mean_by_video([{k: m[k] for k in m if k != "video_id"} for m in per_example],
-                             ["loss", "correct"])
-    if not len(clips["loss"]):
+    column = lambda key: np.concatenate([m[key] for m in rows])
+    weight = np.concatenate([m.get("weight", np.ones(len(m["label"]))) for m in rows])
+    weight = weight.astype(np.float64)
+    keep = weight > 0
+    count = float(weight.sum())
+    if not count:
       return {}
-    out = {"accuracy": float(clips["correct"].mean()), "loss": float(clips["loss"].mean()),
-           "num_clips": float(len(clips["loss"]))}
-    if "video_id" in per_example[0]:
-      ids, videos = mean_by_video(per_example, ["logits"])
+    out = {k: float((column(key) * weight)[keep].sum() / count)
+           for k, key in (("accuracy", "correct"), ("loss", "loss"))}
+    out["num_clips"] = count
+    if "video_id" in rows[0]:
+      ids, videos = mean_by_video(rows, ["logits"])
       # A video's label is that of its first kept view (all its views share it in real data).
-      kept = [(m["video_id"][m["weight"] > 0] if "weight" in m else m["video_id"],
-               m["label"][m["weight"] > 0] if "weight" in m else m["label"]) for m in per_example]
-      all_ids = np.concatenate([i for i, _ in kept])
-      all_labels = np.concatenate([label for _, label in kept])
-      _, first = np.unique(all_ids, return_index=True)  # sorted ids, as `mean_by_video` returns
-      labels = all_labels[first]
+      _, first = np.unique(column("video_id")[keep], return_index=True)  # sorted, as `ids`
+      labels = column("label")[keep][first]
       out["video_accuracy"] = float(np.mean(videos["logits"].argmax(-1) == labels))
       out["num_videos"] = float(len(ids))
     return out
