@@ -94,6 +94,26 @@ def test_a_damaged_latest_checkpoint_is_named_moved_aside_and_the_previous_one_r
   ckpt.close()
 
 
+def test_futures_left_over_by_a_failed_restore_log_nothing_and_other_errors_still_do(caplog):
+  import asyncio
+  import gc
+  from jaxres.train.checkpoint import _ignore_reads_finishing_after_a_failed_restore
+  _ignore_reads_finishing_after_a_failed_restore()
+
+  async def gather_and_drop(error):  # asyncio logs "_GatheringFuture exception was never retrieved"
+    async def fail():
+      raise error
+    asyncio.gather(fail())
+    await asyncio.sleep(0.01)
+
+  asyncio.run(gather_and_drop(Exception("Encountered error while reading array index: (0,)")))
+  gc.collect()
+  assert not caplog.records
+  asyncio.run(gather_and_drop(ValueError("a real bug")))
+  gc.collect()
+  assert "a real bug" in caplog.text
+
+
 def test_checkpoints_that_do_not_fit_are_refused_without_moving_anything(tmp_path):
   ckpt = Checkpointer(str(tmp_path), keep=3, async_save=False)
   for step in (1, 2):

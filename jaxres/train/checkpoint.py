@@ -184,7 +184,9 @@ class Checkpointer:
 
 def _first_line(error: BaseException) -> str:
   text = str(error).strip() or type(error).__name__
-  return text.splitlines()[0].split(" [tensorstore_spec")[0]  # the spec is a page of JSON
+  for spec in (" [tensorstore_spec", " See full TensorStore details"):  # a page of JSON follows
+    text = text.split(spec)[0]
+  return text.splitlines()[0]
 
 
 def _ignore_reads_finishing_after_a_failed_restore() -> None:
@@ -194,17 +196,27 @@ def _ignore_reads_finishing_after_a_failed_restore() -> None:
   finishes into the closed loop and Python prints an unraisable `RuntimeError: Event loop is closed`
   traceback for it, and each other failed read's never-awaited coroutine an unraisable
   "Encountered error while reading array index" (dozens per checkpoint, some at interpreter exit,
-  some while the restore is still failing, hence installed before any restore). Only those two
-  are dropped: the restore's own error reports the damage.
+  some while the restore is still failing, hence installed before any restore), and asyncio logs
+  each failed read's gathering future as an "exception was never retrieved" error. Only those are
+  dropped: the restore's own error reports the damage.
   """
-  previous = sys.unraisablehook
-  if getattr(previous, "_jaxres_quiet_closed_loop", False):
-    return
-
   def left_over(error) -> bool:
     text = str(error)
     return ((isinstance(error, RuntimeError) and text == "Event loop is closed")
             or text.startswith("Encountered error while reading array index"))
+
+  asyncio_logger = logging.getLogger("asyncio")
+  if not any(getattr(f, "_jaxres_left_over", False) for f in asyncio_logger.filters):
+
+    def log_filter(record: logging.LogRecord) -> bool:  # asyncio's never-retrieved futures
+      error = record.exc_info[1] if record.exc_info else None
+      return error is None or not left_over(error)
+
+    log_filter._jaxres_left_over = True
+    asyncio_logger.addFilter(log_filter)
+  previous = sys.unraisablehook
+  if getattr(previous, "_jaxres_left_over", False):
+    return
 
   def hook(unraisable):
     if not left_over(unraisable.exc_value):
@@ -216,6 +228,6 @@ def _ignore_reads_finishing_after_a_failed_restore() -> None:
     if not left_over(args.exc_value):
       previous_thread_hook(args)
 
-  hook._jaxres_quiet_closed_loop = True
+  hook._jaxres_left_over = True
   sys.unraisablehook = hook
   threading.excepthook = thread_hook
