@@ -64,6 +64,12 @@ def main(argv: list[str]) -> int:
   except (FileNotFoundError, ValueError, KeyError) as error:
     print(f"jaxres upscale: {error}", file=sys.stderr)
     return 1
+  except upscale.OutputError as error:
+    print(f"jaxres upscale: {error.strerror}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print(f"jaxres upscale: interrupted; nothing was written to {args.output}.", file=sys.stderr)
+    return 130
   h, w = result["size"]
   if args.compare and args.output.lower().endswith(".png"):
     print(f"wrote an image to {result['path']}: columns bicubic | {loaded.name} x{loaded.scale} "
