@@ -305,3 +305,20 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, tiny_edsr,
   assert _upscale_command(monkeypatch, tiny_edsr, src, str(small_disk / "o.mp4")) == 1
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and "Read-only file system" in err, err
+
+
+def test_a_cut_input_is_upscaled_as_far_as_it_decodes_with_a_warning(tmp_path, tiny_edsr,
+                                                                    monkeypatch, capsys):
+  from media import cut_with_index_first
+  whole = str(tmp_path / "whole.mp4")
+  _write_lr_video(whole, frames=40, height=16, width=16)
+  src = cut_with_index_first(whole, str(tmp_path / "cut.mp4"), keep=0.6)
+  out = str(tmp_path / "out.mp4")
+  assert _upscale_command(monkeypatch, tiny_edsr, src, out) == 0
+  captured = capsys.readouterr()
+  meta, frames = video.stream_video(out)
+  n = sum(1 for _ in frames)
+  assert 0 < n < 38 and f"wrote {n} frames" in captured.out
+  assert captured.err == (f"jaxres upscale: warning: {src} stops decoding after {n} of the 40 "
+                          "frames its header lists (truncated or damaged); only those were "
+                          "upscaled.\n")

@@ -2,7 +2,8 @@
 
 Every skip logs one warning naming the file (once per file and reason) and is counted once per file,
 however many epochs meet it. Reasons: `not_video` (wrong suffix or no video stream), `corrupt`
-(unreadable or truncated container), `empty` (no decodable frame), `short` (fewer frames than a
+(unreadable container), `partial` (decoding stops well before the frame count in the file's own
+header: truncated or damaged), `empty` (no decodable frame), `short` (fewer frames than a
 clip, with `short_video="skip"`), `missing` (vanished after listing).
 
 Example:

@@ -277,8 +277,9 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     crf: x264 quality of the written video.
 
   Returns:
-    `{"frames": n, "fps": fps, "size": (H, W), "path": out_path}` (`fps`: the input's average
-    rate).
+    `{"frames": n, "fps": fps, "size": (H, W), "path": out_path, "partial": bool,
+    "header_frames": m}` (`fps`: the input's average rate; `partial`: decoding stopped well before
+    the `m` frames the input's header lists, so only the `n` that decoded were upscaled).
 
   Raises:
     FileNotFoundError: missing input file or output folder.
@@ -346,7 +347,8 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     with _writing(out_path):
       writer.close()
   return {"frames": n, "fps": meta.fps, "size": (meta.height * scale, meta.width * scale),
-          "path": out_path}
+          "path": out_path, "partial": video_io.is_partial(n, meta.num_frames),
+          "header_frames": meta.num_frames}
 
 
 class OutputError(OSError):
