@@ -5,6 +5,8 @@ Modules (import what you use; only the tf.data ones load TensorFlow):
 - `video`: all video file I/O with PyAV: clips by index (seeking to just the frames a clip needs),
   frame-by-frame streaming with presentation times, atomic writing (`video_write` holds the writer).
 - `demo`: `write_demo_dataset`, the generated motion dataset every job defaults to.
+- `photo_demo`: `write_photo_dataset`, the SR demo's pans over scikit-image's bundled photographs
+  (`data.demo.kind = "photos"`), with held-out photographs for evaluation.
 - `sources`: class folders, UCF101/CSV split lists, class names, per-host sharding.
 - `prepare` / `records`: `jaxres prepare` (TFRecord shards of JPEG frames + manifest).
 - `tfds_builder`: the `jaxres_videos` TFDS builder for folders and prepared data.

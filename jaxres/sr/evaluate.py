@@ -5,9 +5,12 @@ same chunked path as `jaxres upscale` (`jaxres.sr.upscale.Upscaler`), so it meas
 gets. HR videos are degraded with `jaxres.tasks.degradation` (mod-crop, antialiased bicubic); the
 output is clipped and rounded to 8 bits; metrics crop `scale` pixels at the borders.
 
-Command line (held-out generated footage, a seed never used for training):
+Command line: by default the run's own held-out videos (its data config's eval split, e.g. the
+`sr_edsr_demo` pans over photographs it never trained on), whole; `--footage generated` uses
+generated footage from a seed never used for training instead:
 
-  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr --videos 4 --frames 16 --size 96
+  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr
+  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr --footage generated --videos 4 --size 96
 
 Example:
   >>> table = evaluate_videos(model, variables, hr_videos, scale=2, clip_model=False)
@@ -17,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Any, Sequence
 
@@ -68,14 +72,39 @@ def evaluate_videos(model: Any, variables: Any, hr_videos: Sequence[np.ndarray],
   return rows
 
 
-def format_table(rows: list[dict]) -> str:
-  """A plain-text table of `evaluate_videos` rows plus their mean."""
-  head = (f"{'video':>6}  {'PSNR-Y':>7} {'bicubic':>7} {'gain':>6}  {'SSIM-Y':>6} {'bicubic':>7}  "
-          f"{'PSNR':>6} {'bicubic':>7}")
+def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
+  """The whole videos of a data config's eval split (folder or built-in demo sources).
+
+  Args:
+    data_config: a run's `config.data` (the demo data are written first if missing).
+
+  Returns:
+    `(file name, uint8 [T, H, W, 3])` per video, in the split's order.
+
+  Raises:
+    ValueError: the source is not a folder of videos ("folder" or "demo").
+
+  Example:
+    >>> videos = held_out_videos(read_config("runs/sr_edsr").data)
+  """
+  if data_config.source not in ("demo", "folder"):
+    raise ValueError(f"data.source={data_config.source!r}: only folder and demo eval splits are "
+                     "read as whole videos here; use --footage generated.")
+  from jaxres.data import catalog, video  # pylint: disable=import-outside-toplevel
+  return [(os.path.basename(e.path), video.read_video(e.path).frames)
+          for e in catalog.video_list(data_config, "eval").entries]
+
+
+def format_table(rows: list[dict], names: Sequence[str] | None = None) -> str:
+  """A plain-text table of `evaluate_videos` rows (named by `names`, else numbered) plus their mean."""
+  names = [str(n) for n in names] if names is not None else [str(i) for i in range(len(rows))]
+  width = max([6] + [len(n) for n in names])
+  head = (f"{'video':>{width}}  {'PSNR-Y':>7} {'bicubic':>7} {'gain':>6}  {'SSIM-Y':>6} "
+          f"{'bicubic':>7}  {'PSNR':>6} {'bicubic':>7}")
   lines = [head]
   mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-  for name, r in [(str(i), r) for i, r in enumerate(rows)] + [("mean", mean)]:
-    lines.append(f"{name:>6}  {r['psnr_y']:7.2f} {r['bicubic_psnr_y']:7.2f} "
+  for name, r in list(zip(names, rows)) + [("mean", mean)]:
+    lines.append(f"{name:>{width}}  {r['psnr_y']:7.2f} {r['bicubic_psnr_y']:7.2f} "
                  f"{r['psnr_y'] - r['bicubic_psnr_y']:+6.2f}  {r['ssim_y']:6.4f} "
                  f"{r['bicubic_ssim_y']:7.4f}  {r['psnr']:6.2f} {r['bicubic_psnr']:7.2f}")
   return "\n".join(lines)
@@ -84,35 +113,45 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m jaxres.sr.evaluate",
-      description="Per-video PSNR/SSIM of a trained SR model vs bicubic on held-out generated footage.")
+      description="Per-video PSNR/SSIM of a trained SR model vs bicubic on held-out videos, whole.")
   parser.add_argument("--checkpoint", required=True, help="the training workdir")
   parser.add_argument("--config", default=None, help="the run's config file (if no config.json)")
-  parser.add_argument("--videos", type=int, default=4)
-  parser.add_argument("--frames", type=int, default=16)
-  parser.add_argument("--size", type=int, default=96, help="HR frame height and width")
-  parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
+  parser.add_argument("--footage", choices=("eval-split", "generated"), default="eval-split",
+                      help="the run's held-out eval split (default) or generated footage")
+  parser.add_argument("--videos", type=int, default=4, help="generated videos")
+  parser.add_argument("--frames", type=int, default=16, help="generated frames per video")
+  parser.add_argument("--size", type=int, default=96, help="generated frame height and width")
+  parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="generated footage seed")
   parser.add_argument("--chunk", type=int, default=16)
   parser.add_argument("--overlap", type=int, default=6)
   from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
   args = parser.parse_args(argv)
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
-  config = None
-  if args.config:
-    from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
-    config = load_config(args.config, overrides)
+  from jaxres.train import run  # pylint: disable=import-outside-toplevel
   try:
+    if args.config:
+      from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
+      config = load_config(args.config, overrides)
+    else:
+      config = run.read_config(args.checkpoint)
     loaded = checkpoint.load_sr_model(args.checkpoint, config=config)
+    if args.footage == "eval-split":
+      names, videos = zip(*held_out_videos(config.data))
+      what = f"the {len(videos)} held-out videos of its eval split"
+    else:
+      videos = footage.generate_clips(args.seed, args.videos, args.frames, args.size, args.size)
+      names = None
+      what = (f"{args.videos} held-out generated videos of {args.frames}x{args.size}x{args.size} "
+              f"(seed {args.seed})")
   except (FileNotFoundError, ValueError) as error:
     print(f"evaluate: {error}", file=sys.stderr)
     return 1
-  videos = footage.generate_clips(args.seed, args.videos, args.frames, args.size, args.size)
   rows = evaluate_videos(loaded.model, loaded.variables, list(videos), scale=loaded.scale,
                          clip_model=loaded.clip_model,
                          options=upscale.UpscaleOptions(chunk=args.chunk, overlap=args.overlap))
-  print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {args.videos} held-out generated "
-        f"videos of {args.frames}x{args.size}x{args.size} (seed {args.seed}):")
-  print(format_table(rows))
+  print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {what}:")
+  print(format_table(rows, names))
   return 0
 
 
