@@ -37,7 +37,7 @@ import math
 import jax
 import ml_collections
 
-from jaxres.data import clips, host_sources, views
+from jaxres.data import clips, host_sources, records, views
 from jaxres.data import config as config_lib
 from jaxres.data.catalog import DatasetInfo, check_split, dataset_info, video_list
 from jaxres.data.iterator import BatchIterator
@@ -87,7 +87,7 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       tf.constant([seed, 0x5EED], tf.int64), process_index)
   parallel = AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
 
-  raw = config.source in ("demo", "folder")
+  raw = config.source in config_lib.RAW_SOURCES
   if raw:
     ds, host_videos, max_videos = host_sources.raw_source(config, split, process_index,
                                                           process_count, skips)
@@ -101,7 +101,8 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       # Records stay serialized through the shuffle buffer; each is parsed once, in the map below.
       ds, parse, host_videos, max_videos = host_sources.prepared_source(
           config, split, process_index, process_count, train, host_seed, num_epochs)
-      image_format = "jpeg"
+      # JPEG for videos; "any" for frame folders stored as they were (PNG).
+      image_format = records.read_manifest(config.path).get("image_format", "jpeg")
     else:
       ds, parse, host_videos, max_videos = host_sources.tfds_source(
           config, split, process_index, process_count, train, host_seed, num_epochs)
