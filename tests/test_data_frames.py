@@ -85,6 +85,8 @@ def test_natural_order_and_gaps_are_missing_frames(tmp_path):
   assert frames.list_frames(str(tmp_path / "w")) == ["a9.png", "a10.png", "b.jpg"]
   np.testing.assert_array_equal(frames.read_frames(str(tmp_path / "w"), [1, 1, 7])[:2],
                                 clip[[1, 1]])
+  write_frames(tmp_path / "mm", clip, ["img_00001.jpg", "flow_x_00001.jpg", "img_00002.jpg"])
+  assert frames.list_frames(str(tmp_path / "mm"), "img_*") == ["img_00001.jpg", "img_00002.jpg"]
   os.makedirs(tmp_path / "none")
   with pytest.raises(frames.FrameError, match="empty"):
     frames.list_frames(str(tmp_path / "none"))
@@ -139,6 +141,9 @@ def rawframes(tmp_path_factory):
       n = 5 + v
       write_frames(root / name / f"v{v}", random_clip(rng, n, 24, channel),
                    [f"img_{i:05d}.jpg" for i in range(1, n + 1)], "JPEG")
+      for axis in "xy":  # optical flow next to the RGB frames, as MMAction2's extraction writes
+        write_frames(root / name / f"v{v}", random_clip(rng, n - 1, 24, 2),
+                     [f"flow_{axis}_{i:05d}.jpg" for i in range(1, n)], "JPEG")
       lines.append(f"{name}/v{v} {n} {label}")
   (root / "train_list.txt").write_text("\n".join(lines) + "\n")
   return str(root)
@@ -147,7 +152,7 @@ def rawframes(tmp_path_factory):
 @pytest.mark.parametrize("listed", [False, True])
 def test_rawframes_classification_batches_carry_their_labels(rawframes, listed):
   config = frames_config(rawframes, layout="rawframes", resize=24, crop_size=16,
-                         train_split="train_list.txt" if listed else "")
+                         train_split="train_list.txt" if listed else "", frame_pattern="img_*")
   info = pipeline.dataset_info(config)
   assert info.class_names == (("0", "1") if listed else ("jump", "run"))
   assert info.num_videos == {"train": 4, "eval": 4}
@@ -234,7 +239,7 @@ def test_prepare_frame_folders(reds, rawframes, tmp_path, capsys):
   # Rawframes with labels, re-encoded to JPEG at a short side of 16.
   out2 = str(tmp_path / "prepared2")
   prepare_dataset(rawframes, out2, layout="rawframes", resize=16, workers=1, skips=SkipCounter(),
-                  log=None)
+                  log=None, frame_pattern="img_*")
   manifest = records.read_manifest(out2)
   assert manifest["class_names"] == ["jump", "run"] and manifest["image_format"] == "jpeg"
   videos = [v for s in manifest["splits"]["train"]["shards"] for v in s["videos"]]

@@ -24,6 +24,9 @@ def main(argv: list[str]) -> int:
                       help="SRC holds frame folders laid out so (see jaxres.data.sequences)")
   parser.add_argument("--holdout-sequences", nargs="+", default=(), metavar="SEQ",
                       help="frame folders: these sequences are the eval split, e.g. 000 011 015 020")
+  parser.add_argument("--frame-pattern", default="*",
+                      help="frame folders: the glob frame images match ('img_*' for MMAction2 "
+                           "folders holding flow too)")
   parser.add_argument("out", help="output folder for shards, manifest.json and classes.txt")
   parser.add_argument("--train-list", default=None, help="split list of the train split")
   parser.add_argument("--eval-list", default=None, help="split list of the eval split")
@@ -49,7 +52,8 @@ def main(argv: list[str]) -> int:
     prepare_dataset(args.src, args.out, split_lists=split_lists,
                     holdout_fraction=args.holdout_fraction, resize=args.resize,
                     quality=args.quality, num_shards=args.shards, workers=args.workers or None,
-                    layout=args.layout, holdout_sequences=tuple(args.holdout_sequences))
+                    layout=args.layout, holdout_sequences=tuple(args.holdout_sequences),
+                    frame_pattern=args.frame_pattern)
   except (FileNotFoundError, ValueError, KeyError) as e:
     print(f"jaxres prepare: {e}")
     return 1

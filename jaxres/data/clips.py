@@ -42,8 +42,9 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
     if config.source != "frames":
       return video.read_frames(path, pick), empty
     if paired:
-      return frames_io.read_paired(path, lr_path, pick, scale=config.lr_scale)
-    return frames_io.read_frames(path, pick), empty
+      return frames_io.read_paired(path, lr_path, pick, scale=config.lr_scale,
+                                   pattern=config.frame_pattern)
+    return frames_io.read_frames(path, pick, pattern=config.frame_pattern), empty
 
   def fn(path, lr_path, seed):
     path, lr_path = path.decode(), lr_path.decode()

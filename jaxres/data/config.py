@@ -43,6 +43,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       `"vimeo"` (Vimeo-90K septuplets, `path/sequences/...`, lists default to `sep_trainlist.txt` /
       `sep_testlist.txt` in `path`) or `"rawframes"` (MMAction2: `path/<class>/<video>/` frames,
       or annotation lists); see `jaxres.data.sequences`.
+    - `frame_pattern`: for frames, the glob a sequence's images match (`"img_*"` for MMAction2
+      folders that hold optical flow too); frame k is the k-th match in natural name order.
     - `holdout_sequences`: for frames without lists, the sequences (relative to `path`) that form
       the eval split and are left out of train, e.g. REDS4 `("000", "011", "015", "020")`.
     - `lr_path`: for frames, a folder mirroring `path` with LR frames of the same names (REDS
@@ -85,6 +87,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.eval_split = ""
   c.holdout_fraction = 0.0
   c.layout = "sequences"
+  c.frame_pattern = "*"
   c.holdout_sequences = ()
   c.lr_path = ""
   c.lr_scale = 4

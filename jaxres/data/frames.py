@@ -19,6 +19,7 @@ Example:
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from typing import Callable, Sequence
@@ -52,11 +53,13 @@ def natural_key(name: str) -> tuple:
   return tuple(int(p) if p.isdigit() else p for p in _NUMBER.split(name))
 
 
-def list_frames(folder: str) -> list[str]:
+def list_frames(folder: str, pattern: str = "*") -> list[str]:
   """The image file names of a sequence folder, in frame order.
 
   Args:
     folder: a folder of images (hidden files and non-images are ignored).
+    pattern: only names matching this glob, e.g. `"img_*"` for MMAction2 folders that also hold
+      optical flow (`flow_x_00001.jpg`).
 
   Returns:
     The names, naturally sorted.
@@ -71,10 +74,12 @@ def list_frames(folder: str) -> list[str]:
   """
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"No such frame folder: {folder}")
-  names = sorted((n for n in os.listdir(folder) if not n.startswith(".") and is_image(n)),
+  names = sorted((n for n in os.listdir(folder)
+                  if not n.startswith(".") and is_image(n) and fnmatch.fnmatchcase(n, pattern)),
                  key=natural_key)
   if not names:
-    raise FrameError(folder, "empty", f"no image files ({' '.join(IMAGE_SUFFIXES)})")
+    raise FrameError(folder, "empty", f"no image files matching {pattern!r} "
+                                      f"({' '.join(IMAGE_SUFFIXES)})")
   numbers = [_TRAILING_NUMBER.search(os.path.splitext(n)[0]) for n in names]
   if all(numbers):
     values = [int(m.group(1)) for m in numbers]
@@ -110,7 +115,7 @@ def read_image(path: str) -> np.ndarray:
 
 
 def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[VideoMeta], np.ndarray],
-                *, names: Sequence[str] | None = None) -> np.ndarray:
+                *, names: Sequence[str] | None = None, pattern: str = "*") -> np.ndarray:
   """Decodes the frames at `indices` of a sequence folder (each distinct frame once).
 
   Args:
@@ -119,6 +124,7 @@ def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[Vid
       function of a `VideoMeta` (`fps` and the size 0: unknown before decoding; `num_frames`)
       returning them, as `jaxres.data.video.read_frames` takes.
     names: the folder's frame names if already listed (`list_frames`).
+    pattern: else, the glob `list_frames` lists them with.
 
   Returns:
     uint8 `[len(indices), H, W, 3]`.
@@ -130,7 +136,7 @@ def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[Vid
   Example:
     >>> read_frames(folder, lambda meta: np.arange(meta.num_frames))   # the whole sequence
   """
-  names = list(names) if names is not None else list_frames(folder)
+  names = list(names) if names is not None else list_frames(folder, pattern)
   if callable(indices):
     meta = VideoMeta(folder, 0.0, len(names), 0.0, 0, 0, 0, "image")
     indices = indices(meta)
@@ -149,7 +155,8 @@ def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[Vid
   return np.stack([decoded[int(k)] for k in indices])
 
 
-def read_paired(folder: str, lr_folder: str, indices, *, scale: int) -> tuple[np.ndarray, np.ndarray]:
+def read_paired(folder: str, lr_folder: str, indices, *, scale: int,
+                pattern: str = "*") -> tuple[np.ndarray, np.ndarray]:
   """The same frames of an HR sequence and its LR twin (same image names), checked to pair.
 
   Args:
@@ -157,6 +164,7 @@ def read_paired(folder: str, lr_folder: str, indices, *, scale: int) -> tuple[np
     lr_folder: the LR folder holding the same names (e.g. REDS `train_sharp_bicubic/X4/000`).
     indices: as `read_frames`.
     scale: the LR frames must be exactly `1/scale` of the HR size.
+    pattern: as `list_frames`.
 
   Returns:
     `(hr uint8 [T, H, W, 3], lr uint8 [T, H/scale, W/scale, 3])`.
@@ -169,7 +177,7 @@ def read_paired(folder: str, lr_folder: str, indices, *, scale: int) -> tuple[np
   Example:
     >>> hr, lr = read_paired("REDS/train_sharp/000", "REDS/train_sharp_bicubic/X4/000", [0], scale=4)
   """
-  names = list_frames(folder)
+  names = list_frames(folder, pattern)
   if not os.path.isdir(lr_folder):
     raise FrameError(lr_folder, "missing", "no LR folder for this sequence")
   lr_names = set(os.listdir(lr_folder))
@@ -191,12 +199,12 @@ def read_paired(folder: str, lr_folder: str, indices, *, scale: int) -> tuple[np
   return hr, lr
 
 
-def read_sequence(folder: str) -> np.ndarray:
+def read_sequence(folder: str, pattern: str = "*") -> np.ndarray:
   """Every frame of a sequence folder: uint8 `[T, H, W, 3]`.
 
   Example:
     >>> read_sequence("/data/Vid4/GT/calendar").shape
     (41, 576, 720, 3)
   """
-  names = list_frames(folder)
+  names = list_frames(folder, pattern)
   return read_frames(folder, np.arange(len(names)), names=names)

@@ -73,11 +73,11 @@ def encode_frames(frames, resize: int, quality: int) -> tuple[list[bytes], int, 
   return out, height, width
 
 
-def _read_frame_folder(path: str, resize: int, quality: int):
+def _read_frame_folder(path: str, resize: int, quality: int, pattern: str):
   """`(encoded frames, height, width)` of a sequence folder: the files themselves when `resize` is
   0 (each checked to decode), else JPEGs shrunk like video frames."""
   from jaxres.data import frames as frames_io
-  names = frames_io.list_frames(path)
+  names = frames_io.list_frames(path, pattern)
   decoded = frames_io.read_frames(path, range(len(names)), names=names)
   if resize:
     return encode_frames(decoded, resize, quality)
@@ -89,7 +89,7 @@ def _read_frame_folder(path: str, resize: int, quality: int):
 
 
 def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: int,
-                layout: str = "") -> dict:
+                layout: str = "", frame_pattern: str = "*") -> dict:
   """Decodes `videos` and writes them as one shard `out/file` (run in a worker process).
 
   Args:
@@ -99,6 +99,7 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
     resize: shrink frames so the short side is at most this (0: keep).
     quality: JPEG quality.
     layout: "" for video files, else the frame-folder layout (`path` is a sequence folder).
+    frame_pattern: the glob a sequence's images match (`jaxres.data.frames.list_frames`).
 
   Returns:
     `{"file", "videos": [{path, label, video_id, num_frames, fps}], "skipped": [{path, reason,
@@ -114,7 +115,8 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
     for video in videos:
       try:
         if layout:
-          jpegs, height, width = _read_frame_folder(video["path"], resize, quality)
+          jpegs, height, width = _read_frame_folder(video["path"], resize, quality,
+                                                      frame_pattern)
           fps = 0.0
         else:
           decoded = video_io.read_video(video["path"])
@@ -200,7 +202,7 @@ def _plan(src: str, split_lists: dict[str, str], holdout_fraction: float, num_sh
 def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = None,
                     holdout_fraction: float = 0.0, resize: int = 128, quality: int = 90,
                     num_shards: int = 0, workers: int | None = None, layout: str = "",
-                    holdout_sequences: tuple[str, ...] = (),
+                    holdout_sequences: tuple[str, ...] = (), frame_pattern: str = "*",
                     skips: SkipCounter = SKIPPED, log=print) -> dict:
   """Prepares `src` (class subfolders of videos, or frame folders) into `out`; resumes an
   interrupted run.
@@ -222,6 +224,7 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
     layout: "" for video files, else a frame-folder layout (`"sequences"`, `"vimeo"`,
       `"rawframes"`).
     holdout_sequences: frame folders without lists: these sequences are `eval`, not `train`.
+    frame_pattern: the glob frame images match (`"img_*"`: MMAction2 folders holding flow too).
     log: progress printer (None for silence).
 
   Returns:
@@ -256,7 +259,8 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
   os.makedirs(out, exist_ok=True)
   plan_doc = {"version": records.FORMAT_VERSION, "src": os.path.abspath(src), "resize": resize,
               "quality": quality, "class_names": list(class_names),
-              **({"layout": layout, "holdout_sequences": list(holdout_sequences)} if layout else {}),
+              **({"layout": layout, "holdout_sequences": list(holdout_sequences),
+                  "frame_pattern": frame_pattern} if layout else {}),
               "shards": {s: [[v["rel"] for v in shard] for shard in shards]
                          for s, shards in plan.items()}}
   digest = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
@@ -279,7 +283,7 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
         with open(done) as f:
           results[file] = json.load(f)
       else:
-        tasks.append((out, file, videos, resize, quality, layout))
+        tasks.append((out, file, videos, resize, quality, layout, frame_pattern))
   if results:
     log(f"prepare: resuming, {len(results)} shard(s) already done, {len(tasks)} to write")
   start = time.perf_counter()
