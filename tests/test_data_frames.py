@@ -181,11 +181,12 @@ def test_sequence_clips_are_the_images(reds):
 def test_paired_lr_frames_are_read_aligned_and_used_by_the_sr_task(reds):
   root, clips = reds
   config = frames_config(os.path.join(root, "train_sharp"),
-                         lr_path=os.path.join(root, "train_sharp_bicubic", "X4"), flip=True)
+                         lr_path=os.path.join(root, "train_sharp_bicubic", "X4"), flip=True,
+                         rotate=True)
   for batch in take(config, "train", 2) + take(config, "eval", batch=4):
     hr, lr = batch["video"], batch["lr"]
     assert hr.shape[2:4] == (16, 16) and lr.shape[2:4] == (4, 4)
-    # LR is the box-downsampled HR of the same window: aligned, flipped together.
+    # LR is the box-downsampled HR of the same window: aligned, flipped and turned together.
     np.testing.assert_allclose(lr * 255, box_down((hr * 255).round().astype(np.uint8).reshape(
         -1, 16, 16, 3)).reshape(lr.shape), atol=0.51)
   task = SuperResolutionTask(scale=LR_SCALE)
@@ -197,6 +198,18 @@ def test_paired_lr_frames_are_read_aligned_and_used_by_the_sr_task(reds):
     SuperResolutionTask(scale=2).prepare(batch, None)
   with pytest.raises(ValueError, match="data.lr_scale=4"):
     SuperResolutionTask(scale=2).check_data(config)
+
+
+def test_rotate_draws_the_four_vflip_transpose_symmetries():
+  from jaxres.data import transforms
+  clip = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
+  want = {"id": clip, "vflip": clip[:, ::-1], "transpose": clip.transpose(0, 2, 1, 3),
+          "both": clip[:, ::-1].transpose(0, 2, 1, 3)}
+  seen = set()
+  for seed in range(16):
+    out = np.asarray(transforms.random_vflip_transpose(clip, [seed, 1]))
+    seen.add(next(k for k, v in want.items() if np.array_equal(out, v)))
+  assert seen == set(want)
 
 
 def test_corrupt_and_missing_images_skip_their_sequence_and_are_counted(reds, tmp_path):

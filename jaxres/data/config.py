@@ -62,6 +62,9 @@ def default_data_config() -> ml_collections.ConfigDict:
     - `flip`: random horizontal flips in training. Off by default: a mirror turns the demo's
       `left` videos into `right` ones, so it is refused for the demo source; turn it on for
       natural video (Kinetics, UCF101).
+    - `rotate`: random vertical flips and transposes (H <-> W) of training crops, each with
+      probability 1/2 (with `flip`: BasicSR's `augment(hflip, rotation)`, the SR recipes' default).
+      Refused for the demo source, like `flip`.
     - `mean`, `std`: per-channel normalisation of [0, 1] pixels (0 and 1 keep [0, 1], as
       super-resolution needs).
     - `eval_clips`: uniformly spaced clips per video in eval. `eval_crops`: 1 (centre) or 3 (both
@@ -103,6 +106,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.crop_size = 112
   c.scale_jitter = (1.0, 1.0)
   c.flip = False
+  c.rotate = False
   c.mean = (0.43216, 0.394666, 0.37645)
   c.std = (0.22803, 0.22145, 0.216989)
   c.eval_clips = 1
@@ -170,5 +174,8 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.source == "demo" and config.flip:
     raise ValueError("data.flip would mirror the demo's motion directions (left <-> right) and so "
                      "corrupt its labels; keep flip off for source 'demo'.")
+  if config.source == "demo" and config.rotate:
+    raise ValueError("data.rotate would turn the demo's motion directions and so corrupt its "
+                     "labels; keep rotate off for source 'demo'.")
   if len(config.mean) != 3 or len(config.std) != 3:
     raise ValueError("data.mean and data.std need 3 values.")

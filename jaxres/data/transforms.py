@@ -284,6 +284,21 @@ def random_flip(video: tf.Tensor, seed) -> tf.Tensor:
   return tf.cond(flip, lambda: tf.reverse(video, axis=[-2]), lambda: video)
 
 
+def random_vflip_transpose(video: tf.Tensor, seed) -> tf.Tensor:
+  """Flips `[T, S, S, C]` upside down, then swaps its H and W axes, each with probability 1/2
+  (with `random_flip`: BasicSR's `augment(hflip=True, rotation=True)`, all 8 square symmetries).
+
+  Example:
+    >>> random_vflip_transpose(tf.zeros([8, 64, 64, 3]), [0, 1]).shape
+    TensorShape([8, 64, 64, 3])
+  """
+  s_flip, s_transpose = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  flip = tf.random.stateless_uniform([], s_flip) < 0.5
+  transpose = tf.random.stateless_uniform([], s_transpose) < 0.5
+  video = tf.cond(flip, lambda: tf.reverse(video, axis=[-3]), lambda: video)
+  return tf.cond(transpose, lambda: tf.transpose(video, [0, 2, 1, 3]), lambda: video)
+
+
 def scale_jitter_size(base: int, jitter: Sequence[float], seed) -> tf.Tensor:
   """A random short side `round(base * u)`, `u ~ U[jitter[0], jitter[1]]` (int32 scalar)."""
   lo, hi = float(jitter[0]), float(jitter[1])

@@ -1,7 +1,7 @@
 """Views: decoded clips -> what a batch holds, the same for every task.
 
 Training: one clip, resized so its short side is `resize` (times a random scale jitter), a random
-`crop_size` square, an optional flip. Evaluation: `eval_clips` clips x `eval_crops` crops of every
+`crop_size` square, an optional flip (and, with `rotate`, vertical flip and transpose). Evaluation: `eval_clips` clips x `eval_crops` crops of every
 video, each tagged with its `video_id` and a `mask` of 1 (padding rows get 0). With `resize = 0`
 frames keep their own resolution (upsized only where the short side is below `crop_size`), as
 super-resolution wants; paired LR frames (`data.lr_path`) are cut in step, their window `lr_scale`
@@ -32,9 +32,9 @@ def train_view(config, seed, x) -> dict:
   """One training example `{"video": uint8 [T, S, S, 3], "label"}` from a decoded element (paired
   frames add `"lr": uint8 [T, S/s, S/s, 3]`, the aligned LR window, flipped with it)."""
   frames = x["clips"][0]
-  s_size, s_crop, s_flip, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+  s_size, s_crop, s_flip, s_rotate = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
   if "lr_clips" in x:
-    return _paired_train_view(config, x, s_crop, s_flip)
+    return _paired_train_view(config, x, s_crop, s_flip, s_rotate)
   if "cropped" in x:  # The decoder already resized and cropped (prepared JPEG frames).
     video = frames
   else:
@@ -45,17 +45,22 @@ def train_view(config, seed, x) -> dict:
                                              config.crop_size, 3])
   if config.flip:
     video = transforms.random_flip(video, s_flip)
+  if config.rotate:
+    video = transforms.random_vflip_transpose(video, s_rotate)
   return {"video": video, "label": tf.cast(x["label"], tf.int32)}
 
 
-def _paired_train_view(config, x, s_crop, s_flip) -> dict:
+def _paired_train_view(config, x, s_crop, s_flip, s_rotate) -> dict:
   size, lr_size = config.crop_size, config.crop_size // config.lr_scale
   video, lr = transforms.paired_random_crop(x["clips"][0], x["lr_clips"][0], size,
                                             config.lr_scale, s_crop)
   video = tf.ensure_shape(video, [config.num_frames, size, size, 3])
   lr = tf.ensure_shape(lr, [config.num_frames, lr_size, lr_size, 3])
-  if config.flip:  # the same draw for both
+  if config.flip:  # the same draws for both
     video, lr = transforms.random_flip(video, s_flip), transforms.random_flip(lr, s_flip)
+  if config.rotate:
+    video = transforms.random_vflip_transpose(video, s_rotate)
+    lr = transforms.random_vflip_transpose(lr, s_rotate)
   return {"video": video, "lr": lr, "label": tf.cast(x["label"], tf.int32)}
 
 
