@@ -249,6 +249,21 @@ def test_prepare_frame_folders(reds, rawframes, tmp_path, capsys):
   (batch,) = take(config, "eval", batch=2)
   for row, seq in enumerate(("001", "003")):
     np.testing.assert_allclose(batch["video"][row], clips[seq][:, 8:24, 8:24] / 255, atol=1e-6)
+  # Paired LR frames stored next to the HR ones: the same batches as reading the folders.
+  out3, lr_root = str(tmp_path / "paired"), os.path.join(root, "train_sharp_bicubic", "X4")
+  assert cli.main(["prepare", sharp, out3, "--layout", "sequences", "--holdout-sequences", "001",
+                   "003", "--resize", "0", "--lr", lr_root, "--lr-scale", "4",
+                   "--workers", "1"]) == 0
+  raw = frames_config(sharp, lr_path=lr_root, holdout_sequences=("001", "003"), num_frames=6)
+  from_records = frames_config(out3, source="prepared", num_frames=6)
+  (want,), (got,) = take(raw, "eval", batch=4), take(from_records, "eval", batch=4)
+  assert set(got) == set(want) and got["lr"].shape == (4, 6, 4, 4, 3)
+  for key in want:
+    np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+  assert take(from_records, "train", 1)[0]["lr"].shape == (2, 6, 4, 4, 3)
+  from_records.lr_scale = 2
+  with pytest.raises(ValueError, match="data.lr_scale=4"):
+    take(from_records, "eval")
   # Rawframes with labels, re-encoded to JPEG at a short side of 16.
   out2 = str(tmp_path / "prepared2")
   prepare_dataset(rawframes, out2, layout="rawframes", resize=16, workers=1, skips=SkipCounter(),

@@ -24,6 +24,10 @@ def main(argv: list[str]) -> int:
                       help="SRC holds frame folders laid out so (see jaxres.data.sequences)")
   parser.add_argument("--holdout-sequences", nargs="+", default=(), metavar="SEQ",
                       help="frame folders: these sequences are the eval split, e.g. 000 011 015 020")
+  parser.add_argument("--lr", default="",
+                      help="frame folders: LR folders mirroring SRC (REDS train_sharp_bicubic/X4), "
+                           "stored next to the HR frames (with --resize 0)")
+  parser.add_argument("--lr-scale", type=int, default=4, help="the HR/LR factor of --lr")
   parser.add_argument("--frame-pattern", default="*",
                       help="frame folders: the glob frame images match ('img_*' for MMAction2 "
                            "folders holding flow too)")
@@ -53,7 +57,7 @@ def main(argv: list[str]) -> int:
                     holdout_fraction=args.holdout_fraction, resize=args.resize,
                     quality=args.quality, num_shards=args.shards, workers=args.workers or None,
                     layout=args.layout, holdout_sequences=tuple(args.holdout_sequences),
-                    frame_pattern=args.frame_pattern)
+                    frame_pattern=args.frame_pattern, lr_src=args.lr, lr_scale=args.lr_scale)
   except (FileNotFoundError, ValueError, KeyError) as e:
     print(f"jaxres prepare: {e}")
     return 1

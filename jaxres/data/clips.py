@@ -96,11 +96,12 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
   return decode_op
 
 
-def encoded_decoder(config, split: str, image_format: str):
-  """tf function (record, seed) -> {"clips": uint8 [clips, T, H, W, 3], "label", "video_id"}."""
+def encoded_decoder(config, split: str, image_format: str, paired: bool = False):
+  """tf function (record, seed) -> {"clips": uint8 [clips, T, H, W, 3], "label", "video_id"}
+  (+ "lr_clips" from the record's `lr_frames` when `paired`)."""
   num_frames = config.num_frames
 
-  fused = (split == "train" and image_format == "jpeg" and config.resize > 0
+  fused = (not paired and split == "train" and image_format == "jpeg" and config.resize > 0
            and tuple(config.scale_jitter) == (1.0, 1.0))
 
   def fused_crop(x, idx, seed):
@@ -123,10 +124,15 @@ def encoded_decoder(config, split: str, image_format: str):
                 "label": x["label"], "video_id": x["video_id"], "cropped": True}
     else:
       idx = transforms.eval_clip_indices(x["num_frames"], num_frames, step, config.eval_clips)
-    frames = transforms.decode_frames(x["frames"], tf.reshape(idx, [-1]), image_format)
-    frames = tf.reshape(frames, tf.concat([tf.shape(idx), tf.shape(frames)[1:]], 0))
-    return {"clips": frames, "ok": tf.constant(True), "label": x["label"],
-            "video_id": x["video_id"]}
+    def clips_of(encoded):
+      frames = transforms.decode_frames(encoded, tf.reshape(idx, [-1]), image_format)
+      return tf.reshape(frames, tf.concat([tf.shape(idx), tf.shape(frames)[1:]], 0))
+
+    out = {"clips": clips_of(x["frames"]), "ok": tf.constant(True), "label": x["label"],
+           "video_id": x["video_id"]}
+    if paired:
+      out["lr_clips"] = clips_of(x["lr_frames"])
+    return out
 
   return decode_op
 

@@ -73,23 +73,36 @@ def encode_frames(frames, resize: int, quality: int) -> tuple[list[bytes], int, 
   return out, height, width
 
 
-def _read_frame_folder(path: str, resize: int, quality: int, pattern: str):
-  """`(encoded frames, height, width)` of a sequence folder: the files themselves when `resize` is
-  0 (each checked to decode), else JPEGs shrunk like video frames."""
-  from jaxres.data import frames as frames_io
-  names = frames_io.list_frames(path, pattern)
-  decoded = frames_io.read_frames(path, range(len(names)), names=names)
-  if resize:
-    return encode_frames(decoded, resize, quality)
-  encoded = []
+def _read_files(folder: str, names: list[str]) -> list[bytes]:
+  out = []
   for name in names:
-    with open(os.path.join(path, name), "rb") as f:
-      encoded.append(f.read())
-  return encoded, decoded.shape[1], decoded.shape[2]
+    with open(os.path.join(folder, name), "rb") as f:
+      out.append(f.read())
+  return out
+
+
+def _read_frame_folder(path: str, rel: str, resize: int, quality: int, frames: dict):
+  """`(encoded frames, encoded LR frames or None, height, width)` of a sequence folder: the files
+  themselves when `resize` is 0 (each checked to decode; LR ones checked to pair), else JPEGs
+  shrunk like video frames."""
+  from jaxres.data import frames as frames_io
+  names = frames_io.list_frames(path, frames["pattern"])
+  if frames.get("lr_src"):
+    lr_folder = os.path.join(frames["lr_src"], rel)
+    decoded, _ = frames_io.read_paired(path, lr_folder, range(len(names)),
+                                       scale=frames["lr_scale"], pattern=frames["pattern"])
+    lr = _read_files(lr_folder, names)
+  else:
+    decoded = frames_io.read_frames(path, range(len(names)), names=names)
+    lr = None
+  if resize:  # (never with LR frames: prepare_dataset refuses that)
+    jpegs, height, width = encode_frames(decoded, resize, quality)
+    return jpegs, lr, height, width
+  return _read_files(path, names), lr, decoded.shape[1], decoded.shape[2]
 
 
 def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: int,
-                layout: str = "", frame_pattern: str = "*") -> dict:
+                frames: dict | None = None) -> dict:
   """Decodes `videos` and writes them as one shard `out/file` (run in a worker process).
 
   Args:
@@ -98,8 +111,9 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
     videos: dicts with `path` (absolute), `rel`, `label`, `video_id`.
     resize: shrink frames so the short side is at most this (0: keep).
     quality: JPEG quality.
-    layout: "" for video files, else the frame-folder layout (`path` is a sequence folder).
-    frame_pattern: the glob a sequence's images match (`jaxres.data.frames.list_frames`).
+    frames: None for video files; for frame folders (`path` is a sequence folder)
+      `{"pattern": glob of its images, "lr_src": LR root mirroring the source or "",
+      "lr_scale": int}`.
 
   Returns:
     `{"file", "videos": [{path, label, video_id, num_frames, fps}], "skipped": [{path, reason,
@@ -114,9 +128,10 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
   with tf.io.TFRecordWriter(tmp) as writer:
     for video in videos:
       try:
-        if layout:
-          jpegs, height, width = _read_frame_folder(video["path"], resize, quality,
-                                                      frame_pattern)
+        lr = None
+        if frames:
+          jpegs, lr, height, width = _read_frame_folder(video["path"], video["rel"], resize,
+                                                        quality, frames)
           fps = 0.0
         else:
           decoded = video_io.read_video(video["path"])
@@ -132,7 +147,8 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
         result["skipped"].append({"path": video["rel"], "reason": "corrupt", "detail": repr(e)})
         continue
       writer.write(records.encode_record(jpegs, label=video["label"], video_id=video["video_id"],
-                                         fps=fps, height=height, width=width, path=video["rel"]))
+                                         fps=fps, height=height, width=width, path=video["rel"],
+                                         lr_frames=lr))
       result["videos"].append({"path": video["rel"], "label": video["label"],
                                "video_id": video["video_id"], "num_frames": len(jpegs),
                                "fps": fps})
@@ -203,7 +219,7 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
                     holdout_fraction: float = 0.0, resize: int = 128, quality: int = 90,
                     num_shards: int = 0, workers: int | None = None, layout: str = "",
                     holdout_sequences: tuple[str, ...] = (), frame_pattern: str = "*",
-                    skips: SkipCounter = SKIPPED, log=print) -> dict:
+                    lr_src: str = "", lr_scale: int = 4, skips: SkipCounter = SKIPPED, log=print) -> dict:
   """Prepares `src` (class subfolders of videos, or frame folders) into `out`; resumes an
   interrupted run.
 
@@ -225,6 +241,10 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
       `"rawframes"`).
     holdout_sequences: frame folders without lists: these sequences are `eval`, not `train`.
     frame_pattern: the glob frame images match (`"img_*"`: MMAction2 folders holding flow too).
+    lr_src: frame folders: LR folders mirroring `src` with the same image names (REDS
+      `train_sharp_bicubic/X4`), stored as they are next to the HR frames (needs `resize=0`);
+      train from them with `data.lr_scale` set and no `data.lr_path`.
+    lr_scale: the HR/LR factor `lr_src` must have.
     log: progress printer (None for silence).
 
   Returns:
@@ -241,6 +261,8 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
   if layout and layout not in sequences.LAYOUTS:
     raise ValueError(f"layout must be one of {sequences.LAYOUTS}, got {layout!r}.")
   holdout_sequences = tuple(holdout_sequences)
+  if lr_src and (not layout or resize):
+    raise ValueError("Paired LR frames (--lr) need frame folders (--layout) and --resize 0.")
   if split_lists is None and layout:
     split_lists = {"train": ""}
     if layout == "vimeo" or holdout_fraction > 0 or holdout_sequences:
@@ -256,11 +278,14 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
   class_names, plan = _plan(src, split_lists, holdout_fraction, num_shards, skips, layout,
                             holdout_sequences)
   image_format = "any" if layout and not resize else "jpeg"
+  frame_opts = ({"pattern": frame_pattern, "lr_src": os.path.abspath(lr_src) if lr_src else "",
+                 "lr_scale": lr_scale} if layout else None)
   os.makedirs(out, exist_ok=True)
   plan_doc = {"version": records.FORMAT_VERSION, "src": os.path.abspath(src), "resize": resize,
               "quality": quality, "class_names": list(class_names),
               **({"layout": layout, "holdout_sequences": list(holdout_sequences),
                   "frame_pattern": frame_pattern} if layout else {}),
+              **({"lr_src": os.path.abspath(lr_src), "lr_scale": lr_scale} if lr_src else {}),
               "shards": {s: [[v["rel"] for v in shard] for shard in shards]
                          for s, shards in plan.items()}}
   digest = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
@@ -283,7 +308,7 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
         with open(done) as f:
           results[file] = json.load(f)
       else:
-        tasks.append((out, file, videos, resize, quality, layout, frame_pattern))
+        tasks.append((out, file, videos, resize, quality, frame_opts))
   if results:
     log(f"prepare: resuming, {len(results)} shard(s) already done, {len(tasks)} to write")
   start = time.perf_counter()
@@ -308,7 +333,8 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
 
   manifest = {"version": records.FORMAT_VERSION, "format": "tfrecord", "image_format": image_format,
               "src": os.path.abspath(src), "resize": resize, "quality": quality,
-              "class_names": list(class_names), "splits": {}}
+              "class_names": list(class_names), "splits": {},
+              **({"lr_scale": lr_scale} if lr_src else {})}
   for split, shards in plan.items():
     entries, skipped = [], []
     for i in range(len(shards)):

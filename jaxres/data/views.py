@@ -91,12 +91,13 @@ def eval_views(config, x) -> dict:
   return {"video": to_uint8(_clip_major(video, config, size)), **out}
 
 
-def padding(config) -> dict[str, np.ndarray]:
-  """One eval padding row (`video_id` -1, `mask` 0) shaped like `eval_views`' rows."""
+def padding(config, paired: bool = False) -> dict[str, np.ndarray]:
+  """One eval padding row (`video_id` -1, `mask` 0) shaped like `eval_views`' rows (with `"lr"`
+  when `paired`)."""
   t, c = config.num_frames, config.crop_size
   row = {"video": np.zeros((t, c, c, 3), np.uint8), "label": np.int32(0),
          "video_id": np.int32(-1), "mask": np.float32(0)}
-  if config.lr_path:
+  if paired:
     row["lr"] = np.zeros((t, c // config.lr_scale, c // config.lr_scale, 3), np.uint8)
   return row
 
