@@ -50,7 +50,9 @@ def default_data_config() -> ml_collections.ConfigDict:
     - `lr_path`: for frames, a folder mirroring `path` with LR frames of the same names (REDS
       `train_sharp_bicubic/X4`): batches then carry them as `"lr"`, cropped in step with the HR
       `"video"`, instead of the task degrading HR on device. Needs `resize = 0`.
-    - `lr_scale`: the factor between `path` and `lr_path` frames (HR side = `lr_scale` x LR side).
+    - `lr_scale`: the factor between `path` and `lr_path` frames (HR side = `lr_scale` x LR side);
+      also checked against prepared data holding paired LR frames (`jaxres prepare --lr`), which
+      yields `"lr"` the same way.
     - `tfds_name`, `tfds_video_key`, `tfds_label_key`, `tfds_fps`: TFDS dataset name, feature keys,
       and the frame rate to assume when the dataset stores none.
     - `num_frames`: frames per clip. `frame_stride`: step between clip frames on the video's grid.
