@@ -95,7 +95,7 @@ def _all_videos(root: str, class_names: Sequence[str], skips: SkipCounter) -> li
         if _is_video(path):
           items.append((path, label))
         else:
-          skips.record(path, "not_video", "not a video file suffix")
+          skips.record(path, "not_video", "not a video file suffix", shared=True)
   return items
 
 
@@ -195,7 +195,7 @@ def folder_videos(root: str, split_list: str = "", *, split: str = "train",
       if _is_video(path):
         kept.append((path, label))
       else:
-        skips.record(path, "not_video", "not a video file suffix")
+        skips.record(path, "not_video", "not a video file suffix", shared=True)
     items = kept
   else:
     items = _all_videos(root, class_names, skips)
