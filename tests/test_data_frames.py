@@ -87,6 +87,8 @@ def test_natural_order_and_gaps_are_missing_frames(tmp_path):
                                 clip[[1, 1]])
   write_frames(tmp_path / "mm", clip, ["img_00001.jpg", "flow_x_00001.jpg", "img_00002.jpg"])
   assert frames.list_frames(str(tmp_path / "mm"), "img_*") == ["img_00001.jpg", "img_00002.jpg"]
+  with pytest.raises(frames.FrameError, match="2 of the 7 frames"):  # e.g. a Vimeo septuplet
+    frames.list_frames(str(tmp_path / "mm"), "img_*", expected=7)
   os.makedirs(tmp_path / "none")
   with pytest.raises(frames.FrameError, match="empty"):
     frames.list_frames(str(tmp_path / "none"))
@@ -104,6 +106,7 @@ def test_layouts_list_their_sequences(reds, tmp_path):
   (tmp_path / "meta.txt").write_text("002 6 (32,32,3)\n000 6 (32,32,3)\n")
   listed = sequences.frame_sequences(sharp, split_list=str(tmp_path / "meta.txt"))
   assert names(listed) == ["000", "002"] and listed.class_names == ()
+  assert [e.num_frames for e in listed.entries] == [6, 6]
   with pytest.raises(FileNotFoundError, match="not sequences"):
     sequences.frame_sequences(sharp, holdout_sequences=("999",))
   # Vid4: every folder of images at any depth.
@@ -123,6 +126,7 @@ def test_layouts_list_their_sequences(reds, tmp_path):
   rel = lambda v: [os.path.relpath(e.path, vimeo / "sequences") for e in v.entries]
   assert rel(sequences.frame_sequences(str(vimeo), "vimeo")) == ["00001/0001", "00002/0001"]
   assert rel(sequences.frame_sequences(str(vimeo), "vimeo", split="eval")) == ["00001/0002"]
+  assert {e.num_frames for e in sequences.frame_sequences(str(vimeo), "vimeo").entries} == {7}
   (vimeo / "bad.txt").write_text("00001/0001\n00009/0009\n")
   with pytest.raises(FileNotFoundError, match="1 missing folder"):
     sequences.frame_sequences(str(vimeo), "vimeo", "bad.txt")
@@ -216,7 +220,7 @@ def test_corrupt_and_missing_images_skip_their_sequence_and_are_counted(reds, tm
   root, clips = reds
   hr, lr = tmp_path / "hr", tmp_path / "lr"
   rng = np.random.default_rng(4)
-  for seq in ("good", "corrupt", "gap", "lr_gone"):
+  for seq in ("good", "corrupt", "gap", "lr_gone", "tail"):
     clip = random_clip(rng, 4)
     names = [f"{i:08d}.png" for i in range(4)]
     write_frames(hr / seq, clip, names)
@@ -225,13 +229,18 @@ def test_corrupt_and_missing_images_skip_their_sequence_and_are_counted(reds, tm
   (hr / "corrupt" / "00000001.png").write_bytes(data[: len(data) // 2])  # truncated
   os.remove(hr / "gap" / "00000002.png")
   os.remove(lr / "lr_gone" / "00000003.png")
+  for folder in (hr, lr):  # the last frame gone: no gap, but the list says 4 frames
+    os.remove(folder / "tail" / "00000003.png")
+  (tmp_path / "meta_info.txt").write_text("".join(
+      f"{seq} 4 (32,32,3)\n" for seq in ("good", "corrupt", "gap", "lr_gone", "tail")))
   skips = SkipCounter()
-  config = frames_config(str(hr), lr_path=str(lr), num_frames=4)
-  batches = take(config, "eval", batch=4, skips=skips)
+  config = frames_config(str(hr), lr_path=str(lr), num_frames=4,
+                         eval_split=str(tmp_path / "meta_info.txt"))
+  batches = take(config, "eval", batch=5, skips=skips)
   assert batches[0]["mask"].sum() == 1 and batches[0]["video_id"][0] == 2  # only "good" is left
-  assert skips.counts() == {"corrupt": 1, "missing": 2}
+  assert skips.counts() == {"corrupt": 1, "missing": 3}
   assert skips.files("corrupt") == [str(hr / "corrupt")]
-  assert {os.path.basename(f) for f in skips.files("missing")} == {"gap", "lr_gone"}
+  assert {os.path.basename(f) for f in skips.files("missing")} == {"gap", "lr_gone", "tail"}
 
 
 def test_prepare_frame_folders(reds, rawframes, tmp_path, capsys):

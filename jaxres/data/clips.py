@@ -38,16 +38,17 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
   failures = collections.Counter()  # Failures since the last success: all bad = a clear error.
   paired = bool(config.lr_path)
 
-  def read(path, lr_path, pick):
+  def read(path, lr_path, expected, pick):
     if config.source != "frames":
       return video.read_frames(path, pick), empty
     if paired:
       return frames_io.read_paired(path, lr_path, pick, scale=config.lr_scale,
-                                   pattern=config.frame_pattern)
-    return frames_io.read_frames(path, pick, pattern=config.frame_pattern), empty
+                                   pattern=config.frame_pattern, expected=expected)
+    return frames_io.read_frames(path, pick, pattern=config.frame_pattern,
+                                 expected=expected), empty
 
-  def fn(path, lr_path, seed):
-    path, lr_path = path.decode(), lr_path.decode()
+  def fn(path, lr_path, expected, seed):
+    path, lr_path, expected = path.decode(), lr_path.decode(), int(expected)
     rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in seed])
 
     def pick(meta):
@@ -63,7 +64,7 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
                              for s in starts])
 
     try:
-      frames, lr = read(path, lr_path, pick)
+      frames, lr = read(path, lr_path, expected, pick)
       failures.clear()
       return frames, lr, True
     except video.DecodeError as e:  # (frames_io.FrameError is one; it may name the LR folder)
@@ -81,8 +82,9 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
     return empty, empty, False
 
   def decode_op(x, seed):
-    frames, lr, ok = tf.numpy_function(fn, [x["path"], x.get("lr_path", ""), seed],
-                                       [tf.uint8, tf.uint8, tf.bool])
+    frames, lr, ok = tf.numpy_function(
+        fn, [x["path"], x.get("lr_path", ""), x.get("num_frames", tf.constant(0, tf.int64)), seed],
+        [tf.uint8, tf.uint8, tf.bool])
     def as_clips(f):
       f = tf.ensure_shape(f, [None, None, None, 3])
       return tf.reshape(f, tf.concat([[clips, -1], tf.shape(f)[1:]], 0))

@@ -53,20 +53,22 @@ def natural_key(name: str) -> tuple:
   return tuple(int(p) if p.isdigit() else p for p in _NUMBER.split(name))
 
 
-def list_frames(folder: str, pattern: str = "*") -> list[str]:
+def list_frames(folder: str, pattern: str = "*", expected: int = 0) -> list[str]:
   """The image file names of a sequence folder, in frame order.
 
   Args:
     folder: a folder of images (hidden files and non-images are ignored).
     pattern: only names matching this glob, e.g. `"img_*"` for MMAction2 folders that also hold
       optical flow (`flow_x_00001.jpg`).
+    expected: frames the folder should hold (from a list; 0: unknown): fewer are missing.
 
   Returns:
     The names, naturally sorted.
 
   Raises:
     FileNotFoundError: no such folder.
-    FrameError: no image (`empty`), or a gap in the frame numbers (`missing`).
+    FrameError: no image (`empty`), a gap in the frame numbers or fewer than `expected` images
+      (`missing`).
 
   Example:
     >>> list_frames("/data/vimeo_septuplet/sequences/00001/0001")
@@ -80,6 +82,9 @@ def list_frames(folder: str, pattern: str = "*") -> list[str]:
   if not names:
     raise FrameError(folder, "empty", f"no image files matching {pattern!r} "
                                       f"({' '.join(IMAGE_SUFFIXES)})")
+  if len(names) < expected:
+    raise FrameError(folder, "missing", f"{len(names)} of the {expected} frames its list names "
+                                        f"(last: {names[-1]})")
   numbers = [_TRAILING_NUMBER.search(os.path.splitext(n)[0]) for n in names]
   if all(numbers):
     values = [int(m.group(1)) for m in numbers]
@@ -115,7 +120,8 @@ def read_image(path: str) -> np.ndarray:
 
 
 def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[VideoMeta], np.ndarray],
-                *, names: Sequence[str] | None = None, pattern: str = "*") -> np.ndarray:
+                *, names: Sequence[str] | None = None, pattern: str = "*",
+                expected: int = 0) -> np.ndarray:
   """Decodes the frames at `indices` of a sequence folder (each distinct frame once).
 
   Args:
@@ -125,6 +131,7 @@ def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[Vid
       returning them, as `jaxres.data.video.read_frames` takes.
     names: the folder's frame names if already listed (`list_frames`).
     pattern: else, the glob `list_frames` lists them with.
+    expected: else, the frames the folder should hold (`list_frames`).
 
   Returns:
     uint8 `[len(indices), H, W, 3]`.
@@ -136,7 +143,7 @@ def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[Vid
   Example:
     >>> read_frames(folder, lambda meta: np.arange(meta.num_frames))   # the whole sequence
   """
-  names = list(names) if names is not None else list_frames(folder, pattern)
+  names = list(names) if names is not None else list_frames(folder, pattern, expected)
   if callable(indices):
     meta = VideoMeta(folder, 0.0, len(names), 0.0, 0, 0, 0, "image")
     indices = indices(meta)
@@ -155,8 +162,8 @@ def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[Vid
   return np.stack([decoded[int(k)] for k in indices])
 
 
-def read_paired(folder: str, lr_folder: str, indices, *, scale: int,
-                pattern: str = "*") -> tuple[np.ndarray, np.ndarray]:
+def read_paired(folder: str, lr_folder: str, indices, *, scale: int, pattern: str = "*",
+                expected: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """The same frames of an HR sequence and its LR twin (same image names), checked to pair.
 
   Args:
@@ -164,7 +171,7 @@ def read_paired(folder: str, lr_folder: str, indices, *, scale: int,
     lr_folder: the LR folder holding the same names (e.g. REDS `train_sharp_bicubic/X4/000`).
     indices: as `read_frames`.
     scale: the LR frames must be exactly `1/scale` of the HR size.
-    pattern: as `list_frames`.
+    pattern, expected: as `list_frames`.
 
   Returns:
     `(hr uint8 [T, H, W, 3], lr uint8 [T, H/scale, W/scale, 3])`.
@@ -177,7 +184,7 @@ def read_paired(folder: str, lr_folder: str, indices, *, scale: int,
   Example:
     >>> hr, lr = read_paired("REDS/train_sharp/000", "REDS/train_sharp_bicubic/X4/000", [0], scale=4)
   """
-  names = list_frames(folder, pattern)
+  names = list_frames(folder, pattern, expected)
   if not os.path.isdir(lr_folder):
     raise FrameError(lr_folder, "missing", "no LR folder for this sequence")
   lr_names = set(os.listdir(lr_folder))

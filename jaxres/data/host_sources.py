@@ -38,6 +38,8 @@ def raw_source(config, split: str, process_index: int, process_count: int, skips
   columns = {"path": [e.path for e in mine],
              "label": np.array([e.label for e in mine], np.int32),
              "video_id": np.array([e.video_id for e in mine], np.int32)}
+  if config.source == "frames":  # frames a list says each sequence has (0: unknown)
+    columns["num_frames"] = np.array([e.num_frames for e in mine], np.int64)
   if config.lr_path:  # the LR folder mirrors data.path
     root = os.path.abspath(config.path)
     columns["lr_path"] = [os.path.join(config.lr_path, os.path.relpath(e.path, root)) for e in mine]

@@ -81,12 +81,13 @@ def _read_files(folder: str, names: list[str]) -> list[bytes]:
   return out
 
 
-def _read_frame_folder(path: str, rel: str, resize: int, quality: int, frames: dict):
+def _read_frame_folder(path: str, rel: str, expected: int, resize: int, quality: int,
+                       frames: dict):
   """`(encoded frames, encoded LR frames or None, height, width)` of a sequence folder: the files
   themselves when `resize` is 0 (each checked to decode; LR ones checked to pair), else JPEGs
   shrunk like video frames."""
   from jaxres.data import frames as frames_io
-  names = frames_io.list_frames(path, frames["pattern"])
+  names = frames_io.list_frames(path, frames["pattern"], expected)
   if frames.get("lr_src"):
     lr_folder = os.path.join(frames["lr_src"], rel)
     decoded, _ = frames_io.read_paired(path, lr_folder, range(len(names)),
@@ -130,8 +131,8 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
       try:
         lr = None
         if frames:
-          jpegs, lr, height, width = _read_frame_folder(video["path"], video["rel"], resize,
-                                                        quality, frames)
+          jpegs, lr, height, width = _read_frame_folder(
+              video["path"], video["rel"], video.get("num_frames", 0), resize, quality, frames)
           fps = 0.0
         else:
           decoded = video_io.read_video(video["path"])
@@ -210,7 +211,7 @@ def _plan(src: str, split_lists: dict[str, str], holdout_fraction: float, num_sh
     for entry in listed.entries:
       shards[entry.video_id % n].append({
           "path": entry.path, "rel": os.path.relpath(entry.path, src), "label": entry.label,
-          "video_id": entry.video_id})
+          "video_id": entry.video_id, **({"num_frames": entry.num_frames} if layout else {})})
     plan[split] = shards
   return class_names, plan
 

@@ -13,6 +13,10 @@ Layouts (`data.layout`); paths in lists are relative to `data.path` (or absolute
   (label = sorted class folder index), or an annotation list as MMAction2 writes it
   (`path num_frames label` per line; class names are then the label numbers).
 
+A list line whose second token is a number (BasicSR `meta_info`, MMAction2) says how many frames
+the sequence has, and Vimeo septuplets have 7: a folder holding fewer is missing frames, and is
+skipped and counted as `missing` when read (`jaxres.data.frames.list_frames(expected=...)`).
+
 Without lists, `holdout_sequences` (names relative to `data.path`, e.g. REDS4's
 `("000", "011", "015", "020")`) form the eval split and are left out of train; else
 `holdout_fraction` holds out every n-th sequence; else both splits are every sequence.
@@ -34,6 +38,7 @@ from jaxres.data.sources import VideoEntry, VideoList, list_classes
 
 LAYOUTS = ("sequences", "vimeo", "rawframes")
 VIMEO_LISTS = {"train": "sep_trainlist.txt", "eval": "sep_testlist.txt"}
+VIMEO_FRAMES = 7
 
 
 def _has_images(folder: str) -> bool:
@@ -59,9 +64,9 @@ def find_sequences(root: str) -> list[str]:
   return found
 
 
-def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tuple[str, int]]:
-  """`(absolute folder, label)` per line of a sequence list (first token: folder; MMAction2 lists:
-  `path num_frames label`).
+def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tuple[str, int, int]]:
+  """`(absolute folder, label, frames)` per line of a sequence list (first token: folder; an integer
+  second token: its frame count, else 0; MMAction2 lists: `path num_frames label`).
 
   Raises:
     FileNotFoundError: the list, or folders it names, do not exist (all missing ones named).
@@ -69,7 +74,7 @@ def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tup
 
   Example:
     >>> read_sequence_list("sep_testlist.txt", "/data/vimeo_septuplet/sequences", labelled=False)[0]
-    ('/data/vimeo_septuplet/sequences/00001/0266', 0)
+    ('/data/vimeo_septuplet/sequences/00001/0266', 0, 0)
   """
   if not os.path.isfile(list_path):
     raise FileNotFoundError(f"Sequence list {list_path!r} does not exist.")
@@ -86,8 +91,9 @@ def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tup
                            f"got {line.strip()!r}.")
         label = int(parts[2])
       rel = parts[0].replace("\\", "/")
-      items.append((rel if os.path.isabs(rel) else os.path.join(root, rel), label))
-  missing = [p for p, _ in items if not os.path.isdir(p)]
+      count = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+      items.append((rel if os.path.isabs(rel) else os.path.join(root, rel), label, count))
+  missing = [p for p, _, _ in items if not os.path.isdir(p)]
   if missing:
     shown = "\n  ".join(missing[:20])
     more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
@@ -112,7 +118,8 @@ def frame_sequences(root: str, layout: str = "sequences", split_list: str = "", 
       and are left out of train.
 
   Returns:
-    `VideoList` (entries' `path` is the sequence folder), sorted by path, `video_id` = position.
+    `VideoList` (entries' `path` is the sequence folder, `num_frames` the count its list line
+    gives or 0), sorted by path, `video_id` = position.
 
   Raises:
     FileNotFoundError: no such folder, no sequences, a listed or held-out folder missing.
@@ -135,21 +142,21 @@ def frame_sequences(root: str, layout: str = "sequences", split_list: str = "", 
     base = os.path.join(root, "sequences") if layout == "vimeo" else root
     items = read_sequence_list(split_list, base, labelled=layout == "rawframes")
     if layout == "rawframes":
-      class_names = tuple(str(i) for i in range(max(label for _, label in items) + 1))
+      class_names = tuple(str(i) for i in range(max(label for _, label, _ in items) + 1))
   else:
     if layout == "rawframes":
       class_names = list_classes(root)
-      items = [(folder, label) for label, name in enumerate(class_names)
+      items = [(folder, label, 0) for label, name in enumerate(class_names)
                for folder in find_sequences(os.path.join(root, name))]
     else:
-      items = [(folder, 0) for folder in find_sequences(root)]
+      items = [(folder, 0, 0) for folder in find_sequences(root)]
     if holdout_sequences:
       held = {os.path.normpath(os.path.join(root, s)) for s in holdout_sequences}
-      absent = sorted(held - {os.path.normpath(p) for p, _ in items})
+      absent = sorted(held - {os.path.normpath(p) for p, _, _ in items})
       if absent:
         raise FileNotFoundError(f"data.holdout_sequences names folders that are not sequences of "
                                 f"{root!r}: {absent}.")
-      items = [(p, l) for p, l in items if (os.path.normpath(p) in held) == (split != "train")]
+      items = [item for item in items if (os.path.normpath(item[0]) in held) == (split != "train")]
     elif holdout_fraction > 0:
       every = max(1, round(1.0 / holdout_fraction))
       items = [item for i, item in enumerate(items) if (i % every == every - 1) == (split != "train")]
@@ -157,5 +164,8 @@ def frame_sequences(root: str, layout: str = "sequences", split_list: str = "", 
     where = f"list {split_list!r}" if split_list else f"folder {root!r}"
     raise FileNotFoundError(f"No frame sequences found in {where} (a sequence is a folder of "
                             f"images); check data.path and data.layout={layout!r}.")
-  items = sorted(set((os.path.abspath(p), label) for p, label in items))
-  return VideoList(class_names, tuple(VideoEntry(p, label, i) for i, (p, label) in enumerate(items)))
+  if layout == "vimeo":  # septuplets
+    items = [(p, label, count or VIMEO_FRAMES) for p, label, count in items]
+  items = sorted(set((os.path.abspath(p), label, count) for p, label, count in items))
+  return VideoList(class_names, tuple(VideoEntry(p, label, i, count)
+                                      for i, (p, label, count) in enumerate(items)))
