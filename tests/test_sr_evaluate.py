@@ -137,3 +137,21 @@ def test_selected_sequences_degraded_on_the_fly_and_errors(vid4, model_and_rows,
   assert evaluate.main(["--checkpoint", os.path.join(root, "no_run"), "--hr",
                         os.path.join(root, "GT")]) == 1
   assert "evaluate:" in capsys.readouterr().err
+
+
+def test_command_line_prints_the_per_sequence_table(vid4, model_and_rows, monkeypatch, capsys):
+  from jaxres.sr import checkpoint
+  root, _ = vid4
+  model, variables, rows = model_and_rows
+  loaded = checkpoint.LoadedModel(model=model, variables=variables, name="shifted_bicubic",
+                                  scale=SCALE, clip_model=True, step=7)
+  monkeypatch.setattr(checkpoint, "load_sr_model", lambda workdir, config=None: loaded)
+  assert evaluate.main(["--checkpoint", "run", "--hr", os.path.join(root, "GT"), "--lr",
+                        os.path.join(root, "BIx4"), "--sequences", "city", "walk"]) == 0
+  out = capsys.readouterr().out.splitlines()
+  assert out[0].startswith("shifted_bicubic x4 (step 7) on 2 sequences of") and "crop 4" in out[0]
+  by_name = {r["name"]: r for r in rows}
+  assert [line.split()[0] for line in out[2:]] == ["city", "walk", "mean"]
+  for line in out[2:4]:
+    name, psnr_y = line.split()[:2]
+    assert psnr_y == f"{by_name[name]['psnr_y']:.2f}"
