@@ -193,6 +193,11 @@ def test_paired_lr_frames_are_read_aligned_and_used_by_the_sr_task(reds):
     # LR is the box-downsampled HR of the same window: aligned, flipped and turned together.
     np.testing.assert_allclose(lr * 255, box_down((hr * 255).round().astype(np.uint8).reshape(
         -1, 16, 16, 3)).reshape(lr.shape), atol=0.51)
+  config.mirror = True  # the clip, then its reverse: 2 x 3 frames, LR in step
+  (mirrored,) = take(config, "train", 1)
+  for key in ("video", "lr"):
+    assert mirrored[key].shape[1] == 6
+    np.testing.assert_array_equal(mirrored[key][:, 3:], mirrored[key][:, 2::-1])
   task = SuperResolutionTask(scale=LR_SCALE)
   task.check_data(config)
   out = task.prepare(batch, None)

@@ -67,6 +67,9 @@ def default_data_config() -> ml_collections.ConfigDict:
     - `rotate`: random vertical flips and transposes (H <-> W) of training crops, each with
       probability 1/2 (with `flip`: BasicSR's `augment(hflip, rotation)`, the SR recipes' default).
       Refused for the demo source, like `flip`.
+    - `mirror`: training clips are followed by their frames in reverse (`2 x num_frames` frames:
+      BasicSR's `flip_sequence`, MMagic's `MirrorSequence`, for recurrent SR on Vimeo-90K's
+      7-frame septuplets). Eval clips stay as read.
     - `mean`, `std`: per-channel normalisation of [0, 1] pixels (0 and 1 keep [0, 1], as
       super-resolution needs).
     - `eval_clips`: uniformly spaced clips per video in eval. `eval_crops`: 1 (centre) or 3 (both
@@ -109,6 +112,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.scale_jitter = (1.0, 1.0)
   c.flip = False
   c.rotate = False
+  c.mirror = False
   c.mean = (0.43216, 0.394666, 0.37645)
   c.std = (0.22803, 0.22145, 0.216989)
   c.eval_clips = 1

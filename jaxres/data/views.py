@@ -1,11 +1,13 @@
 """Views: decoded clips -> what a batch holds, the same for every task.
 
 Training: one clip, resized so its short side is `resize` (times a random scale jitter), a random
-`crop_size` square, an optional flip (and, with `rotate`, vertical flip and transpose). Evaluation: `eval_clips` clips x `eval_crops` crops of every
-video, each tagged with its `video_id` and a `mask` of 1 (padding rows get 0). With `resize = 0`
-frames keep their own resolution (upsized only where the short side is below `crop_size`), as
-super-resolution wants; paired LR frames (`data.lr_path`) are cut in step, their window `lr_scale`
-times smaller at `1/lr_scale` of the HR corner, so LR and HR stay aligned. Views stay uint8 until batched; `normalize_batch` then makes float32
+`crop_size` square, an optional flip (and, with `rotate`, vertical flip and transpose; with
+`mirror`, the clip followed by its reverse). Evaluation: `eval_clips` clips x `eval_crops` crops of
+every video, each tagged with its `video_id` and a `mask` of 1 (padding rows get 0). With
+`resize = 0` frames keep their own resolution (upsized only where the short side is below
+`crop_size`), as super-resolution wants; paired LR frames (`data.lr_path`) are cut in step, their
+window `lr_scale` times smaller at `1/lr_scale` of the HR corner, so LR and HR stay aligned.
+Views stay uint8 until batched; `normalize_batch` then makes float32
 `(pixels / 255 - mean) / std` in one pass over the batch (mean 0, std 1 gives [0, 1]).
 """
 
@@ -47,7 +49,14 @@ def train_view(config, seed, x) -> dict:
     video = transforms.random_flip(video, s_flip)
   if config.rotate:
     video = transforms.random_vflip_transpose(video, s_rotate)
+  if config.mirror:
+    video = _mirror(video)
   return {"video": video, "label": tf.cast(x["label"], tf.int32)}
+
+
+def _mirror(clip):
+  """`[T, ...]` -> `[2T, ...]`: the clip, then its frames in reverse order."""
+  return tf.concat([clip, tf.reverse(clip, axis=[0])], 0)
 
 
 def _paired_train_view(config, x, s_crop, s_flip, s_rotate) -> dict:
@@ -61,6 +70,8 @@ def _paired_train_view(config, x, s_crop, s_flip, s_rotate) -> dict:
   if config.rotate:
     video = transforms.random_vflip_transpose(video, s_rotate)
     lr = transforms.random_vflip_transpose(lr, s_rotate)
+  if config.mirror:
+    video, lr = _mirror(video), _mirror(lr)
   return {"video": video, "lr": lr, "label": tf.cast(x["label"], tf.int32)}
 
 
