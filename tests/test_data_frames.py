@@ -246,6 +246,15 @@ def test_corrupt_and_missing_images_skip_their_sequence_and_are_counted(reds, tm
   assert skips.counts() == {"corrupt": 1, "missing": 3}
   assert skips.files("corrupt") == [str(hr / "corrupt")]
   assert {os.path.basename(f) for f in skips.files("missing")} == {"gap", "lr_gone", "tail"}
+  # `jaxres prepare` skips and lists the same sequences, for the same reasons.
+  skips = SkipCounter()
+  manifest = prepare_dataset(str(hr), str(tmp_path / "prepared"), layout="sequences", resize=0,
+                             lr_src=str(lr), lr_scale=LR_SCALE, workers=1, skips=skips, log=None,
+                             split_lists={"train": str(tmp_path / "meta_info.txt")})
+  assert {s["path"]: s["reason"] for s in manifest["splits"]["train"]["skipped"]} == {
+      "corrupt": "corrupt", "gap": "missing", "lr_gone": "missing", "tail": "missing"}
+  assert manifest["splits"]["train"]["num_videos"] == 1
+  assert skips.counts() == {"corrupt": 1, "missing": 3}
 
 
 def test_prepare_frame_folders(reds, rawframes, tmp_path, capsys):
