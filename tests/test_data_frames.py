@@ -340,7 +340,8 @@ def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path):
   from jaxres.tasks import image_metrics
   from jaxres.models.sr import bicubic_upsample
   (batch,) = take(frames_config(f"{root}/train_sharp", lr_path=f"{root}/train_sharp_bicubic/X4",
-                                holdout_sequences=("000",), num_frames=2, crop_size=24), "eval", batch=8)
+                                holdout_sequences=("000",), num_frames=2, crop_size=24),
+                  "eval", batch=8)
   bic = np.round(np.clip(np.asarray(bicubic_upsample(batch["lr"][:1], 4)), 0, 1) * 255) / 255
   want = float(np.mean(image_metrics.psnr(bic, batch["video"][:1], crop=4, y_channel=True)))
   np.testing.assert_allclose(summary["eval"]["psnr_y_bicubic"], want, rtol=1e-4)

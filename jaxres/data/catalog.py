@@ -1,8 +1,8 @@
 """What a data config names: the videos of each split, their class names and counts.
 
 For the folder and demo sources the videos are listed from class folders and split lists
-(`jaxres.data.sources`), for frames the sequence folders (`jaxres.data.sequences`); prepared data reads its manifest (`jaxres.data.records`); TFDS reads its
-builder's info. Nothing is decoded here.
+(`jaxres.data.sources`), for frames the sequence folders (`jaxres.data.sequences`); prepared data
+reads its manifest (`jaxres.data.records`); TFDS reads its builder's info. Nothing is decoded here.
 
 Example:
   >>> info = dataset_info(default_data_config())

@@ -2,8 +2,8 @@
 
 Raw videos are decoded in Python (PyAV, through `tf.numpy_function`), seeking to and decoding only
 the clip's frames; frame folders decode only the clip's images (`jaxres.data.frames`, with their
-paired LR images as `"lr_clips"` when `data.lr_path` is set); prepared/TFDS records decode only the clip's JPEG/PNG frames with tf ops. Train
-decodes one clip at a random start (a stateless function of the element's seed), eval
+paired LR images as `"lr_clips"` when `data.lr_path` is set); prepared/TFDS records decode only
+the clip's JPEG/PNG frames with tf ops. Train decodes one clip at a random start (a stateless function of the element's seed), eval
 `eval_clips` uniformly spaced clips. Unreadable or (with `short_video="skip"`) short videos are
 skipped and counted in a `SkipCounter`.
 """

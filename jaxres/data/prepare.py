@@ -220,7 +220,8 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
                     holdout_fraction: float = 0.0, resize: int = 128, quality: int = 90,
                     num_shards: int = 0, workers: int | None = None, layout: str = "",
                     holdout_sequences: tuple[str, ...] = (), frame_pattern: str = "*",
-                    lr_src: str = "", lr_scale: int = 4, skips: SkipCounter = SKIPPED, log=print) -> dict:
+                    lr_src: str = "", lr_scale: int = 4, skips: SkipCounter = SKIPPED,
+                    log=print) -> dict:
   """Prepares `src` (class subfolders of videos, or frame folders) into `out`; resumes an
   interrupted run.
 

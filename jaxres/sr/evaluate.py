@@ -10,8 +10,8 @@ On frame folders it gives the table SR papers print for Vid4 and REDS4: per sequ
 its frames of PSNR/SSIM on BT.601 Y (and on RGB), then the mean over sequences. The metrics follow
 BasicSR's `calculate_psnr` / `calculate_ssim` (`test_y_channel=True`; checked against BasicSR
 1.4.2 and scikit-image in `tests/test_sr_evaluate.py`). Recurrent models see each sequence whole
-(`--chunk 0`, the default on frames; `options=None` in Python), as the papers run them. Note BasicSR's and MMagic's BasicVSR
-test configs set `crop_border: 0`; pass `--crop 0` to reproduce their numbers exactly.
+(`--chunk 0`, the default on frames; `options=None` in Python), as the papers run them. MMagic's
+BasicVSR/BasicVSR++ test configs set `crop_border=0`: pass `--crop 0` to reproduce their numbers.
 
 Command line:
 

@@ -4,7 +4,8 @@ The data layer yields HR frames, `{"video": [B, T, H, W, 3]}` in [0, 1] (a data 
 and std 1); `prepare` makes `"hr"` (the frames, mod-cropped to the scale) and `"lr"` from them with
 `jaxres.tasks.degradation` inside the compiled step, the same degradation `jaxres upscale` and
 `jaxres.sr.evaluate` use. Batches that already hold `"lr"` and `"hr"` (batches a user builds), or
-`"video"` and `"lr"` (paired frame folders, `data.lr_path`: HR is `"video"`), are used as given. Image models run per frame on the clips.
+`"video"` and `"lr"` (paired frame folders, `data.lr_path`: HR is `"video"`), are used as given.
+Image models run per frame on the clips.
 
 Losses: `"l1"` (mean absolute error) or `"charbonnier"` (`mean(sqrt((x - y)^2 + eps^2))`, a smooth
 L1 used by BasicVSR/LapSRN).
