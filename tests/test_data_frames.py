@@ -322,14 +322,15 @@ def test_frames_config_is_checked():
 
 
 @pytest.mark.slow  # compiles a train and an eval step
-def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path):
+def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path, capsys):
   from jaxres.train import load_config, train_and_evaluate
-  root, _ = reds
+  root, clips = reds
   config = load_config("sr_edsr_demo", [
       "--config.data.source=frames", f"--config.data.path={root}/train_sharp",
       f"--config.data.lr_path={root}/train_sharp_bicubic/X4", "--config.data.lr_scale=4",
       "--config.model.scale=4", "--config.data.holdout_sequences=('000',)",
-      "--config.data.crop_size=24", "--config.data.num_frames=2", "--config.model.num_blocks=1",
+      "--config.data.crop_size=24", "--config.data.num_frames=2", "--config.data.eval_clips=1",
+      "--config.model.num_blocks=1",
       "--config.model.features=8", "--config.global_batch_size=8", "--config.num_train_steps=2",
       "--config.eval_every_steps=0", "--config.progress_bar=False", "--config.plot=False",
       "--config.tensorboard=False", "--config.checkpoint.async_save=False"])
@@ -345,3 +346,15 @@ def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path):
   bic = np.round(np.clip(np.asarray(bicubic_upsample(batch["lr"][:1], 4)), 0, 1) * 255) / 255
   want = float(np.mean(image_metrics.psnr(bic, batch["video"][:1], crop=4, y_channel=True)))
   np.testing.assert_allclose(summary["eval"]["psnr_y_bicubic"], want, rtol=1e-4)
+  # `python -m jaxres.sr.evaluate --checkpoint RUN` reads the run's eval sequences whole, with
+  # their LR frames as given.
+  from jaxres.sr import evaluate
+  capsys.readouterr()
+  assert evaluate.main(["--checkpoint", str(tmp_path / "run")]) == 0
+  lines = capsys.readouterr().out.splitlines()
+  assert "on the 1 held-out sequences of its eval split, border crop 4:" in lines[0], lines
+  hr = clips["000"].astype(np.float32) / 255
+  lr = box_down(clips["000"]).astype(np.float32) / 255
+  bic = np.round(np.clip(np.asarray(bicubic_upsample(lr, 4)), 0, 1) * 255) / 255
+  want = float(np.mean(image_metrics.psnr(bic, hr, crop=4, y_channel=True)))
+  assert lines[2].split()[0] == "000" and lines[2].split()[2] == f"{want:.2f}", lines

@@ -2,26 +2,24 @@
 
 import threading
 
-import numpy as np
-
 from jaxres.data.skips import SkipCounter, as_metrics
 from jaxres.train.distributed import skips_over_hosts
 
 
 def _on_hosts(counters):
-  """Runs `skips_over_hosts` on every counter at once, as hosts would, with a threaded allgather."""
+  """Runs `skips_over_hosts` on every counter at once, as hosts would, with a threaded exchange."""
   n = len(counters)
   slots, results = [None] * n, [None] * n
   barrier = threading.Barrier(n)
 
   def host(i):
-    def allgather(x):
-      slots[i] = np.asarray(x)
+    def exchange(value):
+      slots[i] = dict(value)
       barrier.wait()
-      gathered = np.stack(list(slots))
+      gathered = list(slots)
       barrier.wait()  # everyone has read the slots before they are reused
       return gathered
-    results[i] = skips_over_hosts(counters[i], allgather=allgather)
+    results[i] = skips_over_hosts(counters[i], exchange=exchange)
 
   threads = [threading.Thread(target=host, args=(i,)) for i in range(n)]
   for t in threads:

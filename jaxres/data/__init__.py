@@ -7,6 +7,8 @@ Modules (import what you use; only the tf.data ones load TensorFlow):
 - `frames`: frame-folder I/O (a sequence is a folder of PNG/JPEG images): listing in natural
   order, missing-frame checks, clips by index, paired LR/HR reads.
 - `demo`: `write_demo_dataset`, the generated motion dataset every job defaults to.
+- `photo_demo`: `write_photo_dataset`, the SR demo's pans over scikit-image's bundled photographs
+  (`data.demo.kind = "photos"`), with held-out photographs for evaluation.
 - `sources`: class folders, UCF101/CSV split lists, class names, per-host sharding.
 - `sequences`: frame-folder datasets (REDS / Vid4, Vimeo-90K, MMAction2 rawframes) and their lists.
 - `prepare` / `records`: `jaxres prepare` (TFRecord shards of JPEG frames + manifest).

@@ -18,7 +18,7 @@ import os
 import ml_collections
 
 from jaxres.data import config as config_lib
-from jaxres.data import demo, records, sequences, sources
+from jaxres.data import demo, photo_demo, records, sequences, sources
 from jaxres.data.skips import SKIPPED, SkipCounter
 
 SPLITS = ("train", "eval")
@@ -69,12 +69,18 @@ def demo_root(config: ml_collections.ConfigDict) -> str:
     return config.path
   d = config.demo
   cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  name = f"demo-c{d.num_classes}-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
+  if config_lib.demo_kind(config) == "photos":
+    name = f"photos-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
+  else:
+    name = f"demo-c{d.num_classes}-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
   return os.path.join(cache, "jaxres", name)
 
 
 def _ensure_demo(config) -> str:
   d = config.demo
+  if config_lib.demo_kind(config) == "photos":
+    return photo_demo.write_photo_dataset(demo_root(config), clips_per_photo=d.videos_per_class,
+                                          num_frames=d.num_frames, size=d.size, seed=d.seed)
   return demo.write_demo_dataset(demo_root(config), num_classes=d.num_classes,
                                  videos_per_class=d.videos_per_class, num_frames=d.num_frames,
                                  size=d.size, seed=d.seed)

@@ -18,6 +18,7 @@ SOURCES = ("demo", "folder", "frames", "prepared", "tfds")
 RAW_SOURCES = ("demo", "folder", "frames")  # decoded in Python from files (the others: records)
 LAYOUTS = ("sequences", "vimeo", "rawframes")  # of frame folders, see jaxres.data.sequences
 SHORT_VIDEO_POLICIES = ("loop", "skip")
+DEMO_KINDS = ("motion", "photos")
 
 
 def default_data_config() -> ml_collections.ConfigDict:
@@ -79,7 +80,11 @@ def default_data_config() -> ml_collections.ConfigDict:
     - `shuffle_buffer`: examples in the shuffle buffer. `num_parallel_calls`: map/interleave
       parallelism (-1 = AUTOTUNE). `cache`: cache parsed records in memory (small datasets).
       `device_prefetch`: batches put on devices ahead of the step.
-    - `demo`: parameters of `jaxres.data.demo.write_demo_dataset`.
+    - `demo`: the built-in data. `kind`: `"motion"` (`jaxres.data.demo.write_demo_dataset`, the
+      classification demo, with `num_classes`, `videos_per_class`, `num_frames`, `size`, `seed`)
+      or `"photos"` (`jaxres.data.photo_demo.write_photo_dataset`, the SR demo's pans over
+      scikit-image's photographs, with `videos_per_class` pans per training photo of
+      `num_frames` frames of `size` x `size`, and `seed`).
 
     Batches are the same for every task (`{"video", "label"}`, eval adds `video_id` and `mask`,
     paired frames add `"lr"`); what a task needs beyond that (e.g. super-resolution's LR frames
@@ -125,12 +130,18 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.device_prefetch = 2
 
   c.demo = ml_collections.ConfigDict()
+  c.demo.kind = "motion"
   c.demo.num_classes = 4
   c.demo.videos_per_class = 32
   c.demo.num_frames = 16
   c.demo.size = 64
   c.demo.seed = 0
   return c
+
+
+def demo_kind(config: ml_collections.ConfigDict) -> str:
+  """`config.demo.kind` ("motion" for configs saved before the field existed)."""
+  return config.demo.get("kind", "motion")
 
 
 def validate(config: ml_collections.ConfigDict) -> None:
@@ -177,11 +188,13 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.resize and config.crop_size > config.resize * min(config.scale_jitter):
     raise ValueError(f"data.crop_size {config.crop_size} exceeds the smallest resized short side "
                      f"{config.resize} x {min(config.scale_jitter)}.")
-  if config.source == "demo" and config.flip:
+  if demo_kind(config) not in DEMO_KINDS:
+    raise ValueError(f"data.demo.kind must be one of {DEMO_KINDS}, got {demo_kind(config)!r}.")
+  if config.source == "demo" and demo_kind(config) == "motion" and config.flip:
     raise ValueError("data.flip would mirror the demo's motion directions (left <-> right) and so "
-                     "corrupt its labels; keep flip off for source 'demo'.")
-  if config.source == "demo" and config.rotate:
+                     "corrupt its labels; keep flip off for source 'demo' (demo.kind 'motion').")
+  if config.source == "demo" and demo_kind(config) == "motion" and config.rotate:
     raise ValueError("data.rotate would turn the demo's motion directions and so corrupt its "
-                     "labels; keep rotate off for source 'demo'.")
+                     "labels; keep rotate off for source 'demo' (demo.kind 'motion').")
   if len(config.mean) != 3 or len(config.std) != 3:
     raise ValueError("data.mean and data.std need 3 values.")

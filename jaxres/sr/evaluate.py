@@ -13,9 +13,13 @@ BasicSR's `calculate_psnr` / `calculate_ssim` (`test_y_channel=True`; checked ag
 (`--chunk 0`, the default on frames; `options=None` in Python), as the papers run them. MMagic's
 BasicVSR/BasicVSR++ test configs set `crop_border=0`: pass `--crop 0` to reproduce their numbers.
 
-Command line:
+Command line: by default the run's own held-out videos (its data config's eval split, e.g. the
+`sr_edsr_demo` pans over photographs it never trained on; for a `frames` source its eval
+sequences, with their paired LR frames when it has them), whole; `--footage generated` uses
+generated footage from a seed never used for training instead; `--hr` any frame folders:
 
-  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr --videos 4 --frames 16 --size 96
+  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr
+  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr --footage generated --videos 4 --size 96
   $ python -m jaxres.sr.evaluate --checkpoint runs/basicvsr --hr /data/Vid4/GT --lr /data/Vid4/BIx4
   $ python -m jaxres.sr.evaluate --checkpoint runs/basicvsr --hr /data/REDS/train_sharp \
       --lr /data/REDS/train_sharp_bicubic/X4 --sequences 000 011 015 020        # REDS4
@@ -182,6 +186,43 @@ def _read_pair(folder: str, lr_folder: str, scale: int) -> tuple[np.ndarray, np.
                                scale=scale)
 
 
+def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
+  """The whole videos of a data config's eval split (folder or built-in demo sources).
+
+  Args:
+    data_config: a run's `config.data` (the demo data are written first if missing).
+
+  Returns:
+    `(file name, uint8 [T, H, W, 3])` per video, in the split's order.
+
+  Raises:
+    ValueError: the source is not a folder of videos ("folder" or "demo"); frame folders are read
+      by `held_out_sequences` / `evaluate_frames`.
+
+  Example:
+    >>> videos = held_out_videos(read_config("runs/sr_edsr").data)
+  """
+  if data_config.source not in ("demo", "folder"):
+    raise ValueError(f"data.source={data_config.source!r}: only folder and demo eval splits are "
+                     "read as whole videos here; use --footage generated.")
+  from jaxres.data import catalog, video  # pylint: disable=import-outside-toplevel
+  return [(os.path.basename(e.path), video.read_video(e.path).frames)
+          for e in catalog.video_list(data_config, "eval").entries]
+
+
+def held_out_sequences(data_config: Any) -> list[str]:
+  """The eval sequences of a `frames` data config, relative to `data.path` (its layout, lists,
+  `holdout_sequences`), for `evaluate_frames(..., sequences=...)`.
+
+  Example:
+    >>> held_out_sequences(config.data)        # REDS with holdout_sequences REDS4
+    ['000', '011', '015', '020']
+  """
+  from jaxres.data import catalog  # pylint: disable=import-outside-toplevel
+  root = os.path.abspath(data_config.path)
+  return [os.path.relpath(e.path, root) for e in catalog.video_list(data_config, "eval").entries]
+
+
 def mean_row(rows: Iterable[dict]) -> dict:
   """The mean over videos of every metric (the "average" line of a paper's table)."""
   rows = list(rows)
@@ -189,10 +230,13 @@ def mean_row(rows: Iterable[dict]) -> dict:
           if k not in ("name", "frames")}
 
 
-def format_table(rows: list[dict]) -> str:
-  """A plain-text table of `evaluate_videos` / `evaluate_frames` rows plus their mean."""
-  named = [(str(r.get("name", i)), r) for i, r in enumerate(rows)]
-  width = max(6, *(len(n) for n, _ in named))
+def format_table(rows: list[dict], names: Sequence[str] | None = None) -> str:
+  """A plain-text table of `evaluate_videos` / `evaluate_frames` rows plus their mean; rows are
+  named by `names`, else by their `"name"`, else numbered."""
+  if names is None:
+    names = [r.get("name", i) for i, r in enumerate(rows)]
+  named = [(str(n), r) for n, r in zip(names, rows)]
+  width = max([6] + [len(n) for n, _ in named])
   head = (f"{'video':>{width}}  {'PSNR-Y':>7} {'bicubic':>7} {'gain':>6}  {'SSIM-Y':>6} "
           f"{'bicubic':>7}  {'PSNR':>6} {'bicubic':>7}  {'SSIM':>6}")
   lines = [head]
@@ -207,60 +251,76 @@ def format_table(rows: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m jaxres.sr.evaluate",
-      description="Per-video PSNR/SSIM of a trained SR model vs bicubic: on frame folders (--hr, "
-                  "Vid4/REDS4-style tables) or on held-out generated footage.")
+      description="Per-video PSNR/SSIM of a trained SR model vs bicubic on held-out videos, whole: "
+                  "the run's eval split (default), generated footage, or frame folders (--hr, "
+                  "Vid4/REDS4-style tables).")
   parser.add_argument("--checkpoint", required=True, help="the training workdir")
   parser.add_argument("--config", default=None, help="the run's config file (if no config.json)")
+  parser.add_argument("--footage", choices=("eval-split", "generated"), default="eval-split",
+                      help="the run's held-out eval split (default) or generated footage")
   parser.add_argument("--hr", default="", help="HR frame folders (one per sequence), e.g. Vid4/GT")
   parser.add_argument("--lr", default="", help="LR frame folders mirroring --hr (else bicubic of HR)")
   parser.add_argument("--sequences", nargs="+", default=(), metavar="SEQ",
                       help="only these sequences of --hr (REDS4: 000 011 015 020)")
-  parser.add_argument("--layout", default="sequences", choices=sequences_lib.LAYOUTS)
+  parser.add_argument("--layout", default="sequences", choices=sequences_lib.LAYOUTS,
+                      help="how --hr is laid out")
   parser.add_argument("--list", default="", help="a sequence list of --hr (e.g. sep_testlist.txt)")
   parser.add_argument("--crop", type=int, default=None,
                       help="border pixels left out of the metrics (default: the scale)")
-  parser.add_argument("--videos", type=int, default=4)
-  parser.add_argument("--frames", type=int, default=16)
-  parser.add_argument("--size", type=int, default=96, help="HR frame height and width")
-  parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
+  parser.add_argument("--videos", type=int, default=4, help="generated videos")
+  parser.add_argument("--frames", type=int, default=16, help="generated frames per video")
+  parser.add_argument("--size", type=int, default=96, help="generated frame height and width")
+  parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="generated footage seed")
   parser.add_argument("--chunk", type=int, default=None,
-                      help="frames per window (0: whole videos; default 0 with --hr, else 16)")
+                      help="frames per window (0: whole videos; default 0 on frame folders, else 16)")
   parser.add_argument("--overlap", type=int, default=6)
   from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
   args = parser.parse_args(argv)
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
-  config = None
-  if args.config:
-    from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
-    config = load_config(args.config, overrides)
+  from jaxres.train import run  # pylint: disable=import-outside-toplevel
+  names = None
   try:
+    if args.config:
+      from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
+      config = load_config(args.config, overrides)
+    elif args.hr:
+      config = None  # (the saved one, read by load_sr_model)
+    else:
+      config = run.read_config(args.checkpoint)
     loaded = checkpoint.load_sr_model(args.checkpoint, config=config)
-  except (FileNotFoundError, ValueError) as error:
-    print(f"evaluate: {error}", file=sys.stderr)
-    return 1
-  chunk = args.chunk if args.chunk is not None else (0 if args.hr else 16)
-  options = upscale.UpscaleOptions(chunk=chunk, overlap=args.overlap) if chunk else None
-  crop = loaded.scale if args.crop is None else args.crop
-  if args.hr:
-    try:
+    frames = args.hr or (args.footage == "eval-split" and config.data.source == "frames")
+    chunk = args.chunk if args.chunk is not None else (0 if frames else 16)
+    options = upscale.UpscaleOptions(chunk=chunk, overlap=args.overlap) if chunk else None
+    crop = loaded.scale if args.crop is None else args.crop
+    if args.hr:
       rows = evaluate_frames(loaded.model, loaded.variables, args.hr, scale=loaded.scale,
                              clip_model=loaded.clip_model, lr_root=args.lr,
                              sequences=args.sequences, layout=args.layout, split_list=args.list,
                              crop=crop, options=options)
-    except (FileNotFoundError, ValueError) as error:
-      print(f"evaluate: {error}", file=sys.stderr)
-      return 1
-    where = f"{args.hr}" + (f" (LR {args.lr})" if args.lr else " (LR: bicubic of HR)")
-    print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {len(rows)} sequences of "
-          f"{where}, border crop {crop}:")
-  else:
-    videos = footage.generate_clips(args.seed, args.videos, args.frames, args.size, args.size)
-    rows = evaluate_videos(loaded.model, loaded.variables, list(videos), scale=loaded.scale,
-                           clip_model=loaded.clip_model, options=options, crop=crop)
-    print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {args.videos} held-out generated "
-          f"videos of {args.frames}x{args.size}x{args.size} (seed {args.seed}):")
-  print(format_table(rows))
+      where = args.hr + (f" (LR {args.lr})" if args.lr else " (LR: bicubic of HR)")
+      what = f"{len(rows)} sequences of {where}, border crop {crop}"
+    elif frames:
+      data = config.data
+      rows = evaluate_frames(loaded.model, loaded.variables, data.path, scale=loaded.scale,
+                             clip_model=loaded.clip_model, lr_root=data.lr_path,
+                             sequences=held_out_sequences(data), crop=crop, options=options)
+      what = f"the {len(rows)} held-out sequences of its eval split, border crop {crop}"
+    else:
+      if args.footage == "eval-split":
+        names, videos = zip(*held_out_videos(config.data))
+        what = f"the {len(videos)} held-out videos of its eval split"
+      else:
+        videos = footage.generate_clips(args.seed, args.videos, args.frames, args.size, args.size)
+        what = (f"{args.videos} held-out generated videos of {args.frames}x{args.size}x{args.size} "
+                f"(seed {args.seed})")
+      rows = evaluate_videos(loaded.model, loaded.variables, list(videos), scale=loaded.scale,
+                             clip_model=loaded.clip_model, options=options, crop=crop)
+  except (FileNotFoundError, ValueError) as error:
+    print(f"evaluate: {error}", file=sys.stderr)
+    return 1
+  print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {what}:")
+  print(format_table(rows, names))
   return 0
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
 from typing import Callable, Optional
 
 import jax
-import numpy as np
 
 # Cluster managers whose environment jax.distributed.initialize() reads by itself.
 _AUTO_ENV = ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
@@ -47,16 +48,18 @@ def initialize(coordinator_address: Optional[str] = None, num_processes: Optiona
 
 
 
-def skips_over_hosts(counter, allgather: Optional[Callable] = None) -> dict[str, int]:
-  """Files skipped per reason by all hosts together (a collective: every host must call it).
+def skips_over_hosts(counter, exchange: Optional[Callable[[dict], list]] = None) -> dict[str, int]:
+  """Files skipped per reason by all hosts together (every host must call it, in the same order).
 
   Each host decodes its own share of the files, so those skips add up over hosts; skips found
-  while listing (every host lists every file) count once.
+  while listing (every host lists every file) count once. The counts travel through the
+  coordinator's key-value store, not a device collective, so no new communicator is set up
+  between training steps.
 
   Args:
     counter: a `jaxres.data.skips.SkipCounter`.
-    allgather: gathers a host's array into `[hosts, ...]` (default
-      `jax.experimental.multihost_utils.process_allgather`; injectable for tests).
+    exchange: maps this host's `{reason: count}` to every host's, in process order (default: the
+      `jax.distributed` coordinator; injectable for tests).
 
   Returns:
     `{reason: count}` over all hosts, reasons with none left out.
@@ -66,23 +69,25 @@ def skips_over_hosts(counter, allgather: Optional[Callable] = None) -> dict[str,
     {'corrupt': 3, 'not_video': 1}
   """
   own, shared = counter.split_counts()
-  if allgather is None:
+  if exchange is None:
     if jax.process_count() == 1:
       return counter.counts()
-    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
-    allgather = multihost_utils.process_allgather
-  # Hosts may have met different reasons: gather the names first, as fixed-width codes.
-  names = sorted(own)
-  width = 32
-  codes = np.zeros((16, width), np.uint8)
-  for i, name in enumerate(names[:16]):
-    raw = name.encode()[:width]
-    codes[i, :len(raw)] = np.frombuffer(raw, np.uint8)
-  all_codes = np.asarray(allgather(codes)).reshape(-1, width)
-  reasons = sorted({bytes(row).rstrip(b"\0").decode() for row in all_codes if row.any()})
-  own_vector = np.array([own.get(r, 0) for r in reasons], np.int64)
-  total = np.asarray(allgather(own_vector)).reshape(-1, len(reasons)).sum(0) if reasons else []
+    exchange = _exchange_through_coordinator
   counts = dict(shared)
-  for reason, n in zip(reasons, total):
-    counts[reason] = counts.get(reason, 0) + int(n)
+  for host_counts in exchange(own):
+    for reason, n in host_counts.items():
+      counts[reason] = counts.get(reason, 0) + int(n)
   return {k: v for k, v in sorted(counts.items()) if v}
+
+
+_EXCHANGES = itertools.count()
+
+
+def _exchange_through_coordinator(value: dict, timeout_ms: int = 300_000) -> list:
+  # jax.distributed's client (as orbax's barriers use it); calls are numbered alike on every host.
+  from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+  client = jax_distributed.global_state.client
+  key = f"jaxres/skips/{next(_EXCHANGES)}"
+  client.key_value_set(f"{key}/{jax.process_index()}", json.dumps(value))
+  return [json.loads(client.blocking_key_value_get(f"{key}/{i}", timeout_ms))
+          for i in range(jax.process_count())]
