@@ -4,7 +4,9 @@ Every skip logs one warning naming the file (once per file and reason) and is co
 however many epochs meet it. Reasons: `not_video` (wrong suffix or no video stream), `corrupt`
 (unreadable container), `partial` (decoding stops well before the frame count in the file's own
 header: truncated or damaged), `empty` (no decodable frame), `short` (fewer frames than a
-clip, with `short_video="skip"`), `missing` (vanished after listing).
+clip, with `short_video="skip"`), `missing` (vanished after listing). Frame folders
+(`jaxres.data.frames`) count per sequence folder: `corrupt` (an image does not decode, or sizes
+differ), `missing` (a gap in the numbered frames, or an absent LR frame), `empty` (no image).
 
 Example:
   >>> from jaxres.data import skips

@@ -38,11 +38,13 @@ class VideoEntry:
     path: absolute path of the file.
     label: class index.
     video_id: position of the video in its split (sorted by path), the same on every host.
+    num_frames: frames a list says a frame folder holds (0: not said; see `jaxres.data.sequences`).
   """
 
   path: str
   label: int
   video_id: int
+  num_frames: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
