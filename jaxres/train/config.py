@@ -41,8 +41,11 @@ def default_config() -> ml_collections.ConfigDict:
   # (dtype/param_dtype as strings: "bfloat16" computes in bf16, parameters stay float32).
   # conv_lowering: "auto" (matmul lowerings on CPU, XLA's convolution elsewhere) or one of
   # jaxres.models.conv.LOWERINGS for every convolution, e.g. "native" (ResNets only).
+  # remat: "none", "block" (recompute each residual block's activations in the backward pass,
+  # keeping only its input) or a jax.checkpoint_policies name such as "dots_saveable" (keep the
+  # convolutions' outputs, recompute the element-wise work): less memory for more compute.
   c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32",
-                                       "conv_lowering": "auto"})
+                                       "conv_lowering": "auto", "remat": "none"})
   # Task arguments (jaxres.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification;
   # scale, loss, blur_sigma, noise_sigma for super-resolution.
   c.task = ml_collections.ConfigDict({"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
@@ -52,6 +55,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.synthetic_data = False
 
   c.global_batch_size = 16
+  # Split each global batch into this many micro-batches run in sequence inside the one compiled
+  # step (gradients averaged, one optimiser update): the memory of a batch k times smaller.
+  # The batch must divide by grad_accum_steps x devices; see jaxres.train.steps for BatchNorm.
+  c.grad_accum_steps = 1
   c.num_train_steps = 1000
   c.optimizer = ml_collections.ConfigDict({
       "name": "sgd", "learning_rate": 0.1, "reference_batch_size": 0, "momentum": 0.9,

@@ -109,6 +109,7 @@ class JitEngine:
     fsdp: shard parameters and optimiser state over "data".
     fsdp_min_size: see `state_shardings`.
     ema_decay: > 0 keeps EMA parameters.
+    grad_accum_steps: micro-batches per step (`jaxres.train.steps.make_train_step`).
 
   Example:
     >>> engine = JitEngine(model, task, tx, schedule, mesh=make_mesh(), fsdp=True)
@@ -117,12 +118,13 @@ class JitEngine:
   """
 
   def __init__(self, model, task, tx, schedule, *, mesh: Mesh, fsdp: bool = False,
-               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0):
+               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0, grad_accum_steps: int = 1):
     self.model, self.task, self.tx, self.mesh = model, task, tx, mesh
     self.fsdp, self.fsdp_min_size, self.ema = fsdp, fsdp_min_size, ema_decay > 0
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
-    self._train = make_train_step(model, task, tx, schedule, ema_decay=ema_decay)
+    self._train = make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
+                                  grad_accum_steps=grad_accum_steps)
     self._eval = make_eval_step(model, task)
     self._compiled: dict[tuple, Any] = {}
 
@@ -189,7 +191,8 @@ class PmapEngine:
     >>> engine = PmapEngine(model, task, tx, schedule)
   """
 
-  def __init__(self, model, task, tx, schedule, *, devices=None, ema_decay: float = 0.0):
+  def __init__(self, model, task, tx, schedule, *, devices=None, ema_decay: float = 0.0,
+               grad_accum_steps: int = 1):
     if jax.process_count() > 1:
       raise NotImplementedError("The pmap engine is single-host; use parallel.mode='jit'.")
     self.model, self.task, self.tx = model, task, tx
@@ -198,7 +201,7 @@ class PmapEngine:
     # Arrays with a leading device axis, one slice per device, are what pmap takes as its own.
     self._stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
     self._train = jax.pmap(make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
-                                           axis_name=PMAP_AXIS),
+                                           axis_name=PMAP_AXIS, grad_accum_steps=grad_accum_steps),
                            axis_name=PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
                            devices=self.devices)
     self._eval = jax.pmap(make_eval_step(model, task), axis_name=PMAP_AXIS, devices=self.devices)
