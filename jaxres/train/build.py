@@ -81,13 +81,13 @@ def build_engine(config, *, devices: Sequence[jax.Device] | None = None):
   tx, schedule = create_optimizer(config)
   if p.mode == "jit":
     model = build_model(config)
-    mesh = parallel.make_mesh(p.num_devices, devices)
+    mesh = parallel.make_mesh(p.num_devices, devices, shape=dict(p.get("mesh", {})))
     engine = parallel.JitEngine(model, task, tx, schedule, mesh=mesh, fsdp=p.fsdp,
                                 fsdp_min_size=p.fsdp_min_size, ema_decay=config.ema_decay,
                                 grad_accum_steps=config.get("grad_accum_steps", 1))
   elif p.mode == "pmap":
-    if p.fsdp:
-      raise ValueError("parallel.fsdp needs parallel.mode='jit'.")
+    if p.fsdp or p.get("mesh", {}).get("fsdp", 1) != 1:
+      raise ValueError("parallel.fsdp and parallel.mesh.fsdp need parallel.mode='jit'.")
     model = build_model(config, bn_axis_name=parallel.PMAP_AXIS)
     devices = list(devices or jax.local_devices())
     if p.num_devices > 0:

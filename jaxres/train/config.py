@@ -68,10 +68,13 @@ def default_config() -> ml_collections.ConfigDict:
       "name": "cosine", "warmup_steps": 0, "boundaries": (), "decay_factor": 0.1})
   c.ema_decay = 0.0  # > 0 keeps EMA parameters, which evaluation then uses
 
-  # mode "jit" (NamedSharding on a one-axis mesh) or "pmap"; fsdp splits parameters and optimiser
-  # state over the devices; num_devices -1 uses every device of every host.
+  # mode "jit" (NamedSharding on a mesh) or "pmap"; fsdp splits parameters and optimiser state
+  # over the devices; num_devices -1 uses every device of every host. mesh {"data": d, "fsdp": f}
+  # (one of them -1: the rest) makes a two-axis mesh: batches split over all d x f devices,
+  # parameters and optimiser state over the f devices of each "fsdp" group (d replicas).
   c.parallel = ml_collections.ConfigDict({
-      "mode": "jit", "fsdp": False, "fsdp_min_size": 2 ** 12, "num_devices": -1})
+      "mode": "jit", "fsdp": False, "fsdp_min_size": 2 ** 12, "num_devices": -1,
+      "mesh": ml_collections.ConfigDict({"data": -1, "fsdp": 1})})
   c.checkpoint = ml_collections.ConfigDict({
       "every_steps": 200, "keep": 2, "keep_best": 1, "best_metric": "accuracy", "best_mode": "max",
       "async_save": True})
