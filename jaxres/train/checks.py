@@ -44,6 +44,11 @@ def check_config(config, task, *, info: Optional[Any] = None, uses_data_config: 
         f"an equal share of every micro-batch).")
   if batch % num_processes:
     raise ValueError(f"global_batch_size={batch} is not divisible by the {num_processes} hosts.")
+  profile = tuple(config.get("profile_steps", ()))
+  if profile and (len(profile) > 2 or not all(isinstance(s, int) and s >= 1 for s in profile)
+                  or profile[0] > profile[-1]):
+    raise ValueError(f"profile_steps={profile!r} must be (first, last) train steps, 1 <= first "
+                     "<= last, e.g. --config.profile_steps=10,20 (or () for no profile).")
   if config.num_train_steps < 0:
     raise ValueError(f"num_train_steps must be >= 0, got {config.num_train_steps}.")
   if uses_data_config and not config.get("synthetic_data"):

@@ -81,10 +81,21 @@ def default_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 20
   c.eval_every_steps = 500  # 0: only at the end
   c.eval_steps = -1  # batches per evaluation (-1: the whole eval split)
+  # XLA's persistent compilation cache (jaxres.train.compile_cache): a repeated or resumed run
+  # loads its compiled steps instead of compiling them again; "" turns it off.
+  c.compilation_cache_dir = _cache_dir()
+  # (first, last) train steps to trace with jax.profiler into <workdir>/profile (TensorBoard's
+  # profile plugin opens it); () traces nothing.
+  c.profile_steps = ()
   c.progress_bar = True
   c.tensorboard = True  # TensorBoard event files besides metrics.jsonl
   c.plot = True  # training-curve PNG at the end
   return c
+
+
+def _cache_dir() -> str:
+  from jaxres.train.compile_cache import default_cache_dir
+  return default_cache_dir()
 
 
 def _data_config() -> ml_collections.ConfigDict:
