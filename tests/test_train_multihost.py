@@ -1,5 +1,6 @@
 """Two local processes (gloo collectives) training together with `jaxres train` end with the same
-parameters as one process training alone on the same global batches."""
+parameters as one process training alone on the same global batches: the launch line of a pod
+worker, on a two-axis mesh (data across the processes, 2-way FSDP within each)."""
 
 import os
 import socket
@@ -39,7 +40,9 @@ def test_two_processes_match_one(tmp_path):
   procs = [subprocess.Popen(
       [sys.executable, "-m", "jaxres.cli", "train", "--config", str(config_path), "--workdir",
        workdir, "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
-       "--process-id", str(i), f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=-1"],
+       "--process-id", str(i), f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=-1",
+       "--config.parallel.mesh.data=2", "--config.parallel.mesh.fsdp=2",
+       "--config.parallel.fsdp_min_size=64"],
       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
   try:
     outs = [p.communicate(timeout=600)[0] for p in procs]
