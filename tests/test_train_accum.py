@@ -44,7 +44,7 @@ def test_micro_batches_are_strided_so_devices_keep_their_rows():
     split_micro_batches({"x": x}, 3)
 
 
-@pytest.mark.parametrize("k,num_devices", [(4, 1), (2, 8)])
+@pytest.mark.parametrize("k,num_devices", [pytest.param(4, 1, marks=pytest.mark.slow), (2, 8)])
 def test_accumulated_step_equals_the_whole_batch_step(k, num_devices):
   batch = next(synthetic_batches(SHAPE, 4, num_batches=1))
   ref_state, ref_metrics = _step(Net(), 1, 1, batch)
@@ -56,6 +56,7 @@ def test_accumulated_step_equals_the_whole_batch_step(k, num_devices):
     np.testing.assert_allclose(float(metrics[key]), float(ref_metrics[key]), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_batchnorm_normalises_each_micro_batch_and_updates_its_averages_in_turn():
   k = 2
   batch = next(synthetic_batches(SHAPE, 4, num_batches=1))

@@ -144,6 +144,7 @@ def test_fsdp_keeps_small_arrays_replicated():
   assert fsdp_spec((24, 16), 8, 1) == P("data")          # the largest divisible dimension
 
 
+@pytest.mark.slow
 def test_two_axis_mesh_matches_one_device(reference):
   # 2 replicas x 4-way FSDP: the batch over all 8 devices, parameters over the 4 of each group.
   # Native convolutions: the same sums as one device up to float32 rounding.

@@ -27,6 +27,7 @@ def _config():
   return c
 
 
+@pytest.mark.slow
 def test_profile_steps_write_a_trace_in_the_run_folder(tmp_path):
   config = _config()
   config.profile_steps = (2, 3)

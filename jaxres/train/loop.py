@@ -358,6 +358,7 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   Example:
     >>> evaluate_checkpoint(load_config("demo"), "runs/demo")["accuracy"]
   """
+  enable_compilation_cache(config.get("compilation_cache_dir", ""))
   engine, _, task = build_engine(config)
   check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:
