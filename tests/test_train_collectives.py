@@ -8,6 +8,11 @@ pod will run between devices.
   CPU backend emits the same as an all-reduce followed by a dynamic-slice to the shard (it runs no
   reduce-scatter-forming pass), so either form is accepted.
 - No step has host transfers or callbacks (send/recv, infeed/outfeed, host custom-calls).
+
+The model uses XLA's native convolution, which is what the default lowering ("auto") picks on TPU
+and GPU. On CPU "auto" lowers convolutions to reshaped matrix products (im2col, Winograd), and the
+SPMD partitioner then all-gathers some activations around those reshapes (r3d_tiny, 4 devices:
+10 all-gathers, e.g. the stem's patches), a CPU-only cost that a pod does not pay.
 """
 
 import math
