@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("jaxres.commands.bench", "benchmark compiled models (throughput, GFLOP/s); --vs torch"),
     "train": ("jaxres.commands.train", "train a config (default: the demo) in a work directory"),
     "eval": ("jaxres.commands.eval", "evaluate a run's checkpoint on its config's eval data"),
+    "plan": ("jaxres.commands.plan", "memory per device of a config's train step on N devices"),
     "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
     "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
 }

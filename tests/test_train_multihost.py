@@ -1,5 +1,6 @@
 """Two local processes (gloo collectives) training together with `jaxres train` end with the same
-parameters as one process training alone on the same global batches."""
+parameters as one process training alone on the same global batches: the launch line of a pod
+worker, on a two-axis mesh (data across the processes, 2-way FSDP within each)."""
 
 import os
 import socket
@@ -27,10 +28,13 @@ def _free_port():
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
   config_path = tmp_path / "config.py"
-  # Native convolutions: on the default lowering (Winograd/im2col on CPU) the momentum traces of
-  # the two-process run differ from one process's by up to 20% of a leaf's largest value after
-  # three steps (measured; the in-process 8-vs-1 device runs in test_train_parallel.py agree to
-  # 5e-5 on the same model), more than rounding explains: not understood yet, so not compared.
+  # Native convolutions: on the default lowering (Winograd/im2col on CPU) with a one-axis mesh the
+  # momentum traces of the two-process run differ from one process's by up to 21% of a leaf's
+  # largest value after three steps (measured; the in-process 8-vs-1 device runs in
+  # test_train_parallel.py agree to 5e-5 on the same model), more than rounding explains. Both
+  # processes compile the same HLO (dumped and diffed); that step all-gathers activations around
+  # the lowering's reshapes (10 all-gathers along non-leading dimensions), which gloo then carries
+  # between processes. On this 2x2 mesh the default lowering agrees to 2e-6. Not understood yet.
   native = '  c.model.conv_lowering = "native"\n  return c'
   config_path.write_text(CONFIG.replace("  return c", native))
   workdir = str(tmp_path / "run")
@@ -39,7 +43,9 @@ def test_two_processes_match_one(tmp_path):
   procs = [subprocess.Popen(
       [sys.executable, "-m", "jaxres.cli", "train", "--config", str(config_path), "--workdir",
        workdir, "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
-       "--process-id", str(i), f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=-1"],
+       "--process-id", str(i), f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=-1",
+       "--config.parallel.mesh.data=2", "--config.parallel.mesh.fsdp=2",
+       "--config.parallel.fsdp_min_size=64"],
       env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for i in range(2)]
   try:
     outs = [p.communicate(timeout=600)[0] for p in procs]

@@ -41,10 +41,11 @@ class TinyVideoNet(nn.Module):
     return nn.Dense(4, name="fc")(jnp.mean(x, axis=(1, 2, 3)))
 
 
-def _config(mode="jit", fsdp=False, num_devices=-1):
+def _config(mode="jit", fsdp=False, num_devices=-1, mesh=None):
   c = default_config()
   c.model.num_classes = 4
   c.parallel.mode, c.parallel.fsdp, c.parallel.num_devices = mode, fsdp, num_devices
+  c.parallel.mesh = mesh or c.parallel.mesh
   c.parallel.fsdp_min_size = 256
   c.optimizer.weight_decay = 1e-4
   return c
@@ -61,7 +62,8 @@ def _engine(config, model):
   if p.mode == "pmap":
     return PmapEngine(TinyVideoNet(PMAP_AXIS, model), task, tx, schedule)
   return JitEngine(TinyVideoNet(conv_lowering=model), task, tx, schedule,
-                   mesh=make_mesh(p.num_devices), fsdp=p.fsdp, fsdp_min_size=p.fsdp_min_size)
+                   mesh=make_mesh(p.num_devices, shape=dict(p.mesh)), fsdp=p.fsdp,
+                   fsdp_min_size=p.fsdp_min_size)
 
 
 def _train(config, model, steps=3):
@@ -140,3 +142,30 @@ def test_fsdp_keeps_small_arrays_replicated():
   assert fsdp_spec((3, 3, 3, 32, 64), 8, 256) == P(None, None, None, None, "data")
   assert fsdp_spec((7, 9, 11), 8, 1) == P()              # nothing divisible
   assert fsdp_spec((24, 16), 8, 1) == P("data")          # the largest divisible dimension
+
+
+@pytest.mark.slow
+def test_two_axis_mesh_matches_one_device(reference):
+  # 2 replicas x 4-way FSDP: the batch over all 8 devices, parameters over the 4 of each group.
+  # Native convolutions: the same sums as one device up to float32 rounding.
+  ref_state, ref_metrics = reference("native")
+  state, metrics = _train(_config(mesh={"data": 2, "fsdp": 4}), "native")
+  for a, b in zip(jax.tree.leaves((state.params, state.batch_stats, state.opt_state)),
+                  jax.tree.leaves((ref_state.params, ref_state.batch_stats, ref_state.opt_state)),
+                  strict=True):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=0)
+  np.testing.assert_allclose(float(metrics["loss"]), float(ref_metrics["loss"]), rtol=1e-5)
+  kernel = state.params["conv3"]["kernel"]          # (1, 3, 3, 16, 64)
+  assert kernel.sharding.mesh.shape == {"data": 2, "fsdp": 4}
+  assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, None, None, None, "fsdp")
+  assert {s.data.shape for s in kernel.addressable_shards} == {(1, 3, 3, 16, 16)}
+
+
+def test_mesh_shapes_are_checked():
+  assert make_mesh(shape={"data": -1, "fsdp": 1}).axis_names == ("data",)
+  assert dict(make_mesh(shape={"data": 2, "fsdp": -1}).shape) == {"data": 2, "fsdp": 4}
+  with pytest.raises(ValueError, match=r"parallel.mesh \{'data': 3, 'fsdp': 2\} does not fit 8 "
+                                       r"devices"):
+    make_mesh(shape={"data": 3, "fsdp": 2})
+  with pytest.raises(ValueError, match="only 'data' and 'fsdp' exist"):
+    make_mesh(shape={"model": 8})

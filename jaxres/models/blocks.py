@@ -121,6 +121,11 @@ class BottleneckBlock(nn.Module):
     return self.act(residual + y)
 
 
+def is_bottleneck(block_cls: ModuleDef) -> bool:
+  """Whether `block_cls` is a `BottleneckBlock` (or one wrapped by `remat_block`): it then takes `pointwise`."""
+  return isinstance(block_cls, type) and issubclass(block_cls, BottleneckBlock)
+
+
 class Conv2Plus1D(nn.Module):
   """A (2+1)D convolution unit: 1xkxk spatial conv -> norm -> act -> kx1x1 temporal conv.
 
@@ -151,3 +156,39 @@ class Conv2Plus1D(nn.Module):
     y = self.act(self.norm(name="bn")(y))
     return self.conv(self.features, kernel_size=(3, 1, 1), strides=(st, 1, 1),
                      padding=((1, 1), (0, 0), (0, 0)), name="temporal")(y)
+
+
+REMAT_POLICIES = ("none", "block")  # plus any name of `jax.checkpoint_policies`
+
+
+def remat_block(block_cls: ModuleDef, policy: str = "block") -> ModuleDef:
+  """`block_cls` rematerialised: its activations are recomputed in the backward pass, not kept.
+
+  Memory for the activations inside each residual block falls to what `policy` saves; the
+  parameter tree, outputs and gradients are those of `block_cls` (the class is a subclass of it).
+
+  Args:
+    block_cls: a block class (`BasicBlock`, `BottleneckBlock`, ...).
+    policy: "none" (returns `block_cls` itself), "block" (save only the block's input) or the
+      name of a `jax.checkpoint_policies` policy without arguments, e.g. "dots_saveable" (keep
+      matrix products and convolutions, recompute the cheap element-wise work).
+
+  Returns:
+    The block class to build the network with.
+
+  Raises:
+    ValueError: an unknown policy name (the message lists the known ones).
+
+  Example:
+    >>> model = jaxres.models.get("r3d_18", block_cls=remat_block(BasicBlock, "dots_saveable"))
+  """
+  if policy == "none":
+    return block_cls
+  if policy == "block":
+    return nn.remat(block_cls)
+  known = [n for n in dir(jax.checkpoint_policies)
+           if not n.startswith("_") and n.endswith("saveable")]
+  if policy not in known:
+    raise ValueError(f"Unknown remat policy {policy!r}; use one of "
+                     f"{', '.join(REMAT_POLICIES + tuple(known))}.")
+  return nn.remat(block_cls, policy=getattr(jax.checkpoint_policies, policy))

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxres.models.blocks import (BasicBlock, BottleneckBlock, ModuleDef, ProjectionShortcut,
-                                  ZeroPadShortcut)
+                                  ZeroPadShortcut, is_bottleneck)
 from jaxres.models.conv import Conv
 from jaxres.models.layers import conv_factory, norm_factory
 
@@ -116,7 +116,7 @@ class ResNet(nn.Module):
     for i, (num_blocks, width) in enumerate(zip(self.stage_sizes, self.widths)):
       for j in range(num_blocks):
         stride = 2 if i > 0 and j == 0 else 1
-        extra = {"pointwise": pointwise} if self.block_cls is BottleneckBlock else {}
+        extra = {"pointwise": pointwise} if is_bottleneck(self.block_cls) else {}
         x = self.block_cls(width, conv=conv3x3, norm=norm, shortcut=shortcut,
                            strides=(stride, stride), name=f"layer{i + 1}_{j}", **extra)(x)
       feats[f"stage{i + 1}"] = x

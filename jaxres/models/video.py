@@ -20,7 +20,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxres.models.blocks import BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef, ProjectionShortcut
+from jaxres.models.blocks import (BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef,
+                                  ProjectionShortcut, is_bottleneck)
 from jaxres.models.conv import Conv
 from jaxres.models.layers import conv_factory, norm_factory
 
@@ -204,7 +205,7 @@ def residual_block(model: VideoResNet, parts: LayerFactories, stage: int, index:
   """
   builder, width = model.conv_builders[stage], model.widths[stage]
   stride = 2 if stage > 0 and index == 0 else 1
-  extra = {"pointwise": parts.pointwise} if model.block_cls is BottleneckBlock else {}
+  extra = {"pointwise": parts.pointwise} if is_bottleneck(model.block_cls) else {}
   return model.block_cls(
       width, conv=builder.unit(in_features, width, parts.conv, parts.norm, nn.relu),
       norm=parts.norm, shortcut=parts.shortcut, strides=builder.strides(stride), name=name, **extra)

@@ -34,8 +34,21 @@ def check_config(config, task, *, info: Optional[Any] = None, uses_data_config: 
   if batch % num_devices:
     raise ValueError(f"global_batch_size={batch} is not divisible by the {num_devices} devices; "
                      f"use a multiple of {num_devices} (or --config.parallel.num_devices).")
+  accum = config.get("grad_accum_steps", 1)
+  if not isinstance(accum, int) or accum < 1:
+    raise ValueError(f"grad_accum_steps must be a positive integer, got {accum!r}.")
+  if batch % (accum * num_devices):
+    raise ValueError(
+        f"global_batch_size={batch} does not split into grad_accum_steps={accum} micro-batches "
+        f"over {num_devices} devices; use a multiple of {accum * num_devices} (each device takes "
+        f"an equal share of every micro-batch).")
   if batch % num_processes:
     raise ValueError(f"global_batch_size={batch} is not divisible by the {num_processes} hosts.")
+  profile = tuple(config.get("profile_steps", ()))
+  if profile and (len(profile) > 2 or not all(isinstance(s, int) and s >= 1 for s in profile)
+                  or profile[0] > profile[-1]):
+    raise ValueError(f"profile_steps={profile!r} must be (first, last) train steps, 1 <= first "
+                     "<= last, e.g. --config.profile_steps=10,20 (or () for no profile).")
   if config.num_train_steps < 0:
     raise ValueError(f"num_train_steps must be >= 0, got {config.num_train_steps}.")
   if uses_data_config and not config.get("synthetic_data"):

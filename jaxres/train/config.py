@@ -41,8 +41,11 @@ def default_config() -> ml_collections.ConfigDict:
   # (dtype/param_dtype as strings: "bfloat16" computes in bf16, parameters stay float32).
   # conv_lowering: "auto" (matmul lowerings on CPU, XLA's convolution elsewhere) or one of
   # jaxres.models.conv.LOWERINGS for every convolution, e.g. "native" (ResNets only).
+  # remat: "none", "block" (recompute each residual block's activations in the backward pass,
+  # keeping only its input) or a jax.checkpoint_policies name such as "dots_saveable" (keep the
+  # convolutions' outputs, recompute the element-wise work): less memory for more compute.
   c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32",
-                                       "conv_lowering": "auto"})
+                                       "conv_lowering": "auto", "remat": "none"})
   # Task arguments (jaxres.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification;
   # scale, loss, blur_sigma, noise_sigma for super-resolution.
   c.task = ml_collections.ConfigDict({"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
@@ -52,6 +55,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.synthetic_data = False
 
   c.global_batch_size = 16
+  # Split each global batch into this many micro-batches run in sequence inside the one compiled
+  # step (gradients averaged, one optimiser update): the memory of a batch k times smaller.
+  # The batch must divide by grad_accum_steps x devices; see jaxres.train.steps for BatchNorm.
+  c.grad_accum_steps = 1
   c.num_train_steps = 1000
   c.optimizer = ml_collections.ConfigDict({
       "name": "sgd", "learning_rate": 0.1, "reference_batch_size": 0, "momentum": 0.9,
@@ -61,20 +68,34 @@ def default_config() -> ml_collections.ConfigDict:
       "name": "cosine", "warmup_steps": 0, "boundaries": (), "decay_factor": 0.1})
   c.ema_decay = 0.0  # > 0 keeps EMA parameters, which evaluation then uses
 
-  # mode "jit" (NamedSharding on a one-axis mesh) or "pmap"; fsdp splits parameters and optimiser
-  # state over the devices; num_devices -1 uses every device of every host.
+  # mode "jit" (NamedSharding on a mesh) or "pmap"; fsdp splits parameters and optimiser state
+  # over the devices; num_devices -1 uses every device of every host. mesh {"data": d, "fsdp": f}
+  # (one of them -1: the rest) makes a two-axis mesh: batches split over all d x f devices,
+  # parameters and optimiser state over the f devices of each "fsdp" group (d replicas).
   c.parallel = ml_collections.ConfigDict({
-      "mode": "jit", "fsdp": False, "fsdp_min_size": 2 ** 12, "num_devices": -1})
+      "mode": "jit", "fsdp": False, "fsdp_min_size": 2 ** 12, "num_devices": -1,
+      "mesh": ml_collections.ConfigDict({"data": -1, "fsdp": 1})})
   c.checkpoint = ml_collections.ConfigDict({
       "every_steps": 200, "keep": 2, "keep_best": 1, "best_metric": "accuracy", "best_mode": "max",
       "async_save": True})
   c.log_every_steps = 20
   c.eval_every_steps = 500  # 0: only at the end
   c.eval_steps = -1  # batches per evaluation (-1: the whole eval split)
+  # XLA's persistent compilation cache (jaxres.train.compile_cache): a repeated or resumed run
+  # loads its compiled steps instead of compiling them again; "" turns it off.
+  c.compilation_cache_dir = _cache_dir()
+  # (first, last) train steps to trace with jax.profiler into <workdir>/profile (TensorBoard's
+  # profile plugin opens it); () traces nothing.
+  c.profile_steps = ()
   c.progress_bar = True
   c.tensorboard = True  # TensorBoard event files besides metrics.jsonl
   c.plot = True  # training-curve PNG at the end
   return c
+
+
+def _cache_dir() -> str:
+  from jaxres.train.compile_cache import default_cache_dir
+  return default_cache_dir()
 
 
 def _data_config() -> ml_collections.ConfigDict:

@@ -30,6 +30,7 @@ import numpy as np
 from jaxres.data.skips import SKIPPED, as_metrics
 from jaxres.train.build import build_engine
 from jaxres.train.checks import check_config
+from jaxres.train.compile_cache import enable_compilation_cache
 from jaxres.train.checkpoint import Checkpointer
 from jaxres.train.distributed import skips_over_hosts
 from jaxres.train.preemption import StopRequest
@@ -160,6 +161,32 @@ class _Progress:
       self.bar.close()
 
 
+class _Profile:
+  """A `jax.profiler` trace of train steps `first`..`last` (`config.profile_steps`) into `folder`
+  (`plugins/profile/<run>/*.xplane.pb`, which TensorBoard's profile plugin opens)."""
+
+  def __init__(self, steps, folder: str):
+    steps = tuple(steps)
+    self.first, self.last = (steps[0], steps[-1]) if steps else (None, None)
+    self.folder, self.tracing = folder, False
+
+  def before(self, step: int):
+    if step == self.first:
+      jax.profiler.start_trace(self.folder)
+      self.tracing = True
+
+  def after(self, step: int, progress: "_Progress"):
+    if self.tracing and step >= self.last:  # the step's metrics were read: its work is done
+      self.stop()
+      progress.write(f"Profiled steps {self.first}-{self.last} into {self.folder} "
+                     f"(tensorboard --logdir {self.folder}).")
+
+  def stop(self):
+    if self.tracing:
+      self.tracing = False
+      jax.profiler.stop_trace()
+
+
 def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] = None,
                        eval_data: Optional[EvalData] = None, stop: Optional[StopRequest] = None
                        ) -> dict[str, Any]:
@@ -168,7 +195,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   Args:
     config: a training config (`jaxres.train.load_config`).
     workdir: the run folder: `config.json`, `checkpoints/`, `metrics.jsonl`, `tensorboard/`,
-      `curves.png`.
+      `curves.png`, `profile/` (with `config.profile_steps`).
     train_data: `start_step -> iterable of batches` (global batches, numpy or jax.Array); default:
       the tf.data pipeline of `config.data`.
     eval_data: `() -> iterable of eval batches`; default: the pipeline's eval split.
@@ -190,6 +217,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     >>> summary["eval"]["accuracy"]
   """
   started = time.time()
+  enable_compilation_cache(config.get("compilation_cache_dir", ""))
   engine, model, task = build_engine(config)
   check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
   os.makedirs(workdir, exist_ok=True)
@@ -250,14 +278,17 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
   window_start = time.time()
   step = start_step
   stop = stop or StopRequest()
+  profile = _Profile(config.get("profile_steps", ()), os.path.join(workdir, "profile"))
   try:
     with stop:
       for step in range(start_step + 1, total + 1):
         batch = first if first is not None else next(batches)
         first = None
+        profile.before(step)
         t0 = time.time()
         state, metrics = engine.train_step(state, engine.put_batch(batch), step_rng)
         metrics = {k: float(v) for k, v in metrics.items()}
+        profile.after(step, progress)
         if not math.isfinite(metrics["loss"]):
           ckpt.wait()
           last = ckpt.latest_step()
@@ -294,6 +325,7 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
           summary["stopped_early"] = True
           break
   finally:
+    profile.stop()
     _close(batches)
     progress.close()
     ckpt.close()
@@ -327,6 +359,7 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   Example:
     >>> evaluate_checkpoint(load_config("demo"), "runs/demo")["accuracy"]
   """
+  enable_compilation_cache(config.get("compilation_cache_dir", ""))
   engine, _, task = build_engine(config)
   check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:

@@ -10,16 +10,18 @@ Both engines have the same methods, so the loop does not know which one it drive
 - `to_global(state)` / `from_global(state)`: between the engine's layout and the global one saved
   in checkpoints (the identity under jit).
 
-Under jit the mesh has one axis, "data". Batches are split over it; parameters and optimiser state
-are replicated, or with `fsdp=True` split over it too (each array along its largest dimension that
-the device count divides; arrays smaller than `fsdp_min_size` stay replicated). XLA gathers the
+Under jit the mesh has one axis, "data", or two, ("data", "fsdp"). Batches are split over every
+axis. Parameters and optimiser state are replicated; with `fsdp=True` on the one-axis mesh they
+are split over "data" too, and on the two-axis mesh always over "fsdp" (each array along its
+largest dimension that the axis size divides; arrays smaller than `fsdp_min_size` stay
+replicated), so a d x f mesh keeps d replicas of the state, each split f ways. XLA gathers the
 parameters where they are used, so the step is the same function either way.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, Optional, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -30,32 +32,69 @@ from jaxres.train.state import TrainState, init_state
 from jaxres.train.steps import make_eval_step, make_train_step
 
 DATA_AXIS = "data"
+FSDP_AXIS = "fsdp"
 PMAP_AXIS = "batch"
 
 
-def make_mesh(num_devices: int = -1, devices: Optional[Sequence[jax.Device]] = None) -> Mesh:
-  """A one-axis ("data") mesh over `num_devices` devices (-1: all, across all hosts).
+def make_mesh(num_devices: int = -1, devices: Optional[Sequence[jax.Device]] = None,
+              shape: Optional[Mapping[str, int]] = None) -> Mesh:
+  """A mesh over `num_devices` devices (-1: all, across all hosts).
+
+  Args:
+    num_devices: how many of `devices` to use (-1: all).
+    devices: the devices (default: `jax.devices()`, in order, so each host's devices are
+      neighbours on the last axis).
+    shape: `{"data": d, "fsdp": f}` for a two-axis mesh (one of them may be -1: the rest of the
+      devices); None or `fsdp` 1: the one-axis "data" mesh.
+
+  Returns:
+    The `Mesh`.
+
+  Raises:
+    ValueError: more devices asked for than exist, or a shape that does not multiply to them.
 
   Example:
-    >>> mesh = make_mesh()          # every device
-    >>> mesh = make_mesh(4)         # the first 4
+    >>> mesh = make_mesh()                                   # every device, axis "data"
+    >>> mesh = make_mesh(4)                                  # the first 4
+    >>> mesh = make_mesh(shape={"data": 2, "fsdp": -1})      # 2 x (devices / 2)
   """
   devices = list(jax.devices() if devices is None else devices)
   if num_devices > 0:
     if num_devices > len(devices):
       raise ValueError(f"Asked for {num_devices} devices, only {len(devices)} exist.")
     devices = devices[:num_devices]
-  return Mesh(np.array(devices), (DATA_AXIS,))
+  shape = dict(shape or {})
+  if set(shape) - {DATA_AXIS, FSDP_AXIS}:
+    raise ValueError(f"parallel.mesh has axes {sorted(shape)}; only 'data' and 'fsdp' exist.")
+  data, fsdp = int(shape.get(DATA_AXIS, -1)), int(shape.get(FSDP_AXIS, 1))
+  n = len(devices)
+  if fsdp == -1 and data > 0 and n % data == 0:
+    fsdp = n // data
+  if data == -1 and fsdp > 0 and n % fsdp == 0:
+    data = n // fsdp
+  if data < 1 or fsdp < 1 or data * fsdp != n:
+    raise ValueError(f"parallel.mesh {dict(shape)} does not fit {n} devices: data x fsdp must be "
+                     f"{n} (set one of them to -1 for the rest).")
+  if fsdp == 1:
+    return Mesh(np.array(devices), (DATA_AXIS,))
+  return Mesh(np.array(devices).reshape(data, fsdp), (DATA_AXIS, FSDP_AXIS))
 
 
-def fsdp_spec(shape: Sequence[int], num_shards: int, min_size: int) -> P:
-  """The PartitionSpec that splits the largest dimension of `shape` divisible by `num_shards`."""
+def fsdp_spec(shape: Sequence[int], num_shards: int, min_size: int, axis_name: str = DATA_AXIS) -> P:
+  """The PartitionSpec that splits the largest dimension of `shape` divisible by `num_shards`
+  over the mesh axis `axis_name`."""
   if num_shards == 1 or math.prod(shape) < min_size:
     return P()
   for axis in sorted(range(len(shape)), key=lambda a: -shape[a]):
     if shape[axis] % num_shards == 0:
-      return P(*([None] * axis + [DATA_AXIS]))
+      return P(*([None] * axis + [axis_name]))
   return P()
+
+
+def batch_spec(mesh: Mesh) -> P:
+  """Batches split their leading axis over every axis of `mesh`."""
+  names = tuple(mesh.axis_names)
+  return P(names[0] if len(names) == 1 else names)
 
 
 def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp: bool = False,
@@ -64,8 +103,9 @@ def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp: bool = False,
 
   Args:
     abstract_state: a pytree of arrays or ShapeDtypeStructs.
-    mesh: the mesh (axis "data").
-    fsdp: split large arrays over "data" instead of replicating them.
+    mesh: the mesh (axis "data", or "data" and "fsdp").
+    fsdp: split large arrays over "data" instead of replicating them (one-axis mesh; a mesh with
+      an "fsdp" axis always splits them over it).
     fsdp_min_size: arrays with fewer elements stay replicated.
 
   Returns:
@@ -74,10 +114,11 @@ def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp: bool = False,
   Example:
     >>> shardings = state_shardings(jax.eval_shape(init, key), mesh, fsdp=True)
   """
-  n = mesh.shape[DATA_AXIS]
+  axis = FSDP_AXIS if FSDP_AXIS in mesh.axis_names else DATA_AXIS
+  split = fsdp or axis == FSDP_AXIS
 
   def one(leaf):
-    spec = fsdp_spec(leaf.shape, n, fsdp_min_size) if fsdp else P()
+    spec = fsdp_spec(leaf.shape, mesh.shape[axis], fsdp_min_size, axis) if split else P()
     return NamedSharding(mesh, spec)
 
   return jax.tree.map(one, abstract_state)
@@ -105,10 +146,12 @@ class JitEngine:
     task: the task.
     tx: the optimiser.
     schedule: its learning-rate schedule.
-    mesh: the device mesh, axis "data".
-    fsdp: shard parameters and optimiser state over "data".
+    mesh: the device mesh (`make_mesh`): axis "data", or "data" and "fsdp".
+    fsdp: shard parameters and optimiser state over "data" (a mesh with "fsdp" always shards
+      them over that axis).
     fsdp_min_size: see `state_shardings`.
     ema_decay: > 0 keeps EMA parameters.
+    grad_accum_steps: micro-batches per step (`jaxres.train.steps.make_train_step`).
 
   Example:
     >>> engine = JitEngine(model, task, tx, schedule, mesh=make_mesh(), fsdp=True)
@@ -117,12 +160,13 @@ class JitEngine:
   """
 
   def __init__(self, model, task, tx, schedule, *, mesh: Mesh, fsdp: bool = False,
-               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0):
+               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0, grad_accum_steps: int = 1):
     self.model, self.task, self.tx, self.mesh = model, task, tx, mesh
     self.fsdp, self.fsdp_min_size, self.ema = fsdp, fsdp_min_size, ema_decay > 0
     self.replicated = NamedSharding(mesh, P())
-    self.batch_sharding = NamedSharding(mesh, P(DATA_AXIS))
-    self._train = make_train_step(model, task, tx, schedule, ema_decay=ema_decay)
+    self.batch_sharding = NamedSharding(mesh, batch_spec(mesh))
+    self._train = make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
+                                  grad_accum_steps=grad_accum_steps)
     self._eval = make_eval_step(model, task)
     self._compiled: dict[tuple, Any] = {}
 
@@ -189,7 +233,8 @@ class PmapEngine:
     >>> engine = PmapEngine(model, task, tx, schedule)
   """
 
-  def __init__(self, model, task, tx, schedule, *, devices=None, ema_decay: float = 0.0):
+  def __init__(self, model, task, tx, schedule, *, devices=None, ema_decay: float = 0.0,
+               grad_accum_steps: int = 1):
     if jax.process_count() > 1:
       raise NotImplementedError("The pmap engine is single-host; use parallel.mode='jit'.")
     self.model, self.task, self.tx = model, task, tx
@@ -198,7 +243,7 @@ class PmapEngine:
     # Arrays with a leading device axis, one slice per device, are what pmap takes as its own.
     self._stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
     self._train = jax.pmap(make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
-                                           axis_name=PMAP_AXIS),
+                                           axis_name=PMAP_AXIS, grad_accum_steps=grad_accum_steps),
                            axis_name=PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
                            devices=self.devices)
     self._eval = jax.pmap(make_eval_step(model, task), axis_name=PMAP_AXIS, devices=self.devices)

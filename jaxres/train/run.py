@@ -174,6 +174,8 @@ def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None
   config = config if config is not None else read_config(workdir)
   config = ml_collections.ConfigDict(config.to_dict())  # an unlocked copy
   config.parallel.mode, config.parallel.fsdp, config.parallel.num_devices = "jit", False, 1
+  if "mesh" in config.parallel:
+    config.parallel.mesh = {"data": -1, "fsdp": 1}
   engine, model, _ = build_engine(config, devices=jax.local_devices()[:1])
   clips = models.spec(config.model.name).input_rank == 5
   input_shape = (1, 2, 32, 32, 3) if clips else (1, 32, 32, 3)  # parameter shapes don't depend on it

@@ -21,12 +21,22 @@ Metrics = dict[str, jax.Array]
 
 
 def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedule: Callable,
-                    *, ema_decay: float = 0.0, axis_name: Optional[str] = None
+                    *, ema_decay: float = 0.0, axis_name: Optional[str] = None,
+                    grad_accum_steps: int = 1
                     ) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
   """Builds `train_step(state, batch, rng) -> (state, metrics)`.
 
   The rng is folded with the step, so a step's randomness (mixup, dropout) depends only on the
   seed and the step number, which makes resumed runs repeat uninterrupted ones exactly.
+
+  With `grad_accum_steps = k > 1` the batch is split into k micro-batches that run one after the
+  other in a `lax.scan` inside the step, each prepared by the task on its own (mixup mixes clips
+  within a micro-batch); their gradients and metrics are averaged and the
+  optimiser updates once, so only one micro-batch's activations are alive at a time. Micro-batch j
+  holds examples j, j + k, j + 2k, ... of the batch, so each device keeps its own rows (no data
+  moves between devices). The gradient equals the whole batch's for models without BatchNorm.
+  BatchNorm normalises each micro-batch with that micro-batch's statistics (as k smaller steps
+  would), and its running averages are updated k times per step, once per micro-batch in order.
 
   Args:
     model: the flax module (built with `bn_axis_name=axis_name` for pmap).
@@ -35,6 +45,8 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
     schedule: learning rate by step, reported in the metrics.
     ema_decay: decay of `state.ema_params` (used only when the state has them).
     axis_name: the pmap axis to average gradients and metrics over; None under jit.
+    grad_accum_steps: micro-batches per step (the batch size, per device under pmap, must be
+      divisible by it).
 
   Returns:
     The step function. Metrics: the task's (loss, accuracy, ...) plus `learning_rate`,
@@ -48,16 +60,22 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
   def train_step(state: TrainState, batch, rng: jax.Array):
     rng = jax.random.fold_in(rng, state.step)
     aug_rng, model_rng = jax.random.split(rng)
-    batch = task.prepare(batch, aug_rng)
 
-    def loss_fn(params):
-      variables = {"params": params, "batch_stats": state.batch_stats}
+    def loss_fn(params, batch_stats, batch, rngs):
+      batch = task.prepare(batch, rngs[0])
+      variables = {"params": params, "batch_stats": batch_stats}
       outputs, updates = model.apply(variables, task.model_input(batch), train=True,
-                                     mutable=["batch_stats"], rngs={"dropout": model_rng})
+                                     mutable=["batch_stats"], rngs={"dropout": rngs[1]})
       loss, metrics = task.loss_and_metrics(outputs, batch)
-      return loss, (metrics, updates.get("batch_stats", state.batch_stats))
+      return loss, (metrics, updates.get("batch_stats", batch_stats))
 
-    (_, (metrics, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if grad_accum_steps == 1:
+      (_, (metrics, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch,
+                                                   (aug_rng, model_rng))
+    else:
+      grads, metrics, batch_stats = _accumulate(grad_fn, state, batch, (aug_rng, model_rng),
+                                                grad_accum_steps)
     if axis_name is not None:
       grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -72,6 +90,48 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
     return new_state, metrics
 
   return train_step
+
+
+def split_micro_batches(batch: Any, k: int) -> Any:
+  """`batch` as k micro-batches stacked on a new leading axis; micro-batch j holds rows j, j+k, ...
+
+  Strided rather than contiguous, so that a batch split over devices along its first axis splits
+  each micro-batch the same way (a device's rows stay on it).
+
+  Example:
+    >>> split_micro_batches({"x": jnp.arange(6)}, 2)["x"]
+    Array([[0, 2, 4], [1, 3, 5]], dtype=int32)
+  """
+
+  def one(x):
+    if x.shape[0] % k:
+      raise ValueError(f"A batch of {x.shape[0]} does not split into {k} micro-batches "
+                       "(grad_accum_steps).")
+    return jnp.swapaxes(x.reshape((x.shape[0] // k, k) + x.shape[1:]), 0, 1)
+
+  return jax.tree.map(one, batch)
+
+
+def _accumulate(grad_fn, state: TrainState, batch, rngs, k: int):
+  """Mean gradients and metrics of k micro-batches, run in sequence by a scan (BatchNorm's
+  running statistics carried from one to the next)."""
+  micro = split_micro_batches(batch, k)
+
+  def body(carry, xs):
+    grads_sum, metrics_sum, batch_stats = carry
+    index, mb = xs
+    micro_rngs = tuple(jax.random.fold_in(r, index) for r in rngs)
+    (_, (metrics, batch_stats)), grads = grad_fn(state.params, batch_stats, mb, micro_rngs)
+    add = lambda a, b: jax.tree.map(jnp.add, a, b)
+    return (add(grads_sum, grads), add(metrics_sum, metrics), batch_stats), None
+
+  first = jax.tree.map(lambda x: x[0], micro)
+  metrics_shape = jax.eval_shape(lambda: grad_fn(state.params, state.batch_stats, first, rngs)[0][1][0])
+  zeros = lambda tree: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), tree)
+  init = (zeros(state.params), zeros(metrics_shape), state.batch_stats)
+  (grads, metrics, batch_stats), _ = jax.lax.scan(body, init, (jnp.arange(k), micro))
+  mean = lambda tree: jax.tree.map(lambda x: x / k, tree)
+  return mean(grads), mean(metrics), batch_stats
 
 
 def make_eval_step(model, task: Task) -> Callable[[TrainState, Any], Metrics]:
