@@ -124,6 +124,12 @@ def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp: bool = False,
   return jax.tree.map(one, abstract_state)
 
 
+def _sync_hosts(name: str) -> None:
+  """Waits until every process reaches `name` (the coordinator's barrier, not a device collective)."""
+  from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+  jax_distributed.global_state.client.wait_at_barrier(name, 600_000)
+
+
 def put_global(batch: Any, sharding: jax.sharding.Sharding) -> Any:
   """Global arrays of `batch` with `sharding`; numpy input must be the whole global batch on every host."""
 
@@ -169,6 +175,7 @@ class JitEngine:
                                   grad_accum_steps=grad_accum_steps)
     self._eval = make_eval_step(model, task)
     self._compiled: dict[tuple, Any] = {}
+    self._started: set[tuple] = set()
 
   @property
   def num_devices(self) -> int:
@@ -205,11 +212,23 @@ class JitEngine:
                                       out_shardings=self.replicated)
     return self._compiled[key]
 
+  def _run(self, kind: str, state, *args):
+    step = self._compile(kind, state)
+    key = (kind, jax.tree.structure(state))
+    if jax.process_count() > 1 and key not in self._started:
+      # Hosts compile at different speeds (one may hit the compilation cache, another not); the
+      # first collective of a new program sets up its communicator with a fixed 30 s deadline
+      # on CPU (gloo). Compile first, meet, then run.
+      step.lower(state, *args).compile()
+      _sync_hosts(f"jaxres_compiled_{kind}_{len(self._started)}")
+      self._started.add(key)
+    return step(state, *args)
+
   def train_step(self, state, batch, rng):
-    return self._compile("train", state)(state, batch, rng)
+    return self._run("train", state, batch, rng)
 
   def eval_step(self, state, batch):
-    return self._compile("eval", state)(state, batch)
+    return self._run("eval", state, batch)
 
   def put_batch(self, batch):
     return put_global(batch, self.batch_sharding)
