@@ -4,6 +4,7 @@ Whole deep networks compile for seconds each, so one small case runs in the fast
 in the slow tier; parameter counts (the issue's table) are traced with `jax.eval_shape`, instantly.
 """
 
+import copy
 import sys
 
 import numpy as np
@@ -98,33 +99,42 @@ def _both_modes(arch, num_classes, lowering):
 
 
 def _check_both_modes(arch, lowering, shape):
+  """Eval mode against PyTorchVideo in float32: < 1e-4. Train mode against PyTorchVideo in float64
+  (the exact function): < 1e-4, or twice PyTorchVideo's own float32 error where that is larger.
+
+  Normalising 50-152 layers by batch statistics of a small clip amplifies float32 rounding: at
+  4x8x64x64 PyTorchVideo's float32 train-mode logits are 0.9e-4 (csn_r101) and 4.7e-4 (ir_csn_152)
+  from its float64 ones; jaxres' are 1.3e-4 and 4.0e-4 (measured, native lowering).
+  """
   torch_model = _random_torch_model(arch, num_classes=5)
   variables = from_pytorchvideo(torch_model.state_dict(), arch)
+  exact = copy.deepcopy(torch_model).double()
   x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
   with torch.no_grad():
     want_eval = torch_model.eval()(x).numpy()
-    want_train = torch_model.train()(x).numpy()  # updates the running statistics
+    torch32_train = torch_model.train()(x).numpy()  # updates the running statistics
+    want_train = exact.train()(x.double()).numpy()
   got_eval, got_train, stats = _both_modes(arch, 5, lowering)(variables, _channels_last(x))
   assert _rel_err(got_eval, want_eval) < 1e-4
-  assert _rel_err(got_train, want_train) < 1e-4
+  tolerance = max(1e-4, 2 * _rel_err(torch32_train, want_train))
+  assert _rel_err(got_train, want_train) < tolerance
   want_stats = dict(jax.tree_util.tree_leaves_with_path(
-      from_pytorchvideo(torch_model.state_dict(), arch)["batch_stats"]))
+      from_pytorchvideo(exact.state_dict(), arch)["batch_stats"]))
   for path, value in jax.tree_util.tree_leaves_with_path(stats):
-    assert _rel_err(value, want_stats[path]) < 1e-4, jax.tree_util.keystr(path)
+    assert _rel_err(value, want_stats[path]) < tolerance, jax.tree_util.keystr(path)
 
 
-# (arch, torch input [B, C, T, H, W]): small clips. Batch 2 and 8 frames leave every BatchNorm of the
-# 50-152 layers several values per channel in train mode.
-CASES = [("slow_r50", (2, 3, 8, 32, 32)), ("c2d_r50", (2, 3, 8, 32, 32)),
-         ("i3d_r50", (2, 3, 8, 32, 32)), ("csn_r101", (2, 3, 8, 32, 32)),
-         ("ir_csn_152", (2, 3, 8, 32, 32)), ("r2plus1d_r50", (2, 3, 8, 32, 32))]
+# Batch 4 of 8x64x64: every BatchNorm of the last stage still sees 16 or more values per channel.
+SHAPE = (4, 3, 8, 64, 64)
 
 
+# Every model with the default (CPU: matmul and depthwise) lowering; XLA's native convolutions for
+# a plain and a channel-separated network (the rest share their blocks). Each compiles for 10-40 s.
 @pytest.mark.slow
-@pytest.mark.parametrize("lowering", ["native", None])
-@pytest.mark.parametrize("arch,shape", CASES)
-def test_eval_and_train_outputs_match_pytorchvideo(arch, shape, lowering):
-  _check_both_modes(arch, lowering, shape)
+@pytest.mark.parametrize("arch,lowering", [(a, None) for a in ARCHS] +
+                         [("slow_r50", "native"), ("csn_r101", "native")])
+def test_eval_and_train_outputs_match_pytorchvideo(arch, lowering):
+  _check_both_modes(arch, lowering, SHAPE)
 
 
 def test_fixed_head_pool_matches_pytorchvideo_where_it_is_not_global():
