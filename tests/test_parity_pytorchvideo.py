@@ -80,6 +80,35 @@ def test_parameter_counts_match_pytorchvideo(arch):
   assert models.count_params(variables["params"]) == PARAMS[arch]
 
 
+# fvcore 0.1.5 FlopCountAnalysis of the PyTorchVideo models at their default clip (batch 1): its
+# "conv" + "linear" counts, one multiply-add each. fvcore also counts BatchNorm (2 per element in
+# eval mode: slow_r50 177,823,744, csn_r101 571,805,696) and skips max/average pooling and the
+# residual additions; count_macs counts convolutions and linear layers only, as torchvision does.
+FVCORE_CONV_LINEAR = {"slow_r50": 41_740_828_672, "c2d_r50": 19_493_191_680,
+                      "i3d_r50": 28_407_660_544, "csn_r101": 56_468_187_136,
+                      "ir_csn_152": 74_046_244_864, "r2plus1d_r50": 57_533_825_024}
+
+
+@pytest.mark.parametrize("arch", [a if a in ("slow_r50", "csn_r101") else
+                                  pytest.param(a, marks=pytest.mark.slow) for a in ARCHS])
+def test_multiply_adds_at_the_default_clip_match_fvcore(arch):
+  shape = models.spec(arch).default_input_shape()
+  assert models.count_macs(models.get(arch, conv_lowering="native"), shape) == \
+      FVCORE_CONV_LINEAR[arch]
+
+
+@pytest.mark.slow  # traces PyTorchVideo's slow_r50 at 8x224x224 (seconds)
+def test_fvcore_counts_are_the_recorded_ones():
+  fvcore = pytest.importorskip("fvcore.nn")
+  analysis = fvcore.FlopCountAnalysis(_build_torch("slow_r50", 400).eval(),
+                                      torch.zeros(1, 3, 8, 224, 224))
+  analysis.unsupported_ops_warnings(False)
+  analysis.uncalled_modules_warnings(False)
+  ops = analysis.by_operator()
+  assert ops["conv"] + ops["linear"] == FVCORE_CONV_LINEAR["slow_r50"]
+  assert set(ops) == {"conv", "linear", "batch_norm"}
+
+
 def test_registry_has_the_default_clips():
   clips = {a: (models.spec(a).num_frames, models.spec(a).frame_stride, models.spec(a).crop_size)
            for a in ARCHS}
