@@ -31,11 +31,12 @@ FAMILY = {
     **dict.fromkeys(["slow_r50", "c2d_r50", "i3d_r50"], "pytorchvideo_resnet"),
     **dict.fromkeys(["csn_r101", "ir_csn_152"], "pytorchvideo_csn"),
     **dict.fromkeys(["r2plus1d_r50"], "pytorchvideo_r2plus1d"),
+    **dict.fromkeys(["slowfast_r50"], "slowfast"),
 }
 RUN = ["r3d_tiny"]
 RUN_SLOW = ["resnet20", "r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18"]
 # Families whose every model runs jitted in train and eval mode elsewhere (against the reference).
-RUN_ELSEWHERE = {"pytorchvideo_resnet", "pytorchvideo_csn", "pytorchvideo_r2plus1d"}  # test_parity_pytorchvideo
+RUN_ELSEWHERE = {"pytorchvideo_resnet", "pytorchvideo_csn", "pytorchvideo_r2plus1d", "slowfast"}  # test_parity_pytorchvideo
 
 
 def _both_modes(model):

@@ -35,6 +35,24 @@ def _resnet_rules(stage_blocks: Sequence[int], head_block: int) -> Rules:
   return rules
 
 
+def _slowfast_rules() -> Rules:
+  """Rules of `create_slowfast`: block 0 holds both stems and the first fusion, blocks 1-4 both
+  pathways' stages (pathway 0 slow, 1 fast) and fusions 1-3, block 6 the head."""
+  rules = [(r"^blocks\.6\.proj$", "fc")]
+  for index, pathway in enumerate(("slow", "fast")):
+    rules += [(rf"^blocks\.0\.multipathway_blocks\.{index}\.(conv|norm)$", rf"{pathway}_stem_\1")]
+    for stage in range(1, 5):
+      prefix = rf"^blocks\.{stage}\.multipathway_blocks\.{index}\.res_blocks\.(\d+)\."
+      rules += [
+          (prefix + r"branch1_conv$", rf"{pathway}_layer{stage}_\1/downsample/conv"),
+          (prefix + r"branch1_norm$", rf"{pathway}_layer{stage}_\1/downsample/bn"),
+          (prefix + r"branch2\.(conv_[abc]|norm_[abc])$", rf"{pathway}_layer{stage}_\1/\2"),
+      ]
+  rules += [(r"^blocks\.(\d)\.multipathway_fusion\.conv_fast_to_slow$", r"fuse\1/conv"),
+            (r"^blocks\.(\d)\.multipathway_fusion\.norm$", r"fuse\1/norm")]
+  return rules
+
+
 _PLAIN = _resnet_rules((1, 2, 3, 4), head_block=5)
 _STAGE1_POOL = _resnet_rules((1, 3, 4, 5), head_block=6)  # block 2 is the 2x1x1 max-pool
 _RULES = {"slow_r50": _PLAIN, "c2d_r50": _STAGE1_POOL, "i3d_r50": _STAGE1_POOL,
@@ -48,9 +66,15 @@ def _convert_resnet(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np
                             reference="PyTorchVideo", dtype=dtype)
 
 
+def _convert_slowfast(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
+                      ) -> dict[str, Any]:
+  return convert_state_dict(state_dict, arch, _slowfast_rules(), classifier_key="blocks.6.proj.weight",
+                            reference="PyTorchVideo", dtype=dtype)
+
+
 # Architecture -> converter(state_dict, arch, dtype=) -> variables.
 CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
-    arch: _convert_resnet for arch in _RULES}
+    **{arch: _convert_resnet for arch in _RULES}, "slowfast_r50": _convert_slowfast}
 
 
 def pytorchvideo_archs() -> tuple[str, ...]:

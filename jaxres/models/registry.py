@@ -7,7 +7,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from jaxres.models import pytorchvideo_resnet, resnet, sr, video
+from jaxres.models import pytorchvideo_resnet, resnet, slowfast, sr, video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +92,9 @@ for _name, _frames, _stride in (("slow_r50", 8, 8), ("c2d_r50", 8, 8), ("i3d_r50
                                 ("r2plus1d_r50", 16, 4)):
   register(_name, getattr(pytorchvideo_resnet, _name), input_rank=5, num_frames=_frames,
            frame_stride=_stride, crop_size=224)
+# SLOWFAST_8x8_R50: the clip is the fast pathway's 32 frames at stride 2 (slow: 8 of them, inside).
+register("slowfast_r50", slowfast.slowfast_r50, input_rank=5, num_frames=32, frame_stride=2,
+         crop_size=224)
 for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
               "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"):
   register(_name, getattr(resnet, _name), input_rank=4)
