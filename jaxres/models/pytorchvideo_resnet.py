@@ -156,7 +156,7 @@ class PVResNet(nn.Module):
     factorised: conv_b as a (2+1)D unit (R(2+1)D).
     stem_features: stem width; stage widths are 4x, 8x, 16x, 32x it (inner widths a quarter).
     num_classes: width of the classifier.
-    dropout_rate: dropout before the classifier in train mode (needs a "dropout" rng).
+    dropout_rate: dropout before the classifier in train mode, when called with a "dropout" rng.
     head_pool: None for a global average pool, or PyTorchVideo's fixed (t, h, w) average-pool kernel
       (stride 1, no padding, then the mean over the windows), to reproduce its head at any size.
     dtype: compute dtype.
@@ -227,7 +227,9 @@ class PVResNet(nn.Module):
     x = jnp.mean(x, axis=(1, 2, 3))
     feats["pre_logits"] = x
     self.sow("intermediates", "features", feats)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    # Dropout where there is a "dropout" rng to draw from (jaxres' train step passes one); a bare
+    # train-mode call (BatchNorm statistics, benchmarks) runs without it.
+    x = nn.Dropout(self.dropout_rate, deterministic=not (train and self.has_rng("dropout")))(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                     kernel_init=nn.initializers.normal(0.01), name="fc")(x)
 

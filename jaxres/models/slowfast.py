@@ -82,7 +82,7 @@ class SlowFast(nn.Module):
     fast_kernels_a: those of the fast pathway.
     stem_features: slow stem width (the fast one's is `stem_features // beta_inv`).
     num_classes: classifier width.
-    dropout_rate: dropout before the classifier in train mode.
+    dropout_rate: dropout before the classifier in train mode, when called with a "dropout" rng.
     dtype, param_dtype, conv, conv_lowering, bn_axis_name: as `PVResNet`'s.
 
   Sows `stem`, `stage1`..`stage4` (the slow pathway's, after fusion) and `pre_logits`.
@@ -153,7 +153,9 @@ class SlowFast(nn.Module):
     x = jnp.concatenate([jnp.mean(slow, axis=(1, 2, 3)), jnp.mean(fast, axis=(1, 2, 3))], axis=-1)
     feats["pre_logits"] = x
     self.sow("intermediates", "features", feats)
-    x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
+    # Dropout where there is a "dropout" rng to draw from (jaxres' train step passes one); a bare
+    # train-mode call (BatchNorm statistics, benchmarks) runs without it.
+    x = nn.Dropout(self.dropout_rate, deterministic=not (train and self.has_rng("dropout")))(x)
     return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                     kernel_init=nn.initializers.normal(0.01), name="fc")(x)
 
