@@ -18,7 +18,7 @@ from jaxres import host_memory
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
     "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
-    "convert": ("jaxres.commands.convert", "convert a torchvision .pth state_dict to jaxres variables"),
+    "convert": ("jaxres.commands.convert", "convert a torchvision or PyTorchVideo state_dict to jaxres variables"),
     "bench": ("jaxres.commands.bench", "benchmark compiled models (throughput, GFLOP/s); --vs torch"),
     "train": ("jaxres.commands.train", "train a config (default: the demo) in a work directory"),
     "eval": ("jaxres.commands.eval", "evaluate a run's checkpoint on its config's eval data"),

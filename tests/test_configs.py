@@ -24,8 +24,22 @@ def test_configs_exist():
   names = set(CONFIGS)
   assert all(os.path.isfile(os.path.join(CONFIGS_DIR, f"{n}.py")) for n in names)
   expected = {"demo", "demo_2d", "cifar10_resnet20", "cifar10_resnet56"} | {
-      f"{d}_{m}" for d in ("ucf101", "kinetics400") for m in ("r3d_18", "mc3_18", "r2plus1d_18")}
+      f"{d}_{m}" for d in ("ucf101", "kinetics400") for m in ("r3d_18", "mc3_18", "r2plus1d_18")} | {
+      "kinetics400_csn_r101", "kinetics400_slowfast_r50"}
   assert expected <= names
+
+
+@pytest.mark.parametrize("name", ["csn_r101", "slowfast_r50"])
+def test_pytorchvideo_recipes_are_pyslowfasts(name):
+  c = load_config(f"kinetics400_{name}")
+  assert (c.model.name, c.model.dropout_rate, c.data.num_frames, c.data.frame_stride) == \
+      (name, 0.5, 32, 2)
+  assert (c.global_batch_size, c.optimizer.learning_rate, c.schedule.name) == (64, 0.1, "cosine")
+  epoch = 240436 // 64
+  assert (c.num_train_steps, c.schedule.warmup_steps) == (196 * epoch, 34 * epoch)
+  spec = models.spec(c.model.name)
+  assert (spec.num_frames, spec.frame_stride, spec.crop_size) == (
+      c.data.num_frames, c.data.frame_stride, c.data.crop_size)
 
 
 @pytest.mark.parametrize("name", CONFIGS)

@@ -203,3 +203,68 @@ def test_models_agree_across_lowerings(name):
     assert _rel_err(a, b) < 1e-2
   forward = lambda model: jax.jit(lambda v: model.apply(v, x))(variables)
   np.testing.assert_allclose(forward(fast), forward(native), rtol=1e-4, atol=1e-4)
+
+
+# Grouped convolutions: (input shape, kernel spatial, strides, padding, groups). CSN's depthwise
+# 3x3x3 (strided in every axis too), and a grouped one with 2 channels per group.
+GROUPED = {
+    "depthwise_3x3x3": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 1, 1), (P1, P1, P1), 8),
+    "depthwise_3x3x3_s2": ((2, 5, 7, 6, 8), (3, 3, 3), (2, 2, 2), (P1, P1, P1), 8),
+    "depthwise_2d_3x3_s2": ((2, 9, 10, 6), (3, 3), (2, 2), (P1, P1), 6),
+    "groups_of_2": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 2, 2), (P1, P1, P1), 4),
+}
+
+
+@pytest.mark.parametrize("case", [c if c == "depthwise_3x3x3_s2" else
+                                  pytest.param(c, marks=pytest.mark.slow) for c in sorted(GROUPED)])
+def test_grouped_lowerings_match_xla_forward_and_gradients(case):
+  shape, kernel, strides, padding, groups = GROUPED[case]
+  channels = shape[-1]
+  x = jax.random.normal(jax.random.key(0), shape)
+  w = jax.random.normal(jax.random.key(1), (*kernel, channels // groups, channels))
+  lowerings = ["auto", "im2col"] + (["depthwise"] if groups == channels else [])
+
+  @jax.jit
+  def everything(x, w):
+    native = lambda x, w: convs.native_conv(x, w, strides, padding, feature_group_count=groups)
+    ref, ref_vjp = jax.vjp(native, x, w)
+    # The reference of the reference: each group convolved on its own.
+    size = channels // groups
+    per_group = jnp.concatenate(
+        [convs.native_conv(x[..., g * size:(g + 1) * size], w[..., g * size:(g + 1) * size],
+                           strides, padding) for g in range(groups)], axis=-1)
+    dy = jax.random.normal(jax.random.key(2), ref.shape)
+    out = {"native": (ref, *ref_vjp(dy))}
+    for lowering in lowerings:  # im2col asked of a grouped conv falls back to the grouped choice
+      y, vjp = jax.vjp(lambda x, w, lowering=lowering: convs.conv(
+          x, w, strides, padding, lowering=lowering, feature_group_count=groups), x, w)
+      out[lowering] = (y, *vjp(dy))
+    return per_group, out
+
+  per_group, out = everything(x, w)
+  assert _rel_err(out["native"][0], per_group) < 1e-5
+  for lowering in lowerings:
+    for got, want, what in zip(out[lowering], out["native"], ("y", "dx", "dw")):
+      assert _rel_err(got, want) < 1e-5, (lowering, what)
+
+
+def test_grouped_conv_module_matches_nn_conv_and_picks_its_lowering():
+  x = jax.random.normal(jax.random.key(0), (2, 4, 6, 6, 6))
+  for groups, features in ((6, 6), (2, 4)):
+    ours = convs.Conv(features, (3, 3, 3), padding=((1, 1),) * 3, feature_group_count=groups)
+    theirs = nn.Conv(features, (3, 3, 3), padding=((1, 1),) * 3, feature_group_count=groups)
+    variables = jax.jit(theirs.init)(jax.random.key(1), x)
+    assert jax.tree.map(jnp.shape, jax.eval_shape(ours.init, jax.random.key(1), x)) == \
+        jax.tree.map(jnp.shape, variables)
+    got, want = jax.jit(lambda v, x: (ours.apply(v, x), theirs.apply(v, x)))(variables, x)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+  with pytest.raises(ValueError, match="feature_group_count=4 must divide"):
+    jax.eval_shape(convs.Conv(6, (3, 3), feature_group_count=4).init, jax.random.key(0),
+                   jnp.zeros((1, 5, 5, 6)))
+  with pytest.raises(ValueError, match="depthwise lowering needs one group per input channel"):
+    convs.conv(x, jnp.zeros((3, 3, 3, 2, 6)), padding="SAME", lowering="depthwise",
+               feature_group_count=3)
+  choose = convs.choose_grouped_lowering
+  assert choose(64, 64, 64, backend="gpu") == "native"
+  assert choose(64, 32, 64, backend="cpu") == "native"  # not depthwise
+  assert choose(64, 64, 128, backend="cpu") == "native"  # a channel multiplier

@@ -1,5 +1,7 @@
 """`jaxres convert` end to end: .pth in, .msgpack / orbax folder out, loads back exactly."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,8 @@ torchvision = pytest.importorskip("torchvision")
 import jax  # noqa: E402
 
 from jaxres import cli  # noqa: E402
-from jaxres.convert import from_torchvision, load_variables  # noqa: E402
+from jaxres.convert import (UnreadableWeightsError, from_pytorchvideo, from_torchvision,  # noqa: E402
+                            load_torch_state_dict, load_variables)
 
 
 @pytest.mark.parametrize("out_name", ["r3d.msgpack", "r3d_ckpt"])
@@ -63,3 +66,46 @@ def test_convert_refuses_a_whole_pickled_model_as_its_help_says(tmp_path, capsys
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "model.state_dict()" in err, err
   assert not (tmp_path / "x.msgpack").exists()
+
+
+def test_torch_state_dicts_are_read_from_pth_and_pyth_files(tmp_path):
+  weights = {"blocks.0.conv.weight": torch.ones(2, 3)}
+  torch.save(weights, tmp_path / "a.pth")
+  torch.save({"model_state": weights, "epoch": 1}, tmp_path / "b.pyth")
+  torch.save({"state_dict": weights}, tmp_path / "c.ckpt")
+  for name in ("a.pth", "b.pyth", "c.ckpt"):
+    loaded = load_torch_state_dict(str(tmp_path / name))
+    assert list(loaded) == ["blocks.0.conv.weight"] and loaded["blocks.0.conv.weight"].shape == (2, 3)
+  torch.save([1, 2], tmp_path / "d.pth")
+  with pytest.raises(UnreadableWeightsError, match="holds no state dict.*found list"):
+    load_torch_state_dict(str(tmp_path / "d.pth"))
+  with pytest.raises(FileNotFoundError, match="nope.pyth"):
+    load_torch_state_dict(str(tmp_path / "nope.pyth"))
+
+
+@pytest.mark.slow  # builds, saves and converts a 24M-parameter model
+def test_convert_reads_a_pytorchvideo_pyth_checkpoint(tmp_path, capsys):
+  sys.modules.setdefault("torchvision.transforms.functional_tensor",
+                         torchvision.transforms._functional_tensor)
+  hub = pytest.importorskip("pytorchvideo.models.hub")
+  torch.manual_seed(0)
+  state_dict = hub.c2d_r50(model_num_class=3).state_dict()
+  # PyTorchVideo's model zoo: the state dict under "model_state", beside other entries.
+  torch.save({"model_state": state_dict, "epoch": 196, "cfg": "TRAIN: ..."}, tmp_path / "C2D.pyth")
+  assert cli.main(["convert", str(tmp_path / "C2D.pyth"), str(tmp_path / "c2d.msgpack"),
+                   "--arch", "c2d_r50", "--from", "pytorchvideo"]) == 0
+  loaded = load_variables(str(tmp_path / "c2d.msgpack"))
+  expected = from_pytorchvideo(state_dict, "c2d_r50")
+  assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(expected)
+  for a, b in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(expected)):
+    np.testing.assert_array_equal(a, b)
+  capsys.readouterr()
+  # A PyTorchVideo arch asked of torchvision weights, and a checkpoint without a state dict.
+  assert cli.main(["convert", str(tmp_path / "C2D.pyth"), str(tmp_path / "x.msgpack"),
+                   "--arch", "c2d_r50"]) == 1
+  assert "--from torchvision converts" in capsys.readouterr().err
+  torch.save({"epoch": 3, "cfg": "x"}, tmp_path / "empty.pyth")
+  assert cli.main(["convert", str(tmp_path / "empty.pyth"), str(tmp_path / "x.msgpack"),
+                   "--arch", "c2d_r50", "--from", "pytorchvideo"]) == 1
+  err = capsys.readouterr().err
+  assert "holds no state dict" in err and "epoch, cfg" in err

@@ -63,3 +63,57 @@ def load_variables(path: str) -> Any:
   import orbax.checkpoint as ocp
   with ocp.StandardCheckpointer() as checkpointer:
     return checkpointer.restore(os.path.abspath(path))
+
+
+class UnreadableWeightsError(ValueError):
+  """A weights file could not be read as a PyTorch state dict; the message says why and what to do."""
+
+
+def load_torch_state_dict(path: str) -> dict[str, Any]:
+  """Reads a PyTorch state dict: a `.pth` holding one, or a checkpoint holding it under
+  `model_state` (PyTorchVideo's / PySlowFast's `.pyth`) or `state_dict`.
+
+  Only tensors and plain containers are unpickled (`torch.load(..., weights_only=True)`): a whole
+  pickled model would run arbitrary code when loaded, so it is refused. Needs torch.
+
+  Args:
+    path: the file.
+
+  Returns:
+    The state dict (key -> torch tensor).
+
+  Raises:
+    ImportError: torch is not installed.
+    FileNotFoundError: no file at `path`.
+    UnreadableWeightsError: a pickled model, not a PyTorch file, or no state dict inside.
+
+  Example:
+    >>> state_dict = load_torch_state_dict("SLOW_8x8_R50.pyth")   # its "model_state"
+  """
+  try:
+    import torch
+  except ImportError:
+    raise ImportError("Reading .pth/.pyth files needs PyTorch: pip install 'jaxres[torch]'.") from None
+  import pickle
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"no such file {path!r}.")
+  try:
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+  except pickle.UnpicklingError:  # what weights_only=True raises for pickled objects
+    raise UnreadableWeightsError(
+        f"{path!r} holds pickled Python objects (a whole model?), which are not loaded; save "
+        "torch.save(model.state_dict(), PATH) and convert that.") from None
+  except Exception as error:  # torch raises many kinds for non-PyTorch input
+    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+    raise UnreadableWeightsError(f"cannot read {path!r} as a PyTorch file: {reason}") from None
+  if isinstance(loaded, dict):
+    for key in ("model_state", "state_dict"):
+      if isinstance(loaded.get(key), dict):
+        return loaded[key]
+    if loaded and all(hasattr(v, "shape") for v in loaded.values()):
+      return loaded
+  raise UnreadableWeightsError(
+      f"{path!r} holds no state dict (a dict of tensors, or one under 'model_state' or "
+      f"'state_dict'); found {type(loaded).__name__}"
+      + (f" with keys {', '.join(map(str, list(loaded)[:8]))}" if isinstance(loaded, dict) else "")
+      + ".")

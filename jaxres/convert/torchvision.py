@@ -6,15 +6,11 @@ numpy arrays (e.g. from `np.load`) converts too.
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
-import flax
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxres import models
+from jaxres.convert.state_dict import ConversionError, convert_state_dict
 
 # Module-path rules: torch module path (regex) -> jaxres module path. Leaves are mapped separately.
 _BLOCKS_3D = [
@@ -45,43 +41,6 @@ _FAMILY = {
 ARCHS = tuple(sorted(_FAMILY))
 
 
-class ConversionError(ValueError):
-  """A state dict does not fit the architecture; the message lists every offending key."""
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-  if hasattr(value, "detach"):  # a torch tensor
-    value = value.detach().cpu().numpy()
-  return np.asarray(value)
-
-
-def _target(torch_key: str, value: np.ndarray, rules) -> tuple[str, str] | None:
-  """(collection, 'path/to/leaf') of a torch key, or None if no rule knows it."""
-  module_path, _, leaf = torch_key.rpartition(".")
-  for pattern, replacement in rules:
-    if re.match(pattern, module_path):
-      path = re.sub(pattern, replacement, module_path)
-      break
-  else:
-    return None
-  if leaf == "weight":
-    return "params", f"{path}/{'scale' if value.ndim == 1 else 'kernel'}"
-  if leaf == "bias":
-    return "params", f"{path}/bias"
-  if leaf == "running_mean":
-    return "batch_stats", f"{path}/mean"
-  if leaf == "running_var":
-    return "batch_stats", f"{path}/var"
-  return None
-
-
-def _to_jax_layout(value: np.ndarray, leaf: str) -> np.ndarray:
-  # torch conv [O, I, *k] -> [*k, I, O]; linear [O, I] -> [I, O].
-  if leaf == "kernel":
-    return np.transpose(value, tuple(range(2, value.ndim)) + (1, 0))
-  return value
-
-
 def from_torchvision(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
                      ) -> dict[str, Any]:
   """Converts a torchvision ResNet `state_dict` into jaxres variables.
@@ -106,41 +65,5 @@ def from_torchvision(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = n
   """
   if arch not in _FAMILY:
     raise ConversionError(f"No torchvision layout known for {arch!r}; convertible: {', '.join(ARCHS)}.")
-  rules = _RULES[_FAMILY[arch]]
-  arrays = {key: _to_numpy(value) for key, value in state_dict.items()
-            if not key.endswith("num_batches_tracked")}
-  if "fc.weight" not in arrays:
-    raise ConversionError(f"The state dict has no 'fc.weight'; is it a torchvision {arch}?")
-  num_classes = arrays["fc.weight"].shape[0]
-
-  model = models.get(arch, num_classes=num_classes)
-  rank = models.spec(arch).input_rank
-  dummy = jax.ShapeDtypeStruct((1, 4, 32, 32, 3) if rank == 5 else (1, 32, 32, 3), jnp.float32)
-  expected = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), dummy)
-  expected = {col: flax.traverse_util.flatten_dict(flax.core.unfreeze(expected[col]), sep="/")
-              for col in ("params", "batch_stats")}
-
-  converted = {"params": {}, "batch_stats": {}}
-  unknown, mismatched = [], []
-  for key, value in arrays.items():
-    target = _target(key, value, rules)
-    if target is None or target[1] not in expected[target[0]]:
-      unknown.append(key)
-      continue
-    collection, path = target
-    value = _to_jax_layout(value, path.rpartition("/")[2])
-    want = expected[collection][path].shape
-    if value.shape != want:
-      mismatched.append(f"{key} {tuple(value.shape)} -> {collection}/{path} {tuple(want)}")
-      continue
-    converted[collection][path] = value.astype(dtype)
-  missing = [f"{col}/{path}" for col in expected for path in expected[col]
-             if path not in converted[col]]
-  if unknown or missing or mismatched:
-    lines = [f"Cannot convert this state dict to {arch}:"]
-    for title, items in (("unknown keys", unknown), ("missing parameters", missing),
-                         ("shape mismatches", mismatched)):
-      if items:
-        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-    raise ConversionError("\n".join(lines))
-  return {col: flax.traverse_util.unflatten_dict(converted[col], sep="/") for col in converted}
+  return convert_state_dict(state_dict, arch, _RULES[_FAMILY[arch]], classifier_key="fc.weight",
+                            reference="torchvision", dtype=dtype)

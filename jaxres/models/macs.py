@@ -14,8 +14,10 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
   """Multiply-adds of one forward pass of `model` on an input of `input_shape`.
 
   Counts every layer with a `kernel` parameter (convolutions and dense layers) as
-  output positions x kernel size, the convention torchvision uses for its "GFLOPS" figures
-  (BatchNorm, activations, pooling and additions are not counted). Shapes are traced with
+  output positions x kernel size (for grouped convolutions, the kernel's
+  `[*k, in // groups, out]`), the convention torchvision uses for its "GFLOPS" figures and fvcore's
+  FlopCountAnalysis for convolutions and linear layers (BatchNorm, activations, pooling and
+  additions are not counted). Shapes are traced with
   `jax.eval_shape`, so this is instant even for large models.
 
   Args:
@@ -37,8 +39,9 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
       params = context.module.variables.get("params", {})
       kernel = params.get("kernel") if hasattr(params, "get") else None
       if kernel is not None and hasattr(out, "shape"):
-        groups = getattr(context.module, "feature_group_count", 1)
-        total += math.prod(out.shape[:-1]) * math.prod(kernel.shape) // groups
+        # A grouped conv's kernel is already [*k, in // groups, out]: its size is the MACs per
+        # output position.
+        total += math.prod(out.shape[:-1]) * math.prod(kernel.shape)
     return out
 
   x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)

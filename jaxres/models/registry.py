@@ -7,7 +7,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from jaxres.models import resnet, sr, video
+from jaxres.models import pytorchvideo_resnet, resnet, slowfast, sr, video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,22 +18,40 @@ class ModelSpec:
     constructor: builds the module from keyword arguments.
     input_rank: 5 for clips `[B, T, H, W, C]`, 4 for images `[B, H, W, C]`.
     task: "classification" or "super_resolution" (decides the batch format it trains on).
+    num_frames: frames of the clip the model was published with (None: no default clip).
+    frame_stride: sampling stride of those frames in the source video (None: no default).
+    crop_size: spatial crop (height = width) of the default clip (None: no default).
   """
 
   constructor: Callable[..., nn.Module]
   input_rank: int
   task: str = "classification"
+  num_frames: int | None = None
+  frame_stride: int | None = None
+  crop_size: int | None = None
+
+  def default_input_shape(self, batch: int = 1) -> tuple[int, ...]:
+    """`(batch, num_frames, crop_size, crop_size, 3)` (or without frames for images).
+
+    Raises:
+      ValueError: the model has no default clip.
+    """
+    if self.crop_size is None or (self.input_rank == 5 and self.num_frames is None):
+      raise ValueError("This model has no default input size in the registry.")
+    frames = (self.num_frames,) if self.input_rank == 5 else ()
+    return (batch, *frames, self.crop_size, self.crop_size, 3)
 
 
 _MODELS: dict[str, ModelSpec] = {}
 
 
 def register(name: str, constructor: Callable[..., nn.Module], *, input_rank: int,
-             task: str = "classification") -> None:
-  """Adds a model under `name`; raises ValueError if the name is taken."""
+             task: str = "classification", num_frames: int | None = None,
+             frame_stride: int | None = None, crop_size: int | None = None) -> None:
+  """Adds a model under `name` (fields as `ModelSpec`'s); raises ValueError if the name is taken."""
   if name in _MODELS:
     raise ValueError(f"A model named {name!r} is already registered.")
-  _MODELS[name] = ModelSpec(constructor, input_rank, task)
+  _MODELS[name] = ModelSpec(constructor, input_rank, task, num_frames, frame_stride, crop_size)
 
 
 def get(name: str, **kwargs) -> nn.Module:
@@ -67,6 +85,16 @@ def names() -> list[str]:
 
 for _name in ("r3d_18", "r3d_34", "mc3_18", "mc3_34", "r2plus1d_18", "r2plus1d_34", "r3d_tiny"):
   register(_name, getattr(video, _name), input_rank=5)
+# PyTorchVideo's model zoo, with the clips its Kinetics-400 weights were trained on
+# (frames x sampling stride, crop): SLOW_8x8, C2D_8x8, I3D_8x8, CSN_32x2, R2PLUS1D_16x4.
+for _name, _frames, _stride in (("slow_r50", 8, 8), ("c2d_r50", 8, 8), ("i3d_r50", 8, 8),
+                                ("csn_r101", 32, 2), ("ir_csn_152", 32, 2),
+                                ("r2plus1d_r50", 16, 4)):
+  register(_name, getattr(pytorchvideo_resnet, _name), input_rank=5, num_frames=_frames,
+           frame_stride=_stride, crop_size=224)
+# SLOWFAST_8x8_R50: the clip is the fast pathway's 32 frames at stride 2 (slow: 8 of them, inside).
+register("slowfast_r50", slowfast.slowfast_r50, input_rank=5, num_frames=32, frame_stride=2,
+         crop_size=224)
 for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
               "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"):
   register(_name, getattr(resnet, _name), input_rank=4)
