@@ -1,4 +1,8 @@
-"""`jaxres convert WEIGHTS.pth OUT --arch ARCH`: torchvision state_dict -> jaxres variables.
+"""`jaxres convert WEIGHTS.pth OUT --arch ARCH [--from basicsr]`: PyTorch weights -> jaxres variables.
+
+`--from torchvision` (the default) reads a torchvision ResNet state_dict; `--from basicsr` a BasicSR
+checkpoint (`{"params": ...}`) or an mmagic one (`{"state_dict": {"generator.…": ...}}`) of the SR
+networks exact to BasicSR (`edsr_baseline`, `edsr`, `basicvsr`, ...).
 
 Only a state_dict is read (`torch.load(..., weights_only=True)`): a whole pickled model would run
 arbitrary code when loaded, so it is refused with a line saying to save `model.state_dict()`.
@@ -11,19 +15,29 @@ import pickle
 import sys
 
 from jaxres.convert import ARCHS, ConversionError, from_torchvision, save_variables
+from jaxres.convert import basicsr
 
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
       prog="jaxres convert",
-      description="Convert a torchvision ResNet state_dict (.pth) to jaxres variables: a .msgpack "
-                  "file if OUT ends with .msgpack, otherwise an orbax checkpoint folder.")
+      description="Convert a torchvision ResNet state_dict or a BasicSR/mmagic checkpoint (.pth) "
+                  "to jaxres variables: a .msgpack file if OUT ends with .msgpack, otherwise an "
+                  "orbax checkpoint folder.")
   parser.add_argument("weights", help="a .pth file holding a state_dict, as written by "
                                       "torch.save(model.state_dict(), PATH) (a whole pickled model "
                                       "is refused)")
   parser.add_argument("out", help="OUT.msgpack or an orbax checkpoint folder")
-  parser.add_argument("--arch", required=True, choices=ARCHS, help="jaxres architecture name")
+  parser.add_argument("--arch", required=True, choices=sorted(set(ARCHS) | set(basicsr.ARCHS)),
+                      help="jaxres architecture name")
+  parser.add_argument("--from", dest="source", default="torchvision",
+                      choices=("torchvision", "basicsr"),
+                      help="the library the weights come from (default torchvision)")
   args = parser.parse_args(argv)
+  archs = basicsr.ARCHS if args.source == "basicsr" else ARCHS
+  if args.arch not in archs:
+    parser.error(f"--arch {args.arch} is not convertible --from {args.source}; choose one of: "
+                 f"{', '.join(archs)}")
   try:
     import torch
   except ImportError:
@@ -46,10 +60,17 @@ def main(argv: list[str]) -> int:
           file=sys.stderr)
     return 1
   try:
-    variables = from_torchvision(state_dict, args.arch)
+    if args.source == "basicsr":
+      if not isinstance(state_dict, dict):
+        raise ConversionError("expected a dict of tensors (a BasicSR or mmagic checkpoint).")
+      variables = basicsr.from_basicsr(state_dict, args.arch)
+      fields = basicsr.model_fields(state_dict, args.arch)
+    else:
+      variables, fields = from_torchvision(state_dict, args.arch), {}
     path = save_variables(variables, args.out)
   except (ConversionError, FileNotFoundError) as error:
     print(f"jaxres convert: {args.weights}: {error}", file=sys.stderr)
     return 1
-  print(f"wrote {args.arch} variables to {path}")
+  built = "".join(f" --config.model.{k}={v}" for k, v in fields.items())
+  print(f"wrote {args.arch} variables to {path}" + (f" (model fields:{built})" if built else ""))
   return 0

@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = sr_edsr_demo.get_config()
   scale = c.task.get_ref("scale")  # still one value for model and task
   c.model = ml_collections.ConfigDict({
-      "name": "basicvsr", "scale": scale, "num_blocks": 2, "features": 24, "align": "flow",
+      "name": "recurrent_vsr", "scale": scale, "num_blocks": 2, "features": 24, "align": "flow",
       "dtype": "float32"})
   c.num_train_steps = 1000
   return c

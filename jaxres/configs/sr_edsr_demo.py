@@ -7,8 +7,10 @@ border crop = scale) against the bicubic baseline (`psnr_y_bicubic`, `gain_y`).
   $ jaxres train --config sr_edsr_demo --workdir runs/sr_edsr
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
 
-For the full EDSR baseline at x4: --config.model.num_blocks=16 --config.model.features=64
---config.model.scale=4 (the scale is shared by model and task).
+The model is jaxres' bicubic-skip EDSR (`edsr_bicubic_baseline`: starts from the bicubic image);
+BasicSR's form is `--config.model.name=edsr_baseline`. For the full size at x4:
+--config.model.num_blocks=16 --config.model.features=64 --config.model.scale=4 (the scale is shared
+by model and task).
 """
 
 import ml_collections
@@ -20,7 +22,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = default_config()
   scale = ml_collections.FieldReference(2)  # one value for model, task and data
   c.model = ml_collections.ConfigDict({
-      "name": "edsr_baseline", "scale": scale, "num_blocks": 4, "features": 32,
+      "name": "edsr_bicubic_baseline", "scale": scale, "num_blocks": 4, "features": 32,
       "dtype": "float32"})
   # LR frames are made from the HR crops on device (`jaxres.tasks.degradation`).
   c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier", "blur_sigma": 0.0,

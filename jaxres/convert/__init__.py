@@ -1,4 +1,4 @@
-"""Import weights from other libraries (torchvision) and save/load jaxres variables.
+"""Import weights from other libraries (torchvision, BasicSR/mmagic) and save/load jaxres variables.
 
 Example:
   >>> from jaxres.convert import from_torchvision, save_variables, load_variables
@@ -6,5 +6,6 @@ Example:
   >>> save_variables(variables, "r3d_18.msgpack")
 """
 
+from jaxres.convert.basicsr import from_basicsr, model_fields
 from jaxres.convert.files import load_variables, save_variables
 from jaxres.convert.torchvision import ARCHS, ConversionError, from_torchvision
