@@ -22,6 +22,7 @@ basicsr = pytest.importorskip("basicsr")
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 from basicsr.archs.basicvsr_arch import BasicVSR as TorchBasicVSR  # noqa: E402
+from basicsr.archs.basicvsr_arch import IconVSR as TorchIconVSR  # noqa: E402
 from basicsr.archs.basicvsrpp_arch import BasicVSRPlusPlus as TorchBasicVSRPlusPlus  # noqa: E402
 from basicsr.archs.edsr_arch import EDSR as TorchEDSR  # noqa: E402
 from basicsr.archs.spynet_arch import SpyNet as TorchSpyNet  # noqa: E402
@@ -181,6 +182,26 @@ def test_basicvsrpp_matches_basicsr():
   with torch.no_grad():
     expected = reference(x).numpy()
   assert _rel_err(_run("basicvsrpp", reference.state_dict(), x), expected) < 1e-4
+
+
+@slow
+def test_iconvsr_matches_basicsr():
+  torch.manual_seed(7)
+  reference = TorchIconVSR(num_feat=8, num_block=1, keyframe_stride=5, temporal_padding=2).eval()
+  reference.spynet = _spynet_with_large_flows(8)
+  with torch.no_grad():  # PCD offsets and masks away from their zero initialisation
+    for module in reference.edvr.pcd_align.modules():
+      if hasattr(module, "conv_offset"):
+        torch.nn.init.normal_(module.conv_offset.weight, 0, 0.05)
+        torch.nn.init.normal_(module.conv_offset.bias, 0, 0.5)
+  # 5 frames (EDVR's window; keyframes 0 and 4); 34x38 is reflect-padded to 36x40 and cropped back.
+  x = torch.rand(1, 5, 3, 34, 38)
+  with torch.no_grad():
+    expected = reference(x).numpy()
+  checkpoint = reference.state_dict()
+  assert model_fields(checkpoint, "iconvsr") == {"features": 8, "num_blocks": 1,
+                                                 "temporal_padding": 2}
+  assert _rel_err(_run("iconvsr", checkpoint, x), expected) < 1e-4
 
 
 def test_conversion_reads_mmagic_checkpoints_and_names_bad_keys():

@@ -11,8 +11,8 @@ from jaxres.models import sr
 SR_MODELS = [n for n in models.names() if models.spec(n).task == "super_resolution"]
 
 # EDSR and BasicVSR figures are those of BasicSR 1.4.2 (x4 EDSR baseline 1,517,571; full x4 43.1M;
-# BasicVSR 6,291,311; BasicVSR++ 7,322,927); the bicubic-skip EDSR has the same parameters. BasicVSR
-# and BasicVSR++ are x4 only.
+# BasicVSR 6,291,311; BasicVSR++ 7,322,927; IconVSR 8,694,991); the bicubic-skip EDSR has the same
+# parameters. BasicVSR, BasicVSR++ and IconVSR are x4 only.
 PARAMS = {
     "edsr_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
     "edsr": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
@@ -22,6 +22,7 @@ PARAMS = {
     "recurrent_vsr": {2: 4_744_967, 3: 4_929_607, 4: 4_892_679},
     "basicvsr": {4: 6_291_311},
     "basicvsrpp": {4: 7_322_927},
+    "iconvsr": {4: 8_694_991},
     "edsr_bicubic_tiny": {2: 21_763, 3: 33_363, 4: 31_043},
     "vdsr_tiny": {2: 5_523, 3: 5_523, 4: 5_523},
     "recurrent_vsr_tiny": {2: 77_271, 3: 88_871, 4: 86_551},
@@ -29,6 +30,8 @@ PARAMS = {
 
 
 def _input_shape(name, h=10, w=7, batch=2, frames=2):
+  if name == "iconvsr":
+    frames = 5  # EDVR's window around a keyframe
   return (batch, frames, h, w, 3) if models.spec(name).input_rank == 5 else (batch, h, w, 3)
 
 
@@ -36,7 +39,10 @@ def test_every_sr_model_has_counts():
   assert sorted(PARAMS) == sorted(SR_MODELS)
 
 
-@pytest.mark.parametrize("name,scale", [(n, s) for n in sorted(PARAMS) for s in PARAMS[n]])
+# IconVSR traces 300 residual blocks and EDVR twice (init and apply): 10 s, so in the slow tier.
+@pytest.mark.parametrize("name,scale", [
+    pytest.param(n, s, marks=[pytest.mark.slow] if n == "iconvsr" else [])
+    for n in sorted(PARAMS) for s in PARAMS[n]])
 def test_shapes_and_parameter_counts(name, scale):
   model = models.get(name, scale=scale)
   shape = _input_shape(name)

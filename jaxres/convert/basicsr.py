@@ -46,11 +46,21 @@ _RULES = {
         (r"^deform_align\.(\w+)\.conv_offset\.(\d)$",
          lambda m: f"deform_align_{m[1]}/conv_offset_{_sequential(m, 2)}")],
 }
+_RULES["iconvsr"] = [
+    (r"^edvr\.(conv_first|conv_l[23]_[12])$", r"edvr/\1"),
+    (r"^edvr\.feature_extraction\.(\d+)\.(conv[12])$", r"edvr/feature_extraction\1/\2"),
+    (r"^edvr\.pcd_align\.(offset_conv[123]|dcn_pack|feat_conv)\.(l[123])$", r"edvr/pcd_align/\1_\2"),
+    (r"^edvr\.pcd_align\.dcn_pack\.(l[123])\.conv_offset$", r"edvr/pcd_align/dcn_pack_\1/conv_offset"),
+    (r"^edvr\.pcd_align\.(cas_offset_conv[12]|cas_dcnpack)$", r"edvr/pcd_align/\1"),
+    (r"^edvr\.pcd_align\.cas_dcnpack\.conv_offset$", "edvr/pcd_align/cas_dcnpack/conv_offset"),
+    (r"^edvr\.fusion\.(\w+)$", r"edvr/fusion/\1"),
+    (r"^(backward_fusion|forward_fusion)$", r"\1"),
+] + _SPYNET + _TRUNK + _HEAD
 _ARCH = {"edsr_baseline": "edsr", "edsr": "edsr", "basicvsr": "basicvsr",
-         "basicvsrpp": "basicvsrpp"}
+         "basicvsrpp": "basicvsrpp", "iconvsr": "iconvsr"}
 ARCHS = tuple(sorted(_ARCH))
 # Input used to build the expected parameter tree (the image models read the scale from the weights).
-_RANK = {"edsr": 4, "basicvsr": 5, "basicvsrpp": 5}
+_RANK = {"edsr": 4, "basicvsr": 5, "basicvsrpp": 5, "iconvsr": 5}
 
 
 def _state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,7 +128,7 @@ def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.fl
   arrays = {k: _to_numpy(v) for k, v in _state_dict(checkpoint).items()
             if not re.search(r"(^|\.)spynet\.(mean|std)$", k)}
   model = models.get(arch, **model_fields(arrays, arch))
-  shape = (1, 2, 8, 8, 3) if _RANK[family] == 5 else (1, 8, 8, 3)
+  shape = (1, 7, 8, 8, 3) if _RANK[family] == 5 else (1, 8, 8, 3)
   expected = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
                             jax.ShapeDtypeStruct(shape, jnp.float32))
   expected = flax.traverse_util.flatten_dict(flax.core.unfreeze(expected["params"]), sep="/")
@@ -185,5 +195,11 @@ def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
           "where torch.cuda.is_available() is True (or patch that) and save again.")
     return {"features": width("feat_extract.main.0.weight"),
             "num_blocks": count(r"^backbone\.backward_1\.main\.2\.(\d+)\.conv1\.weight$")}
+  if family == "iconvsr":
+    features = width("backward_fusion.weight")
+    frames = int(arrays.get("edvr.fusion.feat_fusion.weight", np.zeros((0, 5 * features))).shape[1])
+    return {"features": features,
+            "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$"),
+            "temporal_padding": (frames // features - 1) // 2}
   return {"features": width("fusion.weight"),
           "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$")}

@@ -15,6 +15,7 @@ from jaxres.models.registry import ModelSpec, get, names, register, spec
 from jaxres.models.resnet import ResNet, cifar_resnet
 from jaxres.models.basicvsr import BasicVSR
 from jaxres.models.basicvsrpp import BasicVSRPlusPlus
+from jaxres.models.iconvsr import IconVSR
 from jaxres.models.spynet import SpyNet
 from jaxres.models.sr import (EDSR, VDSR, BicubicEDSR, RecurrentVSR, bicubic_upsample,
                              pixel_shuffle)

@@ -7,7 +7,7 @@ from typing import Callable
 
 import flax.linen as nn
 
-from jaxres.models import basicvsr, basicvsrpp, resnet, sr, video
+from jaxres.models import basicvsr, basicvsrpp, iconvsr, resnet, sr, video
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,3 +83,4 @@ for _name in ("recurrent_vsr", "recurrent_vsr_tiny"):
 # Video SR exact to BasicSR 1.4.2 (x4 only).
 register("basicvsr", basicvsr.BasicVSR, input_rank=5, task="super_resolution")
 register("basicvsrpp", basicvsrpp.BasicVSRPlusPlus, input_rank=5, task="super_resolution")
+register("iconvsr", iconvsr.IconVSR, input_rank=5, task="super_resolution")
