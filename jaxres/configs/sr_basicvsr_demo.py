@@ -1,4 +1,4 @@
-"""Video super-resolution x2 with a small bidirectional recurrent network (BasicVSR-style).
+"""Video super-resolution x2 with jaxres' small bidirectional recurrent network (`recurrent_vsr`).
 
 The `sr_edsr_demo` recipe (data, degradation, loss, optimiser) with a model that propagates features
 across the 5 frames of each clip, aligned by a learned flow (see `jaxres.models.sr.RecurrentVSR`).
