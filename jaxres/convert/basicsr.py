@@ -22,6 +22,7 @@ import numpy as np
 
 from jaxres import models
 from jaxres.convert.torchvision import ConversionError, _to_numpy
+from jaxres.models.spynet import SpyNet
 
 
 def _sequential(m: re.Match, group: int, step: int = 2) -> str:
@@ -56,11 +57,14 @@ _RULES["iconvsr"] = [
     (r"^edvr\.fusion\.(\w+)$", r"edvr/fusion/\1"),
     (r"^(backward_fusion|forward_fusion)$", r"\1"),
 ] + _SPYNET + _TRUNK + _HEAD
+# SPyNet alone: BasicSR's pretrained flow weights (spynet_sintel_final-3d2a1287.pth), with which
+# BasicSR initialises the video models before training; from_basicsr(..., "spynet") gives the
+# subtree for `variables["params"]["spynet"]`.
+_RULES["spynet"] = [(r"^basic_module\.(\d)\.basic_module\.(\d)$",
+                     lambda m: f"basic_module_{m[1]}/conv_{_sequential(m, 2)}")]
 _ARCH = {"edsr_baseline": "edsr", "edsr": "edsr", "basicvsr": "basicvsr",
-         "basicvsrpp": "basicvsrpp", "iconvsr": "iconvsr"}
+         "basicvsrpp": "basicvsrpp", "iconvsr": "iconvsr", "spynet": "spynet"}
 ARCHS = tuple(sorted(_ARCH))
-# Input used to build the expected parameter tree (the image models read the scale from the weights).
-_RANK = {"edsr": 4, "basicvsr": 5, "basicvsrpp": 5, "iconvsr": 5}
 
 
 def _state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
@@ -100,6 +104,20 @@ def _target(torch_key: str, rules) -> str | None:
   return {"weight": f"{path}/kernel", "bias": f"{path}/bias"}.get(leaf)
 
 
+def _expected(arch: str, arrays: Mapping[str, np.ndarray]) -> Any:
+  """The parameter tree (shapes only) of the jaxres model the state dict should fill."""
+  family = _ARCH[arch]
+  if family == "spynet":
+    frames = jax.ShapeDtypeStruct((1, 8, 8, 3), jnp.float32)
+    return jax.eval_shape(lambda a: SpyNet().init(jax.random.key(0), a, a), frames)["params"]
+  fields = model_fields(arrays, arch)
+  model = models.get(arch, **fields)
+  frames = 2 * fields.get("temporal_padding", 0) + 1 if family == "iconvsr" else 2
+  shape = (1, frames, 8, 8, 3) if family != "edsr" else (1, 8, 8, 3)
+  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                        jax.ShapeDtypeStruct(shape, jnp.float32))["params"]
+
+
 def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
                  ) -> dict[str, Any]:
   """Converts a BasicSR (or mmagic) checkpoint of `arch` into jaxres variables.
@@ -112,12 +130,13 @@ def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.fl
   Args:
     checkpoint: `torch.load(path)` of a BasicSR checkpoint (`{"params": ...}`), an mmagic one
       (`{"state_dict": {"generator.…": ...}}`) or a bare state dict; torch tensors or numpy arrays.
-    arch: the jaxres model name, one of `ARCHS`.
+    arch: the jaxres model name, one of `ARCHS`; "spynet" for BasicSR's pretrained SPyNet alone.
     dtype: dtype of the returned arrays.
 
   Returns:
     `{"params": ...}` of numpy arrays, ready for `jaxres.models.get(arch, **fields).apply`, where
-    `fields = model_fields(checkpoint, arch)`.
+    `fields = model_fields(checkpoint, arch)`; for "spynet", the tree to put under
+    `variables["params"]["spynet"]` of a video model (as BasicSR starts training from it).
 
   Example:
     >>> variables = from_basicsr(torch.load("EDSR_Mx4.pth", weights_only=True), "edsr_baseline")
@@ -126,12 +145,8 @@ def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.fl
     raise ConversionError(f"No BasicSR layout known for {arch!r}; convertible: {', '.join(ARCHS)}.")
   family = _ARCH[arch]
   arrays = {k: _to_numpy(v) for k, v in _state_dict(checkpoint).items()
-            if not re.search(r"(^|\.)spynet\.(mean|std)$", k)}
-  model = models.get(arch, **model_fields(arrays, arch))
-  shape = (1, 7, 8, 8, 3) if _RANK[family] == 5 else (1, 8, 8, 3)
-  expected = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                            jax.ShapeDtypeStruct(shape, jnp.float32))
-  expected = flax.traverse_util.flatten_dict(flax.core.unfreeze(expected["params"]), sep="/")
+            if not re.search(r"(^|spynet\.)(mean|std)$", k)}
+  expected = flax.traverse_util.flatten_dict(flax.core.unfreeze(_expected(arch, arrays)), sep="/")
 
   converted, unknown, mismatched = {}, [], []
   for key, value in arrays.items():
@@ -184,6 +199,8 @@ def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
       raise ConversionError(f"The state dict has no {key!r}; is it a BasicSR {arch}?")
     return int(arrays[key].shape[0])
 
+  if family == "spynet":
+    return {}
   if family == "edsr":
     return {"scale": _edsr_scale(arrays), "features": width("conv_first.weight"),
             "num_blocks": count(r"^body\.(\d+)\.conv1\.weight$")}
