@@ -6,6 +6,7 @@ in tests/test_sr_models.py). The sampling operations are compared with PyTorch's
 """
 
 import functools
+import re
 import sys
 from unittest import mock
 
@@ -210,6 +211,21 @@ def test_conversion_reads_mmagic_checkpoints_and_names_bad_keys():
   with pytest.raises(ConversionError, match=r"unknown keys \(1\): extra\.weight(.|\n)*missing "
                                             r"parameters \(1\): params/conv_after_body/kernel"):
     from_basicsr(bad, "edsr_baseline")
+  # mmagic's BasicVSRNet names (from its source): SPyNet in ConvModules, *_resblocks, PixelShufflePack.
+  basicvsr = TorchBasicVSR(num_feat=4, num_block=1).state_dict()
+  renames = [(r"(basic_module\.\d\.basic_module\.)(\d)\.", lambda m: f"{m[1]}{int(m[2]) // 2}.conv."),
+             (r"_trunk\.", "_resblocks."), (r"^upconv(\d)\.", r"upsample\1.upsample_conv.")]
+  renamed = {}
+  for key, value in basicvsr.items():
+    for pattern, replacement in renames:
+      key = re.sub(pattern, replacement, key)
+    renamed[f"generator.{key}"] = value
+  assert "generator.spynet.basic_module.0.basic_module.4.conv.weight" in renamed
+  a = from_basicsr({"state_dict": renamed}, "basicvsr")
+  b = from_basicsr(basicvsr, "basicvsr")
+  assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+  for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
+    np.testing.assert_array_equal(x, y)
   with pytest.raises(ConversionError, match="convertible: .*basicvsr"):
     from_basicsr(state, "r3d_18")
   with pytest.raises(ConversionError, match="fusion.weight"):

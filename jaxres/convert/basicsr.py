@@ -2,7 +2,9 @@
 
 BasicSR saves `{"params": state_dict}` (sometimes `params_ema`), mmagic/mmedit
 `{"state_dict": ...}` with a `generator.` prefix on every key; both are accepted, as is a bare state
-dict. Torch tensors are read through `.numpy()`, so this module does not import torch.
+dict. mmagic's own layer names for BasicVSR and BasicVSR++ (SPyNet convs inside mmcv ConvModules,
+`*_resblocks`, `upsample{1,2}.upsample_conv`) map to the same parameters; its IconVSR names are not
+mapped. Torch tensors are read through `.numpy()`, so this module does not import torch.
 
 Example:
   >>> checkpoint = torch.load("BasicVSR_REDS4.pth", map_location="cpu", weights_only=True)
@@ -36,13 +38,22 @@ _TRUNK = [(r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.0$", lambda m: f"{m[1].replace('
           (r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.2\.(\d+)\.(conv[12])$",
            lambda m: f"{m[1].replace('.', '_')}/block{m[2]}/{m[3]}")]
 _HEAD = [(r"^(upconv1|upconv2|conv_hr|conv_last)$", r"upsample/\1")]
+# mmagic's names for the same layers (BasicVSRNet, BasicVSRPlusPlusNet): SPyNet convs in mmcv
+# ConvModules (no separate ReLU entries), trunks called *_resblocks, upconvs in PixelShufflePacks.
+_MMAGIC = [
+    (r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)\.conv$",
+     r"spynet/basic_module_\1/conv_\2"),
+    (r"^(backward|forward)_resblocks\.main\.0$", r"\1_trunk/conv_in"),
+    (r"^(backward|forward)_resblocks\.main\.2\.(\d+)\.(conv[12])$", r"\1_trunk/block\2/\3"),
+    (r"^upsample([12])\.upsample_conv$", r"upsample/upconv\1"),
+]
 _RULES = {
     "edsr": [(r"^conv_first$", "conv_first"), (r"^body\.(\d+)\.(conv[12])$", r"body\1/\2"),
              (r"^conv_after_body$", "conv_after_body"),
              (r"^upsample\.(\d)$", lambda m: f"upsample/conv{_sequential(m, 1)}"),
              (r"^conv_last$", "conv_last")],
-    "basicvsr": _SPYNET + _TRUNK + _HEAD + [(r"^fusion$", "fusion")],
-    "basicvsrpp": _SPYNET + _TRUNK + _HEAD + [
+    "basicvsr": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [(r"^fusion$", "fusion")],
+    "basicvsrpp": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [
         (r"^deform_align\.(\w+)$", r"deform_align_\1"),
         (r"^deform_align\.(\w+)\.conv_offset\.(\d)$",
          lambda m: f"deform_align_{m[1]}/conv_offset_{_sequential(m, 2)}")],
@@ -61,7 +72,8 @@ _RULES["iconvsr"] = [
 # BasicSR initialises the video models before training; from_basicsr(..., "spynet") gives the
 # subtree for `variables["params"]["spynet"]`.
 _RULES["spynet"] = [(r"^basic_module\.(\d)\.basic_module\.(\d)$",
-                     lambda m: f"basic_module_{m[1]}/conv_{_sequential(m, 2)}")]
+                     lambda m: f"basic_module_{m[1]}/conv_{_sequential(m, 2)}"),
+                    (r"^basic_module\.(\d)\.basic_module\.(\d)\.conv$", r"basic_module_\1/conv_\2")]
 _ARCH = {"edsr_baseline": "edsr", "edsr": "edsr", "basicvsr": "basicvsr",
          "basicvsrpp": "basicvsrpp", "iconvsr": "iconvsr", "spynet": "spynet"}
 ARCHS = tuple(sorted(_ARCH))
@@ -219,4 +231,4 @@ def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
             "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$"),
             "temporal_padding": (frames // features - 1) // 2}
   return {"features": width("fusion.weight"),
-          "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$")}
+          "num_blocks": count(r"^backward_(?:trunk|resblocks)\.main\.2\.(\d+)\.conv1\.weight$")}
