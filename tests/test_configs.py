@@ -110,7 +110,7 @@ def test_names_paths_and_old_repository_paths_resolve(tmp_path, monkeypatch):
   for path in ("demo.py", "configs/demo.py", "./configs/demo.py", os.path.join(CONFIGS_DIR, "demo.py")):
     assert load_config(path).to_dict() == reference, path
   assert load_config(None).to_dict() == reference
-  assert load_config("configs/sr_edsr_demo.py").model.name == "edsr_baseline"
+  assert load_config("configs/sr_edsr_demo.py").model.name == "edsr_bicubic_baseline"
   assert load_config("demo_2d").model.name == "tsn_resnet18"
   # A user's own file wins over a shipped name; a missing file elsewhere is an error, not a shipped config.
   (tmp_path / "configs").mkdir()
@@ -168,4 +168,4 @@ def test_shipped_configs_load_from_a_non_editable_wheel(tmp_path):
                        capture_output=True, text=True).stdout.splitlines()
   assert out[0].startswith(str(target)), out  # the installed copy, not the repository
   assert "demo" in out[1] and "sr_edsr_demo" in out[1]
-  assert out[2] == "r3d_tiny edsr_baseline"
+  assert out[2] == "r3d_tiny edsr_bicubic_baseline"

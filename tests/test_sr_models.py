@@ -10,19 +10,28 @@ from jaxres.models import sr
 
 SR_MODELS = [n for n in models.names() if models.spec(n).task == "super_resolution"]
 
-# EDSR figures are those of the reference implementation (x4 baseline 1,517,571; full x4 43.1M).
+# EDSR and BasicVSR figures are those of BasicSR 1.4.2 (x4 EDSR baseline 1,517,571; full x4 43.1M;
+# BasicVSR 6,291,311; BasicVSR++ 7,322,927; IconVSR 8,694,991); the bicubic-skip EDSR has the same
+# parameters. BasicVSR, BasicVSR++ and IconVSR are x4 only.
 PARAMS = {
     "edsr_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
     "edsr": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
+    "edsr_bicubic_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
+    "edsr_bicubic": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
     "vdsr": {2: 668_227, 3: 668_227, 4: 668_227},
-    "basicvsr": {2: 4_744_967, 3: 4_929_607, 4: 4_892_679},
-    "edsr_tiny": {2: 21_763, 3: 33_363, 4: 31_043},
+    "recurrent_vsr": {2: 4_744_967, 3: 4_929_607, 4: 4_892_679},
+    "basicvsr": {4: 6_291_311},
+    "basicvsrpp": {4: 7_322_927},
+    "iconvsr": {4: 8_694_991},
+    "edsr_bicubic_tiny": {2: 21_763, 3: 33_363, 4: 31_043},
     "vdsr_tiny": {2: 5_523, 3: 5_523, 4: 5_523},
-    "basicvsr_tiny": {2: 77_271, 3: 88_871, 4: 86_551},
+    "recurrent_vsr_tiny": {2: 77_271, 3: 88_871, 4: 86_551},
 }
 
 
-def _input_shape(name, h=10, w=7, batch=2, frames=3):
+def _input_shape(name, h=10, w=7, batch=2, frames=2):
+  if name == "iconvsr":
+    frames = 5  # EDVR's window around a keyframe
   return (batch, frames, h, w, 3) if models.spec(name).input_rank == 5 else (batch, h, w, 3)
 
 
@@ -30,8 +39,10 @@ def test_every_sr_model_has_counts():
   assert sorted(PARAMS) == sorted(SR_MODELS)
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-@pytest.mark.parametrize("name", SR_MODELS)
+# IconVSR traces 300 residual blocks and EDVR twice (init and apply): 10 s, so in the slow tier.
+@pytest.mark.parametrize("name,scale", [
+    pytest.param(n, s, marks=[pytest.mark.slow] if n == "iconvsr" else [])
+    for n in sorted(PARAMS) for s in PARAMS[n]])
 def test_shapes_and_parameter_counts(name, scale):
   model = models.get(name, scale=scale)
   shape = _input_shape(name)
@@ -63,7 +74,7 @@ def test_untrained_model_returns_bicubic_and_trains_towards_residual(name):
 
 
 def test_image_models_run_per_frame_on_clips():
-  model = models.get("edsr_tiny", scale=3)
+  model = models.get("edsr_bicubic_tiny", scale=3)
   clip = jax.random.uniform(jax.random.key(2), (2, 3, 6, 5, 3))
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(clip[:, 0])
   variables = jax.tree_util.tree_map(lambda p: p + 0.05, variables)
@@ -74,7 +85,7 @@ def test_image_models_run_per_frame_on_clips():
 
 
 def test_recurrent_model_uses_neighbouring_frames():
-  model = models.get("basicvsr_tiny", scale=2, align="none")
+  model = models.get("recurrent_vsr_tiny", scale=2, align="none")
   clip = jax.random.uniform(jax.random.key(3), (1, 4, 6, 6, 3))
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(clip)
   variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
@@ -101,13 +112,16 @@ def test_flow_warp_shifts_by_integer_flow_and_is_identity_at_zero():
 
 def test_bad_scale_and_rank_are_clear_errors():
   with pytest.raises(ValueError, match="scale"):
-    models.get("edsr_tiny", scale=5).init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+    models.get("edsr_bicubic_tiny", scale=5).init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+  with pytest.raises(ValueError, match="x4 only"):
+    jax.eval_shape(models.get("basicvsr", scale=2).init, jax.random.key(0),
+                   jnp.zeros((1, 2, 8, 8, 3)))
   with pytest.raises(ValueError, match="clips"):
-    models.get("basicvsr_tiny").init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
+    models.get("recurrent_vsr_tiny").init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
 
 
 def test_bfloat16_compute():
-  model = models.get("edsr_tiny", scale=2, dtype=jnp.bfloat16)
+  model = models.get("edsr_bicubic_tiny", scale=2, dtype=jnp.bfloat16)
   x = jnp.ones((1, 4, 4, 3)) * 0.5
   variables = model.init(jax.random.key(0), x, train=False)
   assert jax.tree_util.tree_leaves(variables)[0].dtype == jnp.float32
@@ -116,8 +130,8 @@ def test_bfloat16_compute():
 
 def test_recurrent_unrolled_equals_scan():
   clip = jax.random.uniform(jax.random.key(5), (1, 3, 6, 6, 3))
-  unrolled = models.get("basicvsr_tiny", scale=2)
-  scanned = models.get("basicvsr_tiny", scale=2, unroll=False)
+  unrolled = models.get("recurrent_vsr_tiny", scale=2)
+  scanned = models.get("recurrent_vsr_tiny", scale=2, unroll=False)
   variables = unrolled.init(jax.random.key(0), clip, train=False)
   assert (jax.tree_util.tree_structure(variables)
           == jax.tree_util.tree_structure(scanned.init(jax.random.key(0), clip, train=False)))

@@ -128,7 +128,7 @@ def test_upscale_command_restores_checkpoint_and_refuses_the_wrong_one(trained_r
   assert "6 frames of 48x40 at 10 fps" in capsys.readouterr().out
   png = str(tmp_path / "cmp.png")
   assert cli.main(["upscale", src, png, "--checkpoint", workdir, "--compare", "--no-progress"]) == 0
-  assert f"wrote an image to {png}: columns bicubic | edsr_baseline x2" in capsys.readouterr().out
+  assert f"wrote an image to {png}: columns bicubic | edsr_bicubic_baseline x2" in capsys.readouterr().out
   os.remove(png)
   # Another scale, another architecture, a config that does not fit the parameters, no workdir.
   assert cli.main(["upscale", src, str(tmp_path / "x.mp4"), "--checkpoint", workdir,

@@ -35,12 +35,12 @@ def _lr_clip(frames=20, size=12, seed=3):
 
 
 def _contractive_recurrent(lr, alpha=0.25):
-  """basicvsr_tiny with a random tail (output depends on the features) and its recurrence damped.
+  """recurrent_vsr_tiny with a random tail (output depends on the features) and its recurrence damped.
 
   Scaling the hidden-state input of each propagation step by `alpha` makes the influence of a frame
   decay geometrically with distance, as in a trained model that forgets (see jaxres.sr.upscale).
   """
-  model = models.get("basicvsr_tiny", scale=2)
+  model = models.get("recurrent_vsr_tiny", scale=2)
   variables = model.init(jax.random.key(0), jnp.asarray(lr[None, :2]), train=False)
 
   def edit(path, x):
@@ -75,12 +75,12 @@ def test_recurrent_chunked_upscale_matches_whole_video():
 
 def test_per_frame_model_chunks_and_tiles_exactly():
   lr = _lr_clip(frames=7, size=30)
-  model = models.get("edsr_tiny", scale=3)
+  model = models.get("edsr_bicubic_tiny", scale=3)
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(lr[:1])
   variables = jax.tree_util.tree_map(lambda x: x + 0.02 * jax.random.normal(jax.random.key(2), x.shape),
                                      variables)
   whole = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, lr))
-  # Receptive field of edsr_tiny: 7 convs at LR (7 px) plus the bicubic taps (2 px): overlap 10.
+  # Receptive field of edsr_bicubic_tiny: 7 convs at LR (7 px) plus the bicubic taps (2 px): overlap 10.
   options = UpscaleOptions(chunk=3, overlap=5, tile=24, tile_overlap=10)
   out = upscale_array(model, variables, lr, scale=3, clip_model=False, options=options)
   np.testing.assert_allclose(out, whole, atol=1e-5)
@@ -98,7 +98,7 @@ def _write_lr_video(path, frames=9, height=14, width=18, seed=0, fps=12.5):
 
 @pytest.fixture(scope="module")
 def tiny_edsr():
-  model = models.get("edsr_tiny", scale=3)
+  model = models.get("edsr_bicubic_tiny", scale=3)
   variables = model.init(jax.random.key(0), jnp.zeros((1, 8, 8, 3)), train=False)
   return model, variables
 
@@ -194,7 +194,7 @@ _MEMORY_SCRIPT = textwrap.dedent("""
     import resource, sys, tracemalloc, jax, jax.numpy as jnp
     from jaxres import models
     from jaxres.sr import upscale
-    model = models.get("basicvsr_tiny", scale=2)
+    model = models.get("recurrent_vsr_tiny", scale=2)
     variables = model.init(jax.random.key(0), jnp.zeros((1, 2, 8, 8, 3)), train=False)
     tracemalloc.start()  # numpy buffers (the frames held on the host) are traced
     upscale.upscale_video(sys.argv[1], sys.argv[2], model, variables, scale=2, clip_model=True,
@@ -234,7 +234,7 @@ def test_peak_memory_does_not_grow_with_video_length(tmp_path):
 class _Loaded:  # what `checkpoint.load_sr_model` returns, for the command tests below
   def __init__(self, model, variables):
     self.model, self.variables, self.scale, self.clip_model = model, variables, 3, False
-    self.name, self.step = "edsr_tiny", 1
+    self.name, self.step = "edsr_bicubic_tiny", 1
 
 
 def _upscale_command(monkeypatch, tiny_edsr, *args):

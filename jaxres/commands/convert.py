@@ -1,5 +1,10 @@
-"""`jaxres convert WEIGHTS OUT --arch ARCH [--from torchvision|pytorchvideo]`: a PyTorch state dict
--> jaxres variables.
+"""`jaxres convert WEIGHTS OUT --arch ARCH [--from torchvision|pytorchvideo|basicsr]`: PyTorch
+weights -> jaxres variables.
+
+`--from torchvision` (the default) reads a torchvision ResNet state_dict, `--from pytorchvideo` a
+PyTorchVideo one (or its model-zoo `.pyth`), `--from basicsr` a BasicSR checkpoint
+(`{"params": ...}`) or an mmagic one (`{"state_dict": {"generator.…": ...}}`) of the SR networks
+exact to BasicSR (`edsr_baseline`, `edsr`, `basicvsr`, ...).
 
 Only a state dict is read (`torch.load(..., weights_only=True)`): a whole pickled model would run
 arbitrary code when loaded, so it is refused with a line saying to save `model.state_dict()`.
@@ -11,26 +16,37 @@ from __future__ import annotations
 import argparse
 import sys
 
-from jaxres.convert import (ARCHS, ConversionError, UnreadableWeightsError, from_pytorchvideo,
-                            from_torchvision, load_torch_state_dict, pytorchvideo_archs,
-                            save_variables)
+from jaxres.convert import (ARCHS, ConversionError, UnreadableWeightsError, basicsr,
+                            from_pytorchvideo, from_torchvision, load_torch_state_dict,
+                            pytorchvideo_archs, save_variables)
 
-_SOURCES = {"torchvision": (from_torchvision, ARCHS),
-            "pytorchvideo": (from_pytorchvideo, pytorchvideo_archs())}
+
+def _from_basicsr(checkpoint, arch):
+  if not isinstance(checkpoint, dict):
+    raise ConversionError("expected a dict of tensors (a BasicSR or mmagic checkpoint).")
+  return basicsr.from_basicsr(checkpoint, arch), basicsr.model_fields(checkpoint, arch)
+
+
+# --from NAME -> (convert(weights, arch) -> (variables, model fields to rebuild with), its archs)
+_SOURCES = {"torchvision": (lambda w, arch: (from_torchvision(w, arch), {}), ARCHS),
+            "pytorchvideo": (lambda w, arch: (from_pytorchvideo(w, arch), {}), pytorchvideo_archs()),
+            "basicsr": (_from_basicsr, basicsr.ARCHS)}
 
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
       prog="jaxres convert",
-      description="Convert a torchvision or PyTorchVideo state_dict (.pth, .pyth) to jaxres "
-                  "variables: a .msgpack file if OUT ends with .msgpack, otherwise an orbax "
-                  "checkpoint folder.")
+      description="Convert a torchvision, PyTorchVideo (.pth, .pyth) or BasicSR/mmagic state_dict "
+                  "to jaxres variables: a .msgpack file if OUT ends with .msgpack, otherwise an "
+                  "orbax checkpoint folder.")
   parser.add_argument("weights", help="a .pth file holding a state_dict, as written by "
                                       "torch.save(model.state_dict(), PATH), or a checkpoint "
-                                      "holding one under 'model_state' (PyTorchVideo's .pyth); a "
+                                      "holding one under 'model_state' (PyTorchVideo's .pyth), "
+                                      "'params' (BasicSR) or 'state_dict' (mmagic); a "
                                       "whole pickled model is refused")
   parser.add_argument("out", help="OUT.msgpack or an orbax checkpoint folder")
-  parser.add_argument("--arch", required=True, choices=sorted(set(ARCHS) | set(pytorchvideo_archs())),
+  parser.add_argument("--arch", required=True,
+                      choices=sorted({a for _, archs in _SOURCES.values() for a in archs}),
                       help="jaxres architecture name")
   parser.add_argument("--from", dest="source", default="torchvision", choices=sorted(_SOURCES),
                       help="the library whose layout the weights have (default: torchvision)")
@@ -49,10 +65,11 @@ def main(argv: list[str]) -> int:
     print(f"jaxres convert: {error}", file=sys.stderr)
     return 1
   try:
-    variables = convert(state_dict, args.arch)
+    variables, fields = convert(state_dict, args.arch)
     path = save_variables(variables, args.out)
   except (ConversionError, FileNotFoundError) as error:
     print(f"jaxres convert: {args.weights}: {error}", file=sys.stderr)
     return 1
-  print(f"wrote {args.arch} variables to {path}")
+  built = "".join(f" --config.model.{k}={v}" for k, v in fields.items())
+  print(f"wrote {args.arch} variables to {path}" + (f" (model fields:{built})" if built else ""))
   return 0

@@ -1,4 +1,4 @@
-"""Video super-resolution x2 with a small bidirectional recurrent network (BasicVSR-style).
+"""Video super-resolution x2 with jaxres' small bidirectional recurrent network (`recurrent_vsr`).
 
 The `sr_edsr_demo` recipe (data, degradation, loss, optimiser) with a model that propagates features
 across the 5 frames of each clip, aligned by a learned flow (see `jaxres.models.sr.RecurrentVSR`).
@@ -17,7 +17,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = sr_edsr_demo.get_config()
   scale = c.task.get_ref("scale")  # still one value for model and task
   c.model = ml_collections.ConfigDict({
-      "name": "basicvsr", "scale": scale, "num_blocks": 2, "features": 24, "align": "flow",
+      "name": "recurrent_vsr", "scale": scale, "num_blocks": 2, "features": 24, "align": "flow",
       "dtype": "float32"})
   c.data.num_frames = 5  # the recurrent model needs clips (the EDSR demo trains on single frames)
   c.global_batch_size = 8

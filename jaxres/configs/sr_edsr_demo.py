@@ -27,8 +27,9 @@ conv starts at zero) makes step 0 exactly bicubic, so training starts from the b
 from noise, and Adam at 1e-3 with a cosine decay reaches +1.5 dB within 200 of the 600 steps on
 every seed tried. L1 loss, as EDSR.
 
-For the full EDSR baseline at x4: --config.model.num_blocks=16 --config.model.features=64
---config.model.scale=4 (the scale is shared by model and task).
+The model is jaxres' bicubic-skip EDSR (`edsr_bicubic_baseline`); BasicSR's form, without the skip,
+is `--config.model.name=edsr_baseline`. For the full size at x4: --config.model.num_blocks=16
+--config.model.features=64 --config.model.scale=4 (the scale is shared by model and task).
 """
 
 import ml_collections
@@ -40,7 +41,7 @@ def get_config() -> ml_collections.ConfigDict:
   c = default_config()
   scale = ml_collections.FieldReference(2)  # one value for model, task and data
   c.model = ml_collections.ConfigDict({
-      "name": "edsr_baseline", "scale": scale, "num_blocks": 4, "features": 32,
+      "name": "edsr_bicubic_baseline", "scale": scale, "num_blocks": 4, "features": 32,
       "dtype": "float32", "conv_lowering": "auto"})
   # LR frames are made from the HR crops on device (`jaxres.tasks.degradation`).
   c.task = ml_collections.ConfigDict({"scale": scale, "loss": "l1", "blur_sigma": 0.0,

@@ -1,4 +1,5 @@
-"""Import weights from other libraries (torchvision, PyTorchVideo) and save/load jaxres variables.
+"""Import weights from other libraries (torchvision, PyTorchVideo, BasicSR/mmagic) and save/load
+jaxres variables.
 
 Example:
   >>> from jaxres.convert import from_torchvision, save_variables, load_variables
@@ -7,6 +8,8 @@ Example:
   >>> variables = from_pytorchvideo(load_torch_state_dict("SLOW_8x8_R50.pyth"), "slow_r50")
 """
 
+from jaxres.convert import basicsr
+from jaxres.convert.basicsr import from_basicsr, model_fields
 from jaxres.convert.files import (UnreadableWeightsError, load_torch_state_dict, load_variables,
                                   save_variables)
 from jaxres.convert.pytorchvideo import CONVERTERS, from_pytorchvideo, pytorchvideo_archs

@@ -71,7 +71,7 @@ class UnreadableWeightsError(ValueError):
 
 def load_torch_state_dict(path: str) -> dict[str, Any]:
   """Reads a PyTorch state dict: a `.pth` holding one, or a checkpoint holding it under
-  `model_state` (PyTorchVideo's / PySlowFast's `.pyth`) or `state_dict`.
+  `model_state` (PyTorchVideo's / PySlowFast's `.pyth`), `state_dict` (mmagic) or `params` (BasicSR).
 
   Only tensors and plain containers are unpickled (`torch.load(..., weights_only=True)`): a whole
   pickled model would run arbitrary code when loaded, so it is refused. Needs torch.
@@ -107,13 +107,13 @@ def load_torch_state_dict(path: str) -> dict[str, Any]:
     reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
     raise UnreadableWeightsError(f"cannot read {path!r} as a PyTorch file: {reason}") from None
   if isinstance(loaded, dict):
-    for key in ("model_state", "state_dict"):
+    for key in ("model_state", "state_dict", "params", "params_ema"):
       if isinstance(loaded.get(key), dict):
         return loaded[key]
     if loaded and all(hasattr(v, "shape") for v in loaded.values()):
       return loaded
   raise UnreadableWeightsError(
-      f"{path!r} holds no state dict (a dict of tensors, or one under 'model_state' or "
-      f"'state_dict'); found {type(loaded).__name__}"
+      f"{path!r} holds no state dict (a dict of tensors, or one under 'model_state', "
+      f"'state_dict', 'params' or 'params_ema'); found {type(loaded).__name__}"
       + (f" with keys {', '.join(map(str, list(loaded)[:8]))}" if isinstance(loaded, dict) else "")
       + ".")

@@ -13,5 +13,10 @@ from jaxres.models.macs import count_macs, count_params
 from jaxres.models.norm import BatchNorm
 from jaxres.models.registry import ModelSpec, get, names, register, spec
 from jaxres.models.resnet import ResNet, cifar_resnet
-from jaxres.models.sr import EDSR, VDSR, RecurrentVSR, bicubic_upsample, pixel_shuffle
+from jaxres.models.basicvsr import BasicVSR
+from jaxres.models.basicvsrpp import BasicVSRPlusPlus
+from jaxres.models.iconvsr import IconVSR
+from jaxres.models.spynet import SpyNet
+from jaxres.models.sr import (EDSR, VDSR, BicubicEDSR, RecurrentVSR, bicubic_upsample,
+                             pixel_shuffle)
 from jaxres.models.video import VideoResNet

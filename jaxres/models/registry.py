@@ -7,7 +7,8 @@ from typing import Callable
 
 import flax.linen as nn
 
-from jaxres.models import pytorchvideo_resnet, resnet, slowfast, sr, video
+from jaxres.models import (basicvsr, basicvsrpp, iconvsr, pytorchvideo_resnet, resnet, slowfast, sr,
+                           video)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,7 +104,12 @@ for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
 for _name in ("resnet18", "resnet50"):
   register(f"tsn_{_name}", getattr(resnet, _name), input_rank=5)
 # Super-resolution (jaxres.models.sr): image networks take [B,H,W,3] and also run per frame on clips.
-for _name in ("edsr_baseline", "edsr", "edsr_tiny", "vdsr", "vdsr_tiny"):
+for _name in ("edsr_baseline", "edsr", "edsr_bicubic_baseline", "edsr_bicubic", "edsr_bicubic_tiny",
+              "vdsr", "vdsr_tiny"):
   register(_name, getattr(sr, _name), input_rank=4, task="super_resolution")
-for _name in ("basicvsr", "basicvsr_tiny"):
+for _name in ("recurrent_vsr", "recurrent_vsr_tiny"):
   register(_name, getattr(sr, _name), input_rank=5, task="super_resolution")
+# Video SR exact to BasicSR 1.4.2 (x4 only).
+register("basicvsr", basicvsr.BasicVSR, input_rank=5, task="super_resolution")
+register("basicvsrpp", basicvsrpp.BasicVSRPlusPlus, input_rank=5, task="super_resolution")
+register("iconvsr", iconvsr.IconVSR, input_rank=5, task="super_resolution")

@@ -1,20 +1,25 @@
-"""Residual super-resolution networks: EDSR, VDSR and a bidirectional recurrent video network.
+"""Super-resolution networks: EDSR (BasicSR's and a bicubic-skip variant), VDSR, a recurrent VSR.
 
-Every network predicts a residual that is added to the bicubic upsampling of its input, so an
-untrained network (its last convolution starts at zero) already returns the bicubic image. Inputs
-are low-resolution RGB in [0, 1]; outputs are float32 `[..., scale*h, scale*w, 3]`, not clipped
-(clip before quantising).
+Inputs are low-resolution RGB in [0, 1]; outputs are float32 `[..., scale*h, scale*w, 3]`, not
+clipped (clip before quantising). The video networks exact to BasicSR live in
+`jaxres.models.basicvsr` and `jaxres.models.basicvsrpp`.
 
-- `EDSR` (Lim et al. 2017): per-frame; residual blocks without BatchNorm at LR resolution, then
-  pixel shuffle. `edsr_baseline` (16 blocks x 64, no residual scaling; 1,517,571 parameters at x4)
+- `EDSR` (Lim et al. 2017), exact to BasicSR 1.4.2's `EDSR`: per-frame; mean shift at
+  `img_range=255`, residual blocks without BatchNorm at LR resolution, then pixel shuffle; no
+  bicubic skip. `edsr_baseline` (16 blocks x 64, no residual scaling; 1,517,571 parameters at x4)
   and `edsr` (32 x 256, residual scaling 0.1; 43,089,923 at x4).
+- `BicubicEDSR` (jaxres' variant): the same body predicting a residual added to the bicubic
+  upsampling of the input, its last conv starting at zero, so an untrained network already returns
+  the bicubic image. `edsr_bicubic_baseline`, `edsr_bicubic` (same sizes as above), `edsr_bicubic_tiny`.
 - `VDSR` (Kim et al. 2016): per-frame; 20 plain 3x3 convolutions at HR resolution on the bicubic
   upsampling, the global skip adds it back. Works at HR, so it has no pixel shuffle and the same
   parameters (668,227) for every scale.
-- `RecurrentVSR` (in the spirit of BasicVSR, Chan et al. 2021): clips only; a backward then a
-  forward pass propagate a hidden feature map across frames, each step fusing the current frame with
-  the propagated features through residual blocks; the two directions are fused per frame and
-  upsampled by pixel shuffle.
+- `RecurrentVSR` (jaxres' own, in the spirit of BasicVSR; `recurrent_vsr`): clips only; a backward
+  then a forward pass propagate a hidden feature map across frames, each step fusing the current
+  frame with the propagated features through residual blocks; the two directions are fused per
+  frame, upsampled by pixel shuffle and added to the bicubic upsampling. Unlike BasicSR's BasicVSR
+  it supports x2/x3/x4, starts from the bicubic image (zero tail) and learns its small flow network
+  from the SR loss alone instead of a pretrained SPyNet: a cheap model to train from scratch.
 
 Image models (`EDSR`, `VDSR`) take `[B, H, W, 3]` and also clips `[B, T, H, W, 3]`, which they
 treat as B*T independent frames.
@@ -32,7 +37,7 @@ clamping. It learns from the SR loss alone (no flow supervision), as BasicVSR fi
 `align="none"` drops it (implicit alignment by the convolutions).
 
 Example:
-  >>> model = edsr_baseline(scale=4)
+  >>> model = edsr_bicubic_baseline(scale=4)
   >>> lr = jnp.zeros((1, 32, 32, 3))
   >>> variables = model.init(jax.random.key(0), lr, train=False)
   >>> model.apply(variables, lr, train=False).shape
@@ -49,6 +54,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxres.models.blocks import ModuleDef
+from jaxres.models.sampling import flow_warp
 
 SCALES = (2, 3, 4)
 
@@ -164,10 +170,62 @@ def _conv_factory(dtype, param_dtype) -> ModuleDef:
 
 
 class EDSR(nn.Module):
-  """EDSR: head conv -> residual blocks -> conv (+ long skip) -> pixel-shuffle upsampler -> conv.
+  """EDSR exact to BasicSR's `EDSR`: mean shift -> head conv -> residual blocks -> conv (+ long
+  skip) -> pixel-shuffle upsampler -> conv -> mean shift back.
 
-  The output is the bicubic upsampling of the input plus this prediction (the original EDSR
-  subtracts the dataset mean instead; with the bicubic skip no mean is needed).
+  The input is shifted by the RGB mean and scaled to [0, `img_range`] before the network and
+  back after it, as BasicSR does (`(x - mean) * img_range`, output `y / img_range + mean`); there
+  is no bicubic skip. Parameter names follow BasicSR's (`conv_first`, `body{i}`, `conv_after_body`,
+  `upsample`, `conv_last`), so `jaxres.convert.from_basicsr(state_dict, "edsr")` fills them.
+
+  Attributes:
+    scale: 2, 3 or 4.
+    num_blocks: residual blocks (`num_block`).
+    features: width (`num_feat`).
+    res_scale: residual scaling in the blocks.
+    img_range: the range the network works in (255, BasicSR's default).
+    rgb_mean: the mean subtracted (DIV2K's, BasicSR's default).
+    dtype: compute dtype; the output is float32.
+    param_dtype: parameter dtype.
+  """
+
+  scale: int = 4
+  num_blocks: int = 16
+  features: int = 64
+  res_scale: float = 1.0
+  img_range: float = 255.0
+  rgb_mean: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
+    del train  # no dropout or normalisation
+    _check_scale(self.scale)
+    conv = _conv_factory(self.dtype, self.param_dtype)
+    mean = jnp.asarray(self.rgb_mean, jnp.float32)
+
+    def network(x):
+      h = conv(self.features, name="conv_first")(
+          ((jnp.asarray(x, jnp.float32) - mean) * self.img_range).astype(self.dtype))
+      y = h
+      for i in range(self.num_blocks):
+        y = ResidualBlock(conv, res_scale=self.res_scale, name=f"body{i}")(y)
+      y = conv(self.features, name="conv_after_body")(y) + h
+      y = Upsampler(self.scale, conv, name="upsample")(y)
+      y = conv(3, name="conv_last")(y)
+      return y.astype(jnp.float32) / self.img_range + mean
+
+    return _per_frame(network, x)
+
+
+class BicubicEDSR(nn.Module):
+  """EDSR on a bicubic skip (jaxres' variant): head conv -> residual blocks -> conv (+ long skip)
+  -> pixel-shuffle upsampler -> conv, added to the bicubic upsampling of the input.
+
+  Unlike BasicSR's `EDSR` (the reference, `EDSR` above) there is no mean shift or `img_range`, and
+  the last conv starts at zero, so an untrained network returns the bicubic image and learns only
+  the residual. Same parameter count as `EDSR`.
 
   Attributes:
     scale: 2, 3 or 4.
@@ -238,43 +296,6 @@ class VDSR(nn.Module):
     return _per_frame(network, x)
 
 
-def flow_warp(x: jax.Array, flow: jax.Array) -> jax.Array:
-  """Bilinear backward warp: `out[y, x] = x[y + flow_y, x + flow_x]`, coordinates clamped to the edge.
-
-  Args:
-    x: `[B, H, W, C]` features.
-    flow: `[B, H, W, 2]` displacement in pixels, (dx, dy) order.
-
-  Returns:
-    The warped `[B, H, W, C]`.
-
-  Example:
-    >>> flow_warp(feats, jnp.zeros(feats.shape[:-1] + (2,)))  # identity
-  """
-  b, h, w, c = x.shape
-  gy, gx = jnp.meshgrid(jnp.arange(h, dtype=flow.dtype), jnp.arange(w, dtype=flow.dtype),
-                        indexing="ij")
-  sx = jnp.clip(gx + flow[..., 0], 0, w - 1)
-  sy = jnp.clip(gy + flow[..., 1], 0, h - 1)
-  x0 = jnp.clip(jnp.floor(sx), 0, w - 2 if w > 1 else 0)
-  y0 = jnp.clip(jnp.floor(sy), 0, h - 2 if h > 1 else 0)
-  wx = (sx - x0)[..., None].astype(x.dtype)
-  wy = (sy - y0)[..., None].astype(x.dtype)
-  x0 = x0.astype(jnp.int32)
-  y0 = y0.astype(jnp.int32)
-  x1 = jnp.minimum(x0 + 1, w - 1)
-  y1 = jnp.minimum(y0 + 1, h - 1)
-  flat = x.reshape(b, h * w, c)
-
-  def gather(yy, xx):
-    idx = (yy * w + xx).reshape(b, h * w, 1)
-    return jnp.take_along_axis(flat, idx, axis=1).reshape(b, h, w, c)
-
-  top = gather(y0, x0) * (1 - wx) + gather(y0, x1) * wx
-  bottom = gather(y1, x0) * (1 - wx) + gather(y1, x1) * wx
-  return top * (1 - wy) + bottom * wy
-
-
 class FlowEstimator(nn.Module):
   """A small CNN from two frames `[B, h, w, 6]` to a flow `[B, h, w, 2]` (zero at initialisation)."""
 
@@ -311,7 +332,7 @@ class PropagationCell(nn.Module):
     if self.align == "flow":
       pair = jnp.concatenate([frame, neighbour.astype(hidden.dtype)], axis=-1)
       flow = FlowEstimator(conv=self.conv, name="flow")(pair)
-      hidden = flow_warp(hidden, flow.astype(jnp.float32))
+      hidden = flow_warp(hidden, flow.astype(jnp.float32), padding="border")
     y = nn.leaky_relu(self.conv(self.features, name="fuse")(jnp.concatenate([frame, hidden], -1)),
                       0.1)
     for i in range(self.num_blocks):
@@ -396,8 +417,10 @@ class RecurrentVSR(nn.Module):
 
 edsr_baseline = functools.partial(EDSR, num_blocks=16, features=64, res_scale=1.0)
 edsr = functools.partial(EDSR, num_blocks=32, features=256, res_scale=0.1)
-edsr_tiny = functools.partial(EDSR, num_blocks=2, features=16)
+edsr_bicubic_baseline = functools.partial(BicubicEDSR, num_blocks=16, features=64, res_scale=1.0)
+edsr_bicubic = functools.partial(BicubicEDSR, num_blocks=32, features=256, res_scale=0.1)
+edsr_bicubic_tiny = functools.partial(BicubicEDSR, num_blocks=2, features=16)
 vdsr = functools.partial(VDSR, depth=20, features=64)
 vdsr_tiny = functools.partial(VDSR, depth=4, features=16)
-basicvsr = functools.partial(RecurrentVSR, features=64, num_blocks=30)
-basicvsr_tiny = functools.partial(RecurrentVSR, features=16, num_blocks=1)
+recurrent_vsr = functools.partial(RecurrentVSR, features=64, num_blocks=30)
+recurrent_vsr_tiny = functools.partial(RecurrentVSR, features=16, num_blocks=1)

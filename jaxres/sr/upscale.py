@@ -20,7 +20,7 @@ Exactness: for per-frame models chunking is exact, and tiling is exact (to float
 recurrent model's output at a frame depends on the whole clip, so chunks are approximate at their
 edges: the error decays with `overlap` as the propagated hidden state forgets, and is zero (< 1e-5)
 when a window covers the whole video (`tests/test_sr_upscale.py` checks both). Measured on a
-trained `basicvsr` (24 features, 2 blocks, x2, 800 steps on generated footage), 24 frames in chunks
+trained `recurrent_vsr` (24 features, 2 blocks, x2, 800 steps on generated footage), 24 frames in chunks
 of 8, output in [0, 1]: max |chunked - whole| 5.3e-2 / 3.1e-2 / 1.8e-2 / 8.2e-3 with overlap
 0 / 1 / 2 / 4 (means 2.5e-3 / 1.2e-3 / 6.3e-4 / 1.6e-4); 8.2e-3 is about two 8-bit levels at
 the worst pixel. Raise `overlap` for more (the cost is `(chunk + 2 overlap) / chunk`). The same

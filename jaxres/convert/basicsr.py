@@ -1,0 +1,234 @@
+"""BasicSR / mmagic `state_dict` -> jaxres variables for the SR networks exact to BasicSR.
+
+BasicSR saves `{"params": state_dict}` (sometimes `params_ema`), mmagic/mmedit
+`{"state_dict": ...}` with a `generator.` prefix on every key; both are accepted, as is a bare state
+dict. mmagic's own layer names for BasicVSR and BasicVSR++ (SPyNet convs inside mmcv ConvModules,
+`*_resblocks`, `upsample{1,2}.upsample_conv`) map to the same parameters; its IconVSR names are not
+mapped. Torch tensors are read through `.numpy()`, so this module does not import torch.
+
+Example:
+  >>> checkpoint = torch.load("BasicVSR_REDS4.pth", map_location="cpu", weights_only=True)
+  >>> variables = from_basicsr(checkpoint, "basicvsr")
+  >>> jaxres.models.get("basicvsr").apply(variables, clip, train=False)
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping
+
+import flax
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxres import models
+from jaxres.convert.state_dict import ConversionError, to_numpy as _to_numpy
+from jaxres.models.spynet import SpyNet
+
+
+def _sequential(m: re.Match, group: int, step: int = 2) -> str:
+  return str(int(m[group]) // step)
+
+
+# torch module path -> jaxres module path. Sub-patterns shared by the networks below.
+_SPYNET = [(r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)$",
+            lambda m: f"spynet/basic_module_{m[1]}/conv_{_sequential(m, 2)}")]
+_TRUNK = [(r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.0$", lambda m: f"{m[1].replace('.', '_')}/conv_in"),
+          (r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.2\.(\d+)\.(conv[12])$",
+           lambda m: f"{m[1].replace('.', '_')}/block{m[2]}/{m[3]}")]
+_HEAD = [(r"^(upconv1|upconv2|conv_hr|conv_last)$", r"upsample/\1")]
+# mmagic's names for the same layers (BasicVSRNet, BasicVSRPlusPlusNet): SPyNet convs in mmcv
+# ConvModules (no separate ReLU entries), trunks called *_resblocks, upconvs in PixelShufflePacks.
+_MMAGIC = [
+    (r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)\.conv$",
+     r"spynet/basic_module_\1/conv_\2"),
+    (r"^(backward|forward)_resblocks\.main\.0$", r"\1_trunk/conv_in"),
+    (r"^(backward|forward)_resblocks\.main\.2\.(\d+)\.(conv[12])$", r"\1_trunk/block\2/\3"),
+    (r"^upsample([12])\.upsample_conv$", r"upsample/upconv\1"),
+]
+_RULES = {
+    "edsr": [(r"^conv_first$", "conv_first"), (r"^body\.(\d+)\.(conv[12])$", r"body\1/\2"),
+             (r"^conv_after_body$", "conv_after_body"),
+             (r"^upsample\.(\d)$", lambda m: f"upsample/conv{_sequential(m, 1)}"),
+             (r"^conv_last$", "conv_last")],
+    "basicvsr": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [(r"^fusion$", "fusion")],
+    "basicvsrpp": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [
+        (r"^deform_align\.(\w+)$", r"deform_align_\1"),
+        (r"^deform_align\.(\w+)\.conv_offset\.(\d)$",
+         lambda m: f"deform_align_{m[1]}/conv_offset_{_sequential(m, 2)}")],
+}
+_RULES["iconvsr"] = [
+    (r"^edvr\.(conv_first|conv_l[23]_[12])$", r"edvr/\1"),
+    (r"^edvr\.feature_extraction\.(\d+)\.(conv[12])$", r"edvr/feature_extraction\1/\2"),
+    (r"^edvr\.pcd_align\.(offset_conv[123]|dcn_pack|feat_conv)\.(l[123])$", r"edvr/pcd_align/\1_\2"),
+    (r"^edvr\.pcd_align\.dcn_pack\.(l[123])\.conv_offset$", r"edvr/pcd_align/dcn_pack_\1/conv_offset"),
+    (r"^edvr\.pcd_align\.(cas_offset_conv[12]|cas_dcnpack)$", r"edvr/pcd_align/\1"),
+    (r"^edvr\.pcd_align\.cas_dcnpack\.conv_offset$", "edvr/pcd_align/cas_dcnpack/conv_offset"),
+    (r"^edvr\.fusion\.(\w+)$", r"edvr/fusion/\1"),
+    (r"^(backward_fusion|forward_fusion)$", r"\1"),
+] + _SPYNET + _TRUNK + _HEAD
+# SPyNet alone: BasicSR's pretrained flow weights (spynet_sintel_final-3d2a1287.pth), with which
+# BasicSR initialises the video models before training; from_basicsr(..., "spynet") gives the
+# subtree for `variables["params"]["spynet"]`.
+_RULES["spynet"] = [(r"^basic_module\.(\d)\.basic_module\.(\d)$",
+                     lambda m: f"basic_module_{m[1]}/conv_{_sequential(m, 2)}"),
+                    (r"^basic_module\.(\d)\.basic_module\.(\d)\.conv$", r"basic_module_\1/conv_\2")]
+_ARCH = {"edsr_baseline": "edsr", "edsr": "edsr", "basicvsr": "basicvsr",
+         "basicvsrpp": "basicvsrpp", "iconvsr": "iconvsr", "spynet": "spynet"}
+ARCHS = tuple(sorted(_ARCH))
+
+
+def _state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+  """The state dict inside a BasicSR / mmagic checkpoint, prefixes stripped."""
+  for key in ("params", "params_ema", "state_dict"):
+    if key in checkpoint and isinstance(checkpoint[key], Mapping):
+      checkpoint = checkpoint[key]
+      break
+  keys = list(checkpoint)
+  if keys and all(k.startswith("generator.") for k in keys):  # mmagic / mmedit
+    checkpoint = {k[len("generator."):]: v for k, v in checkpoint.items()}
+  return {k[len("module."):] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
+
+
+def _edsr_scale(arrays: Mapping[str, np.ndarray]) -> int:
+  ups = sorted(k for k in arrays if re.match(r"^upsample\.\d+\.weight$", k))
+  if not ups:
+    raise ConversionError("The state dict has no 'upsample.0.weight'; is it a BasicSR EDSR?")
+  if len(ups) == 2:
+    return 4
+  ratio = arrays[ups[0]].shape[0] // arrays[ups[0]].shape[1]
+  if ratio not in (4, 9):
+    raise ConversionError(f"EDSR upsampler {ups[0]} has shape {tuple(arrays[ups[0]].shape)}: "
+                          "not a x2, x3 or x4 pixel-shuffle stage.")
+  return {4: 2, 9: 3}[ratio]
+
+
+def _target(torch_key: str, rules) -> str | None:
+  module_path, _, leaf = torch_key.rpartition(".")
+  for pattern, replacement in rules:
+    m = re.match(pattern, module_path)
+    if m:
+      path = replacement(m) if callable(replacement) else m.expand(replacement)
+      break
+  else:
+    return None
+  return {"weight": f"{path}/kernel", "bias": f"{path}/bias"}.get(leaf)
+
+
+def _expected(arch: str, arrays: Mapping[str, np.ndarray]) -> Any:
+  """The parameter tree (shapes only) of the jaxres model the state dict should fill."""
+  family = _ARCH[arch]
+  if family == "spynet":
+    frames = jax.ShapeDtypeStruct((1, 8, 8, 3), jnp.float32)
+    return jax.eval_shape(lambda a: SpyNet().init(jax.random.key(0), a, a), frames)["params"]
+  fields = model_fields(arrays, arch)
+  model = models.get(arch, **fields)
+  frames = 2 * fields.get("temporal_padding", 0) + 1 if family == "iconvsr" else 2
+  shape = (1, frames, 8, 8, 3) if family != "edsr" else (1, 8, 8, 3)
+  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
+                        jax.ShapeDtypeStruct(shape, jnp.float32))["params"]
+
+
+def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
+                 ) -> dict[str, Any]:
+  """Converts a BasicSR (or mmagic) checkpoint of `arch` into jaxres variables.
+
+  Every key must map to a jaxres parameter of the right shape and every jaxres parameter must be
+  filled; otherwise a `ConversionError` lists the unknown keys, the missing parameters and the shape
+  mismatches by name. Buffers that BasicSR recomputes (SpyNet's `mean`/`std`) are skipped. EDSR's
+  width, depth and scale are read from the weights; BasicVSR's and BasicVSR++'s width and depth too.
+
+  Args:
+    checkpoint: `torch.load(path)` of a BasicSR checkpoint (`{"params": ...}`), an mmagic one
+      (`{"state_dict": {"generator.…": ...}}`) or a bare state dict; torch tensors or numpy arrays.
+    arch: the jaxres model name, one of `ARCHS`; "spynet" for BasicSR's pretrained SPyNet alone.
+    dtype: dtype of the returned arrays.
+
+  Returns:
+    `{"params": ...}` of numpy arrays, ready for `jaxres.models.get(arch, **fields).apply`, where
+    `fields = model_fields(checkpoint, arch)`; for "spynet", the tree to put under
+    `variables["params"]["spynet"]` of a video model (as BasicSR starts training from it).
+
+  Example:
+    >>> variables = from_basicsr(torch.load("EDSR_Mx4.pth", weights_only=True), "edsr_baseline")
+  """
+  if arch not in _ARCH:
+    raise ConversionError(f"No BasicSR layout known for {arch!r}; convertible: {', '.join(ARCHS)}.")
+  family = _ARCH[arch]
+  arrays = {k: _to_numpy(v) for k, v in _state_dict(checkpoint).items()
+            if not re.search(r"(^|spynet\.)(mean|std)$", k)}
+  expected = flax.traverse_util.flatten_dict(flax.core.unfreeze(_expected(arch, arrays)), sep="/")
+
+  converted, unknown, mismatched = {}, [], []
+  for key, value in arrays.items():
+    path = _target(key, _RULES[family])
+    if path is None or path not in expected:
+      unknown.append(key)
+      continue
+    if path.endswith("/kernel"):
+      value = np.transpose(value, tuple(range(2, value.ndim)) + (1, 0))  # [O, I, kh, kw] -> HWIO
+    want = expected[path].shape
+    if value.shape != want:
+      mismatched.append(f"{key} {tuple(value.shape)} -> params/{path} {tuple(want)}")
+      continue
+    converted[path] = value.astype(dtype)
+  missing = [f"params/{path}" for path in expected if path not in converted]
+  if unknown or missing or mismatched:
+    lines = [f"Cannot convert this state dict to {arch}:"]
+    for title, items in (("unknown keys", unknown), ("missing parameters", missing),
+                         ("shape mismatches", mismatched)):
+      if items:
+        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
+    raise ConversionError("\n".join(lines))
+  return {"params": flax.traverse_util.unflatten_dict(converted, sep="/")}
+
+
+def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
+  """The model fields (scale, width, depth) a BasicSR checkpoint of `arch` was built with.
+
+  Args:
+    checkpoint: as for `from_basicsr`.
+    arch: one of `ARCHS`.
+
+  Returns:
+    Keyword arguments for `jaxres.models.get(arch, ...)`, e.g. `{"scale": 4, "features": 64,
+    "num_blocks": 16}`.
+
+  Example:
+    >>> model = jaxres.models.get("edsr", **model_fields(checkpoint, "edsr"))
+  """
+  if arch not in _ARCH:
+    raise ConversionError(f"No BasicSR layout known for {arch!r}; convertible: {', '.join(ARCHS)}.")
+  arrays = _state_dict(checkpoint)
+  family = _ARCH[arch]
+
+  def count(pattern):
+    return len({m[1] for k in arrays for m in [re.match(pattern, k)] if m})
+
+  def width(key):
+    if key not in arrays:
+      raise ConversionError(f"The state dict has no {key!r}; is it a BasicSR {arch}?")
+    return int(arrays[key].shape[0])
+
+  if family == "spynet":
+    return {}
+  if family == "edsr":
+    return {"scale": _edsr_scale(arrays), "features": width("conv_first.weight"),
+            "num_blocks": count(r"^body\.(\d+)\.conv1\.weight$")}
+  if family == "basicvsrpp":
+    if "deform_align.backward_1.weight" not in arrays:
+      raise ConversionError(
+          "The state dict has no 'deform_align.*' weights: it is BasicSR's BasicVSRPlusPlus built "
+          "without CUDA, which leaves the deformable alignment out (another network); build it "
+          "where torch.cuda.is_available() is True (or patch that) and save again.")
+    return {"features": width("feat_extract.main.0.weight"),
+            "num_blocks": count(r"^backbone\.backward_1\.main\.2\.(\d+)\.conv1\.weight$")}
+  if family == "iconvsr":
+    features = width("backward_fusion.weight")
+    frames = int(arrays.get("edvr.fusion.feat_fusion.weight", np.zeros((0, 5 * features))).shape[1])
+    return {"features": features,
+            "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$"),
+            "temporal_padding": (frames // features - 1) // 2}
+  return {"features": width("fusion.weight"),
+          "num_blocks": count(r"^backward_(?:trunk|resblocks)\.main\.2\.(\d+)\.conv1\.weight$")}
