@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("jaxres.commands.eval", "evaluate a run's checkpoint on its config's eval data"),
     "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
     "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
+    "predict": ("jaxres.commands.predict", "classify video files with a trained model (top-k classes)"),
 }
 
 

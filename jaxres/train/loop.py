@@ -66,15 +66,16 @@ def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
   return train, evaluate
 
 
-def check_data(config, engine, task, *, uses_data_config: bool = True) -> None:
+def check_data(config, engine, task, *, uses_data_config: bool = True):
   """`jaxres.train.checks.check_config` against the devices and, when `config.data` feeds the
-  run, against what the data holds."""
+  run, against what the data holds; returns the data's `DatasetInfo` (None without one)."""
   info = None
   if uses_data_config and not config.synthetic_data:
     from jaxres.data import pipeline
     info = pipeline.dataset_info(config.data)
   check_config(config, task, info=info, uses_data_config=uses_data_config,
                num_devices=getattr(engine, "num_devices", 1), num_processes=jax.process_count())
+  return info
 
 
 def model_input_shape(task, batch) -> tuple[int, ...]:
@@ -190,20 +191,21 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   """
   started = time.time()
   engine, model, task = build_engine(config)
-  check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
+  info = check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
   os.makedirs(workdir, exist_ok=True)
   if train_data is None or eval_data is None:
     make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
     train_data, eval_data = train_data or make[0], eval_data or make[1]
   # Process 0 writes the run folder's files, so its lock covers the run on every host.
   with lock_run(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
-    summary = _train(config, workdir, engine, model, task, train_data, eval_data, stop)
+    summary = _train(config, workdir, engine, model, task, train_data, eval_data, stop,
+                     class_names=info.class_names if info is not None else None)
   summary["wall_time_s"] = time.time() - started
   return summary
 
 
 def _train(config, workdir, engine, model, task, train_data: TrainData, eval_data: EvalData,
-           stop: Optional[StopRequest]) -> dict[str, Any]:
+           stop: Optional[StopRequest], class_names=None) -> dict[str, Any]:
   """`train_and_evaluate` once the config is checked and the run folder locked."""
   c = config.checkpoint
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.keep, keep_best=c.keep_best,
@@ -235,6 +237,9 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     raise
   if jax.process_index() == 0:  # only once the checkpoints fit it: what `jaxres upscale` / `eval`
     save_config(config, workdir)  # rebuild the model from, so it must match them
+    if class_names:  # `jaxres predict` names the classes with them
+      from jaxres.data.sources import write_class_names
+      write_class_names(workdir, class_names)
   writer.truncate_after(start_step)  # the steps after it run (and log) again
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
 
