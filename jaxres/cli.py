@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
     "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
     "predict": ("jaxres.commands.predict", "classify video files with a trained model (top-k classes)"),
+    "export": ("jaxres.commands.export", "export a trained model for serving (jax.export, TF SavedModel)"),
 }
 
 

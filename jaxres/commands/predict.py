@@ -17,9 +17,7 @@ import json
 import os
 import sys
 
-
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-  """Keeps the description's lines and shows every default."""
+from jaxres.commands.help import HelpFormatter
 
 
 def main(argv: list[str]) -> int:
