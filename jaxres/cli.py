@@ -11,7 +11,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
+import tempfile
 
 from jaxres import host_memory
 
@@ -37,6 +40,42 @@ EXTRA_MODULES = {
 }
 
 
+# Commands whose work imports TensorFlow (the input pipeline, video decoding, checkpoints).
+TF_COMMANDS = ("train", "eval", "prepare", "upscale", "predict", "export")
+
+
+def quiet_tensorflow_startup() -> None:
+  """Imports TensorFlow with its start-up lines kept out of the output.
+
+  TensorFlow's C++ side prints through absl before any logging is set up (the
+  "All log messages before absl::InitializeLog()" warning, oneDNN and CPU-feature notes), which
+  `TF_CPP_MIN_LOG_LEVEL` no longer silences; so the import runs with file descriptor 2 pointing at
+  a temporary file, which is replayed only if the import fails. `TF_CPP_MIN_LOG_LEVEL=2` (unless
+  set) keeps later info and warning lines out too. Does nothing when TensorFlow is not installed.
+  `jaxres COMMAND --verbose` skips all this.
+
+  Example:
+    >>> quiet_tensorflow_startup()   # before anything imports tensorflow
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      importlib.import_module("tensorflow")
+    except BaseException:
+      os.dup2(saved, 2)
+      captured.seek(0)
+      sys.stderr.write(captured.read().decode(errors="replace"))
+      raise
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
 def _usage() -> str:
   lines = ["usage: jaxres COMMAND [ARGS...]", "", "commands:"]
   width = max(len(name) for name in COMMANDS)
@@ -56,6 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jaxres: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
     return 2
   try:
+    if name in TF_COMMANDS and "--verbose" not in rest:
+      quiet_tensorflow_startup()
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
   except ModuleNotFoundError as error:

@@ -37,6 +37,7 @@ def test_fixed_batch_export_gives_the_live_logits_and_refuses_other_batches(tiny
     export.load_exported(str(tmp_path / "nothing"))
 
 
+@pytest.mark.slow  # compiles the bfloat16 program twice
 def test_bfloat16_export_computes_in_bfloat16(tiny, tmp_path):
   model, variables, x = tiny
   export.export_model(model, variables, str(tmp_path), input_shape=(4, 16, 16, 3), batch=None,

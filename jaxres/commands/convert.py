@@ -10,12 +10,13 @@ import argparse
 import pickle
 import sys
 
+from jaxres.commands.help import HelpFormatter
 from jaxres.convert import ARCHS, ConversionError, from_torchvision, save_variables
 
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      prog="jaxres convert",
+      prog="jaxres convert", formatter_class=HelpFormatter,
       description="Convert a torchvision ResNet state_dict (.pth) to jaxres variables: a .msgpack "
                   "file if OUT ends with .msgpack, otherwise an orbax checkpoint folder.")
   parser.add_argument("weights", help="a .pth file holding a state_dict, as written by "
