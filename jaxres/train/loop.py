@@ -33,7 +33,7 @@ from jaxres.train.checks import check_config
 from jaxres.train.checkpoint import Checkpointer
 from jaxres.train.preemption import StopRequest
 from jaxres.train.run import lock_run, save_config
-from jaxres.train.writers import MetricWriter, plot_curves
+from jaxres.train.writers import MetricWriter, flat_hparams, plot_curves
 
 log = logging.getLogger("jaxres.train")
 
@@ -106,8 +106,8 @@ def synthetic_data(config) -> tuple[TrainData, EvalData]:
                                     eval=True))
 
 
-def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = -1
-             ) -> dict[str, float]:
+def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = -1,
+             record: Optional[dict] = None) -> dict[str, float]:
   """One pass of `engine.eval_step` over `batches`, reduced by `task.aggregate`.
 
   Args:
@@ -116,6 +116,8 @@ def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = 
     state: the engine-layout state.
     batches: eval batches (`"mask"` marks padding).
     max_batches: stop after this many (-1: all).
+    record: if given, receives `"values"` (the per-example eval values, on the host) and
+      `"first_batch"` (for pictures of the evaluation).
 
   Returns:
     The task's aggregate metrics (for classification `accuracy`, `loss`, `video_accuracy`).
@@ -127,7 +129,11 @@ def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = 
   for i, batch in enumerate(batches):
     if 0 <= max_batches <= i:
       break
+    if record is not None and i == 0:
+      record["first_batch"] = batch
     values.append(jax.tree.map(np.asarray, engine.eval_step(state, engine.put_batch(batch))))
+  if record is not None:
+    record["values"] = values
   return task.aggregate(values)
 
 
@@ -241,6 +247,11 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
       from jaxres.data.sources import write_class_names
       write_class_names(workdir, class_names)
   writer.truncate_after(start_step)  # the steps after it run (and log) again
+  pictures = None
+  if config.tensorboard and writer.enabled:  # hparams, confusion matrix / SR crops at each eval
+    from jaxres.train.pictures import EvalPictures
+    writer.write_hparams(flat_hparams(config), text=f"```\n{config.to_json_best_effort(indent=2)}\n```")
+    pictures = EvalPictures(task, model, class_names=class_names)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
@@ -283,8 +294,13 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
 
         eval_metrics = None
         if step == total or (config.eval_every_steps and step % config.eval_every_steps == 0):
-          eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps)
+          record = {} if pictures is not None else None
+          eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps,
+                                  record=record)
           writer.write(step, {**eval_metrics, **SKIPPED.metrics()}, split="eval")
+          if pictures is not None:
+            writer.write_images(step, pictures(record.get("values", []), record.get("first_batch"),
+                                               engine.to_global(state).variables), split="eval")
           summary["eval"] = eval_metrics
           progress.write(f"step {step}: eval " + ", ".join(
               f"{k} {v:.4f}" for k, v in eval_metrics.items() if not k.startswith("num_")))
