@@ -51,14 +51,18 @@ def quiet_tensorflow_startup() -> None:
   "All log messages before absl::InitializeLog()" warning, oneDNN and CPU-feature notes), which
   `TF_CPP_MIN_LOG_LEVEL` no longer silences; so the import runs with file descriptor 2 pointing at
   a temporary file, which is replayed only if the import fails. `TF_CPP_MIN_LOG_LEVEL=2` (unless
-  set) keeps later info and warning lines out too. Does nothing when TensorFlow is not installed.
+  set) keeps later info and warning lines out too. Does nothing when TensorFlow is not installed
+  (or cannot be imported: the command's own import then names what is missing).
   `jaxres COMMAND --verbose` skips all this.
 
   Example:
     >>> quiet_tensorflow_startup()   # before anything imports tensorflow
   """
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+  try:
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+      return
+  except ImportError:  # not installed (or hidden): the command's own imports say what to install
     return
   sys.stderr.flush()
   saved = os.dup(2)
@@ -66,11 +70,12 @@ def quiet_tensorflow_startup() -> None:
     os.dup2(captured.fileno(), 2)
     try:
       importlib.import_module("tensorflow")
-    except BaseException:
+    except BaseException as error:
       os.dup2(saved, 2)
       captured.seek(0)
       sys.stderr.write(captured.read().decode(errors="replace"))
-      raise
+      if not isinstance(error, ImportError):
+        raise
     finally:
       os.dup2(saved, 2)
       os.close(saved)

@@ -1,5 +1,9 @@
 """Where metrics go: a JSON-lines log, TensorBoard event files and, at the end, a curve PNG.
 
+TensorBoard gets the scalars, pictures of each evaluation (`write_images`: a confusion matrix, SR
+crops; made by `jaxres.train.pictures`) and the run's hyperparameters with its config as text
+(`write_hparams`).
+
 The event files are written by `tf.summary` (TensorFlow's maintained writer): `tf.summary.write`
 of float32 scalars tagged for TensorBoard's scalars plugin, which is what `tf.summary.scalar` writes
 but without needing the `tensorboard` package installed (only to view the files). TensorFlow is
