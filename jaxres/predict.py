@@ -150,6 +150,11 @@ def check_classifier(model_name: str) -> None:
     raise ValueError(f"{model_name} takes images, not clips; `predict` needs a video model.")
 
 
+def _data_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+  """The data config itself, given either it or a whole training config (`run.config`)."""
+  return config.data if "data" in config else config
+
+
 def predict_video(path: str, model, variables, data_config: ml_collections.ConfigDict, *,
                   batch_size: int = 0, forward: Optional[Callable] = None) -> Prediction:
   """Classifies one video: the model on its eval views (`video_views`), logits averaged.
@@ -158,8 +163,8 @@ def predict_video(path: str, model, variables, data_config: ml_collections.Confi
     path: a video file.
     model: a classification model (flax module taking clips `[B, T, H, W, 3]`).
     variables: its variables (`{"params", "batch_stats"}`).
-    data_config: the data config the model was trained with (`run.config.data`; `view_config`
-      changes the number of clips and crops).
+    data_config: the data config the model was trained with (`run.config.data`, or the whole
+      `run.config`; `view_config` changes the number of clips and crops).
     batch_size: views per forward call (0: all views of the video at once).
     forward: `(variables, views) -> logits` to use instead of a jitted `model.apply` (reuse one
       across videos to compile once, or pass a deserialised `jax.export` function).
@@ -176,7 +181,7 @@ def predict_video(path: str, model, variables, data_config: ml_collections.Confi
     >>> p.top_k(1, ["right", "left", "down", "up"])
   """
   forward = forward or _forward(model)
-  x = video_views(path, data_config)
+  x = video_views(path, _data_section(data_config))
   n = len(x)
   step = batch_size if batch_size > 0 else n
   logits = np.concatenate([np.asarray(forward(variables, x[i:i + step]), np.float32)
@@ -203,6 +208,7 @@ def predict_videos(paths: Iterable[str], model, variables, data_config: ml_colle
     ...   print(path, result.top_k(1) if isinstance(result, Prediction) else result)
   """
   forward = _forward(model)
+  data_config = _data_section(data_config)
   for path in paths:
     try:
       yield path, predict_video(path, model, variables, data_config, batch_size=batch_size,

@@ -76,7 +76,7 @@ def test_command_prints_top_k_writes_json_and_counts_skips(run, tmp_path, capsys
   result = json.load(open(out))
   assert result["skipped"] == {"corrupt": 1} and result["class_names"] == ["down", "left", "right", "up"]
   assert [r["path"] for r in result["predictions"]] == videos
-  direct = predict.predict_video(videos[1], loaded.model, loaded.variables, loaded.config.data)
+  direct = predict.predict_video(videos[1], loaded.model, loaded.variables, loaded.config)  # whole config
   np.testing.assert_allclose(result["predictions"][1]["probabilities"], direct.probabilities,
                              rtol=1e-5)
   first = result["predictions"][1]["top_k"][0]
