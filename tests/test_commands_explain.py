@@ -90,3 +90,15 @@ def test_upscale_takes_a_time_range(tmp_path):
   with pytest.raises(ValueError, match="duration > 0"):
     upscale.upscale_video(src, out, model, variables, scale=2, clip_model=False, progress=False,
                           duration=0)
+
+
+def test_prepare_ends_naming_what_it_wrote(tmp_path, capsys):
+  frames = np.full((4, 16, 16, 3), 100, np.uint8)
+  for name in ("a", "b"):
+    (tmp_path / "src" / name).mkdir(parents=True)
+    video.write_video(str(tmp_path / "src" / name / f"{name}.mp4"), frames, 10.0)
+  out = tmp_path / "out"
+  assert cli.main(["prepare", str(tmp_path / "src"), str(out), "--shards", "1", "--workers", "1"]) == 0
+  last = capsys.readouterr().out.strip().splitlines()[-1]
+  assert last == f"wrote 1 shard(s), manifest.json and classes.txt in {out}"
+  assert (out / "manifest.json").exists() and (out / "classes.txt").read_text() == "a\nb\n"
