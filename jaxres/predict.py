@@ -18,7 +18,10 @@ Example:
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import dataclasses
+import itertools
 import os
 from typing import Any, Callable, Iterable, Iterator, Optional, Sequence
 
@@ -181,7 +184,13 @@ def predict_video(path: str, model, variables, data_config: ml_collections.Confi
     >>> p.top_k(1, ["right", "left", "down", "up"])
   """
   forward = forward or _forward(model)
-  x = video_views(path, _data_section(data_config))
+  return _classify(path, video_views(path, _data_section(data_config)), variables, forward,
+                   batch_size)
+
+
+def _classify(path: str, x: np.ndarray, variables, forward: Callable, batch_size: int
+              ) -> Prediction:
+  """The `Prediction` of the views `x` of one video."""
   n = len(x)
   step = batch_size if batch_size > 0 else n
   logits = np.concatenate([np.asarray(forward(variables, x[i:i + step]), np.float32)
@@ -194,6 +203,9 @@ def predict_video(path: str, model, variables, data_config: ml_collections.Confi
 def predict_videos(paths: Iterable[str], model, variables, data_config: ml_collections.ConfigDict,
                    *, batch_size: int = 0) -> Iterator[tuple[str, Prediction | Exception]]:
   """`predict_video` over many files, compiling once; unreadable files yield their error.
+
+  The next two videos are decoded in a background thread while the model runs, so decoding and
+  the model overlap.
 
   Args:
     paths: video files.
@@ -209,12 +221,25 @@ def predict_videos(paths: Iterable[str], model, variables, data_config: ml_colle
   """
   forward = _forward(model)
   data_config = _data_section(data_config)
-  for path in paths:
+
+  def views(path):
     try:
-      yield path, predict_video(path, model, variables, data_config, batch_size=batch_size,
-                                forward=forward)
+      return video_views(path, data_config)
     except (DecodeError, FileNotFoundError) as error:
-      yield path, error
+      return error
+
+  # The next videos decode in a thread while the model runs on this one.
+  paths = iter(paths)
+  with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+    pending = collections.deque((p, pool.submit(views, p)) for p in itertools.islice(paths, 2))
+    while pending:
+      path, future = pending.popleft()
+      following = next(paths, None)
+      if following is not None:
+        pending.append((following, pool.submit(views, following)))
+      x = future.result()
+      yield path, x if isinstance(x, Exception) else _classify(path, x, variables, forward,
+                                                               batch_size)
 
 
 def read_labels(path: str) -> tuple[str, ...]:
