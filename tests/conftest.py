@@ -37,6 +37,12 @@ def pytest_configure(config):
     jax.config.update("jax_compilation_cache_max_size",
                       int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
 
+# Triton, which torchvision loads, crashes the process (SIGSEGV) when TensorFlow was imported
+# before it: load it first, whichever order the test modules import them in.
+try:
+  import torchvision  # noqa: F401  pylint: disable=unused-import
+except ImportError:  # the torch extra is optional
+  pass
 
 # --- A tiny trained classification run, shared by the tests of using a trained model ------------
 

@@ -16,6 +16,7 @@ from jaxres.data.video import write_video
 from jaxres.data.prepare import prepare_dataset
 from jaxres.data import clips
 from jaxres.data.skips import SkipCounter
+from media import cut_with_index_first
 from jaxres.tasks import SuperResolutionTask, degradation, mean_by_video
 
 # Each class has its own dominant colour channel, so a clip's colour tells its true class.
@@ -34,7 +35,8 @@ def colour_clip(channel, num_frames, rng, height=40, width=56):
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-  """3 classes x 4 good videos (12-21 frames, mp4/webm/avi) + one short, truncated, garbage, text."""
+  """3 classes x 4 good videos (12-21 frames, mp4/webm/avi) + one short, truncated, cut short
+  (its index lists every frame), garbage, text."""
   root = tmp_path_factory.mktemp("videos")
   rng = np.random.default_rng(0)
   suffixes = [".mp4", ".webm", ".avi", ".mkv"]
@@ -46,6 +48,9 @@ def folder(tmp_path_factory):
   write_video(str(root / "red" / "short.mp4"), colour_clip(0, 4, rng), fps=25)
   data = open(root / "green" / "green0.mp4", "rb").read()
   (root / "green" / "truncated.mp4").write_bytes(data[: len(data) // 3])
+  long_clip = write_video(str(root / "long.mp4"), colour_clip(1, 40, np.random.default_rng(1)), fps=25)
+  cut_with_index_first(long_clip, str(root / "green" / "cut.mp4"), 0.55)  # a few of 40 frames decode
+  os.remove(long_clip)
   (root / "blue" / "garbage.avi").write_bytes(rng.bytes(3000))
   (root / "blue" / "readme.txt").write_text("not a video")
   return str(root)
@@ -82,7 +87,7 @@ def clip_classes(video):
 
 def good_ids(config):
   """Video ids of the readable videos (ids are positions among all listed video files)."""
-  bad = ("truncated.mp4", "garbage.avi")
+  bad = ("truncated.mp4", "cut.mp4", "garbage.avi")
   entries = pipeline.video_list(make_config("folder", config.path if config.source == "folder"
                                             else records.read_manifest(config.path)["src"]),
                                 "eval", SkipCounter()).entries
@@ -114,14 +119,16 @@ def test_train_batches_have_true_labels_and_bad_files_are_counted(source, folder
   assert counts.get("short") == 1 and any(f.endswith("short.mp4") for f in skips.files("short"))
   if source == "folder":  # (prepare counted the others when it ran.)
     assert counts["not_video"] == 1 and counts["corrupt"] + counts.get("empty", 0) == 2
+    assert skips.files("partial") == [os.path.join(folder, "green", "cut.mp4")]
     assert {os.path.basename(f) for f in skips.files()} == {
-        "short.mp4", "truncated.mp4", "garbage.avi", "readme.txt"}
+        "short.mp4", "truncated.mp4", "cut.mp4", "garbage.avi", "readme.txt"}
 
 
 def test_prepare_lists_skipped_files_in_the_manifest(prepared):
   manifest = records.read_manifest(prepared)
   assert manifest["class_names"] == sorted(CLASSES)
   skipped = {s["path"]: s["reason"] for s in manifest["splits"]["train"]["skipped"]}
+  assert skipped.pop("green/cut.mp4") == "partial"
   assert set(skipped) == {"green/truncated.mp4", "blue/garbage.avi"}
   assert manifest["splits"]["train"]["num_videos"] == 13  # Short videos are kept for "loop".
   assert open(os.path.join(prepared, "classes.txt")).read().split() == sorted(CLASSES)
@@ -161,7 +168,7 @@ def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folde
   config = make_config(source, folder if source == "folder" else prepared, eval_clips=2,
                        eval_crops=3)
   info = pipeline.dataset_info(config)
-  assert info.num_classes == 3 and info.num_videos["eval"] == (15 if source == "folder" else 13)
+  assert info.num_classes == 3 and info.num_videos["eval"] == (16 if source == "folder" else 13)
   batches = take(config, "eval", batch=8, skips=SkipCounter())
   assert len(batches) == -(-info.num_videos["eval"] * 6 // 8)
   ids = np.concatenate([b["video_id"] for b in batches])
@@ -177,7 +184,7 @@ def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folde
   logits[::6] = np.eye(3)[(labels[::6] + 1) % 3]
   video_ids, means = mean_by_video([{"logits": logits, "video_id": ids, "weight": mask}], ["logits"])
   assert set(video_ids.tolist()) == good_ids(config) and means["logits"].shape == (13, 3)
-  per_video_label = np.zeros(15, int)
+  per_video_label = np.zeros(16, int)
   per_video_label[ids[mask > 0]] = labels[mask > 0]
   np.testing.assert_array_equal(means["logits"].argmax(-1), per_video_label[video_ids])
   # The three crops of a clip differ (the frames are wider than tall), the two clips differ.
@@ -209,7 +216,7 @@ def test_short_videos_loop_by_default(folder):
 def test_prepare_resumes_after_interruption(folder, tmp_path, capsys):
   out = str(tmp_path / "out")
   assert cli.main(["prepare", folder, out, "--shards", "3", "--workers", "1", "--resize", "32"]) == 0
-  assert "train: 13 videos in 3 shards, 2 skipped" in capsys.readouterr().out
+  assert "train: 13 videos in 3 shards, 3 skipped" in capsys.readouterr().out
   names = [records.shard_name("train", i, 3) for i in range(3)]
   mtimes = {n: os.path.getmtime(os.path.join(out, n)) for n in names}
   manifest = open(os.path.join(out, "manifest.json")).read()

@@ -53,8 +53,8 @@ def test_extras_split_core_from_video_torch_and_test():
   names = {group: {canonicalize_name(r.name) for r in rs} for group, rs in reqs.items()}
   assert names["core"] == {"jax", "jaxlib", "flax", "optax", "numpy"}
   assert {"tensorflow-cpu", "tensorflow-datasets", "av", "imageio", "ml-collections",
-          "orbax-checkpoint"} <= names["video"]
-  assert names["torch"] == {"torch", "torchvision"}
+          "orbax-checkpoint", "scikit-image"} <= names["video"]
+  assert names["torch"] == {"torch", "torchvision", "pytorchvideo", "basicsr"}
   assert {"pytest", "pytest-xdist", "scikit-image", "import-linter", "jaxres"} <= names["test"]
   self_extras = {group: set().union(*(r.extras for r in rs if r.name == "jaxres"))
                  for group, rs in reqs.items()}

@@ -40,7 +40,8 @@ def test_sr_trains_on_pipeline_frames_with_lr_made_on_device(tmp_path):
   config = load_config("sr_edsr_demo", [
       "--config.model.num_blocks=1", "--config.model.features=8", "--config.num_train_steps=2",
       "--config.global_batch_size=8", "--config.data.num_frames=2", "--config.data.crop_size=32",
-      "--config.eval_steps=1", "--config.checkpoint.async_save=False",
+      "--config.data.demo.videos_per_class=1", "--config.data.demo.num_frames=3",
+      "--config.data.demo.size=64", "--config.eval_steps=1", "--config.checkpoint.async_save=False",
       "--config.progress_bar=False", "--config.plot=False", "--config.tensorboard=False"])
   summary = train_and_evaluate(config, str(tmp_path))
   ev = summary["eval"]

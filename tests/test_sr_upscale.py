@@ -229,3 +229,96 @@ def test_peak_memory_does_not_grow_with_video_length(tmp_path):
   # Keeping the 1500 extra frames would add 1500 x (18 KiB float32 LR + 72 KiB float32 HR) = 132 MiB.
   assert abs(peaks[2000][0] - peaks[500][0]) < 1, peaks
   assert peaks[2000][1] - peaks[500][1] < 132 / 3, peaks
+
+
+class _Loaded:  # what `checkpoint.load_sr_model` returns, for the command tests below
+  def __init__(self, model, variables):
+    self.model, self.variables, self.scale, self.clip_model = model, variables, 3, False
+    self.name, self.step = "edsr_tiny", 1
+
+
+def _upscale_command(monkeypatch, tiny_edsr, *args):
+  from jaxres import cli
+  from jaxres.sr import checkpoint
+  monkeypatch.setattr(checkpoint, "load_sr_model", lambda *a, **k: _Loaded(*tiny_edsr))
+  return cli.main(["upscale", *args, "--checkpoint", "run", "--no-progress"])
+
+
+def test_the_input_is_never_written_over(tmp_path, tiny_edsr, monkeypatch, capsys):
+  src = str(tmp_path / "in.mp4")
+  _write_lr_video(src)
+  before = open(src, "rb").read()
+  link = str(tmp_path / "link.mp4")
+  os.symlink(src, link)
+  for out in (src, link, str(tmp_path / "." / "in.mp4")):
+    assert _upscale_command(monkeypatch, tiny_edsr, src, out) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "is the input video" in err, err
+  assert open(src, "rb").read() == before
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4", "link.mp4"]
+
+
+def test_interrupted_upscale_says_so_in_one_line_and_leaves_nothing(tmp_path, tiny_edsr,
+                                                                    monkeypatch, capsys):
+  src = str(tmp_path / "in.mp4")
+  _write_lr_video(src)
+  calls = []
+  real = upscale.Upscaler.window
+
+  def interrupted(self, lr):  # Ctrl-C while the second window runs
+    calls.append(1)
+    if len(calls) == 2:
+      raise KeyboardInterrupt
+    return real(self, lr)
+
+  monkeypatch.setattr(upscale.Upscaler, "window", interrupted)
+  out = str(tmp_path / "out.mp4")
+  assert _upscale_command(monkeypatch, tiny_edsr, src, out, "--chunk", "4") == 130
+  err = capsys.readouterr().err
+  assert err == f"jaxres upscale: interrupted; nothing was written to {out}.\n"
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A 64 KiB tmpfs (needs root; skipped otherwise)."""
+  folder = tmp_path / "disk"
+  folder.mkdir()
+  if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
+                                          str(folder)], capture_output=True).returncode != 0:
+    pytest.skip("mounting a small tmpfs needs root")
+  yield folder
+  subprocess.run(["umount", str(folder)], check=False)
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, tiny_edsr, monkeypatch,
+                                                          capsys, small_disk):
+  src = str(tmp_path / "in.mp4")
+  _write_lr_video(src, frames=24, height=48, width=48)
+  (small_disk / "filler").write_bytes(os.urandom(40 * 1024))
+  out = str(small_disk / "out.mp4")
+  assert _upscale_command(monkeypatch, tiny_edsr, src, out, "--crf", "0") == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and f"Cannot write {out}: No space left on device" in err, err
+  assert sorted(os.listdir(small_disk)) == ["filler"]
+  subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
+  assert _upscale_command(monkeypatch, tiny_edsr, src, str(small_disk / "o.mp4")) == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "Read-only file system" in err, err
+
+
+def test_a_cut_input_is_upscaled_as_far_as_it_decodes_with_a_warning(tmp_path, tiny_edsr,
+                                                                    monkeypatch, capsys):
+  from media import cut_with_index_first
+  whole = str(tmp_path / "whole.mp4")
+  _write_lr_video(whole, frames=40, height=16, width=16)
+  src = cut_with_index_first(whole, str(tmp_path / "cut.mp4"), keep=0.6)
+  out = str(tmp_path / "out.mp4")
+  assert _upscale_command(monkeypatch, tiny_edsr, src, out) == 0
+  captured = capsys.readouterr()
+  meta, frames = video.stream_video(out)
+  n = sum(1 for _ in frames)
+  assert 0 < n < 38 and f"wrote {n} frames" in captured.out
+  assert captured.err == (f"jaxres upscale: warning: {src} stops decoding after {n} of the 40 "
+                          "frames its header lists (truncated or damaged); only those were "
+                          "upscaled.\n")

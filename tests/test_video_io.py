@@ -9,6 +9,7 @@ import pytest
 
 from jaxres.data import video
 from jaxres.data.video import write_video
+from media import cut_with_index_first
 
 
 def frames_with_index(num_frames, height, width):
@@ -182,10 +183,30 @@ def test_bad_files_raise_decode_errors_naming_the_file(tmp_path):
     for fn in readers:
       with pytest.raises(video.DecodeError, match=os.path.basename(path)) as info:
         fn(str(path))
-      assert info.value.path == str(path) and info.value.reason in ("corrupt", "empty", "not_video")
+      assert info.value.path == str(path) and info.value.reason in ("corrupt", "partial", "empty", "not_video")
   for fn in readers:
     with pytest.raises(FileNotFoundError, match="absent.mp4"):
       fn(str(tmp_path / "absent.mp4"))
+
+
+def test_a_cut_video_with_its_index_first_is_partial_for_clip_readers_and_ends_a_stream(tmp_path):
+  """The header promises 40 frames; the frames stop halfway. Never a silently repeated frame."""
+  written = frames_with_index(40, 32, 32)
+  cut = cut_with_index_first(write_video(str(tmp_path / "a.mp4"), written, fps=25),
+                             str(tmp_path / "cut.mp4"), keep=0.6)
+  assert video.probe(cut).num_frames == 40  # the header alone looks whole
+  meta, frames = video.stream_video(cut)
+  decoded = [image for image, _ in frames]
+  assert 5 < len(decoded) < 35 and video.is_partial(len(decoded), meta.num_frames)
+  assert_same_frames(np.stack(decoded), written[: len(decoded)])
+  for read in (video.read_video, lambda p: video.read_frames(p, [0, 39]),
+               lambda p: video.read_frames(p, [39], seek=False)):
+    with pytest.raises(video.DecodeError, match=f"after {len(decoded)} of the 40 frames") as info:
+      read(cut)
+    assert info.value.reason == "partial"
+  # What did decode is still readable by index; a header one frame long is not a partial decode.
+  assert_same_frames(video.read_frames(cut, [0, 3]), written[[0, 3]])
+  assert not video.is_partial(39, 40) and not video.is_partial(98, 100)
 
 
 def test_zero_frame_video_is_an_empty_decode_error(tmp_path):

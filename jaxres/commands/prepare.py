@@ -1,6 +1,9 @@
 """`jaxres prepare SRC OUT`: decode a video folder once into TFRecord shards of JPEG frames.
 
-SRC has one subfolder per class (UCF101 / Kinetics / HMDB layout). Splits come from `--train-list`
+SRC has one subfolder per class (UCF101 / Kinetics / HMDB layout), or holds frame folders with
+`--layout sequences|vimeo|rawframes` (REDS / Vid4, Vimeo-90K, MMAction2 rawframes; lists are
+sequence lists, e.g. `--eval-list meta_info_REDS4.txt`; with `--resize 0` the images are stored as
+they are). Splits come from `--train-list`
 / `--eval-list` (UCF101 `trainlist01.txt` lines or `path,label` CSV), from `trainlist01.txt` and
 `testlist01.txt` inside SRC, or from `--holdout-fraction`; otherwise everything is `train`.
 Rerunning after an interruption finishes the missing shards only. Train from OUT with
@@ -19,7 +22,19 @@ from jaxres.commands.help import HelpFormatter
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="jaxres prepare", description=__doc__,
                                    formatter_class=HelpFormatter)
-  parser.add_argument("src", help="folder of class subfolders of videos")
+  parser.add_argument("src", help="folder of class subfolders of videos, or of frame folders")
+  parser.add_argument("--layout", default="", choices=("", "sequences", "vimeo", "rawframes"),
+                      help="SRC holds frame folders laid out so (see jaxres.data.sequences; '': "
+                           "class folders of videos)")
+  parser.add_argument("--holdout-sequences", nargs="+", default=(), metavar="SEQ",
+                      help="frame folders: these sequences are the eval split, e.g. 000 011 015 020")
+  parser.add_argument("--lr", default="",
+                      help="frame folders: LR folders mirroring SRC (REDS train_sharp_bicubic/X4), "
+                           "stored next to the HR frames (with --resize 0; '': none)")
+  parser.add_argument("--lr-scale", type=int, default=4, help="the HR/LR factor of --lr")
+  parser.add_argument("--frame-pattern", default="*",
+                      help="frame folders: the glob frame images match ('img_*' for MMAction2 "
+                           "folders holding flow too)")
   parser.add_argument("out", help="output folder for shards, manifest.json and classes.txt")
   parser.add_argument("--train-list", default=None,
                       help="split list of the train split (None: trainlist01.txt in SRC, if any)")
@@ -46,8 +61,12 @@ def main(argv: list[str]) -> int:
       split_lists["eval"] = args.eval_list
   try:
     manifest = prepare_dataset(args.src, args.out, split_lists=split_lists,
-                    holdout_fraction=args.holdout_fraction, resize=args.resize,
-                    quality=args.quality, num_shards=args.shards, workers=args.workers or None)
+                               holdout_fraction=args.holdout_fraction, resize=args.resize,
+                               quality=args.quality, num_shards=args.shards,
+                               workers=args.workers or None, layout=args.layout,
+                               holdout_sequences=tuple(args.holdout_sequences),
+                               frame_pattern=args.frame_pattern, lr_src=args.lr,
+                               lr_scale=args.lr_scale)
   except (FileNotFoundError, ValueError, KeyError) as e:
     print(f"jaxres prepare: {e}")
     return 1

@@ -74,7 +74,17 @@ def main(argv: list[str]) -> int:
       raise
     print(f"jaxres upscale: {error}", file=sys.stderr)
     return 1
+  except upscale.OutputError as error:
+    print(f"jaxres upscale: {error.strerror}", file=sys.stderr)
+    return 1
+  except KeyboardInterrupt:
+    print(f"jaxres upscale: interrupted; nothing was written to {args.output}.", file=sys.stderr)
+    return 130
   h, w = result["size"]
+  if result["partial"]:
+    print(f"jaxres upscale: warning: {args.input} stops decoding after {result['frames']} of the "
+          f"{result['header_frames']} frames its header lists (truncated or damaged); only those "
+          "were upscaled.", file=sys.stderr)
   if args.compare and args.output.lower().endswith(".png"):
     print(f"wrote an image to {result['path']}: columns bicubic | {loaded.name} x{loaded.scale} "
           f"(step {loaded.step}), rows {min(4, result['frames'])} frames spread over the "

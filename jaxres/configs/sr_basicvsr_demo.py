@@ -19,5 +19,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.model = ml_collections.ConfigDict({
       "name": "basicvsr", "scale": scale, "num_blocks": 2, "features": 24, "align": "flow",
       "dtype": "float32"})
+  c.data.num_frames = 5  # the recurrent model needs clips (the EDSR demo trains on single frames)
+  c.global_batch_size = 8
   c.num_train_steps = 1000
   return c

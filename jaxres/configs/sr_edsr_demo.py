@@ -1,11 +1,31 @@
-"""Residual super-resolution x2 with a small EDSR on the built-in demo videos (CPU: minutes).
+"""Super-resolution x2 with a small EDSR trained on real photographs (2 CPU cores: under 3 minutes).
 
-Patches of 64x64 HR pixels (32x32 LR, bicubic antialiased degradation) from 5-frame clips; EDSR runs
-per frame. Charbonnier loss, AdamW, cosine schedule; eval reports per-clip PSNR/SSIM (RGB and Y,
-border crop = scale) against the bicubic baseline (`psnr_y_bicubic`, `gain_y`).
+The data (`data.demo.kind = "photos"`, `jaxres.data.photo_demo`, written to a cache folder on first
+use, no downloads) are camera pans over 13 photographs that scikit-image ships, at their own size and
+area-downscaled x0.75 / x0.5; three other photographs (`chelsea`, `coffee`, `camera`) are never
+trained on and are the held-out footage: one 8-frame 192x256 pan over each. The LR input is made
+from the HR frames on device (`jaxres.tasks.degradation`: antialiased bicubic x2, as `upscale` and
+`jaxres.sr.evaluate` do).
 
   $ jaxres train --config sr_edsr_demo --workdir runs/sr_edsr
+  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr      # whole held-out pans vs bicubic
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
+
+Measured (whole held-out frames through the upscale path, PSNR-Y with a 2-pixel border crop):
++1.62 / +1.69 / +1.67 dB over bicubic for seeds 0 / 1 / 2 (README, super-resolution section).
+
+Why the recipe looks like this: what a small SR network learns in minutes is how real edges and
+textures look after a bicubic x2 downsampling, so the data decide the result. Generated shapes
+teach sharp synthetic edges (an EDSR trained on them gained only +0.4 dB on a real video); real
+photographs (faces, text, gravel, grass, coins, microscopy, a motorcycle) at two extra downscales
+give the network real statistics and a range of detail densities. Each example is one frame
+(`num_frames` 1: the model is per-frame, so more distinct patches per step cost nothing more) as a
+random 64x64 HR crop, flipped at random (real images have no preferred side). EDSR with 4 blocks of
+32 features has the capacity to gain well over 1 dB at x2 and takes about 0.3 s per batch of 16 on
+2 cores. The bicubic skip (the model adds its prediction to the bicubic upsampling, and its last
+conv starts at zero) makes step 0 exactly bicubic, so training starts from the baseline rather than
+from noise, and Adam at 1e-3 with a cosine decay reaches +1.5 dB within 200 of the 600 steps on
+every seed tried. L1 loss, as EDSR.
 
 For the full EDSR baseline at x4: --config.model.num_blocks=16 --config.model.features=64
 --config.model.scale=4 (the scale is shared by model and task).
@@ -21,23 +41,30 @@ def get_config() -> ml_collections.ConfigDict:
   scale = ml_collections.FieldReference(2)  # one value for model, task and data
   c.model = ml_collections.ConfigDict({
       "name": "edsr_baseline", "scale": scale, "num_blocks": 4, "features": 32,
-      "dtype": "float32"})
+      "dtype": "float32", "conv_lowering": "auto"})
   # LR frames are made from the HR crops on device (`jaxres.tasks.degradation`).
-  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier", "blur_sigma": 0.0,
+  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "l1", "blur_sigma": 0.0,
                                       "noise_sigma": 0.0})
-  c.data.num_frames = 5
-  c.data.flip = False  # the demo source refuses flips (they would relabel its motions)
+  c.data.demo.kind = "photos"  # pans over scikit-image's photographs (jaxres.data.photo_demo)
+  c.data.demo.videos_per_class = 8  # pans per training photo
+  c.data.demo.num_frames = 8
+  c.data.demo.size = 128
+  c.data.num_frames = 1  # one frame per example: the model runs per frame
+  c.data.flip = True
   c.data.resize = 0  # HR patches at the videos' own resolution
   c.data.crop_size = 64  # HR patch side, a multiple of the scale
   c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # frames in [0, 1]
-  c.global_batch_size = 8
-  c.num_train_steps = 2000
+  c.data.eval_clips = 4  # eval: centre crops of 4 frames of each held-out pan
+  c.global_batch_size = 16
+  c.num_train_steps = 600
   c.optimizer.name = "adamw"
   c.optimizer.learning_rate = 1e-3
   c.optimizer.weight_decay = 0.0
   c.schedule.name = "cosine"
-  c.schedule.warmup_steps = 50
+  c.schedule.warmup_steps = 20
   c.checkpoint.best_metric = "psnr_y"
   c.checkpoint.best_mode = "max"
-  c.eval_every_steps = 500
+  c.checkpoint.every_steps = 200
+  c.eval_every_steps = 200
+  c.log_every_steps = 50
   return c

@@ -4,8 +4,13 @@ Modules (import what you use; only the tf.data ones load TensorFlow):
 
 - `video`: all video file I/O with PyAV: clips by index (seeking to just the frames a clip needs),
   frame-by-frame streaming with presentation times, atomic writing (`video_write` holds the writer).
+- `frames`: frame-folder I/O (a sequence is a folder of PNG/JPEG images): listing in natural
+  order, missing-frame checks, clips by index, paired LR/HR reads.
 - `demo`: `write_demo_dataset`, the generated motion dataset every job defaults to.
+- `photo_demo`: `write_photo_dataset`, the SR demo's pans over scikit-image's bundled photographs
+  (`data.demo.kind = "photos"`), with held-out photographs for evaluation.
 - `sources`: class folders, UCF101/CSV split lists, class names, per-host sharding.
+- `sequences`: frame-folder datasets (REDS / Vid4, Vimeo-90K, MMAction2 rawframes) and their lists.
 - `prepare` / `records`: `jaxres prepare` (TFRecord shards of JPEG frames + manifest).
 - `tfds_builder`: the `jaxres_videos` TFDS builder for folders and prepared data.
 - `config`: `default_data_config()`, every data field.

@@ -1,8 +1,8 @@
 """What a data config names: the videos of each split, their class names and counts.
 
 For the folder and demo sources the videos are listed from class folders and split lists
-(`jaxres.data.sources`); prepared data reads its manifest (`jaxres.data.records`); TFDS reads its
-builder's info. Nothing is decoded here.
+(`jaxres.data.sources`), for frames the sequence folders (`jaxres.data.sequences`); prepared data
+reads its manifest (`jaxres.data.records`); TFDS reads its builder's info. Nothing is decoded here.
 
 Example:
   >>> info = dataset_info(default_data_config())
@@ -18,7 +18,7 @@ import os
 import ml_collections
 
 from jaxres.data import config as config_lib
-from jaxres.data import demo, records, sources
+from jaxres.data import demo, photo_demo, records, sequences, sources
 from jaxres.data.skips import SKIPPED, SkipCounter
 
 SPLITS = ("train", "eval")
@@ -69,12 +69,18 @@ def demo_root(config: ml_collections.ConfigDict) -> str:
     return config.path
   d = config.demo
   cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  name = f"demo-c{d.num_classes}-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
+  if config_lib.demo_kind(config) == "photos":
+    name = f"photos-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
+  else:
+    name = f"demo-c{d.num_classes}-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
   return os.path.join(cache, "jaxres", name)
 
 
 def _ensure_demo(config) -> str:
   d = config.demo
+  if config_lib.demo_kind(config) == "photos":
+    return photo_demo.write_photo_dataset(demo_root(config), clips_per_photo=d.videos_per_class,
+                                          num_frames=d.num_frames, size=d.size, seed=d.seed)
   return demo.write_demo_dataset(demo_root(config), num_classes=d.num_classes,
                                  videos_per_class=d.videos_per_class, num_frames=d.num_frames,
                                  size=d.size, seed=d.seed)
@@ -82,10 +88,11 @@ def _ensure_demo(config) -> str:
 
 def video_list(config: ml_collections.ConfigDict, split: str,
                skips: SkipCounter = SKIPPED) -> sources.VideoList:
-  """The videos of `split` for the folder and demo sources (all hosts).
+  """The videos of `split` for the folder, frames and demo sources (all hosts).
 
   Args:
-    config: a data config with source "folder" or "demo" (the demo is written on first use).
+    config: a data config with source "folder", "frames" (entries are sequence folders) or "demo"
+      (written on first use).
     split: "train" or "eval".
     skips: counter for files that are not videos.
 
@@ -96,6 +103,11 @@ def video_list(config: ml_collections.ConfigDict, split: str,
     >>> len(video_list(default_data_config(), "eval").entries)
   """
   check_split(split)
+  if config.source == "frames":
+    return sequences.frame_sequences(
+        config.path, config.layout, config.train_split if split == "train" else config.eval_split,
+        split=split, holdout_fraction=config.holdout_fraction,
+        holdout_sequences=tuple(config.holdout_sequences))
   if config.source == "demo":
     root = _ensure_demo(config)
     default = "trainlist01.txt" if split == "train" else "testlist01.txt"
@@ -133,7 +145,7 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
   """
   config_lib.validate(config)
   views = config.eval_clips * config.eval_crops
-  if config.source in ("demo", "folder"):
+  if config.source in config_lib.RAW_SOURCES:
     lists = {s: video_list(config, s) for s in SPLITS}
     names = lists["train"].class_names
     counts = {s: len(v.entries) for s, v in lists.items()}

@@ -1,8 +1,9 @@
 """Clip decoding: a source element -> uint8 clips `[clips, T, H, W, 3]` with its label and id.
 
 Raw videos are decoded in Python (PyAV, through `tf.numpy_function`), seeking to and decoding only
-the clip's frames; prepared/TFDS records decode only the clip's JPEG/PNG frames with tf ops. Train
-decodes one clip at a random start (a stateless function of the element's seed), eval
+the clip's frames; frame folders decode only the clip's images (`jaxres.data.frames`, with their
+paired LR images as `"lr_clips"` when `data.lr_path` is set); prepared/TFDS records decode only
+the clip's JPEG/PNG frames with tf ops. Train decodes one clip at a random start (a stateless function of the element's seed), eval
 `eval_clips` uniformly spaced clips. Unreadable or (with `short_video="skip"`) short videos are
 skipped and counted in a `SkipCounter`.
 """
@@ -14,6 +15,7 @@ import math
 
 import numpy as np
 
+from jaxres.data import frames as frames_io
 from jaxres.data import transforms, video
 from jaxres.data.skips import SkipCounter
 from jaxres.data.tfhost import tf
@@ -29,13 +31,24 @@ class _ShortVideo(Exception):
 
 
 def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
-  """numpy function (path, seed) -> (uint8 [clips * T, H, W, 3], ok)."""
+  """tf function (element, seed) -> {"clips": uint8 [clips, T, H, W, 3], "ok", "label", "video_id"}
+  (+ "lr_clips" for paired frames), decoding in Python."""
   num_frames, clips = config.num_frames, (config.eval_clips if split == "eval" else 1)
   empty = np.zeros((0, 1, 1, 3), np.uint8)
   failures = collections.Counter()  # Failures since the last success: all bad = a clear error.
+  paired = bool(config.lr_path)
 
-  def fn(path, seed):
-    path = path.decode()
+  def read(path, lr_path, expected, pick):
+    if config.source != "frames":
+      return video.read_frames(path, pick), empty
+    if paired:
+      return frames_io.read_paired(path, lr_path, pick, scale=config.lr_scale,
+                                   pattern=config.frame_pattern, expected=expected)
+    return frames_io.read_frames(path, pick, pattern=config.frame_pattern,
+                                 expected=expected), empty
+
+  def fn(path, lr_path, expected, seed):
+    path, lr_path, expected = path.decode(), lr_path.decode(), int(expected)
     rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in seed])
 
     def pick(meta):
@@ -51,11 +64,11 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
                              for s in starts])
 
     try:
-      frames = video.read_frames(path, pick)
+      frames, lr = read(path, lr_path, expected, pick)
       failures.clear()
-      return frames, True
-    except video.DecodeError as e:
-      skips.record(path, e.reason, e.detail)
+      return frames, lr, True
+    except video.DecodeError as e:  # (frames_io.FrameError is one; it may name the LR folder)
+      skips.record(path, e.reason, e.detail if e.path == path else f"{e.path}: {e.detail}")
     except _ShortVideo as e:
       skips.record(path, "short", str(e))
     except FileNotFoundError:
@@ -66,23 +79,31 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
     if len(failures) >= num_videos and min(failures.values()) >= 2:
       raise ValueError(f"None of this host's {num_videos} videos can be used; skipped so far: "
                        f"{skips.counts()} (e.g. {sorted(failures)[:3]}).")
-    return empty, False
+    return empty, empty, False
 
   def decode_op(x, seed):
-    frames, ok = tf.numpy_function(fn, [x["path"], seed], [tf.uint8, tf.bool])
-    frames = tf.ensure_shape(frames, [None, None, None, 3])
-    frames = tf.reshape(frames, tf.concat([[clips, -1], tf.shape(frames)[1:]], 0))
-    return {"clips": frames, "ok": tf.ensure_shape(ok, []), "label": x["label"],
-            "video_id": x["video_id"]}
+    frames, lr, ok = tf.numpy_function(
+        fn, [x["path"], x.get("lr_path", ""), x.get("num_frames", tf.constant(0, tf.int64)), seed],
+        [tf.uint8, tf.uint8, tf.bool])
+    def as_clips(f):
+      f = tf.ensure_shape(f, [None, None, None, 3])
+      return tf.reshape(f, tf.concat([[clips, -1], tf.shape(f)[1:]], 0))
+
+    out = {"clips": as_clips(frames), "ok": tf.ensure_shape(ok, []), "label": x["label"],
+           "video_id": x["video_id"]}
+    if paired:
+      out["lr_clips"] = as_clips(lr)
+    return out
 
   return decode_op
 
 
-def encoded_decoder(config, split: str, image_format: str):
-  """tf function (record, seed) -> {"clips": uint8 [clips, T, H, W, 3], "label", "video_id"}."""
+def encoded_decoder(config, split: str, image_format: str, paired: bool = False):
+  """tf function (record, seed) -> {"clips": uint8 [clips, T, H, W, 3], "label", "video_id"}
+  (+ "lr_clips" from the record's `lr_frames` when `paired`)."""
   num_frames = config.num_frames
 
-  fused = (split == "train" and image_format == "jpeg" and config.resize > 0
+  fused = (not paired and split == "train" and image_format == "jpeg" and config.resize > 0
            and tuple(config.scale_jitter) == (1.0, 1.0))
 
   def fused_crop(x, idx, seed):
@@ -105,10 +126,15 @@ def encoded_decoder(config, split: str, image_format: str):
                 "label": x["label"], "video_id": x["video_id"], "cropped": True}
     else:
       idx = transforms.eval_clip_indices(x["num_frames"], num_frames, step, config.eval_clips)
-    frames = transforms.decode_frames(x["frames"], tf.reshape(idx, [-1]), image_format)
-    frames = tf.reshape(frames, tf.concat([tf.shape(idx), tf.shape(frames)[1:]], 0))
-    return {"clips": frames, "ok": tf.constant(True), "label": x["label"],
-            "video_id": x["video_id"]}
+    def clips_of(encoded):
+      frames = transforms.decode_frames(encoded, tf.reshape(idx, [-1]), image_format)
+      return tf.reshape(frames, tf.concat([tf.shape(idx), tf.shape(frames)[1:]], 0))
+
+    out = {"clips": clips_of(x["frames"]), "ok": tf.constant(True), "label": x["label"],
+           "video_id": x["video_id"]}
+    if paired:
+      out["lr_clips"] = clips_of(x["lr_frames"])
+    return out
 
   return decode_op
 

@@ -1,6 +1,7 @@
 """Per-host element datasets: this host's share of the videos (folders) or records (prepared, TFDS).
 
-Raw sources (demo, folder) yield `{"path", "label", "video_id"}`; encoded sources (prepared, TFDS)
+Raw sources (demo, folder, frames) yield `{"path", "label", "video_id"}` (frames with paired LR
+add `"lr_path"`, the LR twin of the sequence folder); encoded sources (prepared, TFDS)
 yield records that a `parse` function turns into `{"frames" (string [N]), "num_frames", "fps",
 "label", "video_id", "name"}`. Each returns the number of this host's videos and the largest
 number any host has (eval pads every host to the same number of batches).
@@ -10,6 +11,8 @@ Shares: every `process_count`-th video (folders) or shard (prepared data); TFDS 
 """
 
 from __future__ import annotations
+
+import os
 
 import numpy as np
 
@@ -24,17 +27,23 @@ plain = tf.autograph.experimental.do_not_convert
 
 
 def raw_source(config, split: str, process_index: int, process_count: int, skips: SkipCounter):
-  """`(dataset of {"path", "label", "video_id"}, host videos, max host videos)` for folders/demo."""
+  """`(dataset of {"path", "label", "video_id"(, "lr_path")}, host videos, max host videos)` for
+  folders, frames and the demo."""
   entries = catalog.video_list(config, split, skips).entries
   host_counts = [len(sources.shard_entries(entries, i, process_count)) for i in range(process_count)]
   mine = sources.shard_entries(entries, process_index, process_count)
   if not mine:
     raise ValueError(f"Host {process_index} of {process_count} has no {split} videos "
                      f"({len(entries)} in all).")
-  ds = tf.data.Dataset.from_tensor_slices({
-      "path": [e.path for e in mine],
-      "label": np.array([e.label for e in mine], np.int32),
-      "video_id": np.array([e.video_id for e in mine], np.int32)})
+  columns = {"path": [e.path for e in mine],
+             "label": np.array([e.label for e in mine], np.int32),
+             "video_id": np.array([e.video_id for e in mine], np.int32)}
+  if config.source == "frames":  # frames a list says each sequence has (0: unknown)
+    columns["num_frames"] = np.array([e.num_frames for e in mine], np.int64)
+  if config.lr_path:  # the LR folder mirrors data.path
+    root = os.path.abspath(config.path)
+    columns["lr_path"] = [os.path.join(config.lr_path, os.path.relpath(e.path, root)) for e in mine]
+  ds = tf.data.Dataset.from_tensor_slices(columns)
   return ds, len(mine), max(host_counts)
 
 
@@ -52,6 +61,9 @@ def prepared_source(config, split: str, process_index: int, process_count: int, 
   if len(files) < process_count:
     raise ValueError(f"Prepared split {name!r} has {len(files)} shards, fewer than the "
                      f"{process_count} hosts; rerun `jaxres prepare` with --shards >= hosts.")
+  if config.target_fps > 0 and any(not v["fps"] for s in info["shards"] for v in s["videos"]):
+    raise ValueError(f"Prepared split {name!r} holds frame folders, which have no frame rate; set "
+                     "data.target_fps = 0 and step through frames with data.frame_stride.")
   counts = [s["num_videos"] for s in info["shards"]]
   host_counts = [sum(sources.shard_entries(counts, i, process_count)) for i in range(process_count)]
   mine = sources.shard_entries(files, process_index, process_count)

@@ -37,7 +37,7 @@ import math
 import jax
 import ml_collections
 
-from jaxres.data import clips, host_sources, views
+from jaxres.data import clips, host_sources, records, views
 from jaxres.data import config as config_lib
 from jaxres.data.catalog import DatasetInfo, check_split, dataset_info, video_list
 from jaxres.data.iterator import BatchIterator
@@ -87,7 +87,8 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       tf.constant([seed, 0x5EED], tf.int64), process_index)
   parallel = AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
 
-  raw = config.source in ("demo", "folder")
+  raw = config.source in config_lib.RAW_SOURCES
+  paired = bool(config.lr_path) or (config.source == "prepared" and _prepared_pairs(config))
   if raw:
     ds, host_videos, max_videos = host_sources.raw_source(config, split, process_index,
                                                           process_count, skips)
@@ -101,7 +102,8 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       # Records stay serialized through the shuffle buffer; each is parsed once, in the map below.
       ds, parse, host_videos, max_videos = host_sources.prepared_source(
           config, split, process_index, process_count, train, host_seed, num_epochs)
-      image_format = "jpeg"
+      # JPEG for videos; "any" for frame folders stored as they were (PNG).
+      image_format = records.read_manifest(config.path).get("image_format", "jpeg")
     else:
       ds, parse, host_videos, max_videos = host_sources.tfds_source(
           config, split, process_index, process_count, train, host_seed, num_epochs)
@@ -114,7 +116,7 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
       if config.cache:  # Cache one pass of records, then shuffle and repeat that.
         ds = ds.cache().repeat(num_epochs)
       ds = ds.shuffle(max(1, config.shuffle_buffer), seed=host_seed, reshuffle_each_iteration=True)
-    decode_op = clips.encoded_decoder(config, split, image_format)
+    decode_op = clips.encoded_decoder(config, split, image_format, paired)
     element = lambda r, seed: decode_op(parse(r), seed)
 
   if train:
@@ -143,7 +145,7 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
                   num_parallel_calls=parallel).unbatch()
     per_video = config.eval_clips * config.eval_crops
     num_batches = math.ceil(max_videos * per_video / batch_size)
-    pad = tf.data.Dataset.from_tensors(views.padding(config)).repeat()
+    pad = tf.data.Dataset.from_tensors(views.padding(config, paired)).repeat()
     ds = ds.concatenate(pad).take(num_batches * batch_size).batch(batch_size, drop_remainder=True)
   ds = ds.map(_plain(lambda b: views.normalize_batch(config, b)), num_parallel_calls=parallel)
   options = tf.data.Options()
@@ -151,6 +153,20 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
   options.experimental_optimization.map_parallelization = True
   ds = ds.with_options(options).prefetch(AUTOTUNE)
   return ds, num_batches
+
+
+def _prepared_pairs(config) -> bool:
+  """Whether prepared data holds paired LR frames (`jaxres prepare --lr`); checks the config fits."""
+  scale = records.read_manifest(config.path).get("lr_scale")
+  if not scale:
+    return False
+  if config.lr_scale != scale:
+    raise ValueError(f"{config.path!r} holds LR frames at 1/{scale}; set data.lr_scale={scale} "
+                     f"(got {config.lr_scale}).")
+  if config.resize or tuple(config.scale_jitter) != (1.0, 1.0) or config.crop_size % scale:
+    raise ValueError(f"{config.path!r} holds paired LR frames: set data.resize = 0, "
+                     f"data.scale_jitter = (1.0, 1.0) and data.crop_size to a multiple of {scale}.")
+  return True
 
 
 def create_iterator(config: ml_collections.ConfigDict, split: str, *, global_batch_size: int,

@@ -1,5 +1,11 @@
 """Decode a video folder once into sharded TFRecords of JPEG frames (the format of `records`).
 
+Frame folders (`layout`, see `jaxres.data.sequences`) are prepared the same way, one record per
+sequence (`fps` 0): with `resize=0` their image files are stored as they are (PNG stays lossless,
+`image_format` "any" in the manifest) after checking that every one decodes; otherwise they are
+shrunk and re-encoded as JPEG like video frames. A sequence with a corrupt or missing image is
+skipped and listed like an unreadable video.
+
 Work is split by shard: video `i` of a split (sorted by path) goes to shard `i % num_shards`, and
 worker processes each write whole shards. A shard is written under a temporary name, renamed into
 place, then marked done with a small `.{shard}.done.json` holding what it contains; a rerun after
@@ -30,7 +36,7 @@ import signal
 import sys
 import time
 
-from jaxres.data import records, sources
+from jaxres.data import records, sequences, sources
 from jaxres.data.skips import SKIPPED, SkipCounter
 
 logger = logging.getLogger("jaxres.data")
@@ -67,7 +73,37 @@ def encode_frames(frames, resize: int, quality: int) -> tuple[list[bytes], int, 
   return out, height, width
 
 
-def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: int) -> dict:
+def _read_files(folder: str, names: list[str]) -> list[bytes]:
+  out = []
+  for name in names:
+    with open(os.path.join(folder, name), "rb") as f:
+      out.append(f.read())
+  return out
+
+
+def _read_frame_folder(path: str, rel: str, expected: int, resize: int, quality: int,
+                       frames: dict):
+  """`(encoded frames, encoded LR frames or None, height, width)` of a sequence folder: the files
+  themselves when `resize` is 0 (each checked to decode; LR ones checked to pair), else JPEGs
+  shrunk like video frames."""
+  from jaxres.data import frames as frames_io
+  names = frames_io.list_frames(path, frames["pattern"], expected)
+  if frames.get("lr_src"):
+    lr_folder = os.path.join(frames["lr_src"], rel)
+    decoded, _ = frames_io.read_paired(path, lr_folder, range(len(names)),
+                                       scale=frames["lr_scale"], pattern=frames["pattern"])
+    lr = _read_files(lr_folder, names)
+  else:
+    decoded = frames_io.read_frames(path, range(len(names)), names=names)
+    lr = None
+  if resize:  # (never with LR frames: prepare_dataset refuses that)
+    jpegs, height, width = encode_frames(decoded, resize, quality)
+    return jpegs, lr, height, width
+  return _read_files(path, names), lr, decoded.shape[1], decoded.shape[2]
+
+
+def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: int,
+                frames: dict | None = None) -> dict:
   """Decodes `videos` and writes them as one shard `out/file` (run in a worker process).
 
   Args:
@@ -76,6 +112,9 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
     videos: dicts with `path` (absolute), `rel`, `label`, `video_id`.
     resize: shrink frames so the short side is at most this (0: keep).
     quality: JPEG quality.
+    frames: None for video files; for frame folders (`path` is a sequence folder)
+      `{"pattern": glob of its images, "lr_src": LR root mirroring the source or "",
+      "lr_scale": int}`.
 
   Returns:
     `{"file", "videos": [{path, label, video_id, num_frames, fps}], "skipped": [{path, reason,
@@ -90,8 +129,16 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
   with tf.io.TFRecordWriter(tmp) as writer:
     for video in videos:
       try:
-        decoded = video_io.read_video(video["path"])
-      except video_io.DecodeError as e:
+        lr = None
+        if frames:
+          jpegs, lr, height, width = _read_frame_folder(
+              video["path"], video["rel"], video.get("num_frames", 0), resize, quality, frames)
+          fps = 0.0
+        else:
+          decoded = video_io.read_video(video["path"])
+          jpegs, height, width = encode_frames(decoded.frames, resize, quality)
+          fps = decoded.fps
+      except video_io.DecodeError as e:  # (frame folders' FrameError is one)
         result["skipped"].append({"path": video["rel"], "reason": e.reason, "detail": e.detail})
         continue
       except FileNotFoundError:
@@ -100,13 +147,12 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
       except Exception as e:  # noqa: BLE001 - a bad file must not stop the whole job.
         result["skipped"].append({"path": video["rel"], "reason": "corrupt", "detail": repr(e)})
         continue
-      jpegs, height, width = encode_frames(decoded.frames, resize, quality)
       writer.write(records.encode_record(jpegs, label=video["label"], video_id=video["video_id"],
-                                         fps=decoded.fps, height=height, width=width,
-                                         path=video["rel"]))
+                                         fps=fps, height=height, width=width, path=video["rel"],
+                                         lr_frames=lr))
       result["videos"].append({"path": video["rel"], "label": video["label"],
                                "video_id": video["video_id"], "num_frames": len(jpegs),
-                               "fps": decoded.fps})
+                               "fps": fps})
   os.replace(tmp, os.path.join(out, file))
   done = os.path.join(out, f".{file}.done.json")
   with open(done + ".tmp", "w") as f:
@@ -147,41 +193,60 @@ def die_with_parent(parent_pid: int) -> None:
 
 
 def _plan(src: str, split_lists: dict[str, str], holdout_fraction: float, num_shards: int,
-          skips: SkipCounter) -> tuple[tuple[str, ...], dict[str, list[list[dict]]]]:
+          skips: SkipCounter, layout: str, holdout_sequences: tuple[str, ...]
+          ) -> tuple[tuple[str, ...], dict[str, list[list[dict]]]]:
   plan = {}
   class_names = None
   for split, list_path in split_lists.items():
-    listed = sources.folder_videos(src, list_path, split=split, holdout_fraction=holdout_fraction,
-                                   skips=skips)
+    if layout:
+      listed = sequences.frame_sequences(src, layout, list_path, split=split,
+                                         holdout_fraction=holdout_fraction,
+                                         holdout_sequences=holdout_sequences)
+    else:
+      listed = sources.folder_videos(src, list_path, split=split,
+                                     holdout_fraction=holdout_fraction, skips=skips)
     class_names = listed.class_names
     n = num_shards or min(len(listed.entries), max(16, math.ceil(len(listed.entries) / 256)))
     shards = [[] for _ in range(n)]
     for entry in listed.entries:
       shards[entry.video_id % n].append({
           "path": entry.path, "rel": os.path.relpath(entry.path, src), "label": entry.label,
-          "video_id": entry.video_id})
+          "video_id": entry.video_id, **({"num_frames": entry.num_frames} if layout else {})})
     plan[split] = shards
   return class_names, plan
 
 
 def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = None,
                     holdout_fraction: float = 0.0, resize: int = 128, quality: int = 90,
-                    num_shards: int = 0, workers: int | None = None,
-                    skips: SkipCounter = SKIPPED, log=print) -> dict:
-  """Prepares `src` (class subfolders of videos) into `out`; resumes an interrupted run.
+                    num_shards: int = 0, workers: int | None = None, layout: str = "",
+                    holdout_sequences: tuple[str, ...] = (), frame_pattern: str = "*",
+                    lr_src: str = "", lr_scale: int = 4, skips: SkipCounter = SKIPPED,
+                    log=print) -> dict:
+  """Prepares `src` (class subfolders of videos, or frame folders) into `out`; resumes an
+  interrupted run.
 
   Args:
-    src: video folder.
+    src: video folder, or the root of frame folders (`data.path` of `source="frames"`).
     out: output folder (created).
-    split_lists: split name -> split list file ("" for all videos, see `sources.folder_videos`).
+    split_lists: split name -> split list file ("" for all videos, see `sources.folder_videos`;
+      frame folders: sequence lists, see `sequences.frame_sequences`).
       Default: `{"train": trainlist01.txt, "eval": testlist01.txt}` when both are in `src`, else
-      `{"train": ""}` (plus `"eval"` when `holdout_fraction > 0`).
+      `{"train": ""}` (plus `"eval"` when `holdout_fraction > 0` or `holdout_sequences`; Vimeo:
+      both, from its `sep_*list.txt`).
     holdout_fraction: per-class holdout for `eval` when there are no lists.
     resize: shrink frames so the short side is at most this (0: keep the source size).
     quality: JPEG quality (1-100).
     num_shards: shards per split (0: `max(16, videos / 256)`, at most one per video).
     workers: processes (default: the CPU count).
     skips: counter for skipped files.
+    layout: "" for video files, else a frame-folder layout (`"sequences"`, `"vimeo"`,
+      `"rawframes"`).
+    holdout_sequences: frame folders without lists: these sequences are `eval`, not `train`.
+    frame_pattern: the glob frame images match (`"img_*"`: MMAction2 folders holding flow too).
+    lr_src: frame folders: LR folders mirroring `src` with the same image names (REDS
+      `train_sharp_bicubic/X4`), stored as they are next to the HR frames (needs `resize=0`);
+      train from them with `data.lr_scale` set and no `data.lr_path`.
+    lr_scale: the HR/LR factor `lr_src` must have.
     log: progress printer (None for silence).
 
   Returns:
@@ -195,6 +260,15 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
     >>> prepare_dataset(write_demo_dataset("/tmp/demo"), "/tmp/demo-prepared")
   """
   log = log or (lambda *a, **k: None)
+  if layout and layout not in sequences.LAYOUTS:
+    raise ValueError(f"layout must be one of {sequences.LAYOUTS}, got {layout!r}.")
+  holdout_sequences = tuple(holdout_sequences)
+  if lr_src and (not layout or resize):
+    raise ValueError("Paired LR frames (--lr) need frame folders (--layout) and --resize 0.")
+  if split_lists is None and layout:
+    split_lists = {"train": ""}
+    if layout == "vimeo" or holdout_fraction > 0 or holdout_sequences:
+      split_lists["eval"] = ""
   if split_lists is None:
     train_list, test_list = (os.path.join(src, f) for f in ("trainlist01.txt", "testlist01.txt"))
     if os.path.isfile(train_list) and os.path.isfile(test_list):
@@ -203,10 +277,17 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
       split_lists = {"train": ""}
       if holdout_fraction > 0:
         split_lists["eval"] = ""
-  class_names, plan = _plan(src, split_lists, holdout_fraction, num_shards, skips)
+  class_names, plan = _plan(src, split_lists, holdout_fraction, num_shards, skips, layout,
+                            holdout_sequences)
+  image_format = "any" if layout and not resize else "jpeg"
+  frame_opts = ({"pattern": frame_pattern, "lr_src": os.path.abspath(lr_src) if lr_src else "",
+                 "lr_scale": lr_scale} if layout else None)
   os.makedirs(out, exist_ok=True)
   plan_doc = {"version": records.FORMAT_VERSION, "src": os.path.abspath(src), "resize": resize,
               "quality": quality, "class_names": list(class_names),
+              **({"layout": layout, "holdout_sequences": list(holdout_sequences),
+                  "frame_pattern": frame_pattern} if layout else {}),
+              **({"lr_src": os.path.abspath(lr_src), "lr_scale": lr_scale} if lr_src else {}),
               "shards": {s: [[v["rel"] for v in shard] for shard in shards]
                          for s, shards in plan.items()}}
   digest = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
@@ -229,7 +310,7 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
         with open(done) as f:
           results[file] = json.load(f)
       else:
-        tasks.append((out, file, videos, resize, quality))
+        tasks.append((out, file, videos, resize, quality, frame_opts))
   if results:
     log(f"prepare: resuming, {len(results)} shard(s) already done, {len(tasks)} to write")
   start = time.perf_counter()
@@ -252,9 +333,10 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
         results[result["file"]] = result
         progress(n)
 
-  manifest = {"version": records.FORMAT_VERSION, "format": "tfrecord", "image_format": "jpeg",
+  manifest = {"version": records.FORMAT_VERSION, "format": "tfrecord", "image_format": image_format,
               "src": os.path.abspath(src), "resize": resize, "quality": quality,
-              "class_names": list(class_names), "splits": {}}
+              "class_names": list(class_names), "splits": {},
+              **({"lr_scale": lr_scale} if lr_src else {})}
   for split, shards in plan.items():
     entries, skipped = [], []
     for i in range(len(shards)):

@@ -3,8 +3,10 @@
 A prepared dataset `OUT/` (written by `jaxres prepare`, see `jaxres.data.prepare`) holds
 
 - `{split}-{i:05d}-of-{n:05d}.tfrecord`: one `tf.train.Example` per video with
-  `frames` (bytes list, one JPEG per frame on the nominal grid), `label`, `video_id`, `num_frames`,
-  `height`, `width` (int64), `fps` (float) and `path` (bytes, relative to the source);
+  `frames` (bytes list, one JPEG per frame on the nominal grid; frame folders prepared at their
+  own size keep their image files, `image_format` "any"), `label`, `video_id`, `num_frames`,
+  `height`, `width` (int64), `fps` (float; 0 for frame folders), `path` (bytes, relative to the
+  source) and, for paired frame folders (manifest `lr_scale`), `lr_frames` (the LR image files);
 - `classes.txt`: class names, line number = label;
 - `manifest.json`: format, class names and, per split, its shards with the videos each holds
   (path, label, video_id, num_frames, fps) and the files that were skipped and why.
@@ -32,7 +34,7 @@ def shard_name(split: str, index: int, count: int) -> str:
 
 
 def encode_record(frames_jpeg: list[bytes], *, label: int, video_id: int, fps: float, height: int,
-                  width: int, path: str) -> bytes:
+                  width: int, path: str, lr_frames: list[bytes] | None = None) -> bytes:
   """One serialized `tf.train.Example` for a video (see the module docstring).
 
   Example:
@@ -50,12 +52,14 @@ def encode_record(frames_jpeg: list[bytes], *, label: int, video_id: int, fps: f
       "fps": tf.train.Feature(float_list=tf.train.FloatList(value=[fps])),
       "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
   }
+  if lr_frames is not None:  # paired LR frames, one per frame
+    feature["lr_frames"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=lr_frames))
   return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
 
 
 def parse_record(serialized):
-  """tf op: a serialized record -> `{"frames": string [N], "label", "video_id", "num_frames": int64,
-  "fps": float32, "path": string}`.
+  """tf op: a serialized record -> `{"frames": string [N], "lr_frames": string [N] (or [0]),
+  "label", "video_id", "num_frames": int64, "fps": float32, "path": string}`.
 
   Example:
     >>> tf.data.TFRecordDataset(files).map(parse_record)
@@ -63,6 +67,7 @@ def parse_record(serialized):
   import tensorflow as tf
   spec = {
       "frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+      "lr_frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
       "label": tf.io.FixedLenFeature([], tf.int64),
       "video_id": tf.io.FixedLenFeature([], tf.int64),
       "num_frames": tf.io.FixedLenFeature([], tf.int64),

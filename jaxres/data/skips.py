@@ -2,8 +2,11 @@
 
 Every skip logs one warning naming the file (once per file and reason) and is counted once per file,
 however many epochs meet it. Reasons: `not_video` (wrong suffix or no video stream), `corrupt`
-(unreadable or truncated container), `empty` (no decodable frame), `short` (fewer frames than a
-clip, with `short_video="skip"`), `missing` (vanished after listing).
+(unreadable container), `partial` (decoding stops well before the frame count in the file's own
+header: truncated or damaged), `empty` (no decodable frame), `short` (fewer frames than a
+clip, with `short_video="skip"`), `missing` (vanished after listing). Frame folders
+(`jaxres.data.frames`) count per sequence folder: `corrupt` (an image does not decode, or sizes
+differ), `missing` (a gap in the numbered frames, or an absent LR frame), `empty` (no image).
 
 Example:
   >>> from jaxres.data import skips
@@ -27,14 +30,17 @@ class SkipCounter:
   def __init__(self):
     self._lock = threading.Lock()
     self._files: dict[str, dict[str, str]] = {}
+    self._shared: set[tuple[str, str]] = set()
 
-  def record(self, path: str, reason: str, detail: str = "") -> bool:
+  def record(self, path: str, reason: str, detail: str = "", *, shared: bool = False) -> bool:
     """Counts `path` as skipped for `reason`; returns whether this was new (and warned about).
 
     Args:
       path: the file.
       reason: a short tag (see the module docstring).
       detail: what went wrong, for the warning.
+      shared: every host records this same skip (found while listing the files, which each host
+        does whole), so counts over hosts take it once; others come from the host's own share.
 
     Returns:
       True the first time this (path, reason) is recorded.
@@ -48,6 +54,8 @@ class SkipCounter:
       if path in seen:
         return False
       seen[path] = detail
+      if shared:
+        self._shared.add((reason, path))
     logger.warning("Skipping %s (%s%s)", path, reason, f": {detail}" if detail else "")
     return True
 
@@ -68,13 +76,37 @@ class SkipCounter:
 
   def metrics(self, prefix: str = "data/skipped_") -> dict[str, int]:
     """Counts as flat metrics for a logger: `{"data/skipped_total": n, "data/skipped_corrupt": k}`."""
-    counts = self.counts()
-    return {f"{prefix}total": sum(counts.values()), **{prefix + k: v for k, v in counts.items()}}
+    return as_metrics(self.counts(), prefix)
+
+  def split_counts(self) -> tuple[dict[str, int], dict[str, int]]:
+    """`(own, shared)` counts per reason: skips in this host's share, and those every host records.
+
+    Example:
+      >>> SKIPPED.split_counts()
+      ({'corrupt': 1}, {'not_video': 2})
+    """
+    with self._lock:
+      shared: dict[str, int] = {}
+      for reason, _ in self._shared:
+        shared[reason] = shared.get(reason, 0) + 1
+      own = {reason: len(files) - shared.get(reason, 0) for reason, files in self._files.items()}
+    return ({k: v for k, v in sorted(own.items()) if v}, dict(sorted(shared.items())))
 
   def reset(self) -> None:
     """Forgets everything recorded."""
     with self._lock:
       self._files.clear()
+      self._shared.clear()
+
+
+def as_metrics(counts: dict[str, int], prefix: str = "data/skipped_") -> dict[str, int]:
+  """Skip counts per reason as flat metrics, with their total.
+
+  Example:
+    >>> as_metrics({"corrupt": 2})
+    {'data/skipped_total': 2, 'data/skipped_corrupt': 2}
+  """
+  return {f"{prefix}total": sum(counts.values()), **{prefix + k: v for k, v in counts.items()}}
 
 
 # The process-wide counter the pipeline records into (read it with SKIPPED.counts()).

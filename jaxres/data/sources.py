@@ -38,11 +38,13 @@ class VideoEntry:
     path: absolute path of the file.
     label: class index.
     video_id: position of the video in its split (sorted by path), the same on every host.
+    num_frames: frames a list says a frame folder holds (0: not said; see `jaxres.data.sequences`).
   """
 
   path: str
   label: int
   video_id: int
+  num_frames: int = 0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,7 +97,7 @@ def _all_videos(root: str, class_names: Sequence[str], skips: SkipCounter) -> li
         if _is_video(path):
           items.append((path, label))
         else:
-          skips.record(path, "not_video", "not a video file suffix")
+          skips.record(path, "not_video", "not a video file suffix", shared=True)
   return items
 
 
@@ -195,7 +197,7 @@ def folder_videos(root: str, split_list: str = "", *, split: str = "train",
       if _is_video(path):
         kept.append((path, label))
       else:
-        skips.record(path, "not_video", "not a video file suffix")
+        skips.record(path, "not_video", "not a video file suffix", shared=True)
     items = kept
   else:
     items = _all_videos(root, class_names, skips)

@@ -219,24 +219,84 @@ def spatial_crops(video: tf.Tensor, size: int, num_crops: int) -> tf.Tensor:
     TensorShape([3, 8, 112, 112, 3])
   """
   shape = tf.shape(video)
-  h, w = shape[1], shape[2]
+  offsets = crop_offsets(shape[1], shape[2], size, num_crops)
+  return tf.stack([video[:, y:y + size, x:x + size, :] for y, x in offsets])
+
+
+def crop_offsets(h, w, size: int, num_crops: int) -> list:
+  """Top-left corners `[(y, x)]` of `spatial_crops`' crops of an `h x w` frame."""
   cy, cx = (h - size) // 2, (w - size) // 2
   if num_crops == 1:
-    offsets = [(cy, cx)]
-  elif num_crops == 3:
-    offsets = tf.cond(w >= h,
-                      lambda: tf.stack([[cy, 0], [cy, cx], [cy, w - size]]),
-                      lambda: tf.stack([[0, cx], [cy, cx], [h - size, cx]]))
-    offsets = [(offsets[i, 0], offsets[i, 1]) for i in range(3)]
-  else:
+    return [(cy, cx)]
+  if num_crops != 3:
     raise ValueError(f"num_crops must be 1 or 3, got {num_crops}.")
-  return tf.stack([video[:, y:y + size, x:x + size, :] for y, x in offsets])
+  offsets = tf.cond(w >= h,
+                    lambda: tf.stack([[cy, 0], [cy, cx], [cy, w - size]]),
+                    lambda: tf.stack([[0, cx], [cy, cx], [h - size, cx]]))
+  return [(offsets[i, 0], offsets[i, 1]) for i in range(3)]
+
+
+def _check_lr_fits(lr: tf.Tensor, lr_size: int):
+  shape = tf.shape(lr)
+  return tf.debugging.assert_greater_equal(
+      tf.minimum(shape[-3], shape[-2]), lr_size,
+      message=f"LR frames are smaller than the LR crop of {lr_size} pixels (data.crop_size / "
+              "data.lr_scale); lower data.crop_size")
+
+
+def paired_random_crop(hr: tf.Tensor, lr: tf.Tensor, size: int, scale: int, seed):
+  """The same random window of HR `[T, H, W, C]` (`size` square) and LR `[T, H/s, W/s, C]`
+  (`size / scale` square): the HR corner is `scale` times the LR one, so the pair stays aligned.
+
+  Example:
+    >>> hr_crop, lr_crop = paired_random_crop(hr, lr, 256, 4, [0, 1])   # 256^2 and 64^2
+  """
+  lr_size = size // scale
+  with tf.control_dependencies([_check_lr_fits(lr, lr_size)]):
+    shape = tf.shape(lr)
+  offset = tf.random.stateless_uniform([2], seed, minval=0, maxval=tf.int32.max, dtype=tf.int32)
+  y = offset[0] % (shape[1] - lr_size + 1)
+  x = offset[1] % (shape[2] - lr_size + 1)
+  return (hr[:, y * scale:y * scale + size, x * scale:x * scale + size],
+          lr[:, y:y + lr_size, x:x + lr_size])
+
+
+def paired_crops(hr: tf.Tensor, lr: tf.Tensor, size: int, scale: int, num_crops: int):
+  """`spatial_crops` of an aligned HR/LR pair: `([n, T, size, size, C], [n, T, size/s, size/s, C])`,
+  the LR windows placed as `spatial_crops` places them and the HR ones at `scale` times their
+  corners.
+
+  Example:
+    >>> hr_views, lr_views = paired_crops(hr, lr, 256, 4, 1)
+  """
+  lr_size = size // scale
+  with tf.control_dependencies([_check_lr_fits(lr, lr_size)]):
+    shape = tf.shape(lr)
+  offsets = crop_offsets(shape[1], shape[2], lr_size, num_crops)
+  return (tf.stack([hr[:, y * scale:y * scale + size, x * scale:x * scale + size]
+                    for y, x in offsets]),
+          tf.stack([lr[:, y:y + lr_size, x:x + lr_size] for y, x in offsets]))
 
 
 def random_flip(video: tf.Tensor, seed) -> tf.Tensor:
   """Mirrors all frames of `[T, H, W, C]` left-right with probability 1/2."""
   flip = tf.random.stateless_uniform([], seed) < 0.5
   return tf.cond(flip, lambda: tf.reverse(video, axis=[-2]), lambda: video)
+
+
+def random_vflip_transpose(video: tf.Tensor, seed) -> tf.Tensor:
+  """Flips `[T, S, S, C]` upside down, then swaps its H and W axes, each with probability 1/2
+  (with `random_flip`: BasicSR's `augment(hflip=True, rotation=True)`, all 8 square symmetries).
+
+  Example:
+    >>> random_vflip_transpose(tf.zeros([8, 64, 64, 3]), [0, 1]).shape
+    TensorShape([8, 64, 64, 3])
+  """
+  s_flip, s_transpose = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  flip = tf.random.stateless_uniform([], s_flip) < 0.5
+  transpose = tf.random.stateless_uniform([], s_transpose) < 0.5
+  video = tf.cond(flip, lambda: tf.reverse(video, axis=[-3]), lambda: video)
+  return tf.cond(transpose, lambda: tf.transpose(video, [0, 2, 1, 3]), lambda: video)
 
 
 def scale_jitter_size(base: int, jitter: Sequence[float], seed) -> tf.Tensor:

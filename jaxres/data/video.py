@@ -18,8 +18,10 @@ Writing (`VideoWriter`, `write_video`, `write_png_atomic`, `check_output_path`) 
 `video_write.py` and is imported here: this module is the one place to import video I/O from.
 
 Failures to read raise `DecodeError` (a `ValueError`) naming the file and with a short `reason` tag:
-not a video, no video stream, truncated or corrupt data, no decodable frame. Callers in the pipeline
-turn these into counted skips.
+`not_video` (no video stream), `corrupt` (cannot be opened or decoded at all), `partial` (decoding
+stops well before the frame count in its own header: a truncated or damaged file), `empty` (no
+decodable frame). Callers in the pipeline turn these into counted skips; `stream_video` instead
+ends where decoding stops, and `is_partial` tells its caller whether that was short of the header.
 
 Example:
   >>> meta = probe("v_ApplyEyeMakeup_g01_c01.avi")            # fps, num_frames, size, rotation
@@ -45,7 +47,7 @@ from jaxres.data.video_write import (WRITE_SUFFIXES, VideoWriter, check_output_p
                                      write_png_atomic, write_video)
 
 __all__ = ["VIDEO_SUFFIXES", "WRITE_SUFFIXES", "DecodeError", "VideoMeta", "Video", "probe",
-           "read_frames", "read_video", "stream_video", "VideoWriter", "write_video",
+           "read_frames", "read_video", "stream_video", "is_partial", "VideoWriter", "write_video",
            "write_png_atomic", "check_output_path"]
 
 # Suffixes listed as videos by the sources; anything else in a class folder is skipped as not_video.
@@ -150,6 +152,26 @@ def _stream_meta(container, stream) -> tuple[float, int, float, float]:
   return fps, num_frames, duration, start
 
 
+def is_partial(decoded: int, num_frames: int) -> bool:
+  """Whether a video that decoded `decoded` frames stopped short of the `num_frames` its header says.
+
+  A few frames of slack (2, or 5% of long videos) absorb headers that estimate the count from the
+  duration; a truncated file misses more.
+
+  Args:
+    decoded: frames that decoded.
+    num_frames: `VideoMeta.num_frames`.
+
+  Returns:
+    True when the decode is partial.
+
+  Example:
+    >>> is_partial(20, 40), is_partial(39, 40)
+    (True, False)
+  """
+  return num_frames - decoded > max(2, math.ceil(0.05 * num_frames))
+
+
 def _timed(path: str, container, stream, fps: float, start: float, *, keep_truncated: bool):
   """Yields `(av.VideoFrame, seconds since the first frame)` in presentation order.
 
@@ -166,6 +188,8 @@ def _timed(path: str, container, stream, fps: float, start: float, *, keep_trunc
     except av.FFmpegError as e:
       if count and keep_truncated:
         return
+      if count:
+        raise DecodeError(path, "partial", f"decoding failed after {count} frames: {e}") from None
       raise DecodeError(path, "corrupt", str(e)) from None
     yield frame, (frame.time - start if frame.time is not None else count / fps)
     count += 1
@@ -256,11 +280,12 @@ def stream_video(path: str) -> tuple[VideoMeta, Iterator[tuple[np.ndarray, float
 
 
 def _decode_grid(path: str, container, stream, targets: np.ndarray, fps: float, start: float,
-                 seek: bool) -> dict[int, np.ndarray]:
+                 seek: bool, num_frames: int) -> dict[int, np.ndarray]:
   """Decodes the frames on the nominal grid at the sorted unique indices `targets`."""
   tol = 0.25 / fps
   out: dict[int, np.ndarray] = {}
   prev = prev_array = None
+  prev_time = 0.0
   rotation = None
   j = 0
   seeked = False
@@ -283,10 +308,14 @@ def _decode_grid(path: str, container, stream, targets: np.ndarray, fps: float, 
       j += 1
     if j == len(targets):
       break
-    prev, prev_array = frame, None
+    prev, prev_array, prev_time = frame, None, t
   if prev is None:
     raise DecodeError(path, "empty", "no decodable frame")
   if j < len(targets):  # Past the end of the stream (header over-estimated): repeat the last frame.
+    decoded = int(round(prev_time * fps)) + 1
+    if is_partial(decoded, num_frames):
+      raise DecodeError(path, "partial", f"decoding stops after {decoded} of the {num_frames} frames "
+                        "its header lists")
     array = prev_array if prev_array is not None else _to_array(prev, rotation)
     for k in targets[j:]:
       out[int(k)] = array
@@ -315,7 +344,8 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray | Callable[[Video
 
   Raises:
     FileNotFoundError: no such file.
-    DecodeError: not a video, corrupt, or no decodable frame.
+    DecodeError: not a video, corrupt, partial (an index past where a truncated file stops), or
+      no decodable frame.
 
   Example:
     >>> read_frames("clip.mp4", lambda meta: np.arange(meta.num_frames - 8, meta.num_frames))
@@ -337,10 +367,10 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray | Callable[[Video
     targets = np.unique(indices)
     try:
       try:
-        grid = _decode_grid(path, container, stream, targets, fps, start, seek)
+        grid = _decode_grid(path, container, stream, targets, fps, start, seek, num_frames)
       except _Overshoot:
         container.seek(0, stream=stream, backward=True, any_frame=False)
-        grid = _decode_grid(path, container, stream, targets, fps, start, False)
+        grid = _decode_grid(path, container, stream, targets, fps, start, False, num_frames)
     except av.FFmpegError as e:
       raise DecodeError(path, "corrupt", str(e)) from None
     return np.stack([grid[int(k)] for k in indices])
@@ -361,7 +391,8 @@ def read_video(path: str, *, max_frames: int | None = None) -> Video:
 
   Raises:
     FileNotFoundError: no such file.
-    DecodeError: not a video, corrupt, or no decodable frame.
+    DecodeError: not a video, corrupt, partial (stops well short of its header's frame count), or
+      no decodable frame.
 
   Example:
     >>> video = read_video("clip.webm"); video.frames.shape
@@ -378,6 +409,9 @@ def read_video(path: str, *, max_frames: int | None = None) -> Video:
       times.append(time)
   times = np.asarray(times)
   span = max(len(decoded), int(round((times[-1] + 1.0 / fps) * fps)))
+  if (not max_frames or span < max_frames) and is_partial(span, meta.num_frames):
+    raise DecodeError(path, "partial", f"decoding stops after {span} of the {meta.num_frames} "
+                      "frames its header lists")
   if abs(span - len(decoded)) <= 1 and np.all(np.abs(times - np.arange(len(times)) / fps) < 0.5 / fps):
     frames = np.stack(decoded)  # Constant rate: the decoded frames are the grid.
   else:

@@ -167,7 +167,11 @@ class VideoWriter:
             for packet in self._stream.encode():
               self._container.mux(packet)
         finally:
-          self._container.close()
+          try:
+            self._container.close()
+          except OSError:
+            if success:
+              raise  # else: a failed file (e.g. a full disk) is deleted below anyway
       if success and self.frames_written:
         os.replace(self.tmp, self.path)
     finally:

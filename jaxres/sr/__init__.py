@@ -5,7 +5,8 @@ degradation that makes LR from HR and PSNR/SSIM are in `jaxres.tasks`. Modules h
 
 - `upscale`: chunked/tiled streaming upscaling of video files (`jaxres upscale`).
 - `checkpoint`: `load_sr_model`, a trained SR model from a `jaxres train` workdir.
-- `evaluate`: per-video PSNR/SSIM vs bicubic on whole held-out videos.
+- `evaluate`: per-video PSNR/SSIM vs bicubic on whole held-out videos (a run's eval split, e.g.
+  the SR demo's pans over photographs it never trained on, `jaxres.data.photo_demo`).
 - `footage`: generated textured footage with sub-pixel motion (video I/O is `jaxres.data.video`).
 
 Example:

@@ -1,38 +1,94 @@
-"""Per-video PSNR/SSIM of an SR model against bicubic on whole held-out videos.
+"""Per-video PSNR/SSIM of an SR model against bicubic on whole held-out videos or frame folders.
 
 Unlike the training engine's eval (patches of the eval split), this runs whole frames through the
 same chunked path as `jaxres upscale` (`jaxres.sr.upscale.Upscaler`), so it measures what a user
-gets. HR videos are degraded with `jaxres.tasks.degradation` (mod-crop, antialiased bicubic); the
-output is clipped and rounded to 8 bits; metrics crop `scale` pixels at the borders.
+gets. HR videos are degraded with `jaxres.tasks.degradation` (mod-crop, antialiased bicubic), or
+their LR frames are given (Vid4 `BIx4`, REDS `train_sharp_bicubic/X4`); the output is clipped and
+rounded to 8 bits; metrics crop `crop` (default: the scale) pixels at the borders.
 
-Command line (held-out generated footage, a seed never used for training):
+On frame folders it gives the table SR papers print for Vid4 and REDS4: per sequence the mean over
+its frames of PSNR/SSIM on BT.601 Y (and on RGB), then the mean over sequences. The metrics follow
+BasicSR's `calculate_psnr` / `calculate_ssim` (`test_y_channel=True`; checked against BasicSR
+1.4.2 and scikit-image in `tests/test_sr_evaluate.py`). Recurrent models see each sequence whole
+(`--chunk 0`, the default on frames; `options=None` in Python), as the papers run them. MMagic's
+BasicVSR/BasicVSR++ test configs set `crop_border=0`: pass `--crop 0` to reproduce their numbers.
 
-  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr --videos 4 --frames 16 --size 96
+Command line: by default the run's own held-out videos (its data config's eval split, e.g. the
+`sr_edsr_demo` pans over photographs it never trained on; for a `frames` source its eval
+sequences, with their paired LR frames when it has them), whole; `--footage generated` uses
+generated footage from a seed never used for training instead; `--hr` any frame folders:
+
+  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr
+  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr --footage generated --videos 4 --size 96
+  $ python -m jaxres.sr.evaluate --checkpoint runs/basicvsr --hr /data/Vid4/GT --lr /data/Vid4/BIx4
+  $ python -m jaxres.sr.evaluate --checkpoint runs/basicvsr --hr /data/REDS/train_sharp \
+      --lr /data/REDS/train_sharp_bicubic/X4 --sequences 000 011 015 020        # REDS4
 
 Example:
   >>> table = evaluate_videos(model, variables, hr_videos, scale=2, clip_model=False)
-  >>> print(format_table(table))
+  >>> rows = evaluate_frames(model, variables, "/data/Vid4/GT", scale=4, clip_model=True,
+  ...                        lr_root="/data/Vid4/BIx4")
+  >>> print(format_table(rows))
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
+import os
 import sys
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
+import jax
 import numpy as np
 
+from jaxres.data import frames as frames_io
+from jaxres.data import sequences as sequences_lib
+from jaxres.models.sr import bicubic_upsample
 from jaxres.sr import footage, upscale
 from jaxres.tasks import degradation
 from jaxres.tasks import image_metrics as metrics
 
 HELD_OUT_SEED = 20261122  # footage seed never used for training data
+METRICS = ("psnr", "psnr_y", "ssim", "ssim_y")
+
+
+@functools.lru_cache(maxsize=None)
+def _metrics_fn(crop: int):
+  """Jitted `(pred, hr) -> [PSNR, PSNR-Y, SSIM, SSIM-Y]` of one frame pair, for this border crop."""
+  @jax.jit
+  def fn(pred, hr):
+    return [metrics.psnr(pred, hr, crop=crop), metrics.psnr(pred, hr, crop=crop, y_channel=True),
+            metrics.ssim(pred, hr, crop=crop), metrics.ssim(pred, hr, crop=crop, y_channel=True)]
+  return fn
+
+
+_bicubic = jax.jit(bicubic_upsample, static_argnums=1)
+
+
+def _evaluate_one(up: upscale.Upscaler, hr: np.ndarray, lr: np.ndarray, scale: int,
+                  crop: int) -> dict:
+  """Metrics of one video, frame by frame (uint8 `hr [T, H, W, 3]`, float `lr [T, h, w, 3]`)."""
+  fn = _metrics_fn(crop)
+  sums = {f"{p}{k}": [] for p in ("", "bicubic_") for k in METRICS}
+  for i, sr in enumerate(up.frames(lr)):
+    bic = upscale.to_uint8(np.asarray(_bicubic(lr[i], scale)))
+    for prefix, pred in (("", upscale.to_uint8(sr)), ("bicubic_", bic)):
+      for k, v in zip(METRICS, fn(pred, hr[i])):
+        sums[prefix + k].append(float(v))
+  return {k: float(np.mean(v)) for k, v in sums.items()}
+
+
+def _whole(options: upscale.UpscaleOptions | None, length: int) -> upscale.UpscaleOptions:
+  return upscale.UpscaleOptions(chunk=length, overlap=0) if options is None else options
 
 
 def evaluate_videos(model: Any, variables: Any, hr_videos: Sequence[np.ndarray], *, scale: int,
                     clip_model: bool,
                     degrade: degradation.Degradation | None = None,
-                    options: upscale.UpscaleOptions = upscale.UpscaleOptions()) -> list[dict]:
+                    options: upscale.UpscaleOptions | None = upscale.UpscaleOptions(),
+                    lr_videos: Sequence[np.ndarray] | None = None,
+                    crop: int | None = None) -> list[dict]:
   """PSNR/SSIM (RGB and Y) of the model and of bicubic, per video.
 
   Args:
@@ -41,7 +97,9 @@ def evaluate_videos(model: Any, variables: Any, hr_videos: Sequence[np.ndarray],
     scale: the model's factor.
     clip_model: whether the model takes clips.
     degrade: how LR frames are made (default: bicubic x `scale`, quantised).
-    options: chunking/tiling of the upscale.
+    options: chunking/tiling of the upscale (None: each video in one window).
+    lr_videos: the LR frames as given (uint8 `[T, H/scale, W/scale, 3]`), instead of `degrade`.
+    crop: border pixels left out of the metrics (default: `scale`).
 
   Returns:
     One dict per video: `psnr`, `psnr_y`, `ssim`, `ssim_y` and the same with a `bicubic_` prefix,
@@ -51,68 +109,218 @@ def evaluate_videos(model: Any, variables: Any, hr_videos: Sequence[np.ndarray],
     >>> rows = evaluate_videos(model, variables, [video], scale=2, clip_model=True)
   """
   degrade = degrade or degradation.Degradation(scale)
-  up = upscale.Upscaler(model, variables, scale, clip_model=clip_model, options=options)
+  crop = scale if crop is None else crop
   rows = []
-  for video in hr_videos:
-    hr = np.asarray(degradation.mod_crop(np.asarray(video), scale)).astype(np.float32) / 255.0
-    lr = np.asarray(degradation.degrade(hr, degrade))
-    sr = np.stack([upscale.to_uint8(f) for f in up.frames(lr)]).astype(np.float32) / 255.0
-    bic = upscale.to_uint8(np.asarray(upscale.bicubic_upsample(lr, scale))).astype(np.float32) / 255.0
-    row = {}
-    for prefix, pred in (("", sr), ("bicubic_", bic)):
-      for y in (False, True):
-        suffix = "_y" if y else ""
-        row[f"{prefix}psnr{suffix}"] = float(np.mean(metrics.psnr(pred, hr, crop=scale, y_channel=y)))
-        row[f"{prefix}ssim{suffix}"] = float(np.mean(metrics.ssim(pred, hr, crop=scale, y_channel=y)))
-    rows.append(row)
+  for i, video in enumerate(hr_videos):
+    if lr_videos is not None:
+      hr, lr = np.asarray(video), np.asarray(lr_videos[i]).astype(np.float32) / 255.0
+      if hr.shape[1:3] != (lr.shape[1] * scale, lr.shape[2] * scale) or len(hr) != len(lr):
+        raise ValueError(f"Video {i}: LR {lr.shape} is not 1/{scale} of HR {hr.shape}.")
+    else:
+      hr = np.asarray(degradation.mod_crop(np.asarray(video), scale))
+      lr = np.asarray(degradation.degrade(hr.astype(np.float32) / 255.0, degrade))
+    up = upscale.Upscaler(model, variables, scale, clip_model=clip_model,
+                          options=_whole(options, len(hr)))
+    rows.append(_evaluate_one(up, hr, lr, scale, crop))
   return rows
 
 
-def format_table(rows: list[dict]) -> str:
-  """A plain-text table of `evaluate_videos` rows plus their mean."""
-  head = (f"{'video':>6}  {'PSNR-Y':>7} {'bicubic':>7} {'gain':>6}  {'SSIM-Y':>6} {'bicubic':>7}  "
-          f"{'PSNR':>6} {'bicubic':>7}")
+def evaluate_frames(model: Any, variables: Any, hr_root: str, *, scale: int, clip_model: bool,
+                    lr_root: str = "", sequences: Sequence[str] = (), layout: str = "sequences",
+                    split_list: str = "", crop: int | None = None,
+                    options: upscale.UpscaleOptions | None = None) -> list[dict]:
+  """Per-sequence PSNR/SSIM of the model and bicubic on frame folders (Vid4, REDS4, Vimeo test).
+
+  Sequences are read one at a time (whole, as papers evaluate them), so memory holds one.
+
+  Args:
+    model: the SR module; variables: its variables.
+    hr_root: the HR frame folders (`data.path` of a `frames` source, e.g. `Vid4/GT`).
+    scale: the model's factor.
+    clip_model: whether the model takes clips.
+    lr_root: LR folders mirroring `hr_root` (e.g. `Vid4/BIx4`); empty: bicubic degradation of HR.
+    sequences: only these sequences (relative to `hr_root`), e.g. REDS4 `000 011 015 020`.
+    layout: how `hr_root` is laid out (`jaxres.data.sequences.LAYOUTS`).
+    split_list: a sequence list instead (e.g. Vimeo's `sep_testlist.txt`).
+    crop: border pixels left out of the metrics (default: `scale`).
+    options: chunking/tiling (None: each sequence in one window).
+
+  Returns:
+    One dict per sequence: `name` (relative to `hr_root`), `frames`, and `evaluate_videos`' keys.
+
+  Raises:
+    FileNotFoundError: no such folders or sequences.
+    frames_io.FrameError: an image that does not decode, a missing or mismatched LR frame.
+
+  Example:
+    >>> rows = evaluate_frames(model, variables, "Vid4/GT", lr_root="Vid4/BIx4", scale=4,
+    ...                        clip_model=True)
+  """
+  if sequences:
+    folders = [os.path.join(hr_root, s) for s in sequences]
+    absent = [f for f in folders if not os.path.isdir(f)]
+    if absent:
+      raise FileNotFoundError(f"No such sequence folder(s): {absent}.")
+  else:
+    split = "eval" if layout == "vimeo" else "train"  # (vimeo: sep_testlist.txt by default)
+    folders = [e.path for e in sequences_lib.frame_sequences(hr_root, layout, split_list,
+                                                             split=split).entries]
+  rows = []
+  root = os.path.abspath(hr_root)
+  for folder in folders:
+    name = os.path.relpath(os.path.abspath(folder), root)
+    if lr_root:
+      hr, lr = _read_pair(folder, os.path.join(lr_root, name), scale)
+      row = evaluate_videos(model, variables, [hr], scale=scale, clip_model=clip_model,
+                            options=options, lr_videos=[lr], crop=crop)[0]
+    else:
+      hr = frames_io.read_sequence(folder)
+      row = evaluate_videos(model, variables, [hr], scale=scale, clip_model=clip_model,
+                            options=options, crop=crop)[0]
+    rows.append({"name": name, "frames": len(hr), **row})
+  return rows
+
+
+def _read_pair(folder: str, lr_folder: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
+  return frames_io.read_paired(folder, lr_folder, lambda meta: np.arange(meta.num_frames),
+                               scale=scale)
+
+
+def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
+  """The whole videos of a data config's eval split (folder or built-in demo sources).
+
+  Args:
+    data_config: a run's `config.data` (the demo data are written first if missing).
+
+  Returns:
+    `(file name, uint8 [T, H, W, 3])` per video, in the split's order.
+
+  Raises:
+    ValueError: the source is not a folder of videos ("folder" or "demo"); frame folders are read
+      by `held_out_sequences` / `evaluate_frames`.
+
+  Example:
+    >>> videos = held_out_videos(read_config("runs/sr_edsr").data)
+  """
+  if data_config.source not in ("demo", "folder"):
+    raise ValueError(f"data.source={data_config.source!r}: only folder and demo eval splits are "
+                     "read as whole videos here; use --footage generated.")
+  from jaxres.data import catalog, video  # pylint: disable=import-outside-toplevel
+  return [(os.path.basename(e.path), video.read_video(e.path).frames)
+          for e in catalog.video_list(data_config, "eval").entries]
+
+
+def held_out_sequences(data_config: Any) -> list[str]:
+  """The eval sequences of a `frames` data config, relative to `data.path` (its layout, lists,
+  `holdout_sequences`), for `evaluate_frames(..., sequences=...)`.
+
+  Example:
+    >>> held_out_sequences(config.data)        # REDS with holdout_sequences REDS4
+    ['000', '011', '015', '020']
+  """
+  from jaxres.data import catalog  # pylint: disable=import-outside-toplevel
+  root = os.path.abspath(data_config.path)
+  return [os.path.relpath(e.path, root) for e in catalog.video_list(data_config, "eval").entries]
+
+
+def mean_row(rows: Iterable[dict]) -> dict:
+  """The mean over videos of every metric (the "average" line of a paper's table)."""
+  rows = list(rows)
+  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]
+          if k not in ("name", "frames")}
+
+
+def format_table(rows: list[dict], names: Sequence[str] | None = None) -> str:
+  """A plain-text table of `evaluate_videos` / `evaluate_frames` rows plus their mean; rows are
+  named by `names`, else by their `"name"`, else numbered."""
+  if names is None:
+    names = [r.get("name", i) for i, r in enumerate(rows)]
+  named = [(str(n), r) for n, r in zip(names, rows)]
+  width = max([6] + [len(n) for n, _ in named])
+  head = (f"{'video':>{width}}  {'PSNR-Y':>7} {'bicubic':>7} {'gain':>6}  {'SSIM-Y':>6} "
+          f"{'bicubic':>7}  {'PSNR':>6} {'bicubic':>7}  {'SSIM':>6}")
   lines = [head]
-  mean = {k: float(np.mean([r[k] for r in rows])) for k in rows[0]}
-  for name, r in [(str(i), r) for i, r in enumerate(rows)] + [("mean", mean)]:
-    lines.append(f"{name:>6}  {r['psnr_y']:7.2f} {r['bicubic_psnr_y']:7.2f} "
+  for name, r in named + [("mean", mean_row(rows))]:
+    lines.append(f"{name:>{width}}  {r['psnr_y']:7.2f} {r['bicubic_psnr_y']:7.2f} "
                  f"{r['psnr_y'] - r['bicubic_psnr_y']:+6.2f}  {r['ssim_y']:6.4f} "
-                 f"{r['bicubic_ssim_y']:7.4f}  {r['psnr']:6.2f} {r['bicubic_psnr']:7.2f}")
+                 f"{r['bicubic_ssim_y']:7.4f}  {r['psnr']:6.2f} {r['bicubic_psnr']:7.2f}  "
+                 f"{r['ssim']:6.4f}")
   return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m jaxres.sr.evaluate",
-      description="Per-video PSNR/SSIM of a trained SR model vs bicubic on held-out generated footage.")
+      description="Per-video PSNR/SSIM of a trained SR model vs bicubic on held-out videos, whole: "
+                  "the run's eval split (default), generated footage, or frame folders (--hr, "
+                  "Vid4/REDS4-style tables).")
   parser.add_argument("--checkpoint", required=True, help="the training workdir")
   parser.add_argument("--config", default=None, help="the run's config file (if no config.json)")
-  parser.add_argument("--videos", type=int, default=4)
-  parser.add_argument("--frames", type=int, default=16)
-  parser.add_argument("--size", type=int, default=96, help="HR frame height and width")
-  parser.add_argument("--seed", type=int, default=HELD_OUT_SEED)
-  parser.add_argument("--chunk", type=int, default=16)
+  parser.add_argument("--footage", choices=("eval-split", "generated"), default="eval-split",
+                      help="the run's held-out eval split (default) or generated footage")
+  parser.add_argument("--hr", default="", help="HR frame folders (one per sequence), e.g. Vid4/GT")
+  parser.add_argument("--lr", default="", help="LR frame folders mirroring --hr (else bicubic of HR)")
+  parser.add_argument("--sequences", nargs="+", default=(), metavar="SEQ",
+                      help="only these sequences of --hr (REDS4: 000 011 015 020)")
+  parser.add_argument("--layout", default="sequences", choices=sequences_lib.LAYOUTS,
+                      help="how --hr is laid out")
+  parser.add_argument("--list", default="", help="a sequence list of --hr (e.g. sep_testlist.txt)")
+  parser.add_argument("--crop", type=int, default=None,
+                      help="border pixels left out of the metrics (default: the scale)")
+  parser.add_argument("--videos", type=int, default=4, help="generated videos")
+  parser.add_argument("--frames", type=int, default=16, help="generated frames per video")
+  parser.add_argument("--size", type=int, default=96, help="generated frame height and width")
+  parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="generated footage seed")
+  parser.add_argument("--chunk", type=int, default=None,
+                      help="frames per window (0: whole videos; default 0 on frame folders, else 16)")
   parser.add_argument("--overlap", type=int, default=6)
   from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
   args = parser.parse_args(argv)
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
-  config = None
-  if args.config:
-    from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
-    config = load_config(args.config, overrides)
+  from jaxres.train import run  # pylint: disable=import-outside-toplevel
+  names = None
   try:
+    if args.config:
+      from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
+      config = load_config(args.config, overrides)
+    elif args.hr:
+      config = None  # (the saved one, read by load_sr_model)
+    else:
+      config = run.read_config(args.checkpoint)
     loaded = checkpoint.load_sr_model(args.checkpoint, config=config)
+    frames = args.hr or (args.footage == "eval-split" and config.data.source == "frames")
+    chunk = args.chunk if args.chunk is not None else (0 if frames else 16)
+    options = upscale.UpscaleOptions(chunk=chunk, overlap=args.overlap) if chunk else None
+    crop = loaded.scale if args.crop is None else args.crop
+    if args.hr:
+      rows = evaluate_frames(loaded.model, loaded.variables, args.hr, scale=loaded.scale,
+                             clip_model=loaded.clip_model, lr_root=args.lr,
+                             sequences=args.sequences, layout=args.layout, split_list=args.list,
+                             crop=crop, options=options)
+      where = args.hr + (f" (LR {args.lr})" if args.lr else " (LR: bicubic of HR)")
+      what = f"{len(rows)} sequences of {where}, border crop {crop}"
+    elif frames:
+      data = config.data
+      rows = evaluate_frames(loaded.model, loaded.variables, data.path, scale=loaded.scale,
+                             clip_model=loaded.clip_model, lr_root=data.lr_path,
+                             sequences=held_out_sequences(data), crop=crop, options=options)
+      what = f"the {len(rows)} held-out sequences of its eval split, border crop {crop}"
+    else:
+      if args.footage == "eval-split":
+        names, videos = zip(*held_out_videos(config.data))
+        what = f"the {len(videos)} held-out videos of its eval split"
+      else:
+        videos = footage.generate_clips(args.seed, args.videos, args.frames, args.size, args.size)
+        what = (f"{args.videos} held-out generated videos of {args.frames}x{args.size}x{args.size} "
+                f"(seed {args.seed})")
+      rows = evaluate_videos(loaded.model, loaded.variables, list(videos), scale=loaded.scale,
+                             clip_model=loaded.clip_model, options=options, crop=crop)
   except (FileNotFoundError, ValueError) as error:
     print(f"evaluate: {error}", file=sys.stderr)
     return 1
-  videos = footage.generate_clips(args.seed, args.videos, args.frames, args.size, args.size)
-  rows = evaluate_videos(loaded.model, loaded.variables, list(videos), scale=loaded.scale,
-                         clip_model=loaded.clip_model,
-                         options=upscale.UpscaleOptions(chunk=args.chunk, overlap=args.overlap))
-  print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {args.videos} held-out generated "
-        f"videos of {args.frames}x{args.size}x{args.size} (seed {args.seed}):")
-  print(format_table(rows))
+  print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {what}:")
+  print(format_table(rows, names))
   return 0
 
 

@@ -36,6 +36,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import os
@@ -281,12 +282,15 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     duration: seconds to upscale from `start` (None: to the end).
 
   Returns:
-    `{"frames": n, "fps": fps, "size": (H, W), "path": out_path}` (`fps`: the input's average
-    rate).
+    `{"frames": n, "fps": fps, "size": (H, W), "path": out_path, "partial": bool,
+    "header_frames": m}` (`fps`: the input's average rate; `partial`: decoding stopped well before
+    the `m` frames the input's header lists, so only the `n` that decoded were upscaled).
 
   Raises:
     FileNotFoundError: missing input file or output folder.
-    ValueError: unreadable input, a bad output suffix, or an empty video.
+    ValueError: unreadable input, a bad output suffix, an output that is the input, or an empty
+      video.
+    OutputError: the output could not be written (e.g. no space left); its partial file is removed.
 
   Example:
     >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, clip_model=True)
@@ -295,6 +299,9 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     raise ValueError(f"start must be >= 0 and duration > 0 seconds, got {start} and {duration}.")
   png = compare and out_path.lower().endswith(".png")
   video_io.check_output_path(out_path, (".png",) if png else video_io.WRITE_SUFFIXES)
+  if os.path.exists(in_path) and os.path.exists(out_path) and os.path.samefile(in_path, out_path):
+    raise ValueError(f"The output {out_path} is the input video; write to another file "
+                     "(the input is still being read while the output is written).")
   meta, decoded = video_io.stream_video(in_path)
   if min(meta.height, meta.width) < 1:
     decoded.close()
@@ -334,7 +341,8 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
         if (n - 1) % strip_every == 0 and len(strip) < 4:
           strip.append(frame)
       else:
-        writer.write(frame, time)
+        with _writing(out_path):
+          writer.write(frame, time)
       bar.update(1)
   except BaseException:
     if writer is not None:
@@ -351,11 +359,28 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
   if png:
     width = strip[0].shape[1] // 2
     header = column_labels(("bicubic", f"model x{scale}"), width)
-    video_io.write_png_atomic(out_path, np.concatenate([header, *strip], axis=0))
+    with _writing(out_path):
+      video_io.write_png_atomic(out_path, np.concatenate([header, *strip], axis=0))
   else:
-    writer.close()
+    with _writing(out_path):
+      writer.close()
   return {"frames": n, "fps": meta.fps, "size": (meta.height * scale, meta.width * scale),
-          "path": out_path}
+          "path": out_path, "partial": video_io.is_partial(n, meta.num_frames),
+          "header_frames": meta.num_frames}
+
+
+class OutputError(OSError):
+  """The output could not be written (full disk, read-only folder, ...); nothing was left behind."""
+
+
+@contextlib.contextmanager
+def _writing(out_path: str):
+  try:
+    yield
+  except OSError as error:
+    reason = error.strerror or str(error)
+    raise OutputError(error.errno, f"Cannot write {out_path}: {reason}; nothing was written "
+                      "(free some space or choose a writable folder).") from error
 
 
 def upscale_with_checkpoint(in_path: str, out_path: str, workdir: str, *, config: Any = None,

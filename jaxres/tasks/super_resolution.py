@@ -3,8 +3,9 @@
 The data layer yields HR frames, `{"video": [B, T, H, W, 3]}` in [0, 1] (a data config with mean 0
 and std 1); `prepare` makes `"hr"` (the frames, mod-cropped to the scale) and `"lr"` from them with
 `jaxres.tasks.degradation` inside the compiled step, the same degradation `jaxres upscale` and
-`jaxres.sr.evaluate` use. Batches that already hold `"lr"` and `"hr"` (paired data, or batches a
-user builds) are used as given. Image models run per frame on the clips.
+`jaxres.sr.evaluate` use. Batches that already hold `"lr"` and `"hr"` (batches a user builds), or
+`"video"` and `"lr"` (paired frame folders, `data.lr_path`: HR is `"video"`), are used as given.
+Image models run per frame on the clips.
 
 Losses: `"l1"` (mean absolute error) or `"charbonnier"` (`mean(sqrt((x - y)^2 + eps^2))`, a smooth
 L1 used by BasicVSR/LapSRN).
@@ -64,10 +65,17 @@ class SuperResolutionTask:
 
   def prepare(self, batch: Mapping[str, Any], rng: jax.Array | None) -> dict[str, Any]:
     """Adds `"hr"` (`batch["video"]` mod-cropped to the scale) and `"lr"` (its degradation, with
-    noise only in training, i.e. when `rng` is given); batches with both are returned as they are.
+    noise only in training, i.e. when `rng` is given); batches with both are returned as they are,
+    and a batch with `"video"` and `"lr"` (paired frames, `data.lr_path`) gets `"hr"` = `"video"`.
     """
     if "lr" in batch and "hr" in batch:
       return dict(batch)
+    if "lr" in batch and "video" in batch:  # paired data: the LR frames as read, HR = "video"
+      hr, lr = jnp.asarray(batch["video"], jnp.float32), jnp.asarray(batch["lr"], jnp.float32)
+      if hr.shape[-3:-1] != tuple(self.scale * n for n in lr.shape[-3:-1]):
+        raise ValueError(f"The batch's 'lr' {lr.shape} is not 1/{self.scale} of its 'video' "
+                         f"{hr.shape} (task.scale={self.scale}).")
+      return dict(batch, hr=hr, lr=lr)
     if "video" not in batch:
       raise ValueError(f"A super-resolution batch needs 'video' (HR frames) or 'lr' and 'hr', "
                        f"got keys {sorted(batch)}.")
@@ -86,6 +94,9 @@ class SuperResolutionTask:
       raise ValueError(f"Super-resolution needs frames in [0, 1]: set data.mean=(0., 0., 0.) and "
                        f"data.std=(1., 1., 1.) (got {tuple(data_config.mean)} and "
                        f"{tuple(data_config.std)}).")
+    if data_config.get("lr_path") and data_config.get("lr_scale") != self.scale:
+      raise ValueError(f"data.lr_scale={data_config.get('lr_scale')} (the paired LR frames' factor) "
+                       f"differs from task.scale={self.scale}; set them equal.")
     if data_config.crop_size % self.scale:
       raise ValueError(f"data.crop_size={data_config.crop_size} is not a multiple of the scale "
                        f"task.scale={self.scale}; LR and HR patches would not align.")

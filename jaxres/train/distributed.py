@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
+import json
 import os
-from typing import Optional
+from typing import Callable, Optional
 
 import jax
 
@@ -44,3 +46,48 @@ def initialize(coordinator_address: Optional[str] = None, num_processes: Optiona
                                process_id=int(index))
   return True
 
+
+
+def skips_over_hosts(counter, exchange: Optional[Callable[[dict], list]] = None) -> dict[str, int]:
+  """Files skipped per reason by all hosts together (every host must call it, in the same order).
+
+  Each host decodes its own share of the files, so those skips add up over hosts; skips found
+  while listing (every host lists every file) count once. The counts travel through the
+  coordinator's key-value store, not a device collective, so no new communicator is set up
+  between training steps.
+
+  Args:
+    counter: a `jaxres.data.skips.SkipCounter`.
+    exchange: maps this host's `{reason: count}` to every host's, in process order (default: the
+      `jax.distributed` coordinator; injectable for tests).
+
+  Returns:
+    `{reason: count}` over all hosts, reasons with none left out.
+
+  Example:
+    >>> skips_over_hosts(SKIPPED)
+    {'corrupt': 3, 'not_video': 1}
+  """
+  own, shared = counter.split_counts()
+  if exchange is None:
+    if jax.process_count() == 1:
+      return counter.counts()
+    exchange = _exchange_through_coordinator
+  counts = dict(shared)
+  for host_counts in exchange(own):
+    for reason, n in host_counts.items():
+      counts[reason] = counts.get(reason, 0) + int(n)
+  return {k: v for k, v in sorted(counts.items()) if v}
+
+
+_EXCHANGES = itertools.count()
+
+
+def _exchange_through_coordinator(value: dict, timeout_ms: int = 300_000) -> list:
+  # jax.distributed's client (as orbax's barriers use it); calls are numbered alike on every host.
+  from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+  client = jax_distributed.global_state.client
+  key = f"jaxres/skips/{next(_EXCHANGES)}"
+  client.key_value_set(f"{key}/{jax.process_index()}", json.dumps(value))
+  return [json.loads(client.blocking_key_value_get(f"{key}/{i}", timeout_ms))
+          for i in range(jax.process_count())]

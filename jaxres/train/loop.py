@@ -10,8 +10,8 @@ SIGTERM after saving, and stops on a non-finite loss without saving the bad stat
 A run folder takes one training at a time (`jaxres.train.run.lock_run`). A damaged newest
 checkpoint is moved aside and named, and the run resumes from the newest one that reads; rows of
 `metrics.jsonl` after the resumed step are dropped, since those steps run (and log) again. The
-files the pipeline skipped (`jaxres.data.skips.SKIPPED`) are counted in every logged row
-(`data/skipped_total`, `data/skipped_<reason>`) and in the summary (`skipped`).
+files the pipeline skipped (`jaxres.data.skips.SKIPPED`, summed over hosts) are counted in every
+logged row (`data/skipped_total`, `data/skipped_<reason>`) and in the summary (`skipped`).
 """
 
 from __future__ import annotations
@@ -27,10 +27,11 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 import jax
 import numpy as np
 
-from jaxres.data.skips import SKIPPED
+from jaxres.data.skips import SKIPPED, as_metrics
 from jaxres.train.build import build_engine
 from jaxres.train.checks import check_config
 from jaxres.train.checkpoint import Checkpointer
+from jaxres.train.distributed import skips_over_hosts
 from jaxres.train.preemption import StopRequest
 from jaxres.train.run import lock_run, save_config
 from jaxres.train.writers import MetricWriter, flat_hparams, plot_curves
@@ -287,7 +288,7 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
           elapsed = time.time() - window_start
           means = {k: float(np.mean([m[k] for m in window])) for k in window[0]}
           means["clips_per_second"] = len(window) * config.global_batch_size / max(elapsed, 1e-9)
-          means.update(SKIPPED.metrics())
+          means.update(as_metrics(skips_over_hosts(SKIPPED)))
           writer.write(step, means, split="train")
           summary["train"] = means
           window, window_start = [], time.time()
@@ -297,7 +298,7 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
           record = {} if pictures is not None else None
           eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps,
                                   record=record)
-          writer.write(step, {**eval_metrics, **SKIPPED.metrics()}, split="eval")
+          writer.write(step, {**eval_metrics, **as_metrics(skips_over_hosts(SKIPPED))}, split="eval")
           if pictures is not None:
             writer.write_images(step, pictures(record.get("values", []), record.get("first_batch"),
                                                engine.to_global(state).variables), split="eval")
@@ -320,7 +321,7 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     writer.close()
 
   summary["step"] = step
-  summary["skipped"] = SKIPPED.counts()
+  summary["skipped"] = skips_over_hosts(SKIPPED)
   if config.plot and jax.process_index() == 0 and os.path.exists(writer.path):
     summary["plot"] = plot_curves(writer.path, os.path.join(workdir, "curves.png"),
                                   title=f"{config.model.name} ({workdir})")
