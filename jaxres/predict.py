@@ -111,7 +111,8 @@ def video_views(path: str, data_config: ml_collections.ConfigDict) -> np.ndarray
   """The eval views of one video, as the pipeline makes them for `jaxres eval`.
 
   Args:
-    path: a video file (any format FFmpeg reads).
+    path: a video file (any format FFmpeg reads), or a folder of its frames as images (read as
+      the `frames` source reads them, `data.frame_pattern` naming them; sorted by name).
     data_config: a data config (its `eval_clips`, `eval_crops`, `num_frames`, `frame_stride`,
       `resize`, `crop_size`, `mean`, `std`, `short_video` are used).
 
@@ -128,6 +129,9 @@ def video_views(path: str, data_config: ml_collections.ConfigDict) -> np.ndarray
   """
   if not os.path.exists(path):
     raise FileNotFoundError(f"No such video file: {path}")
+  if os.path.isdir(path) and data_config.source != "frames":  # a folder of frame images
+    data_config = ml_collections.ConfigDict(data_config.to_dict())
+    data_config.source, data_config.lr_path = "frames", ""
   skips = _LastSkip()
   decode = clips_lib.raw_decoder(data_config, "eval", skips, num_videos=1)
   source = tf.data.Dataset.from_tensors({"path": os.path.abspath(path), "label": 0, "video_id": 0})

@@ -51,6 +51,18 @@ def test_logits_are_the_mean_of_the_model_on_the_eval_pipelines_views(run):
                                          for i in np.argsort(-expected)[:2]]
 
 
+@pytest.mark.slow
+def test_a_folder_of_the_frames_predicts_as_the_video(run, tmp_path):
+  import imageio.v3 as iio
+  from jaxres.data import video
+  loaded, _, videos, _ = run
+  for i, frame in enumerate(video.read_video(videos[0]).frames):
+    iio.imwrite(tmp_path / f"{i:05d}.png", frame)
+  data = predict.view_config(loaded.config.data, clips=2, crops=3)
+  np.testing.assert_array_equal(predict.video_views(str(tmp_path), data),
+                                predict.video_views(videos[0], data))
+
+
 def test_unreadable_and_missing_files_raise_named_errors(tmp_path):
   bad = tmp_path / "broken.mp4"
   bad.write_text("not a video")

@@ -23,7 +23,7 @@ from jaxres.commands.help import HelpFormatter
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="jaxres predict", description=__doc__,
                                    formatter_class=HelpFormatter)
-  parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files to classify")
+  parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files to classify, or folders of a video's frames as images")
   parser.add_argument("--checkpoint", required=True, metavar="RUN",
                       help="the `jaxres train` workdir")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
