@@ -121,17 +121,20 @@ def main(argv=None) -> int:
       return 2
     from benchmarks import vs_torch
     return vs_torch.main(argv[:i] + argv[i + 2:])
-  parser = argparse.ArgumentParser(prog="jaxres bench", description=__doc__.split("\n")[0])
+  parser = argparse.ArgumentParser(prog="jaxres bench", description=__doc__.split("\n")[0],
+                                   formatter_class=argparse.ArgumentDefaultsHelpFormatter)
   parser.add_argument("--models", default=DEFAULT_MODELS, help="comma-separated registry names")
-  parser.add_argument("--batch", type=int, default=4)
-  parser.add_argument("--frames", type=int, default=16)
-  parser.add_argument("--size", type=int, default=112)
-  parser.add_argument("--reps", type=int, default=5)
-  parser.add_argument("--num-classes", type=int, default=400)
+  parser.add_argument("--batch", type=int, default=4, help="clips per step")
+  parser.add_argument("--frames", type=int, default=16, help="frames per clip")
+  parser.add_argument("--size", type=int, default=112, help="height and width")
+  parser.add_argument("--reps", type=int, default=5, help="timed repetitions")
+  parser.add_argument("--num-classes", type=int, default=400, help="classifier outputs")
   parser.add_argument("--lowering", default="auto",
                       help="convolution lowering(s), comma-separated: auto, native, im2col, ...")
-  parser.add_argument("--matmul-size", type=int, default=2048)
-  parser.add_argument("--out-dir", default="benchmarks/results")
+  parser.add_argument("--matmul-size", type=int, default=2048,
+                      help="size of the matmul that measures the peak GFLOP/s")
+  parser.add_argument("--out-dir", default="benchmarks/results",
+                      help="folder for bench.json, bench.md and bench.png")
   parser.add_argument("--vs", choices=["torch"], help="compare with torchvision (vs_torch.py)")
   args = parser.parse_args(argv)
   import jax
@@ -159,6 +162,7 @@ def main(argv=None) -> int:
   with open(os.path.join(args.out_dir, "bench.md"), "w") as f:
     f.write(table + "\n")
   plot(results, os.path.join(args.out_dir, "bench.png"))
+  print(f"wrote bench.json, bench.md and bench.png in {os.path.abspath(args.out_dir)}")
   return 0
 
 

@@ -11,7 +11,10 @@ Example:
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
 import sys
+import tempfile
 
 from jaxres import host_memory
 
@@ -25,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("jaxres.commands.plan", "memory per device of a config's train step on N devices"),
     "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
     "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
+    "predict": ("jaxres.commands.predict", "classify video files with a trained model (top-k classes)"),
+    "export": ("jaxres.commands.export", "export a trained model for serving (jax.export, TF SavedModel)"),
 }
 
 
@@ -34,6 +39,47 @@ EXTRA_MODULES = {
     "av": "video", "imageio": "video", "tqdm": "video", "matplotlib": "video",
     "torch": "torch", "torchvision": "torch",
 }
+
+
+# Commands whose work imports TensorFlow (the input pipeline, video decoding, checkpoints).
+TF_COMMANDS = ("train", "eval", "prepare", "upscale", "predict", "export")
+
+
+def quiet_tensorflow_startup() -> None:
+  """Imports TensorFlow with its start-up lines kept out of the output.
+
+  TensorFlow's C++ side prints through absl before any logging is set up (the
+  "All log messages before absl::InitializeLog()" warning, oneDNN and CPU-feature notes), which
+  `TF_CPP_MIN_LOG_LEVEL` no longer silences; so the import runs with file descriptor 2 pointing at
+  a temporary file, which is replayed only if the import fails. `TF_CPP_MIN_LOG_LEVEL=2` (unless
+  set) keeps later info and warning lines out too. Does nothing when TensorFlow is not installed
+  (or cannot be imported: the command's own import then names what is missing).
+  `jaxres COMMAND --verbose` skips all this.
+
+  Example:
+    >>> quiet_tensorflow_startup()   # before anything imports tensorflow
+  """
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  try:
+    if "tensorflow" in sys.modules or importlib.util.find_spec("tensorflow") is None:
+      return
+  except ImportError:  # not installed (or hidden): the command's own imports say what to install
+    return
+  sys.stderr.flush()
+  saved = os.dup(2)
+  with tempfile.TemporaryFile() as captured:
+    os.dup2(captured.fileno(), 2)
+    try:
+      importlib.import_module("tensorflow")
+    except BaseException as error:
+      os.dup2(saved, 2)
+      captured.seek(0)
+      sys.stderr.write(captured.read().decode(errors="replace"))
+      if not isinstance(error, ImportError):
+        raise
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
 
 
 def _usage() -> str:
@@ -55,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"jaxres: unknown command {name!r}.\n\n{_usage()}", file=sys.stderr)
     return 2
   try:
+    if name in TF_COMMANDS and "--verbose" not in rest:
+      quiet_tensorflow_startup()
     module = importlib.import_module(COMMANDS[name][0])
     return int(module.main(rest) or 0)
   except ModuleNotFoundError as error:

@@ -43,3 +43,28 @@ try:
   import torchvision  # noqa: F401  pylint: disable=unused-import
 except ImportError:  # the torch extra is optional
   pass
+
+# --- A tiny trained classification run, shared by the tests of using a trained model ------------
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier_run(tmp_path_factory):
+  """`(workdir, demo_root)`: r3d_tiny trained 2 steps on a 4-class demo set of 12 tiny videos.
+
+  The run folder holds what `jaxres train` writes (config.json, classes.txt, checkpoints/).
+  """
+  from jaxres.train import load_config, train_and_evaluate
+  root = tmp_path_factory.mktemp("tiny_run")
+  demo, workdir = str(root / "demo"), str(root / "run")
+  config = load_config("demo", [
+      f"--config.data.path={demo}", "--config.data.demo.videos_per_class=3",
+      "--config.data.demo.num_frames=8", "--config.data.demo.size=24",
+      "--config.data.num_frames=4", "--config.data.frame_stride=1", "--config.data.resize=20",
+      "--config.data.crop_size=16", "--config.data.shuffle_buffer=4",
+      "--config.global_batch_size=4", "--config.num_train_steps=2", "--config.eval_every_steps=0",
+      "--config.parallel.num_devices=1", "--config.progress_bar=False", "--config.plot=False",
+      "--config.tensorboard=False", "--config.checkpoint.async_save=False"])
+  train_and_evaluate(config, workdir)
+  return workdir, demo

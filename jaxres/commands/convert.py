@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxres.commands.help import HelpFormatter
 from jaxres.convert import (ARCHS, ConversionError, UnreadableWeightsError, basicsr,
                             from_pytorchvideo, from_torchvision, load_torch_state_dict,
                             pytorchvideo_archs, save_variables)
@@ -35,7 +36,7 @@ _SOURCES = {"torchvision": (lambda w, arch: (from_torchvision(w, arch), {}), ARC
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      prog="jaxres convert",
+      prog="jaxres convert", formatter_class=HelpFormatter,
       description="Convert a torchvision, PyTorchVideo (.pth, .pyth) or BasicSR/mmagic state_dict "
                   "to jaxres variables: a .msgpack file if OUT ends with .msgpack, otherwise an "
                   "orbax checkpoint folder.")

@@ -8,15 +8,16 @@ from __future__ import annotations
 import argparse
 import json
 
+from jaxres.commands.help import HelpFormatter
 from jaxres.commands.train import add_common_arguments, report, setup
 from jaxres.train.config import split_overrides
 
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="jaxres eval", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   formatter_class=HelpFormatter)
   add_common_arguments(parser)
-  parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
+  parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
   args, overrides = split_overrides(argv)
   args = parser.parse_args(args)
   try:

@@ -10,16 +10,21 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxres import models
+from jaxres.commands.help import HelpFormatter
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres forward", description=__doc__)
-  parser.add_argument("--model", default="r3d_18", choices=models.names())
-  parser.add_argument("--num-classes", type=int, default=400)
-  parser.add_argument("--batch", type=int, default=1)
-  parser.add_argument("--frames", type=int, default=16)
-  parser.add_argument("--size", type=int, default=112)
-  parser.add_argument("--weights", help="variables written by `jaxres convert` (default: random)")
+  parser = argparse.ArgumentParser(prog="jaxres forward", description=__doc__,
+                                   formatter_class=HelpFormatter)
+  parser.add_argument("--model", default="r3d_18", choices=models.names(), metavar="NAME",
+                      help="registered model: " + ", ".join(models.names()))
+  parser.add_argument("--num-classes", type=int, default=400, help="classifier outputs")
+  parser.add_argument("--batch", type=int, default=1, help="clips per forward pass")
+  parser.add_argument("--frames", type=int, default=16, help="frames per clip (video models)")
+  parser.add_argument("--size", type=int, default=112, help="height and width of the input")
+  parser.add_argument("--weights", default=None,
+                      help="variables written by `jaxres convert`, or a training run's folder "
+                           "(None: random)")
   args = parser.parse_args(argv)
 
   spec = models.spec(args.model)

@@ -15,6 +15,7 @@ import os
 import sys
 import traceback
 
+from jaxres.commands.help import HelpFormatter
 from jaxres.train.config import split_overrides
 
 
@@ -23,13 +24,17 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument(
       "--config", default=None, metavar="NAME|FILE",
       help="a shipped config (" + ", ".join(configs.names()) + ") or a Python file with "
-           "get_config() (default: demo)")
-  parser.add_argument("--workdir", default=None, help="run folder (default: runs/<config name>)")
-  parser.add_argument("--coordinator-address", default=None, help="host:port of process 0")
-  parser.add_argument("--num-processes", type=int, default=None)
-  parser.add_argument("--process-id", type=int, default=None)
+           "get_config() (None: demo)")
+  parser.add_argument("--workdir", default=None, help="run folder (None: runs/<config name>)")
+  parser.add_argument("--coordinator-address", default=None,
+                      help="host:port of process 0 (None: detected, or one process)")
+  parser.add_argument("--num-processes", type=int, default=None,
+                      help="processes (hosts) in the job (None: detected, or 1)")
+  parser.add_argument("--process-id", type=int, default=None,
+                      help="this process's index (None: detected, or 0)")
   parser.add_argument("--verbose", action="store_true",
-                      help="show the traceback of an error (default: one line)")
+                      help="show TensorFlow's start-up lines and an error's traceback (not "
+                           "just one line)")
 
 
 def report(prog: str, error: BaseException, verbose: bool, code: int) -> int:
@@ -59,7 +64,7 @@ def setup(args, overrides):
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      prog="jaxres train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+      prog="jaxres train", description=__doc__, formatter_class=HelpFormatter,
       epilog="Any --config.key=value sets a config field; misspelt keys are errors.")
   add_common_arguments(parser)
   args, overrides = split_overrides(argv)
@@ -101,7 +106,8 @@ def closing_lines(summary: dict, config, workdir: str) -> list[str]:
   """What a user reads last: the result against its baseline, the run folder, how to look at it.
 
   Classification reports accuracy against chance (1 / classes), super-resolution the PSNR-Y gain
-  over bicubic; both name the run folder and its TensorBoard and curve files.
+  over bicubic; both name the run folder, its TensorBoard and curve files and the other files
+  the run wrote there.
 
   Example:
     >>> closing_lines({"eval": {"accuracy": 0.96875}}, config, "runs/demo")[0]
@@ -120,4 +126,8 @@ def closing_lines(summary: dict, config, workdir: str) -> list[str]:
     lines.append(f"  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
   if summary.get("plot"):
     lines.append(f"  curves: {summary['plot']}")
+  written = [name for name in ("config.json", "classes.txt", "metrics.jsonl", "summary.json",
+                               "checkpoints/") if os.path.exists(os.path.join(workdir, name))]
+  if written:
+    lines.append(f"  files: {', '.join(written)}")
   return lines

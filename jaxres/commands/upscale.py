@@ -10,6 +10,7 @@ Example:
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
   $ jaxres upscale in.mp4 compare.png --checkpoint runs/sr_edsr --compare
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr --config sr_edsr_demo
+  $ jaxres upscale in.mp4 part.mp4 --checkpoint runs/sr_edsr --start 12.5 --duration 4
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from jaxres.commands.help import HelpFormatter
+
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      prog="jaxres upscale",
-      description="Upscale a video with a super-resolution model trained by `jaxres train`.")
+      prog="jaxres upscale", description=__doc__, formatter_class=HelpFormatter)
   parser.add_argument("input", help="input video (any format ffmpeg reads)")
   parser.add_argument("output", help="output video (.mp4, .mkv, .mov, ...; .png with --compare)")
   parser.add_argument("--checkpoint", required=True, help="the training workdir")
@@ -39,7 +41,13 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--tile-overlap", type=int, default=16, help="LR context pixels per tile side")
   parser.add_argument("--compare", action="store_true", help="write bicubic | model side by side")
   parser.add_argument("--crf", type=int, default=17, help="x264 quality (lower is better)")
+  parser.add_argument("--start", type=float, default=0.0,
+                      help="seconds into the video where the part to upscale begins")
+  parser.add_argument("--duration", type=float, default=None,
+                      help="seconds to upscale from --start (None: to the end)")
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+  parser.add_argument("--verbose", action="store_true",
+                      help="show TensorFlow's start-up lines and tracebacks")
   from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
   argv, overrides = split_overrides(list(argv))
   args = parser.parse_args(argv)
@@ -60,8 +68,10 @@ def main(argv: list[str]) -> int:
     result = upscale.upscale_video(
         args.input, args.output, loaded.model, loaded.variables, scale=loaded.scale,
         clip_model=loaded.clip_model, options=options, compare=args.compare,
-        progress=not args.no_progress, crf=args.crf)
+        progress=not args.no_progress, crf=args.crf, start=args.start, duration=args.duration)
   except (FileNotFoundError, ValueError, KeyError) as error:
+    if args.verbose:
+      raise
     print(f"jaxres upscale: {error}", file=sys.stderr)
     return 1
   except upscale.OutputError as error:

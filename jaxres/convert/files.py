@@ -43,17 +43,25 @@ def save_variables(variables: Any, path: str) -> str:
   return path
 
 
-def load_variables(path: str) -> Any:
-  """Reads a variable tree written by `save_variables` (numpy arrays).
+def load_variables(path: str, *, step: int | None = None) -> Any:
+  """Reads a variable tree written by `save_variables`, or the variables of a training checkpoint.
 
   Args:
-    path: a `.msgpack` file or an orbax checkpoint folder.
+    path: a `.msgpack` file or an orbax checkpoint folder written by `save_variables`; or a
+      `jaxres train` run: its folder, its `checkpoints/` folder, one step's folder or that step's
+      `default/` item. From a run, the model's `{"params", "batch_stats"}` come back (the EMA
+      parameters when the run kept them); `jaxres.load_run` also rebuilds the model.
+    step: for a run, the checkpoint step (default: the latest).
 
   Returns:
-    The pytree.
+    The pytree (numpy arrays).
+
+  Raises:
+    FileNotFoundError: nothing at `path`, or a run without (that step's) checkpoint.
 
   Example:
     >>> variables = load_variables("r3d_18.msgpack")
+    >>> variables = load_variables("runs/demo")          # the latest checkpoint's variables
   """
   if not os.path.exists(path):
     raise FileNotFoundError(f"No variables at {path!r}.")
@@ -61,8 +69,40 @@ def load_variables(path: str) -> Any:
     with open(path, "rb") as f:
       return flax.serialization.msgpack_restore(f.read())
   import orbax.checkpoint as ocp
+  item = _training_item(os.path.abspath(path), step)
   with ocp.StandardCheckpointer() as checkpointer:
-    return checkpointer.restore(os.path.abspath(path))
+    tree = checkpointer.restore(item or os.path.abspath(path))
+  if item is None:
+    return tree
+  ema = tree.get("ema_params")
+  return {"params": ema if ema else tree["params"], "batch_stats": tree.get("batch_stats") or {}}
+
+
+def _training_item(path: str, step: int | None) -> str | None:
+  """The `default/` item of a training checkpoint that `path` names (None: not a training one).
+
+  `jaxres train` saves whole train states with an orbax CheckpointManager:
+  `RUN/checkpoints/STEP/default/`.
+  """
+  if os.path.basename(path) == "default" and os.path.isfile(
+      os.path.join(os.path.dirname(path), "_CHECKPOINT_METADATA")):
+    return path
+  if os.path.isdir(os.path.join(path, "default")) and os.path.isfile(
+      os.path.join(path, "_CHECKPOINT_METADATA")):
+    return os.path.join(path, "default")
+  folder = os.path.join(path, "checkpoints")
+  if not os.path.isdir(folder):
+    if not os.path.isfile(os.path.join(path, "config.json")) and os.path.basename(path) != "checkpoints":
+      return None  # a folder written by save_variables
+    folder = path if os.path.basename(path) == "checkpoints" else folder
+  steps = sorted(int(name) for name in os.listdir(folder) if name.isdigit()
+                 and os.path.isdir(os.path.join(folder, name, "default")))
+  if step is None and not steps:
+    raise FileNotFoundError(f"No checkpoint in {folder}: has `jaxres train` saved one yet?")
+  if step is not None and step not in steps:
+    raise FileNotFoundError(f"No checkpoint of step {step} in {folder}; its steps are "
+                            f"{', '.join(map(str, steps)) or 'none'}.")
+  return os.path.join(folder, str(steps[-1] if step is None else step), "default")
 
 
 class UnreadableWeightsError(ValueError):

@@ -38,6 +38,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 from typing import Any, Iterable, Iterator, Sequence
@@ -258,7 +259,8 @@ def column_labels(labels: Sequence[str], column_width: int, height: int = 20) ->
 
 def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any, *, scale: int,
                   clip_model: bool, options: UpscaleOptions = UpscaleOptions(),
-                  compare: bool = False, progress: bool = True, crf: int = 17) -> dict:
+                  compare: bool = False, progress: bool = True, crf: int = 17,
+                  start: float = 0.0, duration: float | None = None) -> dict:
   """Reads a video, upscales it and writes it with the same frame times (or a comparison).
 
   The output is written under a temporary name and renamed at the end, so an error leaves nothing
@@ -275,6 +277,9 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     compare: write `bicubic | model` side by side instead of the model's output alone.
     progress: show a tqdm progress bar on stderr.
     crf: x264 quality of the written video.
+    start: seconds into the video where the part to upscale begins (frames before it are decoded
+      and dropped); the output's times start there.
+    duration: seconds to upscale from `start` (None: to the end).
 
   Returns:
     `{"frames": n, "fps": fps, "size": (H, W), "path": out_path, "partial": bool,
@@ -290,6 +295,8 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
   Example:
     >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, clip_model=True)
   """
+  if start < 0 or (duration is not None and duration <= 0):
+    raise ValueError(f"start must be >= 0 and duration > 0 seconds, got {start} and {duration}.")
   png = compare and out_path.lower().endswith(".png")
   video_io.check_output_path(out_path, (".png",) if png else video_io.WRITE_SUFFIXES)
   if os.path.exists(in_path) and os.path.exists(out_path) and os.path.samefile(in_path, out_path):
@@ -301,15 +308,25 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
     raise ValueError(f"{in_path} has empty frames ({meta.width}x{meta.height}).")
   times: collections.deque = collections.deque()  # of frames read and not yet written
 
+  end = math.inf if duration is None else start + duration
+  tol = 0.25 / meta.fps if meta.fps else 1e-6  # a frame shown at `start` is in the range
+
   def lr_images():
     for image, time in decoded:
-      times.append(time)
+      if time < start - tol:
+        continue
+      if time >= end - tol:
+        break
+      times.append(time - start)
       yield image
 
   lr_frames, lr_copy = _tee(lr_images()) if compare else (lr_images(), None)
   up = Upscaler(model, variables, scale, clip_model=clip_model, options=options)
-  bar = _progress(meta.num_frames, progress, os.path.basename(in_path))
-  strip_every = max(1, -(-(meta.num_frames or 4) // 4))
+  expected = max(0, meta.num_frames - round(start * meta.fps))
+  if duration is not None:
+    expected = min(expected, max(1, round(duration * meta.fps)))
+  bar = _progress(expected, progress, os.path.basename(in_path))
+  strip_every = max(1, -(-(expected or 4) // 4))
   strip = []
   n = 0
   writer = None if png else video_io.VideoWriter(out_path, meta.fps, crf=crf)
@@ -337,7 +354,8 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
   if n == 0:
     if writer is not None:
       writer.close(success=False)
-    raise ValueError(f"{in_path} has no frames.")
+    where = f" from {start:g} s" if start or duration is not None else ""
+    raise ValueError(f"{in_path} has no frames{where} (its duration is {meta.duration:.2f} s).")
   if png:
     width = strip[0].shape[1] // 2
     header = column_labels(("bicubic", f"model x{scale}"), width)

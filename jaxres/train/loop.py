@@ -35,7 +35,7 @@ from jaxres.train.checkpoint import Checkpointer
 from jaxres.train.distributed import skips_over_hosts
 from jaxres.train.preemption import StopRequest
 from jaxres.train.run import lock_run, save_config
-from jaxres.train.writers import MetricWriter, plot_curves
+from jaxres.train.writers import MetricWriter, flat_hparams, plot_curves
 
 log = logging.getLogger("jaxres.train")
 
@@ -68,15 +68,16 @@ def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
   return train, evaluate
 
 
-def check_data(config, engine, task, *, uses_data_config: bool = True) -> None:
+def check_data(config, engine, task, *, uses_data_config: bool = True):
   """`jaxres.train.checks.check_config` against the devices and, when `config.data` feeds the
-  run, against what the data holds."""
+  run, against what the data holds; returns the data's `DatasetInfo` (None without one)."""
   info = None
   if uses_data_config and not config.synthetic_data:
     from jaxres.data import pipeline
     info = pipeline.dataset_info(config.data)
   check_config(config, task, info=info, uses_data_config=uses_data_config,
                num_devices=getattr(engine, "num_devices", 1), num_processes=jax.process_count())
+  return info
 
 
 def model_input_shape(task, batch) -> tuple[int, ...]:
@@ -107,8 +108,8 @@ def synthetic_data(config) -> tuple[TrainData, EvalData]:
                                     eval=True))
 
 
-def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = -1
-             ) -> dict[str, float]:
+def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = -1,
+             record: Optional[dict] = None) -> dict[str, float]:
   """One pass of `engine.eval_step` over `batches`, reduced by `task.aggregate`.
 
   Args:
@@ -117,6 +118,8 @@ def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = 
     state: the engine-layout state.
     batches: eval batches (`"mask"` marks padding).
     max_batches: stop after this many (-1: all).
+    record: if given, receives `"values"` (the per-example eval values, on the host) and
+      `"first_batch"` (for pictures of the evaluation).
 
   Returns:
     The task's aggregate metrics (for classification `accuracy`, `loss`, `video_accuracy`).
@@ -128,7 +131,11 @@ def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = 
   for i, batch in enumerate(batches):
     if 0 <= max_batches <= i:
       break
+    if record is not None and i == 0:
+      record["first_batch"] = batch
     values.append(jax.tree.map(np.asarray, engine.eval_step(state, engine.put_batch(batch))))
+  if record is not None:
+    record["values"] = values
   return task.aggregate(values)
 
 
@@ -219,20 +226,21 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   started = time.time()
   enable_compilation_cache(config.get("compilation_cache_dir", ""))
   engine, model, task = build_engine(config)
-  check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
+  info = check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
   os.makedirs(workdir, exist_ok=True)
   if train_data is None or eval_data is None:
     make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
     train_data, eval_data = train_data or make[0], eval_data or make[1]
   # Process 0 writes the run folder's files, so its lock covers the run on every host.
   with lock_run(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
-    summary = _train(config, workdir, engine, model, task, train_data, eval_data, stop)
+    summary = _train(config, workdir, engine, model, task, train_data, eval_data, stop,
+                     class_names=info.class_names if info is not None else None)
   summary["wall_time_s"] = time.time() - started
   return summary
 
 
 def _train(config, workdir, engine, model, task, train_data: TrainData, eval_data: EvalData,
-           stop: Optional[StopRequest]) -> dict[str, Any]:
+           stop: Optional[StopRequest], class_names=None) -> dict[str, Any]:
   """`train_and_evaluate` once the config is checked and the run folder locked."""
   c = config.checkpoint
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.keep, keep_best=c.keep_best,
@@ -264,7 +272,15 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     raise
   if jax.process_index() == 0:  # only once the checkpoints fit it: what `jaxres upscale` / `eval`
     save_config(config, workdir)  # rebuild the model from, so it must match them
+    if class_names:  # `jaxres predict` names the classes with them
+      from jaxres.data.sources import write_class_names
+      write_class_names(workdir, class_names)
   writer.truncate_after(start_step)  # the steps after it run (and log) again
+  pictures = None
+  if config.tensorboard and writer.enabled:  # hparams, confusion matrix / SR crops at each eval
+    from jaxres.train.pictures import EvalPictures
+    writer.write_hparams(flat_hparams(config), text=f"```\n{config.to_json_best_effort(indent=2)}\n```")
+    pictures = EvalPictures(task, model, class_names=class_names)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
@@ -310,8 +326,13 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
 
         eval_metrics = None
         if step == total or (config.eval_every_steps and step % config.eval_every_steps == 0):
-          eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps)
+          record = {} if pictures is not None else None
+          eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps,
+                                  record=record)
           writer.write(step, {**eval_metrics, **as_metrics(skips_over_hosts(SKIPPED))}, split="eval")
+          if pictures is not None:
+            writer.write_images(step, pictures(record.get("values", []), record.get("first_batch"),
+                                               engine.to_global(state).variables), split="eval")
           summary["eval"] = eval_metrics
           progress.write(f"step {step}: eval " + ", ".join(
               f"{k} {v:.4f}" for k, v in eval_metrics.items() if not k.startswith("num_")))

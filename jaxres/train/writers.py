@@ -1,5 +1,9 @@
 """Where metrics go: a JSON-lines log, TensorBoard event files and, at the end, a curve PNG.
 
+TensorBoard gets the scalars, pictures of each evaluation (`write_images`: a confusion matrix, SR
+crops; made by `jaxres.train.pictures`) and the run's hyperparameters with its config as text
+(`write_hparams`).
+
 The event files are written by `tf.summary` (TensorFlow's maintained writer): `tf.summary.write`
 of float32 scalars tagged for TensorBoard's scalars plugin, which is what `tf.summary.scalar` writes
 but without needing the `tensorboard` package installed (only to view the files). TensorFlow is
@@ -16,6 +20,7 @@ import time
 from typing import Any, Mapping
 
 import jax
+import numpy as np
 
 
 class MetricWriter:
@@ -75,6 +80,64 @@ class MetricWriter:
           tf.summary.write(k, tf.constant(v, tf.float32), metadata=_scalar_metadata())
       writer.flush()  # as soon as written, like metrics.jsonl: runs are watched while they train
 
+  def write_images(self, step: int, images: Mapping[str, Any], *, split: str = "eval") -> None:
+    """Records uint8 RGB images (`[H, W, 3]` or `[N, H, W, 3]`) for TensorBoard's images tab.
+
+    Written as `tf.summary.image` writes them (PNG strings tagged for the images plugin), through
+    `tf.summary.write`, so the `tensorboard` package is not needed.
+
+    Args:
+      step: the training step.
+      images: tag -> image(s).
+      split: the TensorBoard run.
+
+    Example:
+      >>> writer.write_images(200, {"confusion_matrix": image})
+    """
+    if not self.enabled or self._tb is None or not images:
+      return
+    tf = _tensorflow()
+    writer = self._summary_writer(split)
+    with writer.as_default(step=int(step)):
+      for tag, image in images.items():
+        image = np.asarray(image, np.uint8)
+        image = image[None] if image.ndim == 3 else image
+        pngs = [tf.io.encode_png(frame) for frame in image]
+        size = [tf.as_string(image.shape[2]), tf.as_string(image.shape[1])]
+        tf.summary.write(tag, tf.stack(size + pngs), metadata=_plugin_metadata("images"))
+    writer.flush()
+
+  def write_hparams(self, hparams: Mapping[str, Any], *, text: str = "") -> None:
+    """Records the run's hyperparameters for TensorBoard's HParams tab, and `text` (e.g. the whole
+    config) as a text summary `config`.
+
+    The HParams summary needs the `tensorboard` package (its `hparams` plugin API); without it
+    only the text is written. It goes to the TensorBoard folder itself, whose runs (`train`,
+    `eval`) hold the metrics the HParams tab shows next to it.
+
+    Args:
+      hparams: name -> bool, int, float or str (other values are written as their str).
+      text: markdown for the `config` text summary (none when empty).
+
+    Example:
+      >>> writer.write_hparams(flat_hparams(config), text=config.to_json_best_effort())
+    """
+    if not self.enabled or self._tb is None:
+      return
+    tf = _tensorflow()
+    writer = self._summary_writer("")
+    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()}
+    with writer.as_default(step=0):
+      try:
+        from tensorboard.plugins.hparams import api as hp  # pylint: disable=import-outside-toplevel
+      except ImportError:
+        hp = None
+      if hp is not None:
+        hp.hparams(values)
+      if text:
+        tf.summary.write("config", tf.constant(text), metadata=_plugin_metadata("text"))
+    writer.flush()
+
   def truncate_after(self, step: int) -> int:
     """Drops the rows of steps after `step`, for a run resumed from the checkpoint of `step`.
 
@@ -119,11 +182,35 @@ class MetricWriter:
 
 
 def _scalar_metadata():
+  return _plugin_metadata("scalars")
+
+
+def _plugin_metadata(plugin: str):
   from tensorflow.core.framework import summary_pb2
 
-  # TensorBoard's scalars plugin, data version 0 (empty content), as tf.summary.scalar writes it.
+  # A TensorBoard plugin's data, version 0 (empty content), as tf.summary.scalar/image/text write it.
   return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
-      plugin_name="scalars", content=b""))
+      plugin_name=plugin, content=b""))
+
+
+def flat_hparams(config: Any, prefix: str = "") -> dict[str, Any]:
+  """A config (or nested dict) as `{"optimizer.learning_rate": 0.05, ...}` of bool/int/float/str.
+
+  Example:
+    >>> flat_hparams(load_config("demo"))["model.name"]
+    'r3d_tiny'
+  """
+  items = config.items() if hasattr(config, "items") else []
+  out: dict[str, Any] = {}
+  for key, value in items:
+    name = f"{prefix}{key}"
+    if hasattr(value, "items"):
+      out.update(flat_hparams(value, name + "."))
+    elif isinstance(value, (bool, int, float, str)):
+      out[name] = value
+    else:
+      out[name] = str(value)
+  return out
 
 
 def _tensorflow():

@@ -1,0 +1,236 @@
+"""A trained model's inference function, out of JAX: `jax.export` (StableHLO) and TF SavedModel.
+
+`export_model` writes into a folder:
+
+- `model.jax_exported`: `jax.export`'s serialisation of `clips -> outputs` with the variables
+  inside as constants. `jax.export.deserialize(bytes).call(clips)` runs it in any JAX of the same
+  or a later version, without jaxres or flax (`load_exported` does exactly that). The batch size
+  is fixed (`batch`) or symbolic (`batch=None`: any batch size).
+- `model.json`: what a client needs: input shape (`null` for a symbolic batch) and dtype, the
+  normalisation the input must already have (`(pixels / 255 - mean) / std`, channels-last RGB),
+  the output's meaning and the class names.
+- optionally `saved_model/`: a TensorFlow SavedModel (signature `serving_default`, input
+  `clips`, output `outputs`) made with `jax.experimental.jax2tf` (native serialisation: the same
+  StableHLO inside a TF graph), for TF Serving.
+
+Convolutions are traced with XLA's own convolution (`conv_lowering="native"`) so the artefact
+does not carry the CPU-specific lowering of the machine that exported it. It is lowered for the
+`platforms` asked for (default: cpu, cuda and tpu), so one file serves on all of them.
+
+Example:
+  >>> paths = export_run("runs/demo", "exported/demo", batch=None)
+  >>> call, spec = load_exported("exported/demo")
+  >>> logits = call(clips)                      # clips: float32 [any B, 8, 32, 32, 3]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Callable, Optional, Sequence
+
+import jax
+import jax.numpy as jnp
+
+EXPORTED_FILE = "model.jax_exported"
+SPEC_FILE = "model.json"
+SAVED_MODEL_DIR = "saved_model"
+PLATFORMS = ("cpu", "cuda", "tpu")
+DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+
+__all__ = ["export_model", "export_run", "load_exported", "inference_function", "EXPORTED_FILE",
+           "SPEC_FILE", "SAVED_MODEL_DIR"]
+
+
+def inference_function(model, variables, *, dtype: Optional[str] = None
+                       ) -> Callable[[jax.Array], jax.Array]:
+  """`clips -> float32 outputs` of `model` in inference mode, the variables closed over.
+
+  Args:
+    model: a jaxres model.
+    variables: its variables.
+    dtype: compute dtype name ("float32", "bfloat16", "float16"; None keeps the model's). The
+      parameters keep their dtype; outputs are float32.
+
+  Returns:
+    The function (pure, jittable).
+
+  Example:
+    >>> f = inference_function(run.model, run.variables, dtype="bfloat16")
+  """
+  clone = {}
+  if dtype is not None:
+    if dtype not in DTYPES:
+      raise ValueError(f"dtype must be one of {sorted(DTYPES)}, got {dtype!r}.")
+    clone["dtype"] = DTYPES[dtype]
+  if hasattr(model, "conv_lowering"):
+    clone["conv_lowering"] = "native"  # portable: no CPU-specific lowering baked in
+  model = model.clone(**clone) if clone else model
+
+  def infer(clips):
+    return model.apply(variables, clips, train=False).astype(jnp.float32)
+
+  return infer
+
+
+def export_model(model, variables, out_dir: str, *, input_shape: Sequence[int],
+                 batch: Optional[int] = 1, dtype: Optional[str] = None,
+                 platforms: Sequence[str] = PLATFORMS, saved_model: bool = False,
+                 metadata: Optional[dict] = None) -> dict[str, str]:
+  """Writes `model`'s inference function into `out_dir` (see the module notes).
+
+  Args:
+    model: a jaxres model.
+    variables: its variables.
+    out_dir: the folder (created).
+    input_shape: one example's shape, e.g. `(T, H, W, 3)` for clips.
+    batch: the batch size traced; None for a symbolic batch (any size at call time).
+    dtype: compute dtype name (None: the model's).
+    platforms: where the artefact may run (lowered for each).
+    saved_model: also write a TensorFlow SavedModel (needs TensorFlow).
+    metadata: more entries for `model.json` (e.g. `class_names`, `mean`, `std`).
+
+  Returns:
+    `{"exported": path, "spec": path[, "saved_model": path]}`.
+
+  Example:
+    >>> export_model(model, variables, "out", input_shape=(16, 112, 112, 3), batch=None)
+  """
+  from jax import export as jax_export  # pylint: disable=import-outside-toplevel
+
+  os.makedirs(out_dir, exist_ok=True)
+  infer = inference_function(model, variables, dtype=dtype)
+  if batch is None:
+    (b,) = jax_export.symbolic_shape("b", constraints=("b >= 1",))
+  else:
+    if batch < 1:
+      raise ValueError(f"batch must be >= 1, got {batch}.")
+    b = int(batch)
+  arg = jax.ShapeDtypeStruct((b, *input_shape), jnp.float32)
+  exported = jax_export.export(jax.jit(infer), platforms=tuple(platforms))(arg)
+  paths = {"exported": os.path.join(out_dir, EXPORTED_FILE), "spec": os.path.join(out_dir, SPEC_FILE)}
+  _write_atomic(paths["exported"], exported.serialize())
+  out = exported.out_avals[0]
+  spec = {
+      "format": "jax.export",
+      "jax_version": jax.__version__,
+      "file": EXPORTED_FILE,
+      "platforms": list(exported.platforms),
+      "input": {"name": "clips", "shape": [batch, *map(int, input_shape)], "dtype": "float32",
+                "layout": "channels-last RGB"},
+      "output": {"name": "outputs", "shape": [batch, *map(int, out.shape[1:])],
+                 "dtype": str(out.dtype)},
+      "compute_dtype": dtype or "model default",
+      **(metadata or {}),
+  }
+  if saved_model:
+    paths["saved_model"] = _save_tf(infer, out_dir, (batch, *input_shape), platforms)
+    spec["saved_model"] = {"dir": SAVED_MODEL_DIR, "signature": "serving_default",
+                           "input": "clips", "output": "outputs"}
+  _write_atomic(paths["spec"], json.dumps(spec, indent=2).encode())
+  return paths
+
+
+def _write_atomic(path: str, data: bytes) -> None:
+  with open(path + ".tmp", "wb") as f:
+    f.write(data)
+  os.replace(path + ".tmp", path)
+
+
+def _save_tf(infer, out_dir: str, shape: tuple, platforms: Sequence[str]) -> str:
+  """A SavedModel of `infer` through jax2tf's native serialisation (StableHLO in a TF graph)."""
+  from jaxres.data.tfhost import tf  # pylint: disable=import-outside-toplevel
+  from jax.experimental import jax2tf  # pylint: disable=import-outside-toplevel
+
+  polymorphic = ["(b, ...)"] if shape[0] is None else None
+  converted = jax2tf.convert(infer, polymorphic_shapes=polymorphic,  # native serialisation
+                             native_serialization_platforms=tuple(platforms), with_gradient=False)
+  module = tf.Module()
+  module.serve = tf.function(
+      lambda clips: {"outputs": converted(clips)}, autograph=False,
+      input_signature=[tf.TensorSpec(shape, tf.float32, name="clips")])
+  path = os.path.join(out_dir, SAVED_MODEL_DIR)
+  tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
+  return path
+
+
+def load_exported(out_dir: str) -> tuple[Callable[[Any], jax.Array], dict]:
+  """The inference function of an `export_model` folder, with only `jax.export` (no jaxres model).
+
+  Args:
+    out_dir: the folder (holding `model.jax_exported` and `model.json`).
+
+  Returns:
+    `(call, spec)`: `call(clips)` runs the exported function; `spec` is `model.json`.
+
+  Example:
+    >>> call, spec = load_exported("exported/demo")
+    >>> call(np.zeros((2, *spec["input"]["shape"][1:]), np.float32)).shape
+  """
+  from jax import export as jax_export  # pylint: disable=import-outside-toplevel
+
+  path = os.path.join(out_dir, EXPORTED_FILE)
+  if not os.path.isfile(path):
+    raise FileNotFoundError(f"No {EXPORTED_FILE} in {out_dir}: write it with `jaxres export`.")
+  with open(path, "rb") as f:
+    exported = jax_export.deserialize(bytearray(f.read()))
+  with open(os.path.join(out_dir, SPEC_FILE)) as f:
+    spec = json.load(f)
+  return exported.call, spec
+
+
+def export_run(workdir: str, out_dir: str, *, batch: Optional[int] = 1,
+               dtype: Optional[str] = None, step: Optional[int] = None,
+               platforms: Sequence[str] = PLATFORMS, saved_model: bool = False,
+               class_names: Optional[Sequence[str]] = None) -> dict[str, str]:
+  """`export_model` for the model of a training run, with its input shape and normalisation.
+
+  The input is what the run's eval views are (`jaxres.predict.video_views`): float32
+  `[B, data.num_frames, data.crop_size, data.crop_size, 3]` normalised with `data.mean` and
+  `data.std` (super-resolution models: the LR crop, `crop_size // scale`, in [0, 1]).
+
+  Args:
+    workdir: the `jaxres train` workdir.
+    out_dir: the export folder.
+    batch: batch size traced (None: any).
+    dtype: compute dtype name (None: the run's).
+    step: checkpoint step (None: the latest).
+    platforms: see `export_model`.
+    saved_model: also write a TF SavedModel.
+    class_names: names for `model.json` (default: the run's `classes.txt`, if any).
+
+  Returns:
+    The paths written (see `export_model`).
+
+  Example:
+    >>> export_run("runs/demo", "exported/demo", batch=None, saved_model=True)
+  """
+  from jaxres import models  # pylint: disable=import-outside-toplevel
+  from jaxres.data import sources  # pylint: disable=import-outside-toplevel
+  from jaxres.train.run import load_run  # pylint: disable=import-outside-toplevel
+
+  run = load_run(workdir, step=step)
+  spec = models.spec(run.config.model.name)
+  d = run.config.data
+  size = d.crop_size
+  if spec.task == "super_resolution":
+    size //= int(run.config.model.get("scale", 4))
+  input_shape = ((d.num_frames,) if spec.input_rank == 5 else ()) + (size, size, 3)
+  if class_names is None and spec.task == "classification":
+    folder = os.path.abspath(workdir)
+    if os.path.isfile(os.path.join(folder, sources.CLASS_NAMES_FILE)):
+      class_names = sources.read_class_names(folder)
+  metadata = {
+      "model": run.config.model.name, "task": spec.task, "step": run.step,
+      "normalization": {"mean": [float(m) for m in d.mean], "std": [float(s) for s in d.std],
+                        "formula": "(pixels / 255 - mean) / std"},
+      "output_meaning": ("logits (softmax for probabilities)" if spec.task == "classification"
+                         else "upscaled frames in [0, 1]"),
+      "class_names": list(class_names or []),
+  }
+  if spec.task == "super_resolution":
+    metadata["scale"] = int(run.config.model.get("scale", 4))
+  paths = export_model(run.model, run.variables, out_dir, input_shape=input_shape, batch=batch,
+                       dtype=dtype, platforms=platforms, saved_model=saved_model,
+                       metadata=metadata)
+  return paths
