@@ -71,7 +71,7 @@ def test_upscale_takes_a_time_range(tmp_path):
   frames = (np.arange(20, dtype=np.uint8)[:, None, None, None] * 12 + 8).repeat(3, -1)
   frames = np.broadcast_to(frames, (20, 12, 12, 3)).copy()
   src = video.write_video(str(tmp_path / "in.mp4"), frames, 10.0)
-  model = models.get("edsr_tiny", scale=2)
+  model = models.get("edsr_bicubic_tiny", scale=2)
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(
       np.zeros((1, 12, 12, 3), np.float32))
   variables = jax.tree.map(lambda x: x * 0, variables)  # the bicubic upsampling alone

@@ -71,7 +71,7 @@ def test_unreadable_and_missing_files_raise_named_errors(tmp_path):
   with pytest.raises(FileNotFoundError, match="No such video file"):
     predict.video_views(str(tmp_path / "missing.mp4"), default_data_config())
   with pytest.raises(ValueError, match="super_resolution model"):
-    predict.check_classifier("edsr_tiny")
+    predict.check_classifier("edsr_bicubic_tiny")
 
 
 @pytest.mark.slow

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 
+from jaxres.commands.help import HelpFormatter
 from jaxres.train.config import split_overrides
 
 _DEVICE_FLAG = "--xla_force_host_platform_device_count"
@@ -31,12 +32,13 @@ def _fake_cpu_env(num_devices: int) -> dict[str, str]:
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="jaxres plan", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   formatter_class=HelpFormatter)
   parser.add_argument("--config", default=None, metavar="NAME|FILE",
                       help="a shipped config or a Python file with get_config() (default: demo)")
   parser.add_argument("--devices", type=int, default=8, help="devices to plan for (default: 8)")
   parser.add_argument("--device-memory", default=None, metavar="SIZE",
-                      help="memory per device to check against, e.g. 16GiB, 80GB")
+                      help="memory per device to check against, e.g. 16GiB, 80GB (None: print "
+                           "the sizes without a verdict)")
   parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")
   args, overrides = split_overrides(argv)
   args = parser.parse_args(args)
