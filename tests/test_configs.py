@@ -42,6 +42,17 @@ def test_pytorchvideo_recipes_are_pyslowfasts(name):
       c.data.num_frames, c.data.frame_stride, c.data.crop_size)
 
 
+@pytest.mark.parametrize("name, model, lr, frames", [("reds_basicvsr", "basicvsr", 2e-4, 15),
+                                                   ("vimeo_basicvsrpp", "basicvsrpp", 1e-4, 7)])
+def test_video_sr_recipes_are_the_papers(name, model, lr, frames):
+  c = load_config(name)
+  assert (c.model.name, c.model.scale, c.task.scale, c.data.lr_scale) == (model, 4, 4, 4)
+  assert (c.optimizer.learning_rate, c.global_batch_size, c.data.crop_size) == (lr, 8, 256)
+  assert (c.data.source, c.data.num_frames, c.task.loss) == ("frames", frames, "charbonnier")
+  c = load_config(name, ["--config.model.scale=2"])  # one scale for model, task and LR frames
+  assert (c.task.scale, c.data.lr_scale) == (2, 2)
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_loads_and_builds(name):
   config = load_config(name)

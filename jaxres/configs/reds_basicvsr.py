@@ -1,0 +1,55 @@
+"""BasicVSR x4 on REDS (Chan et al., "BasicVSR: The Search for Essential Components in Video
+Super-Resolution and Beyond", CVPR 2021), BasicSR's `train_BasicVSR_REDS.yml` recipe.
+
+Published (paper, Sec. 4): Adam with cosine annealing over 300K iterations, learning rate 2e-4 for
+the network and 2.5e-5 for SPyNet (whose weights stay fixed for the first 5,000 iterations), batch
+8, LR patches of 64x64 (HR 256x256), 15-frame clips on REDS, Charbonnier loss, flips and rotations;
+REDS4 (sequences 000, 011, 015, 020) held out. REDS4 x4: 31.42 dB PSNR (RGB).
+
+Differences in jaxres: one learning rate for every parameter (no separate SPyNet rate or frozen
+start; start from BasicSR's pretrained SPyNet with `jaxres convert --from basicsr --arch spynet`
+if you have it), and BasicSR's `random_reverse` (off in this recipe) does not exist.
+
+  $ jaxres train --config reds_basicvsr --workdir runs/reds_basicvsr \\
+      --config.data.path=/data/REDS/train_sharp \\
+      --config.data.lr_path=/data/REDS/train_sharp_bicubic/X4
+  $ python -m jaxres.sr.evaluate --checkpoint runs/reds_basicvsr \\
+      --hr /data/REDS/train_sharp --lr /data/REDS/train_sharp_bicubic/X4 \\
+      --sequences 000 011 015 020 --crop 0           # REDS4, RGB column
+"""
+
+import ml_collections
+
+from jaxres.train.config import default_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = default_config()
+  scale = ml_collections.FieldReference(4)  # one value for model, task and data
+  c.model = ml_collections.ConfigDict({"name": "basicvsr", "scale": scale, "dtype": "float32"})
+  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier",
+                                      "charbonnier_eps": 1e-6})  # BasicSR's CharbonnierLoss eps
+  c.data.source, c.data.layout = "frames", "sequences"
+  c.data.path = "/data/REDS/train_sharp"
+  c.data.lr_path = "/data/REDS/train_sharp_bicubic/X4"  # the LR frames as given, not degraded here
+  c.data.lr_scale = scale
+  c.data.holdout_sequences = ("000", "011", "015", "020")  # REDS4
+  c.data.num_frames, c.data.frame_stride = 15, 1
+  c.data.resize, c.data.crop_size = 0, 256  # HR 256 (LR 64) patches at the frames' own size
+  c.data.flip = c.data.rotate = True  # use_hflip, use_rot
+  c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # frames in [0, 1]
+  c.data.eval_clips = c.data.eval_crops = 1
+  c.global_batch_size = 8
+  c.num_train_steps = 300_000
+  c.optimizer.name = "adamw"  # with weight_decay 0: Adam
+  c.optimizer.learning_rate = 2e-4
+  c.optimizer.b2 = 0.99  # BasicSR's betas (0.9, 0.99)
+  c.optimizer.weight_decay = 0.0
+  c.schedule.name = "cosine"
+  c.schedule.warmup_steps = 0
+  c.checkpoint.best_metric = "psnr"
+  c.checkpoint.best_mode = "max"
+  c.checkpoint.every_steps = 5_000
+  c.eval_every_steps = 5_000
+  c.eval_steps = 50
+  return c

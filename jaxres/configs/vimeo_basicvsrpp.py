@@ -1,0 +1,53 @@
+"""BasicVSR++ x4 on Vimeo-90K septuplets (Chan et al., "BasicVSR++: Improving Video
+Super-Resolution with Enhanced Propagation and Alignment", CVPR 2022), mmagic's Vimeo-90K BI recipe.
+
+Published (paper, Sec. 4): Adam with cosine annealing, learning rate 1e-4 for the network and
+2.5e-5 for SPyNet (fixed for the first 5,000 iterations), batch 8, LR patches of 64x64 (HR
+256x256), Charbonnier loss; on Vimeo-90K the 7 frames of each septuplet, flipped, transposed and
+mirrored in time (`MirrorSequence`). Vid4 x4 (BI): 27.79 dB PSNR-Y.
+
+Differences in jaxres: one learning rate for every parameter (no separate SPyNet rate or frozen
+start); the engine's eval reads `eval_steps` batches of crops, the paper's numbers come from
+`python -m jaxres.sr.evaluate` on whole sequences.
+
+  $ jaxres train --config vimeo_basicvsrpp --workdir runs/vimeo_basicvsrpp \\
+      --config.data.path=/data/vimeo90k/vimeo_septuplet \\
+      --config.data.lr_path=/data/vimeo90k/vimeo_septuplet_matlabLRx4
+  $ python -m jaxres.sr.evaluate --checkpoint runs/vimeo_basicvsrpp \\
+      --hr /data/Vid4/GT --lr /data/Vid4/BIx4 --crop 0    # Vid4, Y column
+"""
+
+import ml_collections
+
+from jaxres.train.config import default_config
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = default_config()
+  scale = ml_collections.FieldReference(4)  # one value for model, task and data
+  c.model = ml_collections.ConfigDict({"name": "basicvsrpp", "scale": scale, "dtype": "float32"})
+  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier",
+                                      "charbonnier_eps": 1e-6})
+  c.data.source, c.data.layout = "frames", "vimeo"  # sequences/ listed by sep_{train,test}list.txt
+  c.data.path = "/data/vimeo90k/vimeo_septuplet"
+  c.data.lr_path = "/data/vimeo90k/vimeo_septuplet_matlabLRx4"  # mirrors path
+  c.data.lr_scale = scale
+  c.data.num_frames, c.data.frame_stride = 7, 1
+  c.data.resize, c.data.crop_size = 0, 256
+  c.data.flip = c.data.rotate = c.data.mirror = True
+  c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+  c.data.eval_clips = c.data.eval_crops = 1
+  c.global_batch_size = 8
+  c.num_train_steps = 300_000
+  c.optimizer.name = "adamw"  # with weight_decay 0: Adam
+  c.optimizer.learning_rate = 1e-4
+  c.optimizer.b2 = 0.99
+  c.optimizer.weight_decay = 0.0
+  c.schedule.name = "cosine"
+  c.schedule.warmup_steps = 0
+  c.checkpoint.best_metric = "psnr"
+  c.checkpoint.best_mode = "max"
+  c.checkpoint.every_steps = 5_000
+  c.eval_every_steps = 5_000
+  c.eval_steps = 50  # sep_testlist holds 7,824 sequences
+  return c
