@@ -23,7 +23,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxres import models
-from jaxres.convert.state_dict import ConversionError, to_numpy as _to_numpy
+from jaxres.convert.state_dict import ConversionError, raise_if_unconverted
+from jaxres.convert.state_dict import to_numpy as _to_numpy
 from jaxres.models.spynet import SpyNet
 
 
@@ -174,13 +175,7 @@ def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.fl
       continue
     converted[path] = value.astype(dtype)
   missing = [f"params/{path}" for path in expected if path not in converted]
-  if unknown or missing or mismatched:
-    lines = [f"Cannot convert this state dict to {arch}:"]
-    for title, items in (("unknown keys", unknown), ("missing parameters", missing),
-                         ("shape mismatches", mismatched)):
-      if items:
-        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-    raise ConversionError("\n".join(lines))
+  raise_if_unconverted(arch, unknown, missing, mismatched)
   return {"params": flax.traverse_util.unflatten_dict(converted, sep="/")}
 
 

@@ -54,6 +54,27 @@ def _target(torch_key: str, value: np.ndarray, rules: Rules) -> tuple[str, str] 
   return None
 
 
+def raise_if_unconverted(arch: str, unknown: Sequence[str], missing: Sequence[str],
+                         mismatched: Sequence[str]) -> None:
+  """Raises one `ConversionError` listing every offending key, if there is any.
+
+  Args:
+    arch: the architecture converted to.
+    unknown: state-dict keys no rule maps; missing: parameters no key filled;
+      mismatched: "key shape -> path shape" descriptions.
+
+  Example:
+    >>> raise_if_unconverted("r3d_18", [], ["params/fc/bias"], [])   # ConversionError
+  """
+  if unknown or missing or mismatched:
+    lines = [f"Cannot convert this state dict to {arch}:"]
+    for title, items in (("unknown keys", unknown), ("missing parameters", missing),
+                         ("shape mismatches", mismatched)):
+      if items:
+        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
+    raise ConversionError("\n".join(lines))
+
+
 def _to_jax_layout(value: np.ndarray, leaf: str) -> np.ndarray:
   # torch conv [O, I, *k] -> [*k, I, O]; linear [O, I] -> [I, O].
   if leaf == "kernel":
@@ -115,11 +136,5 @@ def convert_state_dict(state_dict: Mapping[str, Any], arch: str, rules: Rules, *
     converted[collection][path] = value.astype(dtype)
   missing = [f"{col}/{path}" for col in expected for path in expected[col]
              if path not in converted[col]]
-  if unknown or missing or mismatched:
-    lines = [f"Cannot convert this state dict to {arch}:"]
-    for title, items in (("unknown keys", unknown), ("missing parameters", missing),
-                         ("shape mismatches", mismatched)):
-      if items:
-        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-    raise ConversionError("\n".join(lines))
+  raise_if_unconverted(arch, unknown, missing, mismatched)
   return {col: flax.traverse_util.unflatten_dict(converted[col], sep="/") for col in converted}
