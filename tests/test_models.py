@@ -28,9 +28,11 @@ FAMILY = {
     **dict.fromkeys(["resnet50", "resnet101", "resnet152"], "bottleneck"),
     **dict.fromkeys(["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"], "cifar"),
     **dict.fromkeys(["tsn_resnet18", "tsn_resnet50"], "per_frame"),
+    **dict.fromkeys(["x3d_xs", "x3d_s", "x3d_m", "x3d_l"], "x3d"),
 }
 RUN = ["r3d_tiny"]
-RUN_SLOW = ["resnet20", "r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18"]
+RUN_SLOW = ["resnet20", "r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18",
+            "x3d_xs"]
 
 
 def _both_modes(model):

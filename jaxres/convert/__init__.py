@@ -8,3 +8,5 @@ Example:
 
 from jaxres.convert.files import load_variables, save_variables
 from jaxres.convert.torchvision import ARCHS, ConversionError, from_torchvision
+from jaxres.convert.pytorchvideo_x3d import from_pytorchvideo_x3d
+from jaxres.convert.mmaction2 import from_mmaction2_tsm

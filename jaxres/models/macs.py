@@ -13,8 +13,9 @@ import jax.numpy as jnp
 def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
   """Multiply-adds of one forward pass of `model` on an input of `input_shape`.
 
-  Counts every layer with a `kernel` parameter (convolutions and dense layers) as
-  output positions x kernel size, the convention torchvision uses for its "GFLOPS" figures
+  Counts every layer with a `kernel` parameter (convolutions, grouped and depthwise ones included,
+  and dense layers) as output positions x kernel size, the convention torchvision uses for its
+  "GFLOPS" figures
   (BatchNorm, activations, pooling and additions are not counted). Shapes are traced with
   `jax.eval_shape`, so this is instant even for large models.
 
@@ -37,8 +38,9 @@ def count_macs(model: nn.Module, input_shape: Sequence[int]) -> int:
       params = context.module.variables.get("params", {})
       kernel = params.get("kernel") if hasattr(params, "get") else None
       if kernel is not None and hasattr(out, "shape"):
-        groups = getattr(context.module, "feature_group_count", 1)
-        total += math.prod(out.shape[:-1]) * math.prod(kernel.shape) // groups
+        # A grouped kernel is `k + (in / groups, out)` (flax's layout), so its size is already the
+        # multiply-adds per output position, grouped or not.
+        total += math.prod(out.shape[:-1]) * math.prod(kernel.shape)
     return out
 
   x = jax.ShapeDtypeStruct(tuple(input_shape), jnp.float32)
