@@ -176,6 +176,26 @@ def test_depthwise_conv_multiply_adds_are_kernel_taps_per_output():
   assert models.count_macs(_Depthwise(), (1, 4, 10, 10, 6)) == 4 * 5 * 5 * 6 * 27
 
 
+@pytest.mark.parametrize("shape,kernel,strides", [((2, 5, 9, 8, 6), (3, 3, 3), (1, 2, 2)),
+                                                  ((1, 6, 4, 4, 5), (5, 1, 1), (1, 1, 1))])
+def test_depthwise_taps_equal_xlas_grouped_conv_with_gradients(shape, kernel, strides):
+  padding = tuple((k // 2, k // 2) for k in kernel)
+  native = DepthwiseConv(shape[-1], kernel, strides, padding, lowering="native")
+  taps = DepthwiseConv(shape[-1], kernel, strides, padding)  # the CPU default
+  x = jax.random.normal(jax.random.key(0), shape)
+  variables = native.init(jax.random.key(1), x)
+
+  def value_and_grads(module):
+    loss = lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))  # noqa: E731
+    return jax.jit(lambda v, x: (module.apply(v, x), jax.grad(loss, (0, 1))(v, x)))
+
+  (y_taps, grads_taps), (y_native, grads_native) = (value_and_grads(m)(variables, x)
+                                                    for m in (taps, native))
+  np.testing.assert_allclose(y_taps, y_native, rtol=1e-5, atol=1e-5)
+  for got, want in zip(grads_taps, grads_native):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got, want)
+
+
 def test_conversion_errors_name_every_offending_key():
   state_dict = _reference(4, 32, num_classes=4, depth_factor=0.4).state_dict()
   del state_dict["blocks.2.res_blocks.0.branch1_norm.running_var"]
