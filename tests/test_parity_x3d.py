@@ -176,9 +176,9 @@ def test_depthwise_conv_multiply_adds_are_kernel_taps_per_output():
   assert models.count_macs(_Depthwise(), (1, 4, 10, 10, 6)) == 4 * 5 * 5 * 6 * 27
 
 
-@pytest.mark.parametrize("shape,kernel,strides", [((2, 5, 9, 8, 6), (3, 3, 3), (1, 2, 2)),
-                                                  ((1, 6, 4, 4, 5), (5, 1, 1), (1, 1, 1))])
-def test_depthwise_taps_equal_xlas_grouped_conv_with_gradients(shape, kernel, strides):
+def test_depthwise_taps_equal_xlas_grouped_conv_with_gradients():
+  # Strided, on odd sizes (the stem's 5x1x1 is in the parity tests).
+  shape, kernel, strides = (2, 5, 9, 8, 6), (3, 3, 3), (1, 2, 2)
   padding = tuple((k // 2, k // 2) for k in kernel)
   native = DepthwiseConv(shape[-1], kernel, strides, padding, lowering="native")
   taps = DepthwiseConv(shape[-1], kernel, strides, padding)  # the CPU default
