@@ -135,6 +135,33 @@ def import_torch():
   return torch, torchvision
 
 
+# jaxres models whose torch twin is PyTorchVideo's (`create_x3d` at the X3D size's depth).
+PYTORCHVIDEO_X3D = {"x3d_xs": 2.2, "x3d_s": 2.2, "x3d_m": 2.2, "x3d_l": 5.0}
+
+
+def pytorchvideo_x3d(name: str, shape) -> Callable[..., Any]:
+  """A `constructor(num_classes=...)` of PyTorchVideo's X3D for clips of `shape` (jaxres' layout).
+
+  Built for that clip (its head pools over a fixed window sized from the clip), returning logits
+  (no softmax) and without dropout, like the jaxres train step here (which passes no dropout rng).
+  """
+  import sys
+  _, torchvision = import_torch()
+  # PyTorchVideo imports a module torchvision has renamed.
+  sys.modules.setdefault("torchvision.transforms.functional_tensor",
+                         torchvision.transforms._functional_tensor)
+  from pytorchvideo.models.x3d import create_x3d
+  if shape[-2] != shape[-3]:
+    raise ValueError(f"PyTorchVideo's X3D takes square crops, not {shape[-3]}x{shape[-2]}.")
+
+  def constructor(num_classes):
+    return create_x3d(input_clip_length=shape[1], input_crop_size=shape[2],
+                      model_num_class=num_classes, depth_factor=PYTORCHVIDEO_X3D[name],
+                      dropout_rate=0.0, head_activation=None)
+
+  return constructor
+
+
 @dataclasses.dataclass
 class TorchBench:
   forward: Callable[[], Any]
@@ -145,7 +172,7 @@ class TorchBench:
 
 def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None = None,
                   memory_formats: Sequence[str] = TORCH_MEMORY_FORMATS) -> dict[str, TorchBench]:
-  """torchvision's `name`, eager float32, once per memory format: {format: TorchBench}.
+  """torchvision's `name` (PyTorchVideo's for X3D), eager float32, once per memory format.
 
   Each format gets its own copy of the model (the same initial weights) and of the input, so the
   formats can be timed alternately and the faster one taken per task: a one-call probe picked
@@ -153,7 +180,7 @@ def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None 
   `shape` is jaxres' channels-last shape; torch gets the same clip channels-first.
 
   Args:
-    name: a torchvision video (or image) model name, e.g. "r3d_18".
+    name: a torchvision video (or image) model name, e.g. "r3d_18", or "x3d_xs" ... "x3d_l".
     shape: the jaxres input shape, e.g. (4, 16, 112, 112, 3).
     num_classes: classifier width.
     threads: torch intra-op threads (None leaves torch's default).
@@ -170,7 +197,11 @@ def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None 
   torch, torchvision = import_torch()
   if threads:
     torch.set_num_threads(threads)
-  constructor = getattr(torchvision.models.video, name, None) or getattr(torchvision.models, name)
+  if name in PYTORCHVIDEO_X3D:
+    constructor = pytorchvideo_x3d(name, shape)
+  else:
+    constructor = (getattr(torchvision.models.video, name, None)
+                   or getattr(torchvision.models, name))
   initial = constructor(num_classes=num_classes).state_dict()
   x = torch.randn(shape[0], shape[-1], *shape[1:-1])
   labels = torch.arange(shape[0]) % num_classes

@@ -1,5 +1,7 @@
 """jaxres against torchvision on the same machine: throughput ratios for inference and a train step.
 
+X3D models (`--models x3d_m`) are compared with PyTorchVideo's `create_x3d` built for the clip.
+
 The same video models, batch and clip size in both: torchvision eager float32 in both memory
 formats (channels-first and channels-last-3d, each its own model copy, its faster one counting for
 each task), jaxres jitted float32 with its default convolution lowering. After one untimed round,

@@ -87,6 +87,20 @@ def test_torch_benches_share_weights_across_memory_formats():
     assert bench.forward().shape == (2, 5)
 
 
+@pytest.mark.slow  # builds and warms up torch models
+def test_x3d_peer_is_pytorchvideos_x3d_built_for_the_clip():
+  pytest.importorskip("torch")
+  pytest.importorskip("pytorchvideo")
+  benches = harness.torch_benches("x3d_m", (1, 4, 32, 32, 3), num_classes=5,
+                                  memory_formats=("channels_first",))
+  model = benches["channels_first"].model
+  assert sum(p.numel() for p in model.parameters()) == 2_984_919  # x3d_m's with 5 classes
+  assert tuple(model.blocks[5].pool.pool.kernel_size) == (4, 1, 1)  # the clip's final map
+  assert benches["channels_first"].forward().shape == (1, 5)
+  with pytest.raises(ValueError, match="square"):
+    harness.torch_benches("x3d_m", (1, 4, 32, 48, 3))
+
+
 def test_vs_torch_refuses_an_unknown_memory_format(capsys):
   pytest.importorskip("torchvision")
   with pytest.raises(SystemExit):

@@ -25,7 +25,7 @@ def test_configs_exist():
   assert all(os.path.isfile(os.path.join(CONFIGS_DIR, f"{n}.py")) for n in names)
   expected = {"demo", "demo_2d", "cifar10_resnet20", "cifar10_resnet56"} | {
       f"{d}_{m}" for d in ("ucf101", "kinetics400") for m in ("r3d_18", "mc3_18", "r2plus1d_18")} | {
-      "kinetics400_csn_r101", "kinetics400_slowfast_r50"}
+      "kinetics400_csn_r101", "kinetics400_slowfast_r50", "kinetics400_x3d_m"}
   assert expected <= names
 
 
@@ -71,6 +71,14 @@ def test_config_loads_and_builds(name):
     assert out.shape == (1, config.model.num_classes)
     jax.eval_shape(tx.init, variables["params"])
     assert hasattr(task, "loss_and_metrics")
+
+
+def test_x3d_m_recipe_trains_on_the_models_default_clip():
+  config = load_config("kinetics400_x3d_m")
+  spec = models.spec(config.model.name)
+  assert (config.data.num_frames, config.data.crop_size) == (spec.num_frames, spec.crop_size)
+  assert 30 / config.data.target_fps == spec.frame_stride == 5
+  assert config.optimizer.nesterov and config.optimizer.weight_decay == 5e-5
 
 
 def test_misspelt_keys_are_errors_that_name_them():

@@ -27,16 +27,19 @@ FAMILY = {
     **dict.fromkeys(["resnet18", "resnet34"], "basic"),
     **dict.fromkeys(["resnet50", "resnet101", "resnet152"], "bottleneck"),
     **dict.fromkeys(["resnet20", "resnet32", "resnet44", "resnet56", "resnet110"], "cifar"),
-    **dict.fromkeys(["tsn_resnet18", "tsn_resnet50"], "per_frame"),
+    # tsm_r50 is the per-frame ResNet-50 with a temporal shift; test_tsm runs it compiled.
+    **dict.fromkeys(["tsn_resnet18", "tsn_resnet50", "tsm_r50"], "per_frame"),
     **dict.fromkeys(["slow_r50", "c2d_r50", "i3d_r50"], "pytorchvideo_resnet"),
     **dict.fromkeys(["csn_r101", "ir_csn_152"], "pytorchvideo_csn"),
     **dict.fromkeys(["r2plus1d_r50"], "pytorchvideo_r2plus1d"),
     **dict.fromkeys(["slowfast_r50"], "slowfast"),
+    **dict.fromkeys(["x3d_xs", "x3d_s", "x3d_m", "x3d_l"], "x3d"),
 }
 RUN = ["r3d_tiny"]
 RUN_SLOW = ["resnet20", "r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18"]
-# Families whose every model runs jitted in train and eval mode elsewhere (against the reference).
-RUN_ELSEWHERE = {"pytorchvideo_resnet", "pytorchvideo_csn", "pytorchvideo_r2plus1d", "slowfast"}  # test_parity_pytorchvideo
+# Families whose every model runs jitted in train and eval mode elsewhere (against the reference):
+# test_parity_pytorchvideo, test_parity_x3d.
+RUN_ELSEWHERE = {"pytorchvideo_resnet", "pytorchvideo_csn", "pytorchvideo_r2plus1d", "slowfast", "x3d"}
 
 
 def _both_modes(model):

@@ -104,7 +104,7 @@ def test_bad_remat_settings_are_refused_by_name():
   config = load_config("sr_edsr_demo")
   config.unlock()
   config.model.remat = "block"
-  with pytest.raises(ValueError, match=r"config\.model\.remat='block': model 'edsr_baseline' takes "
+  with pytest.raises(ValueError, match=r"config\.model\.remat='block': model 'edsr_bicubic_baseline' takes "
                                        r"no residual block class"):
     build_model(config)
   assert models.get("r3d_tiny").block_cls is not None

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from jaxres.convert import pytorchvideo_x3d
 from jaxres.convert.state_dict import ConversionError, Rules, convert_state_dict
 
 
@@ -74,7 +75,8 @@ def _convert_slowfast(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = 
 
 # Architecture -> converter(state_dict, arch, dtype=) -> variables.
 CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
-    **{arch: _convert_resnet for arch in _RULES}, "slowfast_r50": _convert_slowfast}
+    **{arch: _convert_resnet for arch in _RULES}, "slowfast_r50": _convert_slowfast,
+    **{arch: pytorchvideo_x3d.from_pytorchvideo_x3d for arch in pytorchvideo_x3d.ARCHS}}
 
 
 def pytorchvideo_archs() -> tuple[str, ...]:

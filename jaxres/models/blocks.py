@@ -68,6 +68,8 @@ class BasicBlock(nn.Module):
       stride (ProjectionShortcut or ZeroPadShortcut).
     strides: stride of the first convolution and of the shortcut.
     act: activation.
+    shift: a parameter-free function applied to the input of the residual branch only (TSM's
+      temporal shift), or None.
   """
 
   features: int
@@ -76,11 +78,13 @@ class BasicBlock(nn.Module):
   shortcut: ModuleDef
   strides: Strides = 1
   act: Callable = nn.relu
+  shift: Callable | None = None
   expansion = 1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = self.conv(self.features, strides=self.strides, name="conv1")(x)
+    y = self.conv(self.features, strides=self.strides, name="conv1")(
+        x if self.shift is None else self.shift(x))
     y = self.act(self.norm(name="bn1")(y))
     y = self.conv(self.features, name="conv2")(y)
     y = self.norm(name="bn2")(y)
@@ -94,7 +98,8 @@ class BasicBlock(nn.Module):
 class BottleneckBlock(nn.Module):
   """1x1 -> 3x3 (strided, ResNet v1.5) -> 1x1 expanding 4x, with a residual connection (ResNet-50+).
 
-  Attributes are those of `BasicBlock` plus `pointwise`, the 1x1 convolution factory.
+  Attributes are those of `BasicBlock` (`shift` included) plus `pointwise`, the 1x1 convolution
+  factory.
   """
 
   features: int
@@ -104,12 +109,13 @@ class BottleneckBlock(nn.Module):
   shortcut: ModuleDef
   strides: Strides = 1
   act: Callable = nn.relu
+  shift: Callable | None = None
   expansion = 4
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     out_features = self.features * self.expansion
-    y = self.pointwise(self.features, name="conv1")(x)
+    y = self.pointwise(self.features, name="conv1")(x if self.shift is None else self.shift(x))
     y = self.act(self.norm(name="bn1")(y))
     y = self.conv(self.features, strides=self.strides, name="conv2")(y)
     y = self.act(self.norm(name="bn2")(y))

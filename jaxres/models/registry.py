@@ -8,7 +8,7 @@ from typing import Callable
 import flax.linen as nn
 
 from jaxres.models import (basicvsr, basicvsrpp, iconvsr, pytorchvideo_resnet, resnet, slowfast, sr,
-                           video)
+                           video, x3d)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +103,13 @@ for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
 # Same parameter tree as the 2D model, so converted ImageNet weights load as they are.
 for _name in ("resnet18", "resnet50"):
   register(f"tsn_{_name}", getattr(resnet, _name), input_rank=5)
+# TSM: the same per-frame ResNet-50 with a temporal shift in every block; 8 segments (one frame each,
+# spread over the video, so no fixed frame stride), 224 crops (MMAction2's tsm_r50 1x1x8 recipe).
+register("tsm_r50", resnet.tsm_r50, input_rank=5, num_frames=8, crop_size=224)
+# X3D (PyTorchVideo), with the clip each size is trained on: (frames, frame stride, crop).
+for _name, (_frames, _stride, _crop) in x3d.CLIPS.items():
+  register(_name, getattr(x3d, _name), input_rank=5, num_frames=_frames, frame_stride=_stride,
+           crop_size=_crop)
 # Super-resolution (jaxres.models.sr): image networks take [B,H,W,3] and also run per frame on clips.
 for _name in ("edsr_baseline", "edsr", "edsr_bicubic_baseline", "edsr_bicubic", "edsr_bicubic_tiny",
               "vdsr", "vdsr_tiny"):

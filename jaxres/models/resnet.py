@@ -25,6 +25,7 @@ from jaxres.models.blocks import (BasicBlock, BottleneckBlock, ModuleDef, Projec
                                   ZeroPadShortcut, is_bottleneck)
 from jaxres.models.conv import Conv
 from jaxres.models.layers import conv_factory, norm_factory
+from jaxres.models.shift import temporal_shift
 
 
 def _torch_linear_bias_init(fan_in: int):
@@ -76,6 +77,11 @@ class ResNet(nn.Module):
     widths: stage widths (before the bottleneck expansion); the first stage has stride 1, others 2.
     stem_cls: `ImageNetStem` or `CifarStem`.
     shortcut_cls: `ProjectionShortcut` (torchvision) or `ZeroPadShortcut` (CIFAR "option A").
+    shift_div: clips only: TSM's temporal shift (`jaxres.models.shift.temporal_shift`) of
+      1/shift_div of the channels each way before the first conv of every block's residual branch
+      (MMAction2's "blockres" placement); 0 for none.
+    dropout_rate: clips only: dropout of each frame's pooled features before the classifier, in
+      train mode with a "dropout" rng (skipped without one); MMAction2's TSM head uses 0.5.
     dtype, param_dtype, conv, conv_lowering, bn_axis_name: as in `VideoResNet`.
 
   Intermediate features are sown into "intermediates" as a dict "features" (`stem`, `stage1`..,
@@ -88,6 +94,8 @@ class ResNet(nn.Module):
   widths: Sequence[int] = (64, 128, 256, 512)
   stem_cls: ModuleDef = ImageNetStem
   shortcut_cls: ModuleDef = ProjectionShortcut
+  shift_div: int = 0
+  dropout_rate: float = 0.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   conv: ModuleDef = Conv
@@ -106,10 +114,12 @@ class ResNet(nn.Module):
     if shortcut is ProjectionShortcut:
       shortcut = functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
 
-    frames = None
+    frames, shift = None, None
     if x.ndim == 5:  # clips: fold time into the batch
       frames = x.shape[1]
       x = x.reshape((-1,) + x.shape[2:])
+      if self.shift_div:
+        shift = functools.partial(temporal_shift, num_segments=frames, shift_div=self.shift_div)
     x = jnp.asarray(x, self.dtype)
     x = self.stem_cls(conv=conv, norm=norm, name="stem")(x)
     feats = {"stem": x}
@@ -117,11 +127,17 @@ class ResNet(nn.Module):
       for j in range(num_blocks):
         stride = 2 if i > 0 and j == 0 else 1
         extra = {"pointwise": pointwise} if is_bottleneck(self.block_cls) else {}
+        if shift is not None:
+          extra["shift"] = shift
         x = self.block_cls(width, conv=conv3x3, norm=norm, shortcut=shortcut,
                            strides=(stride, stride), name=f"layer{i + 1}_{j}", **extra)(x)
       feats[f"stage{i + 1}"] = x
     x = jnp.mean(x, axis=(1, 2))
     if frames is not None:
+      # Per-frame dropout, then the frames' average: MMAction2's TSM head drops out each frame's
+      # features and averages the frames' logits, the same as the logits of the average.
+      if train and self.dropout_rate > 0 and self.has_rng("dropout"):
+        x = nn.Dropout(self.dropout_rate, deterministic=False)(x)
       x = jnp.mean(x.reshape(-1, frames, x.shape[-1]), axis=1)
     feats["pre_logits"] = x
     self.sow("intermediates", "features", feats)
@@ -135,6 +151,9 @@ resnet34 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BasicBl
 resnet50 = functools.partial(ResNet, stage_sizes=(3, 4, 6, 3), block_cls=BottleneckBlock)
 resnet101 = functools.partial(ResNet, stage_sizes=(3, 4, 23, 3), block_cls=BottleneckBlock)
 resnet152 = functools.partial(ResNet, stage_sizes=(3, 8, 36, 3), block_cls=BottleneckBlock)
+# TSM (Lin et al. 2019) on ResNet-50 as MMAction2 builds it (ResNetTSM, shift_div 8, "blockres";
+# TSMHead: dropout 0.5, average consensus): resnet50's parameters, so ImageNet weights load as they are.
+tsm_r50 = functools.partial(resnet50, shift_div=8, dropout_rate=0.5, num_classes=400)
 
 
 def cifar_resnet(depth: int, **kwargs) -> ResNet:
