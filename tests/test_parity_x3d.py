@@ -176,7 +176,7 @@ def test_depthwise_conv_multiply_adds_are_kernel_taps_per_output():
   assert models.count_macs(_Depthwise(), (1, 4, 10, 10, 6)) == 4 * 5 * 5 * 6 * 27
 
 
-def test_depthwise_taps_equal_xlas_grouped_conv_with_gradients():
+def test_x3d_depthwise_conv_equals_xlas_grouped_conv_with_gradients():
   # Strided, on odd sizes (the stem's 5x1x1 is in the parity tests).
   shape, kernel, strides = (2, 5, 9, 8, 6), (3, 3, 3), (1, 2, 2)
   padding = tuple((k // 2, k // 2) for k in kernel)
