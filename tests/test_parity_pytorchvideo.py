@@ -174,13 +174,14 @@ def _check_both_modes(arch, lowering, shape):
 SHAPE = (4, 3, 8, 64, 64)
 
 
-# Every model with XLA's native convolutions, and the networks with the most kinds of convolution
-# (CSN: depthwise, Winograd, im2col; SlowFast: two pathways, time-strided fusion) under the default
+# Every model with XLA's native convolutions but ir_csn_152 (csn_r101's blocks, 152 layers deep:
+# its conversion is checked by parameter count and key mapping, its blocks by csn_r101), and CSN,
+# the network with the most kinds of convolution (depthwise, Winograd, im2col), under the default
 # lowering too; each lowering equals native per convolution (tests/test_conv_lowering.py). Whole
-# deep networks compile for 10-50 s each, most of it under the default lowering's custom VJPs.
+# deep networks compile for 10-60 s each, most of it under the default lowering's custom VJPs.
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,lowering", [(a, "native") for a in ARCHS] +
-                         [("csn_r101", None), ("slowfast_r50", None)])
+@pytest.mark.parametrize("arch,lowering", [(a, "native") for a in ARCHS if a != "ir_csn_152"] +
+                         [("csn_r101", None)])
 def test_eval_and_train_outputs_match_pytorchvideo(arch, lowering):
   # SlowFast: 16 frames for the fast pathway, 4 for the slow one.
   _check_both_modes(arch, lowering, (2, 3, 16, 64, 64) if arch == "slowfast_r50" else SHAPE)
