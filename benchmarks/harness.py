@@ -11,6 +11,7 @@ import dataclasses
 import functools
 import platform
 import re
+import sys
 import time
 from typing import Any, Callable, Sequence
 
@@ -137,6 +138,26 @@ def import_torch():
 
 # jaxres models whose torch twin is PyTorchVideo's (`create_x3d` at the X3D size's depth).
 PYTORCHVIDEO_X3D = {"x3d_xs": 2.2, "x3d_s": 2.2, "x3d_m": 2.2, "x3d_l": 5.0}
+# PyTorchVideo ResNet-family models with a torch twin here (`create_csn` / `create_slowfast`).
+PYTORCHVIDEO_RESNET = ("csn_r101", "slowfast_r50")
+SLOWFAST_ALPHA = 4  # slowfast_r50's slow pathway takes every 4th frame (PyTorchVideo's 8x8 model)
+
+
+def _import_pytorchvideo_models():
+  _, torchvision = import_torch()
+  # PyTorchVideo imports a module torchvision has renamed.
+  sys.modules.setdefault("torchvision.transforms.functional_tensor",
+                         torchvision.transforms._functional_tensor)
+  import pytorchvideo.models.csn
+  import pytorchvideo.models.slowfast
+  import pytorchvideo.models.x3d
+  return pytorchvideo.models
+
+
+def _square(name: str, shape) -> None:
+  if shape[-2] != shape[-3]:
+    raise ValueError(f"{name}: the PyTorchVideo peer takes square crops, not "
+                     f"{shape[-3]}x{shape[-2]}; pass --size.")
 
 
 def pytorchvideo_x3d(name: str, shape) -> Callable[..., Any]:
@@ -145,14 +166,8 @@ def pytorchvideo_x3d(name: str, shape) -> Callable[..., Any]:
   Built for that clip (its head pools over a fixed window sized from the clip), returning logits
   (no softmax) and without dropout, like the jaxres train step here (which passes no dropout rng).
   """
-  import sys
-  _, torchvision = import_torch()
-  # PyTorchVideo imports a module torchvision has renamed.
-  sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                         torchvision.transforms._functional_tensor)
-  from pytorchvideo.models.x3d import create_x3d
-  if shape[-2] != shape[-3]:
-    raise ValueError(f"PyTorchVideo's X3D takes square crops, not {shape[-3]}x{shape[-2]}.")
+  create_x3d = _import_pytorchvideo_models().x3d.create_x3d
+  _square(name, shape)
 
   def constructor(num_classes):
     return create_x3d(input_clip_length=shape[1], input_crop_size=shape[2],
@@ -160,6 +175,71 @@ def pytorchvideo_x3d(name: str, shape) -> Callable[..., Any]:
                       dropout_rate=0.0, head_activation=None)
 
   return constructor
+
+
+def pytorchvideo_resnet(name: str, shape) -> Callable[..., Any]:
+  """A `constructor(num_classes=...)` of PyTorchVideo's `csn_r101` or `slowfast_r50` for `shape`.
+
+  The hub models' heads average-pool over a fixed window sized for their default 32x224x224 clip
+  ((4, 7, 7) for CSN; (8, 7, 7) and (32, 7, 7) for SlowFast's pathways), which does not fit other
+  clips; jaxres' heads pool globally. So the peer is the hub model's builder (`create_csn` at depth
+  101 with a max-pooled stem, `create_slowfast` at depth 50 with 7x1x1 fusion convs) with the head
+  pools set to the clip's final feature maps (a global pool, the hub kernels at the default clip):
+  both compute the same logits. No dropout and no softmax, like the jaxres train step here.
+
+  Args:
+    name: "csn_r101" or "slowfast_r50".
+    shape: the jaxres input shape [B, T, H, W, 3] (H == W).
+
+  Returns:
+    `constructor(num_classes)` -> torch.nn.Module. SlowFast's takes [slow, fast] pathways
+    (`torch_input`), the others the clip.
+
+  Example:
+    >>> model = pytorchvideo_resnet("csn_r101", (2, 8, 64, 64, 3))(num_classes=400)
+  """
+  pv = _import_pytorchvideo_models()
+  torch, _ = import_torch()
+  _square(name, shape)
+  frames, size = shape[1], shape[2]
+  final = -(-size // 32)  # every spatial stride-2 conv or pool pads: each halves, rounding up
+  if name == "csn_r101":
+    def constructor(num_classes):
+      return pv.csn.create_csn(model_depth=101, stem_pool=torch.nn.MaxPool3d,
+                               head_pool_kernel_size=(-(-frames // 8), final, final),
+                               model_num_class=num_classes, dropout_rate=0.0)
+  elif name == "slowfast_r50":
+    slow = frames // SLOWFAST_ALPHA
+    if slow < 1:
+      raise ValueError(f"slowfast_r50 needs at least {SLOWFAST_ALPHA} frames, not {frames}.")
+
+    def constructor(num_classes):
+      return pv.slowfast.create_slowfast(
+          model_depth=50, slowfast_fusion_conv_kernel_size=(7, 1, 1),
+          head_pool_kernel_sizes=((slow, final, final), (frames, final, final)),
+          model_num_class=num_classes, dropout_rate=0.0)
+  else:
+    raise ValueError(f"No PyTorchVideo ResNet peer for {name!r}; choose from "
+                     f"{', '.join(PYTORCHVIDEO_RESNET)}.")
+  return constructor
+
+
+def torch_input(name: str, x):
+  """The clip `x` [B, C, T, H, W] as `name`'s torch peer takes it.
+
+  SlowFast: [slow, fast] as PyTorchVideo's `PackPathway` transform makes them (slow: frames
+  `linspace(0, T - 1, T // 4)` of the clip; fast: the clip). Its data pipeline does this, so it is
+  outside torch's timed calls; jaxres' model picks the same frames inside (a gather, negligible).
+  """
+  if name != "slowfast_r50":
+    return x
+  import torch
+  index = torch.linspace(0, x.shape[2] - 1, x.shape[2] // SLOWFAST_ALPHA).long()
+  return [torch.index_select(x, 2, index), x]
+
+
+def _fresh(inputs):
+  return list(inputs) if isinstance(inputs, list) else inputs
 
 
 @dataclasses.dataclass
@@ -172,7 +252,7 @@ class TorchBench:
 
 def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None = None,
                   memory_formats: Sequence[str] = TORCH_MEMORY_FORMATS) -> dict[str, TorchBench]:
-  """torchvision's `name` (PyTorchVideo's for X3D), eager float32, once per memory format.
+  """torchvision's `name` (PyTorchVideo's for X3D, CSN, SlowFast), eager float32, once per format.
 
   Each format gets its own copy of the model (the same initial weights) and of the input, so the
   formats can be timed alternately and the faster one taken per task: a one-call probe picked
@@ -180,7 +260,8 @@ def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None 
   `shape` is jaxres' channels-last shape; torch gets the same clip channels-first.
 
   Args:
-    name: a torchvision video (or image) model name, e.g. "r3d_18", or "x3d_xs" ... "x3d_l".
+    name: a torchvision video (or image) model name, e.g. "r3d_18", or "x3d_xs" ... "x3d_l",
+      "csn_r101", "slowfast_r50" (PyTorchVideo's, `pytorchvideo_resnet`).
     shape: the jaxres input shape, e.g. (4, 16, 112, 112, 3).
     num_classes: classifier width.
     threads: torch intra-op threads (None leaves torch's default).
@@ -199,6 +280,8 @@ def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None 
     torch.set_num_threads(threads)
   if name in PYTORCHVIDEO_X3D:
     constructor = pytorchvideo_x3d(name, shape)
+  elif name in PYTORCHVIDEO_RESNET:
+    constructor = pytorchvideo_resnet(name, shape)
   else:
     constructor = (getattr(torchvision.models.video, name, None)
                    or getattr(torchvision.models, name))
@@ -213,17 +296,20 @@ def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None 
     model.load_state_dict(initial)
     model.to(memory_format=layouts[fmt])
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    xf = x.contiguous(memory_format=layouts[fmt])
+    xf = torch_input(name, x)
+    # SlowFast's pathways: a list, copied for each call (its model overwrites the list it gets).
+    xf = ([p.contiguous(memory_format=layouts[fmt]) for p in xf] if isinstance(xf, list)
+          else xf.contiguous(memory_format=layouts[fmt]))
 
     def forward(model=model, xf=xf):
       model.eval()
       with torch.no_grad():
-        return model(xf)
+        return model(_fresh(xf))
 
     def train(model=model, opt=opt, xf=xf):
       model.train()
       opt.zero_grad(set_to_none=True)
-      loss = torch.nn.functional.cross_entropy(model(xf), labels)
+      loss = torch.nn.functional.cross_entropy(model(_fresh(xf)), labels)
       loss.backward()
       opt.step()
       return loss

@@ -101,6 +101,42 @@ def test_x3d_peer_is_pytorchvideos_x3d_built_for_the_clip():
     harness.torch_benches("x3d_m", (1, 4, 32, 48, 3))
 
 
+# PyTorchVideo 0.1.5's csn_r101 / slowfast_r50 with 5 classes, and the head pools for a 1x8x64x64
+# clip (the final maps: CSN 8/8 frames, SlowFast's slow pathway 8/4 and fast 8, and 64/32 pixels).
+PYTORCHVIDEO_PEERS = {"csn_r101": (21_404_421, [(1, 2, 2)]),
+                      "slowfast_r50": (33_656_013, [(2, 2, 2), (8, 2, 2)])}
+
+
+@pytest.mark.slow  # builds and warms up torch models
+@pytest.mark.parametrize("name", sorted(PYTORCHVIDEO_PEERS))
+def test_pytorchvideo_resnet_peers_pool_over_the_clips_final_maps(name):
+  torch = pytest.importorskip("torch")
+  pytest.importorskip("pytorchvideo")
+  bench = harness.torch_benches(name, (1, 8, 64, 64, 3), num_classes=5,
+                                memory_formats=("channels_first",))["channels_first"]
+  assert bench.forward().shape == (1, 5) and bench.train().ndim == 0
+  model = bench.model.eval()
+  params, pools = PYTORCHVIDEO_PEERS[name]
+  assert sum(p.numel() for p in model.parameters()) == params
+  pool = model.blocks[-2].pool if name == "slowfast_r50" else [model.blocks[-1].pool]
+  assert [tuple(p.kernel_size) for p in pool] == pools
+  x = harness.torch_input(name, torch.randn(1, 3, 8, 64, 64))
+  if name == "slowfast_r50":  # PackPathway's frames: linspace(0, 7, 2) -> 0 and 7
+    assert [p.shape[2] for p in x] == [2, 8] and torch.equal(x[0][:, :, 1], x[1][:, :, 7])
+  # The logits are those of global average pools, which jaxres' head computes (and
+  # tests/test_parity_pytorchvideo.py checks against PyTorchVideo with global pools).
+  with torch.no_grad():
+    want = model(list(x) if name == "slowfast_r50" else x)
+    if name == "slowfast_r50":
+      model.blocks[-2].pool = torch.nn.ModuleList([torch.nn.AdaptiveAvgPool3d(1)] * 2)
+    else:
+      model.blocks[-1].pool = torch.nn.AdaptiveAvgPool3d(1)
+    got = model(x)
+  assert torch.allclose(got, want, rtol=1e-5, atol=1e-6)
+  with pytest.raises(ValueError, match="square"):
+    harness.torch_benches(name, (1, 8, 64, 48, 3))
+
+
 def test_vs_torch_refuses_an_unknown_memory_format(capsys):
   pytest.importorskip("torchvision")
   with pytest.raises(SystemExit):
