@@ -1,8 +1,8 @@
 """`jaxres upscale IN OUT --checkpoint DIR`: super-resolve a video with a trained model.
 
-Reads any video FFmpeg reads, upscales it in overlapping temporal chunks (and spatial tiles with
-`--tile`), and writes H.264 with the input's frame times through a temporary file renamed at the
-end.
+Reads any video FFmpeg reads, upscales it in overlapping temporal chunks and spatial tiles, both
+sized to fit `--max-memory` unless given (`--chunk`, `--tile`), and writes H.264 with the input's
+frame times through a temporary file renamed at the end.
 `--compare` writes `bicubic | model` side by side instead (a video, or a PNG strip of 4 frames when
 OUT ends in .png). Memory does not grow with the video's length. See `jaxres.sr.upscale`.
 
@@ -11,6 +11,7 @@ Example:
   $ jaxres upscale in.mp4 compare.png --checkpoint runs/sr_edsr --compare
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr --config sr_edsr_demo
   $ jaxres upscale in.mp4 part.mp4 --checkpoint runs/sr_edsr --start 12.5 --duration 4
+  $ jaxres upscale in540p.mp4 out4k.mp4 --checkpoint runs/basicvsrpp --max-memory 16GiB
 """
 
 from __future__ import annotations
@@ -33,11 +34,16 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--model", default=None, help="refuse a checkpoint of another architecture")
   parser.add_argument("--scale", type=int, default=None, help="refuse a checkpoint of another scale")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-  parser.add_argument("--chunk", type=int, default=16, help="frames kept per temporal window")
+  parser.add_argument("--chunk", type=int, default=None,
+                      help="frames kept per temporal window (None: up to 16, to fit --max-memory)")
   parser.add_argument("--overlap", type=int, default=6,
                       help="context frames on each side of a window (recurrent models)")
-  parser.add_argument("--tile", type=int, default=0,
-                      help="LR tile size in pixels for large frames (0: whole frames)")
+  parser.add_argument("--tile", type=int, default=None,
+                      help="LR tile size in pixels, 0 for whole frames (None: whole frames if they "
+                           "fit --max-memory, else the largest tiles that do)")
+  parser.add_argument("--max-memory", default=None,
+                      help="peak memory for automatic --chunk/--tile, e.g. 8GiB (None: this "
+                           "process plus 70%% of the machine's available memory)")
   parser.add_argument("--tile-overlap", type=int, default=16, help="LR context pixels per tile side")
   parser.add_argument("--compare", action="store_true", help="write bicubic | model side by side")
   parser.add_argument("--crf", type=int, default=17, help="x264 quality (lower is better)")
@@ -57,8 +63,10 @@ def main(argv: list[str]) -> int:
   from jaxres.sr import checkpoint, upscale  # pylint: disable=import-outside-toplevel
 
   try:
+    from jaxres.train.plan import parse_bytes  # pylint: disable=import-outside-toplevel
+    max_memory = parse_bytes(args.max_memory) if args.max_memory else None
     options = upscale.UpscaleOptions(chunk=args.chunk, overlap=args.overlap, tile=args.tile,
-                                     tile_overlap=args.tile_overlap)
+                                     tile_overlap=args.tile_overlap, max_memory=max_memory)
     config = None
     if args.config:
       from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
@@ -81,6 +89,8 @@ def main(argv: list[str]) -> int:
     print(f"jaxres upscale: interrupted; nothing was written to {args.output}.", file=sys.stderr)
     return 130
   h, w = result["size"]
+  if result["plan"] is not None:
+    print(f"upscaled in {result['plan'].describe()}")
   if result["partial"]:
     print(f"jaxres upscale: warning: {args.input} stops decoding after {result['frames']} of the "
           f"{result['header_frames']} frames its header lists (truncated or damaged); only those "

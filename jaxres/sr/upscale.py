@@ -11,7 +11,9 @@ How a video is cut (`UpscaleOptions`):
   overlapping by `tile_overlap` pixels on each side; only the tiles' centres are kept (the last tile
   in a row/column moves back to end at the frame edge). Frames no larger than `tile` are not tiled.
 - Memory: at most one window of LR frames, its HR output and the frames waiting to be written are
-  held, so memory does not grow with the video's length.
+  held, so memory does not grow with the video's length. It grows with the window's frames and the
+  tile's pixels instead: left unset (None), `chunk` and `tile` are chosen to fit `max_memory`
+  (`jaxres.sr.memory_budget`), whole frames and 16 kept frames when they fit.
 - Time: each output frame is written at its input frame's presentation time, so a variable frame
   rate video keeps its timing and duration.
 
@@ -28,7 +30,8 @@ holds for tiles of the recurrent model (its receptive field grows with every pro
 prefer large tiles for it.
 
 Example:
-  >>> frames = upscale_frames(model, variables, lr_frames, scale=4)           # iterator in, out
+  >>> up = Upscaler(model, variables, scale=4, clip_model=True)
+  >>> hr_frames = up.frames(lr_frames)                                      # iterator in, out
   >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, clip_model=False)
   >>> upscale_with_checkpoint("in.mp4", "out.mp4", "runs/sr_edsr")          # a trained workdir
 """
@@ -38,6 +41,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import itertools
 import math
 import os
 import sys
@@ -49,6 +53,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxres.data import video as video_io
+from jaxres.sr import memory_budget
+from jaxres.sr.windows import spans
 from jaxres.models.sr import bicubic_upsample
 
 
@@ -57,59 +63,42 @@ class UpscaleOptions:
   """How to cut a video for the model (see the module notes).
 
   Attributes:
-    chunk: frames kept per window (the batch for per-frame models).
+    chunk: frames kept per window (the batch for per-frame models); None: the largest of up to
+      16 that fits `max_memory`.
     overlap: context frames on each side of a window (recurrent models only).
-    tile: LR tile size in pixels, 0 for whole frames.
+    tile: LR tile size in pixels, 0 for whole frames; None: whole frames if they fit `max_memory`,
+      else the tile size that fits with the least work thrown away.
     tile_overlap: LR context pixels on each side of a tile.
+    max_memory: the process's peak resident memory that automatic sizes must fit, bytes (None:
+      `memory_budget.default_max_memory()`, a safe share of the machine's free memory).
   """
 
-  chunk: int = 16
+  chunk: int | None = None
   overlap: int = 6
-  tile: int = 0
+  tile: int | None = None
   tile_overlap: int = 16
+  max_memory: int | None = None
 
   def __post_init__(self):
-    if self.chunk < 1 or self.overlap < 0 or self.tile < 0 or self.tile_overlap < 0:
+    if ((self.chunk is not None and self.chunk < 1) or self.overlap < 0
+        or (self.tile is not None and self.tile < 0) or self.tile_overlap < 0
+        or (self.max_memory is not None and self.max_memory <= 0)):
       raise ValueError(f"Invalid upscale options: {self}.")
     if self.tile and self.tile <= 2 * self.tile_overlap:
       raise ValueError(f"tile ({self.tile}) must exceed 2 * tile_overlap ({self.tile_overlap}).")
 
-
-def spans(n: int, window: int, overlap: int) -> list[tuple[int, int, int, int]]:
-  """Cuts `range(n)` into windows of length `min(window, n)` whose kept parts tile `range(n)`.
-
-  Args:
-    n: length of the axis.
-    window: window length (> 2 * overlap unless it covers the axis).
-    overlap: context kept on each side of a window's kept part (not at the axis' ends).
-
-  Returns:
-    A list of `(start, end, keep_start, keep_end)`: the window is `[start, end)`, and of its output
-    `[keep_start, keep_end)` (absolute indices) is kept. Kept parts are disjoint and cover `range(n)`.
-
-  Example:
-    >>> spans(10, 6, 1)
-    [(0, 6, 0, 5), (4, 10, 5, 10)]
-  """
-  if n <= window:
-    return [(0, n, 0, n)]
-  if window <= 2 * overlap:
-    raise ValueError(f"window {window} must exceed 2 * overlap {overlap}.")
-  out, keep = [], 0
-  while keep < n:
-    start = max(0, keep - overlap)
-    end = start + window
-    if end >= n:
-      start, end = n - window, n
-      out.append((start, end, keep, n))
-      break
-    out.append((start, end, keep, end - overlap))
-    keep = end - overlap
-  return out
+  @property
+  def automatic(self) -> bool:
+    """Whether `chunk` or `tile` is left to the memory budget."""
+    return self.chunk is None or self.tile is None
 
 
 class Upscaler:
   """A model with its variables, compiled once per window shape, applied to tiles and windows.
+
+  Automatic sizes (`UpscaleOptions.automatic`) are chosen when the first frame's size is known
+  (`resolve`), from a probe compilation (`memory_budget.measure_cost`); `plan` then holds the
+  choice and its memory estimate.
 
   Args:
     model: an SR module called `model.apply(variables, x, train=False)`.
@@ -124,15 +113,47 @@ class Upscaler:
                options: UpscaleOptions = UpscaleOptions()):
     self.scale = scale
     self.clip_model = clip_model
-    self.options = options if clip_model else dataclasses.replace(options, overlap=0)
+    self.requested = options if clip_model else dataclasses.replace(options, overlap=0)
+    self.options = None if self.requested.automatic else self.requested
+    self.plan: memory_budget.Plan | None = None
     self.variables = variables
-    apply = lambda v, x: model.apply(v, x, train=False)
-    self._apply = jax.jit(apply)
+    self._jitted = jax.jit(lambda v, x: model.apply(v, x, train=False))
+    self._compiled: dict[tuple[int, ...], Any] = {}
+
+  def compile_window(self, shape: tuple[int, ...]) -> Any:
+    """The model compiled for float32 input of `shape` (kept for later calls of that shape)."""
+    if shape not in self._compiled:
+      x = jax.ShapeDtypeStruct(shape, jnp.float32)
+      self._compiled[shape] = self._jitted.lower(self.variables, x).compile()
+    return self._compiled[shape]
+
+  def resolve(self, height: int, width: int, num_frames: int | None = None) -> UpscaleOptions:
+    """The options for LR frames of `height x width`, choosing automatic sizes on the first call.
+
+    Args:
+      height: LR frame height.
+      width: LR frame width.
+      num_frames: the video's length where known (a short video's window is no longer).
+
+    Returns:
+      The resolved options.
+
+    Raises:
+      ValueError: nothing fits the memory budget (the message says what to change).
+    """
+    if self.options is None:
+      max_memory = self.requested.max_memory or memory_budget.default_max_memory()
+      self.plan = memory_budget.fit(self.compile_window, self.requested,
+                                    clip_model=self.clip_model, scale=self.scale,
+                                    frame_size=(height, width), max_memory=max_memory,
+                                    num_frames=num_frames)
+      self.options = self.plan.options
+    return self.options
 
   def window(self, lr: np.ndarray) -> np.ndarray:
     """Upscales one window `[T, h, w, 3]` float in [0, 1] (tiled if set) -> `[T, H, W, 3]` float32."""
     t, h, w, _ = lr.shape
-    s, o = self.scale, self.options
+    s, o = self.scale, self.resolve(h, w)
     if not o.tile or (h <= o.tile and w <= o.tile):
       return self._run(lr)
     out = np.empty((t, h * s, w * s, 3), np.float32)
@@ -144,9 +165,9 @@ class Upscaler:
     return out
 
   def _run(self, lr: np.ndarray) -> np.ndarray:
-    x = jnp.asarray(lr, jnp.float32)
+    x = np.asarray(lr, np.float32)
     x = x[None] if self.clip_model else x
-    y = self._apply(self.variables, x)
+    y = self.compile_window(x.shape)(self.variables, x)
     return np.asarray(y[0] if self.clip_model else y, np.float32)
 
   def frames(self, lr_frames: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
@@ -158,12 +179,16 @@ class Upscaler:
     Yields:
       float32 `[H, W, 3]` frames (not clipped), one per input frame.
     """
-    o = self.options
+    it = iter(lr_frames)
+    first = next(it, None)
+    if first is None:
+      return
+    o = self.resolve(*first.shape[:2])
+    it = itertools.chain([first], it)
     window = o.chunk + 2 * o.overlap
     buffer: collections.deque = collections.deque()  # frames start, start + 1, ...
     start = 0     # index of buffer[0]
     emitted = 0   # frames yielded so far
-    it = iter(lr_frames)
     done = False
     while True:
       w_start = max(0, emitted - o.overlap)
@@ -283,13 +308,15 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
 
   Returns:
     `{"frames": n, "fps": fps, "size": (H, W), "path": out_path, "partial": bool,
-    "header_frames": m}` (`fps`: the input's average rate; `partial`: decoding stopped well before
-    the `m` frames the input's header lists, so only the `n` that decoded were upscaled).
+    "header_frames": m, "options": UpscaleOptions, "plan": Plan | None}` (`fps`: the input's
+    average rate; `partial`: decoding stopped well before the `m` frames the input's header lists,
+    so only the `n` that decoded were upscaled; `options`: the sizes used; `plan`: how automatic
+    sizes were chosen, with the memory estimate).
 
   Raises:
     FileNotFoundError: missing input file or output folder.
-    ValueError: unreadable input, a bad output suffix, an output that is the input, or an empty
-      video.
+    ValueError: unreadable input, a bad output suffix, an output that is the input, an empty
+      video, or frames too large for `options.max_memory` even in the smallest tiles.
     OutputError: the output could not be written (e.g. no space left); its partial file is removed.
 
   Example:
@@ -325,6 +352,11 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
   expected = max(0, meta.num_frames - round(start * meta.fps))
   if duration is not None:
     expected = min(expected, max(1, round(duration * meta.fps)))
+  try:
+    up.resolve(meta.height, meta.width, expected or None)
+  except BaseException:
+    decoded.close()
+    raise
   bar = _progress(expected, progress, os.path.basename(in_path))
   strip_every = max(1, -(-(expected or 4) // 4))
   strip = []
@@ -366,7 +398,7 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
       writer.close()
   return {"frames": n, "fps": meta.fps, "size": (meta.height * scale, meta.width * scale),
           "path": out_path, "partial": video_io.is_partial(n, meta.num_frames),
-          "header_frames": meta.num_frames}
+          "header_frames": meta.num_frames, "options": up.options, "plan": up.plan}
 
 
 class OutputError(OSError):
