@@ -5,7 +5,7 @@ and memory do not depend on them), and upscales it with `jaxres.sr.upscale.upsca
 process that retains freed memory as `jaxres` does. `--chunk`/`--tile` unset are chosen from
 `--max-memory` (default: this process plus 70% of the available memory). Prints the plan, its
 estimate, the peak resident memory (`ru_maxrss`), seconds per frame and frames/s, and the plan a
-long video of the same size would get.
+long video of the same size would get (estimated first, before the process holds anything else).
 
   python benchmarks/upscale_memory.py                          # BasicVSR++ x4, 960x540 -> 3840x2160, 2 frames
   python benchmarks/upscale_memory.py --model basicvsr --frames 4 --max-memory 8GiB
@@ -54,6 +54,14 @@ def main(argv: list[str] | None = None) -> dict:
   max_memory = parse_bytes(args.max_memory) if args.max_memory else None
   options = upscale.UpscaleOptions(chunk=args.chunk, tile=args.tile, max_memory=max_memory)
 
+  long_plan = None
+  if options.automatic:  # what a long video of this size gets (estimated before anything runs)
+    up = upscale.Upscaler(model, variables, model.scale, clip_model=clip_model, options=options)
+    cost = memory_budget.measure_cost(up.compile_window, clip_model=clip_model,
+                                      scale=model.scale, frame_size=(height, width))
+    long_plan = memory_budget.choose_options(cost, up.requested, (height, width),
+                                             max_memory or memory_budget.default_max_memory())
+    del up
   with tempfile.TemporaryDirectory() as tmp:
     src, out = os.path.join(tmp, "in.mp4"), os.path.join(tmp, "out.mp4")
     rng = np.random.default_rng(0)
@@ -66,13 +74,6 @@ def main(argv: list[str] | None = None) -> dict:
     seconds = time.perf_counter() - start
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
   plan = result["plan"]
-  long_plan = None
-  if plan is not None:  # what a long video of this size gets (estimate only)
-    up = upscale.Upscaler(model, variables, model.scale, clip_model=clip_model, options=options)
-    cost = memory_budget.measure_cost(up.compile_window, clip_model=clip_model,
-                                      scale=model.scale, frame_size=(height, width))
-    long_plan = memory_budget.choose_options(cost, up.requested, (height, width),
-                                             plan.max_memory)
   results = {
       "model": args.model, "lr_size": [width, height], "scale": model.scale,
       "frames": result["frames"], "seconds": seconds, "seconds_per_frame": seconds / args.frames,

@@ -187,3 +187,15 @@ def test_blocks_times_jaxres_beside_torch_at_tiny_size(capsys):
   out = capsys.readouterr().out
   rows = [line.split()[0] for line in out.splitlines() if "torch/jaxres" in line]
   assert rows == ["stem", "layer2_0", "total"]
+
+
+def test_upscale_memory_benchmark_reports_plan_peak_and_speed(tmp_path):
+  from benchmarks import upscale_memory
+  out = tmp_path / "um.json"
+  got = upscale_memory.main(["--model", "edsr_bicubic_tiny", "--model-kwargs", '{"scale": 2}',
+                             "--size", "48x32", "--frames", "3", "--max-memory", "64GiB",
+                             "--json", str(out)])
+  assert json.loads(out.read_text()) == got
+  assert got["frames"] == 3 and got["frames_per_s"] > 0 and got["peak_rss_bytes"] > 0
+  assert "whole frames" in got["plan"] and got["max_memory"] == 64 * 2 ** 30
+  assert got["estimate_bytes"] <= got["max_memory"]
