@@ -337,6 +337,20 @@ def test_a_cut_input_is_upscaled_as_far_as_it_decodes_with_a_warning(tmp_path, t
   meta, frames = video.stream_video(out)
   n = sum(1 for _ in frames)
   assert 0 < n < 38 and f"wrote {n} frames" in captured.out
+  assert "upscaled in windows of " in captured.out and "of --max-memory " in captured.out
   assert captured.err == (f"jaxres upscale: warning: {src} stops decoding after {n} of the 40 "
                           "frames its header lists (truncated or damaged); only those were "
                           "upscaled.\n")
+
+
+def test_a_budget_nothing_fits_is_one_line_and_leaves_nothing(tmp_path, tiny_edsr, monkeypatch,
+                                                             capsys):
+  src = str(tmp_path / "in.mp4")
+  _write_lr_video(src)
+  out = str(tmp_path / "out.mp4")
+  assert _upscale_command(monkeypatch, tiny_edsr, src, out, "--max-memory", "1MiB") == 1
+  err = capsys.readouterr().err
+  assert err.count("\n") == 1 and "more than --max-memory 1.0 MiB; raise --max-memory" in err, err
+  assert _upscale_command(monkeypatch, tiny_edsr, src, out, "--max-memory", "lots") == 1
+  assert "Cannot read a memory size from 'lots'" in capsys.readouterr().err
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
