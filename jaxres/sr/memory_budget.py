@@ -212,8 +212,8 @@ def fit(compile_window: Callable[[tuple[int, ...]], Any], options: Any, *, clip_
   """Measures the cost (`measure_cost`), chooses sizes (`choose_options`) and checks them compiled.
 
   Compiling the chosen window shows what its compilation really keeps (the probe's is scaled,
-  and less exact than XLA's own count): when the estimate with that exceeds `max_memory`, the
-  choice is made again with the corrected cost, up to three times.
+  and less exact than XLA's own count): when that is more than the probe predicted, the choice is
+  made again with the corrected cost (up to three times) and kept if it stays the same.
 
   Args:
     compile_window: as for `measure_cost`; the chosen shape's program stays compiled.

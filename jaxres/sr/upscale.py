@@ -53,9 +53,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxres.data import video as video_io
+from jaxres.models.sr import bicubic_upsample
 from jaxres.sr import memory_budget
 from jaxres.sr.windows import spans
-from jaxres.models.sr import bicubic_upsample
 
 
 @dataclasses.dataclass(frozen=True)
