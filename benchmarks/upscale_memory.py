@@ -4,7 +4,7 @@ Writes a random 8-bit video of `--size` LR frames, builds the model with random 
 and memory do not depend on them), and upscales it with `jaxres.sr.upscale.upscale_video` in a
 process that retains freed memory as `jaxres` does. `--chunk`/`--tile` unset are chosen from
 `--max-memory` (default: this process plus 70% of the available memory). Prints the plan, its
-estimate, the peak resident memory (`ru_maxrss`), seconds per frame and frames/s, and the plan a
+estimate, the peak resident memory (`VmHWM`), seconds per frame and frames/s, and the plan a
 long video of the same size would get (estimated first, before the process holds anything else).
 
   python benchmarks/upscale_memory.py                          # BasicVSR++ x4, 960x540 -> 3840x2160, 2 frames
@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import tempfile
 import time
 
@@ -72,7 +71,7 @@ def main(argv: list[str] | None = None) -> dict:
     result = upscale.upscale_video(src, out, model, variables, scale=model.scale,
                                    clip_model=clip_model, options=options, progress=False)
     seconds = time.perf_counter() - start
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+  peak = memory_budget.peak_resident_bytes()
   plan = result["plan"]
   results = {
       "model": args.model, "lr_size": [width, height], "scale": model.scale,

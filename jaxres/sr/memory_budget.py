@@ -59,6 +59,24 @@ def resident_bytes() -> int:
     return peak if sys.platform == "darwin" else peak * 1024
 
 
+def peak_resident_bytes() -> int:
+  """This process's peak resident memory: `VmHWM` on Linux, else `ru_maxrss`.
+
+  `ru_maxrss` is not this program's own on Linux: it survives `execve`, so a process started from
+  a large one (a test worker, a notebook) reports its parent's peak. `VmHWM` belongs to the
+  process's own address space.
+  """
+  try:
+    with open("/proc/self/status") as f:
+      for line in f:
+        if line.startswith("VmHWM:"):
+          return int(line.split()[1]) * 1024
+  except (OSError, ValueError, IndexError):
+    pass
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return peak if sys.platform == "darwin" else peak * 1024
+
+
 def available_bytes() -> int:
   """Memory the machine can still give: `MemAvailable`, capped by a cgroup's limit if lower.
 
