@@ -43,10 +43,16 @@ from jaxres.train.plan import format_bytes
 EXECUTION_FACTOR = 3.0
 PROBE_FRAMES = 3
 PROBE_SIZE = 64
-MAX_AUTO_CHUNK = 16
 TILE_SIZES = (1024, 768, 512, 384, 256, 192, 128, 96, 64)
 CHUNK_SIZES = (16, 12, 8, 6, 4, 2, 1)
+MAX_AUTO_CHUNK = CHUNK_SIZES[0]
 DEFAULT_SHARE = 0.7
+
+
+def _max_rss_bytes() -> int:
+  """`ru_maxrss` in bytes (kilobytes on Linux, bytes on macOS)."""
+  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+  return peak if sys.platform == "darwin" else peak * 1024
 
 
 def resident_bytes() -> int:
@@ -55,8 +61,7 @@ def resident_bytes() -> int:
     with open("/proc/self/statm") as f:
       return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
   except (OSError, ValueError, IndexError):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak if sys.platform == "darwin" else peak * 1024
+    return _max_rss_bytes()
 
 
 def peak_resident_bytes() -> int:
@@ -73,8 +78,7 @@ def peak_resident_bytes() -> int:
           return int(line.split()[1]) * 1024
   except (OSError, ValueError, IndexError):
     pass
-  peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-  return peak if sys.platform == "darwin" else peak * 1024
+  return _max_rss_bytes()
 
 
 def available_bytes() -> int:
@@ -302,18 +306,19 @@ def choose_options(cost: WindowCost, options: Any, frame_size: tuple[int, int],
     >>> plan = choose_options(cost, UpscaleOptions(), (540, 960), 16 * 2**30)
   """
   h, w = frame_size
+  length = num_frames or math.inf
   overlap = options.overlap if cost.clip_model else 0
-  chunks = [options.chunk] if options.chunk else [
-      c for c in CHUNK_SIZES if c <= MAX_AUTO_CHUNK]
+  if options.chunk:
+    chunks = [options.chunk]
+  else:  # the longest window (the whole of a short video), and those shorter than the video
+    chunks = [MAX_AUTO_CHUNK] + [c for c in CHUNK_SIZES[1:] if c + 2 * overlap < length]
   if options.tile is not None:
     tiles = [options.tile]
   else:
     tiles = [0] + [t for t in TILE_SIZES if 2 * options.tile_overlap < t < max(h, w)]
   best, smallest = None, None
-  if num_frames and not options.chunk:  # one window for the whole video, or shorter ones
-    chunks = sorted({c for c in chunks if c + 2 * overlap < num_frames} | {chunks[0]}, reverse=True)
   for chunk in chunks:
-    frames = min(chunk + 2 * overlap, num_frames or math.inf)
+    frames = min(chunk + 2 * overlap, length)
     for tile in tiles:
       tile_size = (min(tile, h), min(tile, w)) if tile else (h, w)
       estimate = cost.estimate(frames, tile_size, frame_size)
@@ -322,7 +327,8 @@ def choose_options(cost: WindowCost, options: Any, frame_size: tuple[int, int],
         smallest = Plan(resolved, estimate, max_memory, frames)
       if estimate > max_memory:
         continue
-      waste = (frames / chunk if frames < (num_frames or math.inf) else 1.0) * _covered_fraction(frame_size, tile, options.tile_overlap)
+      repeated = frames / chunk if frames < length else 1.0  # one window: no overlap frames
+      waste = repeated * _covered_fraction(frame_size, tile, options.tile_overlap)
       key = (round(waste, 3), -chunk, -(tile or max(h, w)))
       if best is None or key < best[0]:
         best = (key, Plan(resolved, estimate, max_memory, frames))
