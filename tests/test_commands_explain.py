@@ -15,6 +15,7 @@ from jaxres.commands.train import closing_lines
 from jaxres.data import video
 from jaxres.sr import upscale
 from jaxres.train import default_config
+from model_init import init_variables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -72,8 +73,7 @@ def test_upscale_takes_a_time_range(tmp_path):
   frames = np.broadcast_to(frames, (20, 12, 12, 3)).copy()
   src = video.write_video(str(tmp_path / "in.mp4"), frames, 10.0)
   model = models.get("edsr_bicubic_tiny", scale=2)
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(
-      np.zeros((1, 12, 12, 3), np.float32))
+  variables = init_variables(model, np.zeros((1, 12, 12, 3), np.float32), train=False)
   variables = jax.tree.map(lambda x: x * 0, variables)  # the bicubic upsampling alone
   out = str(tmp_path / "part.mp4")
   result = upscale.upscale_video(src, out, model, variables, scale=2, clip_model=False,

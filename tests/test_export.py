@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 from jaxres import cli, export, models
+from model_init import init_variables
 
 
 @pytest.fixture(scope="module")
 def tiny():
   model = models.get("r3d_tiny", num_classes=5)
   x = np.random.default_rng(0).normal(size=(3, 4, 16, 16, 3)).astype(np.float32)
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x[:1])
+  variables = init_variables(model, x[:1], train=False)
   return model, variables, x
 
 

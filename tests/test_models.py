@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from jaxres import models
+from model_init import init_variables
 
 CLASSIFIERS = [n for n in models.names() if models.spec(n).task == "classification"]
 
@@ -36,7 +37,7 @@ FAMILY = {
     **dict.fromkeys(["x3d_xs", "x3d_s", "x3d_m", "x3d_l"], "x3d"),
 }
 RUN = ["r3d_tiny"]
-RUN_SLOW = ["resnet20", "r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18"]
+RUN_SLOW = ["resnet20", "mc3_18", "r2plus1d_18", "resnet18", "resnet50", "tsn_resnet18"]
 # Families whose every model runs jitted in train and eval mode elsewhere (against the reference):
 # test_parity_pytorchvideo, test_parity_x3d.
 RUN_ELSEWHERE = {"pytorchvideo_resnet", "pytorchvideo_csn", "pytorchvideo_r2plus1d", "slowfast", "x3d"}
@@ -74,8 +75,7 @@ def test_every_classifier_has_a_family_and_every_family_runs():
 def test_one_classifier_per_family_runs_jitted_in_train_and_eval_mode(name):
   model = models.get(name, num_classes=7)
   x = _tiny_input(name)
-  # Eager init: compiling init of the deepest models costs more than running it op by op.
-  variables = model.init(jax.random.key(0), x, train=False)
+  variables = init_variables(model, x, train=False)
   logits_eval, logits_train, new_stats = jax.jit(_both_modes(model))(variables, x)
   assert logits_eval.shape == logits_train.shape == (2, 7)
   assert np.isfinite(logits_eval).all() and np.isfinite(logits_train).all()
@@ -134,12 +134,12 @@ def test_unknown_model_name_lists_the_known_ones():
     models.get("r3d_81")
 
 
-@pytest.mark.slow  # runs a model op by op
+@pytest.mark.slow
 def test_features_returns_every_stage_with_the_expected_shapes():
   model = models.get("r3d_tiny", num_classes=5)  # the stages of r3d_18 at widths 8 to 64
   x = jnp.ones((1, 8, 32, 32, 3))
-  variables = model.init(jax.random.key(0), x, train=False)
-  logits, feats = models.features(model, variables, x)
+  variables = init_variables(model, x, train=False)
+  logits, feats = jax.jit(lambda v, x: models.features(model, v, x))(variables, x)
   assert set(feats) == {"stem", "stage1", "stage2", "stage3", "stage4", "pre_logits"}
   assert feats["stem"].shape == (1, 8, 16, 16, 8)
   assert feats["stage2"].shape == (1, 4, 8, 8, 16)
@@ -148,26 +148,28 @@ def test_features_returns_every_stage_with_the_expected_shapes():
   fc = variables["params"]["fc"]
   np.testing.assert_allclose(feats["pre_logits"] @ fc["kernel"] + fc["bias"], logits, rtol=1e-5,
                              atol=1e-6)
-  np.testing.assert_allclose(logits, model.apply(variables, x, train=False), rtol=1e-6)
+  np.testing.assert_allclose(logits, jax.jit(lambda v: model.apply(v, x, train=False))(variables),
+                             rtol=1e-6)
 
 
 @pytest.mark.slow
 def test_per_frame_model_averages_the_2d_model_over_frames():
   model = models.get("tsn_resnet18", num_classes=3)
   clip = jax.random.normal(jax.random.key(2), (2, 3, 32, 32, 3))
-  variables = model.init(jax.random.key(0), clip, train=False)
-  per_frame = jnp.stack([model.apply(variables, clip[:, t], train=False) for t in range(3)], 1)
-  np.testing.assert_allclose(model.apply(variables, clip, train=False), per_frame.mean(1),
+  variables = init_variables(model, clip, train=False)
+  apply = jax.jit(lambda v, x: model.apply(v, x, train=False))
+  per_frame = jnp.stack([apply(variables, clip[:, t]) for t in range(3)], 1)
+  np.testing.assert_allclose(apply(variables, clip), per_frame.mean(1),
                              rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow  # runs whole models op by op
+@pytest.mark.slow  # compiles whole models
 @pytest.mark.parametrize("name", ["r3d_tiny", "r2plus1d_18", "resnet50"])
 def test_bfloat16_compute_keeps_float32_parameters_and_stays_close(name):
   x = _tiny_input(name)
   f32 = models.get(name, num_classes=10)
   bf16 = models.get(name, num_classes=10, dtype=jnp.bfloat16)
-  variables = f32.init(jax.random.key(0), x, train=False)
+  variables = init_variables(f32, x, train=False)
   # Same parameter tree, still float32.
   bf16_vars = jax.eval_shape(lambda: bf16.init(jax.random.key(0), x, train=False))
   assert jax.tree_util.tree_structure(bf16_vars) == jax.tree_util.tree_structure(variables)
@@ -176,10 +178,10 @@ def test_bfloat16_compute_keeps_float32_parameters_and_stays_close(name):
   params = flax.core.unfreeze(variables["params"])
   params["fc"]["kernel"] = params["fc"]["kernel"] * 100
   variables = {**variables, "params": params}
-  ref = f32.apply(variables, x, train=False)
-  out = bf16.apply(variables, x, train=False)
+  ref = jax.jit(lambda v: f32.apply(v, x, train=False))(variables)
+  out = jax.jit(lambda v: bf16.apply(v, x, train=False))(variables)
   assert out.dtype == jnp.bfloat16
   err = np.abs(np.asarray(out, np.float32) - ref).max() / np.abs(ref).max()
   assert err < 5e-2  # bf16 has an 8-bit mantissa; ~20 layers accumulate about 1e-2.
-  _, stats = bf16.apply(variables, x, train=True, mutable=["batch_stats"])
+  _, stats = jax.jit(lambda v: bf16.apply(v, x, train=True, mutable=["batch_stats"]))(variables)
   assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(stats)} == {jnp.dtype("float32")}

@@ -15,6 +15,7 @@ from jaxres import models
 from jaxres.data import video
 from jaxres.sr import memory_budget, upscale
 from jaxres.sr.upscale import UpscaleOptions
+from xla_env import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MiB = 2 ** 20
@@ -111,7 +112,7 @@ _BUDGET_SCRIPT = textwrap.dedent("""
     from jaxres import models
     from jaxres.sr import memory_budget, upscale
     model = models.get("basicvsrpp", features=16, num_blocks=1)
-    variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(
+    variables = jax.jit(lambda x: model.init(jax.random.key(0, impl="rbg"), x, train=False))(
         jnp.zeros((1, 2, 16, 16, 3)))
     up = upscale.Upscaler(model, variables, 4, clip_model=True,
                           options=upscale.UpscaleOptions(chunk=4, overlap=1, tile_overlap=8,
@@ -143,7 +144,7 @@ def test_upscale_stays_within_max_memory(tmp_path):
   with video.VideoWriter(src, 25.0) as writer:
     for _ in range(6):  # one window of 4 + 2 x 1 frames
       writer.write(rng.integers(0, 256, (144, 256, 3), dtype=np.uint8))
-  env = host_memory.retaining_environ(dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="",
+  env = host_memory.retaining_environ(dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(),
                                            PYTHONPATH=REPO))
 
   def run(*args):

@@ -7,6 +7,7 @@ import pytest
 
 from jaxres import models
 from jaxres.models import sr
+from model_init import init_variables
 
 SR_MODELS = [n for n in models.names() if models.spec(n).task == "super_resolution"]
 
@@ -59,8 +60,8 @@ def test_untrained_model_returns_bicubic_and_trains_towards_residual(name):
   """The last conv starts at zero: output == bicubic upsampling; gradients reach every layer later."""
   model = models.get(name, scale=2)
   x = jax.random.uniform(jax.random.key(1), _input_shape(name, 8, 8, batch=1, frames=2))
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
-  y = model.apply(variables, x, train=False)
+  variables = init_variables(model, x, train=False)
+  y = jax.jit(lambda v: model.apply(v, x, train=False))(variables)
   np.testing.assert_allclose(y, sr.bicubic_upsample(x, 2), atol=1e-6)
   # Zero-initialised last layers (the tail, the flow head) let gradients through after a few steps.
   loss = lambda p: jnp.mean(jnp.abs(model.apply({"params": p}, x, train=True) - 0.5))
@@ -76,7 +77,7 @@ def test_untrained_model_returns_bicubic_and_trains_towards_residual(name):
 def test_image_models_run_per_frame_on_clips():
   model = models.get("edsr_bicubic_tiny", scale=3)
   clip = jax.random.uniform(jax.random.key(2), (2, 3, 6, 5, 3))
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(clip[:, 0])
+  variables = init_variables(model, clip[:, 0], train=False)
   variables = jax.tree_util.tree_map(lambda p: p + 0.05, variables)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
   out = apply(clip)
@@ -87,7 +88,7 @@ def test_image_models_run_per_frame_on_clips():
 def test_recurrent_model_uses_neighbouring_frames():
   model = models.get("recurrent_vsr_tiny", scale=2, align="none")
   clip = jax.random.uniform(jax.random.key(3), (1, 4, 6, 6, 3))
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(clip)
+  variables = init_variables(model, clip, train=False)
   variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
   apply = jax.jit(lambda x: model.apply(variables, x, train=False))
   out = apply(clip)
@@ -132,9 +133,9 @@ def test_recurrent_unrolled_equals_scan():
   clip = jax.random.uniform(jax.random.key(5), (1, 3, 6, 6, 3))
   unrolled = models.get("recurrent_vsr_tiny", scale=2)
   scanned = models.get("recurrent_vsr_tiny", scale=2, unroll=False)
-  variables = unrolled.init(jax.random.key(0), clip, train=False)
-  assert (jax.tree_util.tree_structure(variables)
-          == jax.tree_util.tree_structure(scanned.init(jax.random.key(0), clip, train=False)))
+  variables = init_variables(unrolled, clip, train=False)
+  assert (jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
+      jax.eval_shape(lambda: scanned.init(jax.random.key(0), clip, train=False))))
   variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
   run = lambda m: jax.jit(lambda v, x: m.apply(v, x, train=False))(variables, clip)
   np.testing.assert_allclose(run(unrolled), run(scanned), atol=1e-5)

@@ -14,6 +14,8 @@ from jaxres import models
 from jaxres.data import video
 from jaxres.sr import footage, upscale
 from jaxres.sr.upscale import UpscaleOptions, spans, upscale_array
+from model_init import init_variables
+from xla_env import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -76,7 +78,7 @@ def test_recurrent_chunked_upscale_matches_whole_video():
 def test_per_frame_model_chunks_and_tiles_exactly():
   lr = _lr_clip(frames=7, size=30)
   model = models.get("edsr_bicubic_tiny", scale=3)
-  variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(lr[:1])
+  variables = init_variables(model, lr[:1], train=False)
   variables = jax.tree_util.tree_map(lambda x: x + 0.02 * jax.random.normal(jax.random.key(2), x.shape),
                                      variables)
   whole = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, lr))
@@ -196,7 +198,7 @@ _MEMORY_SCRIPT = textwrap.dedent("""
     from jaxres.sr import memory_budget, upscale
     name, kwargs, chunk, overlap = sys.argv[3], json.loads(sys.argv[4]), *map(int, sys.argv[5:])
     model = models.get(name, **kwargs)
-    variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(
+    variables = jax.jit(lambda x: model.init(jax.random.key(0, impl="rbg"), x, train=False))(
         jnp.zeros((1, 2, 16, 16, 3)))
     options = upscale.UpscaleOptions(chunk=chunk, overlap=overlap, tile=0)
     # Compiled before tracing, so that the traced run reads it from the compilation cache in
@@ -218,7 +220,7 @@ def _peaks_by_length(tmp_path, lengths, size, model_args):
   """(traced numpy peak, peak RSS growth) in MiB while upscaling random `size` videos of each
   length, each in a fresh process, after its program is compiled (or read from the cache)."""
   peaks = {}
-  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS="", PYTHONPATH=REPO)
+  env = dict(os.environ, JAX_PLATFORMS="cpu", XLA_FLAGS=xla_flags(), PYTHONPATH=REPO)
   rng = np.random.default_rng(0)
   for n in lengths:
     src = str(tmp_path / f"in{n}.mp4")

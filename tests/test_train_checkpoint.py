@@ -16,6 +16,7 @@ import pytest
 
 from jaxres.train import Checkpointer, build_engine, default_config
 from jaxres.train.checkpoint import CheckpointError
+from xla_env import xla_flags
 
 SHAPE = (8, 4, 16, 16, 3)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -155,7 +156,7 @@ def get_config():
 
 
 def _start(workdir, *overrides):
-  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2))
   config = os.path.join(os.path.dirname(workdir), "config.py")
   with open(config, "w") as f:
     f.write(CONFIG)

@@ -15,6 +15,7 @@ from jaxres.train import Checkpointer, build_engine, load_config, synthetic_batc
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 from test_train_checkpoint import CONFIG  # noqa: E402  (the same small synthetic-data config)
+from xla_env import xla_flags
 
 STEPS = 3
 
@@ -37,7 +38,7 @@ def test_two_processes_match_one(tmp_path):
   config_path.write_text(CONFIG)
   workdir = str(tmp_path / "run")
   port = _free_port()
-  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS="--xla_force_host_platform_device_count=2")
+  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2))
   procs = [subprocess.Popen(
       [sys.executable, "-m", "jaxres.cli", "train", "--config", str(config_path), "--workdir",
        workdir, "--coordinator-address", f"127.0.0.1:{port}", "--num-processes", "2",
