@@ -80,8 +80,9 @@ def test_train_mode_outputs_and_batchnorm_statistics_match_torchvision(arch):
   x = torch.randn(*shape, generator=torch.Generator().manual_seed(2))
   with torch.no_grad():
     expected = torch_model(x).numpy()  # one forward pass updates the running statistics
-  got, updates = models.get(arch, num_classes=5).apply(
-      variables, _to_channels_last(x), train=True, mutable=["batch_stats"])
+  model = models.get(arch, num_classes=5)
+  got, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(
+      variables, _to_channels_last(x))
   # ResNet-50's 50 layers, normalised by statistics of as few as 3x2x2 values, amplify float32
   # rounding: here XLA's native convolution is 2.5e-5 from torch, the Winograd F(4, 3) lowering
   # 0.9-1.2e-4 (the others: below 4e-5 with either).
@@ -100,8 +101,8 @@ def test_imagenet_weights_start_the_per_frame_video_model():
   clip = torch.randn(2, 3, 3, 48, 48, generator=torch.Generator().manual_seed(3))  # [B, C, T, H, W]
   with torch.no_grad():
     expected = torch.stack([torch_model(clip[:, :, t]) for t in range(3)], 1).mean(1).numpy()
-  got = models.get("tsn_resnet18", num_classes=7).apply(variables, _to_channels_last(clip),
-                                                        train=False)
+  model = models.get("tsn_resnet18", num_classes=7)
+  got = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, _to_channels_last(clip))
   assert _rel_err(got, expected) < 1e-4
 
 
