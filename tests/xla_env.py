@@ -5,11 +5,12 @@ import os
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
 
 
-def xla_flags(num_devices: int | None = None) -> str:
+def xla_flags(num_devices: int | None = None, default_codegen: bool = False) -> str:
   """This process's XLA_FLAGS (conftest's codegen level included) with `num_devices` fake CPUs.
 
   Args:
     num_devices: fake CPU devices of the child process; None leaves XLA's one.
+    default_codegen: drop conftest's LLVM level, for XLA's default.
 
   Returns:
     The flags, for a child's environment.
@@ -17,7 +18,8 @@ def xla_flags(num_devices: int | None = None) -> str:
   Example:
     >>> env = dict(os.environ, XLA_FLAGS=xla_flags(2))
   """
-  flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(DEVICE_FLAG)]
+  dropped = (DEVICE_FLAG,) + (("--xla_backend_optimization_level",) if default_codegen else ())
+  flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(dropped)]
   if num_devices is not None:
     flags.append(f"{DEVICE_FLAG}={num_devices}")
   return " ".join(flags)
