@@ -3,6 +3,7 @@
 import os
 
 DEVICE_FLAG = "--xla_force_host_platform_device_count"
+CODEGEN_FLAG = "--xla_backend_optimization_level"  # conftest sets it for the whole suite
 
 
 def xla_flags(num_devices: int | None = None, default_codegen: bool = False) -> str:
@@ -18,7 +19,7 @@ def xla_flags(num_devices: int | None = None, default_codegen: bool = False) -> 
   Example:
     >>> env = dict(os.environ, XLA_FLAGS=xla_flags(2))
   """
-  dropped = (DEVICE_FLAG,) + (("--xla_backend_optimization_level",) if default_codegen else ())
+  dropped = (DEVICE_FLAG,) + ((CODEGEN_FLAG,) if default_codegen else ())
   flags = [f for f in os.environ.get("XLA_FLAGS", "").split() if not f.startswith(dropped)]
   if num_devices is not None:
     flags.append(f"{DEVICE_FLAG}={num_devices}")
