@@ -2,7 +2,9 @@
 hosts, multi-view eval, prepared shards (and resuming `prepare`), native-resolution views for
 super-resolution, global jax.Arrays."""
 
+import collections
 import os
+import re
 
 import jax
 import numpy as np
@@ -294,6 +296,35 @@ def test_resumed_batches_equal_an_uninterrupted_run_without_decoding_the_skipped
     np.testing.assert_array_equal(x["label"], y["label"])
   if source == "folder":  # 24 examples were skipped; the 8 used (and a little read-ahead) decoded.
     assert 8 <= len(decoded) < 24, len(decoded)
+
+
+def test_cached_videos_are_decoded_once_and_change_no_batch_and_no_skip(folder, monkeypatch):
+  reads = collections.Counter()
+  read_frames = clips.video.read_frames
+  monkeypatch.setattr(clips.video, "read_frames",
+                      lambda *a, **k: reads.update([a[0]]) or read_frames(*a, **k))
+  runs = []
+  for cache in (False, True):
+    reads.clear()
+    skips = SkipCounter()
+    config = make_config("folder", folder, cache=cache, short_video="skip",
+                         scale_jitter=(1.0, 1.3), eval_clips=2)
+    train = take(config, "train", num_epochs=3, skips=skips)
+    runs.append((train, take(config, "eval", skips=SkipCounter()), skips.counts(), dict(reads)))
+  (train, evals, skipped, plain_reads), (cached_train, cached_evals, cached_skipped, cached_reads) = runs
+  assert len(train) == len(cached_train) == 9  # 12 good videos x 3 epochs, batches of 4.
+  for x, y in zip(train + evals, cached_train + cached_evals):
+    assert x.keys() == y.keys()
+    for key in x:
+      np.testing.assert_array_equal(x[key], y[key], err_msg=key)
+  assert cached_skipped == skipped and skipped["short"] == 1  # (files, not clips)
+  good = [p for p in plain_reads if re.search(r"(red|green|blue)\d\.\w+$|short\.mp4$", p)]
+  assert len(good) == 13
+  assert all(plain_reads[p] == 4 for p in good)  # 3 training clips and one eval decode each,
+  assert all(cached_reads[p] == 2 for p in good)  # against one whole decode per pipeline.
+  for bad in ("truncated.mp4", "cut.mp4", "garbage.avi"):  # Tried whole, then clip by clip.
+    path = next(p for p in plain_reads if p.endswith(bad))
+    assert cached_reads[path] == 2 * plain_reads[path], bad
 
 
 @pytest.mark.parametrize("from_prepared", [False, True])

@@ -78,7 +78,10 @@ def default_data_config() -> ml_collections.ConfigDict:
     - `short_video`: `"loop"` (repeat frames) or `"skip"` (count and drop) for videos shorter than
       a clip.
     - `shuffle_buffer`: examples in the shuffle buffer. `num_parallel_calls`: map/interleave
-      parallelism (-1 = AUTOTUNE). `cache`: cache parsed records in memory (small datasets).
+      parallelism (-1 = AUTOTUNE). `cache`: keep what is read in memory, for small datasets:
+      videos (`demo`, `folder`) are decoded whole once and clips taken from the kept frames
+      (`jaxres.data.clips.DecodedVideos`: the same pixels, frames x H x W x 3 bytes per video);
+      prepared and TFDS records are kept parsed.
       `device_prefetch`: batches put on devices ahead of the step.
     - `demo`: the built-in data. `kind`: `"motion"` (`jaxres.data.demo.write_demo_dataset`, the
       classification demo, with `num_classes`, `videos_per_class`, `num_frames`, `size`, `seed`)
