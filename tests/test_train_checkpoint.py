@@ -1,6 +1,7 @@
-"""Checkpoints: save on 8 devices and restore on 1 and 4; kill -9 and resume ends with the
-parameters of an uninterrupted run; SIGTERM leaves a checkpoint at the step it stopped at; a NaN
-loss stops the run with a clear message and leaves the last good checkpoint."""
+"""Checkpoints: save on 8 devices and restore on 1 and 4; SIGTERM leaves a checkpoint at the step it
+stopped at; after a kill -9 and a damaged newest checkpoint, resuming from the one before ends with
+the parameters of an uninterrupted run; a NaN loss stops the run with a clear message and leaves
+the last good checkpoint."""
 
 import glob
 import json
@@ -200,8 +201,9 @@ def uninterrupted(tmp_path_factory):
   return _final_params(workdir, 16)
 
 
-@pytest.mark.slow  # `jaxres train` processes
-def test_sigterm_then_kill9_then_resume_matches_uninterrupted(tmp_path, uninterrupted):
+@pytest.mark.slow  # `jaxres train` processes: their exits and their output are the point
+def test_sigterm_then_kill9_then_a_damaged_checkpoint_then_resume_matches_uninterrupted(
+    tmp_path, uninterrupted):
   workdir = str(tmp_path / "run")
   # SIGTERM: stops at the next step boundary with a checkpoint of that step, exit code 0.
   proc = _start(workdir)
@@ -220,31 +222,23 @@ def test_sigterm_then_kill9_then_resume_matches_uninterrupted(tmp_path, uninterr
   _wait_for_step(proc, workdir, stopped + 5)
   proc.kill()
   proc.wait()
+  # ... unless that one is damaged too (a full disk): it is named, and the one before it is used.
+  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"))
+  *_, before, latest = sorted(ckpt.all_steps())
+  ckpt.close()
+  _damage(os.path.join(workdir, "checkpoints", str(latest)), "truncated_array")
   proc = _start(workdir)
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 0, out
-  assert "Resumed from the checkpoint of step" in out
+  assert f"{workdir}/checkpoints/{latest} cannot be restored" in out, out
+  assert f"Resumed from the checkpoint of step {before}." in out and "finished at step 16" in out
+  assert "Traceback" not in out and "Event loop is closed" not in out, out
   for a, b in zip(_final_params(workdir, 16), uninterrupted):
     _leaves_equal(a, b)
-  # The steps between the last checkpoint and the kill ran twice but are logged once.
+  # The steps between the checkpoint used and the kill ran twice but are logged once.
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     rows = [(r["split"], r["step"]) for r in map(json.loads, f)]
   assert sorted(rows) == sorted(set(rows)) and len(rows) == 16 + 1  # train 1..16, eval 16
-
-
-@pytest.mark.slow
-def test_a_damaged_latest_checkpoint_is_named_and_training_resumes_from_the_one_before(tmp_path):
-  workdir = str(tmp_path / "run")
-  proc = _start(workdir, "--config.num_train_steps=4")
-  out, _ = proc.communicate(timeout=300)
-  assert proc.returncode == 0, out
-  _damage(os.path.join(workdir, "checkpoints", "4"), "truncated_array")
-  proc = _start(workdir, "--config.num_train_steps=6")
-  out, _ = proc.communicate(timeout=300)
-  assert proc.returncode == 0, out
-  assert f"{workdir}/checkpoints/4 cannot be restored" in out, out
-  assert "Resumed from the checkpoint of step 2." in out and "finished at step 6" in out
-  assert "Traceback" not in out and "Event loop is closed" not in out, out
 
 
 @pytest.mark.slow  # `jaxres train` processes
