@@ -76,3 +76,57 @@ def tiny_classifier_run(tmp_path_factory):
       "--config.tensorboard=False", "--config.checkpoint.async_save=False"])
   train_and_evaluate(config, workdir)
   return workdir, demo
+
+
+# --- Order and groups for the xdist workers ------------------------------------------------------
+
+# With two workers, a minutes-long test that starts late keeps one worker busy after the other ran
+# out of tests (up to 2.5 minutes of a 24-minute run). Each worker takes the next test as it
+# frees up, so the longest start first and the short ones fill in the end. Seconds are from
+# `--durations` of the full suite on a 2-core EPYC; a name that no longer matches only loses its
+# place. The demo's seeds are two apart, so one worker writes the demo videos before both use them.
+_LONGEST_FIRST = (
+    "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # ~100-200 s with the other worker busy
+    "tests/test_train_multihost.py::test_two_processes_match_one",  # 133 s, three processes
+    "tests/test_demo.py::test_demo_reaches_90_percent[1]",
+    "tests/test_sr_upscale.py::test_peak_memory_does_not_grow_with_video_length",  # 133 s
+    "tests/test_train_checkpoint.py::test_sigterm_then_kill9",  # ~80 s + 40 s fixture
+    "tests/test_sr_memory_budget.py::test_upscale_stays_within_max_memory",  # 82 s
+    "tests/test_sr_demo.py::",  # 60 s
+    "tests/test_benchmarks.py::test_vs_torch_ratios_at_tiny_size",  # 52 s
+    "tests/test_train_exit.py::test_train_on_demo_videos_exits_after_its_summary",  # 42 s
+)
+# Tests that share a fixture costing 10-40 s run on one worker, which builds it once.
+_GROUPS = {
+    "tests/test_predict.py::": "tiny_classifier_run",
+    "tests/test_export.py::test_run_export": "tiny_classifier_run",
+    "tests/test_load_run.py::test_load_variables": "tiny_classifier_run",
+    "tests/test_sr_train.py::test_short_training": "trained_run",
+    "tests/test_sr_train.py::test_upscale_command": "trained_run",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+  def rank(item):
+    for i, prefix in enumerate(_LONGEST_FIRST):
+      if item.nodeid.startswith(prefix):
+        return 0, i
+    return (1 if item.get_closest_marker("slow") else 2), 0
+
+  items.sort(key=rank)  # stable: files keep their order within a rank
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, which `-p no:xdist` leaves out
+def pytest_xdist_make_scheduler(config, log):
+  """xdist's scope scheduler with `_GROUPS` as the scopes (every other test its own), in the
+  collection order above: a worker gets the next test (or group) when it has 2 or fewer left.
+  (xdist's own `xdist_group` marks do not reach its scheduler under pytest 9.)"""
+  from xdist.scheduler import LoadScopeScheduling
+
+  class GroupScheduling(LoadScopeScheduling):
+    def _split_scope(self, nodeid):
+      return next((group for prefix, group in _GROUPS.items() if nodeid.startswith(prefix)),
+                  nodeid)
+
+  config.option.loadscopereorder = False  # keep the order; xdist would put big groups first
+  return GroupScheduling(config, log)
