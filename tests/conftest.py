@@ -103,6 +103,7 @@ _GROUPS = {
     "tests/test_load_run.py::test_load_variables": "tiny_classifier_run",
     "tests/test_sr_train.py::test_short_training": "trained_run",
     "tests/test_sr_train.py::test_upscale_command": "trained_run",
+    "tests/test_train_parallel.py::": "one_device_references",  # its `reference` fixture
 }
 
 
