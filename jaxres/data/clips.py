@@ -56,9 +56,6 @@ class DecodedVideos:
     self._locks: dict[str, threading.Lock] = {}  # tf.data's threads decode each video once
     self._locks_lock = threading.Lock()
 
-  def __len__(self) -> int:
-    return len(self._videos)
-
   def read(self, path: str, pick) -> np.ndarray:
     """`video.read_frames(path, pick)`, from memory after the first call for `path`.
 
