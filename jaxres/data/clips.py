@@ -41,9 +41,9 @@ class DecodedVideos:
   (`video.read_frames` with every grid index) and so the same pixels as a clip's own decode, and
   later clips are taken from them: clips are bit-identical with and without the cache. Memory is
   frames x height x width x 3 bytes per video (the demo's 384 training videos: 75 MB), so it is
-  meant for small datasets. A video that fails to decode whole is not kept and each of its clips
-  is read on its own, so a truncated file still gives the clips in its decodable part, as without
-  the cache.
+  meant for small datasets. A video that fails to decode whole is remembered as such and each of
+  its clips is read on its own, so a truncated file still gives the clips in its decodable part, as
+  without the cache, and is not decoded whole again every epoch.
 
   Example:
     >>> videos = DecodedVideos()
@@ -52,7 +52,7 @@ class DecodedVideos:
   """
 
   def __init__(self):
-    self._videos: dict[str, tuple[video.VideoMeta, np.ndarray]] = {}
+    self._videos: dict[str, tuple[video.VideoMeta, np.ndarray] | None] = {}  # None: not whole
     self._locks: dict[str, threading.Lock] = {}  # tf.data's threads decode each video once
     self._locks_lock = threading.Lock()
 
@@ -66,12 +66,13 @@ class DecodedVideos:
     Returns:
       uint8 `[len(indices), H, W, 3]`.
     """
-    kept = self._videos.get(path)
-    if kept is None:
+    if path not in self._videos:
       with self._locks_lock:
         lock = self._locks.setdefault(path, threading.Lock())
       with lock:
-        kept = self._videos.get(path) or self._decode(path)
+        if path not in self._videos:
+          self._videos[path] = self._decode(path)
+    kept = self._videos[path]
     if kept is None:  # Not decodable whole: this clip alone, as without the cache.
       return video.read_frames(path, pick)
     meta, grid = kept
@@ -88,8 +89,7 @@ class DecodedVideos:
       grid = video.read_frames(path, every_frame)
     except video.DecodeError:
       return None
-    kept = self._videos[path] = (metas[0], grid)
-    return kept
+    return metas[0], grid
 
 
 def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
