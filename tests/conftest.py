@@ -4,18 +4,21 @@ persistent compilation cache shared by the xdist workers and the subprocesses te
 import os
 import sys
 
-from xla_env import CODEGEN_FLAG, DEVICE_FLAG  # the tests' folder is on sys.path; no jax there
+from xla_env import CODEGEN_FLAGS, DEVICE_FLAG  # the tests' folder is on sys.path; no jax there
 
 # Must happen before jax is imported anywhere.
 os.environ.setdefault("XLA_FLAGS", "")
 if DEVICE_FLAG not in os.environ["XLA_FLAGS"]:
   os.environ["XLA_FLAGS"] += f" {DEVICE_FLAG}=8"
-# LLVM at -O1 for the code XLA:CPU generates: the tests check values, not speed, and compiling is
-# most of their time. A cold 100-step r3d_tiny run took 32 s against 48 s at XLA's default level,
-# with steps no slower (0.061 against 0.075 s: the dots run in libraries; -O0 made them 3.6x
-# slower). Children inherit it (tests/xla_env.py keeps it when they change the device count).
-if CODEGEN_FLAG not in os.environ["XLA_FLAGS"]:
-  os.environ["XLA_FLAGS"] += f" {CODEGEN_FLAG}=1"
+# Cheaper code generation for XLA:CPU: the tests check values, not speed, and compiling is most
+# of their time. LLVM at -O1: a cold 100-step r3d_tiny run took 32 s against 48 s at XLA's default
+# level, with steps no slower (0.061 against 0.075 s: the dots run in libraries; -O0 made them 3.6x
+# slower). XLA's older elemental emitters for fusions instead of the MLIR ones: the model zoo's and
+# the lowering tests' files took 160 s against 210 s, with the demo's steps as fast. Children
+# inherit both (tests/xla_env.py keeps them when they change the device count).
+for _flag, _value in CODEGEN_FLAGS.items():
+  if _flag not in os.environ["XLA_FLAGS"]:
+    os.environ["XLA_FLAGS"] += f" {_flag}={_value}"
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")  # TensorFlow must not grab accelerators.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
