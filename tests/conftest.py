@@ -89,15 +89,15 @@ def tiny_classifier_run(tmp_path_factory):
 # `--durations` of the full suite on a 2-core EPYC; a name that no longer matches only loses its
 # place. The demo's seeds are two apart, so one worker writes the demo videos before both use them.
 _LONGEST_FIRST = (
-    "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # ~100-200 s with the other worker busy
-    "tests/test_train_multihost.py::test_two_processes_match_one",  # 133 s, three processes
+    "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # 125-160 s with the other worker busy
+    "tests/test_train_multihost.py::test_two_processes_match_one",  # 117-157 s, three processes
     "tests/test_demo.py::test_demo_reaches_90_percent[1]",
-    "tests/test_sr_upscale.py::test_peak_memory_does_not_grow_with_video_length",  # 133 s
-    "tests/test_train_checkpoint.py::test_sigterm_then_kill9",  # ~80 s + 40 s fixture
-    "tests/test_sr_memory_budget.py::test_upscale_stays_within_max_memory",  # 82 s
-    "tests/test_sr_demo.py::",  # 60 s
-    "tests/test_benchmarks.py::test_vs_torch_ratios_at_tiny_size",  # 52 s
-    "tests/test_train_exit.py::test_train_on_demo_videos_exits_after_its_summary",  # 42 s
+    "tests/test_sr_upscale.py::test_peak_memory_does_not_grow_with_video_length",  # 108-132 s
+    "tests/test_train_checkpoint.py::test_sigterm_then_kill9",  # ~31 s + 25 s fixture
+    "tests/test_sr_memory_budget.py::test_upscale_stays_within_max_memory",  # 62-65 s
+    "tests/test_sr_demo.py::",  # 50 s
+    "tests/test_benchmarks.py::test_vs_torch_ratios_at_tiny_size",  # 31-36 s
+    "tests/test_train_exit.py::test_train_on_demo_videos_exits_after_its_summary",  # 16 s
 )
 # Tests that share a fixture costing 10-40 s run on one worker, which builds it once.
 _GROUPS = {
