@@ -9,9 +9,16 @@ that made r3d_18's train step about 1.7x slower when torch ran in between, and i
 slower on its own (benchmarks/README.md).
 
 `RETAIN_TUNABLES` tells glibc to keep freed memory for reuse: no `mmap` for large blocks, no heap
-trimming, one arena, transparent huge pages for the heap. glibc reads tunables only when a process
-starts (setting them later with `mallopt` misses the arenas already made), so `restart_retaining`
-re-executes the process with them; the `jaxres` command and the benchmark scripts do so first thing.
+trimming, one arena. Transparent huge pages for the heap (`glibc.malloc.hugetlb=1`) are left off:
+with them the retained heap's resident size varied more from run to run, beyond what upscaling's
+memory estimate allows (a 6-frame 256 x 144 video upscaled by BasicVSR++ in 96 px tiles peaked
+at 1.51, 1.93 and 2.39 GB in three processes, against 1.49 to 1.51 GB without), and training was
+no faster (train steps at batch 4 with / without: r3d_18 4.9 / 4.1 s, r2plus1d_18 5.4 / 5.9 s,
+the mean of two processes' medians).
+
+glibc reads tunables only when a process starts (setting them later with `mallopt` misses the
+arenas already made), so `restart_retaining` re-executes the process with them; the `jaxres`
+command and the benchmark scripts do so first thing.
 
 The price is a higher resident size, as freed blocks stay mapped and one heap fragments more:
 r3d_18's train step at batch 4 held about 4.2 GB by default and 6.7 GB retained. Set
@@ -31,7 +38,7 @@ from typing import Mapping
 
 ENV_VAR = "JAXRES_RETAIN_MEMORY"
 RETAIN_TUNABLES = ("glibc.malloc.mmap_max=0", "glibc.malloc.trim_threshold=4294967295",
-                   "glibc.malloc.arena_max=1", "glibc.malloc.hugetlb=1")
+                   "glibc.malloc.arena_max=1")
 _RETAIN_NAMES = frozenset(t.split("=")[0] for t in RETAIN_TUNABLES)
 
 

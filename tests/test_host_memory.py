@@ -49,27 +49,32 @@ def test_restart_retaining_reexecutes_with_the_same_arguments():
   assert opted_out.startswith("None")
 
 
-# Page faults of the third call of a jitted op with a 64 MiB result (the first two warm up).
+# Page faults of each of the last 8 of 16 calls of a jitted op with a 64 MiB result. Calls of the
+# retained process fault nothing once its heap holds a free block the result fits; which calls do
+# varies from run to run (threads' small allocations split the freed blocks of the one arena:
+# 0 to 3 of calls 9-12 faulted afresh in 6 runs here), so the fewest faults of a call is compared.
 _FAULTS = """
 import resource, jax, jax.numpy as jnp
 f = jax.jit(lambda x: x * 2.0)
 x = jnp.ones((16, 1024, 1024))
-for _ in range(2):
+faults = []
+for _ in range(16):
+  before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
   f(x).block_until_ready()
-before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-f(x).block_until_ready()
-print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+  faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
+print(*faults[-8:])
 """
 
 
 @glibc_only
-@pytest.mark.slow  # times page faults in processes
+@pytest.mark.slow  # counts page faults in processes
 def test_retained_memory_is_reused_without_page_faults():
   def faults(env):
-    return int(subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,
-                              text=True, check=True).stdout.split()[-1])
+    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,
+                         text=True, check=True).stdout
+    return [int(n) for n in out.split()[-8:]]
 
   default = faults(_clean_env())
   retained = faults(host_memory.retaining_environ(_clean_env()))
-  assert default > 8000  # 64 MiB of fresh 4 KiB pages is 16384 faults
-  assert retained < default / 8
+  assert min(default) > 8000, default  # 64 MiB of fresh 4 KiB pages is 16384 faults, every call
+  assert min(retained) < min(default) / 8, (default, retained)

@@ -8,8 +8,9 @@ resident memory of `jaxres.sr.upscale` is:
   BasicVSR++ (64 features) takes 8,384 bytes per LR pixel and frame at 3 x 64 x 64, 3 x 96 x 96,
   3 x 128 x 128 and 6 x 64 x 64 alike. Running it takes more than XLA's count (convolution
   scratch outside XLA's buffers, allocator slack): 1.35x to 1.7x for one call of BasicVSR++, and
-  up to 2.9x over a whole upscale of tiled windows with glibc retaining freed memory (as `jaxres`
-  runs), so the estimate counts `EXECUTION_FACTOR` = 3 times XLA's bytes;
+  about 2.2x over a whole upscale of tiled windows with glibc retaining freed memory (as `jaxres`
+  runs: one heap, fragmented as windows come and go), so the estimate counts `EXECUTION_FACTOR`
+  = 3 times XLA's bytes;
 - compiling it: the recurrent models unroll their propagation over the window's frames, so their
   program, and the memory its compilation keeps, grow with the window's length (BasicVSR++: about
   50 MB a frame);
