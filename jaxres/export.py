@@ -32,6 +32,8 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxres.atomic_files import write_atomic
+
 EXPORTED_FILE = "model.jax_exported"
 SPEC_FILE = "model.json"
 SAVED_MODEL_DIR = "saved_model"
@@ -109,7 +111,7 @@ def export_model(model, variables, out_dir: str, *, input_shape: Sequence[int],
   arg = jax.ShapeDtypeStruct((b, *input_shape), jnp.float32)
   exported = jax_export.export(jax.jit(infer), platforms=tuple(platforms))(arg)
   paths = {"exported": os.path.join(out_dir, EXPORTED_FILE), "spec": os.path.join(out_dir, SPEC_FILE)}
-  _write_atomic(paths["exported"], exported.serialize())
+  write_atomic(paths["exported"], exported.serialize())
   out = exported.out_avals[0]
   spec = {
       "format": "jax.export",
@@ -127,14 +129,8 @@ def export_model(model, variables, out_dir: str, *, input_shape: Sequence[int],
     paths["saved_model"] = _save_tf(infer, out_dir, (batch, *input_shape), platforms)
     spec["saved_model"] = {"dir": SAVED_MODEL_DIR, "signature": "serving_default",
                            "input": "clips", "output": "outputs"}
-  _write_atomic(paths["spec"], json.dumps(spec, indent=2).encode())
+  write_atomic(paths["spec"], json.dumps(spec, indent=2))
   return paths
-
-
-def _write_atomic(path: str, data: bytes) -> None:
-  with open(path + ".tmp", "wb") as f:
-    f.write(data)
-  os.replace(path + ".tmp", path)
 
 
 def _save_tf(infer, out_dir: str, shape: tuple, platforms: Sequence[str]) -> str:

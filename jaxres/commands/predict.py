@@ -17,6 +17,7 @@ import json
 import os
 import sys
 
+from jaxres.atomic_files import atomic_open
 from jaxres.commands.help import HelpFormatter
 
 
@@ -104,11 +105,10 @@ def main(argv: list[str]) -> int:
         f"(step {run.step}, {views} each)"
         + (f"; skipped {sum(skipped.values())} unreadable: {skipped}" if skipped else ""))
   if args.json:
-    with open(args.json + ".tmp", "w") as f:
+    with atomic_open(args.json) as f:
       json.dump({"checkpoint": os.path.abspath(args.checkpoint), "step": run.step,
                  "model": run.config.model.name, "class_names": list(names or []),
                  "views": {"clips": data.eval_clips, "crops": data.eval_crops},
                  "predictions": rows, "skipped": skipped}, f, indent=2)
-    os.replace(args.json + ".tmp", args.json)
     print(f"wrote {args.json}")
   return 0 if rows else 1

@@ -9,6 +9,8 @@ import flax.serialization
 import jax
 import numpy as np
 
+from jaxres.atomic_files import write_atomic
+
 
 def save_variables(variables: Any, path: str) -> str:
   """Writes a variable tree to `path`: a `.msgpack` file, or else an orbax checkpoint folder.
@@ -32,10 +34,7 @@ def save_variables(variables: Any, path: str) -> str:
     raise FileNotFoundError(f"Output folder {parent!r} does not exist; create it first.")
   tree = jax.tree_util.tree_map(np.asarray, variables)
   if path.endswith(".msgpack"):
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-      f.write(flax.serialization.msgpack_serialize(tree))
-    os.replace(tmp, path)
+    write_atomic(path, flax.serialization.msgpack_serialize(tree))
   else:
     import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
     with ocp.StandardCheckpointer() as checkpointer:

@@ -24,6 +24,7 @@ import os
 
 import numpy as np
 
+from jaxres.atomic_files import write_atomic
 from jaxres.data.video import write_video
 
 DIRECTIONS = {
@@ -138,17 +139,10 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
       clip = render_clip(rng, DIRECTIONS[name], num_frames, size)
       write_video(os.path.join(root, rel), clip, fps)
       (test if i < num_test else train).append(rel)
-  _write_atomic(os.path.join(root, "trainlist01.txt"),
-                "".join(f"{p} {label_of[p.split('/')[0]]}\n" for p in train))
-  _write_atomic(os.path.join(root, "testlist01.txt"), "".join(f"{p}\n" for p in test))
-  _write_atomic(marker, json.dumps(params))
+  write_atomic(os.path.join(root, "trainlist01.txt"),
+               "".join(f"{p} {label_of[p.split('/')[0]]}\n" for p in train))
+  write_atomic(os.path.join(root, "testlist01.txt"), "".join(f"{p}\n" for p in test))
+  write_atomic(marker, json.dumps(params))
   return root
 
 
-def _write_atomic(path: str, text: str) -> None:
-  # Two first runs writing the same set (two `jaxres train` on a fresh machine) write the same
-  # bytes; a reader sees one whole file or the other, never a truncated one.
-  tmp = f"{path}.{os.getpid()}.tmp"
-  with open(tmp, "w") as f:
-    f.write(text)
-  os.replace(tmp, path)

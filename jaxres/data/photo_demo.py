@@ -23,6 +23,7 @@ import os
 
 import numpy as np
 
+from jaxres.atomic_files import write_atomic
 from jaxres.data.video import write_video
 
 # `skimage.data` loaders whose images are files inside the installed package. Train and eval are
@@ -167,11 +168,7 @@ def write_photo_dataset(root: str, *, clips_per_photo: int = 8, num_frames: int 
     clip = render_pan(load_photo(photo), rng, EVAL_FRAMES, EVAL_HEIGHT, EVAL_WIDTH,
                       velocity=EVAL_VELOCITY)
     write_video(os.path.join(root, rel), clip, fps, crf=10)
-  with open(os.path.join(root, "trainlist01.txt"), "w") as f:
-    f.writelines(f"{p} 1\n" for p in train)
-  with open(os.path.join(root, "testlist01.txt"), "w") as f:
-    f.writelines(f"{p}\n" for p in test)
-  with open(marker + ".tmp", "w") as f:
-    json.dump(params, f)
-  os.replace(marker + ".tmp", marker)
+  write_atomic(os.path.join(root, "trainlist01.txt"), "".join(f"{p} 1\n" for p in train))
+  write_atomic(os.path.join(root, "testlist01.txt"), "".join(f"{p}\n" for p in test))
+  write_atomic(marker, json.dumps(params))
   return root

@@ -36,6 +36,7 @@ import signal
 import sys
 import time
 
+from jaxres.atomic_files import write_atomic
 from jaxres.data import records, sequences, sources
 from jaxres.data.skips import SKIPPED, SkipCounter
 
@@ -155,9 +156,7 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
                                "fps": fps})
   os.replace(tmp, os.path.join(out, file))
   done = os.path.join(out, f".{file}.done.json")
-  with open(done + ".tmp", "w") as f:
-    json.dump(result, f)
-  os.replace(done + ".tmp", done)
+  write_atomic(done, json.dumps(result))
   return result
 
 
@@ -350,10 +349,7 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
         "num_videos": sum(s["num_videos"] for s in entries), "shards": entries,
         "skipped": sorted(skipped, key=lambda s: s["path"])}
   sources.write_class_names(out, class_names)
-  tmp = os.path.join(out, records.MANIFEST + ".tmp")
-  with open(tmp, "w") as f:
-    json.dump(manifest, f, indent=1)
-  os.replace(tmp, os.path.join(out, records.MANIFEST))
+  write_atomic(os.path.join(out, records.MANIFEST), json.dumps(manifest, indent=1))
   for split, info in manifest["splits"].items():
     log(f"prepare: {split}: {info['num_videos']} videos in {len(info['shards'])} shards, "
         f"{len(info['skipped'])} skipped")

@@ -24,6 +24,7 @@ import dataclasses
 import os
 from typing import Sequence
 
+from jaxres.atomic_files import write_atomic
 from jaxres.data.video import VIDEO_SUFFIXES
 from jaxres.data.skips import SKIPPED, SkipCounter
 
@@ -246,11 +247,7 @@ def write_class_names(directory: str, class_names: Sequence[str]) -> str:
   """
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, CLASS_NAMES_FILE)
-  tmp = path + ".tmp"
-  with open(tmp, "w") as f:
-    f.writelines(f"{name}\n" for name in class_names)
-  os.replace(tmp, path)
-  return path
+  return write_atomic(path, "".join(f"{name}\n" for name in class_names))
 
 
 def read_class_names(directory: str) -> tuple[str, ...]:

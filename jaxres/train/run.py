@@ -26,6 +26,8 @@ except ImportError:  # Windows: no advisory locks, so run folders are not locked
 import jax
 import ml_collections
 
+from jaxres.atomic_files import write_atomic
+
 CONFIG_FILE = "config.json"
 LOCK_FILE = ".lock"
 
@@ -66,10 +68,7 @@ def save_config(config: ml_collections.ConfigDict, workdir: str) -> str:
   """
   os.makedirs(workdir, exist_ok=True)
   path = os.path.join(workdir, CONFIG_FILE)
-  with open(path + ".tmp", "w") as f:
-    f.write(config.to_json_best_effort(indent=2))
-  os.replace(path + ".tmp", path)
-  return path
+  return write_atomic(path, config.to_json_best_effort(indent=2))
 
 
 @contextlib.contextmanager

@@ -22,6 +22,8 @@ from typing import Any, Mapping
 import jax
 import numpy as np
 
+from jaxres.atomic_files import atomic_open
+
 
 class MetricWriter:
   """Appends `{"step", "split", "time", ...metrics}` lines to `workdir/metrics.jsonl` and writes the
@@ -165,9 +167,8 @@ class MetricWriter:
       except (ValueError, KeyError, TypeError):
         continue  # a line cut short by a kill mid-write
     if len(kept) < len(lines):
-      with open(self.path + ".tmp", "w") as f:
+      with atomic_open(self.path) as f:
         f.writelines(kept)
-      os.replace(self.path + ".tmp", self.path)
     return len(lines) - len(kept)
 
   def flush(self) -> None:
