@@ -90,7 +90,7 @@ def tiny_classifier_run(tmp_path_factory):
 # place. The demo's seeds are two apart, so one worker writes the demo videos before both use them.
 _LONGEST_FIRST = (
     "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # 125-160 s with the other worker busy
-    "tests/test_train_multihost.py::test_two_processes_match_one",  # 117-157 s, three processes
+    "tests/test_train_multihost.py::test_two_processes_match_one",  # 47-71 s, three processes
     "tests/test_demo.py::test_demo_reaches_90_percent[1]",
     "tests/test_sr_upscale.py::test_peak_memory_does_not_grow_with_video_length",  # 108-132 s
     "tests/test_train_checkpoint.py::test_sigterm_then_kill9",  # ~31 s + 25 s fixture
