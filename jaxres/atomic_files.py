@@ -20,8 +20,39 @@ from typing import IO, Iterator
 
 
 def temporary_path(path: str) -> str:
-  """A fresh name for a temporary file beside `path` (same folder: the rename stays on one disk)."""
-  return f"{path}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+  """A fresh name for a temporary file beside `path`: the same folder (the rename stays on one
+  disk), hidden (a folder scan skips it) and the same suffix (PyAV and imageio pick the format by
+  it), e.g. `out/.clip.1234-9f3a01bc.partial.mp4` for `out/clip.mp4`."""
+  folder, name = os.path.split(path)
+  stem, suffix = os.path.splitext(name)
+  return os.path.join(folder, f".{stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial{suffix}")
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+  """A temporary path to write; renamed over `path` when the block ends without an error, else
+  removed.
+
+  For writers that take a file name (PyAV, imageio, TFRecordWriter); `atomic_open` for Python's
+  own files.
+
+  Args:
+    path: the file to write; its folder must exist.
+
+  Yields:
+    The temporary path (`temporary_path`).
+
+  Example:
+    >>> with atomic_path("strip.png") as tmp:
+    ...   iio.imwrite(tmp, image)
+  """
+  tmp = temporary_path(path)
+  try:
+    yield tmp
+    os.replace(tmp, path)
+  finally:
+    if os.path.exists(tmp):
+      os.remove(tmp)
 
 
 @contextlib.contextmanager
@@ -44,14 +75,8 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
   """
   if mode not in ("w", "wb"):
     raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', not {mode!r}.")
-  tmp = temporary_path(path)
-  try:
-    with open(tmp, mode) as f:
-      yield f
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
+  with atomic_path(path) as tmp, open(tmp, mode) as f:
+    yield f
 
 
 def write_atomic(path: str, data: str | bytes | bytearray) -> str:

@@ -26,6 +26,8 @@ import av
 import imageio.v3 as iio
 import numpy as np
 
+from jaxres.atomic_files import atomic_path, temporary_path
+
 # Codec by output suffix; these are also the suffixes a writer accepts.
 _DEFAULT_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".m4v": "libx264",
                    ".avi": "mpeg4", ".webm": "libvpx-vp9"}
@@ -60,13 +62,6 @@ def check_output_path(path: str, suffixes: Sequence[str] = WRITE_SUFFIXES) -> No
     raise ValueError(f"Output {path} must end in one of {', '.join(suffixes)}.")
 
 
-def _temporary_path(path: str) -> str:
-  # Same folder (the rename stays on one file system) and suffix (it picks the container).
-  folder, name = os.path.split(os.path.abspath(path))
-  stem, suffix = os.path.splitext(name)
-  return os.path.join(folder, f".{stem}.partial-{os.getpid()}{suffix}")
-
-
 class VideoWriter:
   """Writes uint8 `[H, W, 3]` RGB frames to a video through a temporary file renamed on success.
 
@@ -98,7 +93,7 @@ class VideoWriter:
     self.path, self.fps, self.crf, self.gop = path, fps, crf, gop
     self.codec = codec or _DEFAULT_CODECS[os.path.splitext(path)[1].lower()]
     self.pix_fmt = pix_fmt
-    self.tmp = _temporary_path(path)
+    self.tmp = temporary_path(os.path.abspath(path))
     self.frames_written = 0
     self._container = self._stream = self._timed = None
     self._keep_times = False
@@ -235,10 +230,5 @@ def write_png_atomic(path: str, image: np.ndarray) -> None:
     >>> write_png_atomic("strip.png", np.concatenate(frames, axis=0))
   """
   check_output_path(path, (".png",))
-  tmp = _temporary_path(path)
-  try:
+  with atomic_path(path) as tmp:
     iio.imwrite(tmp, np.ascontiguousarray(image, np.uint8))
-    os.replace(tmp, path)
-  finally:
-    if os.path.exists(tmp):
-      os.remove(tmp)
