@@ -6,9 +6,10 @@ PyTorchVideo one (or its model-zoo `.pyth`), `--from basicsr` a BasicSR checkpoi
 (`{"params": ...}`) or an mmagic one (`{"state_dict": {"generator.…": ...}}`) of the SR networks
 exact to BasicSR (`edsr_baseline`, `edsr`, `basicvsr`, ...).
 
-Only a state dict is read (`torch.load(..., weights_only=True)`): a whole pickled model would run
-arbitrary code when loaded, so it is refused with a line saying to save `model.state_dict()`.
-PyTorchVideo's model-zoo `.pyth` checkpoints hold theirs under `model_state`, which is read.
+The file is read without torch (`jaxres.convert.read_torch_checkpoint`), and only a state dict is
+read, as `torch.load(..., weights_only=True)` would: a whole pickled model would run arbitrary code
+when loaded, so it is refused with a line saying to save `model.state_dict()`. PyTorchVideo's
+model-zoo `.pyth` checkpoints hold theirs under `model_state`, which is read.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> int:
                                       "torch.save(model.state_dict(), PATH), or a checkpoint "
                                       "holding one under 'model_state' (PyTorchVideo's .pyth), "
                                       "'params' (BasicSR) or 'state_dict' (mmagic); a "
-                                      "whole pickled model is refused")
+                                      "whole pickled model is refused; torch is not needed")
   parser.add_argument("out", help="OUT.msgpack or an orbax checkpoint folder")
   parser.add_argument("--arch", required=True,
                       choices=sorted({a for _, archs in _SOURCES.values() for a in archs}),
@@ -59,9 +60,6 @@ def main(argv: list[str]) -> int:
     return 1
   try:
     state_dict = load_torch_state_dict(args.weights)
-  except ImportError as error:
-    print(f"jaxres convert: {error}", file=sys.stderr)
-    return 1
   except (FileNotFoundError, UnreadableWeightsError) as error:
     print(f"jaxres convert: {error}", file=sys.stderr)
     return 1

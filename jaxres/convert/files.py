@@ -1,4 +1,5 @@
-"""Saving and loading variable trees: `.msgpack` files or orbax checkpoint folders."""
+"""Saving and loading variable trees (`.msgpack` files or orbax checkpoint folders), and reading
+PyTorch state dicts."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import jax
 import numpy as np
 
 from jaxres.atomic_files import write_atomic
+from jaxres.convert.torch_checkpoint import (UnreadableWeightsError,  # noqa: F401 (re-exported)
+                                             read_torch_checkpoint)
 
 
 def save_variables(variables: Any, path: str) -> str:
@@ -104,47 +107,31 @@ def _training_item(path: str, step: int | None) -> str | None:
   return os.path.join(folder, str(steps[-1] if step is None else step), "default")
 
 
-class UnreadableWeightsError(ValueError):
-  """A weights file could not be read as a PyTorch state dict; the message says why and what to do."""
-
-
 def load_torch_state_dict(path: str) -> dict[str, Any]:
   """Reads a PyTorch state dict: a `.pth` holding one, or a checkpoint holding it under
   `model_state` (PyTorchVideo's / PySlowFast's `.pyth`), `state_dict` (mmagic) or `params` (BasicSR).
 
-  Only tensors and plain containers are unpickled (`torch.load(..., weights_only=True)`): a whole
-  pickled model would run arbitrary code when loaded, so it is refused. Needs torch.
+  The file is read by `read_torch_checkpoint`, without torch: only tensors and plain containers
+  are unpickled (as `torch.load(..., weights_only=True)` does), so a whole pickled model, which
+  would run arbitrary code when loaded, is refused.
 
   Args:
     path: the file.
 
   Returns:
-    The state dict (key -> torch tensor).
+    The state dict (key -> numpy array).
 
   Raises:
-    ImportError: torch is not installed.
     FileNotFoundError: no file at `path`.
-    UnreadableWeightsError: a pickled model, not a PyTorch file, or no state dict inside.
+    UnsafeCheckpointError: a pickled model or other object (an `UnreadableWeightsError`).
+    UnreadableWeightsError: not a PyTorch file, or no state dict inside.
 
   Example:
     >>> state_dict = load_torch_state_dict("SLOW_8x8_R50.pyth")   # its "model_state"
   """
-  try:
-    import torch
-  except ImportError:
-    raise ImportError("Reading .pth/.pyth files needs PyTorch: pip install 'jaxres[torch]'.") from None
-  import pickle
   if not os.path.isfile(path):
     raise FileNotFoundError(f"no such file {path!r}.")
-  try:
-    loaded = torch.load(path, map_location="cpu", weights_only=True)
-  except pickle.UnpicklingError:  # what weights_only=True raises for pickled objects
-    raise UnreadableWeightsError(
-        f"{path!r} holds pickled Python objects (a whole model?), which are not loaded; save "
-        "torch.save(model.state_dict(), PATH) and convert that.") from None
-  except Exception as error:  # torch raises many kinds for non-PyTorch input
-    reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
-    raise UnreadableWeightsError(f"cannot read {path!r} as a PyTorch file: {reason}") from None
+  loaded = read_torch_checkpoint(path)
   if isinstance(loaded, dict):
     for key in ("model_state", "state_dict", "params", "params_ema"):
       if isinstance(loaded.get(key), dict):
