@@ -1,6 +1,7 @@
 """`read_torch_checkpoint`: torch.save files read without torch, as torch.load(weights_only=True)."""
 
 import collections
+import io
 import json
 import os
 import pickle
@@ -211,5 +212,13 @@ def test_garbage_truncated_and_big_endian_files_are_unreadable(tmp_path):
       target.writestr(info, b"big" if info.filename.endswith("/byteorder") else data)
   with pytest.raises(UnreadableWeightsError, match=r"big\.pth.*big-endian"):
     read_torch_checkpoint(tmp_path / "big.pth")
+  # A legacy stream whose sys_info says big-endian.
+  stream = io.BytesIO(valid["legacy"])
+  magic, version, sys_info = (pickle.load(stream) for _ in range(3))
+  header = b"".join(pickle.dumps(v, protocol=2)
+                    for v in (magic, version, {**sys_info, "little_endian": False}))
+  (tmp_path / "big_legacy.pth").write_bytes(header + valid["legacy"][stream.tell():])
+  with pytest.raises(UnreadableWeightsError, match=r"big_legacy\.pth.*big-endian"):
+    read_torch_checkpoint(tmp_path / "big_legacy.pth")
   with pytest.raises(FileNotFoundError):
     read_torch_checkpoint(tmp_path / "nope.pth")

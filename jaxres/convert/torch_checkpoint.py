@@ -78,16 +78,42 @@ _UNSUPPORTED_TORCH = {
     "_rebuild_device_tensor_from_cpu_tensor", "_get_layout", "device"}
 
 
-class _StorageType:
-  """What `torch.FloatStorage` and the like unpickle to: the storage's element type."""
+class _Frozen(tuple):
+  """What an allowed global that is not a plain type unpickles to: a tuple holding it, so that
+  the pickle's BUILD opcode cannot change it (no `__dict__`, no slot to set) and one file cannot
+  alter how later files load."""
 
-  __slots__ = ("dtype",)
-
-  def __init__(self, dtype: Any):
-    self.dtype = np.dtype(dtype)
+  __slots__ = ()
 
 
-class _TensorType:
+class _Call(_Frozen):
+  """An allowed function: `_Call((function,))(*args)` calls it."""
+
+  __slots__ = ()
+
+  def __call__(self, *args: Any) -> Any:
+    return self[0](*args)
+
+
+class _StorageType(_Frozen):
+  """What `torch.FloatStorage` and the like unpickle to: `(element type,)`."""
+
+  __slots__ = ()
+
+
+class _Dtype(_Frozen):
+  """What a `torch.<dtype>` unpickles to: `(numpy dtype,)`."""
+
+  __slots__ = ()
+
+
+class _Storage(_Frozen):
+  """What a storage's persistent id loads to: `(raw bytes as a uint8 array, element type)`."""
+
+  __slots__ = ()
+
+
+class _TensorType(_Frozen):
   """What `torch.Tensor` and `torch.nn.Parameter` unpickle to (the `new_type` of
   `_rebuild_from_type_v2`); tensors are rebuilt as numpy arrays whichever it is."""
 
@@ -122,11 +148,11 @@ class _Unpickler(pickle.Unpickler):
     if module == "builtins" and name in ("set", "bytearray", "complex"):
       return {"set": set, "bytearray": bytearray, "complex": complex}[name]
     if (module, name) == ("_codecs", "encode"):
-      return _encode
+      return _Call((_encode,))
     if module in ("torch", "torch.cuda", "torch.storage") and name in _STORAGE_DTYPES:
-      return _StorageType(_STORAGE_DTYPES[name])
+      return _StorageType((np.dtype(_STORAGE_DTYPES[name]),))
     if module == "torch" and name in _TORCH_DTYPES:
-      return np.dtype(_TORCH_DTYPES[name])
+      return _Dtype((np.dtype(_TORCH_DTYPES[name]),))
     if (module, name) == ("torch", "Size"):
       return tuple
     if (module, name) in (("torch", "Tensor"), ("torch._tensor", "Tensor"),
@@ -135,9 +161,9 @@ class _Unpickler(pickle.Unpickler):
     if module == "torch._utils" and name in ("_rebuild_tensor", "_rebuild_tensor_v2",
                                              "_rebuild_tensor_v3", "_rebuild_parameter",
                                              "_rebuild_parameter_with_state"):
-      return getattr(self, name)
+      return _Call((getattr(self, name),))
     if (module, name) == ("torch._tensor", "_rebuild_from_type_v2"):
-      return self._rebuild_from_type_v2
+      return _Call((self._rebuild_from_type_v2,))
     if module in ("torch", "torch._utils", "torch.serialization") and name in _UNSUPPORTED_TORCH:
       raise UnreadableWeightsError(
           f"{self._path}: holds a quantized, sparse, nested or device tensor ('{module}.{name}'), "
@@ -149,37 +175,41 @@ class _Unpickler(pickle.Unpickler):
 
   def persistent_load(self, pid: Any) -> Any:
     if not (isinstance(pid, tuple) and len(pid) in (5, 6) and _ascii(pid[0]) == "storage"
-            and isinstance(pid[1], _StorageType)):
+            and isinstance(pid[1], _StorageType) and isinstance(pid[4], int)):
       raise UnreadableWeightsError(f"{self._path}: unknown persistent id {pid!r:.80}.")
-    storage_type, key, numel = pid[1], _ascii(pid[2]), pid[4]
-    data = self._load_storage(key, storage_type.dtype, numel)
+    dtype, key, numel = pid[1][0], _ascii(pid[2]), pid[4]
+    data = self._load_storage(key, dtype, numel)
     view = pid[5] if len(pid) == 6 else None
     if view is not None:  # an old legacy view: (view key, offset, numel) in elements
-      offset, size = view[1] * storage_type.dtype.itemsize, view[2] * storage_type.dtype.itemsize
-      data = data[offset:offset + size]
-    return data, storage_type.dtype
+      data = data[view[1] * dtype.itemsize:(view[1] + view[2]) * dtype.itemsize]
+    return _Storage((data, dtype))
 
-  def _rebuild_tensor(self, storage, storage_offset, size, stride, dtype=None):
+  def _tensor(self, storage, storage_offset, size, stride, dtype=None):
+    if not isinstance(storage, _Storage):
+      raise UnreadableWeightsError(f"{self._path}: a tensor without a storage.")
     if not self._build:
       return None
     data, storage_dtype = storage
-    return _strided(self._path, data, np.dtype(dtype or storage_dtype), storage_offset,
-                    tuple(size), tuple(stride))
+    return _strided(self._path, data, storage_dtype if dtype is None else dtype,
+                    int(storage_offset), tuple(map(int, size)), tuple(map(int, stride)))
+
+  def _rebuild_tensor(self, storage, storage_offset, size, stride):
+    return self._tensor(storage, storage_offset, size, stride)
 
   def _rebuild_tensor_v2(self, storage, storage_offset, size, stride, requires_grad=False,
                          backward_hooks=None, metadata=None):
     if metadata:  # conjugate or negative bits
       raise UnreadableWeightsError(f"{self._path}: holds a tensor with view bits {metadata}, "
                                    "which are not read; save tensor.resolve_conj().resolve_neg().")
-    return self._rebuild_tensor(storage, storage_offset, size, stride)
+    return self._tensor(storage, storage_offset, size, stride)
 
   def _rebuild_tensor_v3(self, storage, storage_offset, size, stride, requires_grad, backward_hooks,
                          dtype, metadata=None):
-    if not isinstance(dtype, np.dtype):
+    if not isinstance(dtype, _Dtype):
       raise UnreadableWeightsError(f"{self._path}: a tensor of unknown dtype {dtype!r:.40}.")
     if metadata:
       return self._rebuild_tensor_v2(storage, storage_offset, size, stride, metadata=metadata)
-    return self._rebuild_tensor(storage, storage_offset, size, stride, dtype)
+    return self._tensor(storage, storage_offset, size, stride, dtype[0])
 
   def _rebuild_parameter(self, data, requires_grad, backward_hooks):
     return data
@@ -218,9 +248,9 @@ def _strided(path: str, data: np.ndarray, dtype: np.dtype, offset: int, size: tu
       elements[offset:], size, [s * dtype.itemsize for s in stride], writeable=False).copy()
 
 
-def _plain_load(file: Any) -> Any:
+def _plain_load(path: str, file: Any) -> Any:
   """One pickle of plain values (the legacy header, its storage keys): no global resolves."""
-  return _Unpickler(file, "", lambda *_: None).load()
+  return _Unpickler(file, path, lambda *_: None).load()
 
 
 def _read_into(file: Any, buffer: np.ndarray) -> None:
@@ -270,7 +300,7 @@ def _read_zip(path: str, file: Any) -> Any:
 
 def _read_legacy(path: str, file: Any) -> Any:
   try:
-    magic, version, sys_info = _plain_load(file), _plain_load(file), _plain_load(file)
+    magic, version, sys_info = (_plain_load(path, file) for _ in range(3))
   except Exception:  # noqa: BLE001: any pickle error here means another kind of file
     magic = None
   if magic != _MAGIC_NUMBER or version != _PROTOCOL_VERSION or not isinstance(sys_info, dict):
@@ -294,7 +324,7 @@ def _read_legacy(path: str, file: Any) -> Any:
   # The storages' bytes follow the object's pickle: a first pass finds them, a second builds.
   start = file.tell()
   _Unpickler(file, path, load_storage, build=False).load()
-  for key in map(_ascii, _plain_load(file)):
+  for key in map(_ascii, _plain_load(path, file)):
     numel, = struct.unpack("<q", file.read(8))
     if numel * itemsizes[key] != storages[key].nbytes:
       raise UnreadableWeightsError(f"{path}: storage {key} has {numel} elements in the file, not "
