@@ -9,6 +9,7 @@ import textwrap
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import pytest
 
 from jaxres import configs, models
@@ -188,3 +189,56 @@ def test_shipped_configs_load_from_a_non_editable_wheel(tmp_path):
   assert out[0].startswith(str(target)), out  # the installed copy, not the repository
   assert "demo" in out[1] and "sr_edsr_demo" in out[1]
   assert out[2] == "r3d_tiny edsr_bicubic_baseline"
+
+
+def test_shipped_configs_import_nothing_from_the_engine_data_or_tasks():
+  """Configs are config data: importing every one (and building it) loads no jaxres.train,
+  jaxres.data or jaxres.tasks module (import-linter checks the imports; this, what runs)."""
+  script = textwrap.dedent(f"""
+      import importlib, sys
+      for name in {CONFIGS!r}:
+        importlib.import_module("jaxres.configs." + name).get_config()
+      print(sorted(m for m in sys.modules if m.split(".")[:2] in
+                   (["jaxres", "train"], ["jaxres", "data"], ["jaxres", "tasks"])))
+  """)
+  env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
+  out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
+                       text=True, timeout=300)
+  assert out.returncode == 0, out.stderr[-4000:]
+  assert out.stdout.strip() == "[]", out.stdout
+  assert not {"common", "defaults"} & set(CONFIGS)  # what configs are made of is not a config
+
+
+def test_old_names_stay_importable_from_train_config():
+  from jaxres.configs import common
+  from jaxres.train import config as train_config
+  for name in ("default_config", "torchvision_video_recipe", "cifar10_recipe", "VIDEO_DATASETS"):
+    assert getattr(train_config, name) is getattr(common, name), name
+  from jaxres.data.config import default_data_config
+  assert default_data_config is common.default_data_config
+
+
+def test_a_config_saved_before_a_key_existed_gets_its_default(tmp_path):
+  from jaxres.train.config import default_config, with_defaults
+  saved = load_config("sr_edsr_demo").to_dict()
+  for key in ("grad_accum_steps", "profile_steps", "compilation_cache_dir"):
+    del saved[key]  # what a run saved before these keys existed lacks
+  del saved["parallel"]["mesh"], saved["data"]["demo"]["kind"]
+  config = with_defaults(ml_collections.ConfigDict(saved))
+  defaults = default_config()
+  assert (config.grad_accum_steps, config.profile_steps, config.compilation_cache_dir) == (
+      1, (), defaults.compilation_cache_dir)
+  assert config.parallel.mesh.to_dict() == {"data": -1, "fsdp": 1}
+  assert config.data.demo.kind == "motion"
+  # Values present stay; model and task (constructor arguments) get no other model's keys.
+  assert config.model.to_dict() == saved["model"] and config.task.to_dict() == saved["task"]
+  assert config.optimizer.learning_rate == saved["optimizer"]["learning_rate"]
+  # A config file of an older kind (its own ConfigDict, lacking newer keys) loads the same way.
+  old = dict(saved)
+  old.pop("synthetic_data")
+  path = tmp_path / "old_config.py"
+  path.write_text(f"import ml_collections\n"
+                  f"def get_config():\n  return ml_collections.ConfigDict({old!r})\n")
+  loaded = load_config(str(path), ["--config.grad_accum_steps=2"])
+  assert loaded.is_locked and loaded.grad_accum_steps == 2 and loaded.synthetic_data is False
+  assert loaded.profile_steps == ()

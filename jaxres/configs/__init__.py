@@ -2,7 +2,10 @@
 
 They are package modules (installed with the wheel), so `jaxres train --config demo` works from any
 folder. This module only lists and locates them (standard library only, so `jaxres train --help` can
-name them cheaply); `jaxres.train.config.load_config` loads them.
+name them cheaply); `jaxres.train.config.load_config` loads them. What they are made of, the default
+config and the shared recipes, is in `jaxres.configs.common` (ml_collections; not imported here),
+which is no config itself; neither is `jaxres.configs.defaults`. Configs import nothing from the
+training engine, the data pipeline or the tasks (an import-linter contract).
 
 Example:
   >>> from jaxres import configs
@@ -19,6 +22,8 @@ import pkgutil
 
 # The folder of the shipped config files (inside the installed package).
 CONFIGS_DIR = os.path.dirname(os.path.abspath(__file__))
+# Modules of the package that are what configs are made of, not configs.
+_NOT_CONFIGS = frozenset({"common", "defaults"})
 
 
 def names() -> list[str]:
@@ -31,7 +36,8 @@ def names() -> list[str]:
     >>> names()[:2]
     ['cifar10_resnet20', 'cifar10_resnet56']
   """
-  return sorted(m.name for m in pkgutil.iter_modules(__path__) if not m.ispkg)
+  return sorted(m.name for m in pkgutil.iter_modules(__path__)
+                if not m.ispkg and m.name not in _NOT_CONFIGS)
 
 
 def shipped_name(path: str) -> str | None:

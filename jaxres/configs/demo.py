@@ -18,7 +18,7 @@ within about 80 steps, and 400 steps leave the rest of the cosine schedule to co
 seed lands well above 90%.
 """
 
-from jaxres.train.config import default_config
+from jaxres.configs.common import default_config
 
 
 def get_config():

@@ -17,7 +17,7 @@ Set data.path (and the split files) to where the dataset is, e.g.
   jaxres train --config kinetics400_csn_r101 --workdir runs/csn --config.data.path=/data/...
 """
 
-from jaxres.train.config import VIDEO_DATASETS, default_config
+from jaxres.configs.common import VIDEO_DATASETS, default_config
 
 
 def get_config():

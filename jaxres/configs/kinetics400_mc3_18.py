@@ -4,7 +4,7 @@ Set data.path (and the split files) to where the dataset is, e.g.
   jaxres train --config kinetics400_mc3_18 --workdir runs/kinetics400_mc3_18 --config.data.path=/data/...
 """
 
-from jaxres.train.config import torchvision_video_recipe
+from jaxres.configs.common import torchvision_video_recipe
 
 
 def get_config():

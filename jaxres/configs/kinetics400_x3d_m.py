@@ -20,7 +20,7 @@ for eval); no zero-initialised final BN or precise BN statistics; bf16 compute.
   jaxres train --config kinetics400_x3d_m --workdir runs/kinetics400_x3d_m --config.data.path=/data/...
 """
 
-from jaxres.train.config import VIDEO_DATASETS, default_config
+from jaxres.configs.common import VIDEO_DATASETS, default_config
 
 
 def get_config():

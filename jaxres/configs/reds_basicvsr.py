@@ -20,24 +20,21 @@ if you have it), and BasicSR's `random_reverse` (off in this recipe) does not ex
 
 import ml_collections
 
-from jaxres.train.config import default_config
+from jaxres.configs.common import super_resolution_recipe
 
 
 def get_config() -> ml_collections.ConfigDict:
-  c = default_config()
-  scale = ml_collections.FieldReference(4)  # one value for model, task and data
-  c.model = ml_collections.ConfigDict({"name": "basicvsr", "scale": scale, "dtype": "float32"})
-  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier",
-                                      "charbonnier_eps": 1e-6})  # BasicSR's CharbonnierLoss eps
+  # One scale (model.scale) for model, task and the LR frames (data.lr_scale).
+  c = super_resolution_recipe({"name": "basicvsr", "dtype": "float32"},
+                              {"loss": "charbonnier", "charbonnier_eps": 1e-6},  # BasicSR's eps
+                              scale=4)
   c.data.source, c.data.layout = "frames", "sequences"
   c.data.path = "/data/REDS/train_sharp"
   c.data.lr_path = "/data/REDS/train_sharp_bicubic/X4"  # the LR frames as given, not degraded here
-  c.data.lr_scale = scale
   c.data.holdout_sequences = ("000", "011", "015", "020")  # REDS4
   c.data.num_frames, c.data.frame_stride = 15, 1
   c.data.resize, c.data.crop_size = 0, 256  # HR 256 (LR 64) patches at the frames' own size
   c.data.flip = c.data.rotate = True  # use_hflip, use_rot
-  c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # frames in [0, 1]
   c.data.eval_clips = c.data.eval_crops = 1
   c.global_batch_size = 8
   c.num_train_steps = 300_000

@@ -34,18 +34,16 @@ is `--config.model.name=edsr_baseline`. For the full size at x4: --config.model.
 
 import ml_collections
 
-from jaxres.train.config import default_config
+from jaxres.configs.common import super_resolution_recipe
 
 
 def get_config() -> ml_collections.ConfigDict:
-  c = default_config()
-  scale = ml_collections.FieldReference(2)  # one value for model, task and data
-  c.model = ml_collections.ConfigDict({
-      "name": "edsr_bicubic_baseline", "scale": scale, "num_blocks": 4, "features": 32,
-      "dtype": "float32", "conv_lowering": "auto"})
-  # LR frames are made from the HR crops on device (`jaxres.tasks.degradation`).
-  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "l1", "blur_sigma": 0.0,
-                                      "noise_sigma": 0.0})
+  # One scale (model.scale) for model and task; LR frames are made from the HR crops on device
+  # (`jaxres.tasks.degradation`).
+  c = super_resolution_recipe(
+      {"name": "edsr_bicubic_baseline", "num_blocks": 4, "features": 32, "dtype": "float32",
+       "conv_lowering": "auto"},
+      {"loss": "l1", "blur_sigma": 0.0, "noise_sigma": 0.0}, scale=2)
   c.data.demo.kind = "photos"  # pans over scikit-image's photographs (jaxres.data.photo_demo)
   c.data.demo.videos_per_class = 8  # pans per training photo
   c.data.demo.num_frames = 8
@@ -54,7 +52,6 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.flip = True
   c.data.resize = 0  # HR patches at the videos' own resolution
   c.data.crop_size = 64  # HR patch side, a multiple of the scale
-  c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)  # frames in [0, 1]
   c.data.eval_clips = 4  # eval: centre crops of 4 frames of each held-out pan
   c.global_batch_size = 16
   c.num_train_steps = 600

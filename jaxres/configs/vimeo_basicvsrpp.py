@@ -19,23 +19,19 @@ start); the engine's eval reads `eval_steps` batches of crops, the paper's numbe
 
 import ml_collections
 
-from jaxres.train.config import default_config
+from jaxres.configs.common import super_resolution_recipe
 
 
 def get_config() -> ml_collections.ConfigDict:
-  c = default_config()
-  scale = ml_collections.FieldReference(4)  # one value for model, task and data
-  c.model = ml_collections.ConfigDict({"name": "basicvsrpp", "scale": scale, "dtype": "float32"})
-  c.task = ml_collections.ConfigDict({"scale": scale, "loss": "charbonnier",
-                                      "charbonnier_eps": 1e-6})
+  # One scale (model.scale) for model, task and the LR frames (data.lr_scale).
+  c = super_resolution_recipe({"name": "basicvsrpp", "dtype": "float32"},
+                              {"loss": "charbonnier", "charbonnier_eps": 1e-6}, scale=4)
   c.data.source, c.data.layout = "frames", "vimeo"  # sequences/ listed by sep_{train,test}list.txt
   c.data.path = "/data/vimeo90k/vimeo_septuplet"
   c.data.lr_path = "/data/vimeo90k/vimeo_septuplet_matlabLRx4"  # mirrors path
-  c.data.lr_scale = scale
   c.data.num_frames, c.data.frame_stride = 7, 1
   c.data.resize, c.data.crop_size = 0, 256
   c.data.flip = c.data.rotate = c.data.mirror = True
-  c.data.mean, c.data.std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
   c.data.eval_clips = c.data.eval_crops = 1
   c.global_batch_size = 8
   c.num_train_steps = 300_000

@@ -17,11 +17,8 @@ import os
 
 import jax
 
-
-def default_cache_dir() -> str:
-  """`$XDG_CACHE_HOME/jaxres/xla`, else `~/.cache/jaxres/xla`."""
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return os.path.join(base, "jaxres", "xla")
+# `$XDG_CACHE_HOME/jaxres/xla`, else `~/.cache/jaxres/xla`: config data, so the configs hold it.
+from jaxres.configs.defaults import default_cache_dir  # noqa: F401  (re-exported)
 
 
 def enable_compilation_cache(path: str) -> str | None:
