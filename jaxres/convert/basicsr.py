@@ -4,7 +4,8 @@ BasicSR saves `{"params": state_dict}` (sometimes `params_ema`), mmagic/mmedit
 `{"state_dict": ...}` with a `generator.` prefix on every key; both are accepted, as is a bare state
 dict. mmagic's own layer names for BasicVSR and BasicVSR++ (SPyNet convs inside mmcv ConvModules,
 `*_resblocks`, `upsample{1,2}.upsample_conv`) map to the same parameters; its IconVSR names are not
-mapped. Torch tensors are read through `.numpy()`, so this module does not import torch.
+mapped. The rules run through `jaxres.convert.state_dict.convert_arrays`; torch tensors are read
+through `.numpy()`, so this module does not import torch.
 
 Example:
   >>> checkpoint = torch.load("BasicVSR_REDS4.pth", map_location="cpu", weights_only=True)
@@ -17,14 +18,12 @@ from __future__ import annotations
 import re
 from typing import Any, Mapping
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxres import models
-from jaxres.convert.state_dict import ConversionError, raise_if_unconverted
-from jaxres.convert.state_dict import to_numpy as _to_numpy
+from jaxres.convert.state_dict import ConversionError, convert_arrays, to_numpy
 from jaxres.models.spynet import SpyNet
 
 
@@ -105,18 +104,6 @@ def _edsr_scale(arrays: Mapping[str, np.ndarray]) -> int:
   return {4: 2, 9: 3}[ratio]
 
 
-def _target(torch_key: str, rules) -> str | None:
-  module_path, _, leaf = torch_key.rpartition(".")
-  for pattern, replacement in rules:
-    m = re.match(pattern, module_path)
-    if m:
-      path = replacement(m) if callable(replacement) else m.expand(replacement)
-      break
-  else:
-    return None
-  return {"weight": f"{path}/kernel", "bias": f"{path}/bias"}.get(leaf)
-
-
 def _expected(arch: str, arrays: Mapping[str, np.ndarray]) -> Any:
   """The parameter tree (shapes only) of the jaxres model the state dict should fill."""
   family = _ARCH[arch]
@@ -157,26 +144,10 @@ def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.fl
   if arch not in _ARCH:
     raise ConversionError(f"No BasicSR layout known for {arch!r}; convertible: {', '.join(ARCHS)}.")
   family = _ARCH[arch]
-  arrays = {k: _to_numpy(v) for k, v in _state_dict(checkpoint).items()
+  arrays = {k: to_numpy(v) for k, v in _state_dict(checkpoint).items()
             if not re.search(r"(^|spynet\.)(mean|std)$", k)}
-  expected = flax.traverse_util.flatten_dict(flax.core.unfreeze(_expected(arch, arrays)), sep="/")
-
-  converted, unknown, mismatched = {}, [], []
-  for key, value in arrays.items():
-    path = _target(key, _RULES[family])
-    if path is None or path not in expected:
-      unknown.append(key)
-      continue
-    if path.endswith("/kernel"):
-      value = np.transpose(value, tuple(range(2, value.ndim)) + (1, 0))  # [O, I, kh, kw] -> HWIO
-    want = expected[path].shape
-    if value.shape != want:
-      mismatched.append(f"{key} {tuple(value.shape)} -> params/{path} {tuple(want)}")
-      continue
-    converted[path] = value.astype(dtype)
-  missing = [f"params/{path}" for path in expected if path not in converted]
-  raise_if_unconverted(arch, unknown, missing, mismatched)
-  return {"params": flax.traverse_util.unflatten_dict(converted, sep="/")}
+  return convert_arrays(arrays, {"params": _expected(arch, arrays)}, _RULES[family],
+                        arch=arch, dtype=dtype)
 
 
 def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:

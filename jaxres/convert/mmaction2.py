@@ -11,30 +11,28 @@ the state dict under `state_dict`): the backbone is MMAction2's ResNet, whose co
   backbone.layer{1-4}.0.downsample.conv.weight, ...downsample.bn.*
   cls_head.fc_cls.{weight,bias}
 
-`conv1.net.conv.weight` (the shift wrapping the whole `ConvModule`) is read too. Keys become
-torchvision's and `from_torchvision` converts them: `tsm_r50` has `resnet50`'s parameters.
+`conv1.net.conv.weight` (the shift wrapping the whole `ConvModule`) is read too. The module paths
+map straight onto `tsm_r50`'s (`resnet50`'s parameters) through `jaxres.convert.state_dict`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
 import numpy as np
 
-from jaxres.convert.state_dict import ConversionError
-from jaxres.convert.torchvision import from_torchvision
+from jaxres.convert.state_dict import convert_state_dict
 
-# MMAction2 key (regex) -> torchvision key.
+# MMAction2 module path (regex) -> jaxres module path.
 _RULES = [
-    (r"^backbone\.conv1\.conv\.(\w+)$", r"conv1.\1"),
-    (r"^backbone\.conv1\.bn\.(\w+)$", r"bn1.\1"),
-    (r"^backbone\.(layer\d\.\d+)\.conv1\.(?:conv\.net|net\.conv)\.(\w+)$", r"\1.conv1.\2"),
-    (r"^backbone\.(layer\d\.\d+)\.conv(\d)\.conv\.(\w+)$", r"\1.conv\2.\3"),
-    (r"^backbone\.(layer\d\.\d+)\.conv(\d)\.(?:net\.)?bn\.(\w+)$", r"\1.bn\2.\3"),
-    (r"^backbone\.(layer\d\.\d+)\.downsample\.conv\.(\w+)$", r"\1.downsample.0.\2"),
-    (r"^backbone\.(layer\d\.\d+)\.downsample\.bn\.(\w+)$", r"\1.downsample.1.\2"),
-    (r"^cls_head\.fc_cls\.(\w+)$", r"fc.\1"),
+    (r"^backbone\.conv1\.conv$", "stem/conv"),
+    (r"^backbone\.conv1\.bn$", "stem/bn"),
+    (r"^backbone\.layer(\d)\.(\d+)\.conv1\.(?:conv\.net|net\.conv)$", r"layer\1_\2/conv1"),
+    (r"^backbone\.layer(\d)\.(\d+)\.conv(\d)\.conv$", r"layer\1_\2/conv\3"),
+    (r"^backbone\.layer(\d)\.(\d+)\.conv(\d)\.(?:net\.)?bn$", r"layer\1_\2/bn\3"),
+    (r"^backbone\.layer(\d)\.(\d+)\.downsample\.conv$", r"layer\1_\2/downsample/conv"),
+    (r"^backbone\.layer(\d)\.(\d+)\.downsample\.bn$", r"layer\1_\2/downsample/bn"),
+    (r"^cls_head\.fc_cls$", "fc"),
 ]
 
 
@@ -60,27 +58,5 @@ def from_mmaction2_tsm(state_dict: Mapping[str, Any], *, dtype: Any = np.float32
   """
   if "state_dict" in state_dict:  # an MMAction2 checkpoint
     state_dict = state_dict["state_dict"]
-  renamed, unknown, names = {}, [], {}
-  for key, value in state_dict.items():
-    if key.endswith("num_batches_tracked"):
-      continue
-    for pattern, replacement in _RULES:
-      if re.match(pattern, key):
-        new = re.sub(pattern, replacement, key)
-        renamed[new], names[new] = value, key
-        break
-    else:
-      unknown.append(key)
-  if unknown:
-    raise ConversionError(f"Cannot convert this state dict to tsm_r50: unknown keys "
-                          f"({len(unknown)}): {', '.join(unknown)} (MMAction2's TSM-R50 layout is "
-                          "in jaxres.convert.mmaction2's docstring).")
-  if "fc.weight" not in renamed:
-    raise ConversionError("The state dict has no 'cls_head.fc_cls.weight'; is it MMAction2's TSM?")
-  try:
-    return from_torchvision(renamed, "tsn_resnet50", dtype=dtype)
-  except ConversionError as error:  # say it in MMAction2's names
-    message = str(error).replace("tsn_resnet50", "tsm_r50")
-    pattern = "|".join(re.escape(k) for k in sorted(names, key=len, reverse=True))
-    raise ConversionError(re.sub(rf"(?<![\w.])({pattern})(?![\w.])",
-                                 lambda m: names[m.group(1)], message)) from None
+  return convert_state_dict(state_dict, "tsm_r50", _RULES, classifier_key="cls_head.fc_cls.weight",
+                            reference="MMAction2", dtype=dtype)

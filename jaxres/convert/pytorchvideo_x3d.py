@@ -3,22 +3,18 @@
 PyTorchVideo's layout: `blocks.0` the stem, `blocks.1`..`blocks.4` the stages (`res_blocks.J`),
 `blocks.5` the head. Its stem names the two convolutions the other way round from what they do:
 `conv.conv_t` is the 1x3x3 spatial conv and `conv.conv_xy` the depthwise 5x1x1 temporal one (it runs
-`conv_t` first); jaxres names them by what they do (`stem/conv_xy`, `stem/conv_t`). Like
-`jaxres.convert.torchvision`, torch is not imported: tensors are read through `.numpy()`.
+`conv_t` first); jaxres names them by what they do (`stem/conv_xy`, `stem/conv_t`). The rules
+run through `jaxres.convert.state_dict`, so torch is not imported: tensors are read through
+`.numpy()`.
 """
 
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping
 
-import flax
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from jaxres import models
-from jaxres.convert.state_dict import ConversionError
+from jaxres.convert.state_dict import ConversionError, convert_state_dict
 
 ARCHS = ("x3d_xs", "x3d_s", "x3d_m", "x3d_l")
 
@@ -42,31 +38,6 @@ _RULES = [
     (r"^blocks\.5\.pool\.post_conv$", "head/post_conv"),
     (r"^blocks\.5\.proj$", "head/fc"),
 ]
-_LEAVES = {"bias": ("params", "bias"), "running_mean": ("batch_stats", "mean"),
-           "running_var": ("batch_stats", "var")}
-
-
-def _to_numpy(value: Any) -> np.ndarray:
-  if hasattr(value, "detach"):  # a torch tensor
-    value = value.detach().cpu().numpy()
-  return np.asarray(value)
-
-
-def _target(key: str, ndim: int) -> tuple[str, str] | None:
-  """(collection, 'path/to/leaf') of a torch key, or None if no rule knows it."""
-  module_path, _, leaf = key.rpartition(".")
-  for pattern, replacement in _RULES:
-    if re.match(pattern, module_path):
-      path = re.sub(pattern, replacement, module_path)
-      break
-  else:
-    return None
-  if leaf == "weight":
-    return "params", f"{path}/{'scale' if ndim == 1 else 'kernel'}"
-  if leaf in _LEAVES:
-    collection, name = _LEAVES[leaf]
-    return collection, f"{path}/{name}"
-  return None
 
 
 def from_pytorchvideo_x3d(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32,
@@ -74,9 +45,10 @@ def from_pytorchvideo_x3d(state_dict: Mapping[str, Any], arch: str, *, dtype: An
   """Converts a PyTorchVideo X3D `state_dict` into jaxres variables for `models.get(arch)`.
 
   The number of classes is read from `blocks.5.proj.weight`. Every key must map to a jaxres
-  variable of the right shape and every variable must be filled; otherwise a `ConversionError`
-  lists the unknown keys, the missing variables and the shape mismatches by name. x3d_xs, x3d_s and
-  x3d_m share one layout (their weights convert to any of them); x3d_l is deeper.
+  parameter of the right shape and every jaxres parameter must be filled; otherwise a
+  `ConversionError` lists the unknown keys, the missing parameters and the shape mismatches by
+  name. x3d_xs, x3d_s and x3d_m share one layout (their weights convert to any of them); x3d_l is
+  deeper.
 
   Args:
     state_dict: `model.state_dict()` of `pytorchvideo.models.hub.x3d_*` (torch tensors or numpy
@@ -99,41 +71,5 @@ def from_pytorchvideo_x3d(state_dict: Mapping[str, Any], arch: str, *, dtype: An
                           f"convertible: {', '.join(ARCHS)}.")
   if "model_state" in state_dict:  # a .pyth checkpoint
     state_dict = state_dict["model_state"]
-  arrays = {key: _to_numpy(value) for key, value in state_dict.items()
-            if not key.endswith("num_batches_tracked")}
-  if "blocks.5.proj.weight" not in arrays:
-    raise ConversionError(f"The state dict has no 'blocks.5.proj.weight'; is it a PyTorchVideo "
-                          f"{arch}?")
-  num_classes = arrays["blocks.5.proj.weight"].shape[0]
-
-  model = models.get(arch, num_classes=num_classes, **model_fields)
-  dummy = jax.ShapeDtypeStruct((1, 4, 32, 32, 3), jnp.float32)
-  expected = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), dummy)
-  expected = {col: flax.traverse_util.flatten_dict(flax.core.unfreeze(expected[col]), sep="/")
-              for col in ("params", "batch_stats")}
-
-  converted = {"params": {}, "batch_stats": {}}
-  unknown, mismatched = [], []
-  for key, value in arrays.items():
-    target = _target(key, value.ndim)
-    if target is None or target[1] not in expected[target[0]]:
-      unknown.append(key)
-      continue
-    collection, path = target
-    if path.endswith("/kernel"):  # conv [O, I, *k] -> [*k, I, O]; linear [O, I] -> [I, O]
-      value = np.transpose(value, tuple(range(2, value.ndim)) + (1, 0))
-    want = expected[collection][path].shape
-    if value.shape != want:
-      mismatched.append(f"{key} {tuple(value.shape)} -> {collection}/{path} {tuple(want)}")
-      continue
-    converted[collection][path] = value.astype(dtype)
-  missing = [f"{col}/{path}" for col in expected for path in expected[col]
-             if path not in converted[col]]
-  if unknown or missing or mismatched:
-    lines = [f"Cannot convert this state dict to {arch}:"]
-    for title, items in (("unknown keys", unknown), ("missing variables", missing),
-                         ("shape mismatches", mismatched)):
-      if items:
-        lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
-    raise ConversionError("\n".join(lines))
-  return {col: flax.traverse_util.unflatten_dict(converted[col], sep="/") for col in converted}
+  return convert_state_dict(state_dict, arch, _RULES, classifier_key="blocks.5.proj.weight",
+                            reference="PyTorchVideo", dtype=dtype, model_fields=model_fields)
