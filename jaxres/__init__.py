@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 # Exported name -> (module, attribute); loaded when first used.
 _EXPORTS = {
-    "load_run": ("jaxres.train.run", "load_run"),
+    "load_run": ("jaxres.inference.runs", "load_run"),
     "load_variables": ("jaxres.convert.files", "load_variables"),
     "predict_video": ("jaxres.predict", "predict_video"),
 }
@@ -39,4 +39,4 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
   from jaxres.convert.files import load_variables
   from jaxres.predict import predict_video
-  from jaxres.train.run import load_run
+  from jaxres.inference.runs import load_run

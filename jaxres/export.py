@@ -203,7 +203,7 @@ def export_run(workdir: str, out_dir: str, *, batch: Optional[int] = 1,
   """
   from jaxres import models  # pylint: disable=import-outside-toplevel
   from jaxres.data import sources  # pylint: disable=import-outside-toplevel
-  from jaxres.train.run import load_run  # pylint: disable=import-outside-toplevel
+  from jaxres.inference import load_run  # pylint: disable=import-outside-toplevel
 
   run = load_run(workdir, step=step)
   spec = models.spec(run.config.model.name)

@@ -21,7 +21,7 @@ def test_import_jaxres_is_light_and_exports_load_run():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
                        cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
   assert out.returncode == 0, out.stderr[-2000:]
-  assert out.stdout.split("\n")[:2] == ["[]", "jaxres.train.run"]
+  assert out.stdout.split("\n")[:2] == ["[]", "jaxres.inference.runs"]
   assert "load_run" in dir(jaxres)
   with pytest.raises(AttributeError, match="no attribute 'nothing'"):
     jaxres.nothing  # pylint: disable=pointless-statement

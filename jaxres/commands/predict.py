@@ -45,7 +45,7 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
 
   from jaxres import predict  # pylint: disable=import-outside-toplevel
-  from jaxres.train.run import load_run  # pylint: disable=import-outside-toplevel
+  from jaxres.inference import load_run  # pylint: disable=import-outside-toplevel
 
   try:
     if args.json:

@@ -70,14 +70,71 @@ def load_variables(path: str, *, step: int | None = None) -> Any:
   if os.path.isfile(path):
     with open(path, "rb") as f:
       return flax.serialization.msgpack_restore(f.read())
-  import orbax.checkpoint as ocp
   item = _training_item(os.path.abspath(path), step)
+  if item is not None:
+    return restore_training_variables(item)
+  import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
   with ocp.StandardCheckpointer() as checkpointer:
-    tree = checkpointer.restore(item or os.path.abspath(path))
+    return checkpointer.restore(os.path.abspath(path))
+
+
+# The parts of a saved `TrainState` that a model needs; the optimiser state and step stay on disk.
+_VARIABLE_FIELDS = ("params", "batch_stats", "ema_params")
+
+
+def restore_training_variables(item: str) -> dict[str, Any]:
+  """The model's variables from one training checkpoint, reading nothing else.
+
+  Only `params`, `batch_stats` and `ema_params` are read (orbax's partial restore): the
+  optimiser's state, often twice the parameters' size, stays on disk.
+
+  Args:
+    item: a checkpoint's item folder, `RUN/checkpoints/STEP/default` (`training_checkpoint`).
+
+  Returns:
+    `{"params", "batch_stats"}` as numpy arrays; the EMA parameters as `params` when the run
+    kept them.
+
+  Example:
+    >>> item, step = training_checkpoint("runs/demo")
+    >>> variables = restore_training_variables(item)
+  """
+  import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
+  from etils import epath  # orbax's path type
+  handler = ocp.PyTreeCheckpointHandler()
+  try:
+    saved = handler.metadata(epath.Path(item)).tree
+    wanted = {k: saved[k] for k in _VARIABLE_FIELDS if isinstance(saved.get(k), dict) and saved[k]}
+    as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
+    tree = handler.restore(epath.Path(item), args=ocp.args.PyTreeRestore(
+        item=wanted, restore_args=as_numpy, partial_restore=True))
+  finally:
+    handler.close()
+  return {"params": tree.get("ema_params") or tree["params"],
+          "batch_stats": tree.get("batch_stats") or {}}
+
+
+def training_checkpoint(run: str, step: int | None = None) -> tuple[str, int]:
+  """The item folder of a `jaxres train` checkpoint and its step.
+
+  Args:
+    run: the run folder, its `checkpoints/` folder, one step's folder or its `default/` item.
+    step: the checkpoint step (default: the latest; ignored when `run` names one step).
+
+  Returns:
+    `(item folder, step)`.
+
+  Raises:
+    FileNotFoundError: not a run's folder, or no checkpoint (of that step) in it.
+
+  Example:
+    >>> training_checkpoint("runs/demo")
+    ('/abs/runs/demo/checkpoints/200/default', 200)
+  """
+  item = _training_item(os.path.abspath(run), step)
   if item is None:
-    return tree
-  ema = tree.get("ema_params")
-  return {"params": ema if ema else tree["params"], "batch_stats": tree.get("batch_stats") or {}}
+    raise FileNotFoundError(f"No checkpoints in {run}: is it the workdir of `jaxres train`?")
+  return item, int(os.path.basename(os.path.dirname(item)))
 
 
 def _training_item(path: str, step: int | None) -> str | None:

@@ -8,6 +8,7 @@ Example:
 
 from jaxres.models.blocks import (BasicBlock, BottleneckBlock, Conv2Plus1D, ProjectionShortcut,
                                   ZeroPadShortcut)
+from jaxres.models.configured import from_config
 from jaxres.models.features import features
 from jaxres.models.macs import count_macs, count_params
 from jaxres.models.norm import BatchNorm

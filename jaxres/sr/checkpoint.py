@@ -1,6 +1,6 @@
 """Loading a trained SR model from a training workdir, refusing the wrong architecture or scale.
 
-Built on `jaxres.train.run.load_run`, with the checks `jaxres upscale` needs: the run must hold a
+Built on `jaxres.inference.load_run`, with the checks `jaxres upscale` needs: the run must hold a
 super-resolution model, and the name and scale the caller expects.
 
 Example:
@@ -17,7 +17,7 @@ from typing import Any, Optional
 import ml_collections
 
 from jaxres import models
-from jaxres.train import run as run_lib
+from jaxres.inference import runs as run_lib
 
 
 @dataclasses.dataclass(frozen=True)

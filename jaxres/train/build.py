@@ -5,57 +5,22 @@ from __future__ import annotations
 from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 
 from jaxres import models
-from jaxres.models.blocks import remat_block
-from jaxres.models.conv import LOWERINGS
 from jaxres.train import parallel
 from jaxres.train.optimizer import create_optimizer
 from jaxres.train.state import TrainState
 from jaxres.tasks import Task, make_task
 
-_DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-
 
 def build_model(config, *, bn_axis_name: str | None = None):
-  """The model of `config.model` (`name` plus constructor arguments; dtype names become dtypes).
-
-  `conv_lowering` pins the convolutions' lowering and `remat` rematerialises every residual block
-  (`jaxres.models.blocks.remat_block`: "none", "block" or a `jax.checkpoint_policies` name).
+  """The model of `config.model` (`jaxres.models.from_config`).
 
   Example:
     >>> model = build_model(config)                   # for jit
     >>> model = build_model(config, bn_axis_name="batch")   # for pmap
   """
-  kwargs = dict(config.model)
-  name = kwargs.pop("name")
-  for key in ("dtype", "param_dtype"):
-    if isinstance(kwargs.get(key), str):
-      if kwargs[key] not in _DTYPES:
-        raise ValueError(f"config.model.{key} must be one of {sorted(_DTYPES)}, got {kwargs[key]!r}.")
-      kwargs[key] = _DTYPES[kwargs[key]]
-  if bn_axis_name is not None:
-    kwargs["bn_axis_name"] = bn_axis_name
-  lowering = kwargs.pop("conv_lowering", "auto")
-  remat = kwargs.pop("remat", "none")
-  model = models.get(name, **kwargs)
-  if lowering != "auto":
-    if lowering not in LOWERINGS:
-      raise ValueError(f"config.model.conv_lowering must be one of {LOWERINGS}, got {lowering!r}.")
-    if not hasattr(model, "conv_lowering"):
-      raise ValueError(f"config.model.conv_lowering={lowering!r}: model {name!r} has no choice of "
-                       "convolution lowering (the ResNets do); leave it \"auto\".")
-    model = model.clone(conv_lowering=lowering)
-  if remat != "none":
-    if not hasattr(model, "block_cls"):
-      raise ValueError(f"config.model.remat={remat!r}: model {name!r} takes no residual block "
-                       "class to rematerialise (the ResNets do); leave it \"none\".")
-    try:
-      model = model.clone(block_cls=remat_block(model.block_cls, remat))
-    except ValueError as e:
-      raise ValueError(f"config.model.remat: {e}") from None
-  return model
+  return models.from_config(config.model, bn_axis_name=bn_axis_name)
 
 
 def build_task(config) -> Task:
@@ -84,7 +49,7 @@ def build_engine(config, *, devices: Sequence[jax.Device] | None = None):
     mesh = parallel.make_mesh(p.num_devices, devices, shape=dict(p.get("mesh", {})))
     engine = parallel.JitEngine(model, task, tx, schedule, mesh=mesh, fsdp=p.fsdp,
                                 fsdp_min_size=p.fsdp_min_size, ema_decay=config.ema_decay,
-                                grad_accum_steps=config.get("grad_accum_steps", 1))
+                                grad_accum_steps=config.grad_accum_steps)
   elif p.mode == "pmap":
     if p.fsdp or p.get("mesh", {}).get("fsdp", 1) != 1:
       raise ValueError("parallel.fsdp and parallel.mesh.fsdp need parallel.mode='jit'.")
@@ -94,7 +59,7 @@ def build_engine(config, *, devices: Sequence[jax.Device] | None = None):
       devices = devices[:p.num_devices]
     engine = parallel.PmapEngine(model, task, tx, schedule, devices=devices,
                                  ema_decay=config.ema_decay,
-                                 grad_accum_steps=config.get("grad_accum_steps", 1))
+                                 grad_accum_steps=config.grad_accum_steps)
   else:
     raise ValueError(f"config.parallel.mode must be 'jit' or 'pmap', got {p.mode!r}.")
   return engine, model, task

@@ -1,0 +1,13 @@
+"""Serving a trained model: rebuild it and restore its variables, nothing of training.
+
+Loading for inference reads a run's config and the model's variables only (no optimiser state,
+no engine, no mesh), so predicting, exporting and upscaling start quickly and need neither optax
+nor the training stack.
+
+Example:
+  >>> from jaxres.inference import load_run
+  >>> run = load_run("runs/demo")
+  >>> logits = run.model.apply(run.variables, clips, train=False)
+"""
+
+from jaxres.inference.runs import IncompatibleCheckpointError, Run, load_run, read_config

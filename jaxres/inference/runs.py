@@ -1,0 +1,175 @@
+"""A run folder for inference: its config rebuilds the model, its checkpoint gives the variables.
+
+`jaxres train` writes `config.json` (the whole config; the model's registry name and constructor
+arguments among it) and orbax checkpoints under `checkpoints/`. `load_run` rebuilds the model from
+that config and reads only `params` and `batch_stats` (or the EMA parameters) of one checkpoint,
+checking them against the model's own shapes, so a checkpoint that does not fit the configured
+model is refused with an error naming what differs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any, Optional
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from jaxres import models
+from jaxres.convert import files
+
+CONFIG_FILE = "config.json"
+
+
+class IncompatibleCheckpointError(ValueError):
+  """A checkpoint that does not fit the model its config describes, or cannot be read."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+  """A trained model rebuilt from its run folder.
+
+  Attributes:
+    model: the flax module.
+    variables: `{"params", "batch_stats"}` (EMA parameters when the run kept them), on the
+      default device.
+    config: the run's config.
+    step: the checkpoint's step.
+  """
+
+  model: Any
+  variables: Any
+  config: ml_collections.ConfigDict
+  step: int
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """The config a training run saved in `workdir` (`config.json`).
+
+  Args:
+    workdir: the run folder.
+
+  Returns:
+    The config (unlocked).
+
+  Raises:
+    FileNotFoundError: the folder or its config is missing.
+
+  Example:
+    >>> read_config("runs/demo").model.name
+  """
+  if not os.path.isdir(workdir):
+    raise FileNotFoundError(f"No run folder {workdir}.")
+  path = os.path.join(workdir, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+        f"{workdir} has no {CONFIG_FILE}: is it the workdir of `jaxres train`? "
+        "(pass the config file with --config to rebuild the model otherwise)")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None,
+             step: Optional[int] = None) -> Run:
+  """Rebuilds the model of a training run and restores its variables on the default device.
+
+  Args:
+    workdir: the `jaxres train` workdir (or its `checkpoints/` folder).
+    config: the run's config, if not the one saved in `workdir`.
+    step: checkpoint step (default: the latest).
+
+  Returns:
+    A `Run`.
+
+  Raises:
+    FileNotFoundError: no such workdir, config or checkpoint.
+    IncompatibleCheckpointError (a ValueError): variables that do not fit the configured model,
+      or a damaged checkpoint.
+
+  Example:
+    >>> run = load_run("runs/demo"); run.step
+  """
+  workdir = os.path.abspath(workdir)
+  if os.path.basename(workdir) == "checkpoints" and config is None:
+    workdir = os.path.dirname(workdir)
+  config = config if config is not None else read_config(workdir)
+  config = ml_collections.ConfigDict(config.to_dict())  # an unlocked copy
+  model = models.from_config(config.model)
+  if not os.path.isdir(os.path.join(workdir, "checkpoints")):
+    raise FileNotFoundError(f"No checkpoints in {workdir}: is it the workdir of `jaxres train`?")
+  item, step = files.training_checkpoint(workdir, step)
+  try:
+    variables = files.restore_training_variables(item)
+  except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
+    raise IncompatibleCheckpointError(
+        f"The checkpoint of step {step} in {workdir} cannot be read (damaged?): "
+        f"{_first_line(e)}") from e
+  problems = mismatches(
+      variables, abstract_variables(model, models.spec(config.model.name).input_rank))
+  if problems:
+    raise IncompatibleCheckpointError(
+        f"The checkpoint of step {step} in {workdir} does not fit the configured "
+        f"{config.model.name} (another architecture or size?): {'; '.join(problems[:5])}"
+        + (f" and {len(problems) - 5} more" if len(problems) > 5 else "") + ".")
+  return Run(model=model, variables=jax.device_put(variables), config=config, step=step)
+
+
+def abstract_variables(model, input_rank: int) -> Any:
+  """The shapes and dtypes of `model`'s `{"params", "batch_stats"}`, computed without running it.
+
+  Parameter shapes do not depend on the input's size, so a small input of the model's rank
+  stands in for any.
+
+  Args:
+    model: the flax module.
+    input_rank: 5 for clips, 4 for images (`jaxres.models.spec(name).input_rank`).
+
+  Returns:
+    The tree of `jax.ShapeDtypeStruct`s.
+
+  Example:
+    >>> abstract_variables(models.get("r3d_18"), 5)["params"]["fc"]["kernel"].shape
+    (512, 400)
+  """
+  x = jnp.zeros((1, 2, 32, 32, 3) if input_rank == 5 else (1, 32, 32, 3), jnp.float32)
+  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
+  return {"params": shapes["params"], "batch_stats": shapes.get("batch_stats", {})}
+
+
+def mismatches(variables: Any, expected: Any) -> list[str]:
+  """What differs between two variable trees: missing or unexpected paths, and other shapes.
+
+  Args:
+    variables: the tree read from a file (arrays).
+    expected: the model's tree (arrays or `jax.ShapeDtypeStruct`s).
+
+  Returns:
+    One line per difference, e.g. `"params/fc/kernel: shape (64, 4) where the model has (64, 10)"`.
+
+  Example:
+    >>> mismatches(variables, abstract_variables(model, 5))
+    []
+  """
+  have = _shapes(variables)
+  want = _shapes(expected)
+  lines = [f"{k}: shape {have[k]} where the model has {want[k]}"
+           for k in sorted(have.keys() & want.keys()) if have[k] != want[k]]
+  lines += [f"{k}: missing" for k in sorted(want.keys() - have.keys())]
+  lines += [f"{k}: not in the model" for k in sorted(have.keys() - want.keys())]
+  return lines
+
+
+def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
+  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
+  return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
+          for path, leaf in flat}
+
+
+def _first_line(error: BaseException) -> str:
+  text = str(error).strip() or type(error).__name__
+  for spec in (" [tensorstore_spec", " See full TensorStore details"):  # a page of JSON follows
+    text = text.split(spec)[0]
+  return text.splitlines()[0]
