@@ -6,6 +6,7 @@ import glob
 import os
 
 import jax
+import ml_collections
 import numpy as np
 import pytest
 
@@ -33,6 +34,22 @@ def test_sr_configs_load_and_agree_on_the_scale(path):
   bad = load_config(path, ["--config.model.scale=3"])
   with pytest.raises(ValueError, match="data.crop_size=64 is not a multiple of the scale"):
     build.build_task(bad).check_data(bad.data)
+
+
+@pytest.mark.parametrize("name", ["sr_edsr_demo", "sr_basicvsr_demo", "reds_basicvsr",
+                                  "vimeo_basicvsrpp"])
+def test_the_sr_scale_is_set_once_and_checked_once(name):
+  from jaxres.train.checks import check_config
+  config = load_config(name, ["--config.task.scale=2", "--config.data.lr_path=/lr"])
+  assert config.model.scale == config.task.scale == config.data.lr_scale == 2  # one reference
+  config = load_config(name)
+  with config.unlocked():  # a config built without the recipe (or edited by hand) may disagree
+    config.model = ml_collections.ConfigDict(dict(config.model.to_dict(), scale=3))  # untied
+    config.data.lr_path = "/lr"
+  assert (config.model.scale, config.task.scale) == (3, config.data.lr_scale)
+  with pytest.raises(ValueError, match=r"scale differs between model\.scale=3, task\.scale=\d, "
+                                       r"data\.lr_scale=\d: set it once, as model\.scale"):
+    check_config(config, build.build_task(config), uses_data_config=True)
 
 
 def test_sr_trains_on_pipeline_frames_with_lr_made_on_device(tmp_path):

@@ -65,7 +65,7 @@ def main(argv: list[str]) -> int:
     return report("jaxres plan", e, args.verbose, 2)
   per_device = config.global_batch_size // args.devices
   print(f"{config.model.name} train step, global batch {config.global_batch_size} "
-        f"({per_device} per device, grad_accum_steps {config.get('grad_accum_steps', 1)}, "
+        f"({per_device} per device, grad_accum_steps {config.grad_accum_steps}, "
         f"remat {config.model.get('remat', 'none')}), per device of {args.devices}:")
   print(format_plans(plans, budget))
   if budget is not None and not any(p.total_bytes <= budget for p in plans):

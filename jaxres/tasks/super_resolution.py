@@ -94,9 +94,6 @@ class SuperResolutionTask:
       raise ValueError(f"Super-resolution needs frames in [0, 1]: set data.mean=(0., 0., 0.) and "
                        f"data.std=(1., 1., 1.) (got {tuple(data_config.mean)} and "
                        f"{tuple(data_config.std)}).")
-    if data_config.get("lr_path") and data_config.get("lr_scale") != self.scale:
-      raise ValueError(f"data.lr_scale={data_config.get('lr_scale')} (the paired LR frames' factor) "
-                       f"differs from task.scale={self.scale}; set them equal.")
     if data_config.crop_size % self.scale:
       raise ValueError(f"data.crop_size={data_config.crop_size} is not a multiple of the scale "
                        f"task.scale={self.scale}; LR and HR patches would not align.")

@@ -224,7 +224,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     >>> summary["eval"]["accuracy"]
   """
   started = time.time()
-  enable_compilation_cache(config.get("compilation_cache_dir", ""))
+  enable_compilation_cache(config.compilation_cache_dir)
   engine, model, task = build_engine(config)
   info = check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
   os.makedirs(workdir, exist_ok=True)
@@ -294,7 +294,7 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
   window_start = time.time()
   step = start_step
   stop = stop or StopRequest()
-  profile = _Profile(config.get("profile_steps", ()), os.path.join(workdir, "profile"))
+  profile = _Profile(config.profile_steps, os.path.join(workdir, "profile"))
   try:
     with stop:
       for step in range(start_step + 1, total + 1):
@@ -380,7 +380,7 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   Example:
     >>> evaluate_checkpoint(load_config("demo"), "runs/demo")["accuracy"]
   """
-  enable_compilation_cache(config.get("compilation_cache_dir", ""))
+  enable_compilation_cache(config.compilation_cache_dir)
   engine, _, task = build_engine(config)
   check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:

@@ -34,7 +34,7 @@ def weight_decay_mask(params: Any) -> Any:
 def peak_learning_rate(config) -> float:
   """`optimizer.learning_rate`, scaled by the global batch when `reference_batch_size` is set."""
   lr = config.optimizer.learning_rate
-  if config.optimizer.get("reference_batch_size"):
+  if config.optimizer.reference_batch_size:
     lr *= config.global_batch_size / config.optimizer.reference_batch_size
   return lr
 

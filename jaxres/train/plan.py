@@ -98,7 +98,7 @@ def abstract_batch(config, engine, task) -> dict[str, jax.ShapeDtypeStruct]:
 def _layouts(config) -> list[tuple[str, dict]]:
   layouts = [("replicated", {"fsdp": False, "mesh": {"data": -1, "fsdp": 1}}),
              ("fsdp", {"fsdp": True, "mesh": {"data": -1, "fsdp": 1}})]
-  mesh = dict(config.parallel.get("mesh", {}))
+  mesh = dict(config.parallel.mesh)
   if mesh.get("fsdp", 1) != 1:
     layouts.append((f"mesh {mesh.get('data', -1)} x {mesh['fsdp']}", {"fsdp": False, "mesh": mesh}))
   return layouts
