@@ -6,6 +6,7 @@ Example:
   >>> import jaxres
   >>> run = jaxres.load_run("runs/demo")             # model, variables, config, step of a run
   >>> logits = run.model.apply(run.variables, clips, train=False)
+  >>> model, variables, info = jaxres.load_pretrained("r3d_18.kinetics400")   # published weights
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ __version__ = "0.1.0"
 
 # Exported name -> (module, attribute); loaded when first used.
 _EXPORTS = {
+    "load_pretrained": ("jaxres.inference.pretrained", "load_pretrained"),
     "load_run": ("jaxres.inference.runs", "load_run"),
     "load_variables": ("jaxres.convert.files", "load_variables"),
     "predict_video": ("jaxres.predict", "predict_video"),
@@ -39,4 +41,5 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # for type checkers and IDEs
   from jaxres.convert.files import load_variables
   from jaxres.predict import predict_video
+  from jaxres.inference.pretrained import load_pretrained
   from jaxres.inference.runs import load_run

@@ -8,6 +8,8 @@ Example:
   >>> from jaxres.inference import load_run
   >>> run = load_run("runs/demo")
   >>> logits = run.model.apply(run.variables, clips, train=False)
+  >>> model, variables, info = load_pretrained("r3d_18.kinetics400")   # published weights
 """
 
+from jaxres.inference.pretrained import PretrainedInfo, load_pretrained
 from jaxres.inference.runs import IncompatibleCheckpointError, Run, load_run, read_config
