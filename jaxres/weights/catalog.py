@@ -60,6 +60,97 @@ def _torchvision() -> None:
         overwrite=True)
 
 
+# PyTorchVideo's model zoo (Kinetics-400), figures at 3 crops x 10 clips. The files are the ones
+# `pytorchvideo.models.hub` loads (`checkpoint_paths`); no hash is published. Clips as evaluated:
+# the zoo's benchmarks ran in PySlowFast with its `configs/Kinetics/pytorchvideo/*.yaml`
+# (`DATA.NUM_FRAMES` x `SAMPLING_RATE`; the test short side is `TRAIN_JITTER_SCALES[0]` and the
+# 3 crops `TEST_CROP_SIZE`); PyTorchVideo's torch hub tutorial uses the same sizes
+# (256/256; 182/182 for X3D-XS and S) with mean 0.45 and std 0.225.
+_PYTORCHVIDEO_ROOT = "https://dl.fbaipublicfiles.com/pytorchvideo/model_zoo/kinetics"
+_PYTORCHVIDEO_SOURCE = ("https://github.com/facebookresearch/pytorchvideo/blob/main/docs/source/"
+                        "model_zoo.md")
+_PYTORCHVIDEO_VIDEO = {"mean": (0.45, 0.45, 0.45), "std": (0.225, 0.225, 0.225),
+                       "eval_clips": 10, "eval_crops": 3}
+
+
+def _pytorchvideo() -> None:
+  for arch, file, frames, stride, side, crop, top1, top5 in (
+      ("c2d_r50", "C2D_8x8_R50.pyth", 8, 8, 256, 256, 71.46, 89.68),
+      ("i3d_r50", "I3D_8x8_R50.pyth", 8, 8, 256, 256, 73.27, 90.70),
+      ("slow_r50", "SLOW_8x8_R50.pyth", 8, 8, 256, 256, 74.58, 91.63),
+      # The fast pathway's 32 frames at stride 2 (the slow pathway takes every 4th of them).
+      ("slowfast_r50", "SLOWFAST_8x8_R50.pyth", 32, 2, 256, 256, 76.94, 92.69),
+      ("csn_r101", "CSN_32x2_R101.pyth", 32, 2, 256, 256, 77.00, 92.90),
+      ("r2plus1d_r50", "R2PLUS1D_16x4_R50.pyth", 16, 4, 256, 256, 76.01, 92.23),
+      ("x3d_xs", "X3D_XS.pyth", 4, 12, 182, 182, 69.12, 88.63),
+      ("x3d_s", "X3D_S.pyth", 13, 6, 182, 182, 73.33, 91.27),
+      ("x3d_m", "X3D_M.pyth", 16, 5, 256, 256, 75.94, 92.72),
+      # X3D-L is not in the hub tutorial; its PySlowFast config (X3D_L.yaml) tests at 356/356.
+      ("x3d_l", "X3D_L.pyth", 16, 5, 356, 356, 77.44, 93.31)):
+    registry.register(
+        f"{arch}.kinetics400", url=f"{_PYTORCHVIDEO_ROOT}/{file}", arch=arch,
+        converter="pytorchvideo", sha256=None, model_kwargs={"num_classes": 400},
+        classes="kinetics400",
+        preprocessing={**_PYTORCHVIDEO_VIDEO, "num_frames": frames, "frame_stride": stride,
+                       "resize": side, "crop_size": crop},
+        metrics={"kinetics400_top1": top1, "kinetics400_top5": top5},
+        source=_PYTORCHVIDEO_SOURCE, overwrite=True)
+
+
+def _mmaction2() -> None:
+  # MMAction2 1.x, tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb: 8 segments (one
+  # frame each, spread evenly over the video, so no fixed frame stride), short side 256, ImageNet
+  # mean/std (MMAction2 gives them in [0, 255] units: 123.675/58.395, ...). Its figures use
+  # TenCrop(224) ("8 clips x 10 crop"); jaxres evaluates 1 or 3 crops, 3 is the nearest.
+  file = "tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb_20220831-64d69186.pth"
+  registry.register(
+      "tsm_r50.kinetics400",
+      url=("https://download.openmmlab.com/mmaction/v1.0/recognition/tsm/"
+           f"tsm_imagenet-pretrained-r50_8xb16-1x1x8-50e_kinetics400-rgb/{file}"),
+      arch="tsm_r50", converter="mmaction2", sha256=_hash_prefix(file),
+      model_kwargs={"num_classes": 400}, classes="kinetics400",
+      preprocessing={"num_frames": 8, "resize": 256, "crop_size": 224,
+                     "mean": (0.485, 0.456, 0.406), "std": (0.229, 0.224, 0.225),
+                     "eval_clips": 1, "eval_crops": 3},
+      metrics={"kinetics400_top1": 73.18, "kinetics400_top5": 90.56},
+      source="https://github.com/open-mmlab/mmaction2/blob/main/configs/recognition/tsm/README.md",
+      overwrite=True)
+
+
+# mmagic's video SR checkpoints (x4, frames in [0, 1] RGB), from its metafiles: REDS4 PSNR on RGB
+# and Vid4 (bicubic-downsampled) PSNR on Y. The layout is mmagic's (`generator.` prefix, its own
+# SPyNet and upsampler names), read by the "basicsr" converter.
+_MMAGIC_ROOT = "https://download.openmmlab.com/mmediting/restorers"
+_SR_PREPROCESSING = {"input_range": (0, 1)}
+
+
+def _super_resolution() -> None:
+  for name, arch, folder, file, kwargs, reds4, vid4, readme in (
+      ("basicvsr.reds4", "basicvsr", "basicvsr", "basicvsr_reds4_20120409-0e599677.pth",
+       {"features": 64, "num_blocks": 30}, 31.417, 27.2694, "basicvsr"),
+      ("basicvsr.vimeo90k_bi", "basicvsr", "basicvsr",
+       "basicvsr_vimeo90k_bi_20210409-d2d8f760.pth",
+       {"features": 64, "num_blocks": 30}, 30.3128, 27.2755, "basicvsr"),
+      ("basicvsrpp.reds4", "basicvsrpp", "basicvsr_plusplus",
+       "basicvsr_plusplus_c64n7_8x1_600k_reds4_20210217-db622b2f.pth",
+       {"features": 64, "num_blocks": 7}, 32.3855, 27.7674, "basicvsr_pp"),
+      ("basicvsrpp.vimeo90k_bi", "basicvsrpp", "basicvsr_plusplus",
+       "basicvsr_plusplus_c64n7_8x1_300k_vimeo90k_bi_20210305-4ef437e2.pth",
+       {"features": 64, "num_blocks": 7}, 31.0126, 27.7882, "basicvsr_pp")):
+    registry.register(
+        name, url=f"{_MMAGIC_ROOT}/{folder}/{file}", arch=arch, converter="basicsr",
+        sha256=_hash_prefix(file), model_kwargs={"scale": 4, **kwargs}, classes=None,
+        preprocessing=_SR_PREPROCESSING,
+        metrics={"reds4_bix4_psnr_rgb": reds4, "vid4_bix4_psnr_y": vid4},
+        source=f"https://github.com/open-mmlab/mmagic/blob/main/configs/{readme}/README.md",
+        overwrite=True)
+
+
+def _hash_prefix(file: str) -> str:
+  """The hash in a file name `NAME-HASH.pth` (torchvision's, mmagic's and MMAction2's convention)."""
+  return file.rsplit("-", 1)[1].split(".", 1)[0]
+
+
 _REGISTERED = False
 
 
@@ -70,3 +161,6 @@ def register_all() -> None:
     return
   _REGISTERED = True
   _torchvision()
+  _pytorchvideo()
+  _mmaction2()
+  _super_resolution()
