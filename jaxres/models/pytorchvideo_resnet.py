@@ -36,7 +36,7 @@ import jax.numpy as jnp
 
 from jaxres.models.blocks import ModuleDef, ProjectionShortcut
 from jaxres.models.conv import Conv
-from jaxres.models.layers import conv_factory, norm_factory
+from jaxres.models.layers import layer_factories
 
 Kernel = tuple[int, int, int]
 _STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -192,10 +192,8 @@ class PVResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = conv_factory(self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                        lowering=self.conv_lowering)
-    norm = norm_factory(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
-                        axis_name=self.bn_axis_name)
+    parts = layer_factories(self, train)
+    conv, norm = parts.conv, parts.norm
     x = jnp.asarray(x, self.dtype)
     x = conv(self.stem_features, kernel_size=self.stem_kernel, strides=(1, 2, 2),
              padding=_same_padding(self.stem_kernel), name="stem_conv")(x)

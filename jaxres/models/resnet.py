@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from jaxres.models.blocks import (BasicBlock, BottleneckBlock, ModuleDef, ProjectionShortcut,
                                   ZeroPadShortcut, is_bottleneck)
 from jaxres.models.conv import Conv
-from jaxres.models.layers import conv_factory, norm_factory
+from jaxres.models.layers import layer_factories
 from jaxres.models.shift import temporal_shift
 
 
@@ -104,15 +104,10 @@ class ResNet(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = conv_factory(self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                        lowering=self.conv_lowering)
-    norm = norm_factory(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
-                        axis_name=self.bn_axis_name)
+    parts = layer_factories(self, train, dims=2)
+    conv, norm, pointwise = parts.conv, parts.norm, parts.pointwise
     conv3x3 = functools.partial(conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)))
-    pointwise = functools.partial(conv, kernel_size=(1, 1), padding="VALID")
-    shortcut = self.shortcut_cls
-    if shortcut is ProjectionShortcut:
-      shortcut = functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
+    shortcut = parts.shortcut if self.shortcut_cls is ProjectionShortcut else self.shortcut_cls
 
     frames, shift = None, None
     if x.ndim == 5:  # clips: fold time into the batch

@@ -25,7 +25,7 @@ import numpy as np
 
 from jaxres.models.blocks import ModuleDef
 from jaxres.models.conv import Conv
-from jaxres.models.layers import conv_factory, norm_factory
+from jaxres.models.layers import layer_factories
 from jaxres.models.pytorchvideo_resnet import _STAGE_DEPTHS, PVBottleneck, _same_padding
 
 
@@ -106,10 +106,8 @@ class SlowFast(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = conv_factory(self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                        lowering=self.conv_lowering)
-    norm = norm_factory(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
-                        axis_name=self.bn_axis_name)
+    parts = layer_factories(self, train)
+    conv, norm = parts.conv, parts.norm
     x = jnp.asarray(x, self.dtype)
     slow = jnp.take(x, jnp.asarray(slow_frame_indices(x.shape[1], self.alpha)), axis=1)
     fast = x

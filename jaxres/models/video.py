@@ -20,10 +20,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxres.models.blocks import (BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef,
-                                  ProjectionShortcut, is_bottleneck)
+from jaxres.models.blocks import BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef, is_bottleneck
 from jaxres.models.conv import Conv
-from jaxres.models.layers import conv_factory, norm_factory
+from jaxres.models.layers import LayerFactories, layer_factories
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,40 +144,6 @@ class VideoResNet(nn.Module):
     self.sow("intermediates", "features", feats)
     return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
                     kernel_init=nn.initializers.normal(0.01), name="fc")(x)
-
-
-@dataclasses.dataclass(frozen=True)
-class LayerFactories:
-  """The module factories a `VideoResNet` hands its stem and blocks (see `layer_factories`)."""
-
-  conv: ModuleDef
-  norm: ModuleDef
-  pointwise: ModuleDef
-  shortcut: ModuleDef
-
-
-def layer_factories(model: VideoResNet, train: bool) -> LayerFactories:
-  """The conv, norm, 1x1x1 conv and projection-shortcut factories of `model` in train/eval mode.
-
-  Args:
-    model: a `VideoResNet` (bound or not: only its fields are read).
-    train: BatchNorm with batch statistics (True) or running averages (False).
-
-  Returns:
-    A `LayerFactories`; with `residual_block` it rebuilds any of the model's pieces on its own
-    (as `benchmarks/blocks.py` does to time them one by one).
-
-  Example:
-    >>> parts = layer_factories(r3d_18(), train=True)
-    >>> stem = r3d_18().stem_cls(conv=parts.conv, norm=parts.norm)
-  """
-  conv = conv_factory(model.conv, dtype=model.dtype, param_dtype=model.param_dtype,
-                      lowering=model.conv_lowering)
-  norm = norm_factory(train=train, dtype=model.dtype, param_dtype=model.param_dtype,
-                      axis_name=model.bn_axis_name)
-  pointwise = functools.partial(conv, kernel_size=(1, 1, 1), padding="VALID")
-  return LayerFactories(conv, norm, pointwise,
-                        functools.partial(ProjectionShortcut, conv=pointwise, norm=norm))
 
 
 def residual_block(model: VideoResNet, parts: LayerFactories, stage: int, index: int,

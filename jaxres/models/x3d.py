@@ -35,7 +35,7 @@ from jax import lax
 
 from jaxres.models.blocks import ModuleDef
 from jaxres.models.conv import Conv, depthwise_conv
-from jaxres.models.layers import conv_factory, conv_kernel_init, norm_factory
+from jaxres.models.layers import conv_kernel_init, layer_factories
 
 
 def round_width(width: float, multiplier: float, min_width: int = 8, divisor: int = 8) -> int:
@@ -276,14 +276,11 @@ class X3D(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
-    conv = conv_factory(self.conv, dtype=self.dtype, param_dtype=self.param_dtype,
-                        lowering=self.conv_lowering)
-    pointwise = functools.partial(conv, kernel_size=(1, 1, 1), padding="VALID")
+    parts = layer_factories(self, train)
+    conv, norm, pointwise = parts.conv, parts.norm, parts.pointwise
     depthwise = functools.partial(self.depthwise, dtype=self.dtype, param_dtype=self.param_dtype)
     if self.conv_lowering == "native":
       depthwise = functools.partial(depthwise, lowering="native")
-    norm = norm_factory(train=train, dtype=self.dtype, param_dtype=self.param_dtype,
-                        axis_name=self.bn_axis_name)
     dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype,
                               kernel_init=nn.initializers.normal(0.01))
 
