@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
     "predict": ("jaxres.commands.predict", "classify video files with a trained model (top-k classes)"),
     "export": ("jaxres.commands.export", "export a trained model for serving (jax.export, TF SavedModel)"),
+    "weights": ("jaxres.commands.weights", "list, download or import published checkpoints by name"),
 }
 
 

@@ -37,7 +37,7 @@ from jaxres.data.tfhost import tf
 from jaxres.data.video import DecodeError
 
 __all__ = ["Prediction", "predict_video", "predict_videos", "video_views", "view_config",
-           "read_labels", "run_class_names", "check_classifier"]
+           "pretrained_data_config", "read_labels", "run_class_names", "check_classifier"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,6 +93,32 @@ def view_config(data_config: ml_collections.ConfigDict, *, clips: Optional[int] 
     config.eval_crops = int(crops)
   from jaxres.data import config as config_lib  # pylint: disable=import-outside-toplevel
   config_lib.validate(config)  # names a bad clips/crops value
+  return config
+
+
+def pretrained_data_config(preprocessing) -> ml_collections.ConfigDict:
+  """The data config that decodes videos as a publisher evaluates its weights.
+
+  Args:
+    preprocessing: `PretrainedInfo.preprocessing` (data-config keys: `num_frames`,
+      `frame_stride`, `resize`, `crop_size`, `mean`, `std`, `eval_clips`, `eval_crops`); keys
+      that are not data-config fields (e.g. `input_range`) are ignored.
+
+  Returns:
+    A default data config with those fields set, validated.
+
+  Example:
+    >>> _, _, info = load_pretrained("r3d_18.kinetics400")
+    >>> pretrained_data_config(info.preprocessing).crop_size
+    112
+  """
+  from jaxres.configs.defaults import default_data_config  # pylint: disable=import-outside-toplevel
+  from jaxres.data import config as config_lib  # pylint: disable=import-outside-toplevel
+  config = default_data_config()
+  for key, value in preprocessing.items():
+    if key in config:
+      config[key] = tuple(value) if isinstance(value, (list, tuple)) else value
+  config_lib.validate(config)
   return config
 
 

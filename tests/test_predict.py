@@ -107,3 +107,40 @@ def test_command_prints_top_k_writes_json_and_counts_skips(run, tmp_path, capsys
   labels.write_text("a\nb\n")
   assert cli.main(["predict", videos[0], "--checkpoint", workdir, "--labels", str(labels)]) == 1
   assert "has 2 names, the model 4 classes" in capsys.readouterr().err
+
+
+@pytest.mark.slow  # trains a tiny run (shared with tests/test_export.py)
+def test_published_weights_predict_as_the_run_they_came_from(run, tmp_path, monkeypatch, capsys):
+  """A run's variables published as weights (served from 127.0.0.1) and used by name with the
+  run's preprocessing give the run's own predictions."""
+  from jaxres import weights
+  from jaxres.convert import save_variables
+  from local_server import LocalServer
+  loaded, workdir, videos, _ = run
+  served = tmp_path / "served"
+  served.mkdir()
+  save_variables(jax.device_get(loaded.variables), str(served / "tiny.msgpack"))
+  monkeypatch.setenv("JAXRES_CACHE_DIR", str(tmp_path / "cache"))
+  d = loaded.config.data
+  server = LocalServer(served)
+  try:
+    weights.register(
+        "r3d_tiny.demo_test", url=f"{server.url}/tiny.msgpack", arch="r3d_tiny",
+        converter="jaxres", model_kwargs={"num_classes": 4}, classes=("down", "left", "right", "up"),
+        preprocessing={k: d[k] for k in ("num_frames", "frame_stride", "resize", "crop_size", "mean",
+                                         "std", "eval_clips", "eval_crops")}, overwrite=True)
+    out = str(tmp_path / "p.json")
+    assert cli.main(["predict", videos[1], "--weights", "r3d_tiny.demo_test", "--top-k", "2",
+                     "--json", out, "--no-progress"]) == 0
+  finally:
+    server.stop()
+  captured = capsys.readouterr()
+  assert "with r3d_tiny (weights r3d_tiny.demo_test, 1 clip(s) x 1 crop(s) each)" in captured.out
+  result = json.load(open(out))
+  assert result["weights"] == "r3d_tiny.demo_test" and result["class_names"][0] == "down"
+  direct = predict.predict_video(videos[1], loaded.model, loaded.variables, loaded.config)
+  np.testing.assert_allclose(result["predictions"][0]["probabilities"], direct.probabilities,
+                             rtol=1e-5)
+  # A name that is not registered: one line, exit code 1.
+  assert cli.main(["predict", videos[1], "--weights", "r3d_tiny.nothing"]) == 1
+  assert "No weights named 'r3d_tiny.nothing'" in capsys.readouterr().err

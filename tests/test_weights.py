@@ -4,52 +4,18 @@ Nothing here touches the internet: a server on 127.0.0.1, started and stopped by
 checkpoints written by torch from randomly initialised reference models.
 """
 
-import functools
 import hashlib
-import http.server
 import os
-import threading
 
 import jax
 import numpy as np
 import pytest
 
 from jaxres import inference, weights
+from local_server import LocalServer
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-  """Serves a folder; `/cut/NAME` announces NAME's whole length and sends half of it."""
-
-  def do_GET(self):  # noqa: N802 (http.server's name)
-    if self.path.startswith("/cut/"):
-      data = open(os.path.join(self.directory, self.path[5:]), "rb").read()
-      self.send_response(200)
-      self.send_header("Content-Length", str(len(data)))
-      self.end_headers()
-      self.wfile.write(data[:len(data) // 2])
-      self.wfile.flush()
-      self.close_connection = True
-      return
-    super().do_GET()
-
-  def log_message(self, *args):
-    del args
-
-
-class _Server:
-  def __init__(self, folder):
-    self.httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(_Handler, directory=str(folder)))
-    self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-    self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-    self.thread.start()
-
-  def stop(self):
-    self.httpd.shutdown()
-    self.httpd.server_close()
 
 
 @pytest.fixture
@@ -59,7 +25,7 @@ def served(tmp_path, monkeypatch):
   folder.mkdir()
   monkeypatch.setenv("JAXRES_CACHE_DIR", str(cache))
   monkeypatch.delenv(weights.MIRROR_VARIABLE, raising=False)
-  server = _Server(folder)
+  server = LocalServer(folder)
   yield server, folder, cache
   server.stop()
 

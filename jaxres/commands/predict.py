@@ -1,12 +1,16 @@
-"""`jaxres predict VIDEO... --checkpoint RUN`: classify video files with a trained model.
+"""`jaxres predict VIDEO... --checkpoint RUN | --weights NAME`: classify video files.
 
-Each video is decoded as `jaxres eval` decodes its eval videos: the run's eval views (clips x
-crops, `--clips`/`--crops` to change them), whose logits are averaged; the top-k classes are
-printed with their probabilities. Class names come from the run (`classes.txt`) or `--labels`.
-Unreadable files are skipped and counted; the exit code is 1 only when no video could be read.
+The model is a training run's (`--checkpoint`) or published weights by name (`--weights`, see
+`jaxres weights list`). Each video is decoded as `jaxres eval` decodes its eval videos: the run's
+eval views, or the publisher's preprocessing for published weights (clips x crops,
+`--clips`/`--crops` to change them), whose logits are averaged; the top-k classes are printed
+with their probabilities. Class names come from the run (`classes.txt`), the published entry, or
+`--labels`. Unreadable files are skipped and counted; the exit code is 1 only when no video could
+be read.
 
 Example:
   $ jaxres predict clip.mp4 other.avi --checkpoint runs/demo --top-k 3
+  $ jaxres predict clip.mp4 --weights x3d_m.kinetics400 --top-k 5 --clips 1 --crops 1
   $ jaxres predict videos/*.mp4 --checkpoint runs/ucf --clips 10 --crops 3 --json predictions.json
 """
 
@@ -25,8 +29,10 @@ def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="jaxres predict", description=__doc__,
                                    formatter_class=HelpFormatter)
   parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files to classify, or folders of a video's frames as images")
-  parser.add_argument("--checkpoint", required=True, metavar="RUN",
-                      help="the `jaxres train` workdir")
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument("--checkpoint", metavar="RUN", help="the `jaxres train` workdir")
+  source.add_argument("--weights", metavar="NAME",
+                      help="published weights by name (`jaxres weights list`)")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
   parser.add_argument("--top-k", type=int, default=5, help="classes shown per video")
   parser.add_argument("--clips", type=int, default=None,
@@ -36,7 +42,8 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--batch-size", type=int, default=0,
                       help="views per forward pass (0: all views of a video at once)")
   parser.add_argument("--labels", default=None, metavar="FILE",
-                      help="class names, one per line (None: the run's classes.txt)")
+                      help="class names, one per line (None: the run's classes.txt or the "
+                      "published entry's)")
   parser.add_argument("--json", default=None, metavar="FILE",
                       help="also write the predictions (top-k and all probabilities) here")
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -45,28 +52,43 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
 
   from jaxres import predict  # pylint: disable=import-outside-toplevel
-  from jaxres.inference import load_run  # pylint: disable=import-outside-toplevel
+  from jaxres import inference  # pylint: disable=import-outside-toplevel
+  from jaxres.weights import WeightsError  # pylint: disable=import-outside-toplevel
 
   try:
     if args.json:
       parent = os.path.dirname(os.path.abspath(args.json))
       if not os.path.isdir(parent):
         raise FileNotFoundError(f"--json: folder {parent} does not exist; create it first.")
-    run = load_run(args.checkpoint, step=args.step)
-    predict.check_classifier(run.config.model.name)
-    num_classes = int(run.config.model.num_classes)
+    if args.weights:
+      model, variables, info = inference.load_pretrained(args.weights,
+                                                         progress=not args.no_progress)
+      model_name, step, names = info.arch, None, info.class_names
+      data_config = predict.pretrained_data_config(info.preprocessing)
+      origin = {"weights": args.weights}
+    else:
+      run = inference.load_run(args.checkpoint, step=args.step)
+      model, variables, model_name, step = run.model, run.variables, run.config.model.name, run.step
+      data_config = run.config.data
+      names = predict.run_class_names(args.checkpoint)
+      origin = {"checkpoint": os.path.abspath(args.checkpoint), "step": step}
+    predict.check_classifier(model_name)
+    num_classes = int(model.num_classes)
     if args.labels:
       names = predict.read_labels(args.labels)
       if len(names) != num_classes:
         raise ValueError(f"--labels {args.labels} has {len(names)} names, the model "
                          f"{num_classes} classes.")
-    else:
-      names = predict.run_class_names(args.checkpoint)
-    data = predict.view_config(run.config.data, clips=args.clips, crops=args.crops)
-  except (FileNotFoundError, ValueError, KeyError) as error:
+    data = predict.view_config(data_config, clips=args.clips, crops=args.crops)
+  except (FileNotFoundError, ValueError, WeightsError) as error:
     if args.verbose:
       raise
     print(f"jaxres predict: {error}", file=sys.stderr)
+    return 1
+  except KeyError as error:
+    if args.verbose:
+      raise
+    print(f"jaxres predict: {error.args[0]}", file=sys.stderr)
     return 1
   if names is None:
     print(f"(no classes.txt in {args.checkpoint} and no --labels: classes are shown as numbers)",
@@ -82,7 +104,7 @@ def main(argv: list[str]) -> int:
     (bar.write if bar is not None else print)(text, file=sys.stderr)
 
   rows, skipped = [], {}
-  results = predict.predict_videos(args.videos, run.model, run.variables, data,
+  results = predict.predict_videos(args.videos, model, variables, data,
                                    batch_size=args.batch_size)
   for path, result in results:
     if isinstance(result, Exception):
@@ -101,13 +123,13 @@ def main(argv: list[str]) -> int:
     bar.close()
 
   views = f"{data.eval_clips} clip(s) x {data.eval_crops} crop(s)"
-  print(f"classified {len(rows)} of {len(args.videos)} video(s) with {run.config.model.name} "
-        f"(step {run.step}, {views} each)"
+  weights_or_step = f"weights {args.weights}" if args.weights else f"step {step}"
+  print(f"classified {len(rows)} of {len(args.videos)} video(s) with {model_name} "
+        f"({weights_or_step}, {views} each)"
         + (f"; skipped {sum(skipped.values())} unreadable: {skipped}" if skipped else ""))
   if args.json:
     with atomic_open(args.json) as f:
-      json.dump({"checkpoint": os.path.abspath(args.checkpoint), "step": run.step,
-                 "model": run.config.model.name, "class_names": list(names or []),
+      json.dump({**origin, "model": model_name, "class_names": list(names or []),
                  "views": {"clips": data.eval_clips, "crops": data.eval_crops},
                  "predictions": rows, "skipped": skipped}, f, indent=2)
     print(f"wrote {args.json}")

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxres import models
+from jaxres.configs.defaults import with_defaults
 from jaxres.convert import files
 
 CONFIG_FILE = "config.json"
@@ -53,7 +54,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
     workdir: the run folder.
 
   Returns:
-    The config (unlocked).
+    The config (unlocked), with the defaults of keys newer than the run filled in.
 
   Raises:
     FileNotFoundError: the folder or its config is missing.
@@ -69,7 +70,7 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
         f"{workdir} has no {CONFIG_FILE}: is it the workdir of `jaxres train`? "
         "(pass the config file with --config to rebuild the model otherwise)")
   with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+    return with_defaults(ml_collections.ConfigDict(json.load(f)))
 
 
 def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None,
