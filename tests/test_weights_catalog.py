@@ -6,6 +6,7 @@ The fast tier converts one architecture per converter family (the smallest); the
 entry.
 """
 
+import functools
 import re
 from unittest import mock
 
@@ -151,12 +152,17 @@ def _convert(entry, path):
 
 def _expected_shapes(entry):
   """`{path: shape}` of the variables of `models.get(entry.arch, **entry.model_kwargs)`."""
-  spec = models.spec(entry.arch)
-  model = models.get(entry.arch, **entry.model_kwargs)
+  return _model_shapes(entry.arch, tuple(sorted(entry.model_kwargs.items())))
+
+
+@functools.lru_cache(maxsize=None)  # entries of one architecture share it
+def _model_shapes(arch, model_kwargs):
+  spec = models.spec(arch)
+  model = models.get(arch, **dict(model_kwargs))
   try:
     shape = spec.default_input_shape()
-  except ValueError:  # no default clip: any small input of the model's rank
-    shape = (1, 8, 32, 32, 3) if spec.input_rank == 5 else (1, 32, 32, 3)
+  except ValueError:  # no default clip (SR, torchvision): a small input of the model's rank
+    shape = (1, 2, 16, 16, 3) if spec.input_rank == 5 else (1, 32, 32, 3)
   variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
                              jax.ShapeDtypeStruct(shape, jnp.float32))
   return _shapes(variables)
