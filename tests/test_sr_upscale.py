@@ -360,3 +360,40 @@ def test_a_budget_nothing_fits_is_one_line_and_leaves_nothing(tmp_path, tiny_eds
   assert _upscale_command(monkeypatch, tiny_edsr, src, out, "--max-memory", "lots") == 1
   assert "Cannot read a memory size from 'lots'" in capsys.readouterr().err
   assert sorted(os.listdir(tmp_path)) == ["in.mp4"]
+
+
+def test_upscale_with_published_weights_by_name(tmp_path, tiny_edsr, monkeypatch, capsys):
+  """SR weights served from 127.0.0.1 and used by name upscale as the run they came from; a
+  classifier's weights or another scale are refused in one line."""
+  from jaxres import cli, weights
+  from jaxres.convert import save_variables
+  from local_server import LocalServer
+  served = tmp_path / "served"
+  served.mkdir()
+  save_variables(jax.device_get(tiny_edsr[1]), str(served / "edsr_tiny_x3.msgpack"))
+  monkeypatch.setenv("JAXRES_CACHE_DIR", str(tmp_path / "cache"))
+  src, out = str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4")
+  _write_lr_video(src)
+  server = LocalServer(served)
+  try:
+    weights.register("edsr_bicubic_tiny.test_x3", url=f"{server.url}/edsr_tiny_x3.msgpack",
+                     arch="edsr_bicubic_tiny", converter="jaxres", model_kwargs={"scale": 3},
+                     overwrite=True)
+    assert cli.main(["upscale", src, out, "--weights", "edsr_bicubic_tiny.test_x3",
+                     "--no-progress", "--chunk", "4"]) == 0
+    assert "(edsr_bicubic_tiny x3, weights edsr_bicubic_tiny.test_x3)" in capsys.readouterr().out
+    assert cli.main(["upscale", src, str(tmp_path / "x2.mp4"), "--weights",
+                     "edsr_bicubic_tiny.test_x3", "--scale", "2", "--no-progress"]) == 1
+    assert "an x3 model (edsr_bicubic_tiny), not x2" in capsys.readouterr().err
+    assert cli.main(["upscale", src, str(tmp_path / "c.mp4"), "--weights", "r3d_18.kinetics400",
+                     "--no-progress"]) == 1
+    assert "classification weights (r3d_18), not a super-resolution" in capsys.readouterr().err
+  finally:
+    server.stop()
+  direct = str(tmp_path / "direct.mp4")  # the same command on the model the weights came from
+  assert _upscale_command(monkeypatch, tiny_edsr, src, direct, "--chunk", "4") == 0
+  ours, theirs = video.read_video(out).frames, video.read_video(direct).frames
+  assert ours.shape == theirs.shape == (9, 42, 54, 3)
+  # Equal up to the encoder: two identical upscale commands differ by a few levels here too.
+  assert np.abs(ours.astype(int) - theirs).mean() < 1.0
+  assert sorted(os.listdir(tmp_path)) == ["cache", "direct.mp4", "in.mp4", "out.mp4", "served"]

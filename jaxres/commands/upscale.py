@@ -1,4 +1,7 @@
-"""`jaxres upscale IN OUT --checkpoint DIR`: super-resolve a video with a trained model.
+"""`jaxres upscale IN OUT --checkpoint DIR | --weights NAME`: super-resolve a video.
+
+The model is a training run's (`--checkpoint`) or published weights by name (`--weights`, see
+`jaxres weights list`).
 
 Reads any video FFmpeg reads, upscales it in overlapping temporal chunks and spatial tiles, both
 sized to fit `--max-memory` unless given (`--chunk`, `--tile`), and writes H.264 with the input's
@@ -8,6 +11,7 @@ OUT ends in .png). Memory does not grow with the video's length. See `jaxres.sr.
 
 Example:
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
+  $ jaxres upscale in.mp4 out.mp4 --weights basicvsr.reds4
   $ jaxres upscale in.mp4 compare.png --checkpoint runs/sr_edsr --compare
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr --config sr_edsr_demo
   $ jaxres upscale in.mp4 part.mp4 --checkpoint runs/sr_edsr --start 12.5 --duration 4
@@ -27,7 +31,10 @@ def main(argv: list[str]) -> int:
       prog="jaxres upscale", description=__doc__, formatter_class=HelpFormatter)
   parser.add_argument("input", help="input video (any format ffmpeg reads)")
   parser.add_argument("output", help="output video (.mp4, .mkv, .mov, ...; .png with --compare)")
-  parser.add_argument("--checkpoint", required=True, help="the training workdir")
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument("--checkpoint", help="the training workdir")
+  source.add_argument("--weights", metavar="NAME",
+                      help="published weights by name (`jaxres weights list`), e.g. basicvsr.reds4")
   parser.add_argument("--config", default=None,
                       help="the run's config (a shipped name or a file), if the workdir has no config.json "
                            "(with any --config.key=value overrides the run used)")
@@ -59,8 +66,11 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
   if overrides and not args.config:
     parser.error("--config.key=value overrides need --config")
+  if args.weights and (args.config or args.step is not None):
+    parser.error("--config and --step belong to --checkpoint, not --weights")
 
   from jaxres.sr import checkpoint, upscale  # pylint: disable=import-outside-toplevel
+  from jaxres.weights import WeightsError  # pylint: disable=import-outside-toplevel
 
   try:
     from jaxres.train.plan import parse_bytes  # pylint: disable=import-outside-toplevel
@@ -71,16 +81,25 @@ def main(argv: list[str]) -> int:
     if args.config:
       from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
       config = load_config(args.config, overrides)
-    loaded = checkpoint.load_sr_model(args.checkpoint, config=config, expect_model=args.model,
-                                      expect_scale=args.scale, step=args.step)
+    if args.weights:
+      loaded = checkpoint.load_sr_weights(args.weights, expect_model=args.model,
+                                          expect_scale=args.scale, progress=not args.no_progress)
+    else:
+      loaded = checkpoint.load_sr_model(args.checkpoint, config=config, expect_model=args.model,
+                                        expect_scale=args.scale, step=args.step)
     result = upscale.upscale_video(
         args.input, args.output, loaded.model, loaded.variables, scale=loaded.scale,
         clip_model=loaded.clip_model, options=options, compare=args.compare,
         progress=not args.no_progress, crf=args.crf, start=args.start, duration=args.duration)
-  except (FileNotFoundError, ValueError, KeyError) as error:
+  except (FileNotFoundError, ValueError, WeightsError) as error:
     if args.verbose:
       raise
     print(f"jaxres upscale: {error}", file=sys.stderr)
+    return 1
+  except KeyError as error:
+    if args.verbose:
+      raise
+    print(f"jaxres upscale: {error.args[0]}", file=sys.stderr)
     return 1
   except upscale.OutputError as error:
     print(f"jaxres upscale: {error.strerror}", file=sys.stderr)
@@ -95,12 +114,13 @@ def main(argv: list[str]) -> int:
     print(f"jaxres upscale: warning: {args.input} stops decoding after {result['frames']} of the "
           f"{result['header_frames']} frames its header lists (truncated or damaged); only those "
           "were upscaled.", file=sys.stderr)
+  origin = f"weights {args.weights}" if args.weights else f"step {loaded.step}"
   if args.compare and args.output.lower().endswith(".png"):
     print(f"wrote an image to {result['path']}: columns bicubic | {loaded.name} x{loaded.scale} "
-          f"(step {loaded.step}), rows {min(4, result['frames'])} frames spread over the "
+          f"({origin}), rows {min(4, result['frames'])} frames spread over the "
           f"{result['frames']} of the video")
   else:
     columns = " (bicubic | model side by side)" if args.compare else ""
     print(f"wrote {result['frames']} frames of {w}x{h} at {result['fps']:g} fps{columns} to "
-          f"{result['path']} ({loaded.name} x{loaded.scale}, step {loaded.step})")
+          f"{result['path']} ({loaded.name} x{loaded.scale}, {origin})")
   return 0

@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 import ml_collections
 
-from jaxres import models
+from jaxres import models, weights
+from jaxres.inference import pretrained
 from jaxres.inference import runs as run_lib
 
 
@@ -82,3 +83,38 @@ def load_sr_model(workdir: str, *, config: Optional[ml_collections.ConfigDict] =
   run = run_lib.load_run(workdir, config=config, step=step)
   return LoadedModel(model=run.model, variables=run.variables, name=name, scale=scale,
                      clip_model=spec.input_rank == 5, step=run.step)
+
+
+def load_sr_weights(name: str, *, expect_model: Optional[str] = None,
+                    expect_scale: Optional[int] = None, progress: bool = True) -> LoadedModel:
+  """A published SR model by its weights name (`jaxres weights list`), checked like a run's.
+
+  Args:
+    name: a `jaxres.weights` entry, e.g. `"basicvsr.reds4"`.
+    expect_model: refuse weights of another architecture (registry name).
+    expect_scale: refuse weights of another scale.
+    progress: show a progress bar while downloading.
+
+  Returns:
+    A `LoadedModel` (its `step` is 0).
+
+  Raises:
+    KeyError: no such entry.
+    ValueError: not an SR model, another architecture or scale.
+    jaxres.weights.WeightsError: the file cannot be had or does not check out.
+
+  Example:
+    >>> loaded = load_sr_weights("basicvsr.reds4", expect_scale=4)
+  """
+  entry = weights.get(name)
+  spec = models.spec(entry.arch)
+  if spec.task != "super_resolution":
+    raise ValueError(f"{name} are {spec.task} weights ({entry.arch}), not a super-resolution model.")
+  if expect_model is not None and expect_model != entry.arch:
+    raise ValueError(f"{name} are weights of {entry.arch}, not {expect_model}.")
+  model, variables, _ = pretrained.load_pretrained(name, progress=progress)
+  scale = int(getattr(model, "scale", entry.model_kwargs.get("scale", 4)))
+  if expect_scale is not None and expect_scale != scale:
+    raise ValueError(f"{name} are weights of an x{scale} model ({entry.arch}), not x{expect_scale}.")
+  return LoadedModel(model=model, variables=variables, name=entry.arch, scale=scale,
+                     clip_model=spec.input_rank == 5, step=0)
