@@ -7,7 +7,6 @@ in tests/test_sr_models.py). The sampling operations are compared with PyTorch's
 
 import functools
 import re
-import sys
 from unittest import mock
 
 import numpy as np
@@ -15,9 +14,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
-# BasicSR 1.4.2 imports a module torchvision renamed: alias it (tests only).
-sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                       torchvision.transforms._functional_tensor)
+from torch_reference import alias_renamed_torchvision_modules, rel_err  # noqa: E402
+
+alias_renamed_torchvision_modules()  # BasicSR 1.4.2 imports torchvision's old module name
 basicsr = pytest.importorskip("basicsr")
 
 import jax  # noqa: E402
@@ -34,10 +33,6 @@ from jaxres.models import sampling  # noqa: E402
 from jaxres.models.spynet import SpyNet  # noqa: E402
 
 slow = pytest.mark.slow
-
-
-def _rel_err(a, b):
-  return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 def _nhwc(x):
@@ -113,7 +108,7 @@ def test_edsr_matches_basicsr(scale):
   variables = from_basicsr(checkpoint, "edsr")
   model = models.get("edsr", **model_fields(checkpoint, "edsr"), res_scale=0.5)
   got = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, _nhwc(x.numpy()))
-  assert _rel_err(_nchw(got), expected) < 1e-4
+  assert rel_err(_nchw(got), expected) < 1e-4
 
 
 def _spynet_with_large_flows(seed):
@@ -135,7 +130,7 @@ def test_spynet_matches_basicsr():
   assert np.abs(expected).max() > 3 and expected.std(axis=(2, 3)).min() > 0.05  # varies in space
   variables = from_basicsr({"params": net.state_dict()}, "spynet")  # as BasicSR ships SPyNet
   got = jax.jit(SpyNet().apply)(variables, _nhwc(ref.numpy()), _nhwc(supp.numpy()))
-  assert _rel_err(_nchw(got), expected) < 1e-4
+  assert rel_err(_nchw(got), expected) < 1e-4
 
 
 @slow
@@ -146,7 +141,7 @@ def test_basicvsr_matches_basicsr():
   x = torch.rand(1, 3, 3, 40, 48)
   with torch.no_grad():
     expected = reference(x).numpy()
-  assert _rel_err(_run("basicvsr", reference.state_dict(), x), expected) < 1e-4
+  assert rel_err(_run("basicvsr", reference.state_dict(), x), expected) < 1e-4
 
 
 def _torch_basicvsrpp(**kwargs):
@@ -175,7 +170,7 @@ def test_basicvsrpp_matches_basicsr():
   x = torch.rand(1, 3, 3, 64, 64)  # 3 frames: the second-order terms take part from the third
   with torch.no_grad():
     expected = reference(x).numpy()
-  assert _rel_err(_run("basicvsrpp", reference.state_dict(), x), expected) < 1e-4
+  assert rel_err(_run("basicvsrpp", reference.state_dict(), x), expected) < 1e-4
 
 
 @slow
@@ -195,7 +190,7 @@ def test_iconvsr_matches_basicsr():
   checkpoint = reference.state_dict()
   assert model_fields(checkpoint, "iconvsr") == {"features": 8, "num_blocks": 1,
                                                  "temporal_padding": 2}
-  assert _rel_err(_run("iconvsr", checkpoint, x), expected) < 1e-4
+  assert rel_err(_run("iconvsr", checkpoint, x), expected) < 1e-4
 
 
 def test_conversion_reads_mmagic_checkpoints_and_names_bad_keys():

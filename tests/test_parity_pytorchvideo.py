@@ -5,16 +5,16 @@ in the slow tier; parameter counts (the issue's table) are traced with `jax.eval
 """
 
 import copy
-import sys
 
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
-# PyTorchVideo imports a torchvision module that torchvision renamed; alias it (tests only).
-sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                       torchvision.transforms._functional_tensor)
+from torch_reference import (alias_renamed_torchvision_modules, channels_last,  # noqa: E402
+                             randomise_batchnorm, rel_err)
+
+alias_renamed_torchvision_modules()  # PyTorchVideo imports torchvision's old module name
 pytorchvideo_hub = pytest.importorskip("pytorchvideo.models.hub")
 
 import jax  # noqa: E402
@@ -58,23 +58,10 @@ def _random_torch_model(arch, num_classes, seed=0, global_pool=True, **kwargs):
       model.blocks[-2].pool = torch.nn.ModuleList([torch.nn.AdaptiveAvgPool3d(1)] * 2)
   head.activation = None
   head.dropout = None
+  randomise_batchnorm(model)
   with torch.no_grad():
-    for module in model.modules():
-      if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-        module.running_mean.normal_(0, 0.2)
-        module.running_var.uniform_(0.5, 1.5)
-        module.weight.uniform_(0.5, 1.5)
-        module.bias.normal_(0, 0.2)
     head.proj.weight.normal_(0, 0.5)  # logits of order 1, not 0.01
   return model
-
-
-def _rel_err(a, b):
-  return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
-
-
-def _channels_last(x):
-  return np.moveaxis(x.numpy(), 1, -1)
 
 
 def _torch_input(arch, x):
@@ -160,14 +147,14 @@ def _check_both_modes(arch, lowering, shape):
     want_eval = torch_model.eval()(_torch_input(arch, x)).numpy()
     torch32_train = torch_model.train()(_torch_input(arch, x)).numpy()  # updates running stats
     want_train = exact.train()(_torch_input(arch, x.double())).numpy()
-  got_eval, got_train, stats = _both_modes(arch, 5, lowering)(variables, _channels_last(x))
-  assert _rel_err(got_eval, want_eval) < 1e-4
-  tolerance = max(1e-4, (2 if lowering == "native" else 3) * _rel_err(torch32_train, want_train))
-  assert _rel_err(got_train, want_train) < tolerance
+  got_eval, got_train, stats = _both_modes(arch, 5, lowering)(variables, channels_last(x))
+  assert rel_err(got_eval, want_eval) < 1e-4
+  tolerance = max(1e-4, (2 if lowering == "native" else 3) * rel_err(torch32_train, want_train))
+  assert rel_err(got_train, want_train) < tolerance
   want_stats = dict(jax.tree_util.tree_leaves_with_path(
       from_pytorchvideo(exact.state_dict(), arch)["batch_stats"]))
   for path, value in jax.tree_util.tree_leaves_with_path(stats):
-    assert _rel_err(value, want_stats[path]) < tolerance, jax.tree_util.keystr(path)
+    assert rel_err(value, want_stats[path]) < tolerance, jax.tree_util.keystr(path)
 
 
 # Batch 4 of 8x64x64: every BatchNorm of the last stage still sees 16 or more values per channel.
@@ -200,9 +187,9 @@ def test_fixed_head_pool_matches_pytorchvideo_where_it_is_not_global():
   model = models.get(arch, num_classes=5, conv_lowering="native", head_pool=(2, 2, 2))
   got_fixed, got_global = jax.jit(lambda v, x: (
       model.apply(v, x, train=False), model.clone(head_pool=None).apply(v, x, train=False)))(
-          variables, _channels_last(x))
-  assert _rel_err(got_fixed, want) < 1e-4
-  assert _rel_err(got_global, want) > 1e-3  # the global pool differs here
+          variables, channels_last(x))
+  assert rel_err(got_fixed, want) < 1e-4
+  assert rel_err(got_global, want) > 1e-3  # the global pool differs here
 
 
 def test_head_pools_are_pytorchvideos():

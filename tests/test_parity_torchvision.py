@@ -1,6 +1,5 @@
 """Converted torchvision models give torchvision's numbers (skipped when torch is not installed)."""
 
-import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -10,6 +9,7 @@ import jax  # noqa: E402  (after the skip: these tests need torch)
 
 from jaxres import models  # noqa: E402
 from jaxres.convert import ConversionError, from_torchvision  # noqa: E402
+from torch_reference import channels_last, randomise_batchnorm, rel_err  # noqa: E402
 
 CONSTRUCTORS = {
     "r3d_18": torchvision.models.video.r3d_18,
@@ -23,24 +23,10 @@ CONSTRUCTORS = {
 def _random_torch_model(arch, num_classes, seed=0):
   """A torchvision model with random weights and random BatchNorm statistics and affine terms."""
   torch.manual_seed(seed)
-  model = CONSTRUCTORS[arch](num_classes=num_classes)
+  model = randomise_batchnorm(CONSTRUCTORS[arch](num_classes=num_classes))
   with torch.no_grad():
-    for module in model.modules():
-      if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-        module.running_mean.normal_(0, 0.2)
-        module.running_var.uniform_(0.5, 1.5)
-        module.weight.uniform_(0.5, 1.5)
-        module.bias.normal_(0, 0.2)
     model.fc.weight.normal_(0, 0.5)  # logits of order 1, not 0.01
   return model
-
-
-def _to_channels_last(x):
-  return np.moveaxis(x.numpy(), 1, -1)
-
-
-def _rel_err(a, b):
-  return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 # (arch, torch input shape): 16x112x112 clips and an odd non-square size; ImageNet and odd images.
@@ -67,8 +53,8 @@ def test_eval_outputs_match_torchvision(arch, shape):
     expected = torch_model(x).numpy()
   variables = from_torchvision(torch_model.state_dict(), arch)
   got = jax.jit(lambda v, x: models.get(arch, num_classes=11).apply(v, x, train=False))(
-      variables, _to_channels_last(x))
-  assert _rel_err(got, expected) < 1e-4
+      variables, channels_last(x))
+  assert rel_err(got, expected) < 1e-4
 
 
 @pytest.mark.parametrize("arch", [pytest.param(a, marks=slow) for a in
@@ -82,16 +68,16 @@ def test_train_mode_outputs_and_batchnorm_statistics_match_torchvision(arch):
     expected = torch_model(x).numpy()  # one forward pass updates the running statistics
   model = models.get(arch, num_classes=5)
   got, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(
-      variables, _to_channels_last(x))
+      variables, channels_last(x))
   # ResNet-50's 50 layers, normalised by statistics of as few as 3x2x2 values, amplify float32
   # rounding: here XLA's native convolution is 2.5e-5 from torch, the Winograd F(4, 3) lowering
   # 0.9-1.2e-4 (the others: below 4e-5 with either).
-  assert _rel_err(got, expected) < (2e-4 if arch == "resnet50" else 1e-4)
+  assert rel_err(got, expected) < (2e-4 if arch == "resnet50" else 1e-4)
   converted = from_torchvision(torch_model.state_dict(), arch)["batch_stats"]
   flat_got = jax.tree_util.tree_leaves_with_path(updates["batch_stats"])
   flat_want = dict(jax.tree_util.tree_leaves_with_path(converted))
   for path, value in flat_got:
-    assert _rel_err(value, flat_want[path]) < 1e-4, jax.tree_util.keystr(path)
+    assert rel_err(value, flat_want[path]) < 1e-4, jax.tree_util.keystr(path)
 
 
 @slow
@@ -102,8 +88,8 @@ def test_imagenet_weights_start_the_per_frame_video_model():
   with torch.no_grad():
     expected = torch.stack([torch_model(clip[:, :, t]) for t in range(3)], 1).mean(1).numpy()
   model = models.get("tsn_resnet18", num_classes=7)
-  got = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, _to_channels_last(clip))
-  assert _rel_err(got, expected) < 1e-4
+  got = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, channels_last(clip))
+  assert rel_err(got, expected) < 1e-4
 
 
 def test_conversion_errors_name_every_offending_key():

@@ -1,16 +1,15 @@
 """X3D against PyTorchVideo 0.1.5: converted weights give its logits (eval and train mode), same
 parameter counts, multiply-adds equal to fvcore's, clear conversion errors."""
 
-import sys
-
 import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
-# PyTorchVideo imports torchvision's old module name (renamed in torchvision 0.17).
-sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                       torchvision.transforms._functional_tensor)
+from torch_reference import (alias_renamed_torchvision_modules, channels_last,  # noqa: E402
+                             randomise_batchnorm, rel_err)
+
+alias_renamed_torchvision_modules()  # PyTorchVideo imports torchvision's old module name
 x3d_reference = pytest.importorskip("pytorchvideo.models.x3d")
 hub = pytest.importorskip("pytorchvideo.models.hub")
 
@@ -25,18 +24,6 @@ from jaxres.models.x3d import DepthwiseConv  # noqa: E402
 slow = pytest.mark.slow
 
 
-def _randomise_batchnorm(model, seed=0):
-  torch.manual_seed(seed)
-  with torch.no_grad():
-    for module in model.modules():
-      if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-        module.running_mean.normal_(0, 0.2)
-        module.running_var.uniform_(0.5, 1.5)
-        module.weight.uniform_(0.5, 1.5)
-        module.bias.normal_(0, 0.2)
-  return model
-
-
 def _reference(frames, crop, num_classes, depth_factor=2.2, **kwargs):
   """PyTorchVideo's X3D built for a `frames x crop` clip (its head's pooling window then covers
   the whole final feature map, as at the hub models' default clips), returning logits, with
@@ -45,11 +32,7 @@ def _reference(frames, crop, num_classes, depth_factor=2.2, **kwargs):
   kwargs = {"head_activation": None, "dropout_rate": 0.0, **kwargs}
   model = x3d_reference.create_x3d(input_clip_length=frames, input_crop_size=crop,
                                    model_num_class=num_classes, depth_factor=depth_factor, **kwargs)
-  return _randomise_batchnorm(model)
-
-
-def _rel_err(a, b):
-  return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
+  return randomise_batchnorm(model, seed=0)
 
 
 def _compare(arch, torch_model, x, num_classes, depth_factor=None):
@@ -57,7 +40,7 @@ def _compare(arch, torch_model, x, num_classes, depth_factor=None):
   fields = {} if depth_factor is None else {"depth_factor": depth_factor}
   variables = from_pytorchvideo_x3d(torch_model.state_dict(), arch, **fields)
   model = models.get(arch, num_classes=num_classes, **fields)
-  xj = np.moveaxis(x.numpy(), 1, -1)
+  xj = channels_last(x)
   with torch.no_grad():
     expected_eval = torch_model.eval()(x).numpy()
     expected_train = torch_model.train()(x).numpy()  # updates the running statistics
@@ -70,9 +53,9 @@ def _compare(arch, torch_model, x, num_classes, depth_factor=None):
   got_eval, (got_train, updates) = both_modes(variables, xj)
   new_stats = from_pytorchvideo_x3d(torch_model.state_dict(), arch, **fields)["batch_stats"]
   want = dict(jax.tree_util.tree_leaves_with_path(new_stats))
-  stats_err = max(_rel_err(v, want[p]) for p, v in
+  stats_err = max(rel_err(v, want[p]) for p, v in
                   jax.tree_util.tree_leaves_with_path(updates["batch_stats"]))
-  return (_rel_err(got_eval, expected_eval), _rel_err(got_train, expected_train), stats_err,
+  return (rel_err(got_eval, expected_eval), rel_err(got_train, expected_train), stats_err,
           got_eval)
 
 
@@ -92,7 +75,7 @@ def test_shallow_x3d_matches_pytorchvideo_in_eval_and_train_mode():
   with torch.no_grad():
     probabilities = softmax_model(x).numpy()
   np.testing.assert_allclose(probabilities.sum(-1), 1.0, rtol=1e-5)
-  assert _rel_err(jax.nn.softmax(logits), probabilities) < 1e-4
+  assert rel_err(jax.nn.softmax(logits), probabilities) < 1e-4
 
 
 @slow

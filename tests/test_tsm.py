@@ -54,6 +54,7 @@ def test_tsm_r50_has_resnet50s_parameters():
 # the ends), and TSMHead (average pool, dropout, fc, average over the segments).
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
+from torch_reference import channels_last, randomise_batchnorm, rel_err  # noqa: E402
 
 
 class TorchShift(torch.nn.Module):
@@ -107,20 +108,10 @@ def _mmaction2_state_dict(torch_model):
 @pytest.fixture(scope="module")
 def reference():
   torch.manual_seed(0)
-  model = TorchTSM(num_segments=4, num_classes=6)
+  model = randomise_batchnorm(TorchTSM(num_segments=4, num_classes=6))
   with torch.no_grad():
-    for module in model.modules():
-      if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-        module.running_mean.normal_(0, 0.2)
-        module.running_var.uniform_(0.5, 1.5)
-        module.weight.uniform_(0.5, 1.5)
-        module.bias.normal_(0, 0.2)
     model.resnet.fc.weight.normal_(0, 0.5)
   return model
-
-
-def _rel_err(a, b):
-  return float(np.abs(np.asarray(a, np.float64) - b).max() / np.abs(b).max())
 
 
 def test_mmaction2_layout_converts_and_names_bad_keys(reference):
@@ -157,11 +148,11 @@ def test_tsm_r50_matches_the_torch_reference_in_eval_and_train_mode(reference):
     return (model.apply(variables, x, train=False),
             model.apply(variables, x, train=True, mutable=["batch_stats"])[0])
 
-  got_eval, got_train = both_modes(variables, np.moveaxis(x.numpy(), 1, -1))
-  assert _rel_err(got_eval, expected_eval) < 1e-4
+  got_eval, got_train = both_modes(variables, channels_last(x))
+  assert rel_err(got_eval, expected_eval) < 1e-4
   # ResNet-50 in train mode: see test_parity_torchvision (float32 rounding amplified by batch
   # statistics of few values).
-  assert _rel_err(got_train, expected_train) < 2e-4
+  assert rel_err(got_train, expected_train) < 2e-4
   # Without the shift the reference is another function: jaxres matched the shifted one.
   for module in reference.modules():
     if isinstance(module, TorchShift):
@@ -171,4 +162,4 @@ def test_tsm_r50_matches_the_torch_reference_in_eval_and_train_mode(reference):
   for module in reference.modules():
     if isinstance(module, TorchShift):
       module.shift_div = 8
-  assert _rel_err(got_eval, unshifted) > 1e-2
+  assert rel_err(got_eval, unshifted) > 1e-2
