@@ -230,3 +230,58 @@ def export_run(workdir: str, out_dir: str, *, batch: Optional[int] = 1,
                        dtype=dtype, platforms=platforms, saved_model=saved_model,
                        metadata=metadata)
   return paths
+
+
+def export_weights(name: str, out_dir: str, *, batch: Optional[int] = 1,
+                   dtype: Optional[str] = None, platforms: Sequence[str] = PLATFORMS,
+                   saved_model: bool = False, class_names: Optional[Sequence[str]] = None,
+                   frames: Optional[int] = None, size: Optional[int] = None) -> dict[str, str]:
+  """`export_model` for published weights by name (`jaxres weights list`).
+
+  The input is the publisher's clip: float32 `[B, num_frames, crop_size, crop_size, 3]`
+  normalised with its mean and std (the model's own default clip where the entry gives none);
+  super-resolution models take LR frames in [0, 1], `size` pixels square (default 64).
+
+  Args:
+    name: a `jaxres.weights` entry, e.g. `"x3d_m.kinetics400"`.
+    out_dir: the export folder.
+    batch, dtype, platforms, saved_model: see `export_model`.
+    class_names: names for `model.json` (default: the entry's).
+    frames: frames per clip instead of the publisher's.
+    size: square input size in pixels instead of the publisher's crop.
+
+  Returns:
+    The paths written (see `export_model`).
+
+  Example:
+    >>> export_weights("r3d_18.kinetics400", "exported/r3d_18", batch=None)
+  """
+  from jaxres import models  # pylint: disable=import-outside-toplevel
+  from jaxres.inference import load_pretrained  # pylint: disable=import-outside-toplevel
+
+  model, variables, info = load_pretrained(name)
+  spec = models.spec(info.arch)
+  pre = info.preprocessing
+  sr = spec.task == "super_resolution"
+  size = size or (64 if sr else pre.get("crop_size") or spec.crop_size)
+  frames = frames or pre.get("num_frames") or spec.num_frames or (7 if sr else None)
+  if size is None or (spec.input_rank == 5 and frames is None):
+    raise ValueError(f"{name}: give the input's size (and frames): the entry has no default.")
+  input_shape = ((frames,) if spec.input_rank == 5 else ()) + (size, size, 3)
+  metadata = {
+      "model": info.arch, "task": spec.task, "weights": name, "weights_url": info.url,
+      "output_meaning": ("upscaled frames in [0, 1]" if sr else
+                         "logits (softmax for probabilities)"),
+      "class_names": list(class_names or info.class_names or []),
+  }
+  if sr:
+    metadata["scale"] = int(getattr(model, "scale", 1))
+    metadata["normalization"] = {"formula": "pixels / 255"}
+  else:
+    metadata["normalization"] = {"mean": [float(m) for m in pre.get("mean", ())],
+                                 "std": [float(s) for s in pre.get("std", ())],
+                                 "formula": "(pixels / 255 - mean) / std"}
+  return export_model(model, variables, out_dir, input_shape=input_shape, batch=batch,
+                      dtype=dtype, platforms=platforms, saved_model=saved_model,
+                      metadata=metadata)
+

@@ -99,3 +99,37 @@ def test_run_export_polymorphic_batch_saved_model_and_loading_without_jaxres(tin
   result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                           timeout=300, env={**os.environ, "PYTHONPATH": ""})
   assert result.returncode == 0 and "ok (3, 4)" in result.stdout, result.stderr[-2000:]
+
+
+def test_export_published_weights_by_name(tiny, tmp_path, monkeypatch, capsys):
+  """Weights served from 127.0.0.1 and exported by name: the artefact gives the live logits at the
+  entry's clip, and model.json carries its class names and normalisation."""
+  from jaxres import weights
+  from jaxres.convert import save_variables
+  from local_server import LocalServer
+  model, variables, x = tiny
+  served = tmp_path / "served"
+  served.mkdir()
+  save_variables(jax.device_get(variables), str(served / "tiny.msgpack"))
+  monkeypatch.setenv("JAXRES_CACHE_DIR", str(tmp_path / "cache"))
+  server = LocalServer(served)
+  try:
+    weights.register("r3d_tiny.export_test", url=f"{server.url}/tiny.msgpack", arch="r3d_tiny",
+                     converter="jaxres", model_kwargs={"num_classes": 5}, classes=list("abcde"),
+                     preprocessing={"num_frames": 4, "crop_size": 16, "mean": (0.5, 0.5, 0.5),
+                                    "std": (0.25, 0.25, 0.25)}, overwrite=True)
+    out = str(tmp_path / "exported")
+    assert cli.main(["export", "--weights", "r3d_tiny.export_test", "--out", out, "--batch", "3",
+                     "--platforms", "cpu"]) == 0
+  finally:
+    server.stop()
+  assert "exported r3d_tiny.export_test (batch 3" in capsys.readouterr().out
+  meta = json.load(open(os.path.join(out, "model.json")))
+  assert meta["class_names"] == list("abcde") and meta["weights"] == "r3d_tiny.export_test"
+  assert meta["normalization"]["std"] == [0.25] * 3
+  exported = jax.export.deserialize(open(os.path.join(out, "model.jax_exported"), "rb").read())
+  np.testing.assert_allclose(exported.call(x), model.apply(variables, x, train=False),
+                             rtol=1e-5, atol=1e-5)
+  with pytest.raises(SystemExit):  # argparse's usage error: --step is a run's
+    cli.main(["export", "--weights", "r3d_tiny.export_test", "--out", out, "--step", "3"])
+  assert "--step belongs to --checkpoint, not --weights" in capsys.readouterr().err

@@ -1,4 +1,5 @@
-"""`jaxres export --checkpoint RUN --out DIR`: a trained model's inference function, out of JAX.
+"""`jaxres export --checkpoint RUN | --weights NAME --out DIR`: a model's inference function,
+out of JAX: a training run's, or published weights by name (`jaxres weights list`).
 
 Writes DIR/model.jax_exported (`jax.export`, StableHLO with the weights inside: load it with
 `jax.export.deserialize`, no jaxres or flax needed), DIR/model.json (input shape and dtype, the
@@ -7,6 +8,7 @@ SavedModel through jax2tf, for TF Serving). See `jaxres.export`.
 
 Example:
   $ jaxres export --checkpoint runs/demo --out exported/demo --polymorphic-batch --saved-model
+  $ jaxres export --weights x3d_m.kinetics400 --out exported/x3d_m
   $ python -c "import jax; f = jax.export.deserialize(open('exported/demo/model.jax_exported', 'rb').read())"
 """
 
@@ -22,7 +24,10 @@ from jaxres.commands.help import HelpFormatter
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="jaxres export", description=__doc__,
                                    formatter_class=HelpFormatter)
-  parser.add_argument("--checkpoint", required=True, metavar="RUN", help="the `jaxres train` workdir")
+  source = parser.add_mutually_exclusive_group(required=True)
+  source.add_argument("--checkpoint", metavar="RUN", help="the `jaxres train` workdir")
+  source.add_argument("--weights", metavar="NAME",
+                      help="published weights by name (`jaxres weights list`)")
   parser.add_argument("--out", required=True, metavar="DIR", help="the export folder (created)")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
   batch = parser.add_mutually_exclusive_group()
@@ -42,22 +47,33 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
 
   from jaxres import export  # pylint: disable=import-outside-toplevel
+  from jaxres.weights import WeightsError  # pylint: disable=import-outside-toplevel
+  if args.weights and args.step is not None:
+    parser.error("--step belongs to --checkpoint, not --weights")
   try:
     names = None
     if args.labels:
       from jaxres.predict import read_labels  # pylint: disable=import-outside-toplevel
       names = read_labels(args.labels)
-    paths = export.export_run(
-        args.checkpoint, args.out, batch=None if args.polymorphic_batch else args.batch,
-        dtype=args.dtype, step=args.step, saved_model=args.saved_model, class_names=names,
-        platforms=[p.strip() for p in args.platforms.split(",") if p.strip()])
-  except (FileNotFoundError, ValueError, KeyError) as error:
+    common = dict(batch=None if args.polymorphic_batch else args.batch, dtype=args.dtype,
+                  saved_model=args.saved_model, class_names=names,
+                  platforms=[p.strip() for p in args.platforms.split(",") if p.strip()])
+    if args.weights:
+      paths = export.export_weights(args.weights, args.out, **common)
+    else:
+      paths = export.export_run(args.checkpoint, args.out, step=args.step, **common)
+  except (FileNotFoundError, ValueError, WeightsError) as error:
     if args.verbose:
       raise
     print(f"jaxres export: {error}", file=sys.stderr)
     return 1
+  except KeyError as error:
+    if args.verbose:
+      raise
+    print(f"jaxres export: {error.args[0]}", file=sys.stderr)
+    return 1
   batch = "any" if args.polymorphic_batch else args.batch
-  print(f"exported {args.checkpoint} (batch {batch}, platforms {args.platforms}); wrote:")
+  print(f"exported {args.weights or args.checkpoint} (batch {batch}, platforms {args.platforms}); wrote:")
   for path in paths.values():
     print(f"  {os.path.abspath(path)}")
   return 0
