@@ -141,3 +141,11 @@ def test_registry_refuses_bad_entries_and_suggests_names():
     weights.get("r3d18.kinetics400")
   assert len(weights.get("r3d_18.kinetics400").class_names()) == 400
   assert weights.read_class_list("imagenet1k")[0] == "tench"
+
+
+def test_readme_lists_every_registered_entry():
+  readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                             "README.md")).read()
+  listed = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")
+            and line.split("`")[1] in weights.names()}
+  assert listed == set(weights.names())
