@@ -17,6 +17,7 @@ import pytest
 
 from jaxres.train import Checkpointer, build_engine, default_config
 from jaxres.train.checkpoint import CheckpointError
+from train_configs import SYNTHETIC_TRAIN_CONFIG
 from xla_env import xla_flags
 
 SHAPE = (8, 4, 16, 16, 3)
@@ -131,36 +132,12 @@ def test_checkpoints_that_do_not_fit_are_refused_without_moving_anything(tmp_pat
 
 # --- subprocess runs of the `jaxres train` command on synthetic data -----------------------------
 
-CONFIG = """
-from jaxres.train.config import default_config
-
-def get_config():
-  c = default_config()
-  c.model.num_classes = 4
-  c.data.num_frames, c.data.resize, c.data.crop_size = 4, 16, 16
-  c.synthetic_data = True
-  c.global_batch_size = 8
-  c.num_train_steps = 16
-  c.optimizer.learning_rate = 0.05
-  c.parallel.num_devices = 2
-  c.checkpoint.every_steps = 2
-  c.checkpoint.keep = 2
-  c.checkpoint.keep_best = 0
-  c.eval_every_steps = 0
-  c.eval_steps = 1
-  c.log_every_steps = 1
-  c.progress_bar = False
-  c.tensorboard = False
-  c.plot = False
-  return c
-"""
-
 
 def _start(workdir, *overrides):
   env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2))
   config = os.path.join(os.path.dirname(workdir), "config.py")
   with open(config, "w") as f:
-    f.write(CONFIG)
+    f.write(SYNTHETIC_TRAIN_CONFIG)
   return subprocess.Popen(
       [sys.executable, "-m", "jaxres.cli", "train", "--config", config, "--workdir", workdir,
        *overrides], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)

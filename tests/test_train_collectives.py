@@ -22,8 +22,8 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from test_train_parallel import SHAPE, TinyVideoNet
 from jaxres.train import ClassificationTask, JitEngine, create_optimizer, default_config, make_mesh
+from tiny_models import TINY_VIDEO_SHAPE as SHAPE, TinyVideoNet
 
 _RESULT = re.compile(r"= (\([^)]*\)|\S+) (all-reduce|all-gather|reduce-scatter|dynamic-slice)\(")
 _ARRAY = re.compile(r"(?:f32|bf16|f16|s32|u32|pred)\[([\d,]*)\]")

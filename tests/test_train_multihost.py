@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from jaxres.train import Checkpointer, build_engine, load_config
+from train_configs import SYNTHETIC_TRAIN_CONFIG
+from xla_env import xla_flags
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-from test_train_checkpoint import CONFIG  # noqa: E402  (the same small synthetic-data config)
-from xla_env import xla_flags
 
 STEPS = 3
 
@@ -36,7 +36,7 @@ def test_two_processes_match_one(tmp_path):
   # by up to 21% of a leaf's largest value in layer4's momentum traces, deterministically, with
   # the same optimized HLO as at XLA's default level, where they agree: a matter of XLA:CPU's
   # code generation, not of the step.
-  config_path.write_text(CONFIG)
+  config_path.write_text(SYNTHETIC_TRAIN_CONFIG)
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2))
   common = [sys.executable, "-m", "jaxres.cli", "train", "--config", str(config_path),

@@ -1,44 +1,21 @@
 """Parallel training gives the numbers of one device: jit (replicated and FSDP) and pmap on 8 fake
 CPU devices, three steps each, against a single-device run with the same global batch.
 
-The fast cases use a small video ResNet-like net (3D convs, jaxres BatchNorm, residual, classifier)
-built from jaxres's `Conv` with the models' default lowering ("auto": Winograd and im2col matmuls on
-CPU), so that the compilations stay cheap; the engines are the ones `build_engine` makes for any
-model. The slow tier repeats them with XLA's native convolution and with the registered default
-model (`r3d_tiny`, as `build_engine` builds it).
+The fast cases use a small video ResNet-like net (`TinyVideoNet` of tests/tiny_models.py: 3D convs,
+jaxres BatchNorm, residual, classifier) built from jaxres's `Conv` with the models' default lowering
+("auto": Winograd and im2col matmuls on CPU), so that the compilations stay cheap; the engines are
+the ones `build_engine` makes for any model. The slow tier repeats them with XLA's native
+convolution and with the registered default model (`r3d_tiny`, as `build_engine` builds it).
 """
 
-import functools
-
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxres.models import BatchNorm
-from jaxres.models.conv import Conv
 from jaxres.train import (ClassificationTask, JitEngine, PmapEngine, build_engine,
                           create_optimizer, default_config, make_mesh, synthetic_batches)
 from jaxres.train.parallel import PMAP_AXIS
-
-SHAPE = (8, 4, 8, 8, 3)
-
-
-class TinyVideoNet(nn.Module):
-  bn_axis_name: str | None = None
-  conv_lowering: str = "auto"
-
-  @nn.compact
-  def __call__(self, x, train=False):
-    conv = functools.partial(Conv, lowering=self.conv_lowering)
-    norm = lambda name: BatchNorm(use_running_average=not train, axis_name=self.bn_axis_name,
-                                  name=name)
-    x = nn.relu(norm("bn1")(conv(16, (3, 3, 3), use_bias=False, name="conv1")(x)))
-    y = conv(16, (3, 3, 3), use_bias=False, name="conv2")(x)
-    x = nn.relu(x + norm("bn2")(y))
-    x = conv(64, (1, 3, 3), strides=(1, 2, 2), name="conv3")(x)
-    return nn.Dense(4, name="fc")(jnp.mean(x, axis=(1, 2, 3)))
+from tiny_models import TINY_VIDEO_SHAPE as SHAPE, TinyVideoNet
 
 
 def _config(mode="jit", fsdp=False, num_devices=-1, mesh=None):
