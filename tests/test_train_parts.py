@@ -83,11 +83,26 @@ def test_classification_task_loss_and_video_accuracy():
 
 def test_mixup_targets_in_the_loss():
   task = ClassificationTask(mixup_alpha=0.2)
-  batch = {"video": jnp.ones((4, 2, 4, 4, 3)), "label": jnp.array([0, 1, 2, 3])}
+  labels = np.array([0, 1, 2, 3])
+  # Clip i is all i, so a mixed clip shows its partner and weight: lam * i + (1 - lam) * perm[i].
+  batch = {"video": jnp.stack([jnp.full((2, 4, 4, 3), float(i)) for i in range(4)]),
+           "label": jnp.asarray(labels)}
   mixed = task.prepare(batch, jax.random.key(0))
-  logits = jnp.zeros((4, 4))
+  perm, lam = np.asarray(mixed["mix_perm"]), float(mixed["mix_lambda"])
+  assert (perm != np.arange(4)).any() and 0.01 < lam < 0.99  # this key mixes for real
+  np.testing.assert_allclose(mixed["video"][:, 0, 0, 0, 0], lam * np.arange(4) + (1 - lam) * perm,
+                             rtol=1e-6)
+  np.testing.assert_array_equal(mixed["label"], labels)  # the labels stay; the targets mix
+  # Logits that tell the targets apart: the loss is the cross-entropy with the mixed targets,
+  # lam of each clip's own label and 1 - lam of its partner's, and not the unmixed one.
+  logits = jax.random.normal(jax.random.key(1), (4, 4)) * 3
+  targets = lam * np.eye(4)[labels] + (1 - lam) * np.eye(4)[labels[perm]]
+  log_probs = np.asarray(jax.nn.log_softmax(logits), np.float64)
+  expected = -np.mean(np.sum(targets * log_probs, -1))
+  unmixed = -np.mean(log_probs[np.arange(4), labels])
+  assert abs(expected - unmixed) > 0.1, (expected, unmixed)
   loss, _ = task.loss_and_metrics(logits, mixed)
-  np.testing.assert_allclose(float(loss), np.log(4), rtol=1e-6)  # uniform logits: log(C) whatever the mix
+  np.testing.assert_allclose(float(loss), expected, rtol=1e-5)
 
 
 def test_bf16_compute_keeps_float32_params_and_stats():
