@@ -8,8 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from jaxres.commands.common import add_common_arguments, report, setup
 from jaxres.commands.help import HelpFormatter
-from jaxres.commands.train import add_common_arguments, report, setup
 from jaxres.train.config import split_overrides
 
 

@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 
+from jaxres.commands.common import report
 from jaxres.commands.help import HelpFormatter
 from jaxres.train.config import split_overrides
 
@@ -42,7 +43,6 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--verbose", action="store_true", help="show the traceback of an error")
   args, overrides = split_overrides(argv)
   args = parser.parse_args(args)
-  from jaxres.commands.train import report
   if args.devices < 1:
     return report("jaxres plan", ValueError(f"--devices must be >= 1, got {args.devices}."),
                   args.verbose, 2)

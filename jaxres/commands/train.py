@@ -12,54 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
-import traceback
 
+from jaxres.commands.common import add_common_arguments, report, setup
 from jaxres.commands.help import HelpFormatter
 from jaxres.train.config import split_overrides
-
-
-def add_common_arguments(parser: argparse.ArgumentParser) -> None:
-  from jaxres import configs  # pylint: disable=import-outside-toplevel
-  parser.add_argument(
-      "--config", default=None, metavar="NAME|FILE",
-      help="a shipped config (" + ", ".join(configs.names()) + ") or a Python file with "
-           "get_config() (None: demo)")
-  parser.add_argument("--workdir", default=None, help="run folder (None: runs/<config name>)")
-  parser.add_argument("--coordinator-address", default=None,
-                      help="host:port of process 0 (None: detected, or one process)")
-  parser.add_argument("--num-processes", type=int, default=None,
-                      help="processes (hosts) in the job (None: detected, or 1)")
-  parser.add_argument("--process-id", type=int, default=None,
-                      help="this process's index (None: detected, or 0)")
-  parser.add_argument("--verbose", action="store_true",
-                      help="show TensorFlow's start-up lines and an error's traceback (not "
-                           "just one line)")
-
-
-def report(prog: str, error: BaseException, verbose: bool, code: int) -> int:
-  """Prints `error` as one line (or its traceback with --verbose); returns the exit code."""
-  if verbose:
-    traceback.print_exception(error)
-  from jaxres.train.run import RunLockedError  # pylint: disable=import-outside-toplevel
-  # What jaxres raises on purpose says what to do; anything else also names its type.
-  known = isinstance(error, (ValueError, OSError, KeyError, ArithmeticError, RunLockedError))
-  text = (error.args[0] if isinstance(error, KeyError) and error.args else str(error)).strip()
-  text = text.splitlines()[0] if text else ""
-  if not known or not text:
-    text = f"{type(error).__name__}: {text}" + ("" if verbose else " (--verbose shows where)")
-  print(f"{prog}: {text}", file=sys.stderr)
-  return code
-
-
-def setup(args, overrides):
-  """Starts multi-host JAX if asked, then loads the config; returns `(config, workdir)`."""
-  from jaxres.train import distributed
-  distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
-  from jaxres.train.config import load_config
-  config = load_config(args.config, overrides)
-  name = os.path.splitext(os.path.basename(args.config or "demo"))[0]
-  return config, args.workdir or os.path.join("runs", name)
 
 
 def main(argv: list[str]) -> int:
