@@ -194,6 +194,34 @@ def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folde
   assert not np.array_equal(first[0], first[1]) and not np.array_equal(first[0], first[3])
 
 
+@pytest.mark.parametrize("source", ["folder", "prepared"])
+def test_eval_pipeline_built_once_gives_the_same_batches_each_pass(source, folder, prepared,
+                                                                   monkeypatch):
+  config = make_config(source, folder if source == "folder" else prepared, eval_clips=2)
+  skips = SkipCounter()
+  info = pipeline.dataset_info(config, skips)
+  assert (info.video_lists is not None) == (source == "folder")
+  listed = []
+  monkeypatch.setattr(pipeline.host_sources.catalog, "video_list",
+                      lambda *a, **k: listed.append(a) or pytest.fail("listed again"))
+  evaluation = pipeline.eval_data(config, global_batch_size=8, sharding=None, seed=0,
+                                  skips=skips, info=info)
+  passes, counts = [], []
+  for _ in range(2):
+    passes.append(list(evaluation()))
+    counts.append(skips.counts())
+  assert not listed and len(passes[0]) == len(passes[1]) == len(evaluation())
+  for x, y in zip(*passes):
+    assert x.keys() == y.keys()
+    for k in x:
+      np.testing.assert_array_equal(x[k], y[k])
+  ids = np.concatenate([b["video_id"][b["mask"] > 0] for b in passes[0]])
+  assert set(ids.tolist()) == good_ids(config)
+  assert counts[0] == counts[1]  # an unreadable file counts once, however many passes meet it
+  if source == "folder":  # found while listing, once, by `dataset_info`
+    assert counts[0]["not_video"] == 1
+
+
 def test_prepared_frames_match_raw_decoding(folder, prepared):
   raw = take(make_config("folder", folder, eval_clips=2), "eval", batch=26, skips=SkipCounter())[0]
   enc = take(make_config("prepared", prepared, eval_clips=2), "eval", batch=26,

@@ -146,3 +146,22 @@ def test_demo_dataset_is_real_video_and_reused(tmp_path):
   assert demo.write_demo_dataset(root, num_classes=4, videos_per_class=4, num_frames=8,
                                  size=32) == root
   assert os.path.getmtime(train.entries[0].path) == mtime
+
+
+def test_listing_the_demo_never_writes_it(tmp_path):
+  from jaxres.data import catalog
+  config = default_data_config()
+  config.path = str(tmp_path / "demo")
+  config.demo.videos_per_class, config.demo.num_frames, config.demo.size = 2, 4, 16
+  with pytest.raises(FileNotFoundError) as error:
+    catalog.dataset_info(config)
+  message = str(error.value)
+  assert os.path.join(config.path, "trainlist01.txt") in message
+  assert "ensure_demo_data(config)" in message
+  assert not os.path.exists(config.path)  # nothing written
+  assert catalog.ensure_demo_data(config) == config.path
+  info = catalog.dataset_info(config)
+  assert info.num_videos == {"train": 4, "eval": 4}
+  assert [len(info.video_lists[s].entries) for s in ("train", "eval")] == [4, 4]
+  config.source = "folder"
+  assert catalog.ensure_demo_data(config) is None  # only the demo source is written

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from jaxres.data import pipeline
+from jaxres.data import catalog, pipeline
 from jaxres.data.config import default_data_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -64,12 +64,13 @@ def test_train_on_demo_videos_exits_after_its_summary(tmp_path):
 
 SCRIPT = """
 import sys
-from jaxres.data import pipeline
+from jaxres.data import catalog, pipeline
 from jaxres.data.config import default_data_config
 c = default_data_config()
 c.path = sys.argv[1]
 c.demo.videos_per_class, c.demo.num_frames, c.demo.size = 2, 8, 32
 c.num_frames, c.resize, c.crop_size = 4, 20, 16
+catalog.ensure_demo_data(c)
 it = pipeline.create_iterator(c, "train", global_batch_size=4, sharding=None, seed=0)
 next(it)
 del it  # the last reference: the pipeline stops here, not at exit
@@ -88,6 +89,7 @@ def test_closed_iterator_stops(tmp_path):
   c.path = str(tmp_path / "videos")
   c.demo.videos_per_class, c.demo.num_frames, c.demo.size = 2, 8, 32
   c.num_frames, c.resize, c.crop_size = 4, 20, 16
+  catalog.ensure_demo_data(c)  # the set-up step: listing never writes
   with pipeline.create_iterator(c, "train", global_batch_size=4, sharding=None, seed=0) as it:
     assert next(it)["video"].shape == (4, 4, 16, 16, 3)
   with pytest.raises(StopIteration):
@@ -96,12 +98,13 @@ def test_closed_iterator_stops(tmp_path):
 
 LEFT_OPEN = """
 import gc, sys
-from jaxres.data import pipeline
+from jaxres.data import catalog, pipeline
 from jaxres.data.config import default_data_config
 c = default_data_config()
 c.path = sys.argv[1]
 c.demo.videos_per_class, c.demo.num_frames, c.demo.size = 2, 8, 32
 c.num_frames, c.resize, c.crop_size = 4, 20, 16
+catalog.ensure_demo_data(c)
 make = lambda: pipeline.create_iterator(c, "train", global_batch_size=4, sharding=None, seed=0)
 if sys.argv[2] == "cycle":  # first one that only the garbage collector can free
   holder = {"it": make()}

@@ -188,3 +188,38 @@ def test_a_lock_held_by_a_killed_process_is_free_and_rows_after_the_resume_step_
     f.write('{"step": 5, "spl')  # cut short by kill -9
   assert writer.truncate_after(2) == 3
   assert [r["step"] for r in _metric_rows(workdir)] == [1, 2]
+
+
+def test_a_run_lists_its_data_once_and_builds_its_eval_pipeline_once(tmp_path, monkeypatch):
+  """Three evaluations in a run on the demo videos: one listing per split (for the class names,
+  the checks and both pipelines), one eval pipeline iterated three times, the same metrics from
+  `jaxres eval` on the final checkpoint (the pipeline gives the same batches again)."""
+  from jaxres.data import pipeline, sources
+  from jaxres.train import load_config
+  config = load_config("demo", [
+      f"--config.data.path={tmp_path / 'demo'}", "--config.data.demo.videos_per_class=2",
+      "--config.data.demo.num_frames=8", "--config.data.demo.size=24",
+      "--config.data.num_frames=4", "--config.data.frame_stride=1", "--config.data.resize=20",
+      "--config.data.crop_size=16", "--config.data.shuffle_buffer=4",
+      "--config.global_batch_size=4", "--config.num_train_steps=3", "--config.eval_every_steps=1",
+      "--config.log_every_steps=1", "--config.parallel.num_devices=1",
+      "--config.progress_bar=False", "--config.plot=False", "--config.tensorboard=False",
+      "--config.checkpoint.async_save=False"])
+  listed, built = [], []
+  folder_videos, build_dataset = sources.folder_videos, pipeline.build_dataset
+  monkeypatch.setattr(sources, "folder_videos",
+                      lambda *a, **k: listed.append(k["split"]) or folder_videos(*a, **k))
+  monkeypatch.setattr(pipeline, "build_dataset",
+                      lambda c, split, **k: built.append(split) or build_dataset(c, split, **k))
+  workdir = str(tmp_path / "run")
+  summary = train_and_evaluate(config, workdir)
+  assert summary["step"] == 3
+  evals = [r for r in read_metrics(os.path.join(workdir, "metrics.jsonl")) if r["split"] == "eval"]
+  assert [r["step"] for r in evals] == [1, 2, 3]
+  assert sorted(listed) == ["eval", "train"]  # once each, in the run
+  assert built == ["train", "eval"]  # the eval pipeline at the first evaluation only
+  listed.clear()
+  metrics = evaluate_checkpoint(config, workdir)
+  assert sorted(listed) == ["eval", "train"]
+  assert metrics["accuracy"] == pytest.approx(summary["eval"]["accuracy"])
+  assert metrics["loss"] == pytest.approx(summary["eval"]["loss"], rel=1e-5)

@@ -4,8 +4,16 @@ For the folder and demo sources the videos are listed from class folders and spl
 (`jaxres.data.sources`), for frames the sequence folders (`jaxres.data.sequences`); prepared data
 reads its manifest (`jaxres.data.records`); TFDS reads its builder's info. Nothing is decoded here.
 
+Listing only reads. The built-in demo data are written by `ensure_demo_data`, an explicit set-up
+step (`jaxres.train.loop` takes it before listing); listing a demo whose files are missing is an
+error that says so. A run lists its data once: `dataset_info` keeps the raw sources' video lists
+(`DatasetInfo.video_lists`), and the train and eval pipelines read them from there
+(`jaxres.data.pipeline.build_dataset(..., info=info)`).
+
 Example:
-  >>> info = dataset_info(default_data_config())
+  >>> config = default_data_config()
+  >>> ensure_demo_data(config)                 # writes the demo videos once, reused after
+  >>> info = dataset_info(config)
   >>> info.num_classes, info.num_videos
   (4, {'train': 96, 'eval': 32})
 """
@@ -14,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from typing import Optional
 
 import ml_collections
 
@@ -32,11 +41,16 @@ class DatasetInfo:
     class_names: label -> name (sorted class folder names for folder sources).
     num_videos: videos per split (`"train"`, `"eval"`), before any skips.
     eval_views: clips x crops evaluated per video (eval examples = videos x views).
+    video_lists: split -> `sources.VideoList` for the raw sources (demo, folder, frames): the
+      listing the pipelines read instead of listing the folders again. None for prepared and
+      TFDS data, whose manifest or builder says which records a split holds.
   """
 
   class_names: tuple[str, ...]
   num_videos: dict[str, int]
   eval_views: int
+  video_lists: Optional[dict[str, sources.VideoList]] = dataclasses.field(
+      default=None, repr=False, compare=False)
 
   @property
   def num_classes(self) -> int:
@@ -76,7 +90,24 @@ def demo_root(config: ml_collections.ConfigDict) -> str:
   return os.path.join(cache, "jaxres", name)
 
 
-def _ensure_demo(config) -> str:
+def ensure_demo_data(config: ml_collections.ConfigDict) -> Optional[str]:
+  """Writes the built-in demo data a `source="demo"` config names, unless already there.
+
+  The set-up step before listing (training and evaluation take it once per run): listing never
+  writes. A complete set with the same parameters is reused, so calling it again is cheap.
+
+  Args:
+    config: a data config.
+
+  Returns:
+    The demo's folder (`demo_root`), or None when `config.source` is not "demo" (nothing to write).
+
+  Example:
+    >>> ensure_demo_data(default_data_config())
+    '/home/me/.cache/jaxres/demo-c4-v32-t16-s64-seed0'
+  """
+  if config.source != "demo":
+    return None
   d = config.demo
   if config_lib.demo_kind(config) == "photos":
     return photo_demo.write_photo_dataset(demo_root(config), clips_per_photo=d.videos_per_class,
@@ -86,18 +117,36 @@ def _ensure_demo(config) -> str:
                                  size=d.size, seed=d.seed)
 
 
+def _demo_split_list(config, split: str) -> tuple[str, str]:
+  """`(root, split list)` of the demo data; raises `FileNotFoundError` if they are not written."""
+  root = demo_root(config)
+  default = "trainlist01.txt" if split == "train" else "testlist01.txt"
+  split_list = (config.train_split if split == "train" else config.eval_split) or default
+  split_list = split_list if os.path.isabs(split_list) else os.path.join(root, split_list)
+  if not os.path.isfile(split_list):
+    raise FileNotFoundError(
+        f"No demo split list {split_list}: write the demo data first with "
+        f"jaxres.data.catalog.ensure_demo_data(config) (`jaxres train` and `jaxres eval` do); "
+        f"listing only reads.")
+  return root, split_list
+
+
 def video_list(config: ml_collections.ConfigDict, split: str,
                skips: SkipCounter = SKIPPED) -> sources.VideoList:
   """The videos of `split` for the folder, frames and demo sources (all hosts).
 
   Args:
     config: a data config with source "folder", "frames" (entries are sequence folders) or "demo"
-      (written on first use).
+      (written beforehand by `ensure_demo_data`).
     split: "train" or "eval".
     skips: counter for files that are not videos.
 
   Returns:
     A `sources.VideoList`.
+
+  Raises:
+    FileNotFoundError: the folder or a split list is missing; for the demo, its data are not
+      written yet (the message names the file and `ensure_demo_data`).
 
   Example:
     >>> len(video_list(default_data_config(), "eval").entries)
@@ -109,10 +158,7 @@ def video_list(config: ml_collections.ConfigDict, split: str,
         split=split, holdout_fraction=config.holdout_fraction,
         holdout_sequences=tuple(config.holdout_sequences))
   if config.source == "demo":
-    root = _ensure_demo(config)
-    default = "trainlist01.txt" if split == "train" else "testlist01.txt"
-    split_list = (config.train_split if split == "train" else config.eval_split) or default
-    split_list = split_list if os.path.isabs(split_list) else os.path.join(root, split_list)
+    root, split_list = _demo_split_list(config, split)
   else:
     root = config.path
     split_list = config.train_split if split == "train" else config.eval_split
@@ -127,26 +173,30 @@ def tfds_builder(config: ml_collections.ConfigDict):
   return tfds.builder(config.tfds_name, data_dir=config.path or None)
 
 
-def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
-  """Class names and split sizes of the configured dataset.
+def dataset_info(config: ml_collections.ConfigDict, skips: SkipCounter = SKIPPED) -> DatasetInfo:
+  """Class names and split sizes of the configured dataset: the run's one listing of it.
 
   Args:
-    config: a data config.
+    config: a data config (the demo's data written beforehand: `ensure_demo_data`).
+    skips: counter for listed files that are not videos.
 
   Returns:
-    `DatasetInfo`.
+    `DatasetInfo`, with the raw sources' video lists (pass it to the pipelines, which then do not
+    list again).
 
   Raises:
     ValueError: an inconsistent data config (the key is named).
-    FileNotFoundError: the data folder, manifest or split list is missing.
+    FileNotFoundError: the data folder, manifest or split list is missing, or the demo's data
+      are not written.
 
   Example:
-    >>> dataset_info(config).num_classes
+    >>> info = dataset_info(config); info.num_classes
   """
   config_lib.validate(config)
   views = config.eval_clips * config.eval_crops
+  lists = None
   if config.source in config_lib.RAW_SOURCES:
-    lists = {s: video_list(config, s) for s in SPLITS}
+    lists = {s: video_list(config, s, skips) for s in SPLITS}
     names = lists["train"].class_names
     counts = {s: len(v.entries) for s, v in lists.items()}
   elif config.source == "prepared":
@@ -159,4 +209,4 @@ def dataset_info(config: ml_collections.ConfigDict) -> DatasetInfo:
     label = builder.info.features[config.tfds_label_key]
     names = tuple(label.names) if hasattr(label, "names") else tuple(map(str, range(label.num_classes)))
     counts = {s: builder.info.splits[split_name(config, s, "test")].num_examples for s in SPLITS}
-  return DatasetInfo(names, counts, views)
+  return DatasetInfo(names, counts, views, lists)

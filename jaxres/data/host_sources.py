@@ -13,6 +13,7 @@ Shares: every `process_count`-th video (folders) or shard (prepared data); TFDS 
 from __future__ import annotations
 
 import os
+from typing import Optional
 
 import numpy as np
 
@@ -26,10 +27,14 @@ AUTOTUNE = tf.data.AUTOTUNE
 plain = tf.autograph.experimental.do_not_convert
 
 
-def raw_source(config, split: str, process_index: int, process_count: int, skips: SkipCounter):
+def raw_source(config, split: str, process_index: int, process_count: int, skips: SkipCounter,
+               videos: Optional[sources.VideoList] = None):
   """`(dataset of {"path", "label", "video_id"(, "lr_path")}, host videos, max host videos)` for
-  folders, frames and the demo."""
-  entries = catalog.video_list(config, split, skips).entries
+  folders, frames and the demo, from `videos` (the run's listing, `DatasetInfo.video_lists`) or,
+  without it, a listing of the split made here."""
+  if videos is None:
+    videos = catalog.video_list(config, split, skips)
+  entries = videos.entries
   host_counts = [len(sources.shard_entries(entries, i, process_count)) for i in range(process_count)]
   mine = sources.shard_entries(entries, process_index, process_count)
   if not mine:

@@ -19,13 +19,18 @@ Stages (each host builds its own, from the same config and seed), one module eac
 
 tf.data runs deterministically, so the same seed gives the same batches.
 
+A run lists its data once (`dataset_info`) and hands that `DatasetInfo` to every pipeline it
+builds (`info=`), and builds its eval pipeline once (`eval_data`): each evaluation iterates the
+same tf.data dataset again, in the same order.
+
 Example:
   >>> config = default_data_config()                          # the built-in demo data
+  >>> ensure_demo_data(config)                                # written once, then reused
   >>> info = dataset_info(config); info.num_classes
   4
   >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
   >>> batches = create_iterator(config, "train", global_batch_size=8, seed=0,
-  ...                           sharding=NamedSharding(mesh, P("data")))
+  ...                           sharding=NamedSharding(mesh, P("data")), info=info)
   >>> batch = next(batches); batch["video"].shape, batch["label"].shape
   ((8, 16, 112, 112, 3), (8,))
 """
@@ -33,13 +38,15 @@ Example:
 from __future__ import annotations
 
 import math
+from typing import Callable, Optional
 
 import jax
 import ml_collections
 
 from jaxres.data import clips, host_sources, records, views
 from jaxres.data import config as config_lib
-from jaxres.data.catalog import DatasetInfo, check_split, dataset_info, video_list
+from jaxres.data.catalog import (DatasetInfo, check_split, dataset_info, ensure_demo_data,
+                                 video_list)
 from jaxres.data.iterator import BatchIterator
 from jaxres.data.skips import SKIPPED, SkipCounter
 from jaxres.data.tfhost import tf
@@ -48,13 +55,14 @@ AUTOTUNE = tf.data.AUTOTUNE
 _plain = host_sources.plain
 
 __all__ = ["BatchIterator", "DatasetInfo", "build_dataset", "create_iterator", "dataset_info",
-           "video_list"]
+           "ensure_demo_data", "eval_data", "video_list"]
 
 
 def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: int, seed: int,
                   num_epochs: int | None = None, start_step: int = 0,
                   process_index: int | None = None, process_count: int | None = None,
-                  skips: SkipCounter = SKIPPED) -> tuple[tf.data.Dataset, int | None]:
+                  skips: SkipCounter = SKIPPED, info: Optional[DatasetInfo] = None
+                  ) -> tuple[tf.data.Dataset, int | None]:
   """This host's tf.data pipeline of batches (dicts of tensors, see the module docstring).
 
   Args:
@@ -70,9 +78,12 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
     process_index: this host (default `jax.process_index()`).
     process_count: hosts (default `jax.process_count()`).
     skips: counter for skipped files.
+    info: `dataset_info(config)`, the run's listing: raw sources read their videos from it
+      instead of listing the split again (None: listed here).
 
   Returns:
-    `(dataset, num_batches)`; `num_batches` is None for endless training.
+    `(dataset, num_batches)`; `num_batches` is None for endless training. The dataset can be
+    iterated again: an eval one gives the same batches each time.
 
   Example:
     >>> ds, n = build_dataset(config, "eval", batch_size=8, seed=0)
@@ -90,8 +101,9 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
   raw = config.source in config_lib.RAW_SOURCES
   paired = bool(config.lr_path) or (config.source == "prepared" and _prepared_pairs(config))
   if raw:
+    listed = info.video_lists[split] if info is not None and info.video_lists else None
     ds, host_videos, max_videos = host_sources.raw_source(config, split, process_index,
-                                                          process_count, skips)
+                                                          process_count, skips, listed)
     if train:
       if config.cache:
         ds = ds.cache()
@@ -173,7 +185,8 @@ def create_iterator(config: ml_collections.ConfigDict, split: str, *, global_bat
                     sharding: jax.sharding.Sharding | None, seed: int,
                     num_epochs: int | None = None, start_step: int = 0,
                     process_index: int | None = None, process_count: int | None = None,
-                    skips: SkipCounter = SKIPPED) -> BatchIterator:
+                    skips: SkipCounter = SKIPPED, info: Optional[DatasetInfo] = None
+                    ) -> BatchIterator:
   """Global batches for the train or eval loop.
 
   Args:
@@ -189,6 +202,7 @@ def create_iterator(config: ml_collections.ConfigDict, split: str, *, global_bat
     process_index: this host (default `jax.process_index()`).
     process_count: hosts (default `jax.process_count()`).
     skips: counter for skipped files (default the process-wide `skips.SKIPPED`).
+    info: the run's listing, `dataset_info(config)` (None: the split is listed here).
 
   Returns:
     A `BatchIterator` of dicts `{"video": float32 [B, T, H, W, 3], "label": int32 [B]}`; eval
@@ -198,6 +212,49 @@ def create_iterator(config: ml_collections.ConfigDict, split: str, *, global_bat
     >>> for batch in create_iterator(config, "eval", global_batch_size=16, sharding=None, seed=0):
     ...   logits = predict(batch["video"])   # averaged per video_id by the task's aggregate
   """
+  return _batches(config, split, global_batch_size=global_batch_size, sharding=sharding,
+                  seed=seed, num_epochs=num_epochs, start_step=start_step,
+                  process_index=process_index, process_count=process_count, skips=skips,
+                  info=info)()
+
+
+def eval_data(config: ml_collections.ConfigDict, *, global_batch_size: int,
+              sharding: jax.sharding.Sharding | None, seed: int,
+              process_index: int | None = None, process_count: int | None = None,
+              skips: SkipCounter = SKIPPED, info: Optional[DatasetInfo] = None
+              ) -> Callable[[], BatchIterator]:
+  """One pass over the eval split per call, from one tf.data pipeline built (and checked) here.
+
+  The training loop evaluates many times: the pipeline is built once and each call iterates it
+  again, giving the same batches in the same order every time.
+
+  Args:
+    config: a data config.
+    global_batch_size: batch size over all hosts (divisible by the host count).
+    sharding: where batches live (None: per-host numpy arrays).
+    seed: the run's seed.
+    process_index: this host (default `jax.process_index()`).
+    process_count: hosts (default `jax.process_count()`).
+    skips: counter for skipped files.
+    info: the run's listing, `dataset_info(config)` (None: the eval split is listed here, once).
+
+  Returns:
+    `() -> BatchIterator` of eval batches (see `create_iterator`).
+
+  Example:
+    >>> evaluation = eval_data(config, global_batch_size=16, sharding=None, seed=0, info=info)
+    >>> first = [b["video_id"] for b in evaluation()]
+    >>> again = [b["video_id"] for b in evaluation()]     # the same batches
+  """
+  return _batches(config, "eval", global_batch_size=global_batch_size, sharding=sharding,
+                  seed=seed, num_epochs=1, start_step=0, process_index=process_index,
+                  process_count=process_count, skips=skips, info=info)
+
+
+def _batches(config, split: str, *, global_batch_size: int, sharding, seed: int, num_epochs,
+             start_step: int, process_index, process_count, skips: SkipCounter,
+             info: Optional[DatasetInfo]) -> Callable[[], BatchIterator]:
+  """Builds `split`'s host pipeline once; each call of the result iterates it from the start."""
   process_count = jax.process_count() if process_count is None else process_count
   if global_batch_size % process_count:
     raise ValueError(f"global_batch_size {global_batch_size} is not divisible by the "
@@ -205,7 +262,7 @@ def create_iterator(config: ml_collections.ConfigDict, split: str, *, global_bat
   ds, num_batches = build_dataset(config, split, batch_size=global_batch_size // process_count,
                                   seed=seed, num_epochs=num_epochs, start_step=start_step,
                                   process_index=process_index,
-                                  process_count=process_count, skips=skips)
-  return BatchIterator(ds, sharding=sharding, global_batch_size=global_batch_size,
-                       prefetch=config.device_prefetch if sharding is not None else 0,
-                       num_batches=num_batches, skips=skips)
+                                  process_count=process_count, skips=skips, info=info)
+  prefetch = config.device_prefetch if sharding is not None else 0
+  return lambda: BatchIterator(ds, sharding=sharding, global_batch_size=global_batch_size,
+                               prefetch=prefetch, num_batches=num_batches, skips=skips)

@@ -47,34 +47,42 @@ class NonFiniteLossError(FloatingPointError):
   """Raised when the training loss becomes NaN or infinite."""
 
 
-def pipeline_data(config, engine) -> tuple[TrainData, EvalData]:
-  """Train and eval batches from `jaxres.data.pipeline.create_iterator` for `config.data`.
+def pipeline_data(config, engine, info=None) -> tuple[TrainData, EvalData]:
+  """Train and eval batches from the `jaxres.data.pipeline` of `config.data`.
 
   Train batches are resumable: the iterator for `start_step` yields what an uninterrupted run
   would have seen from that step on, skipping the consumed examples before they are decoded.
+  The eval pipeline is built at the first evaluation and iterated again at each later one.
+  `info` is the run's listing (`check_data`); both pipelines read their videos from it.
   """
   from jaxres.data import pipeline  # the tf.data pipeline is only needed when no data is given
 
   sharding = getattr(engine, "batch_sharding", None)
+  built: list[EvalData] = []
 
   def train(start_step: int):
     return pipeline.create_iterator(config.data, "train", global_batch_size=config.global_batch_size,
-                                    sharding=sharding, seed=config.seed, start_step=start_step)
+                                    sharding=sharding, seed=config.seed, start_step=start_step,
+                                    info=info)
 
   def evaluate():
-    return pipeline.create_iterator(config.data, "eval", global_batch_size=config.global_batch_size,
-                                    sharding=sharding, seed=config.seed, num_epochs=1)
+    if not built:
+      built.append(pipeline.eval_data(config.data, global_batch_size=config.global_batch_size,
+                                      sharding=sharding, seed=config.seed, info=info))
+    return built[0]()
 
   return train, evaluate
 
 
 def check_data(config, engine, task, *, uses_data_config: bool = True):
   """`jaxres.train.checks.check_config` against the devices and, when `config.data` feeds the
-  run, against what the data holds; returns the data's `DatasetInfo` (None without one)."""
+  run, against what the data holds (the demo's data are written first); returns the data's
+  `DatasetInfo`, the run's one listing of it (None without one)."""
   info = None
   if uses_data_config and not config.synthetic_data:
-    from jaxres.data import pipeline
-    info = pipeline.dataset_info(config.data)
+    from jaxres.data import catalog
+    catalog.ensure_demo_data(config.data)
+    info = catalog.dataset_info(config.data)
   check_config(config, task, info=info, uses_data_config=uses_data_config,
                num_devices=getattr(engine, "num_devices", 1), num_processes=jax.process_count())
   return info
@@ -229,7 +237,7 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
   info = check_data(config, engine, task, uses_data_config=train_data is None or eval_data is None)
   os.makedirs(workdir, exist_ok=True)
   if train_data is None or eval_data is None:
-    make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
+    make = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine, info)
     train_data, eval_data = train_data or make[0], eval_data or make[1]
   # Process 0 writes the run folder's files, so its lock covers the run on every host.
   with lock_run(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
@@ -382,9 +390,10 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   """
   enable_compilation_cache(config.compilation_cache_dir)
   engine, _, task = build_engine(config)
-  check_data(config, engine, task, uses_data_config=eval_data is None)
+  info = check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:
-    _, eval_data = synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine)
+    _, eval_data = (synthetic_data(config) if config.synthetic_data
+                    else pipeline_data(config, engine, info))
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # not created by looking for it
     raise FileNotFoundError(f"No checkpoints in {workdir}: is it the --workdir of `jaxres train`?")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
