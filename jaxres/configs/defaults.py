@@ -58,7 +58,17 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer = ml_collections.ConfigDict({
       "name": "sgd", "learning_rate": 0.1, "reference_batch_size": 0, "momentum": 0.9,
       "nesterov": False, "weight_decay": 1e-4, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
-      "trust_coefficient": 0.001, "grad_clip_norm": 0.0})
+      "trust_coefficient": 0.001, "grad_clip_norm": 0.0,
+      # Parameter groups (jaxres.train.param_groups): regular expressions searched in parameter
+      # paths such as "layer4_1/conv2/kernel". frozen: never updated (nor their BatchNorm
+      # statistics); trainable: when set, everything else is frozen; lr_multipliers:
+      # ((pattern, factor), ...) on the update; frozen_until: ((pattern, step), ...) fixed before.
+      "frozen": (), "trainable": (), "lr_multipliers": (), "frozen_until": ()})
+  # Start from other weights: a jaxres.weights name ("r3d_18.kinetics400"), a .msgpack/.pth/.pyth
+  # file, or a run folder (RUN or RUN@STEP). Matching parameters and statistics are loaded, a
+  # classifier of another class count is initialised afresh, the optimiser starts anew
+  # (jaxres.train.init_from). A resumed run continues from its own checkpoints.
+  c.init_from = ""
   c.schedule = ml_collections.ConfigDict({
       "name": "cosine", "warmup_steps": 0, "boundaries": (), "decay_factor": 0.1})
   c.ema_decay = 0.0  # > 0 keeps EMA parameters, which evaluation then uses

@@ -9,6 +9,7 @@ import jax
 from jaxres import models
 from jaxres.train import parallel
 from jaxres.train.optimizer import create_optimizer
+from jaxres.train.param_groups import ParamGroups
 from jaxres.train.state import TrainState
 from jaxres.tasks import Task, make_task
 
@@ -44,12 +45,14 @@ def build_engine(config, *, devices: Sequence[jax.Device] | None = None):
   p = config.parallel
   task = build_task(config)
   tx, schedule = create_optimizer(config)
+  groups = ParamGroups.from_config(config.optimizer)
+  keep = groups.keep_frozen_statistics if groups.active else None
   if p.mode == "jit":
     model = build_model(config)
     mesh = parallel.make_mesh(p.num_devices, devices, shape=dict(p.get("mesh", {})))
     engine = parallel.JitEngine(model, task, tx, schedule, mesh=mesh, fsdp=p.fsdp,
                                 fsdp_min_size=p.fsdp_min_size, ema_decay=config.ema_decay,
-                                grad_accum_steps=config.grad_accum_steps)
+                                grad_accum_steps=config.grad_accum_steps, keep_statistics=keep)
   elif p.mode == "pmap":
     if p.fsdp or p.get("mesh", {}).get("fsdp", 1) != 1:
       raise ValueError("parallel.fsdp and parallel.mesh.fsdp need parallel.mode='jit'.")
@@ -59,7 +62,7 @@ def build_engine(config, *, devices: Sequence[jax.Device] | None = None):
       devices = devices[:p.num_devices]
     engine = parallel.PmapEngine(model, task, tx, schedule, devices=devices,
                                  ema_decay=config.ema_decay,
-                                 grad_accum_steps=config.grad_accum_steps)
+                                 grad_accum_steps=config.grad_accum_steps, keep_statistics=keep)
   else:
     raise ValueError(f"config.parallel.mode must be 'jit' or 'pmap', got {p.mode!r}.")
   return engine, model, task

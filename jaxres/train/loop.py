@@ -29,6 +29,8 @@ import numpy as np
 
 from jaxres.data.skips import SKIPPED, as_metrics
 from jaxres.train.build import build_engine
+from jaxres.train.init_from import start_from
+from jaxres.train.param_groups import ParamGroups
 from jaxres.train.checks import check_config
 from jaxres.train.compile_cache import enable_compilation_cache
 from jaxres.train.checkpoint import Checkpointer
@@ -258,6 +260,7 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
 
   start_step = ckpt.latest_step() or 0
   damaged: list[str] = []
+  started_from = None
   batches: Iterator[Any] = iter(train_data(start_step))
   try:
     first = next(batches)
@@ -274,6 +277,9 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
       log.info("Resumed from step %d in %s.", start_step, ckpt.directory)
     else:
       state = engine.init(jax.random.fold_in(jax.random.key(config.seed), 0), input_shape)
+      if config.init_from:  # a first start only: a resumed run continues from its checkpoints
+        state, started_from = start_from(engine.to_global(state), config.init_from, config.model)
+        state = engine.from_global(state)
   except BaseException:  # e.g. a checkpoint that does not fit: exit with the error, not hang
     _close(batches)
     ckpt.close()
@@ -296,8 +302,13 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     progress.write(line)
   if start_step:
     progress.write(f"Resumed from the checkpoint of step {start_step}.")
+  for line in (started_from, ParamGroups.from_config(config.optimizer).describe(
+      engine.to_global(state).params)):
+    if line:
+      progress.write(line)
   summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False,
-                             "already_finished": start_step >= total}
+                             "already_finished": start_step >= total,
+                             "init_from": config.init_from}
   window: list[dict[str, float]] = []
   window_start = time.time()
   step = start_step

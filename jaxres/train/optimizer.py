@@ -10,6 +10,8 @@
   `boundaries`), or "constant", each after `warmup_steps` of linear warm-up from 0.
 - The peak learning rate is `optimizer.learning_rate`, times `global_batch_size /
   optimizer.reference_batch_size` when the latter is set (the linear scaling rule).
+- `optimizer.frozen`, `trainable`, `lr_multipliers`, `frozen_until`: parameter groups
+  (`jaxres.train.param_groups`).
 
 Example:
   >>> tx, schedule = create_optimizer(config)
@@ -22,6 +24,8 @@ from typing import Any, Callable
 
 import jax
 import optax
+
+from jaxres.train.param_groups import ParamGroups
 
 Schedule = Callable[[Any], Any]
 
@@ -99,4 +103,4 @@ def create_optimizer(config) -> tuple[optax.GradientTransformation, Schedule]:
     raise ValueError(f"optimizer.name must be 'sgd', 'adamw', 'lamb' or 'lars', got {o.name!r}.")
   if o.grad_clip_norm:
     tx = optax.chain(optax.clip_by_global_norm(o.grad_clip_norm), tx)
-  return tx, schedule
+  return ParamGroups.from_config(o).wrap(tx), schedule

@@ -158,6 +158,7 @@ class JitEngine:
     fsdp_min_size: see `state_shardings`.
     ema_decay: > 0 keeps EMA parameters.
     grad_accum_steps: micro-batches per step (`jaxres.train.steps.make_train_step`).
+    keep_statistics: see `make_train_step` (frozen BatchNorm statistics).
 
   Example:
     >>> engine = JitEngine(model, task, tx, schedule, mesh=make_mesh(), fsdp=True)
@@ -166,13 +167,15 @@ class JitEngine:
   """
 
   def __init__(self, model, task, tx, schedule, *, mesh: Mesh, fsdp: bool = False,
-               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0, grad_accum_steps: int = 1):
+               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0, grad_accum_steps: int = 1,
+               keep_statistics=None):
     self.model, self.task, self.tx, self.mesh = model, task, tx, mesh
     self.fsdp, self.fsdp_min_size, self.ema = fsdp, fsdp_min_size, ema_decay > 0
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, batch_spec(mesh))
     self._train = make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
-                                  grad_accum_steps=grad_accum_steps)
+                                  grad_accum_steps=grad_accum_steps,
+                                  keep_statistics=keep_statistics)
     self._eval = make_eval_step(model, task)
     self._compiled: dict[tuple, Any] = {}
     self._started: set[tuple] = set()
@@ -253,7 +256,7 @@ class PmapEngine:
   """
 
   def __init__(self, model, task, tx, schedule, *, devices=None, ema_decay: float = 0.0,
-               grad_accum_steps: int = 1):
+               grad_accum_steps: int = 1, keep_statistics=None):
     if jax.process_count() > 1:
       raise NotImplementedError("The pmap engine is single-host; use parallel.mode='jit'.")
     self.model, self.task, self.tx = model, task, tx
@@ -262,7 +265,8 @@ class PmapEngine:
     # Arrays with a leading device axis, one slice per device, are what pmap takes as its own.
     self._stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
     self._train = jax.pmap(make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
-                                           axis_name=PMAP_AXIS, grad_accum_steps=grad_accum_steps),
+                                           axis_name=PMAP_AXIS, grad_accum_steps=grad_accum_steps,
+                                           keep_statistics=keep_statistics),
                            axis_name=PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
                            devices=self.devices)
     self._eval = jax.pmap(make_eval_step(model, task), axis_name=PMAP_AXIS, devices=self.devices)

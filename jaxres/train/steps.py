@@ -22,7 +22,7 @@ Metrics = dict[str, jax.Array]
 
 def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedule: Callable,
                     *, ema_decay: float = 0.0, axis_name: Optional[str] = None,
-                    grad_accum_steps: int = 1
+                    grad_accum_steps: int = 1, keep_statistics: Optional[Callable] = None
                     ) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
   """Builds `train_step(state, batch, rng) -> (state, metrics)`.
 
@@ -47,6 +47,8 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
     axis_name: the pmap axis to average gradients and metrics over; None under jit.
     grad_accum_steps: micro-batches per step (the batch size, per device under pmap, must be
       divisible by it).
+    keep_statistics: `(new, old, step) -> batch_stats`, which keeps frozen modules' BatchNorm
+      statistics (`ParamGroups.keep_frozen_statistics`); None updates all of them.
 
   Returns:
     The step function. Metrics: the task's (loss, accuracy, ...) plus `learning_rate`,
@@ -78,6 +80,8 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
                                                 grad_accum_steps)
     if axis_name is not None:
       grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
+    if keep_statistics is not None:
+      batch_stats = keep_statistics(batch_stats, state.batch_stats, state.step)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     ema_params = state.ema_params
