@@ -42,7 +42,10 @@ def torchvision_video_recipe(model: str, dataset: str) -> ml_collections.ConfigD
   16 frames at 15 fps, short side resized to 128, random 112 crops and flips; SGD momentum 0.9,
   weight decay 1e-4, learning rate 0.08 for a global batch of 192 (8 GPUs x 24; scaled linearly
   with `global_batch_size`), 45 epochs of 5 clips per video, 10 epochs of linear warm-up, x0.1 at
-  epochs 20, 30, 40; bf16 compute; video accuracy from 5 clips per video at eval.
+  epochs 20, 30, 40; bf16 compute; video accuracy from 5 clips per video at eval, each resized to
+  short side 128 and centre-cropped to 112 (the reference's `Resize((128, 171))`,
+  `CenterCrop(112)`). No precise BatchNorm statistics and no zero-initialised residual BatchNorm:
+  the reference uses neither.
 
   Args:
     model: "r3d_18", "mc3_18" or "r2plus1d_18".
@@ -67,6 +70,8 @@ def torchvision_video_recipe(model: str, dataset: str) -> ml_collections.ConfigD
   c.data.target_fps = 15.0
   c.data.resize = 128
   c.data.crop_size = 112
+  c.data.eval_resize = 128
+  c.data.eval_crop_size = 112
   c.data.eval_clips = 5
   c.global_batch_size = 192
   steps_per_epoch = d["train_videos"] * 5 // c.global_batch_size

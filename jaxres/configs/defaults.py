@@ -190,6 +190,10 @@ def default_data_config() -> ml_collections.ConfigDict:
       7-frame septuplets). Eval clips stay as read.
     - `mean`, `std`: per-channel normalisation of [0, 1] pixels (0 and 1 keep [0, 1], as
       super-resolution needs).
+    - `eval_resize`, `eval_crop_size`: the short side and square crop of eval views (the
+      engine's eval, `jaxres eval`, `jaxres predict`), 0 for training's `resize` / `crop_size`.
+      Published test protocols often differ from training: PySlowFast resizes the short side to
+      256 and takes 3 crops of 256 (its `TEST_CROP_SIZE`) from models trained on 224 crops.
     - `eval_clips`: uniformly spaced clips per video in eval. `eval_crops`: 1 (centre) or 3 (both
       ends and centre along the long side); logits are averaged per `video_id` by the engine.
     - `short_video`: `"loop"` (repeat frames) or `"skip"` (count and drop) for videos shorter than
@@ -240,6 +244,8 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.mirror = False
   c.mean = (0.43216, 0.394666, 0.37645)
   c.std = (0.22803, 0.22145, 0.216989)
+  c.eval_resize = 0
+  c.eval_crop_size = 0
   c.eval_clips = 1
   c.eval_crops = 1
   c.short_video = "loop"

@@ -7,10 +7,9 @@ learning rate 0.1 for a batch of 64 (8 GPUs x 8; scaled linearly with `global_ba
 its BASE_LR_SCALE_NUM_SHARDS does per node), half-period cosine over 196 epochs after 34 epochs of
 linear warm-up; dropout 0.5 before the classifier; the last BatchNorm of every block starts at
 zero (as `jaxres.models.pytorchvideo_resnet` initialises it). Evaluation: 10 clips x 3 crops per
-video.
+video, short side 256 and crops of 256 (its TEST_CROP_SIZE), top-1 and top-5.
 
-Where jaxres differs: warm-up starts from 0 (the recipe: from 0.01); evaluation crops are 224, not
-the recipe's 256 (jaxres crops train and eval at one `data.crop_size`); no "precise" BatchNorm
+Where jaxres differs: warm-up starts from 0 (the recipe: from 0.01); no "precise" BatchNorm
 statistics re-estimated after training; bfloat16 compute, as jaxres' other Kinetics recipes.
 
 Set data.path (and the split files) to where the dataset is, e.g.
@@ -39,6 +38,8 @@ def get_config():
   c.data.flip = True
   c.data.mean = (0.45, 0.45, 0.45)
   c.data.std = (0.225, 0.225, 0.225)
+  c.data.eval_resize = 256  # TEST_CROP_SIZE: the short side and the 3 crops
+  c.data.eval_crop_size = 256
   c.data.eval_clips = 10
   c.data.eval_crops = 3
   c.global_batch_size = 64

@@ -10,12 +10,12 @@ model zoo, 30 views):
     batch of 128 (8 GPUs x 16; scaled linearly with `global_batch_size`), half-cosine over 300
     epochs after 35 epochs of linear warm-up; dropout 0.5 before the classifier (the model's
     default).
-  - Evaluation: 10 clips x 3 crops per video.
+  - Evaluation: 10 clips x 3 crops per video, short side 256 and crops of 256 (its
+    TEST_CROP_SIZE for 3 crops; jaxres' global pool takes any size), top-1 and top-5.
 
 Differences: the warm-up starts at 0 (PySlowFast: 0.01); weight decay also skips the SE and
-classifier biases (jaxres decays kernels only); the 3 test crops are 224 (PySlowFast tests 3 crops
-at 256 with its head's fixed pool; jaxres' global pool takes any size: `--config.data.crop_size=256`
-for eval); no zero-initialised final BN or precise BN statistics; bf16 compute.
+classifier biases (jaxres decays kernels only); no zero-initialised final BN or precise BN
+statistics; bf16 compute.
 
   jaxres train --config kinetics400_x3d_m --workdir runs/kinetics400_x3d_m --config.data.path=/data/...
 """
@@ -41,6 +41,8 @@ def get_config():
   c.data.flip = True
   c.data.mean = (0.45, 0.45, 0.45)
   c.data.std = (0.225, 0.225, 0.225)
+  c.data.eval_resize = 256  # TEST_CROP_SIZE: the short side and the 3 crops
+  c.data.eval_crop_size = 256
   c.data.eval_clips = 10
   c.data.eval_crops = 3
   c.global_batch_size = 128

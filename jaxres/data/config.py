@@ -75,6 +75,18 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.resize and config.crop_size > config.resize * min(config.scale_jitter):
     raise ValueError(f"data.crop_size {config.crop_size} exceeds the smallest resized short side "
                      f"{config.resize} x {min(config.scale_jitter)}.")
+  eval_resize, eval_crop = config.eval_resize, config.eval_crop_size
+  if eval_resize < 0 or eval_crop < 0:
+    raise ValueError(f"data.eval_resize and data.eval_crop_size must be >= 0 (0: training's), got "
+                     f"{eval_resize} and {eval_crop}.")
+  eval_resize, eval_crop = eval_resize or config.resize, eval_crop or config.crop_size
+  if eval_resize and eval_crop > eval_resize:
+    raise ValueError(f"The eval crop {eval_crop} (data.eval_crop_size, else data.crop_size) "
+                     f"exceeds the eval short side {eval_resize} (data.eval_resize, else "
+                     "data.resize).")
+  if config.lr_path and eval_crop % config.lr_scale:
+    raise ValueError(f"data.eval_crop_size={eval_crop} is not a multiple of "
+                     f"data.lr_scale={config.lr_scale}; LR and HR crops would not align.")
   if demo_kind(config) not in DEMO_KINDS:
     raise ValueError(f"data.demo.kind must be one of {DEMO_KINDS}, got {demo_kind(config)!r}.")
   if config.source == "demo" and demo_kind(config) == "motion" and config.flip:

@@ -3,7 +3,8 @@
 Training: one clip, resized so its short side is `resize` (times a random scale jitter), a random
 `crop_size` square, an optional flip (and, with `rotate`, vertical flip and transpose; with
 `mirror`, the clip followed by its reverse). Evaluation: `eval_clips` clips x `eval_crops` crops of
-every video, each tagged with its `video_id` and a `mask` of 1 (padding rows get 0). With
+every video at the eval short side and crop (`eval_resize`, `eval_crop_size`; 0: training's), each
+tagged with its `video_id` and a `mask` of 1 (padding rows get 0). With
 `resize = 0` frames keep their own resolution (upsized only where the short side is below
 `crop_size`), as super-resolution wants; paired LR frames (`data.lr_path`) are cut in step, their
 window `lr_scale` times smaller at `1/lr_scale` of the HR corner, so LR and HR stay aligned.
@@ -20,14 +21,26 @@ from jaxres.data.clips import to_uint8
 from jaxres.data.tfhost import tf
 
 
-def _short_side(config, frames, jitter_seed):
+def eval_sizes(config) -> tuple[int, int]:
+  """`(short side, crop)` of eval views: `eval_resize` and `eval_crop_size`, each 0 meaning
+  training's `resize` / `crop_size` (a short side of 0: each video's own resolution).
+
+  Example:
+    >>> config.resize, config.crop_size, config.eval_resize, config.eval_crop_size = 256, 224, 0, 256
+    >>> eval_sizes(config)
+    (256, 256)
+  """
+  return (config.eval_resize or config.resize), (config.eval_crop_size or config.crop_size)
+
+
+def _short_side(config, frames, jitter_seed, resize: int, crop_size: int):
   """The short side frames are resized to before cropping (jittered in training only)."""
-  if config.resize > 0 and jitter_seed is None:
-    return config.resize
-  if config.resize > 0:
-    return transforms.scale_jitter_size(config.resize, config.scale_jitter, jitter_seed)
+  if resize > 0 and jitter_seed is None:
+    return resize
+  if resize > 0:
+    return transforms.scale_jitter_size(resize, config.scale_jitter, jitter_seed)
   short = tf.minimum(tf.shape(frames)[-3], tf.shape(frames)[-2])
-  return tf.maximum(short, config.crop_size)
+  return tf.maximum(short, crop_size)
 
 
 def train_view(config, seed, x) -> dict:
@@ -40,7 +53,7 @@ def train_view(config, seed, x) -> dict:
   if "cropped" in x:  # The decoder already resized and cropped (prepared JPEG frames).
     video = frames
   else:
-    size = _short_side(config, frames, s_size)
+    size = _short_side(config, frames, s_size, config.resize, config.crop_size)
     video = transforms.random_crop(transforms.resize_short_side(frames, size), config.crop_size,
                                    s_crop)
   video = tf.ensure_shape(to_uint8(video), [config.num_frames, config.crop_size,
@@ -84,11 +97,13 @@ def _clip_major(views, config, size):
 
 def eval_views(config, x) -> dict:
   """All eval views of one video: `{"video": uint8 [N, T, S, S, 3], "label", "video_id", "mask"}`
-  with N = clips x crops, clip-major (paired frames add the aligned `"lr"` views)."""
+  with N = clips x crops, clip-major, S the eval crop (`eval_sizes`; paired frames add the aligned
+  `"lr"` views)."""
   clips = x["clips"]  # [clips, T, H, W, 3]
   flatten = lambda c: tf.reshape(c, tf.concat([[-1], tf.shape(c)[2:]], 0))
   flat = flatten(clips)
-  size, crops = config.crop_size, config.eval_crops
+  resize, size = eval_sizes(config)
+  crops = config.eval_crops
   n = config.eval_clips * crops
   out = {"label": tf.fill([n], tf.cast(x["label"], tf.int32)),
          "video_id": tf.fill([n], tf.cast(x["video_id"], tf.int32)),
@@ -98,14 +113,15 @@ def eval_views(config, x) -> dict:
     out["lr"] = _clip_major(lr, config, size // config.lr_scale)
   else:
     video = transforms.spatial_crops(
-        transforms.resize_short_side(flat, _short_side(config, flat, None)), size, crops)
+        transforms.resize_short_side(flat, _short_side(config, flat, None, resize, size)), size,
+        crops)
   return {"video": to_uint8(_clip_major(video, config, size)), **out}
 
 
 def padding(config, paired: bool = False) -> dict[str, np.ndarray]:
   """One eval padding row (`video_id` -1, `mask` 0) shaped like `eval_views`' rows (with `"lr"`
   when `paired`)."""
-  t, c = config.num_frames, config.crop_size
+  t, c = config.num_frames, eval_sizes(config)[1]
   row = {"video": np.zeros((t, c, c, 3), np.uint8), "label": np.int32(0),
          "video_id": np.int32(-1), "mask": np.float32(0)}
   if paired:

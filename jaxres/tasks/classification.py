@@ -18,12 +18,36 @@ from jaxres.tasks import mixup
 from jaxres.tasks.base import Batch, mean_by_video
 
 
+def in_top_k(logits, labels, k: int):
+  """Whether each label is among the `k` highest logits of its row (jax or numpy arrays).
+
+  A label counts when fewer than `k` classes score strictly higher than it, so ties favour it
+  and every label is in the top k when there are at most k classes.
+
+  Args:
+    logits: `[B, K]`.
+    labels: int `[B]`.
+    k: how many top classes count (5 for the published top-5 accuracy).
+
+  Returns:
+    bool `[B]`, of the same array kind as `logits`.
+
+  Example:
+    >>> in_top_k(np.array([[0.1, 0.5, 0.2, 0.9]]), np.array([2]), 2)
+    array([False])
+  """
+  xp = jnp if isinstance(logits, jax.Array) else np
+  own = xp.take_along_axis(logits, xp.asarray(labels)[:, None], axis=-1)
+  return xp.sum(logits > own, axis=-1) < k
+
+
 @dataclasses.dataclass(frozen=True)
 class ClassificationTask:
   """Softmax cross-entropy on `batch["label"]`, with label smoothing and mixup/cutmix.
 
-  Eval reports clip accuracy and loss, and, when batches carry `"video_id"`, video accuracy: the
-  logits of every clip of a video are averaged (several clips per video at test time).
+  Eval reports clip top-1 and top-5 accuracy and loss, and, when batches carry `"video_id"`, video
+  top-1 and top-5 accuracy: the logits of every clip of a video are averaged (several clips per
+  video at test time), the published protocol for Kinetics.
 
   Attributes:
     label_smoothing: weight moved from the true class to the uniform distribution.
@@ -72,14 +96,16 @@ class ClassificationTask:
     labels = batch["label"]
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1)[:, 0]
     out = {"loss": nll, "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+           "correct_top5": in_top_k(logits, labels, 5).astype(jnp.float32),
            "label": labels, "logits": logits}
     if "video_id" in batch:
       out["video_id"] = batch["video_id"]
     return out
 
   def aggregate(self, per_example):
-    """Clip `accuracy` and `loss` (weighted by `weight`; 0 drops padding), and `video_accuracy`
-    (logits averaged per video, `mean_by_video`) when the values carry video ids."""
+    """Clip `accuracy` (top-1), `top5_accuracy` and `loss` (weighted by `weight`; 0 drops
+    padding), and `video_accuracy` and `video_top5_accuracy` (logits averaged per video,
+    `mean_by_video`) when the values carry video ids."""
     rows = [{k: np.asarray(v) for k, v in m.items()} for m in per_example]
     if not rows:
       return {}
@@ -91,7 +117,8 @@ class ClassificationTask:
     if not count:
       return {}
     out = {k: float((column(key) * weight)[keep].sum() / count)
-           for k, key in (("accuracy", "correct"), ("loss", "loss"))}
+           for k, key in (("accuracy", "correct"), ("top5_accuracy", "correct_top5"),
+                          ("loss", "loss")) if key in rows[0]}
     out["num_clips"] = count
     if "video_id" in rows[0]:
       ids, videos = mean_by_video(rows, ["logits"])
@@ -99,6 +126,7 @@ class ClassificationTask:
       _, first = np.unique(column("video_id")[keep], return_index=True)  # sorted, as `ids`
       labels = column("label")[keep][first]
       out["video_accuracy"] = float(np.mean(videos["logits"].argmax(-1) == labels))
+      out["video_top5_accuracy"] = float(np.mean(in_top_k(videos["logits"], labels, 5)))
       out["num_videos"] = float(len(ids))
     return out
 
