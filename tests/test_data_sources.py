@@ -165,3 +165,23 @@ def test_listing_the_demo_never_writes_it(tmp_path):
   assert [len(info.video_lists[s].entries) for s in ("train", "eval")] == [4, 4]
   config.source = "folder"
   assert catalog.ensure_demo_data(config) is None  # only the demo source is written
+
+
+def test_split_list_writer_reads_back_and_footage_uses_it(tmp_path):
+  from jaxres.data import footage, split_lists
+  root = footage.write_footage_dataset(str(tmp_path / "footage"), num_videos=4, frames=2,
+                                       height=16, width=16)
+  assert sorted(os.listdir(root)) == ["footage", split_lists.EVAL_LIST, split_lists.TRAIN_LIST]
+  train = sources.folder_videos(root, os.path.join(root, split_lists.TRAIN_LIST))
+  test = sources.folder_videos(root, os.path.join(root, split_lists.EVAL_LIST), split="eval")
+  assert [os.path.basename(e.path) for e in train.entries] == [f"clip_00{i}.mp4" for i in range(3)]
+  assert [os.path.basename(e.path) for e in test.entries] == ["clip_003.mp4"]
+  path = os.path.join(root, "mine.txt")
+  assert split_lists.write_split_list(path, ["footage/clip_001.mp4 1", "footage/clip_000.mp4"]) == path
+  assert open(path).read() == "footage/clip_001.mp4 1\nfootage/clip_000.mp4\n"
+  for bad in (["a.mp4\nb.mp4"], [""]):
+    with pytest.raises(ValueError, match="one non-empty line"):
+      split_lists.write_split_list(path, bad)
+  assert open(path).read().count("\n") == 2  # a refused list leaves the old one
+  assert sorted(os.listdir(root)) == ["footage", "mine.txt", split_lists.EVAL_LIST,
+                                      split_lists.TRAIN_LIST]  # no temporary file left

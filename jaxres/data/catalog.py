@@ -27,7 +27,7 @@ from typing import Optional
 import ml_collections
 
 from jaxres.data import config as config_lib
-from jaxres.data import demo, photo_demo, records, sequences, sources
+from jaxres.data import demo, photo_demo, records, sequences, sources, split_lists
 from jaxres.data.skips import SKIPPED, SkipCounter
 
 SPLITS = ("train", "eval")
@@ -120,7 +120,7 @@ def ensure_demo_data(config: ml_collections.ConfigDict) -> Optional[str]:
 def _demo_split_list(config, split: str) -> tuple[str, str]:
   """`(root, split list)` of the demo data; raises `FileNotFoundError` if they are not written."""
   root = demo_root(config)
-  default = "trainlist01.txt" if split == "train" else "testlist01.txt"
+  default = split_lists.TRAIN_LIST if split == "train" else split_lists.EVAL_LIST
   split_list = (config.train_split if split == "train" else config.eval_split) or default
   split_list = split_list if os.path.isabs(split_list) else os.path.join(root, split_list)
   if not os.path.isfile(split_list):

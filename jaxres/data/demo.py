@@ -25,6 +25,7 @@ import os
 import numpy as np
 
 from jaxres.atomic_files import write_atomic
+from jaxres.data.split_lists import EVAL_LIST, TRAIN_LIST, write_split_list
 from jaxres.data.video import write_video
 
 DIRECTIONS = {
@@ -139,9 +140,9 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
       clip = render_clip(rng, DIRECTIONS[name], num_frames, size)
       write_video(os.path.join(root, rel), clip, fps)
       (test if i < num_test else train).append(rel)
-  write_atomic(os.path.join(root, "trainlist01.txt"),
-               "".join(f"{p} {label_of[p.split('/')[0]]}\n" for p in train))
-  write_atomic(os.path.join(root, "testlist01.txt"), "".join(f"{p}\n" for p in test))
+  write_split_list(os.path.join(root, TRAIN_LIST),
+                   [f"{p} {label_of[p.split('/')[0]]}" for p in train])
+  write_split_list(os.path.join(root, EVAL_LIST), test)
   write_atomic(marker, json.dumps(params))
   return root
 

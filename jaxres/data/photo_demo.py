@@ -24,6 +24,7 @@ import os
 import numpy as np
 
 from jaxres.atomic_files import write_atomic
+from jaxres.data.split_lists import EVAL_LIST, TRAIN_LIST, write_split_list
 from jaxres.data.video import write_video
 
 # `skimage.data` loaders whose images are files inside the installed package. Train and eval are
@@ -168,7 +169,7 @@ def write_photo_dataset(root: str, *, clips_per_photo: int = 8, num_frames: int 
     clip = render_pan(load_photo(photo), rng, EVAL_FRAMES, EVAL_HEIGHT, EVAL_WIDTH,
                       velocity=EVAL_VELOCITY)
     write_video(os.path.join(root, rel), clip, fps, crf=10)
-  write_atomic(os.path.join(root, "trainlist01.txt"), "".join(f"{p} 1\n" for p in train))
-  write_atomic(os.path.join(root, "testlist01.txt"), "".join(f"{p}\n" for p in test))
+  write_split_list(os.path.join(root, TRAIN_LIST), [f"{p} 1" for p in train])
+  write_split_list(os.path.join(root, EVAL_LIST), test)
   write_atomic(marker, json.dumps(params))
   return root

@@ -7,7 +7,8 @@ degradation that makes LR from HR and PSNR/SSIM are in `jaxres.tasks`. Modules h
 - `checkpoint`: `load_sr_model`, a trained SR model from a `jaxres train` workdir.
 - `evaluate`: per-video PSNR/SSIM vs bicubic on whole held-out videos (a run's eval split, e.g.
   the SR demo's pans over photographs it never trained on, `jaxres.data.photo_demo`).
-- `footage`: generated textured footage with sub-pixel motion (video I/O is `jaxres.data.video`).
+- `footage`: generated textured footage with sub-pixel motion, `jaxres.data.footage` (where the
+  dataset writers live) under its SR name.
 
 Example:
   >>> from jaxres.sr import checkpoint, upscale
