@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("jaxres.commands.bench", "benchmark compiled models (throughput, GFLOP/s); --vs torch"),
     "train": ("jaxres.commands.train", "train a config (default: the demo) in a work directory"),
     "eval": ("jaxres.commands.eval", "evaluate a run's checkpoint on its config's eval data"),
+    "evaluate": ("jaxres.commands.evaluate", "PSNR/SSIM of an SR run vs bicubic on whole videos or frame folders (Vid4, REDS4)"),
     "plan": ("jaxres.commands.plan", "memory per device of a config's train step on N devices"),
     "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
     "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
@@ -43,7 +44,7 @@ EXTRA_MODULES = {
 
 
 # Commands whose work imports TensorFlow (the input pipeline, video decoding, checkpoints).
-TF_COMMANDS = ("train", "eval", "prepare", "upscale", "predict", "export")
+TF_COMMANDS = ("train", "eval", "evaluate", "prepare", "upscale", "predict", "export")
 
 
 def quiet_tensorflow_startup() -> None:

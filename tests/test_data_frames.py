@@ -344,11 +344,11 @@ def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path, capsys):
   bic = np.round(np.clip(np.asarray(bicubic_upsample(batch["lr"][:1], 4)), 0, 1) * 255) / 255
   want = float(np.mean(image_metrics.psnr(bic, batch["video"][:1], crop=4, y_channel=True)))
   np.testing.assert_allclose(summary["eval"]["psnr_y_bicubic"], want, rtol=1e-4)
-  # `python -m jaxres.sr.evaluate --checkpoint RUN` reads the run's eval sequences whole, with
-  # their LR frames as given.
-  from jaxres.sr import evaluate
+  # `jaxres evaluate --checkpoint RUN` reads the run's eval sequences whole, with their LR frames
+  # as given.
+  from jaxres import cli
   capsys.readouterr()
-  assert evaluate.main(["--checkpoint", str(tmp_path / "run")]) == 0
+  assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "run")]) == 0
   lines = capsys.readouterr().out.splitlines()
   assert "on the 1 held-out sequences of its eval split, border crop 4:" in lines[0], lines
   hr = clips["000"].astype(np.float32) / 255

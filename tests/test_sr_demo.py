@@ -7,8 +7,8 @@ the batch on the native-scale pans only, and must still gain clearly.
 
 import pytest
 
+from jaxres import cli
 from jaxres.data import photo_demo
-from jaxres.sr import evaluate
 from jaxres.train.config import load_config
 from jaxres.train.loop import train_and_evaluate
 
@@ -27,7 +27,7 @@ def test_short_sr_demo_beats_bicubic_on_held_out_photographs(tmp_path, capsys):
   assert summary["step"] == 150
   # What the README's command prints: per held-out video, whole frames through the upscale path.
   capsys.readouterr()
-  assert evaluate.main(["--checkpoint", workdir]) == 0
+  assert cli.main(["evaluate", "--checkpoint", workdir]) == 0
   out = capsys.readouterr().out
   title = f"{config.model.name} x2 (step 150) on the 3 held-out videos of its eval split:"
   lines = out.splitlines()

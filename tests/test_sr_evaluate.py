@@ -1,8 +1,11 @@
 """`jaxres.sr.evaluate` on frame folders (Vid4/REDS4-style tables): per-sequence PSNR/SSIM (Y and RGB,
-border crop) equal to BasicSR 1.4.2's `calculate_psnr` / `calculate_ssim` and scikit-image."""
+border crop) equal to BasicSR 1.4.2's `calculate_psnr` / `calculate_ssim` and scikit-image; its
+command line `jaxres evaluate`, also run as `python -m jaxres.sr.evaluate`."""
 
 import os
+import runpy
 import sys
+import warnings
 
 import flax.linen as nn
 import jax
@@ -11,6 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from jaxres import cli
 from jaxres.models.sr import bicubic_upsample
 from jaxres.sr import evaluate
 
@@ -139,20 +143,38 @@ def test_selected_sequences_degraded_on_the_fly_and_errors(vid4, model_and_rows,
   with pytest.raises(FileNotFoundError, match="nope"):
     evaluate.evaluate_frames(model, variables, os.path.join(root, "GT"), scale=SCALE,
                              clip_model=True, sequences=["nope"])
-  assert evaluate.main(["--checkpoint", os.path.join(root, "no_run"), "--hr",
-                        os.path.join(root, "GT")]) == 1
-  assert "evaluate:" in capsys.readouterr().err
+  no_run = os.path.join(root, "no_run")
+  assert cli.main(["evaluate", "--checkpoint", no_run, "--hr", os.path.join(root, "GT")]) == 1
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("jaxres evaluate: ") and "no_run" in err[0]
 
 
-def test_command_line_prints_the_per_sequence_table(vid4, model_and_rows, monkeypatch, capsys):
+def _python_m_jaxres_sr_evaluate(args):
+  """Runs `python -m jaxres.sr.evaluate ARGS` in this process; returns its exit code."""
+  with warnings.catch_warnings():  # runpy warns that the test already imported the module
+    warnings.simplefilter("ignore", RuntimeWarning)
+    with pytest.raises(SystemExit) as exit_:
+      sys.argv = ["python -m jaxres.sr.evaluate", *args]
+      runpy.run_module("jaxres.sr.evaluate", run_name="__main__")
+  return exit_.value.code
+
+
+@pytest.mark.parametrize("form", ["jaxres evaluate", "python -m jaxres.sr.evaluate"])
+def test_command_line_prints_the_per_sequence_table(vid4, model_and_rows, monkeypatch, capsys,
+                                                   form):
   from jaxres.sr import checkpoint
   root, _ = vid4
   model, variables, rows = model_and_rows
   loaded = checkpoint.LoadedModel(model=model, variables=variables, name="shifted_bicubic",
                                   scale=SCALE, clip_model=True, step=7)
   monkeypatch.setattr(checkpoint, "load_sr_model", lambda workdir, config=None: loaded)
-  assert evaluate.main(["--checkpoint", "run", "--hr", os.path.join(root, "GT"), "--lr",
-                        os.path.join(root, "BIx4"), "--sequences", "city", "walk"]) == 0
+  monkeypatch.setattr(sys, "argv", list(sys.argv))
+  args = ["--checkpoint", "run", "--hr", os.path.join(root, "GT"), "--lr",
+          os.path.join(root, "BIx4"), "--sequences", "city", "walk"]
+  if form == "jaxres evaluate":
+    assert cli.main(["evaluate", *args]) == 0
+  else:
+    assert _python_m_jaxres_sr_evaluate(args) == 0
   out = capsys.readouterr().out.splitlines()
   assert out[0].startswith("shifted_bicubic x4 (step 7) on 2 sequences of") and "crop 4" in out[0]
   by_name = {r["name"]: r for r in rows}

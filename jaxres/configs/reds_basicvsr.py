@@ -13,7 +13,7 @@ if you have it), and BasicSR's `random_reverse` (off in this recipe) does not ex
   $ jaxres train --config reds_basicvsr --workdir runs/reds_basicvsr \\
       --config.data.path=/data/REDS/train_sharp \\
       --config.data.lr_path=/data/REDS/train_sharp_bicubic/X4
-  $ python -m jaxres.sr.evaluate --checkpoint runs/reds_basicvsr \\
+  $ jaxres evaluate --checkpoint runs/reds_basicvsr \\
       --hr /data/REDS/train_sharp --lr /data/REDS/train_sharp_bicubic/X4 \\
       --sequences 000 011 015 020 --crop 0           # REDS4, RGB column
 """

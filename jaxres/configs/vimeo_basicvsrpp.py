@@ -8,12 +8,12 @@ mirrored in time (`MirrorSequence`). Vid4 x4 (BI): 27.79 dB PSNR-Y.
 
 Differences in jaxres: one learning rate for every parameter (no separate SPyNet rate or frozen
 start); the engine's eval reads `eval_steps` batches of crops, the paper's numbers come from
-`python -m jaxres.sr.evaluate` on whole sequences.
+`jaxres evaluate` on whole sequences.
 
   $ jaxres train --config vimeo_basicvsrpp --workdir runs/vimeo_basicvsrpp \\
       --config.data.path=/data/vimeo90k/vimeo_septuplet \\
       --config.data.lr_path=/data/vimeo90k/vimeo_septuplet_matlabLRx4
-  $ python -m jaxres.sr.evaluate --checkpoint runs/vimeo_basicvsrpp \\
+  $ jaxres evaluate --checkpoint runs/vimeo_basicvsrpp \\
       --hr /data/Vid4/GT --lr /data/Vid4/BIx4 --crop 0    # Vid4, Y column
 """
 

@@ -13,28 +13,28 @@ BasicSR's `calculate_psnr` / `calculate_ssim` (`test_y_channel=True`; checked ag
 (`--chunk 0`, the default on frames; `options=None` in Python), as the papers run them. MMagic's
 BasicVSR/BasicVSR++ test configs set `crop_border=0`: pass `--crop 0` to reproduce their numbers.
 
-Command line: by default the run's own held-out videos (its data config's eval split, e.g. the
-`sr_edsr_demo` pans over photographs it never trained on; for a `frames` source its eval
-sequences, with their paired LR frames when it has them), whole; `--footage generated` uses
-generated footage from a seed never used for training instead; `--hr` any frame folders:
+`evaluate_run` measures a training run: by default its own held-out videos (its data config's
+eval split, e.g. the `sr_edsr_demo` pans over photographs it never trained on; for a `frames`
+source its eval sequences, with their paired LR frames when it has them), whole; generated footage
+from a seed never used for training instead; or any frame folders. `jaxres evaluate` is its
+command line (`python -m jaxres.sr.evaluate` runs the same command):
 
-  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr
-  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr --footage generated --videos 4 --size 96
-  $ python -m jaxres.sr.evaluate --checkpoint runs/basicvsr --hr /data/Vid4/GT --lr /data/Vid4/BIx4
-  $ python -m jaxres.sr.evaluate --checkpoint runs/basicvsr --hr /data/REDS/train_sharp \
-      --lr /data/REDS/train_sharp_bicubic/X4 --sequences 000 011 015 020        # REDS4
+  $ jaxres evaluate --checkpoint runs/sr_edsr
+  $ jaxres evaluate --checkpoint runs/basicvsr --hr /data/Vid4/GT --lr /data/Vid4/BIx4
 
 Example:
   >>> table = evaluate_videos(model, variables, hr_videos, scale=2, clip_model=False)
   >>> rows = evaluate_frames(model, variables, "/data/Vid4/GT", scale=4, clip_model=True,
   ...                        lr_root="/data/Vid4/BIx4")
   >>> print(format_table(rows))
+  >>> print(evaluate_run("runs/sr_edsr").text())
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import functools
+import importlib
 import os
 import sys
 from typing import Any, Iterable, Sequence
@@ -206,7 +206,6 @@ def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
     raise ValueError(f"data.source={data_config.source!r}: only folder and demo eval splits are "
                      "read as whole videos here; use --footage generated.")
   from jaxres.data import catalog, video  # pylint: disable=import-outside-toplevel
-  catalog.ensure_demo_data(data_config)
   return [(os.path.basename(e.path), video.read_video(e.path).frames)
           for e in catalog.video_list(data_config, "eval").entries]
 
@@ -249,81 +248,99 @@ def format_table(rows: list[dict], names: Sequence[str] | None = None) -> str:
   return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-  parser = argparse.ArgumentParser(
-      prog="python -m jaxres.sr.evaluate",
-      description="Per-video PSNR/SSIM of a trained SR model vs bicubic on held-out videos, whole: "
-                  "the run's eval split (default), generated footage, or frame folders (--hr, "
-                  "Vid4/REDS4-style tables).")
-  parser.add_argument("--checkpoint", required=True, help="the training workdir")
-  parser.add_argument("--config", default=None, help="the run's config file (if no config.json)")
-  parser.add_argument("--footage", choices=("eval-split", "generated"), default="eval-split",
-                      help="the run's held-out eval split (default) or generated footage")
-  parser.add_argument("--hr", default="", help="HR frame folders (one per sequence), e.g. Vid4/GT")
-  parser.add_argument("--lr", default="", help="LR frame folders mirroring --hr (else bicubic of HR)")
-  parser.add_argument("--sequences", nargs="+", default=(), metavar="SEQ",
-                      help="only these sequences of --hr (REDS4: 000 011 015 020)")
-  parser.add_argument("--layout", default="sequences", choices=sequences_lib.LAYOUTS,
-                      help="how --hr is laid out")
-  parser.add_argument("--list", default="", help="a sequence list of --hr (e.g. sep_testlist.txt)")
-  parser.add_argument("--crop", type=int, default=None,
-                      help="border pixels left out of the metrics (default: the scale)")
-  parser.add_argument("--videos", type=int, default=4, help="generated videos")
-  parser.add_argument("--frames", type=int, default=16, help="generated frames per video")
-  parser.add_argument("--size", type=int, default=96, help="generated frame height and width")
-  parser.add_argument("--seed", type=int, default=HELD_OUT_SEED, help="generated footage seed")
-  parser.add_argument("--chunk", type=int, default=None,
-                      help="frames per window (0: whole videos; default 0 on frame folders, else 16)")
-  parser.add_argument("--overlap", type=int, default=6)
-  from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
-  argv, overrides = split_overrides(list(sys.argv[1:] if argv is None else argv))
-  args = parser.parse_args(argv)
+@dataclasses.dataclass(frozen=True)
+class RunEvaluation:
+  """What `evaluate_run` measured.
+
+  Attributes:
+    loaded: the run's model (`jaxres.sr.checkpoint.LoadedModel`: name, scale, step...).
+    rows: `evaluate_videos` / `evaluate_frames` rows, one per video or sequence.
+    names: the videos' file names (held-out videos of a folder or demo split), else None: the
+      rows are named by their `"name"` or numbered.
+    what: what the rows were measured on, in words.
+  """
+
+  loaded: Any
+  rows: list[dict]
+  names: Sequence[str] | None
+  what: str
+
+  def text(self) -> str:
+    """A title line (model, scale, step, footage) and `format_table` of the rows."""
+    loaded = self.loaded
+    return (f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {self.what}:\n"
+            f"{format_table(self.rows, self.names)}")
+
+
+def evaluate_run(workdir: str, *, config: Any = None, footage_source: str = "eval-split",
+                 hr_root: str = "", lr_root: str = "", sequences: Sequence[str] = (),
+                 layout: str = "sequences", split_list: str = "", crop: int | None = None,
+                 videos: int = 4, frames: int = 16, size: int = 96, seed: int = HELD_OUT_SEED,
+                 chunk: int | None = None, overlap: int = 6) -> RunEvaluation:
+  """PSNR/SSIM of a trained SR run against bicubic, on whole videos or sequences.
+
+  What is measured, in this order: the frame folders `hr_root` when given; else the run's eval
+  split (`footage_source="eval-split"`: the sequences of a `frames` source with their paired LR
+  frames, else the videos of a folder or demo source); else (`"generated"`) generated footage
+  from `seed`, a seed never used for training data.
+
+  Args:
+    workdir: the `jaxres train` run folder.
+    config: the run's config, if not the one saved in `workdir`.
+    footage_source: "eval-split" or "generated" (when `hr_root` is empty).
+    hr_root, lr_root, sequences, layout, split_list: frame folders, as `evaluate_frames` takes.
+    crop: border pixels left out of the metrics (default: the scale).
+    videos, frames, size: how many generated videos, their frames and frame height and width.
+    seed: the generated footage's seed.
+    chunk: frames per window (0: whole videos; None: 0 on frame folders, else 16).
+    overlap: context frames on each side of a window.
+
+  Returns:
+    A `RunEvaluation`; `.text()` is the table `jaxres evaluate` prints.
+
+  Raises:
+    FileNotFoundError: no such run, checkpoint or folders.
+    ValueError: not an SR run, or an eval split that is not read as whole videos.
+
+  Example:
+    >>> result = evaluate_run("runs/basicvsr", hr_root="/data/Vid4/GT", lr_root="/data/Vid4/BIx4")
+    >>> result.rows[0]["psnr_y"]
+  """
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
-  from jaxres.train import run  # pylint: disable=import-outside-toplevel
+  if config is None and not hr_root:
+    from jaxres.train import run  # pylint: disable=import-outside-toplevel
+    config = run.read_config(workdir)
+  loaded = checkpoint.load_sr_model(workdir, config=config)
+  whole_sequences = bool(hr_root) or (footage_source == "eval-split"
+                                      and config.data.source == "frames")
+  chunk = chunk if chunk is not None else (0 if whole_sequences else 16)
+  options = upscale.UpscaleOptions(chunk=chunk, overlap=overlap) if chunk else None
+  crop = loaded.scale if crop is None else crop
+  model, variables = loaded.model, loaded.variables
+  kwargs = dict(scale=loaded.scale, clip_model=loaded.clip_model, crop=crop, options=options)
   names = None
-  try:
-    if args.config:
-      from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
-      config = load_config(args.config, overrides)
-    elif args.hr:
-      config = None  # (the saved one, read by load_sr_model)
+  if hr_root:
+    rows = evaluate_frames(model, variables, hr_root, lr_root=lr_root, sequences=sequences,
+                           layout=layout, split_list=split_list, **kwargs)
+    where = hr_root + (f" (LR {lr_root})" if lr_root else " (LR: bicubic of HR)")
+    what = f"{len(rows)} sequences of {where}, border crop {crop}"
+  elif whole_sequences:
+    data = config.data
+    rows = evaluate_frames(model, variables, data.path, lr_root=data.lr_path,
+                           sequences=held_out_sequences(data), **kwargs)
+    what = f"the {len(rows)} held-out sequences of its eval split, border crop {crop}"
+  else:
+    if footage_source == "eval-split":
+      names, clips = zip(*held_out_videos(config.data))
+      what = f"the {len(clips)} held-out videos of its eval split"
     else:
-      config = run.read_config(args.checkpoint)
-    loaded = checkpoint.load_sr_model(args.checkpoint, config=config)
-    frames = args.hr or (args.footage == "eval-split" and config.data.source == "frames")
-    chunk = args.chunk if args.chunk is not None else (0 if frames else 16)
-    options = upscale.UpscaleOptions(chunk=chunk, overlap=args.overlap) if chunk else None
-    crop = loaded.scale if args.crop is None else args.crop
-    if args.hr:
-      rows = evaluate_frames(loaded.model, loaded.variables, args.hr, scale=loaded.scale,
-                             clip_model=loaded.clip_model, lr_root=args.lr,
-                             sequences=args.sequences, layout=args.layout, split_list=args.list,
-                             crop=crop, options=options)
-      where = args.hr + (f" (LR {args.lr})" if args.lr else " (LR: bicubic of HR)")
-      what = f"{len(rows)} sequences of {where}, border crop {crop}"
-    elif frames:
-      data = config.data
-      rows = evaluate_frames(loaded.model, loaded.variables, data.path, scale=loaded.scale,
-                             clip_model=loaded.clip_model, lr_root=data.lr_path,
-                             sequences=held_out_sequences(data), crop=crop, options=options)
-      what = f"the {len(rows)} held-out sequences of its eval split, border crop {crop}"
-    else:
-      if args.footage == "eval-split":
-        names, videos = zip(*held_out_videos(config.data))
-        what = f"the {len(videos)} held-out videos of its eval split"
-      else:
-        videos = footage.generate_clips(args.seed, args.videos, args.frames, args.size, args.size)
-        what = (f"{args.videos} held-out generated videos of {args.frames}x{args.size}x{args.size} "
-                f"(seed {args.seed})")
-      rows = evaluate_videos(loaded.model, loaded.variables, list(videos), scale=loaded.scale,
-                             clip_model=loaded.clip_model, options=options, crop=crop)
-  except (FileNotFoundError, ValueError) as error:
-    print(f"evaluate: {error}", file=sys.stderr)
-    return 1
-  print(f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {what}:")
-  print(format_table(rows, names))
-  return 0
+      clips = footage.generate_clips(seed, videos, frames, size, size)
+      what = f"{videos} held-out generated videos of {frames}x{size}x{size} (seed {seed})"
+    rows = evaluate_videos(model, variables, list(clips), **kwargs)
+  return RunEvaluation(loaded=loaded, rows=rows, names=names, what=what)
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  # `python -m jaxres.sr.evaluate ARGS` is `jaxres evaluate ARGS`. The command sits above this
+  # module (jaxres.commands imports jaxres.sr), so the script looks it up by name at run time.
+  sys.exit(importlib.import_module("jaxres.cli").main(["evaluate", *sys.argv[1:]]))
