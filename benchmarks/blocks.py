@@ -8,7 +8,7 @@ statistics; gradients of the parameters and, except for the stem, of the input),
 run. Prints milliseconds and the torch/jaxres time ratio per piece (> 1: jaxres is faster), and the
 totals with each piece counted as often as the model runs it.
 
-  python benchmarks/blocks.py [--model r2plus1d_18] [--batch 4] [--frames 16] [--size 112]
+  python -m benchmarks.blocks [--model r2plus1d_18] [--batch 4] [--frames 16] [--size 112]
       [--reps 5] [--only stem,layer1_1] [--threads 2]
 """
 
@@ -25,11 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-try:
-  from benchmarks import harness
-except ImportError:  # run as a script
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from benchmarks import harness
+from benchmarks import harness
 
 from jaxres import host_memory, models
 from jaxres.models import video

@@ -5,7 +5,7 @@ the forward and the forward+backward (gradients of input and kernel) of each `ja
 lowering that applies, and torch's conv3d (channels-last-3d, 2 threads), alternated in one run.
 Prints one row per (conv, lowering) with milliseconds, GFLOP/s and the speed relative to torch.
 
-  python benchmarks/convs.py [--only r3d_layer1,stem_r3d] [--reps 3] [--batch 4]
+  python -m benchmarks.convs [--only r3d_layer1,stem_r3d] [--reps 3] [--batch 4]
       [--lowerings auto,native,im2col,winograd,winograd4,pointwise]
 """
 

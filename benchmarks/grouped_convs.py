@@ -5,7 +5,7 @@ grouped conv3d alongside; forward and forward+backward, alternated in one run.
 This is the measurement behind `jaxres.models.conv.choose_grouped_lowering`. Shapes are those of
 csn_r101's stages at its default 32x224x224 clip (batch 1 by default).
 
-  python benchmarks/grouped_convs.py [--only layer1,layer2_down] [--reps 3] [--batch 1]
+  python -m benchmarks.grouped_convs [--only layer1,layer2_down] [--reps 3] [--batch 1]
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ clips (resize 128, random crop 112, flip, normalise) from each source, and the j
 forward of r2plus1d_18 on batches of 2 clips: the rate the pipeline has to beat. Prints a table and
 optionally writes JSON.
 
-  python benchmarks/input_pipeline.py [--videos 32] [--frames 100] [--batches 12] [--json out.json]
-  python benchmarks/input_pipeline.py --smoke        # tiny sizes, a few seconds, for CI
+  python -m benchmarks.input_pipeline [--videos 32] [--frames 100] [--batches 12] [--json out.json]
+  python -m benchmarks.input_pipeline --smoke        # tiny sizes, a few seconds, for CI
 """
 
 from __future__ import annotations

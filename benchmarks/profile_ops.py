@@ -4,7 +4,7 @@ Runs the step under `jax.profiler.trace`, reads the XPlane it writes, and sums t
 XLA op (thunk) event by op name; each name is classified by the HLO of the compiled program
 (dot, convolution, fusion kinds, copies). Prints the top ops and totals per category.
 
-  python benchmarks/profile_ops.py --model r3d_18 [--batch 4] [--frames 16] [--size 112]
+  python -m benchmarks.profile_ops --model r3d_18 [--batch 4] [--frames 16] [--size 112]
       [--what forward|train] [--reps 2] [--top 25] [--lowering auto]
 """
 
@@ -20,11 +20,7 @@ import tempfile
 
 import jax
 
-try:
-  from benchmarks import harness
-except ImportError:  # run as a script
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from benchmarks import harness
+from benchmarks import harness
 
 from jaxres import host_memory
 

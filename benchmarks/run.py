@@ -6,9 +6,9 @@ For each model: clips (or images) per second of the jitted forward (eval mode) a
 peak measured on the same backend in the same run. Warm-up runs are excluded; figures are medians
 of `--reps` repetitions. Writes JSON, a markdown table and a PNG plot.
 
-  python benchmarks/run.py [--models r3d_18,mc3_18,r2plus1d_18] [--batch 4] [--frames 16]
+  python -m benchmarks.run [--models r3d_18,mc3_18,r2plus1d_18] [--batch 4] [--frames 16]
       [--size 112] [--reps 5] [--lowering auto] [--out-dir benchmarks/results]
-  python benchmarks/run.py --vs torch     # the same as benchmarks/vs_torch.py
+  python -m benchmarks.run --vs torch     # the same as benchmarks/vs_torch.py
 
 Also `jaxres bench ...` with the same arguments.
 """
@@ -24,11 +24,7 @@ import time
 
 import numpy as np
 
-try:
-  from benchmarks import harness
-except ImportError:  # run as a script: python benchmarks/run.py
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from benchmarks import harness
+from benchmarks import harness
 
 from jaxres import host_memory
 

@@ -7,9 +7,9 @@ process that retains freed memory as `jaxres` does. `--chunk`/`--tile` unset are
 estimate, the peak resident memory (`VmHWM`), seconds per frame and frames/s, and the plan a
 long video of the same size would get (estimated first, before the process holds anything else).
 
-  python benchmarks/upscale_memory.py                          # BasicVSR++ x4, 960x540 -> 3840x2160, 2 frames
-  python benchmarks/upscale_memory.py --model basicvsr --frames 4 --max-memory 8GiB
-  python benchmarks/upscale_memory.py --size 128x72 --frames 3 --json out.json   # seconds
+  python -m benchmarks.upscale_memory                          # BasicVSR++ x4, 960x540 -> 3840x2160, 2 frames
+  python -m benchmarks.upscale_memory --model basicvsr --frames 4 --max-memory 8GiB
+  python -m benchmarks.upscale_memory --size 128x72 --frames 3 --json out.json   # seconds
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ benchmarks/README.md). The script
 restarts itself with `jaxres.host_memory`'s malloc settings, as the `jaxres` command does; they
 apply to torch in the same process too (JAXRES_RETAIN_MEMORY=0 keeps glibc's defaults).
 
-  python benchmarks/vs_torch.py [--models r3d_18,mc3_18,r2plus1d_18] [--batch 4] [--frames 16]
+  python -m benchmarks.vs_torch [--models r3d_18,mc3_18,r2plus1d_18] [--batch 4] [--frames 16]
       [--size 112] [--reps 5] [--threads 2] [--torch-formats channels_first,channels_last]
       [--out results/vs_torch.json]
 
@@ -39,11 +39,7 @@ import time
 
 import numpy as np
 
-try:
-  from benchmarks import harness
-except ImportError:  # run as a script: python benchmarks/vs_torch.py
-  sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-  from benchmarks import harness
+from benchmarks import harness
 
 from jaxres import host_memory
 

@@ -1,32 +1,38 @@
 """`jaxres bench`: compiled throughput of jaxres models, or `--vs torch` against torchvision.
 
-Runs `benchmarks/run.py` (or `benchmarks/vs_torch.py` with `--vs torch`) from a source checkout;
-see those files for the arguments and what is measured.
+Runs `python -m benchmarks.run ARGS` (`benchmarks.vs_torch` with `--vs torch`) in a child process,
+with the source checkout this jaxres comes from on its import path; see those modules for the
+arguments and what is measured. The benchmarks are not part of the installed package, and
+`benchmarks.vs_torch` starts a fresh process per model, which must find them too: hence a child
+with `PYTHONPATH` naming the checkout, rather than this process importing them. Relative paths
+(`--out-dir`) are taken from the current directory, as in the checkout.
 """
 
 from __future__ import annotations
 
-import importlib
 import os
+import subprocess
 import sys
 
 
-def _benchmarks():
-  """Imports the `benchmarks` package of the checkout this jaxres comes from."""
-  try:
-    return importlib.import_module("benchmarks.run")
-  except ImportError:
-    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    if os.path.isdir(os.path.join(root, "benchmarks")):
-      sys.path.insert(0, root)
-      return importlib.import_module("benchmarks.run")
-    raise
+def checkout_root() -> str | None:
+  """The source checkout this `jaxres` package sits in, if it has the `benchmarks` package."""
+  root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+  return root if os.path.isfile(os.path.join(root, "benchmarks", "run.py")) else None
 
 
 def main(argv: list[str]) -> int:
-  try:
-    run = _benchmarks()
-  except ImportError:
-    print("jaxres bench needs the benchmarks/ folder of a jaxres source checkout.", file=sys.stderr)
+  root = checkout_root()
+  if root is None:
+    print("jaxres bench needs the benchmarks/ folder of a jaxres source checkout "
+          "(`python -m benchmarks.run` there does the same).", file=sys.stderr)
     return 1
-  return run.main(argv)
+  env = dict(os.environ, PYTHONUNBUFFERED="1",
+             PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+  # The child's output is passed on line by line, so it reaches `sys.stdout` wherever that points.
+  with subprocess.Popen([sys.executable, "-m", "benchmarks.run", *argv], env=env,
+                        stdout=subprocess.PIPE, text=True) as child:
+    for line in child.stdout:
+      sys.stdout.write(line)
+      sys.stdout.flush()
+  return child.returncode
