@@ -86,6 +86,10 @@ def default_config() -> ml_collections.ConfigDict:
   c.log_every_steps = 20
   c.eval_every_steps = 500  # 0: only at the end
   c.eval_steps = -1  # batches per evaluation (-1: the whole eval split)
+  # Precise BatchNorm (PySlowFast's BN.NUM_BATCHES_PRECISE; jaxres.train.precise_bn): before each
+  # evaluation, and so before the final checkpoint, the running statistics are recomputed as the
+  # true mean and variance over this many training batches with the parameters fixed; 0: off.
+  c.precise_bn_batches = 0
   # XLA's persistent compilation cache (jaxres.train.compile_cache): a repeated or resumed run
   # loads its compiled steps instead of compiling them again; "" turns it off.
   c.compilation_cache_dir = default_cache_dir()

@@ -6,11 +6,14 @@ The recipe's values: clips of 32 frames at sampling rate 2; short side jittered 
 learning rate 0.1 for a batch of 64 (8 GPUs x 8; scaled linearly with `global_batch_size` here, as
 its BASE_LR_SCALE_NUM_SHARDS does per node), half-period cosine over 196 epochs after 34 epochs of
 linear warm-up; dropout 0.5 before the classifier; the last BatchNorm of every block starts at
-zero (as `jaxres.models.pytorchvideo_resnet` initialises it). Evaluation: 10 clips x 3 crops per
+zero (ZERO_INIT_FINAL_BN; `model.zero_init_residual`, PyTorchVideo's default); precise BatchNorm
+statistics from 200 training batches before each evaluation (BN.USE_PRECISE_STATS,
+NUM_BATCHES_PRECISE 200; `precise_bn_batches`). Evaluation: 10 clips x 3 crops per
 video, short side 256 and crops of 256 (its TEST_CROP_SIZE), top-1 and top-5.
 
-Where jaxres differs: warm-up starts from 0 (the recipe: from 0.01); no "precise" BatchNorm
-statistics re-estimated after training; bfloat16 compute, as jaxres' other Kinetics recipes.
+Where jaxres differs: warm-up starts from 0 (the recipe: from 0.01); BatchNorm statistics (and
+their precise re-estimate) are over the global batch, not each GPU's 8 clips; bfloat16 compute, as
+jaxres' other Kinetics recipes.
 
 Set data.path (and the split files) to where the dataset is, e.g.
   jaxres train --config kinetics400_csn_r101 --workdir runs/csn --config.data.path=/data/...
@@ -26,6 +29,7 @@ def get_config():
   c.model.num_classes = d["num_classes"]
   c.model.dtype = "bfloat16"
   c.model.dropout_rate = 0.5
+  c.model.zero_init_residual = True
   c.data.source = "folder"
   c.data.path = d["path"]
   c.data.train_split = d["train_split"]
@@ -55,5 +59,6 @@ def get_config():
   c.checkpoint.every_steps = steps_per_epoch
   c.checkpoint.best_metric = "video_accuracy"
   c.eval_every_steps = 10 * steps_per_epoch
+  c.precise_bn_batches = 200
   c.log_every_steps = 50
   return c

@@ -10,12 +10,15 @@ model zoo, 30 views):
     batch of 128 (8 GPUs x 16; scaled linearly with `global_batch_size`), half-cosine over 300
     epochs after 35 epochs of linear warm-up; dropout 0.5 before the classifier (the model's
     default).
+  - The last BatchNorm of every block starts at zero (RESNET.ZERO_INIT_FINAL_BN;
+    `model.zero_init_residual`); precise BatchNorm statistics from 200 training batches before
+    each evaluation (BN.USE_PRECISE_STATS, NUM_BATCHES_PRECISE 200; `precise_bn_batches`).
   - Evaluation: 10 clips x 3 crops per video, short side 256 and crops of 256 (its
     TEST_CROP_SIZE for 3 crops; jaxres' global pool takes any size), top-1 and top-5.
 
 Differences: the warm-up starts at 0 (PySlowFast: 0.01); weight decay also skips the SE and
-classifier biases (jaxres decays kernels only); no zero-initialised final BN or precise BN
-statistics; bf16 compute.
+classifier biases (jaxres decays kernels only); BatchNorm statistics (and their precise
+re-estimate) are over the global batch, not each GPU's 16 clips; bf16 compute.
 
   jaxres train --config kinetics400_x3d_m --workdir runs/kinetics400_x3d_m --config.data.path=/data/...
 """
@@ -29,6 +32,7 @@ def get_config():
   c.model.name = "x3d_m"
   c.model.num_classes = d["num_classes"]
   c.model.dtype = "bfloat16"
+  c.model.zero_init_residual = True
   c.data.source = "folder"
   c.data.path = d["path"]
   c.data.train_split = d["train_split"]
@@ -58,5 +62,6 @@ def get_config():
   c.checkpoint.every_steps = steps_per_epoch
   c.checkpoint.best_metric = "video_accuracy"
   c.eval_every_steps = 10 * steps_per_epoch
+  c.precise_bn_batches = 200
   c.log_every_steps = 50
   return c

@@ -23,6 +23,11 @@ ModuleDef = Any
 Strides = Union[int, Sequence[int]]
 
 
+def _last_bn_init(zero: bool) -> dict:
+  """The keyword arguments of a residual branch's last norm: a zero scale when `zero`."""
+  return {"scale_init": nn.initializers.zeros} if zero else {}
+
+
 def _is_unit_stride(strides: Strides) -> bool:
   return all(s == 1 for s in ((strides,) if isinstance(strides, int) else strides))
 
@@ -70,6 +75,8 @@ class BasicBlock(nn.Module):
     act: activation.
     shift: a parameter-free function applied to the input of the residual branch only (TSM's
       temporal shift), or None.
+    zero_init_last_bn: initialise the residual branch's last BatchNorm scale to 0, so that the
+      block starts as `act(shortcut(x))` (torchvision's `zero_init_residual`; Goyal et al. 2017).
   """
 
   features: int
@@ -79,6 +86,7 @@ class BasicBlock(nn.Module):
   strides: Strides = 1
   act: Callable = nn.relu
   shift: Callable | None = None
+  zero_init_last_bn: bool = False
   expansion = 1
 
   @nn.compact
@@ -87,7 +95,7 @@ class BasicBlock(nn.Module):
         x if self.shift is None else self.shift(x))
     y = self.act(self.norm(name="bn1")(y))
     y = self.conv(self.features, name="conv2")(y)
-    y = self.norm(name="bn2")(y)
+    y = self.norm(name="bn2", **_last_bn_init(self.zero_init_last_bn))(y)
     residual = x
     # Structural test (as torchvision), not a shape test: a stride-2 conv of a length-1 axis keeps it.
     if not _is_unit_stride(self.strides) or x.shape[-1] != self.features:
@@ -98,8 +106,8 @@ class BasicBlock(nn.Module):
 class BottleneckBlock(nn.Module):
   """1x1 -> 3x3 (strided, ResNet v1.5) -> 1x1 expanding 4x, with a residual connection (ResNet-50+).
 
-  Attributes are those of `BasicBlock` (`shift` included) plus `pointwise`, the 1x1 convolution
-  factory.
+  Attributes are those of `BasicBlock` (`shift` and `zero_init_last_bn`, here `bn3`, included)
+  plus `pointwise`, the 1x1 convolution factory.
   """
 
   features: int
@@ -110,6 +118,7 @@ class BottleneckBlock(nn.Module):
   strides: Strides = 1
   act: Callable = nn.relu
   shift: Callable | None = None
+  zero_init_last_bn: bool = False
   expansion = 4
 
   @nn.compact
@@ -120,7 +129,7 @@ class BottleneckBlock(nn.Module):
     y = self.conv(self.features, strides=self.strides, name="conv2")(y)
     y = self.act(self.norm(name="bn2")(y))
     y = self.pointwise(out_features, name="conv3")(y)
-    y = self.norm(name="bn3")(y)
+    y = self.norm(name="bn3", **_last_bn_init(self.zero_init_last_bn))(y)
     residual = x
     if not _is_unit_stride(self.strides) or x.shape[-1] != out_features:
       residual = self.shortcut(out_features, self.strides, name="downsample")(x)

@@ -9,6 +9,10 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
+# The collection into which BatchNorm sows each call's batch mean and biased variance (in train
+# mode, when the collection is mutable): what `jaxres.train.precise_bn` averages.
+BATCH_MOMENTS = "batch_moments"
+
 
 class BatchNorm(nn.Module):
   """BatchNorm over all axes but the last, matching `torch.nn.BatchNorm{1,2,3}d`.
@@ -19,6 +23,10 @@ class BatchNorm(nn.Module):
 
   Under `jax.jit` with global arrays the statistics are already global (cross-device). Under `jax.pmap`,
   set `axis_name` to average them over devices.
+
+  In train mode each call also sows the batch's float32 `mean` and biased `var` (those it
+  normalises with) into the `BATCH_MOMENTS` collection, where that collection is mutable (and only
+  there: training pays nothing); precise BatchNorm statistics are averaged from them.
 
   Attributes:
     use_running_average: normalise with the running statistics instead of the batch's.
@@ -67,6 +75,8 @@ class BatchNorm(nn.Module):
         var = lax.pmean(var, self.axis_name)
         count *= lax.psum(1, self.axis_name)
       if not self.is_initializing():
+        self.sow(BATCH_MOMENTS, "mean", mean)
+        self.sow(BATCH_MOMENTS, "var", var)
         unbiased = var * (count / jnp.maximum(count - 1, 1))
         running_mean.value = self.momentum * running_mean.value + (1 - self.momentum) * mean
         running_var.value = self.momentum * running_var.value + (1 - self.momentum) * unbiased

@@ -98,6 +98,8 @@ class PVBottleneck(nn.Module):
     conv: convolution factory.
     norm: normalisation factory.
     act: activation.
+    zero_init_last_bn: the scale of `norm_c` starts at 0, so the block starts as
+      `act(shortcut(x))` (PyTorchVideo's default; PySlowFast's `RESNET.ZERO_INIT_FINAL_BN`).
   """
 
   features: int
@@ -111,6 +113,7 @@ class PVBottleneck(nn.Module):
   groups: int = 1
   factorised: bool = False
   act: Callable = nn.relu
+  zero_init_last_bn: bool = True
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -127,7 +130,8 @@ class PVBottleneck(nn.Module):
     y = self.act(self.norm(name="norm_b")(y))
     y = self.conv(self.features, kernel_size=(1, 1, 1), padding="VALID", name="conv_c")(y)
     # PyTorchVideo starts every block as the identity: the last BN's scale is initialised to 0.
-    y = self.norm(name="norm_c", scale_init=nn.initializers.zeros)(y)
+    zero = {"scale_init": nn.initializers.zeros} if self.zero_init_last_bn else {}
+    y = self.norm(name="norm_c", **zero)(y)
     strides = tuple(a * b for a, b in zip(self.stride_a, self.stride_b))
     residual = x
     if x.shape[-1] != self.features or any(s != 1 for s in strides):
@@ -157,6 +161,8 @@ class PVResNet(nn.Module):
     stem_features: stem width; stage widths are 4x, 8x, 16x, 32x it (inner widths a quarter).
     num_classes: width of the classifier.
     dropout_rate: dropout before the classifier in train mode, when called with a "dropout" rng.
+    zero_init_residual: every block's last BatchNorm scale starts at 0 (PyTorchVideo's default,
+      PySlowFast's `RESNET.ZERO_INIT_FINAL_BN`); False starts it at 1.
     head_pool: None for a global average pool, or PyTorchVideo's fixed (t, h, w) average-pool kernel
       (stride 1, no padding, then the mean over the windows), to reproduce its head at any size.
     dtype: compute dtype.
@@ -183,6 +189,7 @@ class PVResNet(nn.Module):
   stem_features: int = 64
   num_classes: int = 400
   dropout_rate: float = 0.5
+  zero_init_residual: bool = True
   head_pool: Kernel | None = None
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
@@ -215,7 +222,8 @@ class PVResNet(nn.Module):
         x = PVBottleneck(features, inner, kernel_a=tuple(kernels_a[index % len(kernels_a)]),
                          kernel_b=tuple(self.kernel_b), stride_a=stride_a, stride_b=stride_b,
                          conv=conv, norm=norm, groups=inner if self.depthwise else 1,
-                         factorised=self.factorised, name=f"layer{stage + 1}_{index}")(x)
+                         factorised=self.factorised, zero_init_last_bn=self.zero_init_residual,
+                         name=f"layer{stage + 1}_{index}")(x)
       if stage == 0 and self.stage1_pool:
         x = nn.max_pool(x, (2, 1, 1), strides=(2, 1, 1))
       feats[f"stage{stage + 1}"] = x

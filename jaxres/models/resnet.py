@@ -82,6 +82,8 @@ class ResNet(nn.Module):
       (MMAction2's "blockres" placement); 0 for none.
     dropout_rate: clips only: dropout of each frame's pooled features before the classifier, in
       train mode with a "dropout" rng (skipped without one); MMAction2's TSM head uses 0.5.
+    zero_init_residual: the last BatchNorm scale of every residual branch starts at 0
+      (torchvision's option of the same name), so each block starts as the identity.
     dtype, param_dtype, conv, conv_lowering, bn_axis_name: as in `VideoResNet`.
 
   Intermediate features are sown into "intermediates" as a dict "features" (`stem`, `stage1`..,
@@ -96,6 +98,7 @@ class ResNet(nn.Module):
   shortcut_cls: ModuleDef = ProjectionShortcut
   shift_div: int = 0
   dropout_rate: float = 0.0
+  zero_init_residual: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   conv: ModuleDef = Conv
@@ -122,6 +125,8 @@ class ResNet(nn.Module):
       for j in range(num_blocks):
         stride = 2 if i > 0 and j == 0 else 1
         extra = {"pointwise": pointwise} if is_bottleneck(self.block_cls) else {}
+        if self.zero_init_residual:
+          extra["zero_init_last_bn"] = True
         if shift is not None:
           extra["shift"] = shift
         x = self.block_cls(width, conv=conv3x3, norm=norm, shortcut=shortcut,

@@ -83,6 +83,8 @@ class SlowFast(nn.Module):
     stem_features: slow stem width (the fast one's is `stem_features // beta_inv`).
     num_classes: classifier width.
     dropout_rate: dropout before the classifier in train mode, when called with a "dropout" rng.
+    zero_init_residual: every block's last BatchNorm scale starts at 0 (PyTorchVideo's default,
+      PySlowFast's `RESNET.ZERO_INIT_FINAL_BN`).
     dtype, param_dtype, conv, conv_lowering, bn_axis_name: as `PVResNet`'s.
 
   Sows `stem`, `stage1`..`stage4` (the slow pathway's, after fusion) and `pre_logits`.
@@ -98,6 +100,7 @@ class SlowFast(nn.Module):
   stem_features: int = 64
   num_classes: int = 400
   dropout_rate: float = 0.5
+  zero_init_residual: bool = True
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   conv: ModuleDef = Conv
@@ -139,7 +142,8 @@ class SlowFast(nn.Module):
           s = spatial if index == 0 else 1
           y = PVBottleneck(width, width // 4, kernel_a=tuple(kernels[index % len(kernels)]),
                            kernel_b=(1, 3, 3), stride_a=(1, 1, 1), stride_b=(1, s, s), conv=conv,
-                           norm=norm, name=f"{pathway}_layer{stage + 1}_{index}")(y)
+                           norm=norm, zero_init_last_bn=self.zero_init_residual,
+                           name=f"{pathway}_layer{stage + 1}_{index}")(y)
         if pathway == "slow":
           slow = y
         else:

@@ -102,6 +102,9 @@ class VideoResNet(nn.Module):
     block_cls: `BasicBlock` or `BottleneckBlock`.
     num_classes: width of the classifier.
     widths: stage widths (before the bottleneck expansion).
+    zero_init_residual: the last BatchNorm scale of every residual branch starts at 0
+      (torchvision's option of the same name, off in its video reference), so each block starts
+      as the identity.
     dtype: compute dtype (e.g. jnp.bfloat16); parameters stay in `param_dtype`.
     param_dtype: parameter dtype.
     conv: the convolution module (any `nn.Conv`-compatible class: same `kernel` parameter); the
@@ -122,6 +125,7 @@ class VideoResNet(nn.Module):
   block_cls: ModuleDef = BasicBlock
   num_classes: int = 400
   widths: Sequence[int] = (64, 128, 256, 512)
+  zero_init_residual: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   conv: ModuleDef = Conv
@@ -171,6 +175,8 @@ def residual_block(model: VideoResNet, parts: LayerFactories, stage: int, index:
   builder, width = model.conv_builders[stage], model.widths[stage]
   stride = 2 if stage > 0 and index == 0 else 1
   extra = {"pointwise": parts.pointwise} if is_bottleneck(model.block_cls) else {}
+  if model.zero_init_residual:
+    extra["zero_init_last_bn"] = True
   return model.block_cls(
       width, conv=builder.unit(in_features, width, parts.conv, parts.norm, nn.relu),
       norm=parts.norm, shortcut=parts.shortcut, strides=builder.strides(stride), name=name, **extra)

@@ -162,6 +162,7 @@ class X3DBlock(nn.Module):
     kernel_size: of the depthwise conv.
     act: activation after the first conv and after the sum.
     inner_act: activation after the depthwise conv (and SE).
+    zero_init_last_bn: `bn3`'s scale starts at 0, so the block starts as `act(shortcut(x))`.
   """
 
   features: int
@@ -174,6 +175,7 @@ class X3DBlock(nn.Module):
   kernel_size: tuple[int, int, int] = (3, 3, 3)
   act: Callable = nn.relu
   inner_act: Callable = nn.swish
+  zero_init_last_bn: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -186,7 +188,8 @@ class X3DBlock(nn.Module):
       y = SqueezeExcitation(self.se_features, self.pointwise, name="se")(y)
     y = self.inner_act(y)
     y = self.pointwise(self.features, name="conv3")(y)
-    y = self.norm(name="bn3")(y)
+    y = self.norm(name="bn3", **({"scale_init": nn.initializers.zeros}
+                                 if self.zero_init_last_bn else {}))(y)
     residual = x
     changes_width = x.shape[-1] != self.features
     if changes_width or any(s != 1 for s in self.strides):
@@ -237,6 +240,8 @@ class X3D(nn.Module):
     se_ratio: squeeze-excitation width over the inner width, on blocks 0, 2, 4, ... of each stage.
     head_features: width of the head's last projection (2048).
     dropout_rate: before the classifier, in train mode (with a "dropout" rng).
+    zero_init_residual: every block's last BatchNorm scale starts at 0 (PySlowFast's
+      `RESNET.ZERO_INIT_FINAL_BN`, on in its X3D recipes).
     dtype, param_dtype, conv, conv_lowering, bn_axis_name: as in `VideoResNet` (`conv` makes the
       dense convolutions; depthwise ones are `depthwise`, `DepthwiseConv`, which
       `conv_lowering="native"` also pins to XLA's convolution).
@@ -254,6 +259,7 @@ class X3D(nn.Module):
   se_ratio: float = 0.0625
   head_features: int = 2048
   dropout_rate: float = 0.5
+  zero_init_residual: bool = False
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
   conv: ModuleDef = Conv
@@ -293,7 +299,7 @@ class X3D(nn.Module):
         se = round_width(inner, self.se_ratio) if self.se_ratio and index % 2 == 0 else 0
         x = X3DBlock(width, inner, pointwise=pointwise, depthwise=depthwise, norm=norm,
                      se_features=se, strides=(1, 2, 2) if index == 0 else (1, 1, 1),
-                     name=f"layer{stage + 1}_{index}")(x)
+                     zero_init_last_bn=self.zero_init_residual, name=f"layer{stage + 1}_{index}")(x)
       feats[f"stage{stage + 1}"] = x
     logits, feats["pre_logits"] = X3DHead(
         self.num_classes, inner, self.head_features, pointwise=pointwise, norm=norm, dense=dense,

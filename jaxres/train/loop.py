@@ -31,6 +31,7 @@ from jaxres.data.skips import SKIPPED, as_metrics
 from jaxres.train.build import build_engine
 from jaxres.train.init_from import start_from
 from jaxres.train.param_groups import ParamGroups
+from jaxres.train.precise_bn import precise_bn_hook
 from jaxres.train.checks import check_config
 from jaxres.train.compile_cache import enable_compilation_cache
 from jaxres.train.checkpoint import Checkpointer
@@ -296,6 +297,12 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     writer.write_hparams(flat_hparams(config), text=f"```\n{config.to_json_best_effort(indent=2)}\n```")
     pictures = EvalPictures(task, model, class_names=class_names)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
+  precise_bn = None
+  if config.precise_bn_batches > 0:
+    groups = ParamGroups.from_config(config.optimizer)
+    precise_bn = precise_bn_hook(engine, model, task, train_data, config.precise_bn_batches,
+                                 keep_statistics=groups.keep_frozen_statistics
+                                 if groups.active else None)
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
   for line in damaged:
@@ -345,6 +352,9 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
 
         eval_metrics = None
         if step == total or (config.eval_every_steps and step % config.eval_every_steps == 0):
+          if precise_bn is not None:  # the statistics evaluated, saved and trained on from here
+            state, used = precise_bn(state, step)
+            log.info("Precise BatchNorm statistics from %d batches at step %d.", used, step)
           record = {} if pictures is not None else None
           eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps,
                                   record=record)
