@@ -3,26 +3,23 @@
 On CPU every call of a compiled function allocates its temporaries (GBs for a video ResNet's train
 step) and frees them at the end. glibc's malloc serves blocks above 32 MiB with fresh `mmap`s and
 returns them with `munmap`, trims its heaps' tops, and gives threads their own arenas, so the next
-call faults the same memory in again, zeroed page by page by the kernel: about 0.35 million 4 KiB
-faults per r3d_18 forward and 0.7 million per train step at batch 4. On this project's 2-core VM
-that made r3d_18's train step about 1.7x slower when torch ran in between, and its forward about 15%
-slower on its own (benchmarks/README.md).
+call faults the same memory in again, zeroed page by page by the kernel: hundreds of thousands of
+4 KiB faults per step of a video ResNet, which slow its steps down, the more so when other
+libraries (torch) allocate in between.
 
 `RETAIN_TUNABLES` tells glibc to keep freed memory for reuse: no `mmap` for large blocks, no heap
 trimming, one arena. Transparent huge pages for the heap (`glibc.malloc.hugetlb=1`) are left off:
-with them the retained heap's resident size varied more from run to run, beyond what upscaling's
-memory estimate allows (a 6-frame 256 x 144 video upscaled by BasicVSR++ in 96 px tiles peaked
-at 1.51, 1.93 and 2.39 GB in three processes, against 1.49 to 1.51 GB without), and training was
-no faster (train steps at batch 4 with / without: r3d_18 4.9 / 4.1 s, r2plus1d_18 5.4 / 5.9 s,
-the mean of two processes' medians).
+with them the retained heap's resident size varies more from run to run than upscaling's memory
+estimate allows (`jaxres.sr.memory_budget`), and training is no faster.
 
 glibc reads tunables only when a process starts (setting them later with `mallopt` misses the
 arenas already made), so `restart_retaining` re-executes the process with them; the `jaxres`
 command and the benchmark scripts do so first thing.
 
-The price is a higher resident size, as freed blocks stay mapped and one heap fragments more:
-r3d_18's train step at batch 4 held about 4.2 GB by default and 6.7 GB retained. Set
-`JAXRES_RETAIN_MEMORY=0` to keep glibc's defaults. Off glibc (macOS, musl) nothing changes.
+The price is a higher resident size, as freed blocks stay mapped and one heap fragments more. Set
+`JAXRES_RETAIN_MEMORY=0` to keep glibc's defaults. Off glibc (macOS, musl) nothing changes. The
+figures (faults per step, step times with and without, resident sizes) are in
+benchmarks/README.md ("Retained host memory").
 
 Example:
   >>> from jaxres import host_memory

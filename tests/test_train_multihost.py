@@ -32,10 +32,9 @@ def test_two_processes_match_one(tmp_path):
   # The default model path (convolutions lowered to matrix products on CPU), compiled with the
   # suite's codegen flags (LLVM -O1, elemental emitters: tests/xla_env.py), under which the
   # processes agree with one device to ~1e-5 on AVX-512 and on AVX2 (`--xla_cpu_max_isa=AVX2`).
-  # XLA's newer fusion emitters at -O1 on AVX2 made these two processes differ from one device
-  # by up to 21% of a leaf's largest value in layer4's momentum traces, deterministically, with
-  # the same optimized HLO as at XLA's default level, where they agree: a matter of XLA:CPU's
-  # code generation, not of the step.
+  # The pair matters: XLA's newer fusion emitters at -O1 on AVX2 make the processes disagree with
+  # one device, with the same optimized HLO as at XLA's default level, where they agree: XLA:CPU's
+  # code generation, not the step (figures: benchmarks/README.md, "Two processes against one").
   config_path.write_text(SYNTHETIC_TRAIN_CONFIG)
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2))

@@ -6,16 +6,15 @@ moving right/left/down/up; single frames carry no class information, so only a m
 motion can beat chance (25%). The `demo_2d` config trains a per-frame 2D ResNet on the same data.
 
 Why the recipe looks like this: a model at chance has to find the motion before anything else
-helps, and until it does the loss sits at ln 4 (a plateau). How long the plateau lasts decides the
-result: the data are not the obstacle (a hand-made motion estimator, correlating successive frame
-differences, classifies 99% of the eval clips from the same 8 x 32 x 32 views), but at the frames'
-native spacing the shapes move only about 1 pixel per frame after the resize to 40, which the stem
-(stride 2) sees as half a pixel, and SGD at learning rate 0.1 with batch 16 keeps the network at
-chance for 150 of 300 steps, so where it escaped, and with it the final accuracy (0.27 to 0.9),
-depended on seed and float rounding. Every second frame (`frame_stride` 2: the clip spans the
-whole 16-frame video, about 2 pixels of motion per frame) and learning rate 0.05 end the plateau
-within about 80 steps, and 400 steps leave the rest of the cosine schedule to converge, so every
-seed lands well above 90%.
+helps, and until it does the loss sits at ln 4 (a plateau) whose length decides the result. The data
+are not the obstacle (a hand-made motion estimator, correlating successive frame differences,
+classifies almost every eval clip from the same 8 x 32 x 32 views). At the frames' native spacing,
+though, the shapes move only about 1 pixel per frame after the resize to 40, which the stem
+(stride 2) sees as half a pixel, and with SGD the plateau can last half the run, so the final
+accuracy would depend on seed and float rounding. Every second frame (`frame_stride` 2: the clip
+spans the whole 16-frame video, about 2 pixels of motion per frame) and learning rate 0.05 end the
+plateau early, and 400 steps leave the rest of the cosine schedule to converge, so every seed ends
+well above chance. The figures behind this are in benchmarks/README.md ("The demo's recipe").
 """
 
 from jaxres.configs.common import default_config

@@ -5,27 +5,27 @@ use, no downloads) are camera pans over 13 photographs that scikit-image ships, 
 area-downscaled x0.75 / x0.5; three other photographs (`chelsea`, `coffee`, `camera`) are never
 trained on and are the held-out footage: one 8-frame 192x256 pan over each. The LR input is made
 from the HR frames on device (`jaxres.tasks.degradation`: antialiased bicubic x2, as `upscale` and
-`jaxres.sr.evaluate` do).
+`jaxres evaluate` do).
 
   $ jaxres train --config sr_edsr_demo --workdir runs/sr_edsr
-  $ python -m jaxres.sr.evaluate --checkpoint runs/sr_edsr      # whole held-out pans vs bicubic
+  $ jaxres evaluate --checkpoint runs/sr_edsr                  # whole held-out pans vs bicubic
   $ jaxres upscale in.mp4 out.mp4 --checkpoint runs/sr_edsr
 
-Measured (whole held-out frames through the upscale path, PSNR-Y with a 2-pixel border crop):
-+1.62 / +1.69 / +1.67 dB over bicubic for seeds 0 / 1 / 2 (README, super-resolution section).
+`jaxres evaluate` reports the gain over bicubic in PSNR-Y (2-pixel border crop) on the whole
+held-out frames; the figures per seed are in benchmarks/README.md ("The SR demo's recipe").
 
 Why the recipe looks like this: what a small SR network learns in minutes is how real edges and
 textures look after a bicubic x2 downsampling, so the data decide the result. Generated shapes
-teach sharp synthetic edges (an EDSR trained on them gained only +0.4 dB on a real video); real
-photographs (faces, text, gravel, grass, coins, microscopy, a motorcycle) at two extra downscales
-give the network real statistics and a range of detail densities. Each example is one frame
-(`num_frames` 1: the model is per-frame, so more distinct patches per step cost nothing more) as a
-random 64x64 HR crop, flipped at random (real images have no preferred side). EDSR with 4 blocks of
-32 features has the capacity to gain well over 1 dB at x2 and takes about 0.3 s per batch of 16 on
-2 cores. The bicubic skip (the model adds its prediction to the bicubic upsampling, and its last
-conv starts at zero) makes step 0 exactly bicubic, so training starts from the baseline rather than
-from noise, and Adam at 1e-3 with a cosine decay reaches +1.5 dB within 200 of the 600 steps on
-every seed tried. L1 loss, as EDSR.
+teach sharp synthetic edges, which carry over poorly to real video; real photographs (faces, text,
+gravel, grass, coins, microscopy, a motorcycle) at two extra downscales give the network real
+statistics and a range of detail densities. Each example is one frame (`num_frames` 1: the model is
+per-frame, so more distinct patches per step cost nothing more) as a random 64x64 HR crop, flipped
+at random (real images have no preferred side). EDSR with 4 blocks of 32 features has the capacity
+to gain well over 1 dB at x2 and is cheap enough per batch of 16 to train in minutes on 2 cores.
+The bicubic skip (the model adds its prediction to the bicubic upsampling, and its last conv starts
+at zero) makes step 0 exactly bicubic, so training starts from the baseline rather than from noise,
+and Adam at 1e-3 with a cosine decay makes most of the gain in the first third of the 600 steps.
+L1 loss, as EDSR.
 
 The model is jaxres' bicubic-skip EDSR (`edsr_bicubic_baseline`); BasicSR's form, without the skip,
 is `--config.model.name=edsr_baseline`. For the full size at x4: --config.model.num_blocks=16

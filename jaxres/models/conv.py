@@ -526,11 +526,9 @@ def choose_grouped_lowering(in_features: int, feature_group_count: int, features
 
   On CPU, depthwise convolutions (one group per input channel) -> `depthwise`; other grouped ones
   and every backend but CPU -> `native`. XLA's CPU grouped convolution runs depthwise ones
-  group by group: at csn_r101's depthwise 3x3x3 convs (batch 1, 32x224x224 clip;
-  `benchmarks/grouped_convs.py`) it took 15.4 s forward / 44.8 s forward+backward for layer1
-  (32x56x56x64) where `depthwise` took 0.076 / 1.46 s, and 2.6 / 11.7 s against 0.019 / 0.18 s
-  for layer3's strided one (alternated in one run on a loaded 2-core machine; torch's grouped
-  conv3d 0.16 / 0.59 s there).
+  group by group, tens to hundreds of times slower than `depthwise` at csn_r101's depthwise
+  3x3x3 convs (`python -m benchmarks.grouped_convs`; figures in benchmarks/README.md, "What the
+  CPU figures rest on").
 
   Example:
     >>> choose_grouped_lowering(64, 64, 64, backend="cpu")

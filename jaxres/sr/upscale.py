@@ -21,11 +21,10 @@ Exactness: for per-frame models chunking is exact, and tiling is exact (to float
 `tile_overlap` covers the receptive field (EDSR baseline: 35 LR pixels; VDSR: 20 HR pixels). The
 recurrent model's output at a frame depends on the whole clip, so chunks are approximate at their
 edges: the error decays with `overlap` as the propagated hidden state forgets, and is zero (< 1e-5)
-when a window covers the whole video (`tests/test_sr_upscale.py` checks both). Measured on a
-trained `recurrent_vsr` (24 features, 2 blocks, x2, 800 steps on generated footage), 24 frames in chunks
-of 8, output in [0, 1]: max |chunked - whole| 5.3e-2 / 3.1e-2 / 1.8e-2 / 8.2e-3 with overlap
-0 / 1 / 2 / 4 (means 2.5e-3 / 1.2e-3 / 6.3e-4 / 1.6e-4); 8.2e-3 is about two 8-bit levels at
-the worst pixel. Raise `overlap` for more (the cost is `(chunk + 2 overlap) / chunk`). The same
+when a window covers the whole video (`tests/test_sr_upscale.py` checks both). For a trained
+recurrent model a few frames of overlap bring the worst pixel within a couple of 8-bit levels
+(figures: benchmarks/README.md, "Chunked recurrent upscaling"). Raise `overlap` for more (the cost
+is `(chunk + 2 overlap) / chunk`). The same
 holds for tiles of the recurrent model (its receptive field grows with every propagation step);
 prefer large tiles for it.
 
