@@ -95,6 +95,13 @@ def test_merge_keeps_a_new_classifier_and_names_every_other_difference():
   assert kept == ["params/fc/bias", "params/fc/kernel"]
   np.testing.assert_array_equal(merged["params"]["conv"]["kernel"], 1.0)
   np.testing.assert_array_equal(merged["params"]["fc"]["kernel"], 0.0)
+  # `init_fresh`: a classifier of the same size starts afresh too.
+  same = {"params": {"fc": {"kernel": np.ones((8, 6)), "bias": np.ones(6)},
+                     "conv": {"kernel": np.ones((3, 3, 3, 8))}}}
+  merged, kept = merge(fresh, same, num_classes=6, keep_fresh=("^fc/",))
+  assert kept == ["params/fc/bias", "params/fc/kernel"]
+  np.testing.assert_array_equal(merged["params"]["fc"]["bias"], 0.0)
+  assert merge(fresh, same, num_classes=6)[1] == []
   source["params"]["conv"]["kernel"] = np.ones((3, 3, 3, 16))
   source["params"]["extra"] = {"bias": np.ones(2)}
   with pytest.raises(ValueError, match=r"params/conv/kernel: \(3, 3, 3, 16\) in the source, "
@@ -116,7 +123,7 @@ def test_init_from_a_run_loads_it_once_and_resume_does_not_reload(tmp_path):
   from jaxres.train import build_engine
   engine, _, _ = build_engine(config)
   state, report = start_from(engine.init(jax.random.key(0), SHAPE), source_run, config.model)
-  assert "initialised afresh for 6 classes: params/fc/bias, params/fc/kernel" in report
+  assert "initialised afresh: params/fc/bias, params/fc/kernel" in report
   have, want = _flat({"params": state.params, "batch_stats": state.batch_stats}), _flat(source)
   for k, v in want.items():
     if not k.startswith("params/fc/"):
@@ -135,3 +142,13 @@ def test_init_from_a_run_loads_it_once_and_resume_does_not_reload(tmp_path):
   with pytest.raises(ValueError, match="does not fit the configured model"):
     start_from(engine2.init(jax.random.key(0), (4, 32, 32, 3)), path,
                _config("--config.model.name=resnet18").model)
+
+
+def test_the_demo_writes_the_directions_it_is_given(tmp_path):
+  from jaxres.data.demo import write_demo_dataset
+  root = write_demo_dataset(str(tmp_path / "diag"), num_classes=2, videos_per_class=2,
+                            num_frames=4, size=16, classes=("up_left", "down_right"))
+  assert sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n))) == [
+      "down_right", "up_left"]
+  with pytest.raises(ValueError, match="2 different directions of right, left"):
+    write_demo_dataset(str(tmp_path / "bad"), num_classes=2, classes=("up", "sideways"))

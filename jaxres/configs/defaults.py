@@ -67,8 +67,10 @@ def default_config() -> ml_collections.ConfigDict:
   # Start from other weights: a jaxres.weights name ("r3d_18.kinetics400"), a .msgpack/.pth/.pyth
   # file, or a run folder (RUN or RUN@STEP). Matching parameters and statistics are loaded, a
   # classifier of another class count is initialised afresh, the optimiser starts anew
-  # (jaxres.train.init_from). A resumed run continues from its own checkpoints.
+  # (jaxres.train.init_from). A resumed run continues from its own checkpoints. init_fresh:
+  # patterns of parameter paths that keep their fresh initialisation, e.g. ("^fc/",).
   c.init_from = ""
+  c.init_fresh = ()
   c.schedule = ml_collections.ConfigDict({
       "name": "cosine", "warmup_steps": 0, "boundaries": (), "decay_factor": 0.1})
   c.ema_decay = 0.0  # > 0 keeps EMA parameters, which evaluation then uses
@@ -209,7 +211,8 @@ def default_data_config() -> ml_collections.ConfigDict:
       prepared and TFDS records are kept parsed.
       `device_prefetch`: batches put on devices ahead of the step.
     - `demo`: the built-in data. `kind`: `"motion"` (`jaxres.data.demo.write_demo_dataset`, the
-      classification demo, with `num_classes`, `videos_per_class`, `num_frames`, `size`, `seed`)
+      classification demo, with `num_classes`, `videos_per_class`, `num_frames`, `size`, `seed`,
+      and `classes`: the motion directions to write, empty for the first `num_classes`)
       or `"photos"` (`jaxres.data.photo_demo.write_photo_dataset`, the SR demo's pans over
       scikit-image's photographs, with `videos_per_class` pans per training photo of
       `num_frames` frames of `size` x `size`, and `seed`).
@@ -266,6 +269,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.demo.num_frames = 16
   c.demo.size = 64
   c.demo.seed = 0
+  c.demo.classes = ()
   return c
 
 

@@ -87,6 +87,8 @@ def demo_root(config: ml_collections.ConfigDict) -> str:
     name = f"photos-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
   else:
     name = f"demo-c{d.num_classes}-v{d.videos_per_class}-t{d.num_frames}-s{d.size}-seed{d.seed}"
+    if d.get("classes"):
+      name += "-" + "-".join(d.classes)
   return os.path.join(cache, "jaxres", name)
 
 
@@ -114,7 +116,7 @@ def ensure_demo_data(config: ml_collections.ConfigDict) -> Optional[str]:
                                           num_frames=d.num_frames, size=d.size, seed=d.seed)
   return demo.write_demo_dataset(demo_root(config), num_classes=d.num_classes,
                                  videos_per_class=d.videos_per_class, num_frames=d.num_frames,
-                                 size=d.size, seed=d.seed)
+                                 size=d.size, seed=d.seed, classes=tuple(d.get("classes", ())))
 
 
 def _demo_split_list(config, split: str) -> tuple[str, str]:

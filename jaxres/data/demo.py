@@ -97,7 +97,7 @@ def render_clip(rng: np.random.Generator, direction: tuple[int, int], num_frames
 
 def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int = 32,
                        num_frames: int = 16, size: int = 64, fps: float = 25.0,
-                       seed: int = 0) -> str:
+                       seed: int = 0, classes: tuple[str, ...] = ()) -> str:
   """Writes (or reuses) the demo dataset under `root`.
 
   Args:
@@ -108,6 +108,8 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
     size: frame height = width in pixels.
     fps: frame rate written in the files.
     seed: makes the dataset reproducible.
+    classes: the directions (`DIRECTIONS` keys) to write instead of the first `num_classes`,
+      e.g. the four diagonals for a task a model trained on the others never saw.
 
   Returns:
     `root`.
@@ -117,12 +119,18 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
   """
   if not 2 <= num_classes <= len(DIRECTIONS):
     raise ValueError(f"num_classes must be in [2, {len(DIRECTIONS)}], got {num_classes}.")
+  unknown = [c for c in classes if c not in DIRECTIONS]
+  if unknown or (classes and len(set(classes)) != num_classes):
+    raise ValueError(f"demo classes must be {num_classes} different directions of "
+                     f"{', '.join(DIRECTIONS)}; got {', '.join(classes)}.")
   if videos_per_class < 2:
     raise ValueError(f"videos_per_class must be >= 2, got {videos_per_class}.")
   params = dict(num_classes=num_classes, videos_per_class=videos_per_class, num_frames=num_frames,
                 size=size, fps=fps, seed=seed, version=2)
+  if classes:
+    params["classes"] = list(classes)
   marker = os.path.join(root, _MARKER)
-  names = list(DIRECTIONS)[:num_classes]
+  names = list(classes) or list(DIRECTIONS)[:num_classes]
   files = {name: [f"{name}/{name}_g{i:02d}.mp4" for i in range(videos_per_class)] for name in names}
   if os.path.exists(marker):
     with open(marker) as f:

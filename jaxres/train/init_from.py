@@ -5,7 +5,8 @@ variables, or a PyTorch `.pth`/`.pyth` converted for the configured architecture
 folder (`runs/demo`, `runs/demo@200` for one step). Every parameter and BatchNorm statistic of
 the new model whose path and shape match the source's is loaded; a classifier whose class count
 differs (the same shape up to its last dimension, which is the new `num_classes`) keeps its fresh
-initialisation; anything else that differs is an error naming each key and both shapes. The
+initialisation, and so does whatever `config.init_fresh` names (regular expressions searched in
+the paths, e.g. `("^fc/",)` for a new classifier of the same size); anything else that differs is an error naming each key and both shapes. The
 optimiser state is the fresh one. Only a run's first start loads the source: a resumed run
 continues from its own checkpoints.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from typing import Any
 
 import jax
@@ -70,14 +72,16 @@ def read_source(source: str, arch: str) -> dict[str, Any]:
                    f"{arch}; convert it first (`jaxres convert`) and pass the .msgpack.")
 
 
-def merge(fresh: dict[str, Any], source: dict[str, Any], num_classes: int | None
-          ) -> tuple[dict[str, Any], list[str]]:
+def merge(fresh: dict[str, Any], source: dict[str, Any], num_classes: int | None,
+          keep_fresh: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
   """`fresh` variables with every leaf of `source` of the same path and shape in their place.
 
   Args:
     fresh: the new model's `{"params", "batch_stats"}` (arrays or shape structs).
     source: the variables to start from.
     num_classes: the new model's class count (a classifier of another count keeps `fresh`).
+    keep_fresh: patterns of paths (without the `params/` or `batch_stats/` prefix) that keep
+      `fresh` whatever the source holds.
 
   Returns:
     `(variables, kept)`: the merged tree (source leaves as numpy, the rest from `fresh`) and the
@@ -97,6 +101,10 @@ def merge(fresh: dict[str, Any], source: dict[str, Any], num_classes: int | None
 
   def one(path, leaf):
     name = path_name(path)
+    if any(re.search(p, name.split("/", 1)[1]) for p in keep_fresh):
+      used.add(name)
+      kept.append(name)
+      return leaf
     if name not in flat_source:
       problems.append(f"{name}: not in the source (the model has {tuple(leaf.shape)})")
       return leaf
@@ -122,13 +130,15 @@ def merge(fresh: dict[str, Any], source: dict[str, Any], num_classes: int | None
   return merged, sorted(kept)
 
 
-def start_from(state: TrainState, source: str, model_config) -> tuple[TrainState, str]:
+def start_from(state: TrainState, source: str, model_config, keep_fresh: tuple[str, ...] = ()
+               ) -> tuple[TrainState, str]:
   """The fresh `state` with the source's variables in it, on the state's own shardings.
 
   Args:
     state: a freshly initialised (possibly sharded) train state.
     source: `config.init_from`.
     model_config: `config.model` (its `name` and `num_classes`).
+    keep_fresh: `config.init_fresh`, paths that keep their fresh initialisation.
 
   Returns:
     `(state, report)`: the new state (optimiser state untouched, EMA parameters = parameters)
@@ -140,7 +150,7 @@ def start_from(state: TrainState, source: str, model_config) -> tuple[TrainState
   loaded = read_source(source, model_config.name)
   num_classes = model_config.get("num_classes")
   merged, kept = merge({"params": state.params, "batch_stats": state.batch_stats}, loaded,
-                       num_classes)
+                       num_classes, tuple(keep_fresh))
 
   def place(value, target):  # the host copy onto the target's sharding, every host alike
     if value is target:
@@ -154,6 +164,6 @@ def start_from(state: TrainState, source: str, model_config) -> tuple[TrainState
                         ema_params=params if state.ema_params is not None else None)
   count = len(jax.tree.leaves(merged))
   report = (f"Started from {source}: {count - len(kept)} of {count} arrays loaded"
-            + (f"; initialised afresh for {num_classes} classes: {', '.join(kept)}" if kept else "")
+            + (f"; initialised afresh: {', '.join(kept)}" if kept else "")
             + ".")
   return state, report

@@ -279,7 +279,8 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     else:
       state = engine.init(jax.random.fold_in(jax.random.key(config.seed), 0), input_shape)
       if config.init_from:  # a first start only: a resumed run continues from its checkpoints
-        state, started_from = start_from(engine.to_global(state), config.init_from, config.model)
+        state, started_from = start_from(engine.to_global(state), config.init_from, config.model,
+                                         tuple(config.init_fresh))
         state = engine.from_global(state)
   except BaseException:  # e.g. a checkpoint that does not fit: exit with the error, not hang
     _close(batches)
