@@ -6,9 +6,11 @@ the network and 2.5e-5 for SPyNet (whose weights stay fixed for the first 5,000 
 8, LR patches of 64x64 (HR 256x256), 15-frame clips on REDS, Charbonnier loss, flips and rotations;
 REDS4 (sequences 000, 011, 015, 020) held out. REDS4 x4: 31.42 dB PSNR (RGB).
 
-Differences in jaxres: one learning rate for every parameter (no separate SPyNet rate or frozen
-start; start from BasicSR's pretrained SPyNet with `jaxres convert --from basicsr --arch spynet`
-if you have it), and BasicSR's `random_reverse` (off in this recipe) does not exist.
+SPyNet's rate and frozen start are parameter groups (`optimizer.lr_multipliers`,
+`optimizer.frozen_until`). BasicSR starts SPyNet from its pretrained weights: convert them with
+`jaxres convert --from basicsr --arch spynet` and pass them with `--config.init_from` (a file of
+SPyNet's variables alone does not fit the whole model: start from a BasicVSR file). BasicSR's
+`random_reverse` (off in this recipe) does not exist.
 
   $ jaxres train --config reds_basicvsr --workdir runs/reds_basicvsr \\
       --config.data.path=/data/REDS/train_sharp \\
@@ -42,6 +44,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 2e-4
   c.optimizer.b2 = 0.99  # BasicSR's betas (0.9, 0.99)
   c.optimizer.weight_decay = 0.0
+  # SPyNet at 2.5e-5 (0.125 x 2e-4) and fixed for the first 5,000 iterations (fix_flow_iter).
+  c.optimizer.lr_multipliers = (("^spynet/", 0.125),)
+  c.optimizer.frozen_until = (("^spynet/", 5_000),)
   c.schedule.name = "cosine"
   c.schedule.warmup_steps = 0
   c.checkpoint.best_metric = "psnr"

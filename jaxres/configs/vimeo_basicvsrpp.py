@@ -6,8 +6,8 @@ Published (paper, Sec. 4): Adam with cosine annealing, learning rate 1e-4 for th
 256x256), Charbonnier loss; on Vimeo-90K the 7 frames of each septuplet, flipped, transposed and
 mirrored in time (`MirrorSequence`). Vid4 x4 (BI): 27.79 dB PSNR-Y.
 
-Differences in jaxres: one learning rate for every parameter (no separate SPyNet rate or frozen
-start); the engine's eval reads `eval_steps` batches of crops, the paper's numbers come from
+SPyNet's rate and frozen start are parameter groups (`optimizer.lr_multipliers`,
+`optimizer.frozen_until`). The engine's eval reads `eval_steps` batches of crops, the paper's numbers come from
 `jaxres evaluate` on whole sequences.
 
   $ jaxres train --config vimeo_basicvsrpp --workdir runs/vimeo_basicvsrpp \\
@@ -39,6 +39,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.optimizer.learning_rate = 1e-4
   c.optimizer.b2 = 0.99
   c.optimizer.weight_decay = 0.0
+  # SPyNet at 2.5e-5 (0.25 x 1e-4) and fixed for the first 5,000 iterations (fix_iter).
+  c.optimizer.lr_multipliers = (("^spynet/", 0.25),)
+  c.optimizer.frozen_until = (("^spynet/", 5_000),)
   c.schedule.name = "cosine"
   c.schedule.warmup_steps = 0
   c.checkpoint.best_metric = "psnr"
