@@ -41,7 +41,8 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--lr", default="",
                       help="LR frame folders mirroring --hr (default: bicubic of HR)")
   parser.add_argument("--sequences", nargs="+", default=(), metavar="SEQ",
-                      help="only these sequences of --hr, e.g. REDS4: 000 011 015 020 (default: all)")
+                      help="only these sequences of --hr, e.g. REDS4: 000 011 015 020 "
+                           "(default: all)")
   parser.add_argument("--layout", default="sequences", choices=LAYOUTS, help="how --hr is laid out")
   parser.add_argument("--list", default="",
                       help="a sequence list of --hr, e.g. sep_testlist.txt (default: none)")
