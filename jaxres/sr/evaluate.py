@@ -206,6 +206,7 @@ def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
     raise ValueError(f"data.source={data_config.source!r}: only folder and demo eval splits are "
                      "read as whole videos here; use --footage generated.")
   from jaxres.data import catalog, video  # pylint: disable=import-outside-toplevel
+  catalog.ensure_demo_data(data_config)
   return [(os.path.basename(e.path), video.read_video(e.path).frames)
           for e in catalog.video_list(data_config, "eval").entries]
 
