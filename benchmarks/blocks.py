@@ -26,7 +26,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import harness
-
 from jaxres import host_memory, models
 from jaxres.models import video
 

@@ -16,7 +16,6 @@ import functools
 import time
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxres import host_memory

@@ -65,6 +65,7 @@ def time_batches(it, batch: int, batches: int, min_seconds: float) -> tuple[floa
 def time_model(name: str, batch: int, frames: int, size: int, reps: int = 3) -> float:
   """Clips per second of the jitted eval-mode forward (best of `reps`)."""
   import jax
+
   from jaxres import models
   model = models.get(name, num_classes=400)
   x = jax.random.normal(jax.random.key(0), (batch, frames, size, size, 3))

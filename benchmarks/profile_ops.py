@@ -21,7 +21,6 @@ import tempfile
 import jax
 
 from benchmarks import harness
-
 from jaxres import host_memory
 
 

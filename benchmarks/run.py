@@ -25,7 +25,6 @@ import time
 import numpy as np
 
 from benchmarks import harness
-
 from jaxres import host_memory
 
 DEFAULT_MODELS = "r3d_18,mc3_18,r2plus1d_18"
@@ -46,6 +45,7 @@ def bench_model(name: str, batch: int, frames: int, size: int, reps: int, loweri
                 peak: float, num_classes: int = 400) -> dict:
   """One model's row of the results (see the module docstring)."""
   import jax
+
   from jaxres import models
   from jaxres.models.conv import Conv
   shape = harness.input_shape(name, batch, frames, size)

@@ -40,7 +40,6 @@ import time
 import numpy as np
 
 from benchmarks import harness
-
 from jaxres import host_memory
 
 

@@ -40,6 +40,6 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # for type checkers and IDEs
   from jaxres.convert.files import load_variables
-  from jaxres.predict import predict_video
   from jaxres.inference.pretrained import load_pretrained
   from jaxres.inference.runs import load_run
+  from jaxres.predict import predict_video

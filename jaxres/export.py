@@ -135,8 +135,9 @@ def export_model(model, variables, out_dir: str, *, input_shape: Sequence[int],
 
 def _save_tf(infer, out_dir: str, shape: tuple, platforms: Sequence[str]) -> str:
   """A SavedModel of `infer` through jax2tf's native serialisation (StableHLO in a TF graph)."""
-  from jaxres.data.tfhost import tf  # pylint: disable=import-outside-toplevel
   from jax.experimental import jax2tf  # pylint: disable=import-outside-toplevel
+
+  from jaxres.data.tfhost import tf  # pylint: disable=import-outside-toplevel
 
   polymorphic = ["(b, ...)"] if shape[0] is None else None
   converted = jax2tf.convert(infer, polymorphic_shapes=polymorphic,  # native serialisation

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from benchmarks import harness, run, vs_torch
+from benchmarks import harness, vs_torch
 from jaxres import cli
 
 TINY = ["--batch", "1", "--frames", "4", "--size", "16", "--reps", "1", "--num-classes", "5"]
@@ -70,7 +70,7 @@ def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
 
 @pytest.mark.slow  # compiles and times models
 def test_torch_benches_share_weights_across_memory_formats():
-  torch = pytest.importorskip("torch")
+  pytest.importorskip("torch")
   pytest.importorskip("torchvision")
   # Big enough that BatchNorm's batch statistics are not degenerate (layer4 at 1x4x4).
   benches = harness.torch_benches("r3d_18", (2, 8, 64, 64, 3), num_classes=5)

@@ -9,13 +9,13 @@ import sys
 import jax
 import numpy as np
 import pytest
+from model_init import init_variables
 
 from jaxres import cli, configs, models
 from jaxres.commands.train import closing_lines
 from jaxres.data import video
 from jaxres.sr import upscale
 from jaxres.train import default_config
-from model_init import init_variables
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -7,10 +7,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from model_init import init_variables
 
 from jaxres import models
 from jaxres.models import conv as convs
-from model_init import init_variables
 
 P1, P0 = (1, 1), (0, 0)
 # (input shape, kernel spatial, strides, padding): every kind the video and 2D ResNets use, at odd

@@ -11,8 +11,13 @@ torchvision = pytest.importorskip("torchvision")
 import jax  # noqa: E402
 
 from jaxres import cli  # noqa: E402
-from jaxres.convert import (UnreadableWeightsError, from_pytorchvideo, from_torchvision,  # noqa: E402
-                            load_torch_state_dict, load_variables)
+from jaxres.convert import (  # noqa: E402
+  UnreadableWeightsError,
+  from_pytorchvideo,
+  from_torchvision,
+  load_torch_state_dict,
+  load_variables,
+)
 
 
 @pytest.mark.parametrize("out_name", ["r3d.msgpack", "r3d_ckpt"])

@@ -9,8 +9,13 @@ import re
 import numpy as np
 import pytest
 
-from jaxres.convert import (ConversionError, from_basicsr, from_mmaction2_tsm,
-                            from_pytorchvideo_x3d, from_torchvision)
+from jaxres.convert import (
+  ConversionError,
+  from_basicsr,
+  from_mmaction2_tsm,
+  from_pytorchvideo_x3d,
+  from_torchvision,
+)
 
 
 def _head(prefix: str) -> dict[str, np.ndarray]:

@@ -336,8 +336,8 @@ def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path, capsys):
   assert summary["step"] == 2 and summary["eval"]["num_videos"] == 1
   # The bicubic baseline is measured on the LR frames as given (box-downsampled), not on a
   # bicubic degradation of HR: recompute it from the files.
-  from jaxres.tasks import image_metrics
   from jaxres.models.sr import bicubic_upsample
+  from jaxres.tasks import image_metrics
   (batch,) = take(frames_config(f"{root}/train_sharp", lr_path=f"{root}/train_sharp_bicubic/X4",
                                 holdout_sequences=("000",), num_frames=2, crop_size=24),
                   "eval", batch=8)

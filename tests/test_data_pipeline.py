@@ -9,16 +9,16 @@ import re
 import jax
 import numpy as np
 import pytest
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from media import cut_with_index_first
 
 from jaxres import cli
-from jaxres.data import pipeline, records
+from jaxres.data import clips, pipeline, records
 from jaxres.data.config import default_data_config
-from jaxres.data.video import write_video
 from jaxres.data.prepare import prepare_dataset
-from jaxres.data import clips
 from jaxres.data.skips import SkipCounter
-from media import cut_with_index_first
+from jaxres.data.video import write_video
 from jaxres.tasks import SuperResolutionTask, degradation, mean_by_video
 
 # Each class has its own dominant colour channel, so a clip's colour tells its true class.
@@ -358,6 +358,7 @@ def test_cached_videos_are_decoded_once_and_change_no_batch_and_no_skip(folder, 
 @pytest.mark.parametrize("from_prepared", [False, True])
 def test_tfds_builder_and_tfds_source(folder, prepared, tmp_path, from_prepared):
   import tensorflow_datasets as tfds
+
   from jaxres.data import tfds_builder
   data_dir = str(tmp_path / "tfds")
   source = prepared if from_prepared else folder

@@ -10,9 +10,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from model_init import init_variables
 
 from jaxres import cli, export, models
-from model_init import init_variables
 
 
 @pytest.fixture(scope="module")
@@ -104,9 +104,10 @@ def test_run_export_polymorphic_batch_saved_model_and_loading_without_jaxres(tin
 def test_export_published_weights_by_name(tiny, tmp_path, monkeypatch, capsys):
   """Weights served from 127.0.0.1 and exported by name: the artefact gives the live logits at the
   entry's clip, and model.json carries its class names and normalisation."""
+  from local_server import LocalServer
+
   from jaxres import weights
   from jaxres.convert import save_variables
-  from local_server import LocalServer
   model, variables, x = tiny
   served = tmp_path / "served"
   served.mkdir()

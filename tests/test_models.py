@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from model_init import init_variables
 
 from jaxres import models
-from model_init import init_variables
 
 CLASSIFIERS = [n for n in models.names() if models.spec(n).task == "classification"]
 

@@ -6,10 +6,10 @@ torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
 
 import jax  # noqa: E402  (after the skip: these tests need torch)
+from torch_reference import channels_last, randomise_batchnorm, rel_err  # noqa: E402
 
 from jaxres import models  # noqa: E402
 from jaxres.convert import ConversionError, from_torchvision  # noqa: E402
-from torch_reference import channels_last, randomise_batchnorm, rel_err  # noqa: E402
 
 CONSTRUCTORS = {
     "r3d_18": torchvision.models.video.r3d_18,

@@ -6,8 +6,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")
-from torch_reference import (alias_renamed_torchvision_modules, channels_last,  # noqa: E402
-                             randomise_batchnorm, rel_err)
+from torch_reference import (  # noqa: E402
+  alias_renamed_torchvision_modules,
+  channels_last,
+  randomise_batchnorm,
+  rel_err,
+)
 
 alias_renamed_torchvision_modules()  # PyTorchVideo imports torchvision's old module name
 x3d_reference = pytest.importorskip("pytorchvideo.models.x3d")

@@ -54,6 +54,7 @@ def test_logits_are_the_mean_of_the_model_on_the_eval_pipelines_views(run):
 @pytest.mark.slow
 def test_a_folder_of_the_frames_predicts_as_the_video(run, tmp_path):
   import imageio.v3 as iio
+
   from jaxres.data import video
   loaded, _, videos, _ = run
   for i, frame in enumerate(video.read_video(videos[0]).frames):
@@ -113,9 +114,10 @@ def test_command_prints_top_k_writes_json_and_counts_skips(run, tmp_path, capsys
 def test_published_weights_predict_as_the_run_they_came_from(run, tmp_path, monkeypatch, capsys):
   """A run's variables published as weights (served from 127.0.0.1) and used by name with the
   run's preprocessing give the run's own predictions."""
+  from local_server import LocalServer
+
   from jaxres import weights
   from jaxres.convert import save_variables
-  from local_server import LocalServer
   loaded, workdir, videos, _ = run
   served = tmp_path / "served"
   served.mkdir()

@@ -10,12 +10,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from xla_env import xla_flags
 
 from jaxres import models
 from jaxres.data import video
 from jaxres.sr import memory_budget, upscale
 from jaxres.sr.upscale import UpscaleOptions
-from xla_env import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MiB = 2 ** 20

@@ -4,10 +4,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from model_init import init_variables
 
 from jaxres import models
 from jaxres.models import sr
-from model_init import init_variables
 
 SR_MODELS = [n for n in models.names() if models.spec(n).task == "super_resolution"]
 

@@ -14,9 +14,9 @@ from jaxres import cli, models
 from jaxres.sr import checkpoint, evaluate, footage
 from jaxres.tasks import SuperResolutionTask, degradation
 from jaxres.train import build
-from jaxres.train.run import save_config
 from jaxres.train.config import CONFIGS_DIR, load_config
 from jaxres.train.loop import train_and_evaluate
+from jaxres.train.run import save_config
 
 SR_CONFIGS = sorted(glob.glob(os.path.join(CONFIGS_DIR, "sr_*.py")))
 

@@ -9,13 +9,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from model_init import init_variables
+from xla_env import xla_flags
 
 from jaxres import models
 from jaxres.data import video
 from jaxres.sr import footage, upscale
 from jaxres.sr.upscale import UpscaleOptions, spans, upscale_array
-from model_init import init_variables
-from xla_env import xla_flags
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -365,9 +365,10 @@ def test_a_budget_nothing_fits_is_one_line_and_leaves_nothing(tmp_path, tiny_eds
 def test_upscale_with_published_weights_by_name(tmp_path, tiny_edsr, monkeypatch, capsys):
   """SR weights served from 127.0.0.1 and used by name upscale as the run they came from; a
   classifier's weights or another scale are refused in one line."""
+  from local_server import LocalServer
+
   from jaxres import cli, weights
   from jaxres.convert import save_variables
-  from local_server import LocalServer
   served = tmp_path / "served"
   served.mkdir()
   save_variables(jax.device_get(tiny_edsr[1]), str(served / "edsr_tiny_x3.msgpack"))

@@ -15,8 +15,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from jaxres.convert import (UnreadableWeightsError, UnsafeCheckpointError,  # noqa: E402
-                            load_torch_state_dict, read_torch_checkpoint)
+from jaxres.convert import (  # noqa: E402
+  UnreadableWeightsError,
+  UnsafeCheckpointError,
+  load_torch_state_dict,
+  read_torch_checkpoint,
+)
 
 FORMATS = {"zip": True, "legacy": False}  # name -> torch.save's _use_new_zipfile_serialization
 

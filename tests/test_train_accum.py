@@ -8,8 +8,14 @@ import numpy as np
 import pytest
 
 from jaxres.models import BatchNorm
-from jaxres.train import (ClassificationTask, JitEngine, create_optimizer, default_config,
-                          make_mesh, synthetic_batches)
+from jaxres.train import (
+  ClassificationTask,
+  JitEngine,
+  create_optimizer,
+  default_config,
+  make_mesh,
+  synthetic_batches,
+)
 from jaxres.train.checks import check_config
 from jaxres.train.steps import split_micro_batches
 

@@ -14,11 +14,11 @@ import time
 import jax
 import numpy as np
 import pytest
+from train_configs import SYNTHETIC_TRAIN_CONFIG
+from xla_env import xla_flags
 
 from jaxres.train import Checkpointer, build_engine, default_config
 from jaxres.train.checkpoint import CheckpointError
-from train_configs import SYNTHETIC_TRAIN_CONFIG
-from xla_env import xla_flags
 
 SHAPE = (8, 4, 16, 16, 3)
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -100,6 +100,7 @@ def test_a_damaged_latest_checkpoint_is_named_moved_aside_and_the_previous_one_r
 def test_futures_left_over_by_a_failed_restore_log_nothing_and_other_errors_still_do(caplog):
   import asyncio
   import gc
+
   from jaxres.train.checkpoint import _ignore_reads_finishing_after_a_failed_restore
   _ignore_reads_finishing_after_a_failed_restore()
 

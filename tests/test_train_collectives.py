@@ -20,10 +20,10 @@ import re
 
 import jax
 import jax.numpy as jnp
-import pytest
+from tiny_models import TINY_VIDEO_SHAPE as SHAPE
+from tiny_models import TinyVideoNet
 
 from jaxres.train import ClassificationTask, JitEngine, create_optimizer, default_config, make_mesh
-from tiny_models import TINY_VIDEO_SHAPE as SHAPE, TinyVideoNet
 
 _RESULT = re.compile(r"= (\([^)]*\)|\S+) (all-reduce|all-gather|reduce-scatter|dynamic-slice)\(")
 _ARRAY = re.compile(r"(?:f32|bf16|f16|s32|u32|pred)\[([\d,]*)\]")

@@ -7,9 +7,9 @@ import os
 import pytest
 
 from jaxres import cli
-from jaxres.train.run import read_config
-from jaxres.train import default_config, evaluate, read_metrics, train_and_evaluate
+from jaxres.train import default_config, read_metrics, train_and_evaluate
 from jaxres.train.loop import evaluate_checkpoint, synthetic_data
+from jaxres.train.run import read_config
 
 
 def _config():
@@ -159,6 +159,7 @@ def test_a_lock_held_by_a_killed_process_is_free_and_rows_after_the_resume_step_
   import signal
   import subprocess
   import sys
+
   from jaxres.train.run import RunLockedError, lock_run
   from jaxres.train.writers import MetricWriter
 

@@ -10,10 +10,10 @@ import sys
 import jax
 import numpy as np
 import pytest
-
-from jaxres.train import Checkpointer, build_engine, load_config
 from train_configs import SYNTHETIC_TRAIN_CONFIG
 from xla_env import xla_flags
+
+from jaxres.train import Checkpointer, build_engine, load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -11,11 +11,20 @@ convolution and with the registered default model (`r3d_tiny`, as `build_engine`
 import jax
 import numpy as np
 import pytest
+from tiny_models import TINY_VIDEO_SHAPE as SHAPE
+from tiny_models import TinyVideoNet
 
-from jaxres.train import (ClassificationTask, JitEngine, PmapEngine, build_engine,
-                          create_optimizer, default_config, make_mesh, synthetic_batches)
+from jaxres.train import (
+  ClassificationTask,
+  JitEngine,
+  PmapEngine,
+  build_engine,
+  create_optimizer,
+  default_config,
+  make_mesh,
+  synthetic_batches,
+)
 from jaxres.train.parallel import PMAP_AXIS
-from tiny_models import TINY_VIDEO_SHAPE as SHAPE, TinyVideoNet
 
 
 def _config(mode="jit", fsdp=False, num_devices=-1, mesh=None):

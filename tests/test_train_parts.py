@@ -6,9 +6,16 @@ import numpy as np
 import optax
 import pytest
 
-from jaxres.train import (ClassificationTask, TASKS, create_optimizer, create_schedule,
-                          default_config, make_task, weight_decay_mask)
 from jaxres.tasks.mixup import mix_clips
+from jaxres.train import (
+  TASKS,
+  ClassificationTask,
+  create_optimizer,
+  create_schedule,
+  default_config,
+  make_task,
+  weight_decay_mask,
+)
 
 
 def test_schedules():

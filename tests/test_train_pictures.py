@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from jaxres.train import default_config, load_config, train_and_evaluate
-from jaxres.train.pictures import (confusion_image, confusion_matrix, eval_confusion, sr_crops)
+from jaxres.train.pictures import confusion_image, confusion_matrix, eval_confusion, sr_crops
 from jaxres.train.writers import MetricWriter, flat_hparams
 
 

@@ -5,10 +5,10 @@ import os
 
 import pytest
 
+from jaxres.tasks import ClassificationTask
 from jaxres.train import default_config, train_and_evaluate
 from jaxres.train.checks import check_config
 from jaxres.train.compile_cache import default_cache_dir, enable_compilation_cache
-from jaxres.tasks import ClassificationTask
 
 
 def _config():

@@ -4,11 +4,10 @@ MMAction2's key layout."""
 
 import re
 
-import numpy as np
-import pytest
-
 import jax
 import jax.numpy as jnp
+import numpy as np
+import pytest
 
 from jaxres import models
 from jaxres.models.shift import temporal_shift

@@ -6,10 +6,10 @@ import os
 import av
 import numpy as np
 import pytest
+from media import cut_with_index_first
 
 from jaxres.data import video
 from jaxres.data.video import write_video
-from media import cut_with_index_first
 
 
 def frames_with_index(num_frames, height, width):

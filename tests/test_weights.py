@@ -10,9 +10,9 @@ import os
 import jax
 import numpy as np
 import pytest
+from local_server import LocalServer
 
 from jaxres import inference, weights
-from local_server import LocalServer
 
 torch = pytest.importorskip("torch")
 torchvision = pytest.importorskip("torchvision")

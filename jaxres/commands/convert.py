@@ -18,9 +18,17 @@ import argparse
 import sys
 
 from jaxres.commands.help import HelpFormatter
-from jaxres.convert import (ARCHS, ConversionError, UnreadableWeightsError, basicsr,
-                            from_pytorchvideo, from_torchvision, load_torch_state_dict,
-                            pytorchvideo_archs, save_variables)
+from jaxres.convert import (
+  ARCHS,
+  ConversionError,
+  UnreadableWeightsError,
+  basicsr,
+  from_pytorchvideo,
+  from_torchvision,
+  load_torch_state_dict,
+  pytorchvideo_archs,
+  save_variables,
+)
 
 
 def _from_basicsr(checkpoint, arch):

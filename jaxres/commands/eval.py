@@ -26,6 +26,7 @@ def main(argv: list[str]) -> int:
     return report("jaxres eval", e, args.verbose, 2)
 
   import jax
+
   from jaxres.train.loop import evaluate_checkpoint
   try:
     metrics = evaluate_checkpoint(config, workdir, step=args.step)

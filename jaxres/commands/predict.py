@@ -51,8 +51,10 @@ def main(argv: list[str]) -> int:
                       help="show TensorFlow's start-up lines and tracebacks")
   args = parser.parse_args(argv)
 
-  from jaxres import predict  # pylint: disable=import-outside-toplevel
-  from jaxres import inference  # pylint: disable=import-outside-toplevel
+  from jaxres import (
+    inference,  # pylint: disable=import-outside-toplevel
+    predict,  # pylint: disable=import-outside-toplevel
+  )
   from jaxres.weights import WeightsError  # pylint: disable=import-outside-toplevel
 
   try:

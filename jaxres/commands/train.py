@@ -31,6 +31,7 @@ def main(argv: list[str]) -> int:
     return report("jaxres train", e, args.verbose, 2)
 
   import jax
+
   from jaxres.train.loop import NonFiniteLossError, train_and_evaluate
   from jaxres.train.run import RunLockedError
   if jax.process_index() == 0:

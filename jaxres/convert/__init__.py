@@ -10,11 +10,15 @@ Example:
 
 from jaxres.convert import basicsr
 from jaxres.convert.basicsr import from_basicsr, model_fields
-from jaxres.convert.files import (UnreadableWeightsError, load_torch_state_dict, load_variables,
-                                  save_variables)
+from jaxres.convert.files import (
+                                  UnreadableWeightsError,
+                                  load_torch_state_dict,
+                                  load_variables,
+                                  save_variables,
+)
+from jaxres.convert.mmaction2 import from_mmaction2_tsm
 from jaxres.convert.pytorchvideo import CONVERTERS, from_pytorchvideo, pytorchvideo_archs
+from jaxres.convert.pytorchvideo_x3d import from_pytorchvideo_x3d
 from jaxres.convert.state_dict import ConversionError
 from jaxres.convert.torch_checkpoint import UnsafeCheckpointError, read_torch_checkpoint
 from jaxres.convert.torchvision import ARCHS, from_torchvision
-from jaxres.convert.mmaction2 import from_mmaction2_tsm
-from jaxres.convert.pytorchvideo_x3d import from_pytorchvideo_x3d

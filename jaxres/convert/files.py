@@ -11,8 +11,7 @@ import jax
 import numpy as np
 
 from jaxres.atomic_files import write_atomic
-from jaxres.convert.torch_checkpoint import (UnreadableWeightsError,  # noqa: F401 (re-exported)
-                                             read_torch_checkpoint)
+from jaxres.convert.torch_checkpoint import UnreadableWeightsError, read_torch_checkpoint  # noqa: F401 (re-exported)
 
 
 def save_variables(variables: Any, path: str) -> str:

@@ -301,7 +301,7 @@ def _read_zip(path: str, file: Any) -> Any:
 def _read_legacy(path: str, file: Any) -> Any:
   try:
     magic, version, sys_info = (_plain_load(path, file) for _ in range(3))
-  except Exception:  # noqa: BLE001: any pickle error here means another kind of file
+  except Exception:  # any pickle error here means another kind of file
     magic = None
   if magic != _MAGIC_NUMBER or version != _PROTOCOL_VERSION or not isinstance(sys_info, dict):
     raise UnreadableWeightsError(
@@ -369,7 +369,7 @@ def read_torch_checkpoint(path: str | os.PathLike) -> Any:
       return _read_legacy(path, file)
     except UnreadableWeightsError:
       raise
-    except Exception as error:  # noqa: BLE001: corrupt input raises many kinds
+    except Exception as error:  # corrupt input raises many kinds
       reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
       raise UnreadableWeightsError(
           f"{path}: not a readable PyTorch checkpoint (truncated or corrupt?): {reason}") from None

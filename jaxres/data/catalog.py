@@ -171,6 +171,7 @@ def video_list(config: ml_collections.ConfigDict, split: str,
 def tfds_builder(config: ml_collections.ConfigDict):
   """The TFDS builder of `config.tfds_name` (data_dir `config.path`), jaxres' own registered."""
   import tensorflow_datasets as tfds
+
   from jaxres.data import tfds_builder as _  # noqa: F401 - registers the jaxres_videos builder.
   return tfds.builder(config.tfds_name, data_dir=config.path or None)
 

@@ -45,8 +45,7 @@ import ml_collections
 
 from jaxres.data import clips, host_sources, records, views
 from jaxres.data import config as config_lib
-from jaxres.data.catalog import (DatasetInfo, check_split, dataset_info, ensure_demo_data,
-                                 video_list)
+from jaxres.data.catalog import DatasetInfo, check_split, dataset_info, ensure_demo_data, video_list
 from jaxres.data.iterator import BatchIterator
 from jaxres.data.skips import SKIPPED, SkipCounter
 from jaxres.data.tfhost import tf

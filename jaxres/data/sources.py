@@ -25,8 +25,8 @@ import os
 from typing import Sequence
 
 from jaxres.atomic_files import write_atomic
-from jaxres.data.video import VIDEO_SUFFIXES
 from jaxres.data.skips import SKIPPED, SkipCounter
+from jaxres.data.video import VIDEO_SUFFIXES
 
 CLASS_NAMES_FILE = "classes.txt"
 

@@ -26,7 +26,8 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from jaxres.data import records, sources, video as video_io
+from jaxres.data import records, sources
+from jaxres.data import video as video_io
 from jaxres.data.skips import SKIPPED
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import numpy as np
+
 from jaxres.data.tfhost import tf
 
 

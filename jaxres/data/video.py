@@ -43,8 +43,13 @@ from typing import Callable, Iterator, Sequence
 import av
 import numpy as np
 
-from jaxres.data.video_write import (WRITE_SUFFIXES, VideoWriter, check_output_path,
-                                     write_png_atomic, write_video)
+from jaxres.data.video_write import (
+  WRITE_SUFFIXES,
+  VideoWriter,
+  check_output_path,
+  write_png_atomic,
+  write_video,
+)
 
 __all__ = ["VIDEO_SUFFIXES", "WRITE_SUFFIXES", "DecodeError", "VideoMeta", "Video", "probe",
            "read_frames", "read_video", "stream_video", "is_partial", "VideoWriter", "write_video",

@@ -27,8 +27,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxres.models.basicvsr import (ConvResidualBlocks, UpsampleX4, check_clip, clip_flows, conv3x3,
-                                    lrelu)
+from jaxres.models.basicvsr import (
+  ConvResidualBlocks,
+  UpsampleX4,
+  check_clip,
+  clip_flows,
+  conv3x3,
+  lrelu,
+)
 from jaxres.models.sampling import flow_warp, modulated_deform_conv, resize_bilinear
 from jaxres.models.spynet import SpyNet
 from jaxres.models.sr import ResidualBlock

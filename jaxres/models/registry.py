@@ -7,8 +7,17 @@ from typing import Callable
 
 import flax.linen as nn
 
-from jaxres.models import (basicvsr, basicvsrpp, iconvsr, pytorchvideo_resnet, resnet, slowfast, sr,
-                           video, x3d)
+from jaxres.models import (
+  basicvsr,
+  basicvsrpp,
+  iconvsr,
+  pytorchvideo_resnet,
+  resnet,
+  slowfast,
+  sr,
+  video,
+  x3d,
+)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -21,8 +21,14 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxres.models.blocks import (BasicBlock, BottleneckBlock, ModuleDef, ProjectionShortcut,
-                                  ZeroPadShortcut, is_bottleneck)
+from jaxres.models.blocks import (
+  BasicBlock,
+  BottleneckBlock,
+  ModuleDef,
+  ProjectionShortcut,
+  ZeroPadShortcut,
+  is_bottleneck,
+)
 from jaxres.models.conv import Conv
 from jaxres.models.layers import layer_factories
 from jaxres.models.shift import temporal_shift

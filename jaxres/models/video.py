@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxres.models.blocks import BasicBlock, BottleneckBlock, Conv2Plus1D, ModuleDef, is_bottleneck
+from jaxres.models.blocks import BasicBlock, Conv2Plus1D, ModuleDef, is_bottleneck
 from jaxres.models.conv import Conv
 from jaxres.models.layers import LayerFactories, layer_factories
 

@@ -74,6 +74,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above load on first use
+  from jaxres.tasks import TASKS, ClassificationTask, Task, make_task
   from jaxres.train.build import build_engine, build_model, build_task, build_train_step
   from jaxres.train.checkpoint import Checkpointer
   from jaxres.train.config import apply_override, default_config, load_config
@@ -86,5 +87,4 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time the names above loa
   from jaxres.train.state import TrainState, init_state
   from jaxres.train.steps import make_eval_step, make_train_step
   from jaxres.train.synthetic import synthetic_batches
-  from jaxres.tasks import TASKS, ClassificationTask, Task, make_task
   from jaxres.train.writers import MetricWriter, plot_curves, read_metrics

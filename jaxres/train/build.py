@@ -7,11 +7,11 @@ from typing import Any, Callable, Sequence
 import jax
 
 from jaxres import models
+from jaxres.tasks import Task, make_task
 from jaxres.train import parallel
 from jaxres.train.optimizer import create_optimizer
 from jaxres.train.param_groups import ParamGroups
 from jaxres.train.state import TrainState
-from jaxres.tasks import Task, make_task
 
 
 def build_model(config, *, bn_axis_name: str | None = None):

@@ -26,11 +26,17 @@ import ml_collections
 
 # The shipped configs' package: listed by `jaxres.configs` (standard library only), each imported by
 # its module name when loaded.
-from jaxres.configs import CONFIGS_DIR, shipped_name  # CONFIGS_DIR: re-exported
+from jaxres.configs import CONFIGS_DIR, shipped_name  # noqa: F401 (CONFIGS_DIR: re-exported)
 from jaxres.configs import names as shipped_names
+
 # Re-exported: config files written for earlier versions import these from here.
-from jaxres.configs.common import (VIDEO_DATASETS, cifar10_recipe, default_config,  # noqa: F401
-                                   torchvision_video_recipe)
+from jaxres.configs.common import (  # noqa: F401
+  VIDEO_DATASETS,
+  cifar10_recipe,
+  default_config,
+  torchvision_video_recipe,
+)
+
 # Where a config lacking keys (saved by an earlier version) gets their defaults.
 from jaxres.configs.defaults import with_defaults
 

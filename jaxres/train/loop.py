@@ -29,13 +29,13 @@ import numpy as np
 
 from jaxres.data.skips import SKIPPED, as_metrics
 from jaxres.train.build import build_engine
+from jaxres.train.checkpoint import Checkpointer
+from jaxres.train.checks import check_config
+from jaxres.train.compile_cache import enable_compilation_cache
+from jaxres.train.distributed import skips_over_hosts
 from jaxres.train.init_from import start_from
 from jaxres.train.param_groups import ParamGroups
 from jaxres.train.precise_bn import precise_bn_hook
-from jaxres.train.checks import check_config
-from jaxres.train.compile_cache import enable_compilation_cache
-from jaxres.train.checkpoint import Checkpointer
-from jaxres.train.distributed import skips_over_hosts
 from jaxres.train.preemption import StopRequest
 from jaxres.train.run import lock_run, save_config
 from jaxres.train.writers import MetricWriter, flat_hparams, plot_curves

@@ -24,9 +24,9 @@ import math
 from typing import Any, Mapping, Optional, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from jaxres.train.state import TrainState, init_state
 from jaxres.train.steps import make_eval_step, make_train_step

@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxres.train.state import TrainState
 from jaxres.tasks import Task
+from jaxres.train.state import TrainState
 
 Metrics = dict[str, jax.Array]
 
