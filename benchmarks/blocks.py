@@ -52,16 +52,23 @@ def pieces(name: str, shape: tuple[int, ...]) -> list[Piece]:
   parts = video.layer_factories(model, train=True)
   stem = model.stem_cls(conv=parts.conv, norm=parts.norm)
   out = [Piece("stem", 1, tuple(shape), stem, "stem")]
-  x_shape = jax.eval_shape(lambda x: stem.init_with_output(jax.random.key(0), x)[0],
-                           jax.ShapeDtypeStruct(shape, jnp.float32)).shape
+  x_shape = jax.eval_shape(
+    lambda x: stem.init_with_output(jax.random.key(0), x)[0],
+    jax.ShapeDtypeStruct(shape, jnp.float32),
+  ).shape
   for stage, num_blocks in enumerate(model.stage_sizes):
     for index in range(min(num_blocks, 2)):
       block = video.residual_block(model, parts, stage, index, x_shape[-1])
       count = 1 if index == 0 else num_blocks - 1
-      out.append(Piece(f"layer{stage + 1}_{index}", count, tuple(x_shape), block,
-                       f"layer{stage + 1}.{index}"))
-      x_shape = jax.eval_shape(lambda x, b=block: b.init_with_output(jax.random.key(0), x)[0],
-                               jax.ShapeDtypeStruct(x_shape, jnp.float32)).shape
+      out.append(
+        Piece(
+          f"layer{stage + 1}_{index}", count, tuple(x_shape), block, f"layer{stage + 1}.{index}"
+        )
+      )
+      x_shape = jax.eval_shape(
+        lambda x, b=block: b.init_with_output(jax.random.key(0), x)[0],
+        jax.ShapeDtypeStruct(x_shape, jnp.float32),
+      ).shape
   return out
 
 
@@ -69,13 +76,15 @@ def jax_step(piece: Piece) -> Callable[[], Any]:
   """The piece's compiled train-mode forward and backward (input gradient except for the stem)."""
   x = jax.random.normal(jax.random.key(0), piece.in_shape)
   variables = piece.module.init(jax.random.key(1), x)
-  y_shape = jax.eval_shape(lambda v, x: piece.module.apply(v, x, mutable=["batch_stats"])[0],
-                           variables, x).shape
+  y_shape = jax.eval_shape(
+    lambda v, x: piece.module.apply(v, x, mutable=["batch_stats"])[0], variables, x
+  ).shape
   dy = jax.random.normal(jax.random.key(2), y_shape)
 
   def loss(params, x):
-    y, updates = piece.module.apply({"params": params, "batch_stats": variables["batch_stats"]}, x,
-                                    mutable=["batch_stats"])
+    y, updates = piece.module.apply(
+      {"params": params, "batch_stats": variables["batch_stats"]}, x, mutable=["batch_stats"]
+    )
     return jnp.vdot(y, dy), updates
 
   argnums = 0 if piece.name == "stem" else (0, 1)
@@ -86,8 +95,9 @@ def jax_step(piece: Piece) -> Callable[[], Any]:
 
 def torch_step(torch, model, piece: Piece) -> Callable[[], Any]:
   """The torchvision piece's eager train-mode forward and backward, channels-last-3d."""
-  module = functools.reduce(lambda m, a: m[int(a)] if a.isdigit() else getattr(m, a),
-                            piece.torch_path.split("."), model)
+  module = functools.reduce(
+    lambda m, a: m[int(a)] if a.isdigit() else getattr(m, a), piece.torch_path.split("."), model
+  )
   module.train()
   b, *spatial, c = piece.in_shape
   fmt = torch.channels_last_3d
@@ -124,10 +134,11 @@ def main(argv=None) -> int:
   torch.set_num_threads(args.threads)
   tmodel = getattr(torchvision.models.video, args.model)().to(memory_format=torch.channels_last_3d)
   shape = (args.batch, args.frames, args.size, args.size, 3)
-  chosen = [q for q in pieces(args.model, shape)
-            if not args.only or q.name in args.only.split(",")]
-  print(f"{args.model} train-mode forward+backward per piece, batch {args.batch}, "
-        f"{args.frames}x{args.size}x{args.size}, medians of {args.reps}")
+  chosen = [q for q in pieces(args.model, shape) if not args.only or q.name in args.only.split(",")]
+  print(
+    f"{args.model} train-mode forward+backward per piece, batch {args.batch}, "
+    f"{args.frames}x{args.size}x{args.size}, medians of {args.reps}"
+  )
   totals = {"jaxres": 0.0, "torch": 0.0}
   for piece in chosen:
     runs = {"jaxres": jax_step(piece), "torch": torch_step(torch, tmodel, piece)}
@@ -138,11 +149,16 @@ def main(argv=None) -> int:
     med = {k: float(np.median(v)) for k, v in times.items()}
     for k in totals:
       totals[k] += piece.count * med[k]
-    print(f"  {piece.name:9s} x{piece.count}  in {'x'.join(map(str, piece.in_shape)):18s} "
-          f"jaxres {1e3 * med['jaxres']:7.1f} ms  torch {1e3 * med['torch']:7.1f} ms  "
-          f"torch/jaxres {med['torch'] / med['jaxres']:4.2f}", flush=True)
-  print(f"  total (each piece times its count): jaxres {1e3 * totals['jaxres']:.0f} ms, "
-        f"torch {1e3 * totals['torch']:.0f} ms, torch/jaxres {totals['torch'] / totals['jaxres']:.2f}")
+    print(
+      f"  {piece.name:9s} x{piece.count}  in {'x'.join(map(str, piece.in_shape)):18s} "
+      f"jaxres {1e3 * med['jaxres']:7.1f} ms  torch {1e3 * med['torch']:7.1f} ms  "
+      f"torch/jaxres {med['torch'] / med['jaxres']:4.2f}",
+      flush=True,
+    )
+  print(
+    f"  total (each piece times its count): jaxres {1e3 * totals['jaxres']:.0f} ms, "
+    f"torch {1e3 * totals['torch']:.0f} ms, torch/jaxres {totals['torch'] / totals['jaxres']:.2f}"
+  )
   return 0
 
 

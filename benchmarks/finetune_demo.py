@@ -16,15 +16,20 @@ import json
 import os
 import tempfile
 
-RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results",
-                       "finetune_demo.json")
+RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "finetune_demo.json")
 
 
 def run_one(seed: int, lowering: str, root: str) -> dict[str, float]:
   """The eval accuracy of each variant for one seed and lowering."""
   from jaxres.train import load_config, train_and_evaluate
-  quiet = [f"--config.seed={seed}", f"--config.model.conv_lowering={lowering}",
-           "--config.progress_bar=False", "--config.plot=False", "--config.tensorboard=False"]
+
+  quiet = [
+    f"--config.seed={seed}",
+    f"--config.model.conv_lowering={lowering}",
+    "--config.progress_bar=False",
+    "--config.plot=False",
+    "--config.tensorboard=False",
+  ]
   source = os.path.join(root, f"demo-{seed}-{lowering}")
   if not os.path.exists(os.path.join(source, "summary.json")):
     summary = train_and_evaluate(load_config("demo", quiet), source)
@@ -32,10 +37,15 @@ def run_one(seed: int, lowering: str, root: str) -> dict[str, float]:
       json.dump({"eval": summary["eval"]}, f)
   with open(os.path.join(source, "summary.json")) as f:
     figures = {"source_demo": json.load(f)["eval"]["accuracy"]}
-  variants = {"scratch": [], "finetuned": [f"--config.init_from={source}"],
-              "head_only": [f"--config.init_from={source}",
-                            '--config.optimizer.trainable=("^fc/",)',
-                            "--config.optimizer.learning_rate=0.05"]}
+  variants = {
+    "scratch": [],
+    "finetuned": [f"--config.init_from={source}"],
+    "head_only": [
+      f"--config.init_from={source}",
+      '--config.optimizer.trainable=("^fc/",)',
+      "--config.optimizer.learning_rate=0.05",
+    ],
+  }
   for name, extra in variants.items():
     workdir = os.path.join(root, f"{name}-{seed}-{lowering}")
     summary = train_and_evaluate(load_config("demo_finetune", quiet + extra), workdir)
@@ -44,8 +54,9 @@ def run_one(seed: int, lowering: str, root: str) -> dict[str, float]:
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--seeds", default="0", help="comma-separated seeds")
   parser.add_argument("--lowerings", default="auto", help="comma-separated conv lowerings")
   parser.add_argument("--root", default=None, help="run folders (default: a temporary folder)")

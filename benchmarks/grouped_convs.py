@@ -23,13 +23,13 @@ from jaxres.models import conv as convs
 P1 = ((1, 1),) * 3
 # name -> (input [T, H, W, C], strides): csn_r101's depthwise 3x3x3 convs at 32x224x224.
 CONVS = {
-    "layer1": ((32, 56, 56, 64), (1, 1, 1)),
-    "layer2_down": ((32, 56, 56, 128), (2, 2, 2)),
-    "layer2": ((16, 28, 28, 128), (1, 1, 1)),
-    "layer3_down": ((16, 28, 28, 256), (2, 2, 2)),
-    "layer3": ((8, 14, 14, 256), (1, 1, 1)),
-    "layer4_down": ((8, 14, 14, 512), (2, 2, 2)),
-    "layer4": ((4, 7, 7, 512), (1, 1, 1)),
+  "layer1": ((32, 56, 56, 64), (1, 1, 1)),
+  "layer2_down": ((32, 56, 56, 128), (2, 2, 2)),
+  "layer2": ((16, 28, 28, 128), (1, 1, 1)),
+  "layer3_down": ((16, 28, 28, 256), (2, 2, 2)),
+  "layer3": ((8, 14, 14, 256), (1, 1, 1)),
+  "layer4_down": ((8, 14, 14, 512), (2, 2, 2)),
+  "layer4": ((4, 7, 7, 512), (1, 1, 1)),
 }
 
 
@@ -50,11 +50,12 @@ def main(argv=None):
   if not args.no_torch:
     try:
       import torch
+
       torch.set_num_threads(2)
     except ImportError:
       torch = None
   rows = []
-  for name in (args.only.split(",") if args.only else list(CONVS)):
+  for name in args.only.split(",") if args.only else list(CONVS):
     shape, strides = CONVS[name]
     c = shape[-1]
     x = jax.random.normal(jax.random.key(0), (args.batch, *shape))
@@ -63,8 +64,9 @@ def main(argv=None):
     dy = jax.random.normal(jax.random.key(2), (args.batch, *out_shape, c))
     runs = {}
     for lowering in ("native", "depthwise"):
-      f = functools.partial(convs.conv, strides=strides, padding=P1, lowering=lowering,
-                            feature_group_count=c)
+      f = functools.partial(
+        convs.conv, strides=strides, padding=P1, lowering=lowering, feature_group_count=c
+      )
       fwd = jax.jit(f)
       bwd = jax.jit(lambda x, w, dy, f=f: (lambda y, vjp: (y, vjp(dy)))(*jax.vjp(f, x, w)))
       jax.block_until_ready((fwd(x, w), bwd(x, w, dy)))

@@ -23,7 +23,10 @@ import optax
 from jaxres import models
 
 TORCHVISION_VIDEO = ("r3d_18", "mc3_18", "r2plus1d_18")
-TORCH_MEMORY_FORMATS = ("channels_first", "channels_last")  # channels_last: torch.channels_last(_3d)
+TORCH_MEMORY_FORMATS = (
+  "channels_first",
+  "channels_last",
+)  # channels_last: torch.channels_last(_3d)
 
 
 def median_time(fn: Callable[[], Any], reps: int = 1) -> float:
@@ -86,8 +89,9 @@ def jax_bench(name: str, shape, num_classes: int = 400, **model_kwargs) -> JaxBe
     params, batch_stats, opt_state = state
 
     def loss_fn(params):
-      logits, updates = model.apply({"params": params, "batch_stats": batch_stats}, x, train=True,
-                                    mutable=["batch_stats"])
+      logits, updates = model.apply(
+        {"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"]
+      )
       loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
       return loss, updates["batch_stats"]
 
@@ -100,8 +104,9 @@ def jax_bench(name: str, shape, num_classes: int = 400, **model_kwargs) -> JaxBe
   fwd = jax.jit(forward).lower(variables, x).compile()
   compile_s["forward"] = time.perf_counter() - start
   # Copies: the step donates its state, and the forward keeps using `variables`.
-  state = jax.tree.map(jnp.copy, (variables["params"], variables["batch_stats"],
-                                  tx.init(variables["params"])))
+  state = jax.tree.map(
+    jnp.copy, (variables["params"], variables["batch_stats"], tx.init(variables["params"]))
+  )
   start = time.perf_counter()
   step = jax.jit(train_step, donate_argnums=(0,)).lower(state, x, labels).compile()
   compile_s["train"] = time.perf_counter() - start
@@ -120,8 +125,12 @@ def peak_bytes(compiled) -> int | None:
   """XLA's estimate of the memory a compiled function needs: arguments, outputs and temporaries."""
   try:
     m = compiled.memory_analysis()
-    return int(m.argument_size_in_bytes + m.output_size_in_bytes + m.temp_size_in_bytes
-               - m.alias_size_in_bytes)
+    return int(
+      m.argument_size_in_bytes
+      + m.output_size_in_bytes
+      + m.temp_size_in_bytes
+      - m.alias_size_in_bytes
+    )
   except Exception:  # not every backend reports it
     return None
 
@@ -146,18 +155,21 @@ SLOWFAST_ALPHA = 4  # slowfast_r50's slow pathway takes every 4th frame (PyTorch
 def _import_pytorchvideo_models():
   _, torchvision = import_torch()
   # PyTorchVideo imports a module torchvision has renamed.
-  sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                         torchvision.transforms._functional_tensor)
+  sys.modules.setdefault(
+    "torchvision.transforms.functional_tensor", torchvision.transforms._functional_tensor
+  )
   import pytorchvideo.models.csn
   import pytorchvideo.models.slowfast
   import pytorchvideo.models.x3d
+
   return pytorchvideo.models
 
 
 def _square(name: str, shape) -> None:
   if shape[-2] != shape[-3]:
-    raise ValueError(f"{name}: the PyTorchVideo peer takes square crops, not "
-                     f"{shape[-3]}x{shape[-2]}; pass --size.")
+    raise ValueError(
+      f"{name}: the PyTorchVideo peer takes square crops, not {shape[-3]}x{shape[-2]}; pass --size."
+    )
 
 
 def pytorchvideo_x3d(name: str, shape) -> Callable[..., Any]:
@@ -170,9 +182,14 @@ def pytorchvideo_x3d(name: str, shape) -> Callable[..., Any]:
   _square(name, shape)
 
   def constructor(num_classes):
-    return create_x3d(input_clip_length=shape[1], input_crop_size=shape[2],
-                      model_num_class=num_classes, depth_factor=PYTORCHVIDEO_X3D[name],
-                      dropout_rate=0.0, head_activation=None)
+    return create_x3d(
+      input_clip_length=shape[1],
+      input_crop_size=shape[2],
+      model_num_class=num_classes,
+      depth_factor=PYTORCHVIDEO_X3D[name],
+      dropout_rate=0.0,
+      head_activation=None,
+    )
 
   return constructor
 
@@ -204,10 +221,15 @@ def pytorchvideo_resnet(name: str, shape) -> Callable[..., Any]:
   frames, size = shape[1], shape[2]
   final = -(-size // 32)  # every spatial stride-2 conv or pool pads: each halves, rounding up
   if name == "csn_r101":
+
     def constructor(num_classes):
-      return pv.csn.create_csn(model_depth=101, stem_pool=torch.nn.MaxPool3d,
-                               head_pool_kernel_size=(-(-frames // 8), final, final),
-                               model_num_class=num_classes, dropout_rate=0.0)
+      return pv.csn.create_csn(
+        model_depth=101,
+        stem_pool=torch.nn.MaxPool3d,
+        head_pool_kernel_size=(-(-frames // 8), final, final),
+        model_num_class=num_classes,
+        dropout_rate=0.0,
+      )
   elif name == "slowfast_r50":
     slow = frames // SLOWFAST_ALPHA
     if slow < 1:
@@ -215,12 +237,16 @@ def pytorchvideo_resnet(name: str, shape) -> Callable[..., Any]:
 
     def constructor(num_classes):
       return pv.slowfast.create_slowfast(
-          model_depth=50, slowfast_fusion_conv_kernel_size=(7, 1, 1),
-          head_pool_kernel_sizes=((slow, final, final), (frames, final, final)),
-          model_num_class=num_classes, dropout_rate=0.0)
+        model_depth=50,
+        slowfast_fusion_conv_kernel_size=(7, 1, 1),
+        head_pool_kernel_sizes=((slow, final, final), (frames, final, final)),
+        model_num_class=num_classes,
+        dropout_rate=0.0,
+      )
   else:
-    raise ValueError(f"No PyTorchVideo ResNet peer for {name!r}; choose from "
-                     f"{', '.join(PYTORCHVIDEO_RESNET)}.")
+    raise ValueError(
+      f"No PyTorchVideo ResNet peer for {name!r}; choose from {', '.join(PYTORCHVIDEO_RESNET)}."
+    )
   return constructor
 
 
@@ -234,6 +260,7 @@ def torch_input(name: str, x):
   if name != "slowfast_r50":
     return x
   import torch
+
   index = torch.linspace(0, x.shape[2] - 1, x.shape[2] // SLOWFAST_ALPHA).long()
   return [torch.index_select(x, 2, index), x]
 
@@ -250,8 +277,13 @@ class TorchBench:
   model: Any  # the torch.nn.Module the two calls run
 
 
-def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None = None,
-                  memory_formats: Sequence[str] = TORCH_MEMORY_FORMATS) -> dict[str, TorchBench]:
+def torch_benches(
+  name: str,
+  shape,
+  num_classes: int = 400,
+  threads: int | None = None,
+  memory_formats: Sequence[str] = TORCH_MEMORY_FORMATS,
+) -> dict[str, TorchBench]:
   """torchvision's `name` (PyTorchVideo's for X3D, CSN, SlowFast), eager float32, once per format.
 
   Each format gets its own copy of the model (the same initial weights) and of the input, so the
@@ -283,13 +315,14 @@ def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None 
   elif name in PYTORCHVIDEO_RESNET:
     constructor = pytorchvideo_resnet(name, shape)
   else:
-    constructor = (getattr(torchvision.models.video, name, None)
-                   or getattr(torchvision.models, name))
+    constructor = getattr(torchvision.models.video, name, None) or getattr(torchvision.models, name)
   initial = constructor(num_classes=num_classes).state_dict()
   x = torch.randn(shape[0], shape[-1], *shape[1:-1])
   labels = torch.arange(shape[0]) % num_classes
-  layouts = {"channels_first": torch.contiguous_format,
-             "channels_last": torch.channels_last_3d if x.ndim == 5 else torch.channels_last}
+  layouts = {
+    "channels_first": torch.contiguous_format,
+    "channels_last": torch.channels_last_3d if x.ndim == 5 else torch.channels_last,
+  }
   benches = {}
   for fmt in memory_formats:
     model = constructor(num_classes=num_classes)
@@ -298,8 +331,11 @@ def torch_benches(name: str, shape, num_classes: int = 400, threads: int | None 
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     xf = torch_input(name, x)
     # SlowFast's pathways: a list, copied for each call (its model overwrites the list it gets).
-    xf = ([p.contiguous(memory_format=layouts[fmt]) for p in xf] if isinstance(xf, list)
-          else xf.contiguous(memory_format=layouts[fmt]))
+    xf = (
+      [p.contiguous(memory_format=layouts[fmt]) for p in xf]
+      if isinstance(xf, list)
+      else xf.contiguous(memory_format=layouts[fmt])
+    )
 
     def forward(model=model, xf=xf):
       model.eval()

@@ -22,26 +22,43 @@ import time
 import numpy as np
 
 
-def write_videos(root: str, count: int, frames: int, height: int, width: int, suffix: str,
-                 codec: str | None) -> None:
+def write_videos(
+  root: str, count: int, frames: int, height: int, width: int, suffix: str, codec: str | None
+) -> None:
   from jaxres.data import demo
   from jaxres.data.video import write_video
+
   rng = np.random.default_rng(0)
   names = list(demo.DIRECTIONS)[:4]
   for i in range(count):
     name = names[i % len(names)]
     os.makedirs(os.path.join(root, name), exist_ok=True)
-    clip = demo.render_clip(rng, demo.DIRECTIONS[name], frames, max(height, width))[:, :height, :width]
-    write_video(os.path.join(root, name, f"{name}_{i:03d}{suffix}"), np.ascontiguousarray(clip),
-                fps=25, codec=codec)
+    clip = demo.render_clip(rng, demo.DIRECTIONS[name], frames, max(height, width))[
+      :, :height, :width
+    ]
+    write_video(
+      os.path.join(root, name, f"{name}_{i:03d}{suffix}"),
+      np.ascontiguousarray(clip),
+      fps=25,
+      codec=codec,
+    )
 
 
 def pipeline_iterator(config, batch: int, warmup: int = 2):
   """A warm training iterator (the first batches fill tf.data's buffers and AUTOTUNE)."""
   from jaxres.data import pipeline
   from jaxres.data.skips import SkipCounter
-  it = pipeline.create_iterator(config, "train", global_batch_size=batch, sharding=None, seed=0,
-                                process_index=0, process_count=1, skips=SkipCounter())
+
+  it = pipeline.create_iterator(
+    config,
+    "train",
+    global_batch_size=batch,
+    sharding=None,
+    seed=0,
+    process_index=0,
+    process_count=1,
+    skips=SkipCounter(),
+  )
   for _ in range(warmup):
     next(it)
   return it
@@ -67,6 +84,7 @@ def time_model(name: str, batch: int, frames: int, size: int, reps: int = 3) -> 
   import jax
 
   from jaxres import models
+
   model = models.get(name, num_classes=400)
   x = jax.random.normal(jax.random.key(0), (batch, frames, size, size, 3))
   variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
@@ -81,8 +99,9 @@ def time_model(name: str, batch: int, frames: int, size: int, reps: int = 3) -> 
 
 
 def main() -> None:
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--smoke", action="store_true", help="tiny sizes for CI")
   parser.add_argument("--videos", type=int, default=32)
   parser.add_argument("--frames", type=int, default=100, help="frames per source video")
@@ -110,6 +129,7 @@ def main() -> None:
 
   from jaxres.data.config import default_data_config
   from jaxres.data.prepare import prepare_dataset
+
   workdir = args.workdir or tempfile.mkdtemp(prefix="jaxres-bench-")
   src, out = os.path.join(workdir, "videos"), os.path.join(workdir, "prepared")
   start = time.perf_counter()
@@ -143,25 +163,45 @@ def main() -> None:
     model_rate = float("nan")
 
   shape = f"{args.clip_frames}x{args.crop}x{args.crop}"
-  print(f"input pipeline, training clips of {shape}, {os.cpu_count()} CPUs, source "
-        f"{args.videos} x {args.frames} frames {args.width}x{args.height} {args.suffix}")
+  print(
+    f"input pipeline, training clips of {shape}, {os.cpu_count()} CPUs, source "
+    f"{args.videos} x {args.frames} frames {args.width}x{args.height} {args.suffix}"
+  )
   print(f"  (videos written in {written:.1f} s, prepared in {prepared:.1f} s)")
   print(f"{'source':<34}{'clips/s':>10}{'CPU ms/clip':>13}   (clips/s per round)")
   for source, rate in results.items():
-    print(f"{source:<34}{rate:>10.1f}{cpu_ms[source]:>13.1f}   "
-          f"({', '.join(f'{r[0]:.1f}' for r in rounds[source])})")
-  print(f"{args.model + ' forward (eval, batch ' + str(args.model_batch) + ')':<34}"
-        f"{model_rate:>10.1f}")
+    print(
+      f"{source:<34}{rate:>10.1f}{cpu_ms[source]:>13.1f}   "
+      f"({', '.join(f'{r[0]:.1f}' for r in rounds[source])})"
+    )
+  print(
+    f"{args.model + ' forward (eval, batch ' + str(args.model_batch) + ')':<34}{model_rate:>10.1f}"
+  )
   ratio = results["prepared shards"] / results["raw videos (decode per clip)"]
   cpu_ratio = cpu_ms["raw videos (decode per clip)"] / cpu_ms["prepared shards"]
-  print(f"prepared / raw: {ratio:.2f}x clips/s, {cpu_ratio:.2f}x less CPU per clip "
-        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)")
+  print(
+    f"prepared / raw: {ratio:.2f}x clips/s, {cpu_ratio:.2f}x less CPU per clip "
+    f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
+  )
   if args.json:
     with open(args.json, "w") as f:
-      json.dump({"clip": shape, "cpus": os.cpu_count(), "clips_per_s": results, "cpu_ms_per_clip": cpu_ms,
-                 "rounds": rounds, "cpu_ratio": cpu_ratio, "load_average": os.getloadavg()[0],
-                 "model": args.model, "model_clips_per_s": model_rate, "prepared_over_raw": ratio,
-                 "args": vars(args)}, f, indent=1)
+      json.dump(
+        {
+          "clip": shape,
+          "cpus": os.cpu_count(),
+          "clips_per_s": results,
+          "cpu_ms_per_clip": cpu_ms,
+          "rounds": rounds,
+          "cpu_ratio": cpu_ratio,
+          "load_average": os.getloadavg()[0],
+          "model": args.model,
+          "model_clips_per_s": model_rate,
+          "prepared_over_raw": ratio,
+          "args": vars(args),
+        },
+        f,
+        indent=1,
+      )
 
 
 if __name__ == "__main__":

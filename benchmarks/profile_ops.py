@@ -51,8 +51,22 @@ def _hlo_kinds(hlo_text: str) -> tuple[dict[str, str], dict[str, str]]:
   for name, k in kinds.items():
     if isinstance(k, tuple):
       ops = set(computations.get(k[2], [])) - {"parameter", "constant", "broadcast", "bitcast"}
-      main = [o for o in ("convolution", "dot", "reduce", "concatenate", "pad", "slice",
-                          "transpose", "copy", "select-and-scatter", "reduce-window") if o in ops]
+      main = [
+        o
+        for o in (
+          "convolution",
+          "dot",
+          "reduce",
+          "concatenate",
+          "pad",
+          "slice",
+          "transpose",
+          "copy",
+          "select-and-scatter",
+          "reduce-window",
+        )
+        if o in ops
+      ]
       out[name] = f"fusion[{','.join(main[:3]) or 'elementwise'}]"
     else:
       out[name] = k
@@ -62,6 +76,7 @@ def _hlo_kinds(hlo_text: str) -> tuple[dict[str, str], dict[str, str]]:
 def _events(logdir: str) -> list[tuple[str, float]]:
   """(name, duration in ms) of every event on the host threads of the written XPlane."""
   from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
   path = sorted(glob.glob(os.path.join(logdir, "**", "*.xplane.pb"), recursive=True))[-1]
   space = xplane_pb2.XSpace()
   with open(path, "rb") as f:
@@ -124,8 +139,10 @@ def main(argv=None) -> int:
   wall_ms = 1e3 * harness.median_time(fn, reps=args.reps)
   per_op, per_kind, kinds, shapes = profile(fn, compiled, args.reps)
   total = sum(per_op.values())
-  print(f"{args.model} {args.what} {shape}: {wall_ms:.0f} ms per call (median of {args.reps}); "
-        f"{total:.0f} ms summed over {len(per_op)} ops")
+  print(
+    f"{args.model} {args.what} {shape}: {wall_ms:.0f} ms per call (median of {args.reps}); "
+    f"{total:.0f} ms summed over {len(per_op)} ops"
+  )
   print("\nby kind:")
   for kind, ms in per_kind.most_common():
     print(f"  {ms:9.1f} ms {100 * ms / total:5.1f}%  {kind}")

@@ -25,8 +25,9 @@ import numpy as np
 
 def main(argv: list[str] | None = None) -> dict:
   """Runs the benchmark; returns (and with --json writes) its results."""
-  parser = argparse.ArgumentParser(description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+  parser = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
   parser.add_argument("--model", default="basicvsrpp", help="a registered SR model")
   parser.add_argument("--model-kwargs", default="{}", help="JSON, e.g. '{\"features\": 16}'")
   parser.add_argument("--size", default="960x540", help="LR frame size WxH")
@@ -56,10 +57,12 @@ def main(argv: list[str] | None = None) -> dict:
   long_plan = None
   if options.automatic:  # what a long video of this size gets (estimated before anything runs)
     up = upscale.Upscaler(model, variables, model.scale, clip_model=clip_model, options=options)
-    cost = memory_budget.measure_cost(up.compile_window, clip_model=clip_model,
-                                      scale=model.scale, frame_size=(height, width))
-    long_plan = memory_budget.choose_options(cost, up.requested, (height, width),
-                                             max_memory or memory_budget.default_max_memory())
+    cost = memory_budget.measure_cost(
+      up.compile_window, clip_model=clip_model, scale=model.scale, frame_size=(height, width)
+    )
+    long_plan = memory_budget.choose_options(
+      cost, up.requested, (height, width), max_memory or memory_budget.default_max_memory()
+    )
     del up
   with tempfile.TemporaryDirectory() as tmp:
     src, out = os.path.join(tmp, "in.mp4"), os.path.join(tmp, "out.mp4")
@@ -68,24 +71,41 @@ def main(argv: list[str] | None = None) -> dict:
       for _ in range(args.frames):
         writer.write(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
     start = time.perf_counter()
-    result = upscale.upscale_video(src, out, model, variables, scale=model.scale,
-                                   clip_model=clip_model, options=options, progress=False)
+    result = upscale.upscale_video(
+      src,
+      out,
+      model,
+      variables,
+      scale=model.scale,
+      clip_model=clip_model,
+      options=options,
+      progress=False,
+    )
     seconds = time.perf_counter() - start
   peak = memory_budget.peak_resident_bytes()
   plan = result["plan"]
   results = {
-      "model": args.model, "lr_size": [width, height], "scale": model.scale,
-      "frames": result["frames"], "seconds": seconds, "seconds_per_frame": seconds / args.frames,
-      "frames_per_s": args.frames / seconds, "peak_rss_bytes": peak,
-      "plan": plan and plan.describe(), "estimate_bytes": plan and plan.estimate_bytes,
-      "max_memory": plan and plan.max_memory,
-      "long_video_plan": long_plan and long_plan.describe(),
-      "cpu": os.cpu_count(), "jax": jax.__version__,
+    "model": args.model,
+    "lr_size": [width, height],
+    "scale": model.scale,
+    "frames": result["frames"],
+    "seconds": seconds,
+    "seconds_per_frame": seconds / args.frames,
+    "frames_per_s": args.frames / seconds,
+    "peak_rss_bytes": peak,
+    "plan": plan and plan.describe(),
+    "estimate_bytes": plan and plan.estimate_bytes,
+    "max_memory": plan and plan.max_memory,
+    "long_video_plan": long_plan and long_plan.describe(),
+    "cpu": os.cpu_count(),
+    "jax": jax.__version__,
   }
-  print(f"{args.model} x{model.scale}, {width}x{height} -> {width * model.scale}x"
-        f"{height * model.scale}, {args.frames} frames: {seconds:.1f} s "
-        f"({seconds / args.frames:.1f} s/frame, {args.frames / seconds:.4f} frames/s), "
-        f"peak resident {format_bytes(peak)}")
+  print(
+    f"{args.model} x{model.scale}, {width}x{height} -> {width * model.scale}x"
+    f"{height * model.scale}, {args.frames} frames: {seconds:.1f} s "
+    f"({seconds / args.frames:.1f} s/frame, {args.frames / seconds:.4f} frames/s), "
+    f"peak resident {format_bytes(peak)}"
+  )
   if plan is not None:
     print(f"plan: {plan.describe()}\nlong video: {long_plan.describe()}")
   if args.json:
@@ -96,5 +116,6 @@ def main(argv: list[str] | None = None) -> dict:
 
 if __name__ == "__main__":
   from jaxres import host_memory
+
   host_memory.restart_retaining()  # as `jaxres upscale` runs
   main()

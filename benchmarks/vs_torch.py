@@ -43,13 +43,20 @@ from benchmarks import harness
 from jaxres import host_memory
 
 
-def compare(name: str, shape, reps: int, threads: int, num_classes: int = 400,
-            torch_formats=harness.TORCH_MEMORY_FORMATS) -> dict:
+def compare(
+  name: str,
+  shape,
+  reps: int,
+  threads: int,
+  num_classes: int = 400,
+  torch_formats=harness.TORCH_MEMORY_FORMATS,
+) -> dict:
   """Times torch (each memory format) and jaxres alternately; medians (seconds) and ratios.
 
   Torch's figure for each task is its faster memory format's median, chosen after the timing.
   """
   import jax
+
   jax_b = harness.jax_bench(name, shape, num_classes)
   torch_b = harness.torch_benches(name, shape, num_classes, threads, torch_formats)
   runs = {}  # in timing order: torch forward (each format), jaxres forward, then the train steps
@@ -73,24 +80,34 @@ def compare(name: str, shape, reps: int, threads: int, num_classes: int = 400,
     formats[task] = min(torch_formats, key=lambda f: all_med[f"torch_{task}/{f}"])
     med[f"torch_{task}"] = all_med[f"torch_{task}/{formats[task]}"]
   return {
-      "model": name, "shape": list(shape), "backend": jax.default_backend(),
-      "torch_memory_format": formats, "seconds": med, "medians": all_med,
-      "all_seconds": times, "compile_s": jax_b.compile_s,
-      "forward_ratio": med["torch_forward"] / med["jaxres_forward"],
-      "train_ratio": med["torch_train"] / med["jaxres_train"],
+    "model": name,
+    "shape": list(shape),
+    "backend": jax.default_backend(),
+    "torch_memory_format": formats,
+    "seconds": med,
+    "medians": all_med,
+    "all_seconds": times,
+    "compile_s": jax_b.compile_s,
+    "forward_ratio": med["torch_forward"] / med["jaxres_forward"],
+    "train_ratio": med["torch_train"] / med["jaxres_train"],
   }
 
 
 def markdown(results: list[dict]) -> str:
   batch = results[0]["shape"][0]
-  lines = ["| model | torch fwd clips/s | jaxres fwd clips/s | fwd ratio | torch train clips/s | "
-           "jaxres train clips/s | train ratio |", "|---|---|---|---|---|---|---|"]
+  lines = [
+    "| model | torch fwd clips/s | jaxres fwd clips/s | fwd ratio | torch train clips/s | "
+    "jaxres train clips/s | train ratio |",
+    "|---|---|---|---|---|---|---|",
+  ]
   for r in results:
     s, fmt = r["seconds"], r["torch_memory_format"]
-    lines.append(f"| {r['model']} | {batch / s['torch_forward']:.2f} ({fmt['forward']}) | "
-                 f"{batch / s['jaxres_forward']:.2f} | **{r['forward_ratio']:.2f}** | "
-                 f"{batch / s['torch_train']:.2f} ({fmt['train']}) | "
-                 f"{batch / s['jaxres_train']:.2f} | **{r['train_ratio']:.2f}** |")
+    lines.append(
+      f"| {r['model']} | {batch / s['torch_forward']:.2f} ({fmt['forward']}) | "
+      f"{batch / s['jaxres_forward']:.2f} | **{r['forward_ratio']:.2f}** | "
+      f"{batch / s['torch_train']:.2f} ({fmt['train']}) | "
+      f"{batch / s['jaxres_train']:.2f} | **{r['train_ratio']:.2f}** |"
+    )
   return "\n".join(lines)
 
 
@@ -103,15 +120,23 @@ def main(argv=None) -> int:
   parser.add_argument("--reps", type=int, default=5)
   parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch intra-op threads")
   parser.add_argument("--num-classes", type=int, default=400)
-  parser.add_argument("--torch-formats", default=",".join(harness.TORCH_MEMORY_FORMATS),
-                      help="torch memory formats to time; torch's faster one counts")
-  parser.add_argument("--out", default="benchmarks/results/vs_torch.json",
-                      help="JSON results; a .md table is written beside it")
+  parser.add_argument(
+    "--torch-formats",
+    default=",".join(harness.TORCH_MEMORY_FORMATS),
+    help="torch memory formats to time; torch's faster one counts",
+  )
+  parser.add_argument(
+    "--out",
+    default="benchmarks/results/vs_torch.json",
+    help="JSON results; a .md table is written beside it",
+  )
   args = parser.parse_args(argv)
   unknown = set(args.torch_formats.split(",")) - set(harness.TORCH_MEMORY_FORMATS)
   if unknown:
-    parser.error(f"--torch-formats: unknown {sorted(unknown)}; choose from "
-                 f"{','.join(harness.TORCH_MEMORY_FORMATS)}")
+    parser.error(
+      f"--torch-formats: unknown {sorted(unknown)}; choose from "
+      f"{','.join(harness.TORCH_MEMORY_FORMATS)}"
+    )
   if harness.import_torch() is None:
     print("vs_torch: skipped, PyTorch/torchvision are not installed (pip install 'jaxres[torch]').")
     return 0
@@ -120,25 +145,44 @@ def main(argv=None) -> int:
     shape = harness.input_shape(name, args.batch, args.frames, args.size)
     # "spawn": a fresh interpreter, which also re-reads the malloc settings from the environment.
     with concurrent.futures.ProcessPoolExecutor(
-        1, mp_context=multiprocessing.get_context("spawn")) as worker:
-      r = worker.submit(compare, name, shape, args.reps, args.threads, args.num_classes,
-                         tuple(args.torch_formats.split(","))).result()
+      1, mp_context=multiprocessing.get_context("spawn")
+    ) as worker:
+      r = worker.submit(
+        compare,
+        name,
+        shape,
+        args.reps,
+        args.threads,
+        args.num_classes,
+        tuple(args.torch_formats.split(",")),
+      ).result()
     results.append(r)
-    print(f"{name:12s} {tuple(shape)}  inference jaxres/torch {r['forward_ratio']:.2f}x  "
-          f"train step jaxres/torch {r['train_ratio']:.2f}x   (torch {r['torch_memory_format']}; "
-          f"s: {', '.join(f'{k} {v:.3f}' for k, v in r['seconds'].items())})", flush=True)
+    print(
+      f"{name:12s} {tuple(shape)}  inference jaxres/torch {r['forward_ratio']:.2f}x  "
+      f"train step jaxres/torch {r['train_ratio']:.2f}x   (torch {r['torch_memory_format']}; "
+      f"s: {', '.join(f'{k} {v:.3f}' for k, v in r['seconds'].items())})",
+      flush=True,
+    )
   table = markdown(results)
   print("\n" + table)
   if args.out:
     os.makedirs(os.path.dirname(args.out) or ".", exist_ok=True)
-    meta = {"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "cpu": harness.cpu_description(), "cores": os.cpu_count(), "reps": args.reps,
-            "threads": args.threads, "malloc_retains_freed_memory": host_memory.retaining()}
+    meta = {
+      "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+      "cpu": harness.cpu_description(),
+      "cores": os.cpu_count(),
+      "reps": args.reps,
+      "threads": args.threads,
+      "malloc_retains_freed_memory": host_memory.retaining(),
+    }
     with open(args.out, "w") as f:
       json.dump({"meta": meta, "results": results}, f, indent=1)
     with open(os.path.splitext(args.out)[0] + ".md", "w") as f:
-      f.write(f"{meta['time']}, {meta['cpu']}, {meta['cores']} cores, medians of {args.reps}\n\n"
-              + table + "\n")
+      f.write(
+        f"{meta['time']}, {meta['cpu']}, {meta['cores']} cores, medians of {args.reps}\n\n"
+        + table
+        + "\n"
+      )
   return 0
 
 

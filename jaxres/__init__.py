@@ -18,10 +18,10 @@ __version__ = "0.1.0"
 
 # Exported name -> (module, attribute); loaded when first used.
 _EXPORTS = {
-    "load_pretrained": ("jaxres.inference.pretrained", "load_pretrained"),
-    "load_run": ("jaxres.inference.runs", "load_run"),
-    "load_variables": ("jaxres.convert.files", "load_variables"),
-    "predict_video": ("jaxres.predict", "predict_video"),
+  "load_pretrained": ("jaxres.inference.pretrained", "load_pretrained"),
+  "load_run": ("jaxres.inference.runs", "load_run"),
+  "load_variables": ("jaxres.convert.files", "load_variables"),
+  "predict_video": ("jaxres.predict", "predict_video"),
 }
 
 

@@ -20,26 +20,51 @@ from jaxres import host_memory
 
 # name -> (module, one-line help). Modules are imported only when their command runs.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
-    "convert": ("jaxres.commands.convert", "convert a torchvision or PyTorchVideo state_dict to jaxres variables"),
-    "bench": ("jaxres.commands.bench", "benchmark compiled models (throughput, GFLOP/s); --vs torch"),
-    "train": ("jaxres.commands.train", "train a config (default: the demo) in a work directory"),
-    "eval": ("jaxres.commands.eval", "evaluate a run's checkpoint on its config's eval data"),
-    "evaluate": ("jaxres.commands.evaluate", "PSNR/SSIM of an SR run vs bicubic on whole videos or frame folders (Vid4, REDS4)"),
-    "plan": ("jaxres.commands.plan", "memory per device of a config's train step on N devices"),
-    "prepare": ("jaxres.commands.prepare", "decode a video folder once into TFRecord shards for training"),
-    "upscale": ("jaxres.commands.upscale", "super-resolve a video with a trained SR model (chunked, tiled)"),
-    "predict": ("jaxres.commands.predict", "classify video files with a trained model (top-k classes)"),
-    "export": ("jaxres.commands.export", "export a trained model for serving (jax.export, TF SavedModel)"),
-    "weights": ("jaxres.commands.weights", "list, download or import published checkpoints by name"),
+  "forward": ("jaxres.commands.forward", "run one model forward on a generated clip and time it"),
+  "convert": (
+    "jaxres.commands.convert",
+    "convert a torchvision or PyTorchVideo state_dict to jaxres variables",
+  ),
+  "bench": ("jaxres.commands.bench", "benchmark compiled models (throughput, GFLOP/s); --vs torch"),
+  "train": ("jaxres.commands.train", "train a config (default: the demo) in a work directory"),
+  "eval": ("jaxres.commands.eval", "evaluate a run's checkpoint on its config's eval data"),
+  "evaluate": (
+    "jaxres.commands.evaluate",
+    "PSNR/SSIM of an SR run vs bicubic on whole videos or frame folders (Vid4, REDS4)",
+  ),
+  "plan": ("jaxres.commands.plan", "memory per device of a config's train step on N devices"),
+  "prepare": (
+    "jaxres.commands.prepare",
+    "decode a video folder once into TFRecord shards for training",
+  ),
+  "upscale": (
+    "jaxres.commands.upscale",
+    "super-resolve a video with a trained SR model (chunked, tiled)",
+  ),
+  "predict": (
+    "jaxres.commands.predict",
+    "classify video files with a trained model (top-k classes)",
+  ),
+  "export": (
+    "jaxres.commands.export",
+    "export a trained model for serving (jax.export, TF SavedModel)",
+  ),
+  "weights": ("jaxres.commands.weights", "list, download or import published checkpoints by name"),
 }
 
 
 # Top-level modules of the optional extras (pyproject.toml) -> the extra that installs them.
 EXTRA_MODULES = {
-    "tensorflow": "video", "tensorflow_datasets": "video", "orbax": "video", "ml_collections": "video",
-    "av": "video", "imageio": "video", "tqdm": "video", "matplotlib": "video",
-    "torch": "torch", "torchvision": "torch",
+  "tensorflow": "video",
+  "tensorflow_datasets": "video",
+  "orbax": "video",
+  "ml_collections": "video",
+  "av": "video",
+  "imageio": "video",
+  "tqdm": "video",
+  "matplotlib": "video",
+  "torch": "torch",
+  "torchvision": "torch",
 }
 
 
@@ -111,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     extra = EXTRA_MODULES.get((error.name or "").partition(".")[0])
     if extra is None:
       raise
-    print(f"jaxres {name} needs {error.name!r}, which comes with the {extra!r} extra: "
-          f"pip install 'jaxres[{extra}]'.", file=sys.stderr)
+    print(
+      f"jaxres {name} needs {error.name!r}, which comes with the {extra!r} extra: "
+      f"pip install 'jaxres[{extra}]'.",
+      file=sys.stderr,
+    )
     return 1
 
 

@@ -40,12 +40,20 @@ SAVED_MODEL_DIR = "saved_model"
 PLATFORMS = ("cpu", "cuda", "tpu")
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
-__all__ = ["export_model", "export_run", "load_exported", "inference_function", "EXPORTED_FILE",
-           "SPEC_FILE", "SAVED_MODEL_DIR"]
+__all__ = [
+  "export_model",
+  "export_run",
+  "load_exported",
+  "inference_function",
+  "EXPORTED_FILE",
+  "SPEC_FILE",
+  "SAVED_MODEL_DIR",
+]
 
 
-def inference_function(model, variables, *, dtype: Optional[str] = None
-                       ) -> Callable[[jax.Array], jax.Array]:
+def inference_function(
+  model, variables, *, dtype: Optional[str] = None
+) -> Callable[[jax.Array], jax.Array]:
   """`clips -> float32 outputs` of `model` in inference mode, the variables closed over.
 
   Args:
@@ -75,10 +83,18 @@ def inference_function(model, variables, *, dtype: Optional[str] = None
   return infer
 
 
-def export_model(model, variables, out_dir: str, *, input_shape: Sequence[int],
-                 batch: Optional[int] = 1, dtype: Optional[str] = None,
-                 platforms: Sequence[str] = PLATFORMS, saved_model: bool = False,
-                 metadata: Optional[dict] = None) -> dict[str, str]:
+def export_model(
+  model,
+  variables,
+  out_dir: str,
+  *,
+  input_shape: Sequence[int],
+  batch: Optional[int] = 1,
+  dtype: Optional[str] = None,
+  platforms: Sequence[str] = PLATFORMS,
+  saved_model: bool = False,
+  metadata: Optional[dict] = None,
+) -> dict[str, str]:
   """Writes `model`'s inference function into `out_dir` (see the module notes).
 
   Args:
@@ -110,25 +126,39 @@ def export_model(model, variables, out_dir: str, *, input_shape: Sequence[int],
     b = int(batch)
   arg = jax.ShapeDtypeStruct((b, *input_shape), jnp.float32)
   exported = jax_export.export(jax.jit(infer), platforms=tuple(platforms))(arg)
-  paths = {"exported": os.path.join(out_dir, EXPORTED_FILE), "spec": os.path.join(out_dir, SPEC_FILE)}
+  paths = {
+    "exported": os.path.join(out_dir, EXPORTED_FILE),
+    "spec": os.path.join(out_dir, SPEC_FILE),
+  }
   write_atomic(paths["exported"], exported.serialize())
   out = exported.out_avals[0]
   spec = {
-      "format": "jax.export",
-      "jax_version": jax.__version__,
-      "file": EXPORTED_FILE,
-      "platforms": list(exported.platforms),
-      "input": {"name": "clips", "shape": [batch, *map(int, input_shape)], "dtype": "float32",
-                "layout": "channels-last RGB"},
-      "output": {"name": "outputs", "shape": [batch, *map(int, out.shape[1:])],
-                 "dtype": str(out.dtype)},
-      "compute_dtype": dtype or "model default",
-      **(metadata or {}),
+    "format": "jax.export",
+    "jax_version": jax.__version__,
+    "file": EXPORTED_FILE,
+    "platforms": list(exported.platforms),
+    "input": {
+      "name": "clips",
+      "shape": [batch, *map(int, input_shape)],
+      "dtype": "float32",
+      "layout": "channels-last RGB",
+    },
+    "output": {
+      "name": "outputs",
+      "shape": [batch, *map(int, out.shape[1:])],
+      "dtype": str(out.dtype),
+    },
+    "compute_dtype": dtype or "model default",
+    **(metadata or {}),
   }
   if saved_model:
     paths["saved_model"] = _save_tf(infer, out_dir, (batch, *input_shape), platforms)
-    spec["saved_model"] = {"dir": SAVED_MODEL_DIR, "signature": "serving_default",
-                           "input": "clips", "output": "outputs"}
+    spec["saved_model"] = {
+      "dir": SAVED_MODEL_DIR,
+      "signature": "serving_default",
+      "input": "clips",
+      "output": "outputs",
+    }
   write_atomic(paths["spec"], json.dumps(spec, indent=2))
   return paths
 
@@ -140,12 +170,18 @@ def _save_tf(infer, out_dir: str, shape: tuple, platforms: Sequence[str]) -> str
   from jaxres.data.tfhost import tf  # pylint: disable=import-outside-toplevel
 
   polymorphic = ["(b, ...)"] if shape[0] is None else None
-  converted = jax2tf.convert(infer, polymorphic_shapes=polymorphic,  # native serialisation
-                             native_serialization_platforms=tuple(platforms), with_gradient=False)
+  converted = jax2tf.convert(
+    infer,
+    polymorphic_shapes=polymorphic,  # native serialisation
+    native_serialization_platforms=tuple(platforms),
+    with_gradient=False,
+  )
   module = tf.Module()
   module.serve = tf.function(
-      lambda clips: {"outputs": converted(clips)}, autograph=False,
-      input_signature=[tf.TensorSpec(shape, tf.float32, name="clips")])
+    lambda clips: {"outputs": converted(clips)},
+    autograph=False,
+    input_signature=[tf.TensorSpec(shape, tf.float32, name="clips")],
+  )
   path = os.path.join(out_dir, SAVED_MODEL_DIR)
   tf.saved_model.save(module, path, signatures={"serving_default": module.serve})
   return path
@@ -176,10 +212,17 @@ def load_exported(out_dir: str) -> tuple[Callable[[Any], jax.Array], dict]:
   return exported.call, spec
 
 
-def export_run(workdir: str, out_dir: str, *, batch: Optional[int] = 1,
-               dtype: Optional[str] = None, step: Optional[int] = None,
-               platforms: Sequence[str] = PLATFORMS, saved_model: bool = False,
-               class_names: Optional[Sequence[str]] = None) -> dict[str, str]:
+def export_run(
+  workdir: str,
+  out_dir: str,
+  *,
+  batch: Optional[int] = 1,
+  dtype: Optional[str] = None,
+  step: Optional[int] = None,
+  platforms: Sequence[str] = PLATFORMS,
+  saved_model: bool = False,
+  class_names: Optional[Sequence[str]] = None,
+) -> dict[str, str]:
   """`export_model` for the model of a training run, with its input shape and normalisation.
 
   The input is what the run's eval views are (`jaxres.predict.video_views`): float32
@@ -218,25 +261,49 @@ def export_run(workdir: str, out_dir: str, *, batch: Optional[int] = 1,
     if os.path.isfile(os.path.join(folder, sources.CLASS_NAMES_FILE)):
       class_names = sources.read_class_names(folder)
   metadata = {
-      "model": run.config.model.name, "task": spec.task, "step": run.step,
-      "normalization": {"mean": [float(m) for m in d.mean], "std": [float(s) for s in d.std],
-                        "formula": "(pixels / 255 - mean) / std"},
-      "output_meaning": ("logits (softmax for probabilities)" if spec.task == "classification"
-                         else "upscaled frames in [0, 1]"),
-      "class_names": list(class_names or []),
+    "model": run.config.model.name,
+    "task": spec.task,
+    "step": run.step,
+    "normalization": {
+      "mean": [float(m) for m in d.mean],
+      "std": [float(s) for s in d.std],
+      "formula": "(pixels / 255 - mean) / std",
+    },
+    "output_meaning": (
+      "logits (softmax for probabilities)"
+      if spec.task == "classification"
+      else "upscaled frames in [0, 1]"
+    ),
+    "class_names": list(class_names or []),
   }
   if spec.task == "super_resolution":
     metadata["scale"] = int(run.config.model.get("scale", 4))
-  paths = export_model(run.model, run.variables, out_dir, input_shape=input_shape, batch=batch,
-                       dtype=dtype, platforms=platforms, saved_model=saved_model,
-                       metadata=metadata)
+  paths = export_model(
+    run.model,
+    run.variables,
+    out_dir,
+    input_shape=input_shape,
+    batch=batch,
+    dtype=dtype,
+    platforms=platforms,
+    saved_model=saved_model,
+    metadata=metadata,
+  )
   return paths
 
 
-def export_weights(name: str, out_dir: str, *, batch: Optional[int] = 1,
-                   dtype: Optional[str] = None, platforms: Sequence[str] = PLATFORMS,
-                   saved_model: bool = False, class_names: Optional[Sequence[str]] = None,
-                   frames: Optional[int] = None, size: Optional[int] = None) -> dict[str, str]:
+def export_weights(
+  name: str,
+  out_dir: str,
+  *,
+  batch: Optional[int] = 1,
+  dtype: Optional[str] = None,
+  platforms: Sequence[str] = PLATFORMS,
+  saved_model: bool = False,
+  class_names: Optional[Sequence[str]] = None,
+  frames: Optional[int] = None,
+  size: Optional[int] = None,
+) -> dict[str, str]:
   """`export_model` for published weights by name (`jaxres weights list`).
 
   The input is the publisher's clip: float32 `[B, num_frames, crop_size, crop_size, 3]`
@@ -270,19 +337,30 @@ def export_weights(name: str, out_dir: str, *, batch: Optional[int] = 1,
     raise ValueError(f"{name}: give the input's size (and frames): the entry has no default.")
   input_shape = ((frames,) if spec.input_rank == 5 else ()) + (size, size, 3)
   metadata = {
-      "model": info.arch, "task": spec.task, "weights": name, "weights_url": info.url,
-      "output_meaning": ("upscaled frames in [0, 1]" if sr else
-                         "logits (softmax for probabilities)"),
-      "class_names": list(class_names or info.class_names or []),
+    "model": info.arch,
+    "task": spec.task,
+    "weights": name,
+    "weights_url": info.url,
+    "output_meaning": ("upscaled frames in [0, 1]" if sr else "logits (softmax for probabilities)"),
+    "class_names": list(class_names or info.class_names or []),
   }
   if sr:
     metadata["scale"] = int(getattr(model, "scale", 1))
     metadata["normalization"] = {"formula": "pixels / 255"}
   else:
-    metadata["normalization"] = {"mean": [float(m) for m in pre.get("mean", ())],
-                                 "std": [float(s) for s in pre.get("std", ())],
-                                 "formula": "(pixels / 255 - mean) / std"}
-  return export_model(model, variables, out_dir, input_shape=input_shape, batch=batch,
-                      dtype=dtype, platforms=platforms, saved_model=saved_model,
-                      metadata=metadata)
-
+    metadata["normalization"] = {
+      "mean": [float(m) for m in pre.get("mean", ())],
+      "std": [float(s) for s in pre.get("std", ())],
+      "formula": "(pixels / 255 - mean) / std",
+    }
+  return export_model(
+    model,
+    variables,
+    out_dir,
+    input_shape=input_shape,
+    batch=batch,
+    dtype=dtype,
+    platforms=platforms,
+    saved_model=saved_model,
+    metadata=metadata,
+  )

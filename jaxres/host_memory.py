@@ -34,8 +34,11 @@ import sys
 from typing import Mapping
 
 ENV_VAR = "JAXRES_RETAIN_MEMORY"
-RETAIN_TUNABLES = ("glibc.malloc.mmap_max=0", "glibc.malloc.trim_threshold=4294967295",
-                   "glibc.malloc.arena_max=1")
+RETAIN_TUNABLES = (
+  "glibc.malloc.mmap_max=0",
+  "glibc.malloc.trim_threshold=4294967295",
+  "glibc.malloc.arena_max=1",
+)
 _RETAIN_NAMES = frozenset(t.split("=")[0] for t in RETAIN_TUNABLES)
 
 
@@ -68,8 +71,11 @@ def retaining_environ(environ: Mapping[str, str] | None = None) -> dict[str, str
   env = dict(os.environ if environ is None else environ)
   if env.get(ENV_VAR, "1").strip() == "0" or not _on_glibc() or retaining(env):
     return env
-  keep = [t for t in env.get("GLIBC_TUNABLES", "").split(":")
-          if t and t.split("=")[0] not in _RETAIN_NAMES]
+  keep = [
+    t
+    for t in env.get("GLIBC_TUNABLES", "").split(":")
+    if t and t.split("=")[0] not in _RETAIN_NAMES
+  ]
   env["GLIBC_TUNABLES"] = ":".join(keep + list(RETAIN_TUNABLES))
   return env
 

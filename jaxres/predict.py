@@ -36,8 +36,17 @@ from jaxres.data.skips import SkipCounter
 from jaxres.data.tfhost import tf
 from jaxres.data.video import DecodeError
 
-__all__ = ["Prediction", "predict_video", "predict_videos", "video_views", "view_config",
-           "pretrained_data_config", "read_labels", "run_class_names", "check_classifier"]
+__all__ = [
+  "Prediction",
+  "predict_video",
+  "predict_videos",
+  "video_views",
+  "view_config",
+  "pretrained_data_config",
+  "read_labels",
+  "run_class_names",
+  "check_classifier",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -56,8 +65,9 @@ class Prediction:
   probabilities: np.ndarray
   num_views: int
 
-  def top_k(self, k: int = 5, class_names: Optional[Sequence[str]] = None
-            ) -> list[tuple[str, float]]:
+  def top_k(
+    self, k: int = 5, class_names: Optional[Sequence[str]] = None
+  ) -> list[tuple[str, float]]:
     """The `k` most probable classes as `(name, probability)`, most probable first.
 
     Args:
@@ -74,12 +84,17 @@ class Prediction:
     """
     order = np.argsort(-self.probabilities, kind="stable")[:k]
     names = list(class_names or ())
-    return [(names[i] if i < len(names) else str(int(i)), float(self.probabilities[i]))
-            for i in order]
+    return [
+      (names[i] if i < len(names) else str(int(i)), float(self.probabilities[i])) for i in order
+    ]
 
 
-def view_config(data_config: ml_collections.ConfigDict, *, clips: Optional[int] = None,
-                crops: Optional[int] = None) -> ml_collections.ConfigDict:
+def view_config(
+  data_config: ml_collections.ConfigDict,
+  *,
+  clips: Optional[int] = None,
+  crops: Optional[int] = None,
+) -> ml_collections.ConfigDict:
   """A copy of `data_config` with `eval_clips` / `eval_crops` replaced where given.
 
   Example:
@@ -92,6 +107,7 @@ def view_config(data_config: ml_collections.ConfigDict, *, clips: Optional[int] 
   if crops is not None:
     config.eval_crops = int(crops)
   from jaxres.data import config as config_lib  # pylint: disable=import-outside-toplevel
+
   config_lib.validate(config)  # names a bad clips/crops value
   return config
 
@@ -114,6 +130,7 @@ def pretrained_data_config(preprocessing) -> ml_collections.ConfigDict:
   """
   from jaxres.configs.defaults import default_data_config  # pylint: disable=import-outside-toplevel
   from jaxres.data import config as config_lib  # pylint: disable=import-outside-toplevel
+
   config = default_data_config()
   for key, value in preprocessing.items():
     if key in config:
@@ -177,8 +194,10 @@ def check_classifier(model_name: str) -> None:
   """Raises `ValueError` unless `model_name` is a registered classification model of clips."""
   spec = models.spec(model_name)
   if spec.task != "classification":
-    raise ValueError(f"{model_name} is a {spec.task} model; `predict` classifies videos "
-                     "(use `jaxres upscale` for super-resolution).")
+    raise ValueError(
+      f"{model_name} is a {spec.task} model; `predict` classifies videos "
+      "(use `jaxres upscale` for super-resolution)."
+    )
   if spec.input_rank != 5:
     raise ValueError(f"{model_name} takes images, not clips; `predict` needs a video model.")
 
@@ -188,8 +207,15 @@ def _data_section(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   return config.data if "data" in config else config
 
 
-def predict_video(path: str, model, variables, data_config: ml_collections.ConfigDict, *,
-                  batch_size: int = 0, forward: Optional[Callable] = None) -> Prediction:
+def predict_video(
+  path: str,
+  model,
+  variables,
+  data_config: ml_collections.ConfigDict,
+  *,
+  batch_size: int = 0,
+  forward: Optional[Callable] = None,
+) -> Prediction:
   """Classifies one video: the model on its eval views (`video_views`), logits averaged.
 
   Args:
@@ -214,24 +240,34 @@ def predict_video(path: str, model, variables, data_config: ml_collections.Confi
     >>> p.top_k(1, ["right", "left", "down", "up"])
   """
   forward = forward or _forward(model)
-  return _classify(path, video_views(path, _data_section(data_config)), variables, forward,
-                   batch_size)
+  return _classify(
+    path, video_views(path, _data_section(data_config)), variables, forward, batch_size
+  )
 
 
-def _classify(path: str, x: np.ndarray, variables, forward: Callable, batch_size: int
-              ) -> Prediction:
+def _classify(
+  path: str, x: np.ndarray, variables, forward: Callable, batch_size: int
+) -> Prediction:
   """The `Prediction` of the views `x` of one video."""
   n = len(x)
   step = batch_size if batch_size > 0 else n
-  logits = np.concatenate([np.asarray(forward(variables, x[i:i + step]), np.float32)
-                           for i in range(0, n, step)])
+  logits = np.concatenate(
+    [np.asarray(forward(variables, x[i : i + step]), np.float32) for i in range(0, n, step)]
+  )
   mean = logits.mean(axis=0)
-  return Prediction(path=path, logits=mean, probabilities=np.asarray(jax.nn.softmax(mean)),
-                    num_views=n)
+  return Prediction(
+    path=path, logits=mean, probabilities=np.asarray(jax.nn.softmax(mean)), num_views=n
+  )
 
 
-def predict_videos(paths: Iterable[str], model, variables, data_config: ml_collections.ConfigDict,
-                   *, batch_size: int = 0) -> Iterator[tuple[str, Prediction | Exception]]:
+def predict_videos(
+  paths: Iterable[str],
+  model,
+  variables,
+  data_config: ml_collections.ConfigDict,
+  *,
+  batch_size: int = 0,
+) -> Iterator[tuple[str, Prediction | Exception]]:
   """`predict_video` over many files, compiling once; unreadable files yield their error.
 
   The next two videos are decoded in a background thread while the model runs, so decoding and
@@ -268,8 +304,10 @@ def predict_videos(paths: Iterable[str], model, variables, data_config: ml_colle
       if following is not None:
         pending.append((following, pool.submit(views, following)))
       x = future.result()
-      yield path, x if isinstance(x, Exception) else _classify(path, x, variables, forward,
-                                                               batch_size)
+      yield (
+        path,
+        x if isinstance(x, Exception) else _classify(path, x, variables, forward, batch_size),
+      )
 
 
 def read_labels(path: str) -> tuple[str, ...]:

@@ -28,25 +28,33 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # stale entry is never used; `pytest --cache-clear` empties it. Set as environment variables so
 # that `jaxres train` subprocesses inherit them.
 _CACHE_SETTINGS = {
-    "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",  # skip the many op-by-op compilations
-    "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30),        # least recently used entries go first
+  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",  # skip the many op-by-op compilations
+  "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30),  # least recently used entries go first
 }
 
 
 def pytest_configure(config):
   cache = getattr(config, "cache", None)  # absent under -p no:cacheprovider
-  default = (str(cache.mkdir("jax-compilation-cache")) if cache is not None
-             else os.path.expanduser("~/.cache/jaxres/jax-test-cache"))
+  default = (
+    str(cache.mkdir("jax-compilation-cache"))
+    if cache is not None
+    else os.path.expanduser("~/.cache/jaxres/jax-test-cache")
+  )
   os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", default)
   for key, value in _CACHE_SETTINGS.items():
     os.environ.setdefault(key, value)
   if "jax" in sys.modules:  # imported by a plugin before us: jax read its environment already
     import jax
+
     jax.config.update("jax_compilation_cache_dir", os.environ["JAX_COMPILATION_CACHE_DIR"])
-    jax.config.update("jax_persistent_cache_min_compile_time_secs",
-                      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]))
-    jax.config.update("jax_compilation_cache_max_size",
-                      int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"]))
+    jax.config.update(
+      "jax_persistent_cache_min_compile_time_secs",
+      float(os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"]),
+    )
+    jax.config.update(
+      "jax_compilation_cache_max_size", int(os.environ["JAX_COMPILATION_CACHE_MAX_SIZE"])
+    )
+
 
 # Triton, which torchvision loads, crashes the process (SIGSEGV) when TensorFlow was imported
 # before it: load it first, whichever order the test modules import them in.
@@ -67,16 +75,31 @@ def tiny_classifier_run(tmp_path_factory):
   The run folder holds what `jaxres train` writes (config.json, classes.txt, checkpoints/).
   """
   from jaxres.train import load_config, train_and_evaluate
+
   root = tmp_path_factory.mktemp("tiny_run")
   demo, workdir = str(root / "demo"), str(root / "run")
-  config = load_config("demo", [
-      f"--config.data.path={demo}", "--config.data.demo.videos_per_class=3",
-      "--config.data.demo.num_frames=8", "--config.data.demo.size=24",
-      "--config.data.num_frames=4", "--config.data.frame_stride=1", "--config.data.resize=20",
-      "--config.data.crop_size=16", "--config.data.shuffle_buffer=4",
-      "--config.global_batch_size=4", "--config.num_train_steps=2", "--config.eval_every_steps=0",
-      "--config.parallel.num_devices=1", "--config.progress_bar=False", "--config.plot=False",
-      "--config.tensorboard=False", "--config.checkpoint.async_save=False"])
+  config = load_config(
+    "demo",
+    [
+      f"--config.data.path={demo}",
+      "--config.data.demo.videos_per_class=3",
+      "--config.data.demo.num_frames=8",
+      "--config.data.demo.size=24",
+      "--config.data.num_frames=4",
+      "--config.data.frame_stride=1",
+      "--config.data.resize=20",
+      "--config.data.crop_size=16",
+      "--config.data.shuffle_buffer=4",
+      "--config.global_batch_size=4",
+      "--config.num_train_steps=2",
+      "--config.eval_every_steps=0",
+      "--config.parallel.num_devices=1",
+      "--config.progress_bar=False",
+      "--config.plot=False",
+      "--config.tensorboard=False",
+      "--config.checkpoint.async_save=False",
+    ],
+  )
   train_and_evaluate(config, workdir)
   return workdir, demo
 
@@ -89,24 +112,24 @@ def tiny_classifier_run(tmp_path_factory):
 # `--durations` of the full suite on a 2-core EPYC; a name that no longer matches only loses its
 # place. The demo's seeds are two apart, so one worker writes the demo videos before both use them.
 _LONGEST_FIRST = (
-    "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # 125-160 s with the other worker busy
-    "tests/test_train_multihost.py::test_two_processes_match_one",  # 47-71 s, three processes
-    "tests/test_demo.py::test_demo_reaches_90_percent[1]",
-    "tests/test_sr_upscale.py::test_peak_memory_does_not_grow_with_video_length",  # 108-132 s
-    "tests/test_train_checkpoint.py::test_sigterm_then_kill9",  # ~31 s + 25 s fixture
-    "tests/test_sr_memory_budget.py::test_upscale_stays_within_max_memory",  # 62-65 s
-    "tests/test_sr_demo.py::",  # 50 s
-    "tests/test_benchmarks.py::test_vs_torch_ratios_at_tiny_size",  # 31-36 s
-    "tests/test_train_exit.py::test_train_on_demo_videos_exits_after_its_summary",  # 16 s
+  "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # 125-160 s with the other worker busy
+  "tests/test_train_multihost.py::test_two_processes_match_one",  # 47-71 s, three processes
+  "tests/test_demo.py::test_demo_reaches_90_percent[1]",
+  "tests/test_sr_upscale.py::test_peak_memory_does_not_grow_with_video_length",  # 108-132 s
+  "tests/test_train_checkpoint.py::test_sigterm_then_kill9",  # ~31 s + 25 s fixture
+  "tests/test_sr_memory_budget.py::test_upscale_stays_within_max_memory",  # 62-65 s
+  "tests/test_sr_demo.py::",  # 50 s
+  "tests/test_benchmarks.py::test_vs_torch_ratios_at_tiny_size",  # 31-36 s
+  "tests/test_train_exit.py::test_train_on_demo_videos_exits_after_its_summary",  # 16 s
 )
 # Tests that share a fixture costing 10-40 s run on one worker, which builds it once.
 _GROUPS = {
-    "tests/test_predict.py::": "tiny_classifier_run",
-    "tests/test_export.py::test_run_export": "tiny_classifier_run",
-    "tests/test_load_run.py::test_load_variables": "tiny_classifier_run",
-    "tests/test_sr_train.py::test_short_training": "trained_run",
-    "tests/test_sr_train.py::test_upscale_command": "trained_run",
-    "tests/test_train_parallel.py::": "one_device_references",  # its `reference` fixture
+  "tests/test_predict.py::": "tiny_classifier_run",
+  "tests/test_export.py::test_run_export": "tiny_classifier_run",
+  "tests/test_load_run.py::test_load_variables": "tiny_classifier_run",
+  "tests/test_sr_train.py::test_short_training": "trained_run",
+  "tests/test_sr_train.py::test_upscale_command": "trained_run",
+  "tests/test_train_parallel.py::": "one_device_references",  # its `reference` fixture
 }
 
 
@@ -129,8 +152,7 @@ def pytest_xdist_make_scheduler(config, log):
 
   class GroupScheduling(LoadScopeScheduling):
     def _split_scope(self, nodeid):
-      return next((group for prefix, group in _GROUPS.items() if nodeid.startswith(prefix)),
-                  nodeid)
+      return next((group for prefix, group in _GROUPS.items() if nodeid.startswith(prefix)), nodeid)
 
   config.option.loadscopereorder = False  # keep the order; xdist would put big groups first
   return GroupScheduling(config, log)

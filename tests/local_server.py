@@ -15,7 +15,7 @@ class CuttingHandler(http.server.SimpleHTTPRequestHandler):
       self.send_response(200)
       self.send_header("Content-Length", str(len(data)))
       self.end_headers()
-      self.wfile.write(data[:len(data) // 2])
+      self.wfile.write(data[: len(data) // 2])
       self.wfile.flush()
       self.close_connection = True
       return
@@ -30,7 +30,8 @@ class LocalServer:
 
   def __init__(self, folder):
     self.httpd = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(CuttingHandler, directory=str(folder)))
+      ("127.0.0.1", 0), functools.partial(CuttingHandler, directory=str(folder))
+    )
     self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
     self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
     self.thread.start()

@@ -15,16 +15,38 @@ TINY = ["--batch", "1", "--frames", "4", "--size", "16", "--reps", "1", "--num-c
 @pytest.mark.slow  # compiles and times models
 def test_bench_writes_json_markdown_and_plot(tmp_path, capsys):
   out = tmp_path / "results"
-  assert cli.main(["bench", "--models", "r3d_tiny", "--lowering", "auto,native",
-                   "--matmul-size", "128", "--out-dir", str(out), *TINY]) == 0
+  assert (
+    cli.main(
+      [
+        "bench",
+        "--models",
+        "r3d_tiny",
+        "--lowering",
+        "auto,native",
+        "--matmul-size",
+        "128",
+        "--out-dir",
+        str(out),
+        *TINY,
+      ]
+    )
+    == 0
+  )
   data = json.loads((out / "bench.json").read_text())
   assert data["meta"]["matmul_peak_gflops"] > 0
   rows = data["results"]
   assert [r["lowering"] for r in rows] == ["auto", "native"]
   for r in rows:
     assert r["model"] == "r3d_tiny" and r["shape"] == [1, 4, 16, 16, 3]
-    for key in ("forward_clips_per_s", "train_clips_per_s", "compile_forward_s", "compile_train_s",
-                "forward_gflops", "train_gflops", "forward_peak_fraction"):
+    for key in (
+      "forward_clips_per_s",
+      "train_clips_per_s",
+      "compile_forward_s",
+      "compile_train_s",
+      "forward_gflops",
+      "train_gflops",
+      "forward_peak_fraction",
+    ):
       assert r[key] > 0, key
   table = (out / "bench.md").read_text()
   assert "| r3d_tiny | 1x4x16x16x3 | auto |" in table
@@ -51,8 +73,30 @@ def test_vs_torch_skips_without_torch(monkeypatch, capsys, tmp_path):
 def test_vs_torch_ratios_at_tiny_size(tmp_path, capsys):
   pytest.importorskip("torchvision")
   out = tmp_path / "vs.json"
-  assert cli.main(["bench", "--vs", "torch", "--models", "r3d_18", "--frames", "2", "--size", "16",
-                   "--batch", "2", "--reps", "1", "--num-classes", "5", "--out", str(out)]) == 0
+  assert (
+    cli.main(
+      [
+        "bench",
+        "--vs",
+        "torch",
+        "--models",
+        "r3d_18",
+        "--frames",
+        "2",
+        "--size",
+        "16",
+        "--batch",
+        "2",
+        "--reps",
+        "1",
+        "--num-classes",
+        "5",
+        "--out",
+        str(out),
+      ]
+    )
+    == 0
+  )
   data = json.loads(out.read_text())
   (row,) = data["results"]
   assert row["model"] == "r3d_18" and row["forward_ratio"] > 0 and row["train_ratio"] > 0
@@ -91,8 +135,9 @@ def test_torch_benches_share_weights_across_memory_formats():
 def test_x3d_peer_is_pytorchvideos_x3d_built_for_the_clip():
   pytest.importorskip("torch")
   pytest.importorskip("pytorchvideo")
-  benches = harness.torch_benches("x3d_m", (1, 4, 32, 32, 3), num_classes=5,
-                                  memory_formats=("channels_first",))
+  benches = harness.torch_benches(
+    "x3d_m", (1, 4, 32, 32, 3), num_classes=5, memory_formats=("channels_first",)
+  )
   model = benches["channels_first"].model
   assert sum(p.numel() for p in model.parameters()) == 2_984_919  # x3d_m's with 5 classes
   assert tuple(model.blocks[5].pool.pool.kernel_size) == (4, 1, 1)  # the clip's final map
@@ -103,8 +148,10 @@ def test_x3d_peer_is_pytorchvideos_x3d_built_for_the_clip():
 
 # PyTorchVideo 0.1.5's csn_r101 / slowfast_r50 with 5 classes, and the head pools for a 1x8x64x64
 # clip (the final maps: CSN 8/8 frames, SlowFast's slow pathway 8/4 and fast 8, and 64/32 pixels).
-PYTORCHVIDEO_PEERS = {"csn_r101": (21_404_421, [(1, 2, 2)]),
-                      "slowfast_r50": (33_656_013, [(2, 2, 2), (8, 2, 2)])}
+PYTORCHVIDEO_PEERS = {
+  "csn_r101": (21_404_421, [(1, 2, 2)]),
+  "slowfast_r50": (33_656_013, [(2, 2, 2), (8, 2, 2)]),
+}
 
 
 @pytest.mark.slow  # builds and warms up torch models
@@ -112,8 +159,9 @@ PYTORCHVIDEO_PEERS = {"csn_r101": (21_404_421, [(1, 2, 2)]),
 def test_pytorchvideo_resnet_peers_pool_over_the_clips_final_maps(name):
   torch = pytest.importorskip("torch")
   pytest.importorskip("pytorchvideo")
-  bench = harness.torch_benches(name, (1, 8, 64, 64, 3), num_classes=5,
-                                memory_formats=("channels_first",))["channels_first"]
+  bench = harness.torch_benches(
+    name, (1, 8, 64, 64, 3), num_classes=5, memory_formats=("channels_first",)
+  )["channels_first"]
   assert bench.forward().shape == (1, 5) and bench.train().ndim == 0
   model = bench.model.eval()
   params, pools = PYTORCHVIDEO_PEERS[name]
@@ -147,8 +195,26 @@ def test_vs_torch_refuses_an_unknown_memory_format(capsys):
 @pytest.mark.slow  # compiles and times models
 def test_profile_ops_attributes_time_to_dots(capsys):
   from benchmarks import profile_ops
-  assert profile_ops.main(["--model", "r3d_tiny", "--batch", "1", "--frames", "4", "--size", "16",
-                           "--reps", "1", "--top", "5"]) == 0
+
+  assert (
+    profile_ops.main(
+      [
+        "--model",
+        "r3d_tiny",
+        "--batch",
+        "1",
+        "--frames",
+        "4",
+        "--size",
+        "16",
+        "--reps",
+        "1",
+        "--top",
+        "5",
+      ]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert "r3d_tiny forward (1, 4, 16, 16, 3)" in out and "by kind:" in out
   # The convolutions are lowered to dots on CPU, so some time is attributed to dot ops.
@@ -158,8 +224,20 @@ def test_profile_ops_attributes_time_to_dots(capsys):
 @pytest.mark.slow  # compiles and times models
 def test_convs_times_the_models_lowering_beside_native(capsys):
   from benchmarks import convs
-  convs.main(["--only", "r21d_layer4_temporal", "--batch", "1", "--reps", "1",
-              "--lowerings", "auto,native", "--no-torch"])
+
+  convs.main(
+    [
+      "--only",
+      "r21d_layer4_temporal",
+      "--batch",
+      "1",
+      "--reps",
+      "1",
+      "--lowerings",
+      "auto,native",
+      "--no-torch",
+    ]
+  )
   out = capsys.readouterr().out
   assert "r21d_layer4_temporal: x (1, 2, 7, 7, 1152) k (3, 1, 1) -> 512" in out
   rows = [line.split()[0] for line in out.splitlines() if "fwd+bwd" in line]
@@ -168,13 +246,19 @@ def test_convs_times_the_models_lowering_beside_native(capsys):
 
 def test_blocks_lists_each_distinct_block_at_its_input_shape():
   from benchmarks import blocks
+
   found = blocks.pieces("r2plus1d_18", (1, 4, 16, 16, 3))
   assert [(p.name, p.count, p.in_shape) for p in found] == [
-      ("stem", 1, (1, 4, 16, 16, 3)),
-      ("layer1_0", 1, (1, 4, 8, 8, 64)), ("layer1_1", 1, (1, 4, 8, 8, 64)),
-      ("layer2_0", 1, (1, 4, 8, 8, 64)), ("layer2_1", 1, (1, 2, 4, 4, 128)),
-      ("layer3_0", 1, (1, 2, 4, 4, 128)), ("layer3_1", 1, (1, 1, 2, 2, 256)),
-      ("layer4_0", 1, (1, 1, 2, 2, 256)), ("layer4_1", 1, (1, 1, 1, 1, 512))]
+    ("stem", 1, (1, 4, 16, 16, 3)),
+    ("layer1_0", 1, (1, 4, 8, 8, 64)),
+    ("layer1_1", 1, (1, 4, 8, 8, 64)),
+    ("layer2_0", 1, (1, 4, 8, 8, 64)),
+    ("layer2_1", 1, (1, 2, 4, 4, 128)),
+    ("layer3_0", 1, (1, 2, 4, 4, 128)),
+    ("layer3_1", 1, (1, 1, 2, 2, 256)),
+    ("layer4_0", 1, (1, 1, 2, 2, 256)),
+    ("layer4_1", 1, (1, 1, 1, 1, 512)),
+  ]
   assert [p.torch_path for p in found[:3]] == ["stem", "layer1.0", "layer1.1"]
 
 
@@ -182,8 +266,26 @@ def test_blocks_lists_each_distinct_block_at_its_input_shape():
 def test_blocks_times_jaxres_beside_torch_at_tiny_size(capsys):
   pytest.importorskip("torchvision")
   from benchmarks import blocks
-  assert blocks.main(["--model", "mc3_18", "--batch", "1", "--frames", "4", "--size", "16",
-                      "--reps", "1", "--only", "stem,layer2_0"]) == 0
+
+  assert (
+    blocks.main(
+      [
+        "--model",
+        "mc3_18",
+        "--batch",
+        "1",
+        "--frames",
+        "4",
+        "--size",
+        "16",
+        "--reps",
+        "1",
+        "--only",
+        "stem,layer2_0",
+      ]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   rows = [line.split()[0] for line in out.splitlines() if "torch/jaxres" in line]
   assert rows == ["stem", "layer2_0", "total"]
@@ -191,11 +293,25 @@ def test_blocks_times_jaxres_beside_torch_at_tiny_size(capsys):
 
 def test_upscale_memory_benchmark_reports_plan_peak_and_speed(tmp_path):
   from benchmarks import upscale_memory
+
   out = tmp_path / "um.json"
-  got = upscale_memory.main(["--model", "edsr_bicubic_tiny", "--model-kwargs", '{"scale": 2}',
-                             "--size", "48x32", "--frames", "3", "--max-memory", "64GiB",
-                             "--json", str(out)])
+  got = upscale_memory.main(
+    [
+      "--model",
+      "edsr_bicubic_tiny",
+      "--model-kwargs",
+      '{"scale": 2}',
+      "--size",
+      "48x32",
+      "--frames",
+      "3",
+      "--max-memory",
+      "64GiB",
+      "--json",
+      str(out),
+    ]
+  )
   assert json.loads(out.read_text()) == got
   assert got["frames"] == 3 and got["frames_per_s"] > 0 and got["peak_rss_bytes"] > 0
-  assert "whole frames" in got["plan"] and got["max_memory"] == 64 * 2 ** 30
+  assert "whole frames" in got["plan"] and got["max_memory"] == 64 * 2**30
   assert got["estimate_bytes"] <= got["max_memory"]

@@ -37,8 +37,10 @@ def test_basic_block_adds_a_projection_only_when_width_or_stride_changes():
   conv = functools.partial(nn.Conv, kernel_size=(3, 3), padding=((1, 1), (1, 1)), use_bias=False)
   norm = functools.partial(BatchNorm, use_running_average=True)
   shortcut = functools.partial(
-      ProjectionShortcut, conv=functools.partial(nn.Conv, kernel_size=(1, 1), use_bias=False),
-      norm=norm)
+    ProjectionShortcut,
+    conv=functools.partial(nn.Conv, kernel_size=(1, 1), use_bias=False),
+    norm=norm,
+  )
   block = functools.partial(BasicBlock, conv=conv, norm=norm, shortcut=shortcut)
   x = jnp.ones((1, 8, 8, 4))
   same = block(4).init(jax.random.key(0), x)["params"]
@@ -46,6 +48,8 @@ def test_basic_block_adds_a_projection_only_when_width_or_stride_changes():
   strided = block(4, strides=(2, 2)).init(jax.random.key(0), x)["params"]
   assert strided["downsample"]["conv"]["kernel"].shape == (1, 1, 4, 4)
   # Identity shortcut: with zero second conv the block is relu(x).
-  variables = {"params": jax.tree_util.tree_map(jnp.zeros_like, same),
-               "batch_stats": block(4).init(jax.random.key(0), x)["batch_stats"]}
+  variables = {
+    "params": jax.tree_util.tree_map(jnp.zeros_like, same),
+    "batch_stats": block(4).init(jax.random.key(0), x)["batch_stats"],
+  }
   np.testing.assert_allclose(block(4).apply(variables, x - 0.5), nn.relu(x - 0.5))

@@ -42,11 +42,23 @@ def _one_line(capsys, prog):
 def test_train_errors_are_one_line(tmp_path, config, capsys):
   run = str(tmp_path / "run")
   cases = [  # (overrides, what the line says)
-      (["--config.synthetic_data=false", "--config.data.source=folder",
-        f"--config.data.path={tmp_path}/nonexistent"], "nonexistent"),
-      (["--config.parallel.mode=pmap", "--config.parallel.num_devices=8",
-        "--config.global_batch_size=12"], "not divisible by the 8 devices"),
-      (["--config.optimizer.lr=0.1"], "optimizer.learning_rate"),
+    (
+      [
+        "--config.synthetic_data=false",
+        "--config.data.source=folder",
+        f"--config.data.path={tmp_path}/nonexistent",
+      ],
+      "nonexistent",
+    ),
+    (
+      [
+        "--config.parallel.mode=pmap",
+        "--config.parallel.num_devices=8",
+        "--config.global_batch_size=12",
+      ],
+      "not divisible by the 8 devices",
+    ),
+    (["--config.optimizer.lr=0.1"], "optimizer.learning_rate"),
   ]
   for overrides, said in cases:
     assert cli.main(["train", "--config", config, "--workdir", run, *overrides]) == 2
@@ -75,4 +87,6 @@ def test_eval_errors_are_one_line_and_verbose_shows_the_traceback(tmp_path, conf
   assert f"{run}/checkpoints/2 cannot be restored" in _one_line(capsys, "jaxres eval")
   assert cli.main(["eval", "--config", config, "--workdir", run, "--step", "123", "--verbose"]) == 1
   err = capsys.readouterr().err
-  assert "Traceback" in err and err.strip().splitlines()[-1].startswith("jaxres eval: No checkpoint")
+  assert "Traceback" in err and err.strip().splitlines()[-1].startswith(
+    "jaxres eval: No checkpoint"
+  )

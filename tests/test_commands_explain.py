@@ -32,7 +32,7 @@ def _help(name, capsys):
 @pytest.mark.parametrize("name", sorted(cli.COMMANDS))
 def test_help_shows_every_default(name, capsys):
   text = _help(name, capsys)
-  options = text[text.index("options:"):]
+  options = text[text.index("options:") :]
   blocks = re.split(r"\n(?=  -)", options)[1:]
   for block in blocks:
     flag = re.match(r"  (-\S+)(, --\S+)?( \S+)?", block)
@@ -47,7 +47,10 @@ def test_specific_defaults_and_configs_are_in_the_help(capsys):
     assert config in train
   assert "(default: 16)" in _help("upscale", capsys)
   bench = " ".join(_help("bench", capsys).split())
-  assert "(default: benchmarks/results)" in bench and "--batch BATCH clips per step (default: 4)" in bench
+  assert (
+    "(default: benchmarks/results)" in bench
+    and "--batch BATCH clips per step (default: 4)" in bench
+  )
   assert "(default: 5)" in _help("predict", capsys)
 
 
@@ -62,9 +65,22 @@ def test_train_ends_naming_the_files_it_wrote(tmp_path):
 @pytest.mark.slow  # a subprocess that imports TensorFlow
 def test_no_tensorflow_start_up_lines_unless_verbose(tmp_path):
   run = lambda *extra: subprocess.run(
-      [sys.executable, "-m", "jaxres.cli", "predict", "x.mp4", "--checkpoint", str(tmp_path / "no"),
-       *extra], capture_output=True, text=True, timeout=300, cwd=REPO,
-      env={**os.environ, "PYTHONPATH": REPO, "JAXRES_RETAIN_MEMORY": "0"})
+    [
+      sys.executable,
+      "-m",
+      "jaxres.cli",
+      "predict",
+      "x.mp4",
+      "--checkpoint",
+      str(tmp_path / "no"),
+      *extra,
+    ],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=REPO,
+    env={**os.environ, "PYTHONPATH": REPO, "JAXRES_RETAIN_MEMORY": "0"},
+  )
   quiet = run()
   assert quiet.returncode == 1 and quiet.stdout == ""
   assert quiet.stderr.strip().splitlines() == [f"jaxres predict: No run folder {tmp_path / 'no'}."]
@@ -78,20 +94,24 @@ def test_upscale_takes_a_time_range(tmp_path):
   variables = init_variables(model, np.zeros((1, 12, 12, 3), np.float32), train=False)
   variables = jax.tree.map(lambda x: x * 0, variables)  # the bicubic upsampling alone
   out = str(tmp_path / "part.mp4")
-  result = upscale.upscale_video(src, out, model, variables, scale=2, clip_model=False,
-                                 progress=False, start=0.5, duration=0.8)
+  result = upscale.upscale_video(
+    src, out, model, variables, scale=2, clip_model=False, progress=False, start=0.5, duration=0.8
+  )
   assert result["frames"] == 8
   got = video.read_video(out)
   assert got.frames.shape == (8, 24, 24, 3)
   # Frames 5..12 of the input (each a flat grey of its own level), from time 0 on.
-  np.testing.assert_allclose(got.frames.mean(axis=(1, 2, 3)), frames[5:13].mean(axis=(1, 2, 3)),
-                             atol=3)
+  np.testing.assert_allclose(
+    got.frames.mean(axis=(1, 2, 3)), frames[5:13].mean(axis=(1, 2, 3)), atol=3
+  )
   with pytest.raises(ValueError, match="no frames from 5 s"):
-    upscale.upscale_video(src, out, model, variables, scale=2, clip_model=False, progress=False,
-                          start=5.0)
+    upscale.upscale_video(
+      src, out, model, variables, scale=2, clip_model=False, progress=False, start=5.0
+    )
   with pytest.raises(ValueError, match="duration > 0"):
-    upscale.upscale_video(src, out, model, variables, scale=2, clip_model=False, progress=False,
-                          duration=0)
+    upscale.upscale_video(
+      src, out, model, variables, scale=2, clip_model=False, progress=False, duration=0
+    )
 
 
 def test_prepare_ends_naming_what_it_wrote(tmp_path, capsys):
@@ -100,7 +120,9 @@ def test_prepare_ends_naming_what_it_wrote(tmp_path, capsys):
     (tmp_path / "src" / name).mkdir(parents=True)
     video.write_video(str(tmp_path / "src" / name / f"{name}.mp4"), frames, 10.0)
   out = tmp_path / "out"
-  assert cli.main(["prepare", str(tmp_path / "src"), str(out), "--shards", "1", "--workers", "1"]) == 0
+  assert (
+    cli.main(["prepare", str(tmp_path / "src"), str(out), "--shards", "1", "--workers", "1"]) == 0
+  )
   last = capsys.readouterr().out.strip().splitlines()[-1]
   assert last == f"wrote 1 shard(s), manifest.json and classes.txt in {out}"
   assert (out / "manifest.json").exists() and (out / "classes.txt").read_text() == "a\nb\n"

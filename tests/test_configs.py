@@ -24,27 +24,38 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def test_configs_exist():
   names = set(CONFIGS)
   assert all(os.path.isfile(os.path.join(CONFIGS_DIR, f"{n}.py")) for n in names)
-  expected = {"demo", "demo_2d", "cifar10_resnet20", "cifar10_resnet56"} | {
-      f"{d}_{m}" for d in ("ucf101", "kinetics400") for m in ("r3d_18", "mc3_18", "r2plus1d_18")} | {
-      "kinetics400_csn_r101", "kinetics400_slowfast_r50", "kinetics400_x3d_m"}
+  expected = (
+    {"demo", "demo_2d", "cifar10_resnet20", "cifar10_resnet56"}
+    | {f"{d}_{m}" for d in ("ucf101", "kinetics400") for m in ("r3d_18", "mc3_18", "r2plus1d_18")}
+    | {"kinetics400_csn_r101", "kinetics400_slowfast_r50", "kinetics400_x3d_m"}
+  )
   assert expected <= names
 
 
 @pytest.mark.parametrize("name", ["csn_r101", "slowfast_r50"])
 def test_pytorchvideo_recipes_are_pyslowfasts(name):
   c = load_config(f"kinetics400_{name}")
-  assert (c.model.name, c.model.dropout_rate, c.data.num_frames, c.data.frame_stride) == \
-      (name, 0.5, 32, 2)
+  assert (c.model.name, c.model.dropout_rate, c.data.num_frames, c.data.frame_stride) == (
+    name,
+    0.5,
+    32,
+    2,
+  )
   assert (c.global_batch_size, c.optimizer.learning_rate, c.schedule.name) == (64, 0.1, "cosine")
   epoch = 240436 // 64
   assert (c.num_train_steps, c.schedule.warmup_steps) == (196 * epoch, 34 * epoch)
   spec = models.spec(c.model.name)
   assert (spec.num_frames, spec.frame_stride, spec.crop_size) == (
-      c.data.num_frames, c.data.frame_stride, c.data.crop_size)
+    c.data.num_frames,
+    c.data.frame_stride,
+    c.data.crop_size,
+  )
 
 
-@pytest.mark.parametrize("name, model, lr, frames", [("reds_basicvsr", "basicvsr", 2e-4, 15),
-                                                   ("vimeo_basicvsrpp", "basicvsrpp", 1e-4, 7)])
+@pytest.mark.parametrize(
+  "name, model, lr, frames",
+  [("reds_basicvsr", "basicvsr", 2e-4, 15), ("vimeo_basicvsrpp", "basicvsrpp", 1e-4, 7)],
+)
 def test_video_sr_recipes_are_the_papers(name, model, lr, frames):
   c = load_config(name)
   assert (c.model.name, c.model.scale, c.task.scale, c.data.lr_scale) == (model, 4, 4, 4)
@@ -86,13 +97,17 @@ def test_misspelt_keys_are_errors_that_name_them():
   config = load_config("demo")
   with pytest.raises(AttributeError, match="learning_rat"):
     config.optimizer.learning_rat = 0.1
-  with pytest.raises(KeyError, match=r"optimizer\.learning_rat.*Did you mean 'optimizer\.learning_rate'"):
+  with pytest.raises(
+    KeyError, match=r"optimizer\.learning_rat.*Did you mean 'optimizer\.learning_rate'"
+  ):
     load_config("demo", ["--config.optimizer.learning_rat=0.1"])
   with pytest.raises(KeyError, match="'modle.name'"):
     load_config("demo", ["--config.modle.name=r3d_18"])
 
 
-@pytest.mark.parametrize("typed, meant", [
+@pytest.mark.parametrize(
+  "typed, meant",
+  [
     ("optimizer.lr", "optimizer.learning_rate"),  # the README's promise: initials of the leaf
     ("optimizer.wd", "optimizer.weight_decay"),
     ("lr", "optimizer.learning_rate"),
@@ -100,15 +115,23 @@ def test_misspelt_keys_are_errors_that_name_them():
     ("optim.learning_rate", "optimizer.learning_rate"),
     ("batch_size", "global_batch_size"),  # close leaf names
     ("model.nam", "model.name"),
-])
+  ],
+)
 def test_unknown_keys_suggest_the_key_meant(typed, meant):
   with pytest.raises(KeyError, match=f"Unknown config key '{typed}'. Did you mean '{meant}'"):
     load_config("demo", [f"--config.{typed}=1"])
 
 
 def test_overrides_are_typed():
-  config = load_config("demo", ["--config.optimizer.learning_rate=1", "--config.schedule.boundaries=(10, 20)",
-                                "--config.parallel.fsdp=true", "--config.model.name=mc3_18"])
+  config = load_config(
+    "demo",
+    [
+      "--config.optimizer.learning_rate=1",
+      "--config.schedule.boundaries=(10, 20)",
+      "--config.parallel.fsdp=true",
+      "--config.model.name=mc3_18",
+    ],
+  )
   assert config.optimizer.learning_rate == 1.0 and isinstance(config.optimizer.learning_rate, float)
   assert config.schedule.boundaries == (10, 20)
   assert config.parallel.fsdp is True and config.model.name == "mc3_18"
@@ -127,20 +150,27 @@ def test_conv_lowering_is_set_from_the_command_line():
 def test_names_paths_and_old_repository_paths_resolve(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # no configs/ folder here
   reference = load_config("demo").to_dict()
-  for path in ("demo.py", "configs/demo.py", "./configs/demo.py", os.path.join(CONFIGS_DIR, "demo.py")):
+  for path in (
+    "demo.py",
+    "configs/demo.py",
+    "./configs/demo.py",
+    os.path.join(CONFIGS_DIR, "demo.py"),
+  ):
     assert load_config(path).to_dict() == reference, path
   assert load_config(None).to_dict() == reference
   assert load_config("configs/sr_edsr_demo.py").model.name == "edsr_bicubic_baseline"
   assert load_config("demo_2d").model.name == "tsn_resnet18"
   # A user's own file wins over a shipped name; a missing file elsewhere is an error, not a shipped config.
   (tmp_path / "configs").mkdir()
-  (tmp_path / "configs" / "demo.py").write_text(textwrap.dedent("""
+  (tmp_path / "configs" / "demo.py").write_text(
+    textwrap.dedent("""
       from jaxres.configs import demo
       def get_config():
         c = demo.get_config()
         c.num_train_steps = 7
         return c
-  """))
+  """)
+  )
   assert load_config("configs/demo.py").num_train_steps == 7
   assert load_config("demo").num_train_steps == reference["num_train_steps"]
   with pytest.raises(FileNotFoundError, match=r"'experiments/demo.py'.*one of: .*sr_edsr_demo"):
@@ -165,16 +195,23 @@ def test_shipped_configs_load_from_a_non_editable_wheel(tmp_path):
   source.mkdir()
   for name in ("pyproject.toml", "README.md"):
     shutil.copy(os.path.join(REPO, name), source / name)
-  shutil.copytree(os.path.join(REPO, "jaxres"), source / "jaxres",
-                  ignore=shutil.ignore_patterns("__pycache__"))
+  shutil.copytree(
+    os.path.join(REPO, "jaxres"), source / "jaxres", ignore=shutil.ignore_patterns("__pycache__")
+  )
   pip = [sys.executable, "-m", "pip", "--disable-pip-version-check", "-q"]
-  subprocess.run(pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
-                        str(source)], check=True, cwd=tmp_path)
+  subprocess.run(
+    pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"), str(source)],
+    check=True,
+    cwd=tmp_path,
+  )
   wheels = list((tmp_path / "dist").glob("jaxres-*.whl"))
   assert len(wheels) == 1, wheels
   target = tmp_path / "site"
-  subprocess.run(pip + ["install", "--no-deps", "--target", str(target), str(wheels[0])],
-                 check=True, cwd=tmp_path)
+  subprocess.run(
+    pip + ["install", "--no-deps", "--target", str(target), str(wheels[0])],
+    check=True,
+    cwd=tmp_path,
+  )
   script = textwrap.dedent("""
       import jaxres, jaxres.configs
       from jaxres.train.config import load_config
@@ -183,9 +220,18 @@ def test_shipped_configs_load_from_a_non_editable_wheel(tmp_path):
       print(jaxres.configs.names())
       print(config.model.name, load_config("configs/sr_edsr_demo.py").model.name)
   """)
-  env = {**os.environ, "PYTHONPATH": str(target)}  # dependencies come from this interpreter's site-packages
-  out = subprocess.run([sys.executable, "-c", script], check=True, cwd=tmp_path, env=env,
-                       capture_output=True, text=True).stdout.splitlines()
+  env = {
+    **os.environ,
+    "PYTHONPATH": str(target),
+  }  # dependencies come from this interpreter's site-packages
+  out = subprocess.run(
+    [sys.executable, "-c", script],
+    check=True,
+    cwd=tmp_path,
+    env=env,
+    capture_output=True,
+    text=True,
+  ).stdout.splitlines()
   assert out[0].startswith(str(target)), out  # the installed copy, not the repository
   assert "demo" in out[1] and "sr_edsr_demo" in out[1]
   assert out[2] == "r3d_tiny edsr_bicubic_baseline"
@@ -201,9 +247,13 @@ def test_shipped_configs_import_nothing_from_the_engine_data_or_tasks():
       print(sorted(m for m in sys.modules if m.split(".")[:2] in
                    (["jaxres", "train"], ["jaxres", "data"], ["jaxres", "tasks"])))
   """)
-  env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
-  out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True,
-                       text=True, timeout=300)
+  env = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+  }
+  out = subprocess.run(
+    [sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+  )
   assert out.returncode == 0, out.stderr[-4000:]
   assert out.stdout.strip() == "[]", out.stdout
   assert not {"common", "defaults"} & set(CONFIGS)  # what configs are made of is not a config
@@ -212,14 +262,17 @@ def test_shipped_configs_import_nothing_from_the_engine_data_or_tasks():
 def test_old_names_stay_importable_from_train_config():
   from jaxres.configs import common
   from jaxres.train import config as train_config
+
   for name in ("default_config", "torchvision_video_recipe", "cifar10_recipe", "VIDEO_DATASETS"):
     assert getattr(train_config, name) is getattr(common, name), name
   from jaxres.data.config import default_data_config
+
   assert default_data_config is common.default_data_config
 
 
 def test_a_config_saved_before_a_key_existed_gets_its_default(tmp_path):
   from jaxres.train.config import default_config, with_defaults
+
   saved = load_config("sr_edsr_demo").to_dict()
   for key in ("grad_accum_steps", "profile_steps", "compilation_cache_dir"):
     del saved[key]  # what a run saved before these keys existed lacks
@@ -227,7 +280,10 @@ def test_a_config_saved_before_a_key_existed_gets_its_default(tmp_path):
   config = with_defaults(ml_collections.ConfigDict(saved))
   defaults = default_config()
   assert (config.grad_accum_steps, config.profile_steps, config.compilation_cache_dir) == (
-      1, (), defaults.compilation_cache_dir)
+    1,
+    (),
+    defaults.compilation_cache_dir,
+  )
   assert config.parallel.mesh.to_dict() == {"data": -1, "fsdp": 1}
   assert config.data.demo.kind == "motion"
   # Values present stay; model and task (constructor arguments) get no other model's keys.
@@ -237,8 +293,9 @@ def test_a_config_saved_before_a_key_existed_gets_its_default(tmp_path):
   old = dict(saved)
   old.pop("synthetic_data")
   path = tmp_path / "old_config.py"
-  path.write_text(f"import ml_collections\n"
-                  f"def get_config():\n  return ml_collections.ConfigDict({old!r})\n")
+  path.write_text(
+    f"import ml_collections\ndef get_config():\n  return ml_collections.ConfigDict({old!r})\n"
+  )
   loaded = load_config(str(path), ["--config.grad_accum_steps=2"])
   assert loaded.is_locked and loaded.grad_accum_steps == 2 and loaded.synthetic_data is False
   assert loaded.profile_steps == ()

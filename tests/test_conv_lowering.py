@@ -16,38 +16,37 @@ P1, P0 = (1, 1), (0, 0)
 # (input shape, kernel spatial, strides, padding): every kind the video and 2D ResNets use, at odd
 # small sizes so that Winograd tiles need padding and strided outputs round.
 CASES = {
-    "3x3x3": ((2, 5, 7, 6, 4), (3, 3, 3), (1, 1, 1), (P1, P1, P1)),
-    "3x3x3_s2": ((2, 5, 7, 6, 4), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
-    # Winograd's written-out gradients at other paddings than (1, 1).
-    "3x3x3_valid": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), (P0, P0, P0)),
-    "3x3x3_uneven": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), ((0, 2), (2, 0), (1, 0))),
-    "1x3x3_s2x1x1": ((2, 5, 7, 6, 4), (1, 3, 3), (2, 1, 1), (P0, P1, P1)),
-    "1x3x3": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 1, 1), (P0, P1, P1)),
-    "1x3x3_s2": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 2, 2), (P0, P1, P1)),
-    "3x1x1": ((2, 9, 3, 4, 4), (3, 1, 1), (1, 1, 1), (P1, P0, P0)),
-    "3x1x1_s2": ((2, 9, 3, 4, 4), (3, 1, 1), (2, 1, 1), (P1, P0, P0)),
-    "1x1x1": ((2, 3, 5, 4, 4), (1, 1, 1), (1, 1, 1), (P0, P0, P0)),
-    "1x1x1_s2": ((2, 5, 5, 4, 4), (1, 1, 1), (2, 2, 2), (P0, P0, P0)),
-    "1x1x1_s122": ((2, 5, 5, 4, 4), (1, 1, 1), (1, 2, 2), (P0, P0, P0)),
-    # 16+ channels: im2col gathers all taps in one concatenate. Stride 1 in time: time-major dots
-    # for few frames, all time taps in one dot's output for 8 or more.
-    "3x3x3_s2_wide": ((1, 5, 7, 6, 16), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
-    "3x3x3_s122_wide": ((1, 5, 7, 6, 16), (3, 3, 3), (1, 2, 2), (P1, P1, P1)),
-    "3x3x3_s122_wide_long": ((1, 8, 7, 6, 16), (3, 3, 3), (1, 2, 2), (P1, P1, P1)),
-    "stem_3x7x7": ((1, 4, 13, 11, 3), (3, 7, 7), (1, 2, 2), (P1, (3, 3), (3, 3))),
-    "stem_3x7x7_long": ((2, 9, 13, 11, 3), (3, 7, 7), (1, 2, 2), (P1, (3, 3), (3, 3))),
-    "stem_1x7x7": ((1, 4, 13, 11, 3), (1, 7, 7), (1, 2, 2), (P0, (3, 3), (3, 3))),
-    "2d_3x3": ((2, 9, 10, 4), (3, 3), (1, 1), (P1, P1)),
-    "2d_3x3_s2": ((2, 9, 10, 4), (3, 3), (2, 2), (P1, P1)),
-    "2d_7x7_s2": ((1, 13, 12, 3), (7, 7), (2, 2), ((3, 3), (3, 3))),
-    "2d_1x1_s2": ((2, 7, 6, 4), (1, 1), (2, 2), (P0, P0)),
+  "3x3x3": ((2, 5, 7, 6, 4), (3, 3, 3), (1, 1, 1), (P1, P1, P1)),
+  "3x3x3_s2": ((2, 5, 7, 6, 4), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
+  # Winograd's written-out gradients at other paddings than (1, 1).
+  "3x3x3_valid": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), (P0, P0, P0)),
+  "3x3x3_uneven": ((2, 6, 7, 9, 4), (3, 3, 3), (1, 1, 1), ((0, 2), (2, 0), (1, 0))),
+  "1x3x3_s2x1x1": ((2, 5, 7, 6, 4), (1, 3, 3), (2, 1, 1), (P0, P1, P1)),
+  "1x3x3": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 1, 1), (P0, P1, P1)),
+  "1x3x3_s2": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 2, 2), (P0, P1, P1)),
+  "3x1x1": ((2, 9, 3, 4, 4), (3, 1, 1), (1, 1, 1), (P1, P0, P0)),
+  "3x1x1_s2": ((2, 9, 3, 4, 4), (3, 1, 1), (2, 1, 1), (P1, P0, P0)),
+  "1x1x1": ((2, 3, 5, 4, 4), (1, 1, 1), (1, 1, 1), (P0, P0, P0)),
+  "1x1x1_s2": ((2, 5, 5, 4, 4), (1, 1, 1), (2, 2, 2), (P0, P0, P0)),
+  "1x1x1_s122": ((2, 5, 5, 4, 4), (1, 1, 1), (1, 2, 2), (P0, P0, P0)),
+  # 16+ channels: im2col gathers all taps in one concatenate. Stride 1 in time: time-major dots
+  # for few frames, all time taps in one dot's output for 8 or more.
+  "3x3x3_s2_wide": ((1, 5, 7, 6, 16), (3, 3, 3), (2, 2, 2), (P1, P1, P1)),
+  "3x3x3_s122_wide": ((1, 5, 7, 6, 16), (3, 3, 3), (1, 2, 2), (P1, P1, P1)),
+  "3x3x3_s122_wide_long": ((1, 8, 7, 6, 16), (3, 3, 3), (1, 2, 2), (P1, P1, P1)),
+  "stem_3x7x7": ((1, 4, 13, 11, 3), (3, 7, 7), (1, 2, 2), (P1, (3, 3), (3, 3))),
+  "stem_3x7x7_long": ((2, 9, 13, 11, 3), (3, 7, 7), (1, 2, 2), (P1, (3, 3), (3, 3))),
+  "stem_1x7x7": ((1, 4, 13, 11, 3), (1, 7, 7), (1, 2, 2), (P0, (3, 3), (3, 3))),
+  "2d_3x3": ((2, 9, 10, 4), (3, 3), (1, 1), (P1, P1)),
+  "2d_3x3_s2": ((2, 9, 10, 4), (3, 3), (2, 2), (P1, P1)),
+  "2d_7x7_s2": ((1, 13, 12, 3), (7, 7), (2, 2), ((3, 3), (3, 3))),
+  "2d_1x1_s2": ((2, 7, 6, 4), (1, 1), (2, 2), (P0, P0)),
 }
 
 
 def _lowerings(kernel, strides, padding):
   """(name, function) of every lowering that applies, Winograd with each tile choice."""
-  out = [("auto", functools.partial(convs.conv, lowering="auto")),
-         ("im2col", convs.im2col_conv)]
+  out = [("auto", functools.partial(convs.conv, lowering="auto")), ("im2col", convs.im2col_conv)]
   if all(k == 1 for k in kernel):
     out.append(("pointwise", convs.pointwise_conv))
   axes = convs.winograd_axes(kernel, strides, padding)
@@ -66,8 +65,9 @@ def _rel_err(a, b):
 FAST_CASES = {"3x3x3", "3x3x3_s2", "3x3x3_s122_wide", "1x1x1_s2", "stem_3x7x7", "2d_3x3"}
 
 
-@pytest.mark.parametrize("case", [c if c in FAST_CASES else pytest.param(c, marks=pytest.mark.slow)
-                                  for c in sorted(CASES)])
+@pytest.mark.parametrize(
+  "case", [c if c in FAST_CASES else pytest.param(c, marks=pytest.mark.slow) for c in sorted(CASES)]
+)
 def test_lowerings_match_native_forward_and_gradients(case):
   shape, kernel, strides, padding = CASES[case]
   kx, kw, kc = jax.random.split(jax.random.key(0), 3)
@@ -87,19 +87,24 @@ def test_lowerings_match_native_forward_and_gradients(case):
     assert _rel_err(dw, ref_dw) < 1e-4, name
 
 
-@pytest.mark.parametrize("frames, expected", [(4, "_time_taps_as_dots"),
-                                               (8, "_time_taps_in_output")])
+@pytest.mark.parametrize(
+  "frames, expected", [(4, "_time_taps_as_dots"), (8, "_time_taps_in_output")]
+)
 def test_im2col_time_taps_by_frame_count(monkeypatch, frames, expected):
   calls = []
   for name in ("_time_taps_as_dots", "_time_taps_in_output"):
     real = getattr(convs, name)
-    monkeypatch.setattr(convs, name, lambda *a, name=name, real=real: calls.append(name) or real(*a))
+    monkeypatch.setattr(
+      convs, name, lambda *a, name=name, real=real: calls.append(name) or real(*a)
+    )
   x = jnp.zeros((1, frames, 13, 11, 3))
   convs.im2col_conv(x, jnp.zeros((3, 7, 7, 3, 4)), (1, 2, 2), (P1, (3, 3), (3, 3)))
   assert calls == [expected]
 
 
-@pytest.mark.parametrize("channels", [8, pytest.param(72, marks=pytest.mark.slow)])  # <= 64: transposed halves via YNNPACK; else one dot
+@pytest.mark.parametrize(
+  "channels", [8, pytest.param(72, marks=pytest.mark.slow)]
+)  # <= 64: transposed halves via YNNPACK; else one dot
 def test_winograd_gradients_match_native(channels):
   padding = (P1, P1, P1)
   x = jax.random.normal(jax.random.key(0), (2, 4, 6, 6, channels))
@@ -136,8 +141,9 @@ def test_auto_picks_by_backend_and_kernel():
   # Few tiles for many output channels (r3d_18 layer4 at batch 4: 64 tiles, 512 channels): im2col.
   cpu = functools.partial(choose, backend="cpu", features=512)
   assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 2, 7, 7, 512)) == "im2col"
-  assert cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 4, 14, 14, 256),
-             features=256) == "winograd"
+  assert (
+    cpu((3, 3, 3), (1, 1, 1), (P1,) * 3, x_shape=(4, 4, 14, 14, 256), features=256) == "winograd"
+  )
   assert cpu((1, 3, 3), (1, 1, 1), (P0, P1, P1), x_shape=(4, 16, 7, 7, 512)) == "winograd"
   assert convs.default_tiles((1, 16, 56, 56, 64), (0, 1, 2)) == (4, 4, 4)
   assert convs.default_tiles((1, 4, 14, 14, 256), (0, 1, 2)) == (2, 4, 4)
@@ -152,15 +158,19 @@ def test_module_has_nn_conv_parameters_and_outputs():
     variables = theirs.init(jax.random.key(1), x)
     shapes = jax.tree.map(jnp.shape, jax.eval_shape(ours.init, jax.random.key(1), x))
     assert shapes == jax.tree.map(jnp.shape, variables)
-    np.testing.assert_allclose(jax.jit(ours.apply)(variables, x), theirs.apply(variables, x),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      jax.jit(ours.apply)(variables, x), theirs.apply(variables, x), rtol=1e-5, atol=1e-5
+    )
   for padding in ("SAME", "VALID", 1):
     layer = convs.Conv(4, (3, 3), padding=padding, use_bias=False)
     native = nn.Conv(4, (3, 3), padding=padding, use_bias=False)
     variables = native.init(jax.random.key(1), x[:, 0])
-    np.testing.assert_allclose(jax.jit(layer.apply)(variables, x[:, 0]),
-                               native.apply(variables, x[:, 0]),
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      jax.jit(layer.apply)(variables, x[:, 0]),
+      native.apply(variables, x[:, 0]),
+      rtol=1e-5,
+      atol=1e-5,
+    )
 
 
 def test_module_computes_in_bfloat16():
@@ -189,8 +199,9 @@ def test_models_agree_across_lowerings(name):
   if jax.default_backend() == "cpu":
     assert "conv_general_dilated" not in ops(fast)
   variables = init_variables(fast, x, seed=1, train=False)
-  assert jax.tree.map(jnp.shape, jax.eval_shape(
-      lambda: native.init(jax.random.key(1), x, train=False))) == jax.tree.map(jnp.shape, variables)
+  assert jax.tree.map(
+    jnp.shape, jax.eval_shape(lambda: native.init(jax.random.key(1), x, train=False))
+  ) == jax.tree.map(jnp.shape, variables)
 
   def loss(params, model):
     logits, _ = model.apply({**variables, "params": params}, x, train=True, mutable=["batch_stats"])
@@ -209,15 +220,20 @@ def test_models_agree_across_lowerings(name):
 # Grouped convolutions: (input shape, kernel spatial, strides, padding, groups). CSN's depthwise
 # 3x3x3 (strided in every axis too), and a grouped one with 2 channels per group.
 GROUPED = {
-    "depthwise_3x3x3": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 1, 1), (P1, P1, P1), 8),
-    "depthwise_3x3x3_s2": ((2, 5, 7, 6, 8), (3, 3, 3), (2, 2, 2), (P1, P1, P1), 8),
-    "depthwise_2d_3x3_s2": ((2, 9, 10, 6), (3, 3), (2, 2), (P1, P1), 6),
-    "groups_of_2": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 2, 2), (P1, P1, P1), 4),
+  "depthwise_3x3x3": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 1, 1), (P1, P1, P1), 8),
+  "depthwise_3x3x3_s2": ((2, 5, 7, 6, 8), (3, 3, 3), (2, 2, 2), (P1, P1, P1), 8),
+  "depthwise_2d_3x3_s2": ((2, 9, 10, 6), (3, 3), (2, 2), (P1, P1), 6),
+  "groups_of_2": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 2, 2), (P1, P1, P1), 4),
 }
 
 
-@pytest.mark.parametrize("case", [c if c == "depthwise_3x3x3_s2" else
-                                  pytest.param(c, marks=pytest.mark.slow) for c in sorted(GROUPED)])
+@pytest.mark.parametrize(
+  "case",
+  [
+    c if c == "depthwise_3x3x3_s2" else pytest.param(c, marks=pytest.mark.slow)
+    for c in sorted(GROUPED)
+  ],
+)
 def test_grouped_lowerings_match_xla_forward_and_gradients(case):
   shape, kernel, strides, padding, groups = GROUPED[case]
   channels = shape[-1]
@@ -232,13 +248,24 @@ def test_grouped_lowerings_match_xla_forward_and_gradients(case):
     # The reference of the reference: each group convolved on its own.
     size = channels // groups
     per_group = jnp.concatenate(
-        [convs.native_conv(x[..., g * size:(g + 1) * size], w[..., g * size:(g + 1) * size],
-                           strides, padding) for g in range(groups)], axis=-1)
+      [
+        convs.native_conv(
+          x[..., g * size : (g + 1) * size], w[..., g * size : (g + 1) * size], strides, padding
+        )
+        for g in range(groups)
+      ],
+      axis=-1,
+    )
     dy = jax.random.normal(jax.random.key(2), ref.shape)
     out = {"native": (ref, *ref_vjp(dy))}
     for lowering in lowerings:  # im2col asked of a grouped conv falls back to the grouped choice
-      y, vjp = jax.vjp(lambda x, w, lowering=lowering: convs.conv(
-          x, w, strides, padding, lowering=lowering, feature_group_count=groups), x, w)
+      y, vjp = jax.vjp(
+        lambda x, w, lowering=lowering: convs.conv(
+          x, w, strides, padding, lowering=lowering, feature_group_count=groups
+        ),
+        x,
+        w,
+      )
       out[lowering] = (y, *vjp(dy))
     return per_group, out
 
@@ -255,16 +282,19 @@ def test_grouped_conv_module_matches_nn_conv_and_picks_its_lowering():
     ours = convs.Conv(features, (3, 3, 3), padding=((1, 1),) * 3, feature_group_count=groups)
     theirs = nn.Conv(features, (3, 3, 3), padding=((1, 1),) * 3, feature_group_count=groups)
     variables = jax.jit(theirs.init)(jax.random.key(1), x)
-    assert jax.tree.map(jnp.shape, jax.eval_shape(ours.init, jax.random.key(1), x)) == \
-        jax.tree.map(jnp.shape, variables)
+    assert jax.tree.map(jnp.shape, jax.eval_shape(ours.init, jax.random.key(1), x)) == jax.tree.map(
+      jnp.shape, variables
+    )
     got, want = jax.jit(lambda v, x: (ours.apply(v, x), theirs.apply(v, x)))(variables, x)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
   with pytest.raises(ValueError, match="feature_group_count=4 must divide"):
-    jax.eval_shape(convs.Conv(6, (3, 3), feature_group_count=4).init, jax.random.key(0),
-                   jnp.zeros((1, 5, 5, 6)))
+    jax.eval_shape(
+      convs.Conv(6, (3, 3), feature_group_count=4).init, jax.random.key(0), jnp.zeros((1, 5, 5, 6))
+    )
   with pytest.raises(ValueError, match="depthwise lowering needs one group per input channel"):
-    convs.conv(x, jnp.zeros((3, 3, 3, 2, 6)), padding="SAME", lowering="depthwise",
-               feature_group_count=3)
+    convs.conv(
+      x, jnp.zeros((3, 3, 3, 2, 6)), padding="SAME", lowering="depthwise", feature_group_count=3
+    )
   choose = convs.choose_grouped_lowering
   assert choose(64, 64, 64, backend="gpu") == "native"
   assert choose(64, 32, 64, backend="cpu") == "native"  # not depthwise

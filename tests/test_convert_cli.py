@@ -25,8 +25,10 @@ def test_convert_writes_variables_that_load_back_identically(tmp_path, out_name)
   torch.manual_seed(0)
   state_dict = torchvision.models.video.r3d_18(num_classes=3).state_dict()
   torch.save(state_dict, tmp_path / "r3d.pth")
-  assert cli.main(["convert", str(tmp_path / "r3d.pth"), str(tmp_path / out_name),
-                   "--arch", "r3d_18"]) == 0
+  assert (
+    cli.main(["convert", str(tmp_path / "r3d.pth"), str(tmp_path / out_name), "--arch", "r3d_18"])
+    == 0
+  )
   loaded = load_variables(str(tmp_path / out_name))
   expected = from_torchvision(state_dict, "r3d_18")
   assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(expected)
@@ -36,22 +38,44 @@ def test_convert_writes_variables_that_load_back_identically(tmp_path, out_name)
 
 def test_convert_reports_a_wrong_architecture_and_a_missing_file(tmp_path, capsys):
   torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r18.pth")
-  assert cli.main(["convert", str(tmp_path / "r18.pth"), str(tmp_path / "x.msgpack"),
-                   "--arch", "r3d_18"]) == 1
+  assert (
+    cli.main(
+      ["convert", str(tmp_path / "r18.pth"), str(tmp_path / "x.msgpack"), "--arch", "r3d_18"]
+    )
+    == 1
+  )
   err = capsys.readouterr().err
   assert "r18.pth" in err and "unknown keys" in err and "conv1.weight" in err
   assert not (tmp_path / "x.msgpack").exists()
-  assert cli.main(["convert", str(tmp_path / "nope.pth"), str(tmp_path / "x.msgpack"),
-                   "--arch", "r3d_18"]) == 1
+  assert (
+    cli.main(
+      ["convert", str(tmp_path / "nope.pth"), str(tmp_path / "x.msgpack"), "--arch", "r3d_18"]
+    )
+    == 1
+  )
   assert "nope.pth" in capsys.readouterr().err
-  assert cli.main(["convert", str(tmp_path / "r18.pth"), str(tmp_path / "no_dir" / "x.msgpack"),
-                   "--arch", "resnet18"]) == 1
+  assert (
+    cli.main(
+      [
+        "convert",
+        str(tmp_path / "r18.pth"),
+        str(tmp_path / "no_dir" / "x.msgpack"),
+        "--arch",
+        "resnet18",
+      ]
+    )
+    == 1
+  )
   assert "does not exist" in capsys.readouterr().err
 
 
 def test_forward_command_prints_a_prediction(capsys):
-  assert cli.main(["forward", "--model", "r3d_tiny", "--frames", "4", "--size", "16",
-                   "--num-classes", "5"]) == 0
+  assert (
+    cli.main(
+      ["forward", "--model", "r3d_tiny", "--frames", "4", "--size", "16", "--num-classes", "5"]
+    )
+    == 0
+  )
   out = capsys.readouterr().out
   assert "predicted class" in out and "r3d_tiny" in out
 
@@ -66,8 +90,12 @@ def test_convert_refuses_a_whole_pickled_model_as_its_help_says(tmp_path, capsys
     cli.main(["convert", "--help"])
   assert "whole pickled model is refused" in " ".join(capsys.readouterr().out.split())
   torch.save(torch.nn.Linear(2, 3), tmp_path / "model.pth")
-  assert cli.main(["convert", str(tmp_path / "model.pth"), str(tmp_path / "x.msgpack"),
-                   "--arch", "r3d_18"]) == 1
+  assert (
+    cli.main(
+      ["convert", str(tmp_path / "model.pth"), str(tmp_path / "x.msgpack"), "--arch", "r3d_18"]
+    )
+    == 1
+  )
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "model.state_dict()" in err, err
   assert not (tmp_path / "x.msgpack").exists()
@@ -80,7 +108,10 @@ def test_torch_state_dicts_are_read_from_pth_and_pyth_files(tmp_path):
   torch.save({"state_dict": weights}, tmp_path / "c.ckpt")
   for name in ("a.pth", "b.pyth", "c.ckpt"):
     loaded = load_torch_state_dict(str(tmp_path / name))
-    assert list(loaded) == ["blocks.0.conv.weight"] and loaded["blocks.0.conv.weight"].shape == (2, 3)
+    assert list(loaded) == ["blocks.0.conv.weight"] and loaded["blocks.0.conv.weight"].shape == (
+      2,
+      3,
+    )
   torch.save([1, 2], tmp_path / "d.pth")
   with pytest.raises(UnreadableWeightsError, match="holds no state dict.*found list"):
     load_torch_state_dict(str(tmp_path / "d.pth"))
@@ -90,15 +121,28 @@ def test_torch_state_dicts_are_read_from_pth_and_pyth_files(tmp_path):
 
 @pytest.mark.slow  # builds, saves and converts a 24M-parameter model
 def test_convert_reads_a_pytorchvideo_pyth_checkpoint(tmp_path, capsys):
-  sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                         torchvision.transforms._functional_tensor)
+  sys.modules.setdefault(
+    "torchvision.transforms.functional_tensor", torchvision.transforms._functional_tensor
+  )
   hub = pytest.importorskip("pytorchvideo.models.hub")
   torch.manual_seed(0)
   state_dict = hub.c2d_r50(model_num_class=3).state_dict()
   # PyTorchVideo's model zoo: the state dict under "model_state", beside other entries.
   torch.save({"model_state": state_dict, "epoch": 196, "cfg": "TRAIN: ..."}, tmp_path / "C2D.pyth")
-  assert cli.main(["convert", str(tmp_path / "C2D.pyth"), str(tmp_path / "c2d.msgpack"),
-                   "--arch", "c2d_r50", "--from", "pytorchvideo"]) == 0
+  assert (
+    cli.main(
+      [
+        "convert",
+        str(tmp_path / "C2D.pyth"),
+        str(tmp_path / "c2d.msgpack"),
+        "--arch",
+        "c2d_r50",
+        "--from",
+        "pytorchvideo",
+      ]
+    )
+    == 0
+  )
   loaded = load_variables(str(tmp_path / "c2d.msgpack"))
   expected = from_pytorchvideo(state_dict, "c2d_r50")
   assert jax.tree_util.tree_structure(loaded) == jax.tree_util.tree_structure(expected)
@@ -106,11 +150,27 @@ def test_convert_reads_a_pytorchvideo_pyth_checkpoint(tmp_path, capsys):
     np.testing.assert_array_equal(a, b)
   capsys.readouterr()
   # A PyTorchVideo arch asked of torchvision weights, and a checkpoint without a state dict.
-  assert cli.main(["convert", str(tmp_path / "C2D.pyth"), str(tmp_path / "x.msgpack"),
-                   "--arch", "c2d_r50"]) == 1
+  assert (
+    cli.main(
+      ["convert", str(tmp_path / "C2D.pyth"), str(tmp_path / "x.msgpack"), "--arch", "c2d_r50"]
+    )
+    == 1
+  )
   assert "--from torchvision converts" in capsys.readouterr().err
   torch.save({"epoch": 3, "cfg": "x"}, tmp_path / "empty.pyth")
-  assert cli.main(["convert", str(tmp_path / "empty.pyth"), str(tmp_path / "x.msgpack"),
-                   "--arch", "c2d_r50", "--from", "pytorchvideo"]) == 1
+  assert (
+    cli.main(
+      [
+        "convert",
+        str(tmp_path / "empty.pyth"),
+        str(tmp_path / "x.msgpack"),
+        "--arch",
+        "c2d_r50",
+        "--from",
+        "pytorchvideo",
+      ]
+    )
+    == 1
+  )
   err = capsys.readouterr().err
   assert "holds no state dict" in err and "epoch, cfg" in err

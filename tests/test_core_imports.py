@@ -10,9 +10,16 @@ import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXTRAS = ("tensorflow", "tensorflow_datasets", "orbax", "ml_collections", "av", "imageio")
-CORE_MODULES = ("jaxres.models", "jaxres.train", "jaxres.train.steps", "jaxres.train.state",
-                "jaxres.train.parallel", "jaxres.train.optimizer", "jaxres.train.build",
-                "jaxres.convert")
+CORE_MODULES = (
+  "jaxres.models",
+  "jaxres.train",
+  "jaxres.train.steps",
+  "jaxres.train.state",
+  "jaxres.train.parallel",
+  "jaxres.train.optimizer",
+  "jaxres.train.build",
+  "jaxres.convert",
+)
 
 # Makes the extras' modules look uninstalled (as in a `pip install jaxres` environment).
 MISSING_EXTRAS = textwrap.dedent(f"""
@@ -33,9 +40,13 @@ MISSING_EXTRAS = textwrap.dedent(f"""
 def _python(script: str, *, missing_extras: bool = True) -> subprocess.CompletedProcess:
   """Runs `script` in a fresh interpreter on this checkout, optionally with the extras missing."""
   code = (MISSING_EXTRAS if missing_extras else "") + textwrap.dedent(script)
-  env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")]))}
-  return subprocess.run([sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True,
-                        text=True, timeout=300)
+  env = {
+    **os.environ,
+    "PYTHONPATH": os.pathsep.join(filter(None, [REPO, os.environ.get("PYTHONPATH")])),
+  }
+  return subprocess.run(
+    [sys.executable, "-c", code], env=env, cwd=REPO, capture_output=True, text=True, timeout=300
+  )
 
 
 @pytest.mark.slow
@@ -83,12 +94,15 @@ def test_cli_names_the_extra_a_command_needs():
 
 
 def test_importing_the_models_does_not_import_tensorflow():
-  result = _python("""
+  result = _python(
+    """
       import sys
       import jaxres.models
       import jaxres.train
       print("tensorflow" in sys.modules, "orbax" in sys.modules, "ml_collections" in sys.modules)
-  """, missing_extras=False)
+  """,
+    missing_extras=False,
+  )
   assert result.returncode == 0, result.stderr[-4000:]
   assert result.stdout.split() == ["False", "False", "False"]
 

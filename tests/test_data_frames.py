@@ -34,8 +34,9 @@ def random_clip(rng, num_frames, size=SIZE, channel=None):
 
 def box_down(clip, scale=LR_SCALE):
   t, h, w, c = clip.shape
-  return np.round(clip.reshape(t, h // scale, scale, w // scale, scale, c).astype(np.float64)
-                  .mean((2, 4))).astype(np.uint8)
+  return np.round(
+    clip.reshape(t, h // scale, scale, w // scale, scale, c).astype(np.float64).mean((2, 4))
+  ).astype(np.uint8)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +67,15 @@ def frames_config(path, **overrides):
 
 
 def take(config, split, n=None, batch=2, **kwargs):
-  it = pipeline.create_iterator(config, split, global_batch_size=batch, sharding=None, seed=0,
-                                skips=kwargs.pop("skips", SkipCounter()), **kwargs)
+  it = pipeline.create_iterator(
+    config,
+    split,
+    global_batch_size=batch,
+    sharding=None,
+    seed=0,
+    skips=kwargs.pop("skips", SkipCounter()),
+    **kwargs,
+  )
   out = []
   for b in it:
     out.append(b)
@@ -83,8 +91,9 @@ def test_natural_order_and_gaps_are_missing_frames(tmp_path):
     frames.list_frames(str(tmp_path / "v"))
   write_frames(tmp_path / "w", clip, ["b.jpg", "a10.png", "a9.png"])  # not all numbered: no gaps
   assert frames.list_frames(str(tmp_path / "w")) == ["a9.png", "a10.png", "b.jpg"]
-  np.testing.assert_array_equal(frames.read_frames(str(tmp_path / "w"), [1, 1, 7])[:2],
-                                clip[[1, 1]])
+  np.testing.assert_array_equal(
+    frames.read_frames(str(tmp_path / "w"), [1, 1, 7])[:2], clip[[1, 1]]
+  )
   write_frames(tmp_path / "mm", clip, ["img_00001.jpg", "flow_x_00001.jpg", "img_00002.jpg"])
   assert frames.list_frames(str(tmp_path / "mm"), "img_*") == ["img_00001.jpg", "img_00002.jpg"]
   with pytest.raises(frames.FrameError, match="2 of the 7 frames"):  # e.g. a Vimeo septuplet
@@ -99,8 +108,9 @@ def test_layouts_list_their_sequences(reds, tmp_path):
   sharp = os.path.join(root, "train_sharp")
   names = lambda v: [os.path.relpath(e.path, sharp) for e in v.entries]
   # REDS: a held-out set of sequences (REDS4-style) is the eval split and is left out of train.
-  assert names(sequences.frame_sequences(sharp, split="eval", holdout_sequences=("001", "003"))) \
-      == ["001", "003"]
+  assert names(
+    sequences.frame_sequences(sharp, split="eval", holdout_sequences=("001", "003"))
+  ) == ["001", "003"]
   assert names(sequences.frame_sequences(sharp, holdout_sequences=("001", "003"))) == ["000", "002"]
   # BasicSR meta_info lines work as lists (first token = folder).
   (tmp_path / "meta.txt").write_text("002 6 (32,32,3)\n000 6 (32,32,3)\n")
@@ -115,12 +125,15 @@ def test_layouts_list_their_sequences(reds, tmp_path):
   for seq in ("calendar", "city"):
     write_frames(vid4 / seq, random_clip(rng, 2, 16), ["0000.jpg", "0001.jpg"], "JPEG")
   assert [os.path.basename(e.path) for e in sequences.frame_sequences(str(vid4)).entries] == [
-      "calendar", "city"]
+    "calendar",
+    "city",
+  ]
   # Vimeo-90K septuplets: sequences/ + sep_trainlist.txt / sep_testlist.txt by default.
   vimeo = tmp_path / "vimeo_septuplet"
   for seq in ("00001/0001", "00001/0002", "00002/0001"):
-    write_frames(vimeo / "sequences" / seq, random_clip(rng, 7, 8),
-                 [f"im{i}.png" for i in range(1, 8)])
+    write_frames(
+      vimeo / "sequences" / seq, random_clip(rng, 7, 8), [f"im{i}.png" for i in range(1, 8)]
+    )
   (vimeo / "sep_trainlist.txt").write_text("00001/0001\n00002/0001\n")
   (vimeo / "sep_testlist.txt").write_text("00001/0002\n")
   rel = lambda v: [os.path.relpath(e.path, vimeo / "sequences") for e in v.entries]
@@ -143,11 +156,19 @@ def rawframes(tmp_path_factory):
   for label, (name, channel) in enumerate((("jump", 1), ("run", 0))):
     for v in range(2):
       n = 5 + v
-      write_frames(root / name / f"v{v}", random_clip(rng, n, 24, channel),
-                   [f"img_{i:05d}.jpg" for i in range(1, n + 1)], "JPEG")
+      write_frames(
+        root / name / f"v{v}",
+        random_clip(rng, n, 24, channel),
+        [f"img_{i:05d}.jpg" for i in range(1, n + 1)],
+        "JPEG",
+      )
       for axis in "xy":  # optical flow next to the RGB frames, as MMAction2's extraction writes
-        write_frames(root / name / f"v{v}", random_clip(rng, n - 1, 24, 2),
-                     [f"flow_{axis}_{i:05d}.jpg" for i in range(1, n)], "JPEG")
+        write_frames(
+          root / name / f"v{v}",
+          random_clip(rng, n - 1, 24, 2),
+          [f"flow_{axis}_{i:05d}.jpg" for i in range(1, n)],
+          "JPEG",
+        )
       lines.append(f"{name}/v{v} {n} {label}")
   (root / "train_list.txt").write_text("\n".join(lines) + "\n")
   return str(root)
@@ -155,8 +176,14 @@ def rawframes(tmp_path_factory):
 
 @pytest.mark.parametrize("listed", [False, True])
 def test_rawframes_classification_batches_carry_their_labels(rawframes, listed):
-  config = frames_config(rawframes, layout="rawframes", resize=24, crop_size=16,
-                         train_split="train_list.txt" if listed else "", frame_pattern="img_*")
+  config = frames_config(
+    rawframes,
+    layout="rawframes",
+    resize=24,
+    crop_size=16,
+    train_split="train_list.txt" if listed else "",
+    frame_pattern="img_*",
+  )
   info = pipeline.dataset_info(config)
   assert info.class_names == (("0", "1") if listed else ("jump", "run"))
   assert info.num_videos == {"train": 4, "eval": 4}
@@ -168,8 +195,12 @@ def test_rawframes_classification_batches_carry_their_labels(rawframes, listed):
 
 def test_sequence_clips_are_the_images(reds):
   root, clips = reds
-  config = frames_config(os.path.join(root, "train_sharp"), holdout_sequences=("000", "002"),
-                         num_frames=3, frame_stride=2)
+  config = frames_config(
+    os.path.join(root, "train_sharp"),
+    holdout_sequences=("000", "002"),
+    num_frames=3,
+    frame_stride=2,
+  )
   assert pipeline.dataset_info(config).num_videos == {"train": 2, "eval": 2}
   batches = take(config, "eval", batch=2)
   (batch,) = batches
@@ -184,15 +215,21 @@ def test_sequence_clips_are_the_images(reds):
 
 def test_paired_lr_frames_are_read_aligned_and_used_by_the_sr_task(reds):
   root, clips = reds
-  config = frames_config(os.path.join(root, "train_sharp"),
-                         lr_path=os.path.join(root, "train_sharp_bicubic", "X4"), flip=True,
-                         rotate=True)
+  config = frames_config(
+    os.path.join(root, "train_sharp"),
+    lr_path=os.path.join(root, "train_sharp_bicubic", "X4"),
+    flip=True,
+    rotate=True,
+  )
   for batch in take(config, "train", 2) + take(config, "eval", batch=4):
     hr, lr = batch["video"], batch["lr"]
     assert hr.shape[2:4] == (16, 16) and lr.shape[2:4] == (4, 4)
     # LR is the box-downsampled HR of the same window: aligned, flipped and turned together.
-    np.testing.assert_allclose(lr * 255, box_down((hr * 255).round().astype(np.uint8).reshape(
-        -1, 16, 16, 3)).reshape(lr.shape), atol=0.51)
+    np.testing.assert_allclose(
+      lr * 255,
+      box_down((hr * 255).round().astype(np.uint8).reshape(-1, 16, 16, 3)).reshape(lr.shape),
+      atol=0.51,
+    )
   config.mirror = True  # the clip, then its reverse: 2 x 3 frames, LR in step
   (mirrored,) = take(config, "train", 1)
   for key in ("video", "lr"):
@@ -209,9 +246,14 @@ def test_paired_lr_frames_are_read_aligned_and_used_by_the_sr_task(reds):
 
 def test_rotate_draws_the_four_vflip_transpose_symmetries():
   from jaxres.data import transforms
+
   clip = np.arange(2 * 4 * 4 * 3, dtype=np.float32).reshape(2, 4, 4, 3)
-  want = {"id": clip, "vflip": clip[:, ::-1], "transpose": clip.transpose(0, 2, 1, 3),
-          "both": clip[:, ::-1].transpose(0, 2, 1, 3)}
+  want = {
+    "id": clip,
+    "vflip": clip[:, ::-1],
+    "transpose": clip.transpose(0, 2, 1, 3),
+    "both": clip[:, ::-1].transpose(0, 2, 1, 3),
+  }
   seen = set()
   for seed in range(16):
     out = np.asarray(transforms.random_vflip_transpose(clip, [seed, 1]))
@@ -234,11 +276,13 @@ def test_corrupt_and_missing_images_skip_their_sequence_and_are_counted(reds, tm
   os.remove(lr / "lr_gone" / "00000003.png")
   for folder in (hr, lr):  # the last frame gone: no gap, but the list says 4 frames
     os.remove(folder / "tail" / "00000003.png")
-  (tmp_path / "meta_info.txt").write_text("".join(
-      f"{seq} 4 (32,32,3)\n" for seq in ("good", "corrupt", "gap", "lr_gone", "tail")))
+  (tmp_path / "meta_info.txt").write_text(
+    "".join(f"{seq} 4 (32,32,3)\n" for seq in ("good", "corrupt", "gap", "lr_gone", "tail"))
+  )
   skips = SkipCounter()
-  config = frames_config(str(hr), lr_path=str(lr), num_frames=4,
-                         eval_split=str(tmp_path / "meta_info.txt"))
+  config = frames_config(
+    str(hr), lr_path=str(lr), num_frames=4, eval_split=str(tmp_path / "meta_info.txt")
+  )
   batches = take(config, "eval", batch=5, skips=skips)
   assert batches[0]["mask"].sum() == 1 and batches[0]["video_id"][0] == 2  # only "good" is left
   assert skips.counts() == {"corrupt": 1, "missing": 3}
@@ -246,11 +290,24 @@ def test_corrupt_and_missing_images_skip_their_sequence_and_are_counted(reds, tm
   assert {os.path.basename(f) for f in skips.files("missing")} == {"gap", "lr_gone", "tail"}
   # `jaxres prepare` skips and lists the same sequences, for the same reasons.
   skips = SkipCounter()
-  manifest = prepare_dataset(str(hr), str(tmp_path / "prepared"), layout="sequences", resize=0,
-                             lr_src=str(lr), lr_scale=LR_SCALE, workers=1, skips=skips, log=None,
-                             split_lists={"train": str(tmp_path / "meta_info.txt")})
+  manifest = prepare_dataset(
+    str(hr),
+    str(tmp_path / "prepared"),
+    layout="sequences",
+    resize=0,
+    lr_src=str(lr),
+    lr_scale=LR_SCALE,
+    workers=1,
+    skips=skips,
+    log=None,
+    split_lists={"train": str(tmp_path / "meta_info.txt")},
+  )
   assert {s["path"]: s["reason"] for s in manifest["splits"]["train"]["skipped"]} == {
-      "corrupt": "corrupt", "gap": "missing", "lr_gone": "missing", "tail": "missing"}
+    "corrupt": "corrupt",
+    "gap": "missing",
+    "lr_gone": "missing",
+    "tail": "missing",
+  }
   assert manifest["splits"]["train"]["num_videos"] == 1
   assert skips.counts() == {"corrupt": 1, "missing": 3}
 
@@ -260,8 +317,24 @@ def test_prepare_frame_folders(reds, rawframes, tmp_path, capsys):
   sharp = os.path.join(root, "train_sharp")
   out = str(tmp_path / "prepared")
   (tmp_path / "eval.txt").write_text("001\n003\n")
-  assert cli.main(["prepare", sharp, out, "--layout", "sequences", "--eval-list",
-                   str(tmp_path / "eval.txt"), "--resize", "0", "--workers", "1"]) == 0
+  assert (
+    cli.main(
+      [
+        "prepare",
+        sharp,
+        out,
+        "--layout",
+        "sequences",
+        "--eval-list",
+        str(tmp_path / "eval.txt"),
+        "--resize",
+        "0",
+        "--workers",
+        "1",
+      ]
+    )
+    == 0
+  )
   assert "eval: 2 videos" in capsys.readouterr().out
   manifest = records.read_manifest(out)
   assert manifest["image_format"] == "any" and manifest["splits"]["train"]["num_videos"] == 4
@@ -272,9 +345,29 @@ def test_prepare_frame_folders(reds, rawframes, tmp_path, capsys):
     np.testing.assert_allclose(batch["video"][row], clips[seq][:, 8:24, 8:24] / 255, atol=1e-6)
   # Paired LR frames stored next to the HR ones: the same batches as reading the folders.
   out3, lr_root = str(tmp_path / "paired"), os.path.join(root, "train_sharp_bicubic", "X4")
-  assert cli.main(["prepare", sharp, out3, "--layout", "sequences", "--holdout-sequences", "001",
-                   "003", "--resize", "0", "--lr", lr_root, "--lr-scale", "4",
-                   "--workers", "1"]) == 0
+  assert (
+    cli.main(
+      [
+        "prepare",
+        sharp,
+        out3,
+        "--layout",
+        "sequences",
+        "--holdout-sequences",
+        "001",
+        "003",
+        "--resize",
+        "0",
+        "--lr",
+        lr_root,
+        "--lr-scale",
+        "4",
+        "--workers",
+        "1",
+      ]
+    )
+    == 0
+  )
   raw = frames_config(sharp, lr_path=lr_root, holdout_sequences=("001", "003"), num_frames=6)
   from_records = frames_config(out3, source="prepared", num_frames=6)
   (want,), (got,) = take(raw, "eval", batch=4), take(from_records, "eval", batch=4)
@@ -287,13 +380,25 @@ def test_prepare_frame_folders(reds, rawframes, tmp_path, capsys):
     take(from_records, "eval")
   # Rawframes with labels, re-encoded to JPEG at a short side of 16.
   out2 = str(tmp_path / "prepared2")
-  prepare_dataset(rawframes, out2, layout="rawframes", resize=16, workers=1, skips=SkipCounter(),
-                  log=None, frame_pattern="img_*")
+  prepare_dataset(
+    rawframes,
+    out2,
+    layout="rawframes",
+    resize=16,
+    workers=1,
+    skips=SkipCounter(),
+    log=None,
+    frame_pattern="img_*",
+  )
   manifest = records.read_manifest(out2)
   assert manifest["class_names"] == ["jump", "run"] and manifest["image_format"] == "jpeg"
   videos = [v for s in manifest["splits"]["train"]["shards"] for v in s["videos"]]
   assert sorted((v["path"], v["label"], v["num_frames"]) for v in videos) == [
-      ("jump/v0", 0, 5), ("jump/v1", 0, 6), ("run/v0", 1, 5), ("run/v1", 1, 6)]
+    ("jump/v0", 0, 5),
+    ("jump/v1", 0, 6),
+    ("run/v0", 1, 5),
+    ("run/v1", 1, 6),
+  ]
 
 
 def test_frames_config_is_checked():
@@ -314,6 +419,7 @@ def test_frames_config_is_checked():
   with pytest.raises(ValueError, match="resize = 0"):
     validate(config)
   from jaxres.train.config import apply_override, load_config
+
   config = load_config("sr_edsr_demo")
   with pytest.raises(KeyError, match="data.layout"):
     apply_override(config, "--config.data.layuot=vimeo")
@@ -322,31 +428,56 @@ def test_frames_config_is_checked():
 @pytest.mark.slow  # compiles a train and an eval step
 def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path, capsys):
   from jaxres.train import load_config, train_and_evaluate
+
   root, clips = reds
-  config = load_config("sr_edsr_demo", [
-      "--config.data.source=frames", f"--config.data.path={root}/train_sharp",
-      f"--config.data.lr_path={root}/train_sharp_bicubic/X4", "--config.data.lr_scale=4",
-      "--config.model.scale=4", "--config.data.holdout_sequences=('000',)",
-      "--config.data.crop_size=24", "--config.data.num_frames=2", "--config.data.eval_clips=1",
+  config = load_config(
+    "sr_edsr_demo",
+    [
+      "--config.data.source=frames",
+      f"--config.data.path={root}/train_sharp",
+      f"--config.data.lr_path={root}/train_sharp_bicubic/X4",
+      "--config.data.lr_scale=4",
+      "--config.model.scale=4",
+      "--config.data.holdout_sequences=('000',)",
+      "--config.data.crop_size=24",
+      "--config.data.num_frames=2",
+      "--config.data.eval_clips=1",
       "--config.model.num_blocks=1",
-      "--config.model.features=8", "--config.global_batch_size=8", "--config.num_train_steps=2",
-      "--config.eval_every_steps=0", "--config.progress_bar=False", "--config.plot=False",
-      "--config.tensorboard=False", "--config.checkpoint.async_save=False"])
+      "--config.model.features=8",
+      "--config.global_batch_size=8",
+      "--config.num_train_steps=2",
+      "--config.eval_every_steps=0",
+      "--config.progress_bar=False",
+      "--config.plot=False",
+      "--config.tensorboard=False",
+      "--config.checkpoint.async_save=False",
+    ],
+  )
   summary = train_and_evaluate(config, str(tmp_path / "run"))
   assert summary["step"] == 2 and summary["eval"]["num_videos"] == 1
   # The bicubic baseline is measured on the LR frames as given (box-downsampled), not on a
   # bicubic degradation of HR: recompute it from the files.
   from jaxres.models.sr import bicubic_upsample
   from jaxres.tasks import image_metrics
-  (batch,) = take(frames_config(f"{root}/train_sharp", lr_path=f"{root}/train_sharp_bicubic/X4",
-                                holdout_sequences=("000",), num_frames=2, crop_size=24),
-                  "eval", batch=8)
+
+  (batch,) = take(
+    frames_config(
+      f"{root}/train_sharp",
+      lr_path=f"{root}/train_sharp_bicubic/X4",
+      holdout_sequences=("000",),
+      num_frames=2,
+      crop_size=24,
+    ),
+    "eval",
+    batch=8,
+  )
   bic = np.round(np.clip(np.asarray(bicubic_upsample(batch["lr"][:1], 4)), 0, 1) * 255) / 255
   want = float(np.mean(image_metrics.psnr(bic, batch["video"][:1], crop=4, y_channel=True)))
   np.testing.assert_allclose(summary["eval"]["psnr_y_bicubic"], want, rtol=1e-4)
   # `jaxres evaluate --checkpoint RUN` reads the run's eval sequences whole, with their LR frames
   # as given.
   from jaxres import cli
+
   capsys.readouterr()
   assert cli.main(["evaluate", "--checkpoint", str(tmp_path / "run")]) == 0
   lines = capsys.readouterr().out.splitlines()

@@ -31,7 +31,7 @@ def colour_clip(channel, num_frames, rng, height=40, width=56):
   frames[..., channel] = 200
   for t in range(num_frames):  # A moving bar, so frames differ.
     x = (4 * t + rng.integers(width)) % (width - 6)
-    frames[t, :, x:x + 6] = 120
+    frames[t, :, x : x + 6] = 120
   return frames
 
 
@@ -45,13 +45,18 @@ def folder(tmp_path_factory):
   for name, channel in CLASSES.items():
     os.makedirs(root / name)
     for i in range(4):
-      write_video(str(root / name / f"{name}{i}{suffixes[i]}"),
-                  colour_clip(channel, 12 + 3 * i, rng), fps=25)
+      write_video(
+        str(root / name / f"{name}{i}{suffixes[i]}"), colour_clip(channel, 12 + 3 * i, rng), fps=25
+      )
   write_video(str(root / "red" / "short.mp4"), colour_clip(0, 4, rng), fps=25)
   data = open(root / "green" / "green0.mp4", "rb").read()
   (root / "green" / "truncated.mp4").write_bytes(data[: len(data) // 3])
-  long_clip = write_video(str(root / "long.mp4"), colour_clip(1, 40, np.random.default_rng(1)), fps=25)
-  cut_with_index_first(long_clip, str(root / "green" / "cut.mp4"), 0.55)  # a few of 40 frames decode
+  long_clip = write_video(
+    str(root / "long.mp4"), colour_clip(1, 40, np.random.default_rng(1)), fps=25
+  )
+  cut_with_index_first(
+    long_clip, str(root / "green" / "cut.mp4"), 0.55
+  )  # a few of 40 frames decode
   os.remove(long_clip)
   (root / "blue" / "garbage.avi").write_bytes(rng.bytes(3000))
   (root / "blue" / "readme.txt").write_text("not a video")
@@ -61,8 +66,16 @@ def folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def prepared(folder, tmp_path_factory):
   out = str(tmp_path_factory.mktemp("prepared"))
-  prepare_dataset(folder, out, split_lists={"train": "", "eval": ""}, num_shards=4, workers=1,
-                  resize=32, skips=SkipCounter(), log=None)
+  prepare_dataset(
+    folder,
+    out,
+    split_lists={"train": "", "eval": ""},
+    num_shards=4,
+    workers=1,
+    resize=32,
+    skips=SkipCounter(),
+    log=None,
+  )
   return out
 
 
@@ -90,15 +103,21 @@ def clip_classes(video):
 def good_ids(config):
   """Video ids of the readable videos (ids are positions among all listed video files)."""
   bad = ("truncated.mp4", "cut.mp4", "garbage.avi")
-  entries = pipeline.video_list(make_config("folder", config.path if config.source == "folder"
-                                            else records.read_manifest(config.path)["src"]),
-                                "eval", SkipCounter()).entries
+  entries = pipeline.video_list(
+    make_config(
+      "folder",
+      config.path if config.source == "folder" else records.read_manifest(config.path)["src"],
+    ),
+    "eval",
+    SkipCounter(),
+  ).entries
   return {e.video_id for e in entries if not e.path.endswith(bad)}
 
 
 def take(config, split, n=None, seed=0, **kwargs):
-  it = pipeline.create_iterator(config, split, global_batch_size=kwargs.pop("batch", 4),
-                                sharding=None, seed=seed, **kwargs)
+  it = pipeline.create_iterator(
+    config, split, global_batch_size=kwargs.pop("batch", 4), sharding=None, seed=seed, **kwargs
+  )
   out = []
   for batch in it:
     out.append(batch)
@@ -123,7 +142,12 @@ def test_train_batches_have_true_labels_and_bad_files_are_counted(source, folder
     assert counts["not_video"] == 1 and counts["corrupt"] + counts.get("empty", 0) == 2
     assert skips.files("partial") == [os.path.join(folder, "green", "cut.mp4")]
     assert {os.path.basename(f) for f in skips.files()} == {
-        "short.mp4", "truncated.mp4", "cut.mp4", "garbage.avi", "readme.txt"}
+      "short.mp4",
+      "truncated.mp4",
+      "cut.mp4",
+      "garbage.avi",
+      "readme.txt",
+    }
 
 
 def test_prepare_lists_skipped_files_in_the_manifest(prepared):
@@ -138,8 +162,7 @@ def test_prepare_lists_skipped_files_in_the_manifest(prepared):
 
 @pytest.mark.parametrize("source", ["folder", "prepared"])
 def test_same_seed_same_batches(source, folder, prepared):
-  config = make_config(source, folder if source == "folder" else prepared,
-                       scale_jitter=(1.0, 1.3))
+  config = make_config(source, folder if source == "folder" else prepared, scale_jitter=(1.0, 1.3))
   a, b, c = (take(config, "train", 3, seed=s, skips=SkipCounter()) for s in (5, 5, 6))
   for x, y in zip(a, b):
     np.testing.assert_array_equal(x["video"], y["video"])
@@ -152,8 +175,9 @@ def test_two_hosts_see_disjoint_videos_that_cover_the_set(source, folder, prepar
   config = make_config(source, folder if source == "folder" else prepared)
   seen, lengths = [], []
   for host in range(2):
-    batches = take(config, "eval", process_index=host, process_count=2, skips=SkipCounter(),
-                   batch=4)
+    batches = take(
+      config, "eval", process_index=host, process_count=2, skips=SkipCounter(), batch=4
+    )
     ids = np.concatenate([b["video_id"][b["mask"] > 0] for b in batches])
     seen.append(set(ids.tolist()))
     lengths.append(len(batches))
@@ -167,8 +191,9 @@ def test_two_hosts_see_disjoint_videos_that_cover_the_set(source, folder, prepar
 
 @pytest.mark.parametrize("source", ["folder", "prepared"])
 def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folder, prepared):
-  config = make_config(source, folder if source == "folder" else prepared, eval_clips=2,
-                       eval_crops=3)
+  config = make_config(
+    source, folder if source == "folder" else prepared, eval_clips=2, eval_crops=3
+  )
   info = pipeline.dataset_info(config)
   assert info.num_classes == 3 and info.num_videos["eval"] == (16 if source == "folder" else 13)
   batches = take(config, "eval", batch=8, skips=SkipCounter())
@@ -177,14 +202,20 @@ def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folde
   mask = np.concatenate([b["mask"] for b in batches])
   labels = np.concatenate([b["label"] for b in batches])
   videos = np.concatenate([b["video"] for b in batches])
-  assert mask.sum() == 13 * 6 and np.all(ids[mask == 0] == -1) and np.all(mask[-int((mask == 0).sum()):] == 0)
+  assert (
+    mask.sum() == 13 * 6
+    and np.all(ids[mask == 0] == -1)
+    and np.all(mask[-int((mask == 0).sum()) :] == 0)
+  )
   assert set(ids[mask > 0].tolist()) == good_ids(config)
   assert np.all(np.bincount(ids[mask > 0])[sorted(good_ids(config))] == 6)
   np.testing.assert_array_equal(labels[mask > 0], clip_classes(videos[mask > 0]))
   # A "model" that is right on some views and wrong on others: averaging over views fixes it.
   logits = np.eye(3)[labels] * 2.0
   logits[::6] = np.eye(3)[(labels[::6] + 1) % 3]
-  video_ids, means = mean_by_video([{"logits": logits, "video_id": ids, "weight": mask}], ["logits"])
+  video_ids, means = mean_by_video(
+    [{"logits": logits, "video_id": ids, "weight": mask}], ["logits"]
+  )
   assert set(video_ids.tolist()) == good_ids(config) and means["logits"].shape == (13, 3)
   per_video_label = np.zeros(16, int)
   per_video_label[ids[mask > 0]] = labels[mask > 0]
@@ -195,17 +226,22 @@ def test_multi_clip_three_crop_eval_gives_one_prediction_per_video(source, folde
 
 
 @pytest.mark.parametrize("source", ["folder", "prepared"])
-def test_eval_pipeline_built_once_gives_the_same_batches_each_pass(source, folder, prepared,
-                                                                   monkeypatch):
+def test_eval_pipeline_built_once_gives_the_same_batches_each_pass(
+  source, folder, prepared, monkeypatch
+):
   config = make_config(source, folder if source == "folder" else prepared, eval_clips=2)
   skips = SkipCounter()
   info = pipeline.dataset_info(config, skips)
   assert (info.video_lists is not None) == (source == "folder")
   listed = []
-  monkeypatch.setattr(pipeline.host_sources.catalog, "video_list",
-                      lambda *a, **k: listed.append(a) or pytest.fail("listed again"))
-  evaluation = pipeline.eval_data(config, global_batch_size=8, sharding=None, seed=0,
-                                  skips=skips, info=info)
+  monkeypatch.setattr(
+    pipeline.host_sources.catalog,
+    "video_list",
+    lambda *a, **k: listed.append(a) or pytest.fail("listed again"),
+  )
+  evaluation = pipeline.eval_data(
+    config, global_batch_size=8, sharding=None, seed=0, skips=skips, info=info
+  )
   passes, counts = [], []
   for _ in range(2):
     passes.append(list(evaluation()))
@@ -224,8 +260,9 @@ def test_eval_pipeline_built_once_gives_the_same_batches_each_pass(source, folde
 
 def test_prepared_frames_match_raw_decoding(folder, prepared):
   raw = take(make_config("folder", folder, eval_clips=2), "eval", batch=26, skips=SkipCounter())[0]
-  enc = take(make_config("prepared", prepared, eval_clips=2), "eval", batch=26,
-             skips=SkipCounter())[0]
+  enc = take(
+    make_config("prepared", prepared, eval_clips=2), "eval", batch=26, skips=SkipCounter()
+  )[0]
   order_raw = np.lexsort((np.arange(26), raw["video_id"]))
   order_enc = np.lexsort((np.arange(26), enc["video_id"]))
   np.testing.assert_array_equal(raw["video_id"][order_raw], enc["video_id"][order_enc])
@@ -236,8 +273,9 @@ def test_prepared_frames_match_raw_decoding(folder, prepared):
 def test_short_videos_loop_by_default(folder):
   config = make_config("folder", folder, num_frames=8, frame_stride=1)
   batches = take(config, "eval", batch=13, skips=SkipCounter())
-  short_id = next(e.video_id for e in pipeline.video_list(config, "eval").entries
-                  if e.path.endswith("short.mp4"))
+  short_id = next(
+    e.video_id for e in pipeline.video_list(config, "eval").entries if e.path.endswith("short.mp4")
+  )
   (row,) = np.flatnonzero(batches[0]["video_id"] == short_id)
   clip = batches[0]["video"][row]
   np.testing.assert_allclose(clip[4:], clip[:4], atol=1e-6)  # 4 frames, looped.
@@ -245,7 +283,9 @@ def test_short_videos_loop_by_default(folder):
 
 def test_prepare_resumes_after_interruption(folder, tmp_path, capsys):
   out = str(tmp_path / "out")
-  assert cli.main(["prepare", folder, out, "--shards", "3", "--workers", "1", "--resize", "32"]) == 0
+  assert (
+    cli.main(["prepare", folder, out, "--shards", "3", "--workers", "1", "--resize", "32"]) == 0
+  )
   assert "train: 13 videos in 3 shards, 3 skipped" in capsys.readouterr().out
   names = [records.shard_name("train", i, 3) for i in range(3)]
   mtimes = {n: os.path.getmtime(os.path.join(out, n)) for n in names}
@@ -253,7 +293,9 @@ def test_prepare_resumes_after_interruption(folder, tmp_path, capsys):
   # Interrupted: one shard never finished (no done marker), the manifest never written.
   os.remove(os.path.join(out, f".{names[1]}.done.json"))
   os.remove(os.path.join(out, "manifest.json"))
-  assert cli.main(["prepare", folder, out, "--shards", "3", "--workers", "1", "--resize", "32"]) == 0
+  assert (
+    cli.main(["prepare", folder, out, "--shards", "3", "--workers", "1", "--resize", "32"]) == 0
+  )
   assert "1 to write" in capsys.readouterr().out
   assert os.path.getmtime(os.path.join(out, names[0])) == mtimes[names[0]]
   assert os.path.getmtime(os.path.join(out, names[1])) > mtimes[names[1]]
@@ -268,19 +310,35 @@ def test_global_arrays_on_a_mesh(folder):
   mesh = jax.make_mesh((jax.device_count(),), ("data",))
   sharding = NamedSharding(mesh, P("data"))
   config = make_config("folder", folder)
-  it = pipeline.create_iterator(config, "train", global_batch_size=jax.device_count(),
-                                sharding=sharding, seed=0, skips=SkipCounter())
+  it = pipeline.create_iterator(
+    config,
+    "train",
+    global_batch_size=jax.device_count(),
+    sharding=sharding,
+    seed=0,
+    skips=SkipCounter(),
+  )
   batch = next(it)
   assert isinstance(batch["video"], jax.Array)
   assert batch["video"].shape == (jax.device_count(), 8, 28, 28, 3)
   assert batch["video"].sharding == sharding and batch["label"].sharding == sharding
-  np.testing.assert_array_equal(np.asarray(batch["label"]), clip_classes(np.asarray(batch["video"])))
+  np.testing.assert_array_equal(
+    np.asarray(batch["label"]), clip_classes(np.asarray(batch["video"]))
+  )
 
 
 def test_native_resolution_views_feed_super_resolution(folder):
   # resize 0 keeps the frames' own 40x56 pixels: crops are cut from them, not from a resized copy.
-  config = make_config("folder", folder, resize=0, crop_size=32, flip=False, mean=(0.0,) * 3,
-                       std=(1.0,) * 3, short_video="skip")
+  config = make_config(
+    "folder",
+    folder,
+    resize=0,
+    crop_size=32,
+    flip=False,
+    mean=(0.0,) * 3,
+    std=(1.0,) * 3,
+    short_video="skip",
+  )
   (batch,) = take(config, "train", 1, skips=SkipCounter())
   assert batch["video"].shape == (4, 8, 32, 32, 3)
   assert batch["video"].min() >= 0 and batch["video"].max() <= 1
@@ -289,16 +347,20 @@ def test_native_resolution_views_feed_super_resolution(folder):
   task = SuperResolutionTask(scale=4)
   prepared_batch = task.prepare(batch, None)
   assert prepared_batch["lr"].shape == (4, 8, 8, 8, 3)
-  np.testing.assert_allclose(prepared_batch["lr"], degradation.degrade(
-      batch["video"], degradation.Degradation(4)), atol=1e-6)
+  np.testing.assert_allclose(
+    prepared_batch["lr"], degradation.degrade(batch["video"], degradation.Degradation(4)), atol=1e-6
+  )
   eval_batches = take(config, "eval", batch=8, skips=SkipCounter())
   assert eval_batches[0]["video"].shape == (8, 8, 32, 32, 3) and "mask" in eval_batches[0]
 
 
 def _good_videos_csv(tmp_path):
   """A split list of the folder's readable, long-enough videos (no file fails to decode)."""
-  rows = [f"{name}/{name}{i}{suffix},{sorted(CLASSES).index(name)}"
-          for name in CLASSES for i, suffix in enumerate([".mp4", ".webm", ".avi", ".mkv"])]
+  rows = [
+    f"{name}/{name}{i}{suffix},{sorted(CLASSES).index(name)}"
+    for name in CLASSES
+    for i, suffix in enumerate([".mp4", ".webm", ".avi", ".mkv"])
+  ]
   path = tmp_path / "good.csv"
   path.write_text("\n".join(rows) + "\n")
   return str(path)
@@ -306,18 +368,25 @@ def _good_videos_csv(tmp_path):
 
 @pytest.mark.parametrize("source", ["folder", "prepared"])
 def test_resumed_batches_equal_an_uninterrupted_run_without_decoding_the_skipped(
-    source, folder, prepared, tmp_path, monkeypatch):
+  source, folder, prepared, tmp_path, monkeypatch
+):
   if source == "folder":
-    config = make_config("folder", folder, train_split=_good_videos_csv(tmp_path),
-                         scale_jitter=(1.0, 1.3), num_parallel_calls=1)
+    config = make_config(
+      "folder",
+      folder,
+      train_split=_good_videos_csv(tmp_path),
+      scale_jitter=(1.0, 1.3),
+      num_parallel_calls=1,
+    )
   else:
     config = make_config("prepared", prepared, scale_jitter=(1.0, 1.3), num_parallel_calls=1)
   uninterrupted = take(config, "train", 8, seed=3, skips=SkipCounter())
   decoded = []
   if source == "folder":
     read_frames = clips.video.read_frames
-    monkeypatch.setattr(clips.video, "read_frames",
-                        lambda *a, **k: decoded.append(a[0]) or read_frames(*a, **k))
+    monkeypatch.setattr(
+      clips.video, "read_frames", lambda *a, **k: decoded.append(a[0]) or read_frames(*a, **k)
+    )
   resumed = take(config, "train", 2, seed=3, start_step=6, skips=SkipCounter())
   for x, y in zip(uninterrupted[6:], resumed):
     np.testing.assert_array_equal(x["video"], y["video"])
@@ -329,17 +398,22 @@ def test_resumed_batches_equal_an_uninterrupted_run_without_decoding_the_skipped
 def test_cached_videos_are_decoded_once_and_change_no_batch_and_no_skip(folder, monkeypatch):
   reads = collections.Counter()
   read_frames = clips.video.read_frames
-  monkeypatch.setattr(clips.video, "read_frames",
-                      lambda *a, **k: reads.update([a[0]]) or read_frames(*a, **k))
+  monkeypatch.setattr(
+    clips.video, "read_frames", lambda *a, **k: reads.update([a[0]]) or read_frames(*a, **k)
+  )
   runs = []
   for cache in (False, True):
     reads.clear()
     skips = SkipCounter()
-    config = make_config("folder", folder, cache=cache, short_video="skip",
-                         scale_jitter=(1.0, 1.3), eval_clips=2)
+    config = make_config(
+      "folder", folder, cache=cache, short_video="skip", scale_jitter=(1.0, 1.3), eval_clips=2
+    )
     train = take(config, "train", num_epochs=3, skips=skips)
     runs.append((train, take(config, "eval", skips=SkipCounter()), skips.counts(), dict(reads)))
-  (train, evals, skipped, plain_reads), (cached_train, cached_evals, cached_skipped, cached_reads) = runs
+  (
+    (train, evals, skipped, plain_reads),
+    (cached_train, cached_evals, cached_skipped, cached_reads),
+  ) = runs
   assert len(train) == len(cached_train) == 9  # 12 good videos x 3 epochs, batches of 4.
   for x, y in zip(train + evals, cached_train + cached_evals):
     assert x.keys() == y.keys()
@@ -360,18 +434,22 @@ def test_tfds_builder_and_tfds_source(folder, prepared, tmp_path, from_prepared)
   import tensorflow_datasets as tfds
 
   from jaxres.data import tfds_builder
+
   data_dir = str(tmp_path / "tfds")
   source = prepared if from_prepared else folder
   lists = None if from_prepared else {"train": "", "eval": ""}
-  builder = tfds.builder("jaxres_videos", data_dir=data_dir,
-                         config=tfds_builder.folder_config(source, name="colours", resize=32,
-                                                           split_lists=lists))
+  builder = tfds.builder(
+    "jaxres_videos",
+    data_dir=data_dir,
+    config=tfds_builder.folder_config(source, name="colours", resize=32, split_lists=lists),
+  )
   builder.download_and_prepare()
   assert builder.info.features["label"].names == sorted(CLASSES)
   assert builder.info.splits["train"].num_examples == 13  # The two unreadable files are left out.
   # A built dataset loads by name from its data_dir, like any TFDS dataset (e.g. ucf101).
-  config = make_config("tfds", data_dir, tfds_name="jaxres_videos/colours", eval_split="eval",
-                       eval_clips=2)
+  config = make_config(
+    "tfds", data_dir, tfds_name="jaxres_videos/colours", eval_split="eval", eval_clips=2
+  )
   assert pipeline.dataset_info(config).num_videos == {"train": 13, "eval": 13}
   for batch in take(config, "train", 2, skips=SkipCounter()):
     np.testing.assert_array_equal(batch["label"], clip_classes(batch["video"]))
@@ -396,9 +474,19 @@ def test_prepared_shards_of_only_short_videos_are_an_error_not_a_hang(tmp_path):
   for i in range(2):
     write_video(str(tmp_path / "videos" / "a" / f"short{i}.mp4"), colour_clip(0, 4, rng), fps=25)
   out = str(tmp_path / "prepared")
-  prepare_dataset(str(tmp_path / "videos"), out, split_lists={"train": "", "eval": ""},
-                  num_shards=1, workers=1, resize=32, skips=SkipCounter(), log=None)
+  prepare_dataset(
+    str(tmp_path / "videos"),
+    out,
+    split_lists={"train": "", "eval": ""},
+    num_shards=1,
+    workers=1,
+    resize=32,
+    skips=SkipCounter(),
+    log=None,
+  )
   skips = SkipCounter()
   with pytest.raises(Exception, match="All 2 of this host's videos are shorter than a clip"):
-    take(make_config("prepared", out, short_video="skip"), "train", 1, skips=skips)  # repeats forever
+    take(
+      make_config("prepared", out, short_video="skip"), "train", 1, skips=skips
+    )  # repeats forever
   assert skips.counts() == {"short": 2}

@@ -20,14 +20,25 @@ def make_folder(root, layout):
 
 
 def test_classes_are_sorted_and_labels_follow_folders(tmp_path):
-  root = make_folder(tmp_path, {"Zebra": ["z1.mp4"], "apple": ["a2.avi", "a1.mkv"],
-                                "Mango": ["m.webm", "notes.txt"], ".hidden": ["h.mp4"]})
+  root = make_folder(
+    tmp_path,
+    {
+      "Zebra": ["z1.mp4"],
+      "apple": ["a2.avi", "a1.mkv"],
+      "Mango": ["m.webm", "notes.txt"],
+      ".hidden": ["h.mp4"],
+    },
+  )
   skips = SkipCounter()
   videos = sources.folder_videos(root, skips=skips)
   assert videos.class_names == ("Mango", "Zebra", "apple")
   got = [(os.path.relpath(e.path, root), e.label, e.video_id) for e in videos.entries]
-  assert got == [("Mango/m.webm", 0, 0), ("Zebra/z1.mp4", 1, 1), ("apple/a1.mkv", 2, 2),
-                 ("apple/a2.avi", 2, 3)]
+  assert got == [
+    ("Mango/m.webm", 0, 0),
+    ("Zebra/z1.mp4", 1, 1),
+    ("apple/a1.mkv", 2, 2),
+    ("apple/a2.avi", 2, 3),
+  ]
   assert skips.files("not_video") == [os.path.join(root, "Mango", "notes.txt")]
   assert skips.metrics() == {"data/skipped_total": 1, "data/skipped_not_video": 1}
 
@@ -44,8 +55,11 @@ def test_ucf_and_csv_split_lists(tmp_path):
   rel = lambda v: [(os.path.relpath(e.path, root), e.label) for e in v.entries]
   assert rel(sources.folder_videos(root, str(train))) == [("Jump/j2.avi", 0), ("Run/r1.avi", 1)]
   assert rel(sources.folder_videos(root, str(test), split="eval")) == [("Jump/j1.avi", 0)]
-  assert rel(sources.folder_videos(root, str(csv))) == [("Jump/j1.avi", 0), ("Run/r1.avi", 1),
-                                                       ("Run/r2.avi", 1)]
+  assert rel(sources.folder_videos(root, str(csv))) == [
+    ("Jump/j1.avi", 0),
+    ("Run/r1.avi", 1),
+    ("Run/r2.avi", 1),
+  ]
   assert sources.list_classes(root) == names
 
 
@@ -75,7 +89,9 @@ def test_empty_folders_are_clear_errors(tmp_path):
 
 
 def test_holdout_split_is_disjoint_and_covers(tmp_path):
-  root = make_folder(tmp_path, {"a": [f"{i}.mp4" for i in range(8)], "b": [f"{i}.mp4" for i in range(4)]})
+  root = make_folder(
+    tmp_path, {"a": [f"{i}.mp4" for i in range(8)], "b": [f"{i}.mp4" for i in range(4)]}
+  )
   train = {e.path for e in sources.folder_videos(root, holdout_fraction=0.25).entries}
   held = {e.path for e in sources.folder_videos(root, split="eval", holdout_fraction=0.25).entries}
   assert len(held) == 3 and not train & held and len(train | held) == 12
@@ -132,24 +148,30 @@ def test_demo_clips_move_in_their_class_direction(name):
 
 def test_demo_dataset_is_real_video_and_reused(tmp_path):
   from jaxres.data import video as video_io
-  root = demo.write_demo_dataset(str(tmp_path / "demo"), num_classes=4, videos_per_class=4,
-                                 num_frames=8, size=32)
+
+  root = demo.write_demo_dataset(
+    str(tmp_path / "demo"), num_classes=4, videos_per_class=4, num_frames=8, size=32
+  )
   assert sources.list_classes(root) == ("down", "left", "right", "up")
   train = sources.folder_videos(root, os.path.join(root, "trainlist01.txt"))
   test = sources.folder_videos(root, os.path.join(root, "testlist01.txt"), split="eval")
   assert len(train.entries) == 12 and len(test.entries) == 4
-  assert all(os.path.basename(os.path.dirname(e.path)) == train.class_names[e.label]
-             for e in train.entries + test.entries)
+  assert all(
+    os.path.basename(os.path.dirname(e.path)) == train.class_names[e.label]
+    for e in train.entries + test.entries
+  )
   video = video_io.read_video(train.entries[0].path)
   assert video.frames.shape == (8, 32, 32, 3)
   mtime = os.path.getmtime(train.entries[0].path)
-  assert demo.write_demo_dataset(root, num_classes=4, videos_per_class=4, num_frames=8,
-                                 size=32) == root
+  assert (
+    demo.write_demo_dataset(root, num_classes=4, videos_per_class=4, num_frames=8, size=32) == root
+  )
   assert os.path.getmtime(train.entries[0].path) == mtime
 
 
 def test_listing_the_demo_never_writes_it(tmp_path):
   from jaxres.data import catalog
+
   config = default_data_config()
   config.path = str(tmp_path / "demo")
   config.demo.videos_per_class, config.demo.num_frames, config.demo.size = 2, 4, 16
@@ -169,19 +191,27 @@ def test_listing_the_demo_never_writes_it(tmp_path):
 
 def test_split_list_writer_reads_back_and_footage_uses_it(tmp_path):
   from jaxres.data import footage, split_lists
-  root = footage.write_footage_dataset(str(tmp_path / "footage"), num_videos=4, frames=2,
-                                       height=16, width=16)
+
+  root = footage.write_footage_dataset(
+    str(tmp_path / "footage"), num_videos=4, frames=2, height=16, width=16
+  )
   assert sorted(os.listdir(root)) == ["footage", split_lists.EVAL_LIST, split_lists.TRAIN_LIST]
   train = sources.folder_videos(root, os.path.join(root, split_lists.TRAIN_LIST))
   test = sources.folder_videos(root, os.path.join(root, split_lists.EVAL_LIST), split="eval")
   assert [os.path.basename(e.path) for e in train.entries] == [f"clip_00{i}.mp4" for i in range(3)]
   assert [os.path.basename(e.path) for e in test.entries] == ["clip_003.mp4"]
   path = os.path.join(root, "mine.txt")
-  assert split_lists.write_split_list(path, ["footage/clip_001.mp4 1", "footage/clip_000.mp4"]) == path
+  assert (
+    split_lists.write_split_list(path, ["footage/clip_001.mp4 1", "footage/clip_000.mp4"]) == path
+  )
   assert open(path).read() == "footage/clip_001.mp4 1\nfootage/clip_000.mp4\n"
   for bad in (["a.mp4\nb.mp4"], [""]):
     with pytest.raises(ValueError, match="one non-empty line"):
       split_lists.write_split_list(path, bad)
   assert open(path).read().count("\n") == 2  # a refused list leaves the old one
-  assert sorted(os.listdir(root)) == ["footage", "mine.txt", split_lists.EVAL_LIST,
-                                      split_lists.TRAIN_LIST]  # no temporary file left
+  assert sorted(os.listdir(root)) == [
+    "footage",
+    "mine.txt",
+    split_lists.EVAL_LIST,
+    split_lists.TRAIN_LIST,
+  ]  # no temporary file left

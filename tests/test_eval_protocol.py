@@ -19,14 +19,17 @@ from jaxres.tasks.classification import in_top_k
 def test_top5_per_clip_and_per_video_against_a_hand_count():
   task = make_task("classification")
   # 7 classes, no ties. Clip ranks of the label (1 = best): 1, 5, 6, 3, 7, 2 (the last is padding).
-  logits = np.array([
-      [9, 1, 2, 3, 4, 5, 6],    # label 0: rank 1 (top-1 and top-5)
-      [1, 2, 9, 8, 3, 4, 5],    # label 4: 9, 8, 4, 5 higher: rank 5 (top-5 only)
-      [6, 5, 4, 3, 2, 1, 0],    # label 5: 6, 5, 4, 3, 2 higher: rank 6 (neither)
-      [0, 7, 6, 5, 4, 3, 1],    # label 3: 7, 6 higher: rank 3 (top-5 only)
-      [0, 1, 2, 3, 4, 5, 6],    # label 0: rank 7 (neither)
+  logits = np.array(
+    [
+      [9, 1, 2, 3, 4, 5, 6],  # label 0: rank 1 (top-1 and top-5)
+      [1, 2, 9, 8, 3, 4, 5],  # label 4: 9, 8, 4, 5 higher: rank 5 (top-5 only)
+      [6, 5, 4, 3, 2, 1, 0],  # label 5: 6, 5, 4, 3, 2 higher: rank 6 (neither)
+      [0, 7, 6, 5, 4, 3, 1],  # label 3: 7, 6 higher: rank 3 (top-5 only)
+      [0, 1, 2, 3, 4, 5, 6],  # label 0: rank 7 (neither)
       [5, 6, 0, 0.5, 1, 2, 3],  # label 0: rank 2, but padding: must not count
-  ], np.float32)
+    ],
+    np.float32,
+  )
   labels = np.array([0, 4, 5, 3, 0, 0])
   video_id = np.array([0, 0, 1, 1, 2, -1])
   mask = np.array([1, 1, 1, 1, 1, 0], np.float32)
@@ -69,8 +72,10 @@ def test_eval_views_take_the_eval_short_side_and_crop():
   centre = np.clip(np.round(resized.numpy()[:, 4:44, 12:52]), 0, 255)
   np.testing.assert_allclose(out["video"][1].numpy(), centre, atol=1)
   # 0 means training's sizes.
-  same = views.eval_views(_data_config(eval_resize=0, eval_crop_size=0),
-                          {"clips": tf.constant(clips), "label": 1, "video_id": 7})
+  same = views.eval_views(
+    _data_config(eval_resize=0, eval_crop_size=0),
+    {"clips": tf.constant(clips), "label": 1, "video_id": 7},
+  )
   assert tuple(same["video"].shape) == (6, 4, 28, 28, 3)
   with pytest.raises(ValueError, match="eval crop 64"):
     config_lib.validate(_data_config(eval_crop_size=64))
@@ -83,18 +88,23 @@ def videos(tmp_path_factory):
   for name in ("a", "b"):
     os.makedirs(root / name)
     for i in range(2):
-      write_video(str(root / name / f"{name}{i}.mp4"),
-                  rng.integers(0, 255, (8, 48, 64, 3), np.uint8), fps=25)
+      write_video(
+        str(root / name / f"{name}{i}.mp4"), rng.integers(0, 255, (8, 48, 64, 3), np.uint8), fps=25
+      )
   return str(root)
 
 
 def test_pipeline_and_predict_views_at_the_eval_crop(videos):
   config = _data_config(source="folder", path=videos)
-  train = next(iter(pipeline.create_iterator(config, "train", global_batch_size=2, sharding=None,
-                                             seed=0)))
+  train = next(
+    iter(pipeline.create_iterator(config, "train", global_batch_size=2, sharding=None, seed=0))
+  )
   assert train["video"].shape == (2, 4, 28, 28, 3)
-  batches = list(pipeline.create_iterator(config, "eval", global_batch_size=4, sharding=None,
-                                          seed=0, num_epochs=1))
+  batches = list(
+    pipeline.create_iterator(
+      config, "eval", global_batch_size=4, sharding=None, seed=0, num_epochs=1
+    )
+  )
   assert all(b["video"].shape == (4, 4, 40, 40, 3) for b in batches)
   path = os.path.join(videos, "a", "a0.mp4")
   assert predict.video_views(path, config).shape == (6, 4, 40, 40, 3)

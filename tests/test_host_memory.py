@@ -20,7 +20,8 @@ def _clean_env(**extra):
 @glibc_only
 def test_retaining_environ_adds_tunables_and_keeps_others():
   env = host_memory.retaining_environ(
-      {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4:glibc.cpu.x86_shstk=off", "HOME": "/h"})
+    {"GLIBC_TUNABLES": "glibc.malloc.arena_max=4:glibc.cpu.x86_shstk=off", "HOME": "/h"}
+  )
   tunables = env["GLIBC_TUNABLES"].split(":")
   assert "glibc.cpu.x86_shstk=off" in tunables
   assert "glibc.malloc.arena_max=4" not in tunables  # ours replaces a conflicting value
@@ -33,19 +34,30 @@ def test_retaining_environ_respects_opt_out():
   assert "GLIBC_TUNABLES" not in env and not host_memory.retaining(env)
 
 
-_PRINT_TUNABLES = ("from jaxres import host_memory; host_memory.restart_retaining(); "
-                   "import os, sys; print(os.environ.get('GLIBC_TUNABLES'), sys.argv[1:])")
+_PRINT_TUNABLES = (
+  "from jaxres import host_memory; host_memory.restart_retaining(); "
+  "import os, sys; print(os.environ.get('GLIBC_TUNABLES'), sys.argv[1:])"
+)
 
 
 @glibc_only
 def test_restart_retaining_reexecutes_with_the_same_arguments():
-  out = subprocess.run([sys.executable, "-c", _PRINT_TUNABLES, "a", "--b"], env=_clean_env(),
-                       capture_output=True, text=True, check=True).stdout
+  out = subprocess.run(
+    [sys.executable, "-c", _PRINT_TUNABLES, "a", "--b"],
+    env=_clean_env(),
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
   assert out.split()[0] == ":".join(host_memory.RETAIN_TUNABLES)
   assert out.strip().endswith("['a', '--b']")
-  opted_out = subprocess.run([sys.executable, "-c", _PRINT_TUNABLES],
-                             env=_clean_env(**{host_memory.ENV_VAR: "0"}), capture_output=True,
-                             text=True, check=True).stdout
+  opted_out = subprocess.run(
+    [sys.executable, "-c", _PRINT_TUNABLES],
+    env=_clean_env(**{host_memory.ENV_VAR: "0"}),
+    capture_output=True,
+    text=True,
+    check=True,
+  ).stdout
   assert opted_out.startswith("None")
 
 
@@ -70,8 +82,9 @@ print(*faults[-8:])
 @pytest.mark.slow  # counts page faults in processes
 def test_retained_memory_is_reused_without_page_faults():
   def faults(env):
-    out = subprocess.run([sys.executable, "-c", _FAULTS], env=env, capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+      [sys.executable, "-c", _FAULTS], env=env, capture_output=True, text=True, check=True
+    ).stdout
     return [int(n) for n in out.split()[-8:]]
 
   default = faults(_clean_env())

@@ -16,10 +16,18 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_import_jaxres_is_light_and_exports_load_run():
-  code = ("import sys, jaxres; print(sorted(m for m in ('jax', 'tensorflow', 'flax', 'orbax') "
-          "if m in sys.modules)); print(jaxres.load_run.__module__)")
-  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                       cwd=REPO, env={**os.environ, "PYTHONPATH": REPO})
+  code = (
+    "import sys, jaxres; print(sorted(m for m in ('jax', 'tensorflow', 'flax', 'orbax') "
+    "if m in sys.modules)); print(jaxres.load_run.__module__)"
+  )
+  out = subprocess.run(
+    [sys.executable, "-c", code],
+    capture_output=True,
+    text=True,
+    timeout=300,
+    cwd=REPO,
+    env={**os.environ, "PYTHONPATH": REPO},
+  )
   assert out.returncode == 0, out.stderr[-2000:]
   assert out.stdout.split("\n")[:2] == ["[]", "jaxres.inference.runs"]
   assert "load_run" in dir(jaxres)

@@ -45,19 +45,30 @@ def test_every_requirement_is_pinned_within_its_range():
         continue
       assert name in pins, f"{req} ({group}) has no pin in requirements/constraints.txt"
       assert req.specifier.contains(pins[name], prereleases=True), (
-          f"requirements/constraints.txt pins {name}=={pins[name]} outside {req} ({group})")
+        f"requirements/constraints.txt pins {name}=={pins[name]} outside {req} ({group})"
+      )
 
 
 def test_extras_split_core_from_video_torch_and_test():
   reqs = _requirements()
   names = {group: {canonicalize_name(r.name) for r in rs} for group, rs in reqs.items()}
   assert names["core"] == {"jax", "jaxlib", "flax", "optax", "numpy"}
-  assert {"tensorflow-cpu", "tensorflow-datasets", "av", "imageio", "ml-collections",
-          "orbax-checkpoint", "scikit-image"} <= names["video"]
+  assert {
+    "tensorflow-cpu",
+    "tensorflow-datasets",
+    "av",
+    "imageio",
+    "ml-collections",
+    "orbax-checkpoint",
+    "scikit-image",
+  } <= names["video"]
   assert names["torch"] == {"torch", "torchvision", "pytorchvideo", "basicsr"}
   assert {"pytest", "pytest-xdist", "scikit-image", "import-linter", "jaxres"} <= names["test"]
-  self_extras = {group: set().union(*(r.extras for r in rs if r.name == "jaxres"))
-                 for group, rs in reqs.items()}
+  self_extras = {
+    group: set().union(*(r.extras for r in rs if r.name == "jaxres")) for group, rs in reqs.items()
+  }
   assert self_extras["test"] == {"video"}
   assert self_extras["all"] == {"video", "torch", "test"}
-  assert all(r.specifier for group in ("core", "video", "torch") for r in reqs[group])  # ranges, not bare names
+  assert all(
+    r.specifier for group in ("core", "video", "torch") for r in reqs[group]
+  )  # ranges, not bare names

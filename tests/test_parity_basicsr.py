@@ -58,8 +58,9 @@ def test_flow_warp_matches_grid_sample(padding):
   gy, gx = torch.meshgrid(torch.arange(7.0), torch.arange(9.0), indexing="ij")
   grid = torch.stack((gx, gy), 2) + torch.from_numpy(flow)
   grid = torch.stack((2 * grid[..., 0] / 8 - 1, 2 * grid[..., 1] / 6 - 1), 3)
-  expected = torch.nn.functional.grid_sample(torch.from_numpy(x), grid, mode="bilinear",
-                                             padding_mode=padding, align_corners=True).numpy()
+  expected = torch.nn.functional.grid_sample(
+    torch.from_numpy(x), grid, mode="bilinear", padding_mode=padding, align_corners=True
+  ).numpy()
   got = jax.jit(sampling.flow_warp, static_argnums=2)(_nhwc(x), flow, padding)
   np.testing.assert_allclose(_nchw(got), expected, atol=1e-5)
 
@@ -68,10 +69,12 @@ def test_resize_bilinear_matches_interpolate():
   x = np.random.default_rng(1).standard_normal((2, 3, 7, 9)).astype(np.float32)
   for size in [(14, 36), (3, 4), (7, 9)]:  # up, down, same
     for align_corners in (True, False):
-      expected = torch.nn.functional.interpolate(torch.from_numpy(x), size=size, mode="bilinear",
-                                                 align_corners=align_corners).numpy()
+      expected = torch.nn.functional.interpolate(
+        torch.from_numpy(x), size=size, mode="bilinear", align_corners=align_corners
+      ).numpy()
       got = jax.jit(lambda x: sampling.resize_bilinear(x, size, align_corners=align_corners))(
-          _nhwc(x))
+        _nhwc(x)
+      )
       np.testing.assert_allclose(_nchw(got), expected, atol=1e-5)
 
 
@@ -84,16 +87,21 @@ def test_modulated_deform_conv_matches_torchvision():
   weight = rng.standard_normal((out, c, 3, 3)).astype(np.float32)
   bias = rng.standard_normal(out).astype(np.float32)
   expected = torchvision.ops.deform_conv2d(
-      *map(torch.from_numpy, (x, offset, weight, bias)), padding=1,
-      mask=torch.from_numpy(mask)).numpy()
-  deform_conv = jax.jit(functools.partial(sampling.modulated_deform_conv, padding=1,
-                                          deformable_groups=groups))
+    *map(torch.from_numpy, (x, offset, weight, bias)), padding=1, mask=torch.from_numpy(mask)
+  ).numpy()
+  deform_conv = jax.jit(
+    functools.partial(sampling.modulated_deform_conv, padding=1, deformable_groups=groups)
+  )
   got = deform_conv(_nhwc(x), _nhwc(offset), _nhwc(mask), weight.transpose(2, 3, 1, 0), bias)
   np.testing.assert_allclose(_nchw(got), expected, atol=1e-4)
   with pytest.raises(ValueError, match="offset"):
-    sampling.modulated_deform_conv(jnp.asarray(_nhwc(x)), jnp.zeros((b, h, w, 9)),
-                                   jnp.zeros((b, h, w, 9)), jnp.zeros((3, 3, c, out)),
-                                   deformable_groups=groups)
+    sampling.modulated_deform_conv(
+      jnp.asarray(_nhwc(x)),
+      jnp.zeros((b, h, w, 9)),
+      jnp.zeros((b, h, w, 9)),
+      jnp.zeros((3, 3, c, out)),
+      deformable_groups=groups,
+    )
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -188,8 +196,11 @@ def test_iconvsr_matches_basicsr():
   with torch.no_grad():
     expected = reference(x).numpy()
   checkpoint = reference.state_dict()
-  assert model_fields(checkpoint, "iconvsr") == {"features": 8, "num_blocks": 1,
-                                                 "temporal_padding": 2}
+  assert model_fields(checkpoint, "iconvsr") == {
+    "features": 8,
+    "num_blocks": 1,
+    "temporal_padding": 2,
+  }
   assert rel_err(_run("iconvsr", checkpoint, x), expected) < 1e-4
 
 
@@ -203,13 +214,19 @@ def test_conversion_reads_mmagic_checkpoints_and_names_bad_keys():
     np.testing.assert_array_equal(x, y)
   bad = dict(state)
   bad["extra.weight"] = bad.pop("conv_after_body.weight")
-  with pytest.raises(ConversionError, match=r"unknown keys \(1\): extra\.weight(.|\n)*missing "
-                                            r"parameters \(1\): params/conv_after_body/kernel"):
+  with pytest.raises(
+    ConversionError,
+    match=r"unknown keys \(1\): extra\.weight(.|\n)*missing "
+    r"parameters \(1\): params/conv_after_body/kernel",
+  ):
     from_basicsr(bad, "edsr_baseline")
   # mmagic's BasicVSRNet names (from its source): SPyNet in ConvModules, *_resblocks, PixelShufflePack.
   basicvsr = TorchBasicVSR(num_feat=4, num_block=1).state_dict()
-  renames = [(r"(basic_module\.\d\.basic_module\.)(\d)\.", lambda m: f"{m[1]}{int(m[2]) // 2}.conv."),
-             (r"_trunk\.", "_resblocks."), (r"^upconv(\d)\.", r"upsample\1.upsample_conv.")]
+  renames = [
+    (r"(basic_module\.\d\.basic_module\.)(\d)\.", lambda m: f"{m[1]}{int(m[2]) // 2}.conv."),
+    (r"_trunk\.", "_resblocks."),
+    (r"^upconv(\d)\.", r"upsample\1.upsample_conv."),
+  ]
   renamed = {}
   for key, value in basicvsr.items():
     for pattern, replacement in renames:
@@ -231,13 +248,29 @@ def test_convert_command_from_basicsr(tmp_path, capsys):
   reference = TorchEDSR(3, 3, num_feat=8, num_block=1, upscale=3)
   torch.save({"params": reference.state_dict()}, tmp_path / "edsr.pth")
   out = tmp_path / "edsr.msgpack"
-  assert cli.main(["convert", str(tmp_path / "edsr.pth"), str(out), "--arch", "edsr_baseline",
-                   "--from", "basicsr"]) == 0
+  assert (
+    cli.main(
+      [
+        "convert",
+        str(tmp_path / "edsr.pth"),
+        str(out),
+        "--arch",
+        "edsr_baseline",
+        "--from",
+        "basicsr",
+      ]
+    )
+    == 0
+  )
   assert "--config.model.scale=3 --config.model.features=8" in capsys.readouterr().out
   loaded = load_variables(str(out))
   expected = from_basicsr({"params": reference.state_dict()}, "edsr_baseline")
   for x, y in zip(jax.tree_util.tree_leaves(loaded), jax.tree_util.tree_leaves(expected)):
     np.testing.assert_array_equal(x, y)
-  assert cli.main(["convert", str(tmp_path / "edsr.pth"), str(out), "--arch", "r3d_18",
-                   "--from", "basicsr"]) == 1
+  assert (
+    cli.main(
+      ["convert", str(tmp_path / "edsr.pth"), str(out), "--arch", "r3d_18", "--from", "basicsr"]
+    )
+    == 1
+  )
   assert "--from basicsr converts" in capsys.readouterr().err

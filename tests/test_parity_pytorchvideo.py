@@ -30,18 +30,28 @@ from jaxres.convert import ConversionError, from_pytorchvideo  # noqa: E402
 from jaxres.models.pytorchvideo_resnet import PYTORCHVIDEO_HEAD_POOL  # noqa: E402
 from jaxres.models.slowfast import slow_frame_indices  # noqa: E402
 
-ARCHS = ("slow_r50", "c2d_r50", "i3d_r50", "csn_r101", "ir_csn_152", "r2plus1d_r50",
-         "slowfast_r50")
+ARCHS = ("slow_r50", "c2d_r50", "i3d_r50", "csn_r101", "ir_csn_152", "r2plus1d_r50", "slowfast_r50")
 # PyTorchVideo 0.1.5 with 400 classes (the issue's table).
-PARAMS = {"slow_r50": 32_454_096, "c2d_r50": 24_327_632, "i3d_r50": 28_043_472,
-          "csn_r101": 22_213_776, "ir_csn_152": 29_703_568, "r2plus1d_r50": 28_107_600,
-          "slowfast_r50": 34_566_488}
+PARAMS = {
+  "slow_r50": 32_454_096,
+  "c2d_r50": 24_327_632,
+  "i3d_r50": 28_043_472,
+  "csn_r101": 22_213_776,
+  "ir_csn_152": 29_703_568,
+  "r2plus1d_r50": 28_107_600,
+  "slowfast_r50": 34_566_488,
+}
 
 
 def _build_torch(arch, num_classes, **kwargs):
   if arch == "ir_csn_152":  # not in PyTorchVideo's hub: csn_r101's builder at depth 152
-    return create_csn(model_depth=152, stem_pool=torch.nn.MaxPool3d, head_pool_kernel_size=(4, 7, 7),
-                      model_num_class=num_classes, **kwargs)
+    return create_csn(
+      model_depth=152,
+      stem_pool=torch.nn.MaxPool3d,
+      head_pool_kernel_size=(4, 7, 7),
+      model_num_class=num_classes,
+      **kwargs,
+    )
   return getattr(pytorchvideo_hub, arch)(model_num_class=num_classes, **kwargs)
 
 
@@ -79,8 +89,10 @@ def _torch_input(arch, x):
 @pytest.mark.parametrize("arch", ARCHS)
 def test_parameter_counts_match_pytorchvideo(arch):
   model = models.get(arch, num_classes=400, conv_lowering="native")  # the fastest to trace
-  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                             jax.ShapeDtypeStruct((1, 4, 32, 32, 3), jnp.float32))
+  variables = jax.eval_shape(
+    lambda x: model.init(jax.random.key(0), x, train=False),
+    jax.ShapeDtypeStruct((1, 4, 32, 32, 3), jnp.float32),
+  )
   assert models.count_params(variables["params"]) == PARAMS[arch]
 
 
@@ -88,25 +100,34 @@ def test_parameter_counts_match_pytorchvideo(arch):
 # "conv" + "linear" counts, one multiply-add each. fvcore also counts BatchNorm (2 per element in
 # eval mode: slow_r50 177,823,744, csn_r101 571,805,696) and skips max/average pooling and the
 # residual additions; count_macs counts convolutions and linear layers only, as torchvision does.
-FVCORE_CONV_LINEAR = {"slow_r50": 41_740_828_672, "c2d_r50": 19_493_191_680,
-                      "i3d_r50": 28_407_660_544, "csn_r101": 56_468_187_136,
-                      "ir_csn_152": 74_046_244_864, "r2plus1d_r50": 57_533_825_024,
-                      "slowfast_r50": 50_308_583_424}
+FVCORE_CONV_LINEAR = {
+  "slow_r50": 41_740_828_672,
+  "c2d_r50": 19_493_191_680,
+  "i3d_r50": 28_407_660_544,
+  "csn_r101": 56_468_187_136,
+  "ir_csn_152": 74_046_244_864,
+  "r2plus1d_r50": 57_533_825_024,
+  "slowfast_r50": 50_308_583_424,
+}
 
 
-@pytest.mark.parametrize("arch", [a if a in ("slow_r50", "csn_r101") else
-                                  pytest.param(a, marks=pytest.mark.slow) for a in ARCHS])
+@pytest.mark.parametrize(
+  "arch",
+  [a if a in ("slow_r50", "csn_r101") else pytest.param(a, marks=pytest.mark.slow) for a in ARCHS],
+)
 def test_multiply_adds_at_the_default_clip_match_fvcore(arch):
   shape = models.spec(arch).default_input_shape()
-  assert models.count_macs(models.get(arch, conv_lowering="native"), shape) == \
-      FVCORE_CONV_LINEAR[arch]
+  assert (
+    models.count_macs(models.get(arch, conv_lowering="native"), shape) == FVCORE_CONV_LINEAR[arch]
+  )
 
 
 @pytest.mark.slow  # traces PyTorchVideo's slow_r50 at 8x224x224 (seconds)
 def test_fvcore_counts_are_the_recorded_ones():
   fvcore = pytest.importorskip("fvcore.nn")
-  analysis = fvcore.FlopCountAnalysis(_build_torch("slow_r50", 400).eval(),
-                                      torch.zeros(1, 3, 8, 224, 224))
+  analysis = fvcore.FlopCountAnalysis(
+    _build_torch("slow_r50", 400).eval(), torch.zeros(1, 3, 8, 224, 224)
+  )
   analysis.unsupported_ops_warnings(False)
   analysis.uncalled_modules_warnings(False)
   ops = analysis.by_operator()
@@ -115,11 +136,19 @@ def test_fvcore_counts_are_the_recorded_ones():
 
 
 def test_registry_has_the_default_clips():
-  clips = {a: (models.spec(a).num_frames, models.spec(a).frame_stride, models.spec(a).crop_size)
-           for a in ARCHS}
-  assert clips == {"slow_r50": (8, 8, 224), "c2d_r50": (8, 8, 224), "i3d_r50": (8, 8, 224),
-                   "csn_r101": (32, 2, 224), "ir_csn_152": (32, 2, 224), "r2plus1d_r50": (16, 4, 224),
-                   "slowfast_r50": (32, 2, 224)}
+  clips = {
+    a: (models.spec(a).num_frames, models.spec(a).frame_stride, models.spec(a).crop_size)
+    for a in ARCHS
+  }
+  assert clips == {
+    "slow_r50": (8, 8, 224),
+    "c2d_r50": (8, 8, 224),
+    "i3d_r50": (8, 8, 224),
+    "csn_r101": (32, 2, 224),
+    "ir_csn_152": (32, 2, 224),
+    "r2plus1d_r50": (16, 4, 224),
+    "slowfast_r50": (32, 2, 224),
+  }
   assert models.spec("csn_r101").default_input_shape(2) == (2, 32, 224, 224, 3)
 
 
@@ -130,6 +159,7 @@ def _both_modes(arch, num_classes, lowering):
     logits_eval = model.apply(variables, x, train=False)
     logits_train, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
     return logits_eval, logits_train, updates["batch_stats"]
+
   return jax.jit(run)
 
 
@@ -155,8 +185,9 @@ def _check_both_modes(arch, lowering, shape):
   assert rel_err(got_eval, want_eval) < 1e-4
   tolerance = max(1e-4, (2 if lowering == "native" else 3) * rel_err(torch32_train, want_train))
   assert rel_err(got_train, want_train) < tolerance
-  want_stats = dict(jax.tree_util.tree_leaves_with_path(
-      from_pytorchvideo(exact.state_dict(), arch)["batch_stats"]))
+  want_stats = dict(
+    jax.tree_util.tree_leaves_with_path(from_pytorchvideo(exact.state_dict(), arch)["batch_stats"])
+  )
   for path, value in jax.tree_util.tree_leaves_with_path(stats):
     assert rel_err(value, want_stats[path]) < tolerance, jax.tree_util.keystr(path)
 
@@ -171,8 +202,9 @@ SHAPE = (4, 3, 8, 64, 64)
 # lowering too; each lowering equals native per convolution (tests/test_conv_lowering.py). Whole
 # deep networks compile for 10-60 s each, most of it under the default lowering's custom VJPs.
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,lowering", [(a, "native") for a in ARCHS if a != "ir_csn_152"] +
-                         [("csn_r101", None)])
+@pytest.mark.parametrize(
+  "arch,lowering", [(a, "native") for a in ARCHS if a != "ir_csn_152"] + [("csn_r101", None)]
+)
 def test_eval_and_train_outputs_match_pytorchvideo(arch, lowering):
   # SlowFast: 16 frames for the fast pathway, 4 for the slow one.
   _check_both_modes(arch, lowering, (2, 3, 16, 64, 64) if arch == "slowfast_r50" else SHAPE)
@@ -182,24 +214,30 @@ def test_fixed_head_pool_matches_pytorchvideo_where_it_is_not_global():
   """`head_pool` reproduces PyTorchVideo's fixed-kernel head where it differs from a global pool:
   a (2, 2, 2) kernel over c2d_r50's 4x2x2 last feature map averages 3 overlapping windows."""
   arch = "c2d_r50"
-  torch_model = _random_torch_model(arch, num_classes=5, global_pool=False,
-                                    head_pool_kernel_size=(2, 2, 2)).eval()
+  torch_model = _random_torch_model(
+    arch, num_classes=5, global_pool=False, head_pool_kernel_size=(2, 2, 2)
+  ).eval()
   x = torch.randn(1, 3, 8, 64, 64, generator=torch.Generator().manual_seed(3))
   with torch.no_grad():
     want = torch_model(x).numpy()
   variables = from_pytorchvideo(torch_model.state_dict(), arch)
   model = models.get(arch, num_classes=5, conv_lowering="native", head_pool=(2, 2, 2))
-  got_fixed, got_global = jax.jit(lambda v, x: (
-      model.apply(v, x, train=False), model.clone(head_pool=None).apply(v, x, train=False)))(
-          variables, channels_last(x))
+  got_fixed, got_global = jax.jit(
+    lambda v, x: (
+      model.apply(v, x, train=False),
+      model.clone(head_pool=None).apply(v, x, train=False),
+    )
+  )(variables, channels_last(x))
   assert rel_err(got_fixed, want) < 1e-4
   assert rel_err(got_global, want) > 1e-3  # the global pool differs here
 
 
 def test_head_pools_are_pytorchvideos():
   assert PYTORCHVIDEO_HEAD_POOL == {
-      arch: tuple(_build_torch(arch, 3).blocks[-1].pool.kernel_size) for arch in ARCHS
-      if arch != "slowfast_r50"}
+    arch: tuple(_build_torch(arch, 3).blocks[-1].pool.kernel_size)
+    for arch in ARCHS
+    if arch != "slowfast_r50"
+  }
 
 
 def test_slow_pathway_frames_are_packpathways():

@@ -12,11 +12,11 @@ from jaxres import models  # noqa: E402
 from jaxres.convert import ConversionError, from_torchvision  # noqa: E402
 
 CONSTRUCTORS = {
-    "r3d_18": torchvision.models.video.r3d_18,
-    "mc3_18": torchvision.models.video.mc3_18,
-    "r2plus1d_18": torchvision.models.video.r2plus1d_18,
-    "resnet18": torchvision.models.resnet18,
-    "resnet50": torchvision.models.resnet50,
+  "r3d_18": torchvision.models.video.r3d_18,
+  "mc3_18": torchvision.models.video.mc3_18,
+  "r2plus1d_18": torchvision.models.video.r2plus1d_18,
+  "resnet18": torchvision.models.resnet18,
+  "resnet50": torchvision.models.resnet50,
 }
 
 
@@ -31,11 +31,15 @@ def _random_torch_model(arch, num_classes, seed=0):
 
 # (arch, torch input shape): 16x112x112 clips and an odd non-square size; ImageNet and odd images.
 CASES = [
-    ("r3d_18", (1, 3, 16, 112, 112)), ("r3d_18", (2, 3, 6, 40, 56)),
-    ("mc3_18", (1, 3, 16, 112, 112)), ("mc3_18", (2, 3, 6, 40, 56)),
-    ("r2plus1d_18", (1, 3, 16, 112, 112)), ("r2plus1d_18", (2, 3, 6, 40, 56)),
-    ("resnet18", (1, 3, 224, 224)), ("resnet18", (2, 3, 72, 100)),
-    ("resnet50", (2, 3, 72, 100)),
+  ("r3d_18", (1, 3, 16, 112, 112)),
+  ("r3d_18", (2, 3, 6, 40, 56)),
+  ("mc3_18", (1, 3, 16, 112, 112)),
+  ("mc3_18", (2, 3, 6, 40, 56)),
+  ("r2plus1d_18", (1, 3, 16, 112, 112)),
+  ("r2plus1d_18", (2, 3, 6, 40, 56)),
+  ("resnet18", (1, 3, 224, 224)),
+  ("resnet18", (2, 3, 72, 100)),
+  ("resnet50", (2, 3, 72, 100)),
 ]
 
 
@@ -44,8 +48,9 @@ slow = pytest.mark.slow
 FAST_CASE = ("resnet18", (2, 3, 72, 100))
 
 
-@pytest.mark.parametrize("arch,shape", [c if c == FAST_CASE else pytest.param(*c, marks=slow)
-                                        for c in CASES])
+@pytest.mark.parametrize(
+  "arch,shape", [c if c == FAST_CASE else pytest.param(*c, marks=slow) for c in CASES]
+)
 def test_eval_outputs_match_torchvision(arch, shape):
   torch_model = _random_torch_model(arch, num_classes=11).eval()
   x = torch.randn(*shape, generator=torch.Generator().manual_seed(1))
@@ -53,12 +58,17 @@ def test_eval_outputs_match_torchvision(arch, shape):
     expected = torch_model(x).numpy()
   variables = from_torchvision(torch_model.state_dict(), arch)
   got = jax.jit(lambda v, x: models.get(arch, num_classes=11).apply(v, x, train=False))(
-      variables, channels_last(x))
+    variables, channels_last(x)
+  )
   assert rel_err(got, expected) < 1e-4
 
 
-@pytest.mark.parametrize("arch", [pytest.param(a, marks=slow) for a in
-                                  ("r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50")])
+@pytest.mark.parametrize(
+  "arch",
+  [
+    pytest.param(a, marks=slow) for a in ("r3d_18", "mc3_18", "r2plus1d_18", "resnet18", "resnet50")
+  ],
+)
 def test_train_mode_outputs_and_batchnorm_statistics_match_torchvision(arch):
   torch_model = _random_torch_model(arch, num_classes=5).train()
   variables = from_torchvision(torch_model.state_dict(), arch)
@@ -68,7 +78,8 @@ def test_train_mode_outputs_and_batchnorm_statistics_match_torchvision(arch):
     expected = torch_model(x).numpy()  # one forward pass updates the running statistics
   model = models.get(arch, num_classes=5)
   got, updates = jax.jit(lambda v, x: model.apply(v, x, train=True, mutable=["batch_stats"]))(
-      variables, channels_last(x))
+    variables, channels_last(x)
+  )
   # ResNet-50's 50 layers, normalised by statistics of as few as 3x2x2 values, amplify float32
   # rounding: here XLA's native convolution is 2.5e-5 from torch, the Winograd F(4, 3) lowering
   # 0.9-1.2e-4 (the others: below 4e-5 with either).

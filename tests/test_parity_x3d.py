@@ -34,8 +34,13 @@ def _reference(frames, crop, num_classes, depth_factor=2.2, **kwargs):
   dropout off so that train mode is deterministic."""
   torch.manual_seed(1)
   kwargs = {"head_activation": None, "dropout_rate": 0.0, **kwargs}
-  model = x3d_reference.create_x3d(input_clip_length=frames, input_crop_size=crop,
-                                   model_num_class=num_classes, depth_factor=depth_factor, **kwargs)
+  model = x3d_reference.create_x3d(
+    input_clip_length=frames,
+    input_crop_size=crop,
+    model_num_class=num_classes,
+    depth_factor=depth_factor,
+    **kwargs,
+  )
   return randomise_batchnorm(model, seed=0)
 
 
@@ -51,16 +56,18 @@ def _compare(arch, torch_model, x, num_classes, depth_factor=None):
 
   @jax.jit
   def both_modes(variables, x):  # one compilation for both
-    return (model.apply(variables, x, train=False),
-            model.apply(variables, x, train=True, mutable=["batch_stats"]))
+    return (
+      model.apply(variables, x, train=False),
+      model.apply(variables, x, train=True, mutable=["batch_stats"]),
+    )
 
   got_eval, (got_train, updates) = both_modes(variables, xj)
   new_stats = from_pytorchvideo_x3d(torch_model.state_dict(), arch, **fields)["batch_stats"]
   want = dict(jax.tree_util.tree_leaves_with_path(new_stats))
-  stats_err = max(rel_err(v, want[p]) for p, v in
-                  jax.tree_util.tree_leaves_with_path(updates["batch_stats"]))
-  return (rel_err(got_eval, expected_eval), rel_err(got_train, expected_train), stats_err,
-          got_eval)
+  stats_err = max(
+    rel_err(v, want[p]) for p, v in jax.tree_util.tree_leaves_with_path(updates["batch_stats"])
+  )
+  return (rel_err(got_eval, expected_eval), rel_err(got_train, expected_train), stats_err, got_eval)
 
 
 def test_shallow_x3d_matches_pytorchvideo_in_eval_and_train_mode():
@@ -70,8 +77,9 @@ def test_shallow_x3d_matches_pytorchvideo_in_eval_and_train_mode():
   torch_model = _reference(5, 40, num_classes=7, depth_factor=0.4)
   # PyTorchVideo's default head (hub models included) ends with a softmax; jaxres returns the
   # logits before it. Same weights (the softmax has none).
-  softmax_model = _reference(5, 40, num_classes=7, depth_factor=0.4,
-                             head_activation=torch.nn.Softmax).eval()
+  softmax_model = _reference(
+    5, 40, num_classes=7, depth_factor=0.4, head_activation=torch.nn.Softmax
+  ).eval()
   softmax_model.load_state_dict(torch_model.state_dict())
   x = torch.randn(2, 3, 5, 40, 40, generator=torch.Generator().manual_seed(2))
   err_eval, err_train, err_stats, logits = _compare("x3d_m", torch_model, x, 7, depth_factor=0.4)
@@ -97,20 +105,28 @@ def test_x3d_l_weights_convert():
   assert len([k for k in variables["params"] if k.startswith("layer")]) == 5 + 10 + 25 + 15
 
 
-@pytest.mark.parametrize("arch", ["x3d_m"] + [pytest.param(a, marks=slow)
-                                              for a in ("x3d_xs", "x3d_s", "x3d_l")])
+@pytest.mark.parametrize(
+  "arch", ["x3d_m"] + [pytest.param(a, marks=slow) for a in ("x3d_xs", "x3d_s", "x3d_l")]
+)
 def test_parameter_counts_and_default_clips_match_pytorchvideo(arch):
   torch_model = getattr(hub, arch)()
   spec = models.spec(arch)
   shape = (1, spec.num_frames, spec.crop_size, spec.crop_size, 3)
   model = models.get(arch, num_classes=400)
-  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                             jax.ShapeDtypeStruct(shape, jnp.float32))
-  assert models.count_params(variables["params"]) == sum(p.numel() for p in torch_model.parameters())
+  variables = jax.eval_shape(
+    lambda x: model.init(jax.random.key(0), x, train=False),
+    jax.ShapeDtypeStruct(shape, jnp.float32),
+  )
+  assert models.count_params(variables["params"]) == sum(
+    p.numel() for p in torch_model.parameters()
+  )
   # The head's pooling window of the hub model is the final feature map of its default clip.
   pool = torch_model.blocks[5].pool.pool.kernel_size
-  assert tuple(pool) == (spec.num_frames, spec.crop_size // 32 + (spec.crop_size % 32 > 0),
-                         spec.crop_size // 32 + (spec.crop_size % 32 > 0))
+  assert tuple(pool) == (
+    spec.num_frames,
+    spec.crop_size // 32 + (spec.crop_size % 32 > 0),
+    spec.crop_size // 32 + (spec.crop_size % 32 > 0),
+  )
   if arch == "x3d_m":
     assert models.count_params(variables["params"]) == 3_794_274
 
@@ -121,6 +137,7 @@ def test_parameter_counts_and_default_clips_match_pytorchvideo(arch):
 # skips the rest (swish, SE's sigmoid and product, additions, means and average pools).
 def _fvcore_conv_and_linear(torch_model, x):
   from fvcore.nn import FlopCountAnalysis
+
   counts = FlopCountAnalysis(torch_model.eval(), x).unsupported_ops_warnings(False)
   counts = counts.uncalled_modules_warnings(False).by_operator()
   return counts["conv"] + counts["linear"]
@@ -176,8 +193,9 @@ def test_x3d_depthwise_conv_equals_xlas_grouped_conv_with_gradients():
     loss = lambda v, x: jnp.sum(jnp.sin(module.apply(v, x)))  # noqa: E731
     return jax.jit(lambda v, x: (module.apply(v, x), jax.grad(loss, (0, 1))(v, x)))
 
-  (y_taps, grads_taps), (y_native, grads_native) = (value_and_grads(m)(variables, x)
-                                                    for m in (taps, native))
+  (y_taps, grads_taps), (y_native, grads_native) = (
+    value_and_grads(m)(variables, x) for m in (taps, native)
+  )
   np.testing.assert_allclose(y_taps, y_native, rtol=1e-5, atol=1e-5)
   for got, want in zip(grads_taps, grads_native):
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5), got, want)

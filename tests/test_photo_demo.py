@@ -24,6 +24,7 @@ def small_set(tmp_path_factory):
 def test_photos_are_bundled_files_read_without_network(monkeypatch):
   def refuse(*args, **kwargs):
     raise AssertionError("a photo was downloaded")
+
   monkeypatch.setattr(socket.socket, "connect", refuse)
   bundled = os.listdir(os.path.join(os.path.dirname(skimage.__file__), "data"))
   assert {"astronaut.png", "chelsea.png", "coffee.png", "camera.png"} <= set(bundled)
@@ -41,8 +42,8 @@ def test_photos_are_bundled_files_read_without_network(monkeypatch):
   for held in photo_demo.EVAL_PHOTOS:
     image = images[held]
     for y in range(40, image.shape[0] - 40, 50):
-      x = int(np.argmax([image[y, i:i + 24].std() for i in range(0, image.shape[1] - 24, 8)])) * 8
-      segment = image[y, x:x + 24].tobytes()
+      x = int(np.argmax([image[y, i : i + 24].std() for i in range(0, image.shape[1] - 24, 8)])) * 8
+      segment = image[y, x : x + 24].tobytes()
       assert not any(segment in b for b in train_bytes), (held, y, x)
 
 
@@ -56,7 +57,7 @@ def test_pans_are_exact_whole_pixel_crops():
   assert np.array_equal(clip, again)
   drawn = photo_demo.render_pan(image, np.random.default_rng(1), 4, 64, 64)
   ys, xs = np.nonzero((image[:-63, :-63] == drawn[0, 0, 0]).all(-1))
-  assert any(np.array_equal(image[y:y + 64, x:x + 64], drawn[0]) for y, x in zip(ys, xs))
+  assert any(np.array_equal(image[y : y + 64, x : x + 64], drawn[0]) for y, x in zip(ys, xs))
   with pytest.raises(ValueError, match="leaves"):
     photo_demo.render_pan(image, np.random.default_rng(0), 100, 500, 500, velocity=(1, 0))
   with pytest.raises(ValueError, match="at least"):
@@ -78,11 +79,14 @@ def test_dataset_is_deterministic_reused_and_holds_out_its_photos(small_set, tmp
   assert os.path.getmtime(os.path.join(root, train[0])) == mtime
   other = photo_demo.write_photo_dataset(str(tmp_path / "again"), **SMALL)
   for rel in (train[0], test[0]):
-    assert np.array_equal(video.read_video(os.path.join(root, rel)).frames,
-                          video.read_video(os.path.join(other, rel)).frames), rel
+    assert np.array_equal(
+      video.read_video(os.path.join(root, rel)).frames,
+      video.read_video(os.path.join(other, rel)).frames,
+    ), rel
   # The held-out pans do not depend on the training ones.
-  more = photo_demo.write_photo_dataset(str(tmp_path / "more"), clips_per_photo=1, num_frames=2,
-                                        size=48)
+  more = photo_demo.write_photo_dataset(
+    str(tmp_path / "more"), clips_per_photo=1, num_frames=2, size=48
+  )
   assert np.array_equal(held, video.read_video(os.path.join(more, test[0])).frames)
 
 

@@ -55,12 +55,13 @@ def test_precise_statistics_are_the_mean_and_variance_over_the_batches():
   model = TwoNorms()
   rng = np.random.default_rng(0)
   # Batch means that differ, so the spread between batches counts.
-  batches = [rng.normal(loc=3.0 * i, scale=1.0 + i, size=(4, 5, 3)).astype(np.float32)
-             for i in range(4)]
+  batches = [
+    rng.normal(loc=3.0 * i, scale=1.0 + i, size=(4, 5, 3)).astype(np.float32) for i in range(4)
+  ]
   variables = model.init(jax.random.key(0), batches[0])
   params = jax.tree.map(np.asarray, variables["params"])
   update = make_precise_bn(model)
-  stats, used = update(variables, iter(batches), 3)   # the first 3 batches only
+  stats, used = update(variables, iter(batches), 3)  # the first 3 batches only
   assert used == 3
   expected = _numpy_stats(batches[:3], variables)
   for layer in ("bn1", "bn2"):
@@ -75,8 +76,9 @@ def test_precise_statistics_are_the_mean_and_variance_over_the_batches():
   # Fewer batches than asked: all of them; none: an error.
   stats, used = update(variables, iter(batches), 10)
   assert used == 4
-  np.testing.assert_allclose(stats["bn1"]["mean"], _numpy_stats(batches, variables)["bn1"][0],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    stats["bn1"]["mean"], _numpy_stats(batches, variables)["bn1"][0], rtol=1e-5, atol=1e-5
+  )
   with pytest.raises(ValueError, match="at least one batch"):
     precise_batch_stats(model, variables, [], 5)
 
@@ -118,8 +120,11 @@ def test_the_loop_evaluates_and_saves_precise_statistics(tmp_path):
     ckpt.close()
   batches = [b["video"] for b in itertools.islice(train(4), 2)]
   expected = precise_batch_stats(model, saved.variables, batches, 2)
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
-               jax.tree.map(np.asarray, saved.batch_stats), jax.tree.map(np.asarray, expected))
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5),
+    jax.tree.map(np.asarray, saved.batch_stats),
+    jax.tree.map(np.asarray, expected),
+  )
   # Not the running averages of plain training: those move by 0.1 per step from (0, 1).
   assert not np.allclose(saved.batch_stats["stem"]["bn"]["var"], 1.0, atol=0.2)
 
@@ -144,19 +149,58 @@ def test_zero_init_residual_blocks_start_as_the_identity():
   x = jax.random.normal(jax.random.key(1), (2, 4, 6, 6, 16))
   parts = layer_factories(models.get("r3d_tiny"), train=True)
   conv3 = functools.partial(parts.conv, kernel_size=(3, 3, 3), padding=((1, 1),) * 3)
-  _identity_check(BasicBlock(16, conv=conv3, norm=parts.norm, shortcut=parts.shortcut,
-                             zero_init_last_bn=True), x)
-  _identity_check(BottleneckBlock(4, conv=conv3, pointwise=parts.pointwise, norm=parts.norm,
-                                  shortcut=parts.shortcut, zero_init_last_bn=True), x)
-  _identity_check(PVBottleneck(16, 4, kernel_a=(3, 1, 1), kernel_b=(1, 3, 3), stride_a=(1, 1, 1),
-                               stride_b=(1, 1, 1), conv=parts.conv, norm=parts.norm), x)
-  _identity_check(X3DBlock(16, 24, pointwise=parts.pointwise, depthwise=DepthwiseConv,
-                           norm=parts.norm, se_features=8, zero_init_last_bn=True), x)
+  _identity_check(
+    BasicBlock(16, conv=conv3, norm=parts.norm, shortcut=parts.shortcut, zero_init_last_bn=True), x
+  )
+  _identity_check(
+    BottleneckBlock(
+      4,
+      conv=conv3,
+      pointwise=parts.pointwise,
+      norm=parts.norm,
+      shortcut=parts.shortcut,
+      zero_init_last_bn=True,
+    ),
+    x,
+  )
+  _identity_check(
+    PVBottleneck(
+      16,
+      4,
+      kernel_a=(3, 1, 1),
+      kernel_b=(1, 3, 3),
+      stride_a=(1, 1, 1),
+      stride_b=(1, 1, 1),
+      conv=parts.conv,
+      norm=parts.norm,
+    ),
+    x,
+  )
+  _identity_check(
+    X3DBlock(
+      16,
+      24,
+      pointwise=parts.pointwise,
+      depthwise=DepthwiseConv,
+      norm=parts.norm,
+      se_features=8,
+      zero_init_last_bn=True,
+    ),
+    x,
+  )
 
 
-@pytest.mark.parametrize("name,last", [("r3d_tiny", "bn2"), ("resnet50", "bn3"),
-                                       ("r2plus1d_18", "bn2"), ("x3d_s", "bn3"),
-                                       ("slow_r50", "norm_c"), ("slowfast_r50", "norm_c")])
+@pytest.mark.parametrize(
+  "name,last",
+  [
+    ("r3d_tiny", "bn2"),
+    ("resnet50", "bn3"),
+    ("r2plus1d_18", "bn2"),
+    ("x3d_s", "bn3"),
+    ("slow_r50", "norm_c"),
+    ("slowfast_r50", "norm_c"),
+  ],
+)
 def test_zero_init_residual_zeroes_every_last_scale_and_keeps_the_parameters(name, last):
   spec = models.spec(name)
   shape = (1, 4, 32, 32, 3) if spec.input_rank == 5 else (1, 32, 32, 3)

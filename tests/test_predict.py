@@ -47,8 +47,9 @@ def test_logits_are_the_mean_of_the_model_on_the_eval_pipelines_views(run):
     np.testing.assert_allclose(p.logits, expected, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(p.probabilities, jax.nn.softmax(expected), rtol=1e-5)
     top = p.top_k(2, ["down", "left", "right", "up"])
-    assert [name for name, _ in top] == [["down", "left", "right", "up"][i]
-                                         for i in np.argsort(-expected)[:2]]
+    assert [name for name, _ in top] == [
+      ["down", "left", "right", "up"][i] for i in np.argsort(-expected)[:2]
+    ]
 
 
 @pytest.mark.slow
@@ -56,12 +57,14 @@ def test_a_folder_of_the_frames_predicts_as_the_video(run, tmp_path):
   import imageio.v3 as iio
 
   from jaxres.data import video
+
   loaded, _, videos, _ = run
   for i, frame in enumerate(video.read_video(videos[0]).frames):
     iio.imwrite(tmp_path / f"{i:05d}.png", frame)
   data = predict.view_config(loaded.config.data, clips=2, crops=3)
-  np.testing.assert_array_equal(predict.video_views(str(tmp_path), data),
-                                predict.video_views(videos[0], data))
+  np.testing.assert_array_equal(
+    predict.video_views(str(tmp_path), data), predict.video_views(videos[0], data)
+  )
 
 
 def test_unreadable_and_missing_files_raise_named_errors(tmp_path):
@@ -79,19 +82,40 @@ def test_unreadable_and_missing_files_raise_named_errors(tmp_path):
 def test_command_prints_top_k_writes_json_and_counts_skips(run, tmp_path, capsys):
   loaded, workdir, videos, bad = run
   out = str(tmp_path / "p.json")
-  code = cli.main(["predict", videos[0], bad, videos[1], "--checkpoint", workdir, "--top-k", "2",
-                   "--json", out, "--no-progress"])
+  code = cli.main(
+    [
+      "predict",
+      videos[0],
+      bad,
+      videos[1],
+      "--checkpoint",
+      workdir,
+      "--top-k",
+      "2",
+      "--json",
+      out,
+      "--no-progress",
+    ]
+  )
   captured = capsys.readouterr()
   assert code == 0, captured.err
   assert "skipping" in captured.err and "broken.mp4" in captured.err
   assert "classified 2 of 3 video(s)" in captured.out and "skipped 1 unreadable" in captured.out
   assert f"wrote {out}" in captured.out.splitlines()[-1]
   result = json.load(open(out))
-  assert result["skipped"] == {"corrupt": 1} and result["class_names"] == ["down", "left", "right", "up"]
+  assert result["skipped"] == {"corrupt": 1} and result["class_names"] == [
+    "down",
+    "left",
+    "right",
+    "up",
+  ]
   assert [r["path"] for r in result["predictions"]] == videos
-  direct = predict.predict_video(videos[1], loaded.model, loaded.variables, loaded.config)  # whole config
-  np.testing.assert_allclose(result["predictions"][1]["probabilities"], direct.probabilities,
-                             rtol=1e-5)
+  direct = predict.predict_video(
+    videos[1], loaded.model, loaded.variables, loaded.config
+  )  # whole config
+  np.testing.assert_allclose(
+    result["predictions"][1]["probabilities"], direct.probabilities, rtol=1e-5
+  )
   first = result["predictions"][1]["top_k"][0]
   assert f"{videos[1]}: {first['class']} {first['probability']:.3f}" in captured.out
 
@@ -101,8 +125,12 @@ def test_command_prints_top_k_writes_json_and_counts_skips(run, tmp_path, capsys
   assert "classified 0 of 1" in capsys.readouterr().out
   labels = tmp_path / "labels.txt"
   labels.write_text("a\nb\nc\nd\n")
-  assert cli.main(["predict", videos[0], "--checkpoint", workdir, "--labels", str(labels),
-                   "--top-k", "4"]) == 0
+  assert (
+    cli.main(
+      ["predict", videos[0], "--checkpoint", workdir, "--labels", str(labels), "--top-k", "4"]
+    )
+    == 0
+  )
   line = capsys.readouterr().out.splitlines()[0]
   assert sorted(part.split()[0] for part in line.split(": ", 1)[1].split(", ")) == list("abcd")
   labels.write_text("a\nb\n")
@@ -118,6 +146,7 @@ def test_published_weights_predict_as_the_run_they_came_from(run, tmp_path, monk
 
   from jaxres import weights
   from jaxres.convert import save_variables
+
   loaded, workdir, videos, _ = run
   served = tmp_path / "served"
   served.mkdir()
@@ -127,13 +156,44 @@ def test_published_weights_predict_as_the_run_they_came_from(run, tmp_path, monk
   server = LocalServer(served)
   try:
     weights.register(
-        "r3d_tiny.demo_test", url=f"{server.url}/tiny.msgpack", arch="r3d_tiny",
-        converter="jaxres", model_kwargs={"num_classes": 4}, classes=("down", "left", "right", "up"),
-        preprocessing={k: d[k] for k in ("num_frames", "frame_stride", "resize", "crop_size", "mean",
-                                         "std", "eval_clips", "eval_crops")}, overwrite=True)
+      "r3d_tiny.demo_test",
+      url=f"{server.url}/tiny.msgpack",
+      arch="r3d_tiny",
+      converter="jaxres",
+      model_kwargs={"num_classes": 4},
+      classes=("down", "left", "right", "up"),
+      preprocessing={
+        k: d[k]
+        for k in (
+          "num_frames",
+          "frame_stride",
+          "resize",
+          "crop_size",
+          "mean",
+          "std",
+          "eval_clips",
+          "eval_crops",
+        )
+      },
+      overwrite=True,
+    )
     out = str(tmp_path / "p.json")
-    assert cli.main(["predict", videos[1], "--weights", "r3d_tiny.demo_test", "--top-k", "2",
-                     "--json", out, "--no-progress"]) == 0
+    assert (
+      cli.main(
+        [
+          "predict",
+          videos[1],
+          "--weights",
+          "r3d_tiny.demo_test",
+          "--top-k",
+          "2",
+          "--json",
+          out,
+          "--no-progress",
+        ]
+      )
+      == 0
+    )
   finally:
     server.stop()
   captured = capsys.readouterr()
@@ -141,8 +201,9 @@ def test_published_weights_predict_as_the_run_they_came_from(run, tmp_path, monk
   result = json.load(open(out))
   assert result["weights"] == "r3d_tiny.demo_test" and result["class_names"][0] == "down"
   direct = predict.predict_video(videos[1], loaded.model, loaded.variables, loaded.config)
-  np.testing.assert_allclose(result["predictions"][0]["probabilities"], direct.probabilities,
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    result["predictions"][0]["probabilities"], direct.probabilities, rtol=1e-5
+  )
   # A name that is not registered: one line, exit code 1.
   assert cli.main(["predict", videos[1], "--weights", "r3d_tiny.nothing"]) == 1
   assert "No weights named 'r3d_tiny.nothing'" in capsys.readouterr().err

@@ -37,8 +37,12 @@ def _alive(pid):
 def test_workers_end_when_their_parent_is_killed(tmp_path):
   script = tmp_path / "parent.py"
   script.write_text(PARENT)
-  parent = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True,
-                            env=dict(os.environ, PYTHONPATH=ROOT))
+  parent = subprocess.Popen(
+    [sys.executable, str(script)],
+    stdout=subprocess.PIPE,
+    text=True,
+    env=dict(os.environ, PYTHONPATH=ROOT),
+  )
   workers = []
   try:
     workers = [int(pid) for pid in parent.stdout.readline().split()]

@@ -19,6 +19,7 @@ def _on_hosts(counters):
       gathered = list(slots)
       barrier.wait()  # everyone has read the slots before they are reused
       return gathered
+
     results[i] = skips_over_hosts(counters[i], exchange=exchange)
 
   threads = [threading.Thread(target=host, args=(i,)) for i in range(n)]

@@ -17,11 +17,20 @@ from jaxres.train.loop import train_and_evaluate
 
 @pytest.mark.slow  # trains 150 steps through the tf.data pipeline
 def test_short_sr_demo_beats_bicubic_on_held_out_photographs(tmp_path, capsys):
-  config = load_config("sr_edsr_demo", [
-      "--config.num_train_steps=150", "--config.global_batch_size=8",
-      "--config.data.demo.videos_per_class=1", "--config.parallel.num_devices=1",
-      "--config.eval_every_steps=0", "--config.checkpoint.async_save=False",
-      "--config.plot=False", "--config.tensorboard=False", "--config.progress_bar=False"])
+  config = load_config(
+    "sr_edsr_demo",
+    [
+      "--config.num_train_steps=150",
+      "--config.global_batch_size=8",
+      "--config.data.demo.videos_per_class=1",
+      "--config.parallel.num_devices=1",
+      "--config.eval_every_steps=0",
+      "--config.checkpoint.async_save=False",
+      "--config.plot=False",
+      "--config.tensorboard=False",
+      "--config.progress_bar=False",
+    ],
+  )
   workdir = str(tmp_path / "run")
   summary = train_and_evaluate(config, workdir)
   assert summary["step"] == 150
@@ -32,6 +41,6 @@ def test_short_sr_demo_beats_bicubic_on_held_out_photographs(tmp_path, capsys):
   title = f"{config.model.name} x2 (step 150) on the 3 held-out videos of its eval split:"
   lines = out.splitlines()
   assert title in lines, out
-  rows = {line.split()[0]: float(line.split()[3]) for line in lines[lines.index(title) + 2:]}
+  rows = {line.split()[0]: float(line.split()[3]) for line in lines[lines.index(title) + 2 :]}
   assert set(rows) == {f"{p}_00.mp4" for p in photo_demo.EVAL_PHOTOS} | {"mean"}, out
   assert min(rows.values()) > 0.3 and rows["mean"] > 0.6, out  # dB of PSNR-Y over bicubic

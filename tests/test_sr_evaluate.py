@@ -57,11 +57,14 @@ def _basicsr_metrics():
   if "torchvision" not in sys.modules and "tensorflow" in sys.modules:
     # Here torchvision 0.29 segfaults when imported after TensorFlow. In the suite it is imported
     # first, when tests/test_convert_cli.py and test_parity_torchvision.py are collected.
-    pytest.skip("torchvision cannot be imported after TensorFlow in one process; run this test "
-                "with the suite or alone")
+    pytest.skip(
+      "torchvision cannot be imported after TensorFlow in one process; run this test "
+      "with the suite or alone"
+    )
   torchvision = pytest.importorskip("torchvision")
-  sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                         torchvision.transforms._functional_tensor)
+  sys.modules.setdefault(
+    "torchvision.transforms.functional_tensor", torchvision.transforms._functional_tensor
+  )
   return pytest.importorskip("basicsr.metrics.psnr_ssim")
 
 
@@ -70,8 +73,14 @@ def model_and_rows(vid4):
   root, _ = vid4
   model = ShiftedBicubic()
   variables = model.init(jax.random.key(0), np.zeros((1, 1, 8, 8, 3), np.float32))
-  rows = evaluate.evaluate_frames(model, variables, os.path.join(root, "GT"), scale=SCALE,
-                                  clip_model=True, lr_root=os.path.join(root, "BIx4"))
+  rows = evaluate.evaluate_frames(
+    model,
+    variables,
+    os.path.join(root, "GT"),
+    scale=SCALE,
+    clip_model=True,
+    lr_root=os.path.join(root, "BIx4"),
+  )
   return model, variables, rows
 
 
@@ -91,9 +100,12 @@ def _check(rows, data, reference):
       for metric in ("psnr", "ssim"):
         for y, suffix in ((False, ""), (True, "_y")):
           want = np.mean([reference(p, h, metric, y) for p, h in zip(pred, hr)])
-          np.testing.assert_allclose(row[f"{prefix}{metric}{suffix}"], want,
-                                     atol=2e-3 if metric == "psnr" else 2e-5,
-                                     err_msg=f"{row['name']} {prefix}{metric}{suffix}")
+          np.testing.assert_allclose(
+            row[f"{prefix}{metric}{suffix}"],
+            want,
+            atol=2e-3 if metric == "psnr" else 2e-5,
+            err_msg=f"{row['name']} {prefix}{metric}{suffix}",
+          )
     assert row["frames"] == 3 and row["psnr_y"] < row["bicubic_psnr_y"]  # the shift costs dB
 
 
@@ -109,8 +121,15 @@ def test_per_sequence_table_equals_scikit_image(vid4, model_and_rows):
       a, b = (16 + im / 255 @ np.array([65.481, 128.553, 24.966]) for im in (a, b))
     if metric == "psnr":
       return skm.peak_signal_noise_ratio(b, a, data_range=255)
-    return skm.structural_similarity(a, b, gaussian_weights=True, sigma=1.5, data_range=255,
-                                     use_sample_covariance=False, channel_axis=None if y else -1)
+    return skm.structural_similarity(
+      a,
+      b,
+      gaussian_weights=True,
+      sigma=1.5,
+      data_range=255,
+      use_sample_covariance=False,
+      channel_axis=None if y else -1,
+    )
 
   _check(rows, data, reference)
   table = evaluate.format_table(rows)
@@ -126,23 +145,37 @@ def test_per_sequence_table_equals_basicsr(vid4, model_and_rows):
   _, data = vid4
   fns = {"psnr": psnr_ssim.calculate_psnr, "ssim": psnr_ssim.calculate_ssim}
   # BasicSR reads BGR (cv2): its Y is 16 + 24.966 B + 128.553 G + 65.481 R on the flipped order.
-  _check(model_and_rows[2], data, lambda pred, hr, metric, y: fns[metric](
-      pred[..., ::-1], hr[..., ::-1], crop_border=SCALE, test_y_channel=y))
+  _check(
+    model_and_rows[2],
+    data,
+    lambda pred, hr, metric, y: fns[metric](
+      pred[..., ::-1], hr[..., ::-1], crop_border=SCALE, test_y_channel=y
+    ),
+  )
 
 
 def test_selected_sequences_degraded_on_the_fly_and_errors(vid4, model_and_rows, capsys):
   root, data = vid4
   model, variables, _ = model_and_rows
-  rows = evaluate.evaluate_frames(model, variables, os.path.join(root, "GT"), scale=SCALE,
-                                  clip_model=True, sequences=["walk"], crop=0)
+  rows = evaluate.evaluate_frames(
+    model,
+    variables,
+    os.path.join(root, "GT"),
+    scale=SCALE,
+    clip_model=True,
+    sequences=["walk"],
+    crop=0,
+  )
   hr = data["walk"][0]
-  ref = evaluate.evaluate_videos(model, variables, [hr], scale=SCALE, clip_model=True, crop=0,
-                                 options=None)
+  ref = evaluate.evaluate_videos(
+    model, variables, [hr], scale=SCALE, clip_model=True, crop=0, options=None
+  )
   assert [r["name"] for r in rows] == ["walk"]
   assert {k: rows[0][k] for k in ref[0]} == ref[0]
   with pytest.raises(FileNotFoundError, match="nope"):
-    evaluate.evaluate_frames(model, variables, os.path.join(root, "GT"), scale=SCALE,
-                             clip_model=True, sequences=["nope"])
+    evaluate.evaluate_frames(
+      model, variables, os.path.join(root, "GT"), scale=SCALE, clip_model=True, sequences=["nope"]
+    )
   no_run = os.path.join(root, "no_run")
   assert cli.main(["evaluate", "--checkpoint", no_run, "--hr", os.path.join(root, "GT")]) == 1
   err = capsys.readouterr().err.strip().splitlines()
@@ -160,17 +193,29 @@ def _python_m_jaxres_sr_evaluate(args):
 
 
 @pytest.mark.parametrize("form", ["jaxres evaluate", "python -m jaxres.sr.evaluate"])
-def test_command_line_prints_the_per_sequence_table(vid4, model_and_rows, monkeypatch, capsys,
-                                                   form):
+def test_command_line_prints_the_per_sequence_table(
+  vid4, model_and_rows, monkeypatch, capsys, form
+):
   from jaxres.sr import checkpoint
+
   root, _ = vid4
   model, variables, rows = model_and_rows
-  loaded = checkpoint.LoadedModel(model=model, variables=variables, name="shifted_bicubic",
-                                  scale=SCALE, clip_model=True, step=7)
+  loaded = checkpoint.LoadedModel(
+    model=model, variables=variables, name="shifted_bicubic", scale=SCALE, clip_model=True, step=7
+  )
   monkeypatch.setattr(checkpoint, "load_sr_model", lambda workdir, config=None: loaded)
   monkeypatch.setattr(sys, "argv", list(sys.argv))
-  args = ["--checkpoint", "run", "--hr", os.path.join(root, "GT"), "--lr",
-          os.path.join(root, "BIx4"), "--sequences", "city", "walk"]
+  args = [
+    "--checkpoint",
+    "run",
+    "--hr",
+    os.path.join(root, "GT"),
+    "--lr",
+    os.path.join(root, "BIx4"),
+    "--sequences",
+    "city",
+    "walk",
+  ]
   if form == "jaxres evaluate":
     assert cli.main(["evaluate", *args]) == 0
   else:

@@ -37,12 +37,14 @@ def test_psnr_hand_computed():
 def test_y_channel_is_bt601_studio_swing():
   np.testing.assert_allclose(metrics.rgb_to_y(np.ones((1, 1, 3), np.float32)), 235.0, atol=1e-3)
   np.testing.assert_allclose(metrics.rgb_to_y(np.zeros((1, 1, 3), np.float32)), 16.0, atol=1e-6)
-  np.testing.assert_allclose(metrics.rgb_to_y(np.array([[[255, 0, 0]]], np.uint8)), 16 + 65.481,
-                             atol=1e-3)
+  np.testing.assert_allclose(
+    metrics.rgb_to_y(np.array([[[255, 0, 0]]], np.uint8)), 16 + 65.481, atol=1e-3
+  )
   # A uniform Y offset of 2.19 (a shift of 0.01 in R, G and B): PSNR = 20 log10(255 / 2.19).
   x = np.full((16, 16, 3), 0.3, np.float32)
-  np.testing.assert_allclose(metrics.psnr(x + 0.01, x, y_channel=True),
-                             20 * np.log10(255 / 2.19), atol=1e-3)
+  np.testing.assert_allclose(
+    metrics.psnr(x + 0.01, x, y_channel=True), 20 * np.log10(255 / 2.19), atol=1e-3
+  )
 
 
 def test_ssim_of_identical_images_is_one_and_hand_computed_constant_case():
@@ -73,8 +75,9 @@ def test_against_scikit_image(crop, y_channel):
     else:
       a, b, kw = a * 255, b * 255, {"channel_axis": -1}
     ref_psnr = skm.peak_signal_noise_ratio(b, a, data_range=255)
-    ref_ssim = skm.structural_similarity(a, b, gaussian_weights=True, sigma=1.5,
-                                         use_sample_covariance=False, data_range=255, **kw)
+    ref_ssim = skm.structural_similarity(
+      a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, **kw
+    )
     np.testing.assert_allclose(ours_psnr[i], ref_psnr, atol=1e-4)
     np.testing.assert_allclose(ours_ssim[i], ref_ssim, atol=2e-5)
 
@@ -84,8 +87,9 @@ def test_metrics_keep_leading_axes_and_jit():
   f = jax.jit(lambda a, b: (metrics.psnr(a, b, crop=2, y_channel=True), metrics.ssim(a, b, crop=2)))
   p, s = f(sr, hr)
   assert p.shape == s.shape == (2, 3)
-  np.testing.assert_allclose(p[1, 2], metrics.psnr(sr[1, 2], hr[1, 2], crop=2, y_channel=True),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+    p[1, 2], metrics.psnr(sr[1, 2], hr[1, 2], crop=2, y_channel=True), rtol=1e-5
+  )
 
 
 def test_metric_errors():
@@ -121,8 +125,9 @@ def test_degradation_quantises_blurs_and_adds_noise():
   assert float(jnp.std(blurred)) < float(jnp.std(sharp))
   with pytest.raises(ValueError, match="rng"):
     degradation.degrade(hr, degradation.Degradation(2, noise_sigma=0.05))
-  noisy = degradation.degrade(hr, degradation.Degradation(2, noise_sigma=0.05, quantize=False),
-                              rng=jax.random.key(0))
+  noisy = degradation.degrade(
+    hr, degradation.Degradation(2, noise_sigma=0.05, quantize=False), rng=jax.random.key(0)
+  )
   assert 0.02 < float(jnp.std(noisy - sharp)) < 0.06
 
 
@@ -133,4 +138,4 @@ def test_random_aligned_patches():
   for b in range(2):
     y, x = np.argwhere(np.asarray(hr[b, 0, ..., 0]) == float(patches[b, 0, 0, 0, 0]))[0]
     assert y % 3 == 0 and x % 3 == 0
-    np.testing.assert_array_equal(patches[b], hr[b, :, y:y + 12, x:x + 12])
+    np.testing.assert_array_equal(patches[b], hr[b, :, y : y + 12, x : x + 12])

@@ -15,18 +15,18 @@ SR_MODELS = [n for n in models.names() if models.spec(n).task == "super_resoluti
 # BasicVSR 6,291,311; BasicVSR++ 7,322,927; IconVSR 8,694,991); the bicubic-skip EDSR has the same
 # parameters. BasicVSR, BasicVSR++ and IconVSR are x4 only.
 PARAMS = {
-    "edsr_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
-    "edsr": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
-    "edsr_bicubic_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
-    "edsr_bicubic": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
-    "vdsr": {2: 668_227, 3: 668_227, 4: 668_227},
-    "recurrent_vsr": {2: 4_744_967, 3: 4_929_607, 4: 4_892_679},
-    "basicvsr": {4: 6_291_311},
-    "basicvsrpp": {4: 7_322_927},
-    "iconvsr": {4: 8_694_991},
-    "edsr_bicubic_tiny": {2: 21_763, 3: 33_363, 4: 31_043},
-    "vdsr_tiny": {2: 5_523, 3: 5_523, 4: 5_523},
-    "recurrent_vsr_tiny": {2: 77_271, 3: 88_871, 4: 86_551},
+  "edsr_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
+  "edsr": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
+  "edsr_bicubic_baseline": {2: 1_369_859, 3: 1_554_499, 4: 1_517_571},
+  "edsr_bicubic": {2: 40_729_603, 3: 43_680_003, 4: 43_089_923},
+  "vdsr": {2: 668_227, 3: 668_227, 4: 668_227},
+  "recurrent_vsr": {2: 4_744_967, 3: 4_929_607, 4: 4_892_679},
+  "basicvsr": {4: 6_291_311},
+  "basicvsrpp": {4: 7_322_927},
+  "iconvsr": {4: 8_694_991},
+  "edsr_bicubic_tiny": {2: 21_763, 3: 33_363, 4: 31_043},
+  "vdsr_tiny": {2: 5_523, 3: 5_523, 4: 5_523},
+  "recurrent_vsr_tiny": {2: 77_271, 3: 88_871, 4: 86_551},
 }
 
 
@@ -41,9 +41,14 @@ def test_every_sr_model_has_counts():
 
 
 # IconVSR traces 300 residual blocks and EDVR twice (init and apply): 10 s, so in the slow tier.
-@pytest.mark.parametrize("name,scale", [
+@pytest.mark.parametrize(
+  "name,scale",
+  [
     pytest.param(n, s, marks=[pytest.mark.slow] if n == "iconvsr" else [])
-    for n in sorted(PARAMS) for s in PARAMS[n]])
+    for n in sorted(PARAMS)
+    for s in PARAMS[n]
+  ],
+)
 def test_shapes_and_parameter_counts(name, scale):
   model = models.get(name, scale=scale)
   shape = _input_shape(name)
@@ -115,8 +120,9 @@ def test_bad_scale_and_rank_are_clear_errors():
   with pytest.raises(ValueError, match="scale"):
     models.get("edsr_bicubic_tiny", scale=5).init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
   with pytest.raises(ValueError, match="x4 only"):
-    jax.eval_shape(models.get("basicvsr", scale=2).init, jax.random.key(0),
-                   jnp.zeros((1, 2, 8, 8, 3)))
+    jax.eval_shape(
+      models.get("basicvsr", scale=2).init, jax.random.key(0), jnp.zeros((1, 2, 8, 8, 3))
+    )
   with pytest.raises(ValueError, match="clips"):
     models.get("recurrent_vsr_tiny").init(jax.random.key(0), jnp.zeros((1, 4, 4, 3)))
 
@@ -134,8 +140,9 @@ def test_recurrent_unrolled_equals_scan():
   unrolled = models.get("recurrent_vsr_tiny", scale=2)
   scanned = models.get("recurrent_vsr_tiny", scale=2, unroll=False)
   variables = init_variables(unrolled, clip, train=False)
-  assert (jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
-      jax.eval_shape(lambda: scanned.init(jax.random.key(0), clip, train=False))))
+  assert jax.tree_util.tree_structure(variables) == jax.tree_util.tree_structure(
+    jax.eval_shape(lambda: scanned.init(jax.random.key(0), clip, train=False))
+  )
   variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
   run = lambda m: jax.jit(lambda v, x: m.apply(v, x, train=False))(variables, clip)
   np.testing.assert_allclose(run(unrolled), run(scanned), atol=1e-5)

@@ -36,10 +36,12 @@ def test_sr_configs_load_and_agree_on_the_scale(path):
     build.build_task(bad).check_data(bad.data)
 
 
-@pytest.mark.parametrize("name", ["sr_edsr_demo", "sr_basicvsr_demo", "reds_basicvsr",
-                                  "vimeo_basicvsrpp"])
+@pytest.mark.parametrize(
+  "name", ["sr_edsr_demo", "sr_basicvsr_demo", "reds_basicvsr", "vimeo_basicvsrpp"]
+)
 def test_the_sr_scale_is_set_once_and_checked_once(name):
   from jaxres.train.checks import check_config
+
   config = load_config(name, ["--config.task.scale=2", "--config.data.lr_path=/lr"])
   assert config.model.scale == config.task.scale == config.data.lr_scale == 2  # one reference
   config = load_config(name)
@@ -47,19 +49,35 @@ def test_the_sr_scale_is_set_once_and_checked_once(name):
     config.model = ml_collections.ConfigDict(dict(config.model.to_dict(), scale=3))  # untied
     config.data.lr_path = "/lr"
   assert (config.model.scale, config.task.scale) == (3, config.data.lr_scale)
-  with pytest.raises(ValueError, match=r"scale differs between model\.scale=3, task\.scale=\d, "
-                                       r"data\.lr_scale=\d: set it once, as model\.scale"):
+  with pytest.raises(
+    ValueError,
+    match=r"scale differs between model\.scale=3, task\.scale=\d, "
+    r"data\.lr_scale=\d: set it once, as model\.scale",
+  ):
     check_config(config, build.build_task(config), uses_data_config=True)
 
 
 def test_sr_trains_on_pipeline_frames_with_lr_made_on_device(tmp_path):
   # The data layer yields HR frames only; the task degrades them inside the compiled steps.
-  config = load_config("sr_edsr_demo", [
-      "--config.model.num_blocks=1", "--config.model.features=8", "--config.num_train_steps=2",
-      "--config.global_batch_size=8", "--config.data.num_frames=2", "--config.data.crop_size=32",
-      "--config.data.demo.videos_per_class=1", "--config.data.demo.num_frames=3",
-      "--config.data.demo.size=64", "--config.eval_steps=1", "--config.checkpoint.async_save=False",
-      "--config.progress_bar=False", "--config.plot=False", "--config.tensorboard=False"])
+  config = load_config(
+    "sr_edsr_demo",
+    [
+      "--config.model.num_blocks=1",
+      "--config.model.features=8",
+      "--config.num_train_steps=2",
+      "--config.global_batch_size=8",
+      "--config.data.num_frames=2",
+      "--config.data.crop_size=32",
+      "--config.data.demo.videos_per_class=1",
+      "--config.data.demo.num_frames=3",
+      "--config.data.demo.size=64",
+      "--config.eval_steps=1",
+      "--config.checkpoint.async_save=False",
+      "--config.progress_bar=False",
+      "--config.plot=False",
+      "--config.tensorboard=False",
+    ],
+  )
   summary = train_and_evaluate(config, str(tmp_path))
   ev = summary["eval"]
   assert summary["step"] == 2 and np.isfinite(summary["train"]["loss"])
@@ -104,16 +122,27 @@ def _footage_batches(seed, clips, scale, patch, batch, frames=3, size=48):
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
   workdir = str(tmp_path_factory.mktemp("sr_run"))
-  config = load_config("sr_edsr_demo", [
-      "--config.model.num_blocks=2", "--config.model.features=16", "--config.num_train_steps=250",
-      "--config.global_batch_size=8", "--config.parallel.num_devices=1",
-      "--config.optimizer.learning_rate=0.002", "--config.eval_every_steps=0",
-      "--config.checkpoint.async_save=False", "--config.progress_bar=False",
-      "--config.plot=False"])
+  config = load_config(
+    "sr_edsr_demo",
+    [
+      "--config.model.num_blocks=2",
+      "--config.model.features=16",
+      "--config.num_train_steps=250",
+      "--config.global_batch_size=8",
+      "--config.parallel.num_devices=1",
+      "--config.optimizer.learning_rate=0.002",
+      "--config.eval_every_steps=0",
+      "--config.checkpoint.async_save=False",
+      "--config.progress_bar=False",
+      "--config.plot=False",
+    ],
+  )
   train = _footage_batches(seed=1, clips=48, scale=2, patch=16, batch=8, frames=4, size=64)
   held_out = footage.generate_clips(evaluate.HELD_OUT_SEED, 4, 4, 64, 64).astype(np.float32) / 255
-  eval_batch = {"lr": np.asarray(degradation.degrade(held_out, degradation.Degradation(2))),
-                "hr": held_out}
+  eval_batch = {
+    "lr": np.asarray(degradation.degrade(held_out, degradation.Degradation(2))),
+    "hr": held_out,
+  }
   summary = train_and_evaluate(config, workdir, train_data=train, eval_data=lambda: [eval_batch])
   save_config(config, workdir)
   return workdir, config, summary
@@ -128,15 +157,17 @@ def test_short_training_beats_bicubic_on_held_out_footage(trained_run):
   # Whole frames through the upscale path agree.
   loaded = checkpoint.load_sr_model(workdir, expect_scale=2)
   videos = footage.generate_clips(evaluate.HELD_OUT_SEED + 1, 2, 4, 64, 64)
-  rows = evaluate.evaluate_videos(loaded.model, loaded.variables, list(videos), scale=2,
-                                  clip_model=loaded.clip_model)
+  rows = evaluate.evaluate_videos(
+    loaded.model, loaded.variables, list(videos), scale=2, clip_model=loaded.clip_model
+  )
   gains = [r["psnr_y"] - r["bicubic_psnr_y"] for r in rows]
   assert min(gains) > 0 and np.mean(gains) > 1.0, evaluate.format_table(rows)
 
 
 @pytest.mark.slow  # trains 250 steps
-def test_upscale_command_restores_checkpoint_and_refuses_the_wrong_one(trained_run, tmp_path,
-                                                                        capsys):
+def test_upscale_command_restores_checkpoint_and_refuses_the_wrong_one(
+  trained_run, tmp_path, capsys
+):
   workdir, config, _ = trained_run
   src = str(tmp_path / "in.mp4")
   footage.write_video(src, footage.generate_clips(3, 1, 6, 20, 24)[0], fps=10)
@@ -145,17 +176,28 @@ def test_upscale_command_restores_checkpoint_and_refuses_the_wrong_one(trained_r
   assert "6 frames of 48x40 at 10 fps" in capsys.readouterr().out
   png = str(tmp_path / "cmp.png")
   assert cli.main(["upscale", src, png, "--checkpoint", workdir, "--compare", "--no-progress"]) == 0
-  assert f"wrote an image to {png}: columns bicubic | edsr_bicubic_baseline x2" in capsys.readouterr().out
+  assert (
+    f"wrote an image to {png}: columns bicubic | edsr_bicubic_baseline x2"
+    in capsys.readouterr().out
+  )
   os.remove(png)
   # Another scale, another architecture, a config that does not fit the parameters, no workdir.
-  assert cli.main(["upscale", src, str(tmp_path / "x.mp4"), "--checkpoint", workdir,
-                   "--scale", "4"]) == 1
+  assert (
+    cli.main(["upscale", src, str(tmp_path / "x.mp4"), "--checkpoint", workdir, "--scale", "4"])
+    == 1
+  )
   assert "not x4" in capsys.readouterr().err
-  assert cli.main(["upscale", src, str(tmp_path / "x.mp4"), "--checkpoint", workdir,
-                   "--model", "basicvsr"]) == 1
+  assert (
+    cli.main(
+      ["upscale", src, str(tmp_path / "x.mp4"), "--checkpoint", workdir, "--model", "basicvsr"]
+    )
+    == 1
+  )
   assert "not basicvsr" in capsys.readouterr().err
-  wrong = load_config("sr_edsr_demo", ["--config.model.num_blocks=2", "--config.model.features=16",
-                                       "--config.model.scale=3"])
+  wrong = load_config(
+    "sr_edsr_demo",
+    ["--config.model.num_blocks=2", "--config.model.features=16", "--config.model.scale=3"],
+  )
   with pytest.raises(ValueError, match="does not fit"):
     checkpoint.load_sr_model(workdir, config=wrong)
   with pytest.raises(FileNotFoundError):

@@ -20,8 +20,9 @@ from jaxres.sr.upscale import UpscaleOptions, spans, upscale_array
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.mark.parametrize("n,window,overlap", [(1, 4, 1), (10, 6, 1), (20, 6, 2), (7, 7, 3),
-                                              (33, 9, 4), (100, 5, 0)])
+@pytest.mark.parametrize(
+  "n,window,overlap", [(1, 4, 1), (10, 6, 1), (20, 6, 2), (7, 7, 3), (33, 9, 4), (100, 5, 0)]
+)
 def test_spans_partition_with_context(n, window, overlap):
   result = spans(n, window, overlap)
   kept = [i for _, _, a, b in result for i in range(a, b)]
@@ -62,16 +63,23 @@ def test_recurrent_chunked_upscale_matches_whole_video():
   whole = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, lr[None])[0])
   errors = []
   for overlap in (0, 3, 6):
-    out = upscale_array(model, variables, lr, scale=2, clip_model=True,
-                        options=UpscaleOptions(chunk=4, overlap=overlap))
+    out = upscale_array(
+      model,
+      variables,
+      lr,
+      scale=2,
+      clip_model=True,
+      options=UpscaleOptions(chunk=4, overlap=overlap),
+    )
     assert out.shape == whole.shape
     errors.append(float(np.abs(out - whole).max()))
   # The overlap handles the chunk boundaries: the error falls geometrically with it...
   assert all(a > b for a, b in zip(errors, errors[1:])), errors
   assert errors[0] > 1e-3 and errors[-1] < 1e-5, errors
   # ... and is zero when a window spans the video (the last window is moved back, not padded).
-  out = upscale_array(model, variables, lr, scale=2, clip_model=True,
-                      options=UpscaleOptions(chunk=16, overlap=2))
+  out = upscale_array(
+    model, variables, lr, scale=2, clip_model=True, options=UpscaleOptions(chunk=16, overlap=2)
+  )
   np.testing.assert_allclose(out, whole, atol=1e-5)
 
 
@@ -79,16 +87,23 @@ def test_per_frame_model_chunks_and_tiles_exactly():
   lr = _lr_clip(frames=7, size=30)
   model = models.get("edsr_bicubic_tiny", scale=3)
   variables = init_variables(model, lr[:1], train=False)
-  variables = jax.tree_util.tree_map(lambda x: x + 0.02 * jax.random.normal(jax.random.key(2), x.shape),
-                                     variables)
+  variables = jax.tree_util.tree_map(
+    lambda x: x + 0.02 * jax.random.normal(jax.random.key(2), x.shape), variables
+  )
   whole = np.asarray(jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, lr))
   # Receptive field of edsr_bicubic_tiny: 7 convs at LR (7 px) plus the bicubic taps (2 px): overlap 10.
   options = UpscaleOptions(chunk=3, overlap=5, tile=24, tile_overlap=10)
   out = upscale_array(model, variables, lr, scale=3, clip_model=False, options=options)
   np.testing.assert_allclose(out, whole, atol=1e-5)
   # A video smaller than the tile is not tiled at all.
-  out = upscale_array(model, variables, lr[:, :20, :20], scale=3, clip_model=False,
-                      options=UpscaleOptions(chunk=4, tile=24, tile_overlap=10))
+  out = upscale_array(
+    model,
+    variables,
+    lr[:, :20, :20],
+    scale=3,
+    clip_model=False,
+    options=UpscaleOptions(chunk=4, tile=24, tile_overlap=10),
+  )
   np.testing.assert_allclose(out, model.apply(variables, lr[:, :20, :20], train=False), atol=1e-5)
 
 
@@ -110,8 +125,16 @@ def test_upscale_video_keeps_fps_count_and_odd_sizes(tmp_path, tiny_edsr):
   src = str(tmp_path / "in.mp4")
   _write_lr_video(src, frames=9, height=15, width=17, fps=12.5)  # odd sizes, x3 -> 45x51
   out = str(tmp_path / "out.mp4")
-  result = upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False,
-                                 options=UpscaleOptions(chunk=4), progress=False)
+  result = upscale.upscale_video(
+    src,
+    out,
+    model,
+    variables,
+    scale=3,
+    clip_model=False,
+    options=UpscaleOptions(chunk=4),
+    progress=False,
+  )
   assert result["frames"] == 9
   meta, frames = video.stream_video(out)
   frames = list(frames)
@@ -128,8 +151,16 @@ def test_upscale_keeps_the_timing_of_variable_frame_rate_video(tmp_path, tiny_ed
   src_meta, src_frames = video.stream_video(src)
   src_times = [t for _, t in src_frames]
   out = str(tmp_path / "out.mp4")
-  upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False,
-                        options=UpscaleOptions(chunk=4), progress=False)
+  upscale.upscale_video(
+    src,
+    out,
+    model,
+    variables,
+    scale=3,
+    clip_model=False,
+    options=UpscaleOptions(chunk=4),
+    progress=False,
+  )
   meta, frames = video.stream_video(out)
   np.testing.assert_allclose([t for _, t in frames], src_times, atol=1e-3)
   # Every frame keeps its time; only the last one's hold may differ (one frame at the mean rate).
@@ -141,17 +172,20 @@ def test_compare_writes_side_by_side_video_and_png_strip(tmp_path, tiny_edsr):
   src = str(tmp_path / "in.mp4")
   _write_lr_video(src, frames=8, height=12, width=16)
   out = str(tmp_path / "cmp.mp4")
-  upscale.upscale_video(src, out, model, variables, scale=3, clip_model=False, compare=True,
-                        progress=False)
+  upscale.upscale_video(
+    src, out, model, variables, scale=3, clip_model=False, compare=True, progress=False
+  )
   _, frames = video.stream_video(out)
   first, _ = next(frames)
   assert first.shape == (36, 96, 3)
   # The untrained model returns the bicubic image: both halves agree (up to video coding).
   assert np.abs(first[:, :48].astype(int) - first[:, 48:].astype(int)).mean() < 3
   png = str(tmp_path / "cmp.png")
-  upscale.upscale_video(src, png, model, variables, scale=3, clip_model=False, compare=True,
-                        progress=False)
+  upscale.upscale_video(
+    src, png, model, variables, scale=3, clip_model=False, compare=True, progress=False
+  )
   import imageio.v3 as iio
+
   image = iio.imread(png)
   assert image.shape == (20 + 4 * 36, 96, 3)  # a label row, then 4 frames
   header = image[:20].min(axis=-1)
@@ -167,10 +201,14 @@ def test_bad_inputs_are_clear_errors_and_leave_no_file(tmp_path, tiny_edsr, monk
   with pytest.raises(FileNotFoundError, match="output folder"):
     upscale.upscale_video(src, str(tmp_path / "missing" / "out.mp4"), model, variables, **kw)
   with pytest.raises(FileNotFoundError, match="No such video"):
-    upscale.upscale_video(str(tmp_path / "nope.mp4"), str(tmp_path / "o.mp4"), model, variables, **kw)
+    upscale.upscale_video(
+      str(tmp_path / "nope.mp4"), str(tmp_path / "o.mp4"), model, variables, **kw
+    )
   (tmp_path / "junk.mp4").write_bytes(b"not a video")
   with pytest.raises(ValueError, match="Cannot read"):
-    upscale.upscale_video(str(tmp_path / "junk.mp4"), str(tmp_path / "o.mp4"), model, variables, **kw)
+    upscale.upscale_video(
+      str(tmp_path / "junk.mp4"), str(tmp_path / "o.mp4"), model, variables, **kw
+    )
   with pytest.raises(ValueError, match="must end in"):
     upscale.upscale_video(src, str(tmp_path / "o.gif"), model, variables, **kw)
   with pytest.raises(ValueError, match="tile"):
@@ -228,11 +266,16 @@ def _peaks_by_length(tmp_path, lengths, size, model_args):
     with video.VideoWriter(src, 25.0) as writer:
       for _ in range(n):
         writer.write(rng.integers(0, 256, (*size, 3), dtype=np.uint8))
-    proc = subprocess.run([sys.executable, "-c", _MEMORY_SCRIPT, src, str(tmp_path / f"o{n}.mp4"),
-                           *model_args], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run(
+      [sys.executable, "-c", _MEMORY_SCRIPT, src, str(tmp_path / f"o{n}.mp4"), *model_args],
+      capture_output=True,
+      text=True,
+      env=env,
+      timeout=600,
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     traced, rss = proc.stdout.split()[-2:]
-    peaks[n] = (int(traced) / 2 ** 20, int(rss) / 2 ** 10)
+    peaks[n] = (int(traced) / 2**20, int(rss) / 2**10)
   print("peak (traced host buffers, RSS) MiB by frame count:", peaks)
   return peaks
 
@@ -248,8 +291,9 @@ def test_peak_memory_does_not_grow_with_video_length(tmp_path):
   exact check is on the traced numpy buffers and RSS only has to stay well below the cost of
   holding the frames.
   """
-  peaks = _peaks_by_length(tmp_path, (50, 500), (32, 32),
-                           ("basicvsrpp", '{"features": 8, "num_blocks": 1}', "4", "1"))
+  peaks = _peaks_by_length(
+    tmp_path, (50, 500), (32, 32), ("basicvsrpp", '{"features": 8, "num_blocks": 1}', "4", "1")
+  )
   # Keeping the 450 extra frames would add 450 x (12 KiB LR + 192 KiB HR, float32) = 90 MiB.
   assert abs(peaks[500][0] - peaks[50][0]) < 1, peaks
   assert peaks[500][1] - peaks[50][1] < 90 / 2, peaks  # measured: 24 MiB, cold cache
@@ -264,6 +308,7 @@ class _Loaded:  # what `checkpoint.load_sr_model` returns, for the command tests
 def _upscale_command(monkeypatch, tiny_edsr, *args):
   from jaxres import cli
   from jaxres.sr import checkpoint
+
   monkeypatch.setattr(checkpoint, "load_sr_model", lambda *a, **k: _Loaded(*tiny_edsr))
   return cli.main(["upscale", *args, "--checkpoint", "run", "--no-progress"])
 
@@ -282,8 +327,9 @@ def test_the_input_is_never_written_over(tmp_path, tiny_edsr, monkeypatch, capsy
   assert sorted(os.listdir(tmp_path)) == ["in.mp4", "link.mp4"]
 
 
-def test_interrupted_upscale_says_so_in_one_line_and_leaves_nothing(tmp_path, tiny_edsr,
-                                                                    monkeypatch, capsys):
+def test_interrupted_upscale_says_so_in_one_line_and_leaves_nothing(
+  tmp_path, tiny_edsr, monkeypatch, capsys
+):
   src = str(tmp_path / "in.mp4")
   _write_lr_video(src)
   calls = []
@@ -308,15 +354,21 @@ def small_disk(tmp_path):
   """A 64 KiB tmpfs (needs root; skipped otherwise)."""
   folder = tmp_path / "disk"
   folder.mkdir()
-  if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs",
-                                          str(folder)], capture_output=True).returncode != 0:
+  if (
+    os.geteuid() != 0
+    or subprocess.run(
+      ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(folder)], capture_output=True
+    ).returncode
+    != 0
+  ):
     pytest.skip("mounting a small tmpfs needs root")
   yield folder
   subprocess.run(["umount", str(folder)], check=False)
 
 
-def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, tiny_edsr, monkeypatch,
-                                                          capsys, small_disk):
+def test_a_full_disk_is_one_line_and_leaves_no_partial_file(
+  tmp_path, tiny_edsr, monkeypatch, capsys, small_disk
+):
   src = str(tmp_path / "in.mp4")
   _write_lr_video(src, frames=24, height=48, width=48)
   (small_disk / "filler").write_bytes(os.urandom(40 * 1024))
@@ -331,9 +383,11 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(tmp_path, tiny_edsr,
   assert err.count("\n") == 1 and "Read-only file system" in err, err
 
 
-def test_a_cut_input_is_upscaled_as_far_as_it_decodes_with_a_warning(tmp_path, tiny_edsr,
-                                                                    monkeypatch, capsys):
+def test_a_cut_input_is_upscaled_as_far_as_it_decodes_with_a_warning(
+  tmp_path, tiny_edsr, monkeypatch, capsys
+):
   from media import cut_with_index_first
+
   whole = str(tmp_path / "whole.mp4")
   _write_lr_video(whole, frames=40, height=16, width=16)
   src = cut_with_index_first(whole, str(tmp_path / "cut.mp4"), keep=0.6)
@@ -344,13 +398,16 @@ def test_a_cut_input_is_upscaled_as_far_as_it_decodes_with_a_warning(tmp_path, t
   n = sum(1 for _ in frames)
   assert 0 < n < 38 and f"wrote {n} frames" in captured.out
   assert "upscaled in windows of " in captured.out and "of --max-memory " in captured.out
-  assert captured.err == (f"jaxres upscale: warning: {src} stops decoding after {n} of the 40 "
-                          "frames its header lists (truncated or damaged); only those were "
-                          "upscaled.\n")
+  assert captured.err == (
+    f"jaxres upscale: warning: {src} stops decoding after {n} of the 40 "
+    "frames its header lists (truncated or damaged); only those were "
+    "upscaled.\n"
+  )
 
 
-def test_a_budget_nothing_fits_is_one_line_and_leaves_nothing(tmp_path, tiny_edsr, monkeypatch,
-                                                             capsys):
+def test_a_budget_nothing_fits_is_one_line_and_leaves_nothing(
+  tmp_path, tiny_edsr, monkeypatch, capsys
+):
   src = str(tmp_path / "in.mp4")
   _write_lr_video(src)
   out = str(tmp_path / "out.mp4")
@@ -369,6 +426,7 @@ def test_upscale_with_published_weights_by_name(tmp_path, tiny_edsr, monkeypatch
 
   from jaxres import cli, weights
   from jaxres.convert import save_variables
+
   served = tmp_path / "served"
   served.mkdir()
   save_variables(jax.device_get(tiny_edsr[1]), str(served / "edsr_tiny_x3.msgpack"))
@@ -377,17 +435,59 @@ def test_upscale_with_published_weights_by_name(tmp_path, tiny_edsr, monkeypatch
   _write_lr_video(src)
   server = LocalServer(served)
   try:
-    weights.register("edsr_bicubic_tiny.test_x3", url=f"{server.url}/edsr_tiny_x3.msgpack",
-                     arch="edsr_bicubic_tiny", converter="jaxres", model_kwargs={"scale": 3},
-                     overwrite=True)
-    assert cli.main(["upscale", src, out, "--weights", "edsr_bicubic_tiny.test_x3",
-                     "--no-progress", "--chunk", "4"]) == 0
+    weights.register(
+      "edsr_bicubic_tiny.test_x3",
+      url=f"{server.url}/edsr_tiny_x3.msgpack",
+      arch="edsr_bicubic_tiny",
+      converter="jaxres",
+      model_kwargs={"scale": 3},
+      overwrite=True,
+    )
+    assert (
+      cli.main(
+        [
+          "upscale",
+          src,
+          out,
+          "--weights",
+          "edsr_bicubic_tiny.test_x3",
+          "--no-progress",
+          "--chunk",
+          "4",
+        ]
+      )
+      == 0
+    )
     assert "(edsr_bicubic_tiny x3, weights edsr_bicubic_tiny.test_x3)" in capsys.readouterr().out
-    assert cli.main(["upscale", src, str(tmp_path / "x2.mp4"), "--weights",
-                     "edsr_bicubic_tiny.test_x3", "--scale", "2", "--no-progress"]) == 1
+    assert (
+      cli.main(
+        [
+          "upscale",
+          src,
+          str(tmp_path / "x2.mp4"),
+          "--weights",
+          "edsr_bicubic_tiny.test_x3",
+          "--scale",
+          "2",
+          "--no-progress",
+        ]
+      )
+      == 1
+    )
     assert "an x3 model (edsr_bicubic_tiny), not x2" in capsys.readouterr().err
-    assert cli.main(["upscale", src, str(tmp_path / "c.mp4"), "--weights", "r3d_18.kinetics400",
-                     "--no-progress"]) == 1
+    assert (
+      cli.main(
+        [
+          "upscale",
+          src,
+          str(tmp_path / "c.mp4"),
+          "--weights",
+          "r3d_18.kinetics400",
+          "--no-progress",
+        ]
+      )
+      == 1
+    )
     assert "classification weights (r3d_18), not a super-resolution" in capsys.readouterr().err
   finally:
     server.stop()

@@ -54,25 +54,40 @@ def _assert_same(ours, theirs, where="root"):
 
 def _every_dtype():
   g = torch.Generator().manual_seed(0)
-  floats = {d: torch.randn(3, 5, generator=g).to(d)
-            for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)}
-  ints = {d: torch.randint(-100, 100, (4, 2), generator=g).to(d)
-          for d in (torch.int64, torch.int32, torch.int16, torch.int8)}
-  return {**{str(d): t for d, t in {**floats, **ints}.items()},
-          "torch.uint8": torch.randint(0, 256, (7,), generator=g).to(torch.uint8),
-          "torch.bool": torch.rand(6, generator=g) > 0.5}
+  floats = {
+    d: torch.randn(3, 5, generator=g).to(d)
+    for d in (torch.float32, torch.float64, torch.float16, torch.bfloat16)
+  }
+  ints = {
+    d: torch.randint(-100, 100, (4, 2), generator=g).to(d)
+    for d in (torch.int64, torch.int32, torch.int16, torch.int8)
+  }
+  return {
+    **{str(d): t for d, t in {**floats, **ints}.items()},
+    "torch.uint8": torch.randint(0, 256, (7,), generator=g).to(torch.uint8),
+    "torch.bool": torch.rand(6, generator=g) > 0.5,
+  }
 
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_dtype_layout_and_value_reads_as_torch_load_does(tmp_path, fmt):
   base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
   checkpoint = {
-      "model_state": collections.OrderedDict(_every_dtype()),
-      "views": {"transposed": base.t(), "offset_and_step": base[1:, ::2], "row": base[2]},
-      "zero_size": torch.zeros(0, 3), "scalar": torch.tensor(2.5, dtype=torch.float64),
-      "parameter": torch.nn.Parameter(torch.ones(2, 2)),
-      "epoch": 3, "arch": "r3d_18", "lr": 0.1, "milestones": [30, 60], "nothing": None,
-      "shape": torch.Size([2, 3]), "pair": (1, "a"), "flags": {True, False}, "big": 2 ** 70}
+    "model_state": collections.OrderedDict(_every_dtype()),
+    "views": {"transposed": base.t(), "offset_and_step": base[1:, ::2], "row": base[2]},
+    "zero_size": torch.zeros(0, 3),
+    "scalar": torch.tensor(2.5, dtype=torch.float64),
+    "parameter": torch.nn.Parameter(torch.ones(2, 2)),
+    "epoch": 3,
+    "arch": "r3d_18",
+    "lr": 0.1,
+    "milestones": [30, 60],
+    "nothing": None,
+    "shape": torch.Size([2, 3]),
+    "pair": (1, "a"),
+    "flags": {True, False},
+    "big": 2**70,
+  }
   path = _save(checkpoint, tmp_path / "every.pth", fmt)
   _assert_same(read_torch_checkpoint(path), torch.load(path, weights_only=True))
 
@@ -80,8 +95,11 @@ def test_every_dtype_layout_and_value_reads_as_torch_load_does(tmp_path, fmt):
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_tensors_sharing_a_storage_share_it(tmp_path, fmt):
   base = torch.arange(12, dtype=torch.int64)
-  path = _save({"a": base[2:8], "b": base[4:10].view(2, 3), "c": base.view(3, 4).t()},
-               tmp_path / "shared.pth", fmt)
+  path = _save(
+    {"a": base[2:8], "b": base[4:10].view(2, 3), "c": base.view(3, 4).t()},
+    tmp_path / "shared.pth",
+    fmt,
+  )
   ours = read_torch_checkpoint(path)
   _assert_same(ours, torch.load(path, weights_only=True))
   assert np.shares_memory(ours["a"], ours["b"])
@@ -102,7 +120,10 @@ def test_a_modules_state_dict_reads_with_its_metadata(tmp_path, fmt):
 
 
 def test_load_torch_state_dict_unwraps_a_pyth_to_numpy_arrays(tmp_path):
-  state_dict = {"blocks.0.conv.weight": torch.randn(2, 3, 1, 1, 1), "blocks.0.norm.bias": torch.ones(2)}
+  state_dict = {
+    "blocks.0.conv.weight": torch.randn(2, 3, 1, 1, 1),
+    "blocks.0.norm.bias": torch.ones(2),
+  }
   torch.save({"model_state": state_dict, "epoch": 3, "cfg": "TRAIN: ..."}, tmp_path / "m.pyth")
   loaded = load_torch_state_dict(str(tmp_path / "m.pyth"))
   assert list(loaded) == list(state_dict)
@@ -181,13 +202,17 @@ def test_a_malicious_pickle_is_refused_before_anything_runs(tmp_path, how):
 
 def test_a_pickled_model_and_builtins_eval_are_refused(tmp_path):
   torch.save(torch.nn.Linear(2, 3), tmp_path / "model.pth")
-  with pytest.raises(UnsafeCheckpointError, match=r"'torch\.nn\.modules\.linear\.Linear'.*"
-                                                  r"model\.state_dict\(\)"):
+  with pytest.raises(
+    UnsafeCheckpointError,
+    match=r"'torch\.nn\.modules\.linear\.Linear'.*"
+    r"model\.state_dict\(\)",
+  ):
     read_torch_checkpoint(tmp_path / "model.pth")
 
   class Eval:
     def __reduce__(self):
       return eval, ("1 + 1",)
+
   path = _torch_like_zip(tmp_path / "eval.pth", pickle.dumps(Eval(), protocol=2))
   with pytest.raises(UnsafeCheckpointError, match=r"eval\.pth.*'builtins\.eval'"):
     read_torch_checkpoint(path)
@@ -195,22 +220,29 @@ def test_a_pickled_model_and_builtins_eval_are_refused(tmp_path):
 
 def test_garbage_truncated_and_big_endian_files_are_unreadable(tmp_path):
   rng = np.random.default_rng(0)
-  valid = {fmt: open(_save({"w": torch.randn(64, 64)}, tmp_path / f"{fmt}.pth", fmt), "rb").read()
-           for fmt in FORMATS}
-  cases = {"random.pth": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
-           "text.pth": b"config:\n  lr: 0.1\n", "empty.pth": b"",
-           "cut_zip.pth": valid["zip"][:len(valid["zip"]) // 2],
-           "cut_zip_data.pth": valid["zip"][:len(valid["zip"]) - 2000],
-           "cut_legacy.pth": valid["legacy"][:len(valid["legacy"]) - 100],
-           "cut_legacy_pickle.pth": valid["legacy"][:200]}
+  valid = {
+    fmt: open(_save({"w": torch.randn(64, 64)}, tmp_path / f"{fmt}.pth", fmt), "rb").read()
+    for fmt in FORMATS
+  }
+  cases = {
+    "random.pth": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+    "text.pth": b"config:\n  lr: 0.1\n",
+    "empty.pth": b"",
+    "cut_zip.pth": valid["zip"][: len(valid["zip"]) // 2],
+    "cut_zip_data.pth": valid["zip"][: len(valid["zip"]) - 2000],
+    "cut_legacy.pth": valid["legacy"][: len(valid["legacy"]) - 100],
+    "cut_legacy_pickle.pth": valid["legacy"][:200],
+  }
   for name, data in cases.items():
     (tmp_path / name).write_bytes(data)
     with pytest.raises(UnreadableWeightsError, match=re.escape(str(tmp_path / name))) as error:
       read_torch_checkpoint(tmp_path / name)
     assert not isinstance(error.value, UnsafeCheckpointError), name
   # The same archive with its byteorder record saying big-endian.
-  with zipfile.ZipFile(tmp_path / "zip.pth") as source, \
-       zipfile.ZipFile(tmp_path / "big.pth", "w") as target:
+  with (
+    zipfile.ZipFile(tmp_path / "zip.pth") as source,
+    zipfile.ZipFile(tmp_path / "big.pth", "w") as target,
+  ):
     for info in source.infolist():
       data = source.read(info)
       target.writestr(info, b"big" if info.filename.endswith("/byteorder") else data)
@@ -219,9 +251,10 @@ def test_garbage_truncated_and_big_endian_files_are_unreadable(tmp_path):
   # A legacy stream whose sys_info says big-endian.
   stream = io.BytesIO(valid["legacy"])
   magic, version, sys_info = (pickle.load(stream) for _ in range(3))
-  header = b"".join(pickle.dumps(v, protocol=2)
-                    for v in (magic, version, {**sys_info, "little_endian": False}))
-  (tmp_path / "big_legacy.pth").write_bytes(header + valid["legacy"][stream.tell():])
+  header = b"".join(
+    pickle.dumps(v, protocol=2) for v in (magic, version, {**sys_info, "little_endian": False})
+  )
+  (tmp_path / "big_legacy.pth").write_bytes(header + valid["legacy"][stream.tell() :])
   with pytest.raises(UnreadableWeightsError, match=r"big_legacy\.pth.*big-endian"):
     read_torch_checkpoint(tmp_path / "big_legacy.pth")
   with pytest.raises(FileNotFoundError):

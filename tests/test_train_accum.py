@@ -37,8 +37,14 @@ def _step(model, k, num_devices, batch, state=None):
   config = default_config()
   config.optimizer.weight_decay = 1e-4
   tx, schedule = create_optimizer(config)
-  engine = JitEngine(model, ClassificationTask(label_smoothing=0.1), tx, schedule,
-                     mesh=make_mesh(num_devices), grad_accum_steps=k)
+  engine = JitEngine(
+    model,
+    ClassificationTask(label_smoothing=0.1),
+    tx,
+    schedule,
+    mesh=make_mesh(num_devices),
+    grad_accum_steps=k,
+  )
   state = engine.init(jax.random.key(0), SHAPE) if state is None else state
   return engine.train_step(state, engine.put_batch(batch), jax.random.key(1))
 
@@ -55,8 +61,11 @@ def test_accumulated_step_equals_the_whole_batch_step(k, num_devices):
   batch = next(synthetic_batches(SHAPE, 4, num_batches=1))
   ref_state, ref_metrics = _step(Net(), 1, 1, batch)
   state, metrics = _step(Net(), k, num_devices, batch)
-  for a, b in zip(jax.tree.leaves((state.params, state.opt_state)),
-                  jax.tree.leaves((ref_state.params, ref_state.opt_state)), strict=True):
+  for a, b in zip(
+    jax.tree.leaves((state.params, state.opt_state)),
+    jax.tree.leaves((ref_state.params, ref_state.opt_state)),
+    strict=True,
+  ):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
   for key in ("loss", "accuracy", "grad_norm"):
     np.testing.assert_allclose(float(metrics[key]), float(ref_metrics[key]), rtol=1e-5)
@@ -74,16 +83,23 @@ def test_batchnorm_normalises_each_micro_batch_and_updates_its_averages_in_turn(
   stats = variables["batch_stats"]
   micro = split_micro_batches(batch, k)
   for j in range(k):
-    _, updates = model.apply({"params": variables["params"], "batch_stats": stats},
-                             jnp.asarray(micro["video"][j]), train=True, mutable=["batch_stats"])
+    _, updates = model.apply(
+      {"params": variables["params"], "batch_stats": stats},
+      jnp.asarray(micro["video"][j]),
+      train=True,
+      mutable=["batch_stats"],
+    )
     stats = updates["batch_stats"]
   for a, b in zip(jax.tree.leaves(state.batch_stats), jax.tree.leaves(stats), strict=True):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-5, atol=1e-7)
   # One pass over the whole batch would give other statistics: the test tells them apart.
-  _, whole = model.apply(variables, jnp.asarray(batch["video"]), train=True,
-                         mutable=["batch_stats"])
-  assert np.abs(np.asarray(whole["batch_stats"]["bn"]["mean"])
-                - np.asarray(stats["bn"]["mean"])).max() > 1e-3
+  _, whole = model.apply(
+    variables, jnp.asarray(batch["video"]), train=True, mutable=["batch_stats"]
+  )
+  assert (
+    np.abs(np.asarray(whole["batch_stats"]["bn"]["mean"]) - np.asarray(stats["bn"]["mean"])).max()
+    > 1e-3
+  )
 
 
 def test_a_batch_that_does_not_split_over_micro_batches_and_devices_is_refused():
@@ -91,9 +107,12 @@ def test_a_batch_that_does_not_split_over_micro_batches_and_devices_is_refused()
   config.global_batch_size, config.grad_accum_steps = 24, 4
   task = ClassificationTask()
   check_config(config, task, uses_data_config=False, num_devices=2)  # 24 = 4 x 2 x 3
-  with pytest.raises(ValueError, match=r"global_batch_size=24 does not split into "
-                                       r"grad_accum_steps=4 micro-batches over 8 devices; use a "
-                                       r"multiple of 32"):
+  with pytest.raises(
+    ValueError,
+    match=r"global_batch_size=24 does not split into "
+    r"grad_accum_steps=4 micro-batches over 8 devices; use a "
+    r"multiple of 32",
+  ):
     check_config(config, task, uses_data_config=False, num_devices=8)
   config.grad_accum_steps = 0
   with pytest.raises(ValueError, match="grad_accum_steps must be a positive integer, got 0"):

@@ -75,7 +75,8 @@ def _damage(step_dir, how):
 
 @pytest.mark.parametrize("how", ["truncated_array", "missing_array", "missing_metadata"])
 def test_a_damaged_latest_checkpoint_is_named_moved_aside_and_the_previous_one_restored(
-    tmp_path, how):
+  tmp_path, how
+):
   directory = str(tmp_path / "checkpoints")
   ckpt = Checkpointer(directory, keep=3, async_save=False)
   tree = {"w": np.arange(1000, dtype=np.float32), "b": np.ones(3, np.float32)}
@@ -102,11 +103,13 @@ def test_futures_left_over_by_a_failed_restore_log_nothing_and_other_errors_stil
   import gc
 
   from jaxres.train.checkpoint import _ignore_reads_finishing_after_a_failed_restore
+
   _ignore_reads_finishing_after_a_failed_restore()
 
   async def gather_and_drop(error):  # asyncio logs "_GatheringFuture exception was never retrieved"
     async def fail():
       raise error
+
     asyncio.gather(fail())
     await asyncio.sleep(0.01)
 
@@ -140,8 +143,22 @@ def _start(workdir, *overrides):
   with open(config, "w") as f:
     f.write(SYNTHETIC_TRAIN_CONFIG)
   return subprocess.Popen(
-      [sys.executable, "-m", "jaxres.cli", "train", "--config", config, "--workdir", workdir,
-       *overrides], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    [
+      sys.executable,
+      "-m",
+      "jaxres.cli",
+      "train",
+      "--config",
+      config,
+      "--workdir",
+      workdir,
+      *overrides,
+    ],
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    text=True,
+  )
 
 
 def _logged_step(workdir):
@@ -181,7 +198,8 @@ def uninterrupted(tmp_path_factory):
 
 @pytest.mark.slow  # `jaxres train` processes: their exits and their output are the point
 def test_sigterm_then_kill9_then_a_damaged_checkpoint_then_resume_matches_uninterrupted(
-    tmp_path, uninterrupted):
+  tmp_path, uninterrupted
+):
   workdir = str(tmp_path / "run")
   # SIGTERM: stops at the next step boundary with a checkpoint of that step, exit code 0.
   proc = _start(workdir)
@@ -224,8 +242,12 @@ def test_nan_loss_stops_with_message_and_keeps_last_checkpoint(tmp_path):
   workdir = str(tmp_path / "run")
   # Warm-up to an absurd learning rate: step 1 has lr 0, step 2 makes the weights huge (the
   # checkpoint of step 2 is still finite), and the loss of step 3 overflows.
-  proc = _start(workdir, "--config.optimizer.learning_rate=1e30", "--config.schedule.warmup_steps=8",
-                "--config.optimizer.momentum=0.0")
+  proc = _start(
+    workdir,
+    "--config.optimizer.learning_rate=1e30",
+    "--config.schedule.warmup_steps=8",
+    "--config.optimizer.momentum=0.0",
+  )
   out, _ = proc.communicate(timeout=300)
   assert proc.returncode == 1, out
   assert "Training loss is nan" in out or "Training loss is inf" in out, out

@@ -19,8 +19,11 @@ def test_class_count_batch_and_sizes_are_checked_by_name():
   config = load_config("demo", ["--config.data.path=/data/UCF-101", "--config.data.source=folder"])
   task = ClassificationTask()
   check_config(config, task, info=_info(4), num_devices=8)
-  with pytest.raises(ValueError, match=r"model.num_classes=4 but /data/UCF-101 has 101 classes; "
-                                       r"set --config.model.num_classes=101"):
+  with pytest.raises(
+    ValueError,
+    match=r"model.num_classes=4 but /data/UCF-101 has 101 classes; "
+    r"set --config.model.num_classes=101",
+  ):
     check_config(config, task, info=_info(101))
   with pytest.raises(ValueError, match="global_batch_size=16 is not divisible by the 3 devices"):
     check_config(config, task, info=_info(4), num_devices=3)

@@ -32,8 +32,10 @@ _ARRAY = re.compile(r"(?:f32|bf16|f16|s32|u32|pred)\[([\d,]*)\]")
 def compiled_hlo(engine, shape=SHAPE) -> str:
   """The optimised HLO of `engine`'s train step for a classification batch of `shape`."""
   state = engine.abstract_state(shape)
-  batch = {"video": jax.ShapeDtypeStruct(shape, jnp.float32),
-           "label": jax.ShapeDtypeStruct(shape[:1], jnp.int32)}
+  batch = {
+    "video": jax.ShapeDtypeStruct(shape, jnp.float32),
+    "label": jax.ShapeDtypeStruct(shape[:1], jnp.int32),
+  }
   return engine._compile("train", state).lower(state, batch, jax.random.key(0)).compile().as_text()
 
 
@@ -56,8 +58,15 @@ def assert_no_host_traffic(hlo: str):
 def _engine(fsdp, mesh=None):
   config = default_config()
   tx, schedule = create_optimizer(config)
-  return JitEngine(TinyVideoNet(conv_lowering="native"), ClassificationTask(), tx, schedule,
-                   mesh=mesh or make_mesh(8), fsdp=fsdp, fsdp_min_size=256)
+  return JitEngine(
+    TinyVideoNet(conv_lowering="native"),
+    ClassificationTask(),
+    tx,
+    schedule,
+    mesh=mesh or make_mesh(8),
+    fsdp=fsdp,
+    fsdp_min_size=256,
+  )
 
 
 def _param_shapes(engine):
@@ -80,8 +89,11 @@ def test_fsdp_gathers_parameters_and_reduce_scatters_gradients():
   hlo = compiled_hlo(engine)
   ops = collectives(hlo)
   state = engine.abstract_state(SHAPE)
-  sharded = [(leaf.shape, leaf.sharding.shard_shape(leaf.shape))
-             for leaf in jax.tree.leaves(state.params) if leaf.sharding.spec != jax.sharding.PartitionSpec()]
+  sharded = [
+    (leaf.shape, leaf.sharding.shard_shape(leaf.shape))
+    for leaf in jax.tree.leaves(state.params)
+    if leaf.sharding.spec != jax.sharding.PartitionSpec()
+  ]
   assert len(sharded) == 4  # conv1, conv2, conv3 and fc kernels (fsdp_min_size=256)
   gathered = [sorted(s) for s in ops["all-gather"]]
   reduced = [sorted(s) for s in ops.get("all-reduce", [])]

@@ -46,8 +46,15 @@ def get_config():
 
 def _run(code_or_args, tmp_path, timeout):
   env = dict(os.environ, PYTHONPATH=ROOT, JAXRES_RETAIN_MEMORY="0")
-  proc = subprocess.run([sys.executable, *code_or_args], cwd=tmp_path, env=env, text=True,
-                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=timeout)
+  proc = subprocess.run(
+    [sys.executable, *code_or_args],
+    cwd=tmp_path,
+    env=env,
+    text=True,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.STDOUT,
+    timeout=timeout,
+  )
   return proc.returncode, proc.stdout
 
 
@@ -55,8 +62,11 @@ def _run(code_or_args, tmp_path, timeout):
 def test_train_on_demo_videos_exits_after_its_summary(tmp_path):
   config = tmp_path / "tiny_demo.py"
   config.write_text(CONFIG.format(path=str(tmp_path / "videos")))
-  rc, out = _run(["-m", "jaxres.cli", "train", "--config", str(config), "--workdir",
-                  str(tmp_path / "run")], tmp_path, timeout=300)
+  rc, out = _run(
+    ["-m", "jaxres.cli", "train", "--config", str(config), "--workdir", str(tmp_path / "run")],
+    tmp_path,
+    timeout=300,
+  )
   assert rc == 0, out
   assert "finished at step 3" in out
   assert (tmp_path / "run" / "summary.json").exists()

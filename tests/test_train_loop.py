@@ -58,8 +58,14 @@ def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
   summary = train_and_evaluate(_config(), workdir, train_data=train_data, eval_data=eval_data)
   assert len(opened) == 1 and opened[0].closed
   assert summary["step"] == 12 and not summary["stopped_early"]
-  assert {"loss", "accuracy", "learning_rate", "grad_norm", "param_norm",
-          "clips_per_second"} <= set(summary["train"])
+  assert {
+    "loss",
+    "accuracy",
+    "learning_rate",
+    "grad_norm",
+    "param_norm",
+    "clips_per_second",
+  } <= set(summary["train"])
   assert {"accuracy", "loss", "video_accuracy"} <= set(summary["eval"])
   records = read_metrics(os.path.join(workdir, "metrics.jsonl"))
   assert [r["step"] for r in records if r["split"] == "train"] == [3, 6, 9, 12]
@@ -86,8 +92,9 @@ def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
   # A failure before the first step (here a batch without "video") also closes the batches.
   bad = _Closeable([{"label": [0] * 8}])
   with pytest.raises(KeyError, match="video"):
-    train_and_evaluate(_config(), str(tmp_path / "bad"), train_data=lambda start_step: bad,
-                       eval_data=eval_data)
+    train_and_evaluate(
+      _config(), str(tmp_path / "bad"), train_data=lambda start_step: bad, eval_data=eval_data
+    )
   assert bad.closed
 
   # Evaluating the final checkpoint gives the loop's last evaluation.
@@ -110,7 +117,8 @@ def _metric_rows(workdir):
 
 @pytest.mark.slow
 def test_resume_past_a_damaged_checkpoint_without_duplicate_rows_and_with_skip_counts(
-    tmp_path, capsys):
+  tmp_path, capsys
+):
   from jaxres.data.skips import SKIPPED
   from jaxres.train.run import RunLockedError, lock_run
 
@@ -165,10 +173,17 @@ def test_a_lock_held_by_a_killed_process_is_free_and_rows_after_the_resume_step_
 
   workdir = str(tmp_path)
   holder = subprocess.Popen(
-      [sys.executable, "-c", "import sys, time\nfrom jaxres.train.run import lock_run\n"
-       "with lock_run(sys.argv[1]):\n  print('locked', flush=True)\n  time.sleep(600)", workdir],
-      stdout=subprocess.PIPE, text=True,
-      env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    [
+      sys.executable,
+      "-c",
+      "import sys, time\nfrom jaxres.train.run import lock_run\n"
+      "with lock_run(sys.argv[1]):\n  print('locked', flush=True)\n  time.sleep(600)",
+      workdir,
+    ],
+    stdout=subprocess.PIPE,
+    text=True,
+    env=dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+  )
   try:
     assert holder.stdout.readline().strip() == "locked"
     with pytest.raises(RunLockedError, match=f"process {holder.pid}"):
@@ -197,21 +212,40 @@ def test_a_run_lists_its_data_once_and_builds_its_eval_pipeline_once(tmp_path, m
   `jaxres eval` on the final checkpoint (the pipeline gives the same batches again)."""
   from jaxres.data import pipeline, sources
   from jaxres.train import load_config
-  config = load_config("demo", [
-      f"--config.data.path={tmp_path / 'demo'}", "--config.data.demo.videos_per_class=2",
-      "--config.data.demo.num_frames=8", "--config.data.demo.size=24",
-      "--config.data.num_frames=4", "--config.data.frame_stride=1", "--config.data.resize=20",
-      "--config.data.crop_size=16", "--config.data.shuffle_buffer=4",
-      "--config.global_batch_size=4", "--config.num_train_steps=3", "--config.eval_every_steps=1",
-      "--config.log_every_steps=1", "--config.parallel.num_devices=1",
-      "--config.progress_bar=False", "--config.plot=False", "--config.tensorboard=False",
-      "--config.checkpoint.async_save=False"])
+
+  config = load_config(
+    "demo",
+    [
+      f"--config.data.path={tmp_path / 'demo'}",
+      "--config.data.demo.videos_per_class=2",
+      "--config.data.demo.num_frames=8",
+      "--config.data.demo.size=24",
+      "--config.data.num_frames=4",
+      "--config.data.frame_stride=1",
+      "--config.data.resize=20",
+      "--config.data.crop_size=16",
+      "--config.data.shuffle_buffer=4",
+      "--config.global_batch_size=4",
+      "--config.num_train_steps=3",
+      "--config.eval_every_steps=1",
+      "--config.log_every_steps=1",
+      "--config.parallel.num_devices=1",
+      "--config.progress_bar=False",
+      "--config.plot=False",
+      "--config.tensorboard=False",
+      "--config.checkpoint.async_save=False",
+    ],
+  )
   listed, built = [], []
   folder_videos, build_dataset = sources.folder_videos, pipeline.build_dataset
-  monkeypatch.setattr(sources, "folder_videos",
-                      lambda *a, **k: listed.append(k["split"]) or folder_videos(*a, **k))
-  monkeypatch.setattr(pipeline, "build_dataset",
-                      lambda c, split, **k: built.append(split) or build_dataset(c, split, **k))
+  monkeypatch.setattr(
+    sources, "folder_videos", lambda *a, **k: listed.append(k["split"]) or folder_videos(*a, **k)
+  )
+  monkeypatch.setattr(
+    pipeline,
+    "build_dataset",
+    lambda c, split, **k: built.append(split) or build_dataset(c, split, **k),
+  )
   workdir = str(tmp_path / "run")
   summary = train_and_evaluate(config, workdir)
   assert summary["step"] == 3

@@ -38,17 +38,39 @@ def test_two_processes_match_one(tmp_path):
   config_path.write_text(SYNTHETIC_TRAIN_CONFIG)
   port = _free_port()
   env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2))
-  common = [sys.executable, "-m", "jaxres.cli", "train", "--config", str(config_path),
-            f"--config.num_train_steps={STEPS}"]
-  pod = [common + ["--workdir", str(tmp_path / "run"), "--coordinator-address",
-                   f"127.0.0.1:{port}", "--num-processes", "2", "--process-id", str(i),
-                   "--config.parallel.num_devices=-1", "--config.parallel.mesh.data=2",
-                   "--config.parallel.mesh.fsdp=2", "--config.parallel.fsdp_min_size=64"]
-         for i in range(2)]
+  common = [
+    sys.executable,
+    "-m",
+    "jaxres.cli",
+    "train",
+    "--config",
+    str(config_path),
+    f"--config.num_train_steps={STEPS}",
+  ]
+  pod = [
+    common
+    + [
+      "--workdir",
+      str(tmp_path / "run"),
+      "--coordinator-address",
+      f"127.0.0.1:{port}",
+      "--num-processes",
+      "2",
+      "--process-id",
+      str(i),
+      "--config.parallel.num_devices=-1",
+      "--config.parallel.mesh.data=2",
+      "--config.parallel.mesh.fsdp=2",
+      "--config.parallel.fsdp_min_size=64",
+    ]
+    for i in range(2)
+  ]
   # The same steps on one device, with the loop's seeds and data.
   alone = common + ["--workdir", str(tmp_path / "alone"), "--config.parallel.num_devices=1"]
-  procs = [subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True) for args in pod + [alone]]
+  procs = [
+    subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for args in pod + [alone]
+  ]
   try:
     outs = [p.communicate(timeout=600)[0] for p in procs]
   finally:
@@ -60,8 +82,9 @@ def test_two_processes_match_one(tmp_path):
 
   # The checkpoints the two processes wrote together and the one process alone, both restored
   # onto this process's one device.
-  config = load_config(str(config_path), [f"--config.num_train_steps={STEPS}",
-                                          "--config.parallel.num_devices=1"])
+  config = load_config(
+    str(config_path), [f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=1"]
+  )
   engine, _, _ = build_engine(config)
   abstract = engine.abstract_state((8, 4, 16, 16, 3))
   saved = {}
@@ -72,6 +95,9 @@ def test_two_processes_match_one(tmp_path):
     ckpt.close()
   assert int(saved["run"].step) == int(saved["alone"].step) == STEPS
   for name in ("params", "batch_stats", "opt_state"):
-    for a, b in zip(jax.tree.leaves(getattr(saved["run"], name)),
-                    jax.tree.leaves(getattr(saved["alone"], name)), strict=True):
+    for a, b in zip(
+      jax.tree.leaves(getattr(saved["run"], name)),
+      jax.tree.leaves(getattr(saved["alone"], name)),
+      strict=True,
+    ):
       np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=0)

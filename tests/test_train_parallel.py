@@ -47,9 +47,15 @@ def _engine(config, model):
   tx, schedule = create_optimizer(config)
   if p.mode == "pmap":
     return PmapEngine(TinyVideoNet(PMAP_AXIS, model), task, tx, schedule)
-  return JitEngine(TinyVideoNet(conv_lowering=model), task, tx, schedule,
-                   mesh=make_mesh(p.num_devices, shape=dict(p.mesh)), fsdp=p.fsdp,
-                   fsdp_min_size=p.fsdp_min_size)
+  return JitEngine(
+    TinyVideoNet(conv_lowering=model),
+    task,
+    tx,
+    schedule,
+    mesh=make_mesh(p.num_devices, shape=dict(p.mesh)),
+    fsdp=p.fsdp,
+    fsdp_min_size=p.fsdp_min_size,
+  )
 
 
 def _train(config, model, steps=3):
@@ -73,6 +79,7 @@ def reference():
     if model not in _references:
       _references[model] = _train(_config(num_devices=1), model)
     return _references[model]
+
   yield get
   _references.clear()
 
@@ -96,8 +103,14 @@ def _assert_same(a, b):
     assert np.abs(x - y).max() <= REL_TOL * np.abs(y).max(), (np.abs(x - y).max(), np.abs(y).max())
 
 
-@pytest.mark.parametrize("model", ["auto", pytest.param("native", marks=pytest.mark.slow),
-                                   pytest.param("r3d_tiny", marks=pytest.mark.slow)])
+@pytest.mark.parametrize(
+  "model",
+  [
+    "auto",
+    pytest.param("native", marks=pytest.mark.slow),
+    pytest.param("r3d_tiny", marks=pytest.mark.slow),
+  ],
+)
 @pytest.mark.parametrize("mode,fsdp", [("jit", False), ("jit", True), ("pmap", False)])
 def test_eight_devices_match_one(reference, mode, fsdp, model):
   ref_state, ref_metrics = reference(model)
@@ -109,10 +122,11 @@ def test_eight_devices_match_one(reference, mode, fsdp, model):
   for k in ("loss", "accuracy", "grad_norm", "param_norm", "learning_rate"):
     np.testing.assert_allclose(float(metrics[k]), float(ref_metrics[k]), rtol=1e-5, atol=1e-6)
   if fsdp and model != "r3d_tiny":
-    kernel = state.params["conv3"]["kernel"]          # (1, 3, 3, 16, 64)
+    kernel = state.params["conv3"]["kernel"]  # (1, 3, 3, 16, 64)
     shards = kernel.addressable_shards
     assert len(shards) == 8 and kernel.sharding.spec == jax.sharding.PartitionSpec(
-        None, None, None, None, "data")
+      None, None, None, None, "data"
+    )
     assert {s.data.shape for s in shards} == {(1, 3, 3, 16, 8)}
     assert len({s.device for s in shards}) == 8
     momentum = state.opt_state[1][0].trace["conv3"]["kernel"]  # sgd's trace
@@ -123,11 +137,12 @@ def test_eight_devices_match_one(reference, mode, fsdp, model):
 
 def test_fsdp_keeps_small_arrays_replicated():
   from jaxres.train.parallel import fsdp_spec
+
   P = jax.sharding.PartitionSpec
-  assert fsdp_spec((64,), 8, 256) == P()                 # too small
+  assert fsdp_spec((64,), 8, 256) == P()  # too small
   assert fsdp_spec((3, 3, 3, 32, 64), 8, 256) == P(None, None, None, None, "data")
-  assert fsdp_spec((7, 9, 11), 8, 1) == P()              # nothing divisible
-  assert fsdp_spec((24, 16), 8, 1) == P("data")          # the largest divisible dimension
+  assert fsdp_spec((7, 9, 11), 8, 1) == P()  # nothing divisible
+  assert fsdp_spec((24, 16), 8, 1) == P("data")  # the largest divisible dimension
 
 
 @pytest.mark.slow
@@ -136,12 +151,14 @@ def test_two_axis_mesh_matches_one_device(reference):
   # Native convolutions: the same sums as one device up to float32 rounding.
   ref_state, ref_metrics = reference("native")
   state, metrics = _train(_config(mesh={"data": 2, "fsdp": 4}), "native")
-  for a, b in zip(jax.tree.leaves((state.params, state.batch_stats, state.opt_state)),
-                  jax.tree.leaves((ref_state.params, ref_state.batch_stats, ref_state.opt_state)),
-                  strict=True):
+  for a, b in zip(
+    jax.tree.leaves((state.params, state.batch_stats, state.opt_state)),
+    jax.tree.leaves((ref_state.params, ref_state.batch_stats, ref_state.opt_state)),
+    strict=True,
+  ):
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=0)
   np.testing.assert_allclose(float(metrics["loss"]), float(ref_metrics["loss"]), rtol=1e-5)
-  kernel = state.params["conv3"]["kernel"]          # (1, 3, 3, 16, 64)
+  kernel = state.params["conv3"]["kernel"]  # (1, 3, 3, 16, 64)
   assert kernel.sharding.mesh.shape == {"data": 2, "fsdp": 4}
   assert kernel.sharding.spec == jax.sharding.PartitionSpec(None, None, None, None, "fsdp")
   assert {s.data.shape for s in kernel.addressable_shards} == {(1, 3, 3, 16, 16)}
@@ -150,8 +167,11 @@ def test_two_axis_mesh_matches_one_device(reference):
 def test_mesh_shapes_are_checked():
   assert make_mesh(shape={"data": -1, "fsdp": 1}).axis_names == ("data",)
   assert dict(make_mesh(shape={"data": 2, "fsdp": -1}).shape) == {"data": 2, "fsdp": 4}
-  with pytest.raises(ValueError, match=r"parallel.mesh \{'data': 3, 'fsdp': 2\} does not fit 8 "
-                                       r"devices"):
+  with pytest.raises(
+    ValueError,
+    match=r"parallel.mesh \{'data': 3, 'fsdp': 2\} does not fit 8 "
+    r"devices",
+  ):
     make_mesh(shape={"data": 3, "fsdp": 2})
   with pytest.raises(ValueError, match="only 'data' and 'fsdp' exist"):
     make_mesh(shape={"model": 8})

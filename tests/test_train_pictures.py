@@ -15,6 +15,7 @@ from jaxres.train.writers import MetricWriter, flat_hparams
 def _events(folder):
   """{tag: (plugin, [tensor values])} of the event files in `folder` (not recursive)."""
   import tensorflow as tf
+
   out = {}
   for path in glob.glob(os.path.join(folder, "events.out.tfevents.*")):
     for event in tf.compat.v1.train.summary_iterator(path):
@@ -26,6 +27,7 @@ def _events(folder):
 
 def _png_shape(encoded):
   import tensorflow as tf
+
   return tuple(tf.io.decode_png(encoded).shape)
 
 
@@ -33,10 +35,20 @@ def test_confusion_counts_videos_once_and_drops_padding():
   assert confusion_matrix(np.array([0, 1, 1]), np.array([0, 1, 0]), 2).tolist() == [[1, 0], [1, 1]]
   # Video 0 (label 1): views vote 0 then strongly 1 -> mean predicts 1. Video 1 (label 0): one
   # view predicting 1. The padding row (weight 0) would add a wrong count.
-  values = [{"logits": np.array([[1.0, 0.0], [0.0, 3.0]]), "label": np.array([1, 1]),
-             "video_id": np.array([0, 0]), "weight": np.array([1.0, 1.0])},
-            {"logits": np.array([[0.0, 1.0], [5.0, 0.0]]), "label": np.array([0, 0]),
-             "video_id": np.array([1, -1]), "weight": np.array([1.0, 0.0])}]
+  values = [
+    {
+      "logits": np.array([[1.0, 0.0], [0.0, 3.0]]),
+      "label": np.array([1, 1]),
+      "video_id": np.array([0, 0]),
+      "weight": np.array([1.0, 1.0]),
+    },
+    {
+      "logits": np.array([[0.0, 1.0], [5.0, 0.0]]),
+      "label": np.array([0, 0]),
+      "video_id": np.array([1, -1]),
+      "weight": np.array([1.0, 0.0]),
+    },
+  ]
   assert eval_confusion(values).tolist() == [[0, 1], [0, 1]]
   image = confusion_image(np.array([[3, 1], [0, 4]]), ["a", "b"])
   assert image.dtype == np.uint8 and image.shape == (480, 480, 3)
@@ -87,13 +99,27 @@ def test_training_writes_confusion_matrix_lr_hparams_and_sr_crops(tmp_path):
   assert len(_events(str(board / "train"))["learning_rate"][1]) == 2
   assert "config" in _events(str(board))
 
-  sr = load_config("sr_edsr_demo", [
-      "--config.model.num_blocks=1", "--config.model.features=8", "--config.num_train_steps=1",
-      "--config.global_batch_size=4", "--config.data.num_frames=2", "--config.data.crop_size=32",
-      "--config.parallel.num_devices=1", "--config.checkpoint.async_save=False",
-      "--config.progress_bar=False", "--config.plot=False"])
+  sr = load_config(
+    "sr_edsr_demo",
+    [
+      "--config.model.num_blocks=1",
+      "--config.model.features=8",
+      "--config.num_train_steps=1",
+      "--config.global_batch_size=4",
+      "--config.data.num_frames=2",
+      "--config.data.crop_size=32",
+      "--config.parallel.num_devices=1",
+      "--config.checkpoint.async_save=False",
+      "--config.progress_bar=False",
+      "--config.plot=False",
+    ],
+  )
   hr = np.random.default_rng(0).uniform(size=(4, 2, 32, 32, 3)).astype(np.float32)
-  train_and_evaluate(sr, str(tmp_path / "sr"), train_data=lambda start: iter([{"video": hr}] * 3),
-                     eval_data=lambda: [{"video": hr}])
+  train_and_evaluate(
+    sr,
+    str(tmp_path / "sr"),
+    train_data=lambda start: iter([{"video": hr}] * 3),
+    eval_data=lambda: [{"video": hr}],
+  )
   plugin, (tensor,) = _events(str(tmp_path / "sr" / "tensorboard" / "eval"))["lr_bicubic_model_hr"]
   assert plugin == "images" and _png_shape(tensor[2]) == (3 * 32 + 4, 4 * 32 + 6, 3)

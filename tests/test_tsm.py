@@ -19,19 +19,20 @@ def _numpy_shift(x, segments, shift_div):
   fold = x.shape[-1] // shift_div
   for n in range(x.shape[0]):
     t = n % segments
-    out[n, ..., 2 * fold:] = x[n, ..., 2 * fold:]
+    out[n, ..., 2 * fold :] = x[n, ..., 2 * fold :]
     if t + 1 < segments:
       out[n, ..., :fold] = x[n + 1, ..., :fold]  # from the next frame
     if t > 0:
-      out[n, ..., fold:2 * fold] = x[n - 1, ..., fold:2 * fold]  # from the previous frame
+      out[n, ..., fold : 2 * fold] = x[n - 1, ..., fold : 2 * fold]  # from the previous frame
   return out
 
 
 @pytest.mark.parametrize("segments,channels,shift_div", [(4, 16, 8), (3, 10, 4), (1, 8, 8)])
 def test_temporal_shift_matches_the_shift_written_out(segments, channels, shift_div):
   x = np.random.default_rng(0).normal(size=(2 * segments, 3, 2, channels)).astype(np.float32)
-  np.testing.assert_array_equal(temporal_shift(jnp.asarray(x), segments, shift_div),
-                                _numpy_shift(x, segments, shift_div))
+  np.testing.assert_array_equal(
+    temporal_shift(jnp.asarray(x), segments, shift_div), _numpy_shift(x, segments, shift_div)
+  )
 
 
 def test_temporal_shift_refuses_frames_that_are_not_whole_clips():
@@ -43,8 +44,10 @@ def test_tsm_r50_has_resnet50s_parameters():
   model = models.get("tsm_r50", num_classes=400)
   spec = models.spec("tsm_r50")
   assert (spec.num_frames, spec.crop_size) == (8, 224)
-  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                             jax.ShapeDtypeStruct((1, 8, 224, 224, 3), jnp.float32))
+  variables = jax.eval_shape(
+    lambda x: model.init(jax.random.key(0), x, train=False),
+    jax.ShapeDtypeStruct((1, 8, 224, 224, 3), jnp.float32),
+  )
   assert models.count_params(variables["params"]) == 24_327_632
 
 
@@ -66,8 +69,8 @@ class TorchShift(torch.nn.Module):
     x = x.view(-1, self.num_segments, c, h * w)
     fold = c // self.shift_div
     left = torch.cat((x[:, 1:, :fold], torch.zeros_like(x[:, :1, :fold])), 1)
-    mid = torch.cat((torch.zeros_like(x[:, :1, fold:2 * fold]), x[:, :-1, fold:2 * fold]), 1)
-    return self.net(torch.cat((left, mid, x[:, :, 2 * fold:]), 2).view(n, c, h, w))
+    mid = torch.cat((torch.zeros_like(x[:, :1, fold : 2 * fold]), x[:, :-1, fold : 2 * fold]), 1)
+    return self.net(torch.cat((left, mid, x[:, :, 2 * fold :]), 2).view(n, c, h, w))
 
 
 class TorchTSM(torch.nn.Module):
@@ -95,10 +98,15 @@ def _mmaction2_state_dict(torch_model):
   out = {}
   for key, value in torch_model.resnet.state_dict().items():
     new = key
-    for old, mm in ((r"^conv1\.", "conv1.conv."), (r"^bn1\.", "conv1.bn."),
-                    (r"\.conv1\.net\.", ".conv1.conv.net."), (r"\.conv([23])\.", r".conv\1.conv."),
-                    (r"\.bn(\d)\.", r".conv\1.bn."), (r"\.downsample\.0\.", ".downsample.conv."),
-                    (r"\.downsample\.1\.", ".downsample.bn.")):
+    for old, mm in (
+      (r"^conv1\.", "conv1.conv."),
+      (r"^bn1\.", "conv1.bn."),
+      (r"\.conv1\.net\.", ".conv1.conv.net."),
+      (r"\.conv([23])\.", r".conv\1.conv."),
+      (r"\.bn(\d)\.", r".conv\1.bn."),
+      (r"\.downsample\.0\.", ".downsample.conv."),
+      (r"\.downsample\.1\.", ".downsample.bn."),
+    ):
       new = re.sub(old, mm, new)
     out["cls_head.fc_cls." + key[3:] if key.startswith("fc.") else "backbone." + new] = value
   return out
@@ -115,11 +123,14 @@ def reference():
 
 def test_mmaction2_layout_converts_and_names_bad_keys(reference):
   from jaxres.convert import ConversionError, from_mmaction2_tsm
+
   state_dict = _mmaction2_state_dict(reference)
   assert "backbone.layer1.0.conv1.conv.net.weight" in state_dict
   variables = from_mmaction2_tsm({"state_dict": state_dict})
-  np.testing.assert_array_equal(variables["params"]["layer3_2"]["conv1"]["kernel"][0, 0],
-                                state_dict["backbone.layer3.2.conv1.conv.net.weight"][:, :, 0, 0].T)
+  np.testing.assert_array_equal(
+    variables["params"]["layer3_2"]["conv1"]["kernel"][0, 0],
+    state_dict["backbone.layer3.2.conv1.conv.net.weight"][:, :, 0, 0].T,
+  )
   bad = dict(state_dict)
   bad["cls_head.fc_cls.bias"] = torch.zeros(5)
   del bad["backbone.layer2.0.downsample.bn.running_var"]
@@ -135,6 +146,7 @@ def test_mmaction2_layout_converts_and_names_bad_keys(reference):
 @pytest.mark.slow
 def test_tsm_r50_matches_the_torch_reference_in_eval_and_train_mode(reference):
   from jaxres.convert import from_mmaction2_tsm
+
   x = torch.randn(2, 3, 4, 40, 48, generator=torch.Generator().manual_seed(1))
   variables = from_mmaction2_tsm(_mmaction2_state_dict(reference))
   with torch.no_grad():
@@ -144,8 +156,10 @@ def test_tsm_r50_matches_the_torch_reference_in_eval_and_train_mode(reference):
 
   @jax.jit
   def both_modes(variables, x):
-    return (model.apply(variables, x, train=False),
-            model.apply(variables, x, train=True, mutable=["batch_stats"])[0])
+    return (
+      model.apply(variables, x, train=False),
+      model.apply(variables, x, train=True, mutable=["batch_stats"])[0],
+    )
 
   got_eval, got_train = both_modes(variables, channels_last(x))
   assert rel_err(got_eval, expected_eval) < 1e-4
@@ -155,7 +169,7 @@ def test_tsm_r50_matches_the_torch_reference_in_eval_and_train_mode(reference):
   # Without the shift the reference is another function: jaxres matched the shifted one.
   for module in reference.modules():
     if isinstance(module, TorchShift):
-      module.shift_div = 10 ** 6  # no channel moves
+      module.shift_div = 10**6  # no channel moves
   with torch.no_grad():
     unshifted = reference.eval()(x).numpy()
   for module in reference.modules():

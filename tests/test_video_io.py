@@ -15,9 +15,14 @@ from jaxres.data.video import write_video
 def frames_with_index(num_frames, height, width):
   """Smooth gradients that shift with the frame index, so frame k is told apart from k +- 1."""
   yy, xx = np.mgrid[:height, :width]
-  return np.stack([np.stack([(xx * 4 + 12 * t) % 256, (yy * 4 + 5 * t) % 256,
-                             np.full_like(xx, (20 * t) % 200 + 20)], -1)
-                   for t in range(num_frames)]).astype(np.uint8)
+  return np.stack(
+    [
+      np.stack(
+        [(xx * 4 + 12 * t) % 256, (yy * 4 + 5 * t) % 256, np.full_like(xx, (20 * t) % 200 + 20)], -1
+      )
+      for t in range(num_frames)
+    ]
+  ).astype(np.uint8)
 
 
 def assert_same_frames(decoded, written, tol=6.0):
@@ -50,14 +55,17 @@ def assert_all_readers_agree(path, count):
   return full
 
 
-@pytest.mark.parametrize("name,codec,size,count", [
+@pytest.mark.parametrize(
+  "name,codec,size,count",
+  [
     ("h264.mp4", None, (48, 64), 17),
     ("h264_odd.mp4", None, (37, 51), 13),
     ("mpeg4.avi", None, (40, 56), 11),
     ("h264.mkv", None, (36, 44), 9),
     ("vp9.webm", None, (33, 47), 15),
     ("mjpeg.avi", "mjpeg", (30, 42), 7),
-])
+  ],
+)
 def test_decode_matches_written(tmp_path, name, codec, size, count):
   written = frames_with_index(count, *size)
   path = write_video(str(tmp_path / name), written, fps=25, codec=codec)
@@ -70,12 +78,15 @@ def test_decode_matches_written(tmp_path, name, codec, size, count):
   assert_all_readers_agree(path, count)
 
 
-@pytest.mark.parametrize("name,codec,pix_fmt,size", [
+@pytest.mark.parametrize(
+  "name,codec,pix_fmt,size",
+  [
     ("10bit.mp4", "libx264", "yuv420p10le", (32, 48)),
     ("10bit_odd.mkv", "ffv1", "yuv420p10le", (33, 47)),
     ("gray.mkv", "ffv1", "gray", (33, 47)),
     ("gray10.mkv", "ffv1", "gray10le", (32, 48)),
-])
+  ],
+)
 def test_ten_bit_and_gray_storage_decode_to_uint8_rgb(tmp_path, name, codec, pix_fmt, size):
   written = frames_with_index(9, *size)
   if pix_fmt.startswith("gray"):
@@ -161,8 +172,11 @@ def test_rotation_metadata_is_applied_counter_clockwise(tmp_path, degrees):
   assert meta.rotation == degrees and (meta.height, meta.width) == displayed.shape[1:3]
   full = assert_all_readers_agree(path, 6)
   assert_same_frames(full, displayed)
-  corner = {90: (slice(-8, None), slice(None, 8)), 180: (slice(-8, None), slice(-8, None)),
-            270: (slice(None, 8), slice(-8, None))}[degrees]
+  corner = {
+    90: (slice(-8, None), slice(None, 8)),
+    180: (slice(-8, None), slice(-8, None)),
+    270: (slice(None, 8), slice(-8, None)),
+  }[degrees]
   assert full[0][corner].min() > 200  # Turned 90 counter-clockwise, top-left lands bottom-left.
 
 
@@ -177,13 +191,17 @@ def test_bad_files_raise_decode_errors_naming_the_file(tmp_path):
   text.write_text("not a video\n")
   empty = tmp_path / "empty.mp4"
   empty.write_bytes(b"")
-  readers = (video.probe, video.read_video, lambda p: video.read_frames(p, [0]),
-             video.stream_video)
+  readers = (video.probe, video.read_video, lambda p: video.read_frames(p, [0]), video.stream_video)
   for path in (truncated, garbage, text, empty):
     for fn in readers:
       with pytest.raises(video.DecodeError, match=os.path.basename(path)) as info:
         fn(str(path))
-      assert info.value.path == str(path) and info.value.reason in ("corrupt", "partial", "empty", "not_video")
+      assert info.value.path == str(path) and info.value.reason in (
+        "corrupt",
+        "partial",
+        "empty",
+        "not_video",
+      )
   for fn in readers:
     with pytest.raises(FileNotFoundError, match="absent.mp4"):
       fn(str(tmp_path / "absent.mp4"))
@@ -192,15 +210,19 @@ def test_bad_files_raise_decode_errors_naming_the_file(tmp_path):
 def test_a_cut_video_with_its_index_first_is_partial_for_clip_readers_and_ends_a_stream(tmp_path):
   """The header promises 40 frames; the frames stop halfway. Never a silently repeated frame."""
   written = frames_with_index(40, 32, 32)
-  cut = cut_with_index_first(write_video(str(tmp_path / "a.mp4"), written, fps=25),
-                             str(tmp_path / "cut.mp4"), keep=0.6)
+  cut = cut_with_index_first(
+    write_video(str(tmp_path / "a.mp4"), written, fps=25), str(tmp_path / "cut.mp4"), keep=0.6
+  )
   assert video.probe(cut).num_frames == 40  # the header alone looks whole
   meta, frames = video.stream_video(cut)
   decoded = [image for image, _ in frames]
   assert 5 < len(decoded) < 35 and video.is_partial(len(decoded), meta.num_frames)
   assert_same_frames(np.stack(decoded), written[: len(decoded)])
-  for read in (video.read_video, lambda p: video.read_frames(p, [0, 39]),
-               lambda p: video.read_frames(p, [39], seek=False)):
+  for read in (
+    video.read_video,
+    lambda p: video.read_frames(p, [0, 39]),
+    lambda p: video.read_frames(p, [39], seek=False),
+  ):
     with pytest.raises(video.DecodeError, match=f"after {len(decoded)} of the 40 frames") as info:
       read(cut)
     assert info.value.reason == "partial"
@@ -216,8 +238,12 @@ def test_zero_frame_video_is_an_empty_decode_error(tmp_path):
     stream.width = stream.height = 32
     stream.pix_fmt = "yuv420p"
     container.start_encoding()  # Header with a video stream, then no frames at all.
-  for fn in (video.probe, video.read_video, video.stream_video,
-             lambda p: video.read_frames(p, [0])):
+  for fn in (
+    video.probe,
+    video.read_video,
+    video.stream_video,
+    lambda p: video.read_frames(p, [0]),
+  ):
     with pytest.raises(video.DecodeError, match="zero.mkv"):
       fn(path)
 

@@ -51,8 +51,15 @@ def _resnet18_file(folder, legacy=False):
 
 
 def _register(name, url, **kwargs):
-  return weights.register(name, url=url, arch="resnet18", converter="torchvision",
-                          model_kwargs={"num_classes": 10}, overwrite=True, **kwargs)
+  return weights.register(
+    name,
+    url=url,
+    arch="resnet18",
+    converter="torchvision",
+    model_kwargs={"num_classes": 10},
+    overwrite=True,
+    **kwargs,
+  )
 
 
 def _leftovers(cache):
@@ -84,29 +91,40 @@ def test_a_wrong_hash_a_cut_connection_and_a_404_leave_nothing_under_the_final_n
   server, folder, cache = served
   _, path = _resnet18_file(folder)
   _register("resnet18.wronghash", f"{server.url}/{path.name}", sha256="0123abcd")
-  with pytest.raises(weights.WeightsError, match=r"resnet18.wronghash: .* has sha256 .*not the "
-                     r"published 0123abcd"):
+  with pytest.raises(
+    weights.WeightsError,
+    match=r"resnet18.wronghash: .* has sha256 .*not the "
+    r"published 0123abcd",
+  ):
     weights.fetch(weights.get("resnet18.wronghash"), progress=False)
   assert _leftovers(cache) == []
   _register("resnet18.cut", f"{server.url}/cut/{path.name}")
-  with pytest.raises(weights.WeightsError, match=r"resnet18.cut: downloading .*/cut/.* failed: "
-                     r"the connection closed after"):
+  with pytest.raises(
+    weights.WeightsError,
+    match=r"resnet18.cut: downloading .*/cut/.* failed: "
+    r"the connection closed after",
+  ):
     weights.fetch(weights.get("resnet18.cut"), progress=False)
   assert _leftovers(cache) == []
   _register("resnet18.missing", f"{server.url}/nothing-here.pth")
-  with pytest.raises(weights.WeightsError, match=r"resnet18.missing: downloading "
-                     r"http://127.0.0.1:\d+/nothing-here.pth failed: HTTP 404.*jaxres weights "
-                     r"import FILE resnet18.missing"):
+  with pytest.raises(
+    weights.WeightsError,
+    match=r"resnet18.missing: downloading "
+    r"http://127.0.0.1:\d+/nothing-here.pth failed: HTTP 404.*jaxres weights "
+    r"import FILE resnet18.missing",
+  ):
     weights.fetch(weights.get("resnet18.missing"), progress=False)
   assert _leftovers(cache) == []
   # A rerun starts clean and succeeds once the file is right.
   _register("resnet18.cut", f"{server.url}/{path.name}")
   assert weights.fetch(weights.get("resnet18.cut"), progress=False) == str(
-      cache / "weights" / path.name)
+    cache / "weights" / path.name
+  )
 
 
-def test_mirror_and_import_and_a_changed_file_without_a_published_hash(served, monkeypatch,
-                                                                      tmp_path):
+def test_mirror_and_import_and_a_changed_file_without_a_published_hash(
+  served, monkeypatch, tmp_path
+):
   server, folder, cache = served
   _, path = _resnet18_file(folder)
   entry = _register("resnet18.mirrored", f"http://127.0.0.1:9/publisher/{path.name}")
@@ -144,10 +162,17 @@ def test_registry_refuses_bad_entries_and_suggests_names():
 
 
 def test_readme_lists_every_registered_entry():
-  readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                             "README.md")).read()
-  shipped = {n for n in weights.names()  # not the entries other tests register on 127.0.0.1
-             if not weights.get(n).url.startswith("http://127.0.0.1")}
-  listed = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| `")
-            and line.split("`")[1] in shipped}
+  readme = open(
+    os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
+  ).read()
+  shipped = {
+    n
+    for n in weights.names()  # not the entries other tests register on 127.0.0.1
+    if not weights.get(n).url.startswith("http://127.0.0.1")
+  }
+  listed = {
+    line.split("`")[1]
+    for line in readme.splitlines()
+    if line.startswith("| `") and line.split("`")[1] in shipped
+  }
   assert listed == shipped and len(shipped) >= 20

@@ -21,11 +21,22 @@ from jaxres.weights import CONVERTERS
 slow = pytest.mark.slow
 
 _NEW_ENTRIES = (
-    "c2d_r50.kinetics400", "i3d_r50.kinetics400", "slow_r50.kinetics400",
-    "slowfast_r50.kinetics400", "csn_r101.kinetics400", "r2plus1d_r50.kinetics400",
-    "x3d_xs.kinetics400", "x3d_s.kinetics400", "x3d_m.kinetics400", "x3d_l.kinetics400",
-    "tsm_r50.kinetics400", "basicvsr.reds4", "basicvsr.vimeo90k_bi", "basicvsrpp.reds4",
-    "basicvsrpp.vimeo90k_bi")
+  "c2d_r50.kinetics400",
+  "i3d_r50.kinetics400",
+  "slow_r50.kinetics400",
+  "slowfast_r50.kinetics400",
+  "csn_r101.kinetics400",
+  "r2plus1d_r50.kinetics400",
+  "x3d_xs.kinetics400",
+  "x3d_s.kinetics400",
+  "x3d_m.kinetics400",
+  "x3d_l.kinetics400",
+  "tsm_r50.kinetics400",
+  "basicvsr.reds4",
+  "basicvsr.vimeo90k_bi",
+  "basicvsrpp.reds4",
+  "basicvsrpp.vimeo90k_bi",
+)
 # One entry per converter family, on its smallest architecture (the fast tier).
 _FAST = ("resnet18.imagenet1k_v1", "x3d_xs.kinetics400", "tsm_r50.kinetics400", "basicvsr.reds4")
 
@@ -64,7 +75,9 @@ def test_preprocessing_and_figures_as_published():
   slowfast = weights.get("slowfast_r50.kinetics400")
   spec = models.spec("slowfast_r50")
   assert (slowfast.preprocessing["num_frames"], slowfast.preprocessing["frame_stride"]) == (
-      spec.num_frames, spec.frame_stride)
+    spec.num_frames,
+    spec.frame_stride,
+  )
   assert weights.get("tsm_r50.kinetics400").preprocessing["num_frames"] == 8
   assert weights.get("basicvsrpp.reds4").metrics["reds4_bix4_psnr_rgb"] == 32.3855
 
@@ -78,6 +91,7 @@ except ImportError:  # the torch extra is optional: the entries are still checke
   torch = torchvision = None
 else:
   from torch_reference import alias_renamed_torchvision_modules
+
   alias_renamed_torchvision_modules()  # PyTorchVideo and BasicSR import torchvision's old name
 requires_torch = pytest.mark.skipif(torch is None, reason="needs torch and torchvision")
 
@@ -85,10 +99,14 @@ requires_torch = pytest.mark.skipif(torch is None, reason="needs torch and torch
 def _mmagic(state_dict):
   """BasicSR's BasicVSR / BasicVSR++ keys under mmagic's names: SPyNet convs in ConvModules,
   `*_trunk` -> `*_resblocks`, `upconv{1,2}` -> `upsample{1,2}.upsample_conv`."""
-  renames = [(r"(spynet\.basic_module\.\d\.basic_module\.)(\d)\.",
-              lambda m: f"{m[1]}{int(m[2]) // 2}.conv."),
-             (r"^(backward|forward)_trunk\.", r"\1_resblocks."),
-             (r"^upconv(\d)\.", r"upsample\1.upsample_conv.")]
+  renames = [
+    (
+      r"(spynet\.basic_module\.\d\.basic_module\.)(\d)\.",
+      lambda m: f"{m[1]}{int(m[2]) // 2}.conv.",
+    ),
+    (r"^(backward|forward)_trunk\.", r"\1_resblocks."),
+    (r"^upconv(\d)\.", r"upsample\1.upsample_conv."),
+  ]
   out = {}
   for key, value in state_dict.items():
     for pattern, replacement in renames:
@@ -103,10 +121,15 @@ def _mmaction2_tsm(resnet):
   out = {}
   for key, value in resnet.state_dict().items():
     new = key
-    for old, mm in ((r"^conv1\.", "conv1.conv."), (r"^bn1\.", "conv1.bn."),
-                    (r"\.conv1\.", ".conv1.conv.net."), (r"\.conv([23])\.", r".conv\1.conv."),
-                    (r"\.bn(\d)\.", r".conv\1.bn."), (r"\.downsample\.0\.", ".downsample.conv."),
-                    (r"\.downsample\.1\.", ".downsample.bn.")):
+    for old, mm in (
+      (r"^conv1\.", "conv1.conv."),
+      (r"^bn1\.", "conv1.bn."),
+      (r"\.conv1\.", ".conv1.conv.net."),
+      (r"\.conv([23])\.", r".conv\1.conv."),
+      (r"\.bn(\d)\.", r".conv\1.bn."),
+      (r"\.downsample\.0\.", ".downsample.conv."),
+      (r"\.downsample\.1\.", ".downsample.bn."),
+    ):
       new = re.sub(old, mm, new)
     out["cls_head.fc_cls." + key[3:] if key.startswith("fc.") else "backbone." + new] = value
   return {"meta": {}, "state_dict": out}
@@ -122,6 +145,7 @@ def _publisher_checkpoint(entry):
     return build(num_classes=classes).state_dict()
   if entry.converter == "pytorchvideo":
     from pytorchvideo.models import hub  # pylint: disable=import-outside-toplevel
+
     return {"model_state": getattr(hub, arch)(pretrained=False).state_dict()}
   if entry.converter == "mmaction2":
     return _mmaction2_tsm(torchvision.models.resnet50(num_classes=classes))
@@ -129,9 +153,11 @@ def _publisher_checkpoint(entry):
   kwargs = entry.model_kwargs
   if arch == "basicvsr":
     from basicsr.archs.basicvsr_arch import BasicVSR  # pylint: disable=import-outside-toplevel
+
     network = BasicVSR(num_feat=kwargs["features"], num_block=kwargs["num_blocks"])
   else:
     from basicsr.archs.basicvsrpp_arch import BasicVSRPlusPlus  # pylint: disable=import-outside-toplevel
+
     # Built as on CUDA machines: on CPU BasicSR leaves the deformable alignment out.
     with mock.patch.object(torch.cuda, "is_available", return_value=True):
       network = BasicVSRPlusPlus(mid_channels=kwargs["features"], num_blocks=kwargs["num_blocks"])
@@ -141,6 +167,7 @@ def _publisher_checkpoint(entry):
 def _convert(entry, path):
   """What jaxres reads from the file at `path` with the entry's converter."""
   from jaxres import convert  # pylint: disable=import-outside-toplevel
+
   if entry.converter == "torchvision":
     return convert.from_torchvision(convert.load_torch_state_dict(path), entry.arch)
   if entry.converter == "pytorchvideo":
@@ -163,14 +190,18 @@ def _model_shapes(arch, model_kwargs):
     shape = spec.default_input_shape()
   except ValueError:  # no default clip (SR, torchvision): a small input of the model's rank
     shape = (1, 2, 16, 16, 3) if spec.input_rank == 5 else (1, 32, 32, 3)
-  variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                             jax.ShapeDtypeStruct(shape, jnp.float32))
+  variables = jax.eval_shape(
+    lambda x: model.init(jax.random.key(0), x, train=False),
+    jax.ShapeDtypeStruct(shape, jnp.float32),
+  )
   return _shapes(variables)
 
 
 def _shapes(tree):
-  return {jax.tree_util.keystr(path): tuple(leaf.shape)
-          for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]}
+  return {
+    jax.tree_util.keystr(path): tuple(leaf.shape)
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
 
 
 def _check_converts(name, tmp_path):

@@ -17,14 +17,16 @@ TINY_VIDEO_SHAPE = (8, 4, 8, 8, 3)
 class TinyVideoNet(nn.Module):
   """A video ResNet-like net of 4 classes built from jaxres's `Conv` (with `conv_lowering`) and
   `BatchNorm` (reducing its batch statistics over `bn_axis_name`, for pmap)."""
+
   bn_axis_name: str | None = None
   conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x, train=False):
     conv = functools.partial(Conv, lowering=self.conv_lowering)
-    norm = lambda name: BatchNorm(use_running_average=not train, axis_name=self.bn_axis_name,
-                                  name=name)
+    norm = lambda name: BatchNorm(
+      use_running_average=not train, axis_name=self.bn_axis_name, name=name
+    )
     x = nn.relu(norm("bn1")(conv(16, (3, 3, 3), use_bias=False, name="conv1")(x)))
     y = conv(16, (3, 3, 3), use_bias=False, name="conv2")(x)
     x = nn.relu(x + norm("bn2")(y))

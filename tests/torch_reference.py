@@ -18,8 +18,10 @@ def alias_renamed_torchvision_modules():
   `_functional_tensor`. Call before importing either of them.
   """
   import torchvision  # pylint: disable=import-outside-toplevel
-  sys.modules.setdefault("torchvision.transforms.functional_tensor",
-                         torchvision.transforms._functional_tensor)
+
+  sys.modules.setdefault(
+    "torchvision.transforms.functional_tensor", torchvision.transforms._functional_tensor
+  )
 
 
 def randomise_batchnorm(model, seed=None):
@@ -33,6 +35,7 @@ def randomise_batchnorm(model, seed=None):
     `model`, changed in place.
   """
   import torch  # pylint: disable=import-outside-toplevel
+
   if seed is not None:
     torch.manual_seed(seed)
   with torch.no_grad():

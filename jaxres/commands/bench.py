@@ -24,14 +24,21 @@ def checkout_root() -> str | None:
 def main(argv: list[str]) -> int:
   root = checkout_root()
   if root is None:
-    print("jaxres bench needs the benchmarks/ folder of a jaxres source checkout "
-          "(`python -m benchmarks.run` there does the same).", file=sys.stderr)
+    print(
+      "jaxres bench needs the benchmarks/ folder of a jaxres source checkout "
+      "(`python -m benchmarks.run` there does the same).",
+      file=sys.stderr,
+    )
     return 1
-  env = dict(os.environ, PYTHONUNBUFFERED="1",
-             PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]))
+  env = dict(
+    os.environ,
+    PYTHONUNBUFFERED="1",
+    PYTHONPATH=os.pathsep.join([root, *filter(None, [os.environ.get("PYTHONPATH")])]),
+  )
   # The child's output is passed on line by line, so it reaches `sys.stdout` wherever that points.
-  with subprocess.Popen([sys.executable, "-m", "benchmarks.run", *argv], env=env,
-                        stdout=subprocess.PIPE, text=True) as child:
+  with subprocess.Popen(
+    [sys.executable, "-m", "benchmarks.run", *argv], env=env, stdout=subprocess.PIPE, text=True
+  ) as child:
     for line in child.stdout:
       sys.stdout.write(line)
       sys.stdout.flush()

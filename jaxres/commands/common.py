@@ -25,25 +25,39 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser: the command's parser; gets --config, --workdir, the multi-host options and --verbose.
   """
   from jaxres import configs  # pylint: disable=import-outside-toplevel
+
   parser.add_argument(
-      "--config", default=None, metavar="NAME|FILE",
-      help="a shipped config (" + ", ".join(configs.names()) + ") or a Python file with "
-           "get_config() (None: demo)")
+    "--config",
+    default=None,
+    metavar="NAME|FILE",
+    help="a shipped config (" + ", ".join(configs.names()) + ") or a Python file with "
+    "get_config() (None: demo)",
+  )
   parser.add_argument("--workdir", default=None, help="run folder (None: runs/<config name>)")
-  parser.add_argument("--coordinator-address", default=None,
-                      help="host:port of process 0 (None: detected, or one process)")
-  parser.add_argument("--num-processes", type=int, default=None,
-                      help="processes (hosts) in the job (None: detected, or 1)")
-  parser.add_argument("--process-id", type=int, default=None,
-                      help="this process's index (None: detected, or 0)")
+  parser.add_argument(
+    "--coordinator-address",
+    default=None,
+    help="host:port of process 0 (None: detected, or one process)",
+  )
+  parser.add_argument(
+    "--num-processes",
+    type=int,
+    default=None,
+    help="processes (hosts) in the job (None: detected, or 1)",
+  )
+  parser.add_argument(
+    "--process-id", type=int, default=None, help="this process's index (None: detected, or 0)"
+  )
   add_verbose_argument(parser)
 
 
 def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
   """Adds --verbose: TensorFlow's start-up lines (`jaxres.cli`) and tracebacks for `report`."""
-  parser.add_argument("--verbose", action="store_true",
-                      help="show TensorFlow's start-up lines and an error's traceback (not "
-                           "just one line)")
+  parser.add_argument(
+    "--verbose",
+    action="store_true",
+    help="show TensorFlow's start-up lines and an error's traceback (not just one line)",
+  )
 
 
 def report(prog: str, error: BaseException, verbose: bool, code: int) -> int:
@@ -64,6 +78,7 @@ def report(prog: str, error: BaseException, verbose: bool, code: int) -> int:
   if verbose:
     traceback.print_exception(error)
   from jaxres.train.run import RunLockedError  # pylint: disable=import-outside-toplevel
+
   known = isinstance(error, (ValueError, OSError, KeyError, ArithmeticError, RunLockedError))
   text = (error.args[0] if isinstance(error, KeyError) and error.args else str(error)).strip()
   text = text.splitlines()[0] if text else ""
@@ -84,8 +99,10 @@ def setup(args: argparse.Namespace, overrides: list[str]):
     The loaded config and the run folder (`--workdir`, else `runs/<config name>`).
   """
   from jaxres.train import distributed  # pylint: disable=import-outside-toplevel
+
   distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
   from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
+
   config = load_config(args.config, overrides)
   name = os.path.splitext(os.path.basename(args.config or "demo"))[0]
   return config, args.workdir or os.path.join("runs", name)

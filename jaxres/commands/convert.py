@@ -38,33 +38,50 @@ def _from_basicsr(checkpoint, arch):
 
 
 # --from NAME -> (convert(weights, arch) -> (variables, model fields to rebuild with), its archs)
-_SOURCES = {"torchvision": (lambda w, arch: (from_torchvision(w, arch), {}), ARCHS),
-            "pytorchvideo": (lambda w, arch: (from_pytorchvideo(w, arch), {}), pytorchvideo_archs()),
-            "basicsr": (_from_basicsr, basicsr.ARCHS)}
+_SOURCES = {
+  "torchvision": (lambda w, arch: (from_torchvision(w, arch), {}), ARCHS),
+  "pytorchvideo": (lambda w, arch: (from_pytorchvideo(w, arch), {}), pytorchvideo_archs()),
+  "basicsr": (_from_basicsr, basicsr.ARCHS),
+}
 
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      prog="jaxres convert", formatter_class=HelpFormatter,
-      description="Convert a torchvision, PyTorchVideo (.pth, .pyth) or BasicSR/mmagic state_dict "
-                  "to jaxres variables: a .msgpack file if OUT ends with .msgpack, otherwise an "
-                  "orbax checkpoint folder.")
-  parser.add_argument("weights", help="a .pth file holding a state_dict, as written by "
-                                      "torch.save(model.state_dict(), PATH), or a checkpoint "
-                                      "holding one under 'model_state' (PyTorchVideo's .pyth), "
-                                      "'params' (BasicSR) or 'state_dict' (mmagic); a "
-                                      "whole pickled model is refused; torch is not needed")
+    prog="jaxres convert",
+    formatter_class=HelpFormatter,
+    description="Convert a torchvision, PyTorchVideo (.pth, .pyth) or BasicSR/mmagic state_dict "
+    "to jaxres variables: a .msgpack file if OUT ends with .msgpack, otherwise an "
+    "orbax checkpoint folder.",
+  )
+  parser.add_argument(
+    "weights",
+    help="a .pth file holding a state_dict, as written by "
+    "torch.save(model.state_dict(), PATH), or a checkpoint "
+    "holding one under 'model_state' (PyTorchVideo's .pyth), "
+    "'params' (BasicSR) or 'state_dict' (mmagic); a "
+    "whole pickled model is refused; torch is not needed",
+  )
   parser.add_argument("out", help="OUT.msgpack or an orbax checkpoint folder")
-  parser.add_argument("--arch", required=True,
-                      choices=sorted({a for _, archs in _SOURCES.values() for a in archs}),
-                      help="jaxres architecture name")
-  parser.add_argument("--from", dest="source", default="torchvision", choices=sorted(_SOURCES),
-                      help="the library whose layout the weights have (default: torchvision)")
+  parser.add_argument(
+    "--arch",
+    required=True,
+    choices=sorted({a for _, archs in _SOURCES.values() for a in archs}),
+    help="jaxres architecture name",
+  )
+  parser.add_argument(
+    "--from",
+    dest="source",
+    default="torchvision",
+    choices=sorted(_SOURCES),
+    help="the library whose layout the weights have (default: torchvision)",
+  )
   args = parser.parse_args(argv)
   convert, archs = _SOURCES[args.source]
   if args.arch not in archs:
-    print(f"jaxres convert: --from {args.source} converts {', '.join(archs)}; not {args.arch!r}.",
-          file=sys.stderr)
+    print(
+      f"jaxres convert: --from {args.source} converts {', '.join(archs)}; not {args.arch!r}.",
+      file=sys.stderr,
+    )
     return 1
   try:
     state_dict = load_torch_state_dict(args.weights)

@@ -1,6 +1,6 @@
 """`jaxres eval`: evaluate a run's checkpoint (latest, or --step) on its config's eval data.
 
-  jaxres eval --config NAME|FILE.py --workdir DIR [--step N] [--config.key=value ...]
+jaxres eval --config NAME|FILE.py --workdir DIR [--step N] [--config.key=value ...]
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from jaxres.train.config import split_overrides
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres eval", description=__doc__,
-                                   formatter_class=HelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="jaxres eval", description=__doc__, formatter_class=HelpFormatter
+  )
   add_common_arguments(parser)
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
   args, overrides = split_overrides(argv)
@@ -28,6 +29,7 @@ def main(argv: list[str]) -> int:
   import jax
 
   from jaxres.train.loop import evaluate_checkpoint
+
   try:
     metrics = evaluate_checkpoint(config, workdir, step=args.step)
   except Exception as e:  # pylint: disable=broad-except  # no such step, a damaged checkpoint...

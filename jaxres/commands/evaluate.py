@@ -28,52 +28,93 @@ from jaxres.train.config import split_overrides
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres evaluate", description=__doc__,
-                                   formatter_class=HelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="jaxres evaluate", description=__doc__, formatter_class=HelpFormatter
+  )
   parser.add_argument("--checkpoint", required=True, help="the training workdir")
-  parser.add_argument("--config", default=None,
-                      help="the run's config, a shipped name or a file (None: the run's "
-                           "config.json), with any --config.key=value overrides")
-  parser.add_argument("--footage", choices=("eval-split", "generated"), default="eval-split",
-                      help="the run's held-out eval split or generated footage")
-  parser.add_argument("--hr", default="",
-                      help="HR frame folders, one per sequence, e.g. Vid4/GT (default: none)")
-  parser.add_argument("--lr", default="",
-                      help="LR frame folders mirroring --hr (default: bicubic of HR)")
-  parser.add_argument("--sequences", nargs="+", default=(), metavar="SEQ",
-                      help="only these sequences of --hr, e.g. REDS4: 000 011 015 020 "
-                           "(default: all)")
+  parser.add_argument(
+    "--config",
+    default=None,
+    help="the run's config, a shipped name or a file (None: the run's "
+    "config.json), with any --config.key=value overrides",
+  )
+  parser.add_argument(
+    "--footage",
+    choices=("eval-split", "generated"),
+    default="eval-split",
+    help="the run's held-out eval split or generated footage",
+  )
+  parser.add_argument(
+    "--hr", default="", help="HR frame folders, one per sequence, e.g. Vid4/GT (default: none)"
+  )
+  parser.add_argument(
+    "--lr", default="", help="LR frame folders mirroring --hr (default: bicubic of HR)"
+  )
+  parser.add_argument(
+    "--sequences",
+    nargs="+",
+    default=(),
+    metavar="SEQ",
+    help="only these sequences of --hr, e.g. REDS4: 000 011 015 020 (default: all)",
+  )
   parser.add_argument("--layout", default="sequences", choices=LAYOUTS, help="how --hr is laid out")
-  parser.add_argument("--list", default="",
-                      help="a sequence list of --hr, e.g. sep_testlist.txt (default: none)")
-  parser.add_argument("--crop", type=int, default=None,
-                      help="border pixels left out of the metrics (None: the scale)")
+  parser.add_argument(
+    "--list", default="", help="a sequence list of --hr, e.g. sep_testlist.txt (default: none)"
+  )
+  parser.add_argument(
+    "--crop", type=int, default=None, help="border pixels left out of the metrics (None: the scale)"
+  )
   parser.add_argument("--videos", type=int, default=4, help="generated videos")
   parser.add_argument("--frames", type=int, default=16, help="generated frames per video")
   parser.add_argument("--size", type=int, default=96, help="generated frame height and width")
-  parser.add_argument("--seed", type=int, default=None,
-                      help="generated footage seed (None: jaxres.sr.evaluate.HELD_OUT_SEED, a "
-                           "seed never used for training data)")
-  parser.add_argument("--chunk", type=int, default=None,
-                      help="frames per window (0: whole videos; None: 0 on frame folders, else 16)")
-  parser.add_argument("--overlap", type=int, default=6,
-                      help="context frames on each side of a window (recurrent models)")
+  parser.add_argument(
+    "--seed",
+    type=int,
+    default=None,
+    help="generated footage seed (None: jaxres.sr.evaluate.HELD_OUT_SEED, a "
+    "seed never used for training data)",
+  )
+  parser.add_argument(
+    "--chunk",
+    type=int,
+    default=None,
+    help="frames per window (0: whole videos; None: 0 on frame folders, else 16)",
+  )
+  parser.add_argument(
+    "--overlap",
+    type=int,
+    default=6,
+    help="context frames on each side of a window (recurrent models)",
+  )
   add_verbose_argument(parser)
   args, overrides = split_overrides(argv)
   args = parser.parse_args(args)
 
   from jaxres.sr import evaluate  # pylint: disable=import-outside-toplevel
+
   try:
     config = None
     if args.config:
       from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
+
       config = load_config(args.config, overrides)
     result = evaluate.evaluate_run(
-        args.checkpoint, config=config, footage_source=args.footage, hr_root=args.hr,
-        lr_root=args.lr, sequences=args.sequences, layout=args.layout, split_list=args.list,
-        crop=args.crop, videos=args.videos, frames=args.frames, size=args.size,
-        seed=evaluate.HELD_OUT_SEED if args.seed is None else args.seed,
-        chunk=args.chunk, overlap=args.overlap)
+      args.checkpoint,
+      config=config,
+      footage_source=args.footage,
+      hr_root=args.hr,
+      lr_root=args.lr,
+      sequences=args.sequences,
+      layout=args.layout,
+      split_list=args.list,
+      crop=args.crop,
+      videos=args.videos,
+      frames=args.frames,
+      size=args.size,
+      seed=evaluate.HELD_OUT_SEED if args.seed is None else args.seed,
+      chunk=args.chunk,
+      overlap=args.overlap,
+    )
   except (FileNotFoundError, ValueError, KeyError) as error:
     return report("jaxres evaluate", error, args.verbose, 1)
   print(result.text())

@@ -22,42 +22,66 @@ from jaxres.commands.help import HelpFormatter
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres export", description=__doc__,
-                                   formatter_class=HelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="jaxres export", description=__doc__, formatter_class=HelpFormatter
+  )
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--checkpoint", metavar="RUN", help="the `jaxres train` workdir")
-  source.add_argument("--weights", metavar="NAME",
-                      help="published weights by name (`jaxres weights list`)")
+  source.add_argument(
+    "--weights", metavar="NAME", help="published weights by name (`jaxres weights list`)"
+  )
   parser.add_argument("--out", required=True, metavar="DIR", help="the export folder (created)")
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
   batch = parser.add_mutually_exclusive_group()
   batch.add_argument("--batch", type=int, default=1, help="the batch size the function takes")
-  batch.add_argument("--polymorphic-batch", action="store_true",
-                     help="a symbolic batch: any batch size at call time")
-  parser.add_argument("--dtype", default=None, choices=("float32", "bfloat16", "float16"),
-                      help="compute dtype (None: the run's); inputs and outputs stay float32")
-  parser.add_argument("--platforms", default="cpu,cuda,tpu",
-                      help="comma-separated platforms the artefact is lowered for")
-  parser.add_argument("--saved-model", action="store_true",
-                      help="also write a TensorFlow SavedModel (jax2tf) for TF Serving")
-  parser.add_argument("--labels", default=None, metavar="FILE",
-                      help="class names, one per line, for model.json (None: the run's classes.txt)")
-  parser.add_argument("--verbose", action="store_true",
-                      help="show TensorFlow's start-up lines and tracebacks")
+  batch.add_argument(
+    "--polymorphic-batch", action="store_true", help="a symbolic batch: any batch size at call time"
+  )
+  parser.add_argument(
+    "--dtype",
+    default=None,
+    choices=("float32", "bfloat16", "float16"),
+    help="compute dtype (None: the run's); inputs and outputs stay float32",
+  )
+  parser.add_argument(
+    "--platforms",
+    default="cpu,cuda,tpu",
+    help="comma-separated platforms the artefact is lowered for",
+  )
+  parser.add_argument(
+    "--saved-model",
+    action="store_true",
+    help="also write a TensorFlow SavedModel (jax2tf) for TF Serving",
+  )
+  parser.add_argument(
+    "--labels",
+    default=None,
+    metavar="FILE",
+    help="class names, one per line, for model.json (None: the run's classes.txt)",
+  )
+  parser.add_argument(
+    "--verbose", action="store_true", help="show TensorFlow's start-up lines and tracebacks"
+  )
   args = parser.parse_args(argv)
 
   from jaxres import export  # pylint: disable=import-outside-toplevel
   from jaxres.weights import WeightsError  # pylint: disable=import-outside-toplevel
+
   if args.weights and args.step is not None:
     parser.error("--step belongs to --checkpoint, not --weights")
   try:
     names = None
     if args.labels:
       from jaxres.predict import read_labels  # pylint: disable=import-outside-toplevel
+
       names = read_labels(args.labels)
-    common = dict(batch=None if args.polymorphic_batch else args.batch, dtype=args.dtype,
-                  saved_model=args.saved_model, class_names=names,
-                  platforms=[p.strip() for p in args.platforms.split(",") if p.strip()])
+    common = dict(
+      batch=None if args.polymorphic_batch else args.batch,
+      dtype=args.dtype,
+      saved_model=args.saved_model,
+      class_names=names,
+      platforms=[p.strip() for p in args.platforms.split(",") if p.strip()],
+    )
     if args.weights:
       paths = export.export_weights(args.weights, args.out, **common)
     else:
@@ -73,7 +97,9 @@ def main(argv: list[str]) -> int:
     print(f"jaxres export: {error.args[0]}", file=sys.stderr)
     return 1
   batch = "any" if args.polymorphic_batch else args.batch
-  print(f"exported {args.weights or args.checkpoint} (batch {batch}, platforms {args.platforms}); wrote:")
+  print(
+    f"exported {args.weights or args.checkpoint} (batch {batch}, platforms {args.platforms}); wrote:"
+  )
   for path in paths.values():
     print(f"  {os.path.abspath(path)}")
   return 0

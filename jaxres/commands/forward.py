@@ -14,17 +14,25 @@ from jaxres.commands.help import HelpFormatter
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres forward", description=__doc__,
-                                   formatter_class=HelpFormatter)
-  parser.add_argument("--model", default="r3d_18", choices=models.names(), metavar="NAME",
-                      help="registered model: " + ", ".join(models.names()))
+  parser = argparse.ArgumentParser(
+    prog="jaxres forward", description=__doc__, formatter_class=HelpFormatter
+  )
+  parser.add_argument(
+    "--model",
+    default="r3d_18",
+    choices=models.names(),
+    metavar="NAME",
+    help="registered model: " + ", ".join(models.names()),
+  )
   parser.add_argument("--num-classes", type=int, default=400, help="classifier outputs")
   parser.add_argument("--batch", type=int, default=1, help="clips per forward pass")
   parser.add_argument("--frames", type=int, default=16, help="frames per clip (video models)")
   parser.add_argument("--size", type=int, default=112, help="height and width of the input")
-  parser.add_argument("--weights", default=None,
-                      help="variables written by `jaxres convert`, or a training run's folder "
-                           "(None: random)")
+  parser.add_argument(
+    "--weights",
+    default=None,
+    help="variables written by `jaxres convert`, or a training run's folder (None: random)",
+  )
   args = parser.parse_args(argv)
 
   spec = models.spec(args.model)
@@ -34,6 +42,7 @@ def main(argv: list[str]) -> int:
   x = jax.random.normal(jax.random.key(0), shape)
   if args.weights:
     from jaxres.convert import load_variables
+
     variables = load_variables(args.weights)
   else:
     variables = jax.jit(lambda x: model.init(jax.random.key(0), x, train=False))(x)
@@ -46,8 +55,10 @@ def main(argv: list[str]) -> int:
   logits = forward(variables, x).block_until_ready()
   elapsed = time.perf_counter() - start
   probs = np.asarray(jax.nn.softmax(logits.astype(jnp.float32)))
-  print(f"{args.model} on {shape} ({jax.default_backend()}): compile+run {compiled:.2f} s, "
-        f"run {elapsed * 1e3:.1f} ms")
+  print(
+    f"{args.model} on {shape} ({jax.default_backend()}): compile+run {compiled:.2f} s, "
+    f"run {elapsed * 1e3:.1f} ms"
+  )
   for b, p in enumerate(probs):
     print(f"  clip {b}: predicted class {int(p.argmax())} (p={p.max():.3f})")
   return 0

@@ -26,29 +26,54 @@ from jaxres.commands.help import HelpFormatter
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres predict", description=__doc__,
-                                   formatter_class=HelpFormatter)
-  parser.add_argument("videos", nargs="+", metavar="VIDEO", help="video files to classify, or folders of a video's frames as images")
+  parser = argparse.ArgumentParser(
+    prog="jaxres predict", description=__doc__, formatter_class=HelpFormatter
+  )
+  parser.add_argument(
+    "videos",
+    nargs="+",
+    metavar="VIDEO",
+    help="video files to classify, or folders of a video's frames as images",
+  )
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--checkpoint", metavar="RUN", help="the `jaxres train` workdir")
-  source.add_argument("--weights", metavar="NAME",
-                      help="published weights by name (`jaxres weights list`)")
+  source.add_argument(
+    "--weights", metavar="NAME", help="published weights by name (`jaxres weights list`)"
+  )
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
   parser.add_argument("--top-k", type=int, default=5, help="classes shown per video")
-  parser.add_argument("--clips", type=int, default=None,
-                      help="clips per video (None: the run's data.eval_clips)")
-  parser.add_argument("--crops", type=int, default=None, choices=(1, 3),
-                      help="crops per clip (None: the run's data.eval_crops)")
-  parser.add_argument("--batch-size", type=int, default=0,
-                      help="views per forward pass (0: all views of a video at once)")
-  parser.add_argument("--labels", default=None, metavar="FILE",
-                      help="class names, one per line (None: the run's classes.txt or the "
-                      "published entry's)")
-  parser.add_argument("--json", default=None, metavar="FILE",
-                      help="also write the predictions (top-k and all probabilities) here")
+  parser.add_argument(
+    "--clips", type=int, default=None, help="clips per video (None: the run's data.eval_clips)"
+  )
+  parser.add_argument(
+    "--crops",
+    type=int,
+    default=None,
+    choices=(1, 3),
+    help="crops per clip (None: the run's data.eval_crops)",
+  )
+  parser.add_argument(
+    "--batch-size",
+    type=int,
+    default=0,
+    help="views per forward pass (0: all views of a video at once)",
+  )
+  parser.add_argument(
+    "--labels",
+    default=None,
+    metavar="FILE",
+    help="class names, one per line (None: the run's classes.txt or the published entry's)",
+  )
+  parser.add_argument(
+    "--json",
+    default=None,
+    metavar="FILE",
+    help="also write the predictions (top-k and all probabilities) here",
+  )
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-  parser.add_argument("--verbose", action="store_true",
-                      help="show TensorFlow's start-up lines and tracebacks")
+  parser.add_argument(
+    "--verbose", action="store_true", help="show TensorFlow's start-up lines and tracebacks"
+  )
   args = parser.parse_args(argv)
 
   from jaxres import (
@@ -63,8 +88,9 @@ def main(argv: list[str]) -> int:
       if not os.path.isdir(parent):
         raise FileNotFoundError(f"--json: folder {parent} does not exist; create it first.")
     if args.weights:
-      model, variables, info = inference.load_pretrained(args.weights,
-                                                         progress=not args.no_progress)
+      model, variables, info = inference.load_pretrained(
+        args.weights, progress=not args.no_progress
+      )
       model_name, step, names = info.arch, None, info.class_names
       data_config = predict.pretrained_data_config(info.preprocessing)
       origin = {"weights": args.weights}
@@ -79,8 +105,9 @@ def main(argv: list[str]) -> int:
     if args.labels:
       names = predict.read_labels(args.labels)
       if len(names) != num_classes:
-        raise ValueError(f"--labels {args.labels} has {len(names)} names, the model "
-                         f"{num_classes} classes.")
+        raise ValueError(
+          f"--labels {args.labels} has {len(names)} names, the model {num_classes} classes."
+        )
     data = predict.view_config(data_config, clips=args.clips, crops=args.crops)
   except (FileNotFoundError, ValueError, WeightsError) as error:
     if args.verbose:
@@ -93,12 +120,15 @@ def main(argv: list[str]) -> int:
     print(f"jaxres predict: {error.args[0]}", file=sys.stderr)
     return 1
   if names is None:
-    print(f"(no classes.txt in {args.checkpoint} and no --labels: classes are shown as numbers)",
-          file=sys.stderr)
+    print(
+      f"(no classes.txt in {args.checkpoint} and no --labels: classes are shown as numbers)",
+      file=sys.stderr,
+    )
 
   bar = None
   if not args.no_progress and len(args.videos) > 1:
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
     bar = tqdm(total=len(args.videos), unit="video", file=sys.stderr, dynamic_ncols=True)
   say = bar.write if bar is not None else print
 
@@ -106,8 +136,7 @@ def main(argv: list[str]) -> int:
     (bar.write if bar is not None else print)(text, file=sys.stderr)
 
   rows, skipped = [], {}
-  results = predict.predict_videos(args.videos, model, variables, data,
-                                   batch_size=args.batch_size)
+  results = predict.predict_videos(args.videos, model, variables, data, batch_size=args.batch_size)
   for path, result in results:
     if isinstance(result, Exception):
       reason = getattr(result, "reason", "missing")
@@ -116,9 +145,14 @@ def main(argv: list[str]) -> int:
     else:
       top = result.top_k(args.top_k, names)
       say(f"{path}: " + ", ".join(f"{name} {p:.3f}" for name, p in top))
-      rows.append({"path": path, "num_views": result.num_views,
-                   "top_k": [{"class": name, "probability": p} for name, p in top],
-                   "probabilities": [float(p) for p in result.probabilities]})
+      rows.append(
+        {
+          "path": path,
+          "num_views": result.num_views,
+          "top_k": [{"class": name, "probability": p} for name, p in top],
+          "probabilities": [float(p) for p in result.probabilities],
+        }
+      )
     if bar is not None:
       bar.update(1)
   if bar is not None:
@@ -126,13 +160,24 @@ def main(argv: list[str]) -> int:
 
   views = f"{data.eval_clips} clip(s) x {data.eval_crops} crop(s)"
   weights_or_step = f"weights {args.weights}" if args.weights else f"step {step}"
-  print(f"classified {len(rows)} of {len(args.videos)} video(s) with {model_name} "
-        f"({weights_or_step}, {views} each)"
-        + (f"; skipped {sum(skipped.values())} unreadable: {skipped}" if skipped else ""))
+  print(
+    f"classified {len(rows)} of {len(args.videos)} video(s) with {model_name} "
+    f"({weights_or_step}, {views} each)"
+    + (f"; skipped {sum(skipped.values())} unreadable: {skipped}" if skipped else "")
+  )
   if args.json:
     with atomic_open(args.json) as f:
-      json.dump({**origin, "model": model_name, "class_names": list(names or []),
-                 "views": {"clips": data.eval_clips, "crops": data.eval_crops},
-                 "predictions": rows, "skipped": skipped}, f, indent=2)
+      json.dump(
+        {
+          **origin,
+          "model": model_name,
+          "class_names": list(names or []),
+          "views": {"clips": data.eval_clips, "crops": data.eval_crops},
+          "predictions": rows,
+          "skipped": skipped,
+        },
+        f,
+        indent=2,
+      )
     print(f"wrote {args.json}")
   return 0 if rows else 1

@@ -20,30 +20,60 @@ from jaxres.commands.help import HelpFormatter
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres prepare", description=__doc__,
-                                   formatter_class=HelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="jaxres prepare", description=__doc__, formatter_class=HelpFormatter
+  )
   parser.add_argument("src", help="folder of class subfolders of videos, or of frame folders")
-  parser.add_argument("--layout", default="", choices=("", "sequences", "vimeo", "rawframes"),
-                      help="SRC holds frame folders laid out so (see jaxres.data.sequences; '': "
-                           "class folders of videos)")
-  parser.add_argument("--holdout-sequences", nargs="+", default=(), metavar="SEQ",
-                      help="frame folders: these sequences are the eval split, e.g. 000 011 015 020")
-  parser.add_argument("--lr", default="",
-                      help="frame folders: LR folders mirroring SRC (REDS train_sharp_bicubic/X4), "
-                           "stored next to the HR frames (with --resize 0; '': none)")
+  parser.add_argument(
+    "--layout",
+    default="",
+    choices=("", "sequences", "vimeo", "rawframes"),
+    help="SRC holds frame folders laid out so (see jaxres.data.sequences; '': "
+    "class folders of videos)",
+  )
+  parser.add_argument(
+    "--holdout-sequences",
+    nargs="+",
+    default=(),
+    metavar="SEQ",
+    help="frame folders: these sequences are the eval split, e.g. 000 011 015 020",
+  )
+  parser.add_argument(
+    "--lr",
+    default="",
+    help="frame folders: LR folders mirroring SRC (REDS train_sharp_bicubic/X4), "
+    "stored next to the HR frames (with --resize 0; '': none)",
+  )
   parser.add_argument("--lr-scale", type=int, default=4, help="the HR/LR factor of --lr")
-  parser.add_argument("--frame-pattern", default="*",
-                      help="frame folders: the glob frame images match ('img_*' for MMAction2 "
-                           "folders holding flow too)")
+  parser.add_argument(
+    "--frame-pattern",
+    default="*",
+    help="frame folders: the glob frame images match ('img_*' for MMAction2 "
+    "folders holding flow too)",
+  )
   parser.add_argument("out", help="output folder for shards, manifest.json and classes.txt")
-  parser.add_argument("--train-list", default=None,
-                      help="split list of the train split (None: trainlist01.txt in SRC, if any)")
-  parser.add_argument("--eval-list", default=None,
-                      help="split list of the eval split (None: testlist01.txt in SRC, if any)")
-  parser.add_argument("--holdout-fraction", type=float, default=0.0,
-                      help="without lists: hold out this fraction of each class for eval")
-  parser.add_argument("--resize", type=int, default=128,
-                      help="shrink frames so the short side is at most this (0: keep)")
+  parser.add_argument(
+    "--train-list",
+    default=None,
+    help="split list of the train split (None: trainlist01.txt in SRC, if any)",
+  )
+  parser.add_argument(
+    "--eval-list",
+    default=None,
+    help="split list of the eval split (None: testlist01.txt in SRC, if any)",
+  )
+  parser.add_argument(
+    "--holdout-fraction",
+    type=float,
+    default=0.0,
+    help="without lists: hold out this fraction of each class for eval",
+  )
+  parser.add_argument(
+    "--resize",
+    type=int,
+    default=128,
+    help="shrink frames so the short side is at most this (0: keep)",
+  )
   parser.add_argument("--quality", type=int, default=90, help="JPEG quality")
   parser.add_argument("--shards", type=int, default=0, help="shards per split (0: automatic)")
   parser.add_argument("--workers", type=int, default=0, help="processes (0: CPU count)")
@@ -60,13 +90,21 @@ def main(argv: list[str]) -> int:
     if args.eval_list:
       split_lists["eval"] = args.eval_list
   try:
-    manifest = prepare_dataset(args.src, args.out, split_lists=split_lists,
-                               holdout_fraction=args.holdout_fraction, resize=args.resize,
-                               quality=args.quality, num_shards=args.shards,
-                               workers=args.workers or None, layout=args.layout,
-                               holdout_sequences=tuple(args.holdout_sequences),
-                               frame_pattern=args.frame_pattern, lr_src=args.lr,
-                               lr_scale=args.lr_scale)
+    manifest = prepare_dataset(
+      args.src,
+      args.out,
+      split_lists=split_lists,
+      holdout_fraction=args.holdout_fraction,
+      resize=args.resize,
+      quality=args.quality,
+      num_shards=args.shards,
+      workers=args.workers or None,
+      layout=args.layout,
+      holdout_sequences=tuple(args.holdout_sequences),
+      frame_pattern=args.frame_pattern,
+      lr_src=args.lr,
+      lr_scale=args.lr_scale,
+    )
   except (FileNotFoundError, ValueError, KeyError) as e:
     print(f"jaxres prepare: {e}")
     return 1

@@ -20,8 +20,11 @@ from jaxres.train.config import split_overrides
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      prog="jaxres train", description=__doc__, formatter_class=HelpFormatter,
-      epilog="Any --config.key=value sets a config field; misspelt keys are errors.")
+    prog="jaxres train",
+    description=__doc__,
+    formatter_class=HelpFormatter,
+    epilog="Any --config.key=value sets a config field; misspelt keys are errors.",
+  )
   add_common_arguments(parser)
   args, overrides = split_overrides(argv)
   args = parser.parse_args(args)
@@ -34,9 +37,13 @@ def main(argv: list[str]) -> int:
 
   from jaxres.train.loop import NonFiniteLossError, train_and_evaluate
   from jaxres.train.run import RunLockedError
+
   if jax.process_index() == 0:
-    print(f"Training {config.model.name} on {jax.device_count()} {jax.default_backend()} device(s) "
-          f"({jax.process_count()} process(es)) in {workdir}", flush=True)
+    print(
+      f"Training {config.model.name} on {jax.device_count()} {jax.default_backend()} device(s) "
+      f"({jax.process_count()} process(es)) in {workdir}",
+      flush=True,
+    )
   try:
     summary = train_and_evaluate(config, workdir)
   except NonFiniteLossError as e:
@@ -46,8 +53,10 @@ def main(argv: list[str]) -> int:
   except Exception as e:  # pylint: disable=broad-except  # anything else: still one line
     return report("jaxres train", e, args.verbose, 1)
   if jax.process_index() == 0 and summary["already_finished"]:
-    print(f"{workdir} already finished at step {summary['step']}; its summary.json is kept "
-          "(raise --config.num_train_steps to train on).")
+    print(
+      f"{workdir} already finished at step {summary['step']}; its summary.json is kept "
+      "(raise --config.num_train_steps to train on)."
+    )
   elif jax.process_index() == 0:
     ev = summary["eval"]
     shown = ", ".join(f"{k} {v:.4f}" for k, v in ev.items() if not k.startswith("num_"))
@@ -76,15 +85,20 @@ def closing_lines(summary: dict, config, workdir: str) -> list[str]:
     chance = f" (chance {1 / num_classes:.3g})" if num_classes else ""
     lines.append(f"eval accuracy {ev['accuracy']:.4f}{chance}")
   elif "psnr_y" in ev and "psnr_y_bicubic" in ev:
-    lines.append(f"eval PSNR-Y {ev['psnr_y']:.2f} dB, bicubic {ev['psnr_y_bicubic']:.2f} dB: "
-                 f"gain {ev['psnr_y'] - ev['psnr_y_bicubic']:+.2f} dB over bicubic")
+    lines.append(
+      f"eval PSNR-Y {ev['psnr_y']:.2f} dB, bicubic {ev['psnr_y_bicubic']:.2f} dB: "
+      f"gain {ev['psnr_y'] - ev['psnr_y_bicubic']:+.2f} dB over bicubic"
+    )
   lines.append(f"run folder: {workdir}")
   if config.tensorboard:
     lines.append(f"  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
   if summary.get("plot"):
     lines.append(f"  curves: {summary['plot']}")
-  written = [name for name in ("config.json", "classes.txt", "metrics.jsonl", "summary.json",
-                               "checkpoints/") if os.path.exists(os.path.join(workdir, name))]
+  written = [
+    name
+    for name in ("config.json", "classes.txt", "metrics.jsonl", "summary.json", "checkpoints/")
+    if os.path.exists(os.path.join(workdir, name))
+  ]
   if written:
     lines.append(f"  files: {', '.join(written)}")
   return lines

@@ -28,40 +28,76 @@ from jaxres.commands.help import HelpFormatter
 
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(
-      prog="jaxres upscale", description=__doc__, formatter_class=HelpFormatter)
+    prog="jaxres upscale", description=__doc__, formatter_class=HelpFormatter
+  )
   parser.add_argument("input", help="input video (any format ffmpeg reads)")
   parser.add_argument("output", help="output video (.mp4, .mkv, .mov, ...; .png with --compare)")
   source = parser.add_mutually_exclusive_group(required=True)
   source.add_argument("--checkpoint", help="the training workdir")
-  source.add_argument("--weights", metavar="NAME",
-                      help="published weights by name (`jaxres weights list`), e.g. basicvsr.reds4")
-  parser.add_argument("--config", default=None,
-                      help="the run's config (a shipped name or a file), if the workdir has no config.json "
-                           "(with any --config.key=value overrides the run used)")
+  source.add_argument(
+    "--weights",
+    metavar="NAME",
+    help="published weights by name (`jaxres weights list`), e.g. basicvsr.reds4",
+  )
+  parser.add_argument(
+    "--config",
+    default=None,
+    help="the run's config (a shipped name or a file), if the workdir has no config.json "
+    "(with any --config.key=value overrides the run used)",
+  )
   parser.add_argument("--model", default=None, help="refuse a checkpoint of another architecture")
-  parser.add_argument("--scale", type=int, default=None, help="refuse a checkpoint of another scale")
+  parser.add_argument(
+    "--scale", type=int, default=None, help="refuse a checkpoint of another scale"
+  )
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (default: latest)")
-  parser.add_argument("--chunk", type=int, default=None,
-                      help="frames kept per temporal window (None: up to 16, to fit --max-memory)")
-  parser.add_argument("--overlap", type=int, default=6,
-                      help="context frames on each side of a window (recurrent models)")
-  parser.add_argument("--tile", type=int, default=None,
-                      help="LR tile size in pixels, 0 for whole frames (None: whole frames if they "
-                           "fit --max-memory, else the largest tiles that do)")
-  parser.add_argument("--max-memory", default=None,
-                      help="peak memory for automatic --chunk/--tile, e.g. 8GiB (None: this "
-                           "process plus 70%% of the machine's available memory)")
-  parser.add_argument("--tile-overlap", type=int, default=16, help="LR context pixels per tile side")
+  parser.add_argument(
+    "--chunk",
+    type=int,
+    default=None,
+    help="frames kept per temporal window (None: up to 16, to fit --max-memory)",
+  )
+  parser.add_argument(
+    "--overlap",
+    type=int,
+    default=6,
+    help="context frames on each side of a window (recurrent models)",
+  )
+  parser.add_argument(
+    "--tile",
+    type=int,
+    default=None,
+    help="LR tile size in pixels, 0 for whole frames (None: whole frames if they "
+    "fit --max-memory, else the largest tiles that do)",
+  )
+  parser.add_argument(
+    "--max-memory",
+    default=None,
+    help="peak memory for automatic --chunk/--tile, e.g. 8GiB (None: this "
+    "process plus 70%% of the machine's available memory)",
+  )
+  parser.add_argument(
+    "--tile-overlap", type=int, default=16, help="LR context pixels per tile side"
+  )
   parser.add_argument("--compare", action="store_true", help="write bicubic | model side by side")
   parser.add_argument("--crf", type=int, default=17, help="x264 quality (lower is better)")
-  parser.add_argument("--start", type=float, default=0.0,
-                      help="seconds into the video where the part to upscale begins")
-  parser.add_argument("--duration", type=float, default=None,
-                      help="seconds to upscale from --start (None: to the end)")
+  parser.add_argument(
+    "--start",
+    type=float,
+    default=0.0,
+    help="seconds into the video where the part to upscale begins",
+  )
+  parser.add_argument(
+    "--duration",
+    type=float,
+    default=None,
+    help="seconds to upscale from --start (None: to the end)",
+  )
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-  parser.add_argument("--verbose", action="store_true",
-                      help="show TensorFlow's start-up lines and tracebacks")
+  parser.add_argument(
+    "--verbose", action="store_true", help="show TensorFlow's start-up lines and tracebacks"
+  )
   from jaxres.train.config import split_overrides  # pylint: disable=import-outside-toplevel
+
   argv, overrides = split_overrides(list(argv))
   args = parser.parse_args(argv)
   if overrides and not args.config:
@@ -74,23 +110,49 @@ def main(argv: list[str]) -> int:
 
   try:
     from jaxres.train.plan import parse_bytes  # pylint: disable=import-outside-toplevel
+
     max_memory = parse_bytes(args.max_memory) if args.max_memory else None
-    options = upscale.UpscaleOptions(chunk=args.chunk, overlap=args.overlap, tile=args.tile,
-                                     tile_overlap=args.tile_overlap, max_memory=max_memory)
+    options = upscale.UpscaleOptions(
+      chunk=args.chunk,
+      overlap=args.overlap,
+      tile=args.tile,
+      tile_overlap=args.tile_overlap,
+      max_memory=max_memory,
+    )
     config = None
     if args.config:
       from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
+
       config = load_config(args.config, overrides)
     if args.weights:
-      loaded = checkpoint.load_sr_weights(args.weights, expect_model=args.model,
-                                          expect_scale=args.scale, progress=not args.no_progress)
+      loaded = checkpoint.load_sr_weights(
+        args.weights,
+        expect_model=args.model,
+        expect_scale=args.scale,
+        progress=not args.no_progress,
+      )
     else:
-      loaded = checkpoint.load_sr_model(args.checkpoint, config=config, expect_model=args.model,
-                                        expect_scale=args.scale, step=args.step)
+      loaded = checkpoint.load_sr_model(
+        args.checkpoint,
+        config=config,
+        expect_model=args.model,
+        expect_scale=args.scale,
+        step=args.step,
+      )
     result = upscale.upscale_video(
-        args.input, args.output, loaded.model, loaded.variables, scale=loaded.scale,
-        clip_model=loaded.clip_model, options=options, compare=args.compare,
-        progress=not args.no_progress, crf=args.crf, start=args.start, duration=args.duration)
+      args.input,
+      args.output,
+      loaded.model,
+      loaded.variables,
+      scale=loaded.scale,
+      clip_model=loaded.clip_model,
+      options=options,
+      compare=args.compare,
+      progress=not args.no_progress,
+      crf=args.crf,
+      start=args.start,
+      duration=args.duration,
+    )
   except (FileNotFoundError, ValueError, WeightsError) as error:
     if args.verbose:
       raise
@@ -111,16 +173,23 @@ def main(argv: list[str]) -> int:
   if result["plan"] is not None:
     print(f"upscaled in {result['plan'].describe()}")
   if result["partial"]:
-    print(f"jaxres upscale: warning: {args.input} stops decoding after {result['frames']} of the "
-          f"{result['header_frames']} frames its header lists (truncated or damaged); only those "
-          "were upscaled.", file=sys.stderr)
+    print(
+      f"jaxres upscale: warning: {args.input} stops decoding after {result['frames']} of the "
+      f"{result['header_frames']} frames its header lists (truncated or damaged); only those "
+      "were upscaled.",
+      file=sys.stderr,
+    )
   origin = f"weights {args.weights}" if args.weights else f"step {loaded.step}"
   if args.compare and args.output.lower().endswith(".png"):
-    print(f"wrote an image to {result['path']}: columns bicubic | {loaded.name} x{loaded.scale} "
-          f"({origin}), rows {min(4, result['frames'])} frames spread over the "
-          f"{result['frames']} of the video")
+    print(
+      f"wrote an image to {result['path']}: columns bicubic | {loaded.name} x{loaded.scale} "
+      f"({origin}), rows {min(4, result['frames'])} frames spread over the "
+      f"{result['frames']} of the video"
+    )
   else:
     columns = " (bicubic | model side by side)" if args.compare else ""
-    print(f"wrote {result['frames']} frames of {w}x{h} at {result['fps']:g} fps{columns} to "
-          f"{result['path']} ({loaded.name} x{loaded.scale}, {origin})")
+    print(
+      f"wrote {result['frames']} frames of {w}x{h} at {result['fps']:g} fps{columns} to "
+      f"{result['path']} ({loaded.name} x{loaded.scale}, {origin})"
+    )
   return 0

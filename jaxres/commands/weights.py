@@ -35,8 +35,10 @@ def _list(weights) -> int:
   widths = [max(len(r[i]) for r in rows) for i in range(3)]
   for row in rows:
     print("  ".join(cell.ljust(w) for cell, w in zip(row[:3], widths)) + "  " + row[3])
-  print(f"\n{len(rows) - 1} entries; cache: {weights.cache_dir()}; sources: "
-        "`jaxres weights list --sources`")
+  print(
+    f"\n{len(rows) - 1} entries; cache: {weights.cache_dir()}; sources: "
+    "`jaxres weights list --sources`"
+  )
   return 0
 
 
@@ -48,12 +50,14 @@ def _sources(weights) -> int:
 
 
 def main(argv: list[str]) -> int:
-  parser = argparse.ArgumentParser(prog="jaxres weights", description=__doc__,
-                                   formatter_class=HelpFormatter)
+  parser = argparse.ArgumentParser(
+    prog="jaxres weights", description=__doc__, formatter_class=HelpFormatter
+  )
   sub = parser.add_subparsers(dest="action", required=True)
   listing = sub.add_parser("list", help="every entry, its published figures, whether cached")
-  listing.add_argument("--sources", action="store_true", help="also each file's URL and the "
-                       "figures' source")
+  listing.add_argument(
+    "--sources", action="store_true", help="also each file's URL and the figures' source"
+  )
   download = sub.add_parser("download", help="fetch, verify and convert entries into the cache")
   download.add_argument("names", nargs="+", metavar="NAME")
   download.add_argument("--no-progress", action="store_true", help="hide the progress bar")

@@ -36,8 +36,9 @@ def names() -> list[str]:
     >>> names()[:2]
     ['cifar10_resnet20', 'cifar10_resnet56']
   """
-  return sorted(m.name for m in pkgutil.iter_modules(__path__)
-                if not m.ispkg and m.name not in _NOT_CONFIGS)
+  return sorted(
+    m.name for m in pkgutil.iter_modules(__path__) if not m.ispkg and m.name not in _NOT_CONFIGS
+  )
 
 
 def shipped_name(path: str) -> str | None:

@@ -21,18 +21,34 @@ import ml_collections
 
 from jaxres.configs.defaults import default_config, default_data_config
 
-__all__ = ["VIDEO_DATASETS", "cifar10_recipe", "default_config", "default_data_config",
-           "set_sr_model", "super_resolution_recipe", "torchvision_video_recipe"]
+__all__ = [
+  "VIDEO_DATASETS",
+  "cifar10_recipe",
+  "default_config",
+  "default_data_config",
+  "set_sr_model",
+  "super_resolution_recipe",
+  "torchvision_video_recipe",
+]
 
 
 # The datasets of the video recipes: classes, training videos (the recipes count epochs in steps),
 # and placeholder paths and split files to set to where the data are.
 VIDEO_DATASETS = {
-    "ucf101": {"num_classes": 101, "train_videos": 9537, "path": "/data/UCF-101",
-               "train_split": "ucfTrainTestlist/trainlist01.txt",
-               "eval_split": "ucfTrainTestlist/testlist01.txt"},
-    "kinetics400": {"num_classes": 400, "train_videos": 240436, "path": "/data/kinetics400",
-                    "train_split": "train.csv", "eval_split": "val.csv"},
+  "ucf101": {
+    "num_classes": 101,
+    "train_videos": 9537,
+    "path": "/data/UCF-101",
+    "train_split": "ucfTrainTestlist/trainlist01.txt",
+    "eval_split": "ucfTrainTestlist/testlist01.txt",
+  },
+  "kinetics400": {
+    "num_classes": 400,
+    "train_videos": 240436,
+    "path": "/data/kinetics400",
+    "train_split": "train.csv",
+    "eval_split": "val.csv",
+  },
 }
 
 
@@ -129,8 +145,9 @@ def cifar10_recipe(model: str) -> ml_collections.ConfigDict:
   return c
 
 
-def super_resolution_recipe(model: Mapping[str, Any], task: Mapping[str, Any],
-                            scale: int) -> ml_collections.ConfigDict:
+def super_resolution_recipe(
+  model: Mapping[str, Any], task: Mapping[str, Any], scale: int
+) -> ml_collections.ConfigDict:
   """The default config set up for super-resolution at `scale`, with `model` and `task` arguments.
 
   The scale is held once: `model.scale` is the source, and `task.scale` and `data.lr_scale` (the
@@ -152,8 +169,9 @@ def super_resolution_recipe(model: Mapping[str, Any], task: Mapping[str, Any],
     (2, 2)
   """
   if "scale" in task:
-    raise ValueError("The SR scale is the config's own (config.model.scale); leave it out of "
-                     "`task`.")
+    raise ValueError(
+      "The SR scale is the config's own (config.model.scale); leave it out of `task`."
+    )
   c = default_config()
   shared = ml_collections.FieldReference(scale)
   c.task = ml_collections.ConfigDict(dict(task, scale=shared))
@@ -174,6 +192,7 @@ def set_sr_model(config: ml_collections.ConfigDict, model: Mapping[str, Any]) ->
     >>> set_sr_model(c, {"name": "recurrent_vsr", "num_blocks": 2, "features": 24})
   """
   if "scale" in model:
-    raise ValueError("The SR scale is the config's own (config.model.scale); leave it out of "
-                     "`model`.")
+    raise ValueError(
+      "The SR scale is the config's own (config.model.scale); leave it out of `model`."
+    )
   config.model = ml_collections.ConfigDict(dict(model, scale=config.task.get_ref("scale")))

@@ -38,12 +38,21 @@ def default_config() -> ml_collections.ConfigDict:
   # remat: "none", "block" (recompute each residual block's activations in the backward pass,
   # keeping only its input) or a jax.checkpoint_policies name such as "dots_saveable" (keep the
   # convolutions' outputs, recompute the element-wise work): less memory for more compute.
-  c.model = ml_collections.ConfigDict({"name": "r3d_tiny", "num_classes": 10, "dtype": "float32",
-                                       "conv_lowering": "auto", "remat": "none"})
+  c.model = ml_collections.ConfigDict(
+    {
+      "name": "r3d_tiny",
+      "num_classes": 10,
+      "dtype": "float32",
+      "conv_lowering": "auto",
+      "remat": "none",
+    }
+  )
   # Task arguments (jaxres.tasks): label_smoothing, mixup_alpha, cutmix_alpha for classification;
   # scale, loss, blur_sigma, noise_sigma for super-resolution (`jaxres.configs.common.
   # super_resolution_recipe` ties task.scale and data.lr_scale to model.scale).
-  c.task = ml_collections.ConfigDict({"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0})
+  c.task = ml_collections.ConfigDict(
+    {"label_smoothing": 0.0, "mixup_alpha": 0.0, "cutmix_alpha": 0.0}
+  )
   c.data = default_data_config()
   # Train on in-memory synthetic batches of shape data.num_frames x data.crop_size^2 instead of
   # the pipeline (for timing the step without I/O, and for tests).
@@ -55,15 +64,29 @@ def default_config() -> ml_collections.ConfigDict:
   # The batch must divide by grad_accum_steps x devices; see jaxres.train.steps for BatchNorm.
   c.grad_accum_steps = 1
   c.num_train_steps = 1000
-  c.optimizer = ml_collections.ConfigDict({
-      "name": "sgd", "learning_rate": 0.1, "reference_batch_size": 0, "momentum": 0.9,
-      "nesterov": False, "weight_decay": 1e-4, "b1": 0.9, "b2": 0.999, "eps": 1e-8,
-      "trust_coefficient": 0.001, "grad_clip_norm": 0.0,
+  c.optimizer = ml_collections.ConfigDict(
+    {
+      "name": "sgd",
+      "learning_rate": 0.1,
+      "reference_batch_size": 0,
+      "momentum": 0.9,
+      "nesterov": False,
+      "weight_decay": 1e-4,
+      "b1": 0.9,
+      "b2": 0.999,
+      "eps": 1e-8,
+      "trust_coefficient": 0.001,
+      "grad_clip_norm": 0.0,
       # Parameter groups (jaxres.train.param_groups): regular expressions searched in parameter
       # paths such as "layer4_1/conv2/kernel". frozen: never updated (nor their BatchNorm
       # statistics); trainable: when set, everything else is frozen; lr_multipliers:
       # ((pattern, factor), ...) on the update; frozen_until: ((pattern, step), ...) fixed before.
-      "frozen": (), "trainable": (), "lr_multipliers": (), "frozen_until": ()})
+      "frozen": (),
+      "trainable": (),
+      "lr_multipliers": (),
+      "frozen_until": (),
+    }
+  )
   # Start from other weights: a jaxres.weights name ("r3d_18.kinetics400"), a .msgpack/.pth/.pyth
   # file, or a run folder (RUN or RUN@STEP). Matching parameters and statistics are loaded, a
   # classifier of another class count is initialised afresh, the optimiser starts anew
@@ -71,20 +94,34 @@ def default_config() -> ml_collections.ConfigDict:
   # patterns of parameter paths that keep their fresh initialisation, e.g. ("^fc/",).
   c.init_from = ""
   c.init_fresh = ()
-  c.schedule = ml_collections.ConfigDict({
-      "name": "cosine", "warmup_steps": 0, "boundaries": (), "decay_factor": 0.1})
+  c.schedule = ml_collections.ConfigDict(
+    {"name": "cosine", "warmup_steps": 0, "boundaries": (), "decay_factor": 0.1}
+  )
   c.ema_decay = 0.0  # > 0 keeps EMA parameters, which evaluation then uses
 
   # mode "jit" (NamedSharding on a mesh) or "pmap"; fsdp splits parameters and optimiser state
   # over the devices; num_devices -1 uses every device of every host. mesh {"data": d, "fsdp": f}
   # (one of them -1: the rest) makes a two-axis mesh: batches split over all d x f devices,
   # parameters and optimiser state over the f devices of each "fsdp" group (d replicas).
-  c.parallel = ml_collections.ConfigDict({
-      "mode": "jit", "fsdp": False, "fsdp_min_size": 2 ** 12, "num_devices": -1,
-      "mesh": ml_collections.ConfigDict({"data": -1, "fsdp": 1})})
-  c.checkpoint = ml_collections.ConfigDict({
-      "every_steps": 200, "keep": 2, "keep_best": 1, "best_metric": "accuracy", "best_mode": "max",
-      "async_save": True})
+  c.parallel = ml_collections.ConfigDict(
+    {
+      "mode": "jit",
+      "fsdp": False,
+      "fsdp_min_size": 2**12,
+      "num_devices": -1,
+      "mesh": ml_collections.ConfigDict({"data": -1, "fsdp": 1}),
+    }
+  )
+  c.checkpoint = ml_collections.ConfigDict(
+    {
+      "every_steps": 200,
+      "keep": 2,
+      "keep_best": 1,
+      "best_metric": "accuracy",
+      "best_mode": "max",
+      "async_save": True,
+    }
+  )
   c.log_every_steps = 20
   c.eval_every_steps = 500  # 0: only at the end
   c.eval_steps = -1  # batches per evaluation (-1: the whole eval split)
@@ -134,13 +171,17 @@ def with_defaults(config: ml_collections.ConfigDict) -> ml_collections.ConfigDic
   return config
 
 
-def _fill(config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, top: bool) -> None:
+def _fill(
+  config: ml_collections.ConfigDict, defaults: ml_collections.ConfigDict, top: bool
+) -> None:
   for key, default in defaults.items():
     if key not in config:
       config[key] = default
-    elif (isinstance(default, ml_collections.ConfigDict)
-          and isinstance(config[key], ml_collections.ConfigDict)
-          and not (top and key in _ARGUMENT_SECTIONS)):
+    elif (
+      isinstance(default, ml_collections.ConfigDict)
+      and isinstance(config[key], ml_collections.ConfigDict)
+      and not (top and key in _ARGUMENT_SECTIONS)
+    ):
       _fill(config[key], default, top=False)
 
 

@@ -27,9 +27,11 @@ from jaxres.configs.common import super_resolution_recipe
 
 def get_config() -> ml_collections.ConfigDict:
   # One scale (model.scale) for model, task and the LR frames (data.lr_scale).
-  c = super_resolution_recipe({"name": "basicvsr", "dtype": "float32"},
-                              {"loss": "charbonnier", "charbonnier_eps": 1e-6},  # BasicSR's eps
-                              scale=4)
+  c = super_resolution_recipe(
+    {"name": "basicvsr", "dtype": "float32"},
+    {"loss": "charbonnier", "charbonnier_eps": 1e-6},  # BasicSR's eps
+    scale=4,
+  )
   c.data.source, c.data.layout = "frames", "sequences"
   c.data.path = "/data/REDS/train_sharp"
   c.data.lr_path = "/data/REDS/train_sharp_bicubic/X4"  # the LR frames as given, not degraded here

@@ -16,8 +16,10 @@ from jaxres.configs.common import set_sr_model
 
 def get_config() -> ml_collections.ConfigDict:
   c = sr_edsr_demo.get_config()
-  set_sr_model(c, {"name": "recurrent_vsr", "num_blocks": 2, "features": 24, "align": "flow",
-                   "dtype": "float32"})  # at the demo's scale, still one value for model and task
+  set_sr_model(
+    c,
+    {"name": "recurrent_vsr", "num_blocks": 2, "features": 24, "align": "flow", "dtype": "float32"},
+  )  # at the demo's scale, still one value for model and task
   c.data.num_frames = 5  # the recurrent model needs clips (the EDSR demo trains on single frames)
   c.global_batch_size = 8
   c.num_train_steps = 1000

@@ -41,9 +41,16 @@ def get_config() -> ml_collections.ConfigDict:
   # One scale (model.scale) for model and task; LR frames are made from the HR crops on device
   # (`jaxres.tasks.degradation`).
   c = super_resolution_recipe(
-      {"name": "edsr_bicubic_baseline", "num_blocks": 4, "features": 32, "dtype": "float32",
-       "conv_lowering": "auto"},
-      {"loss": "l1", "blur_sigma": 0.0, "noise_sigma": 0.0}, scale=2)
+    {
+      "name": "edsr_bicubic_baseline",
+      "num_blocks": 4,
+      "features": 32,
+      "dtype": "float32",
+      "conv_lowering": "auto",
+    },
+    {"loss": "l1", "blur_sigma": 0.0, "noise_sigma": 0.0},
+    scale=2,
+  )
   c.data.demo.kind = "photos"  # pans over scikit-image's photographs (jaxres.data.photo_demo)
   c.data.demo.videos_per_class = 8  # pans per training photo
   c.data.demo.num_frames = 8

@@ -24,8 +24,11 @@ from jaxres.configs.common import super_resolution_recipe
 
 def get_config() -> ml_collections.ConfigDict:
   # One scale (model.scale) for model, task and the LR frames (data.lr_scale).
-  c = super_resolution_recipe({"name": "basicvsrpp", "dtype": "float32"},
-                              {"loss": "charbonnier", "charbonnier_eps": 1e-6}, scale=4)
+  c = super_resolution_recipe(
+    {"name": "basicvsrpp", "dtype": "float32"},
+    {"loss": "charbonnier", "charbonnier_eps": 1e-6},
+    scale=4,
+  )
   c.data.source, c.data.layout = "frames", "vimeo"  # sequences/ listed by sep_{train,test}list.txt
   c.data.path = "/data/vimeo90k/vimeo_septuplet"
   c.data.lr_path = "/data/vimeo90k/vimeo_septuplet_matlabLRx4"  # mirrors path

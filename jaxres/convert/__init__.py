@@ -11,10 +11,10 @@ Example:
 from jaxres.convert import basicsr
 from jaxres.convert.basicsr import from_basicsr, model_fields
 from jaxres.convert.files import (
-                                  UnreadableWeightsError,
-                                  load_torch_state_dict,
-                                  load_variables,
-                                  save_variables,
+  UnreadableWeightsError,
+  load_torch_state_dict,
+  load_variables,
+  save_variables,
 )
 from jaxres.convert.mmaction2 import from_mmaction2_tsm
 from jaxres.convert.pytorchvideo import CONVERTERS, from_pytorchvideo, pytorchvideo_archs

@@ -32,50 +32,88 @@ def _sequential(m: re.Match, group: int, step: int = 2) -> str:
 
 
 # torch module path -> jaxres module path. Sub-patterns shared by the networks below.
-_SPYNET = [(r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)$",
-            lambda m: f"spynet/basic_module_{m[1]}/conv_{_sequential(m, 2)}")]
-_TRUNK = [(r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.0$", lambda m: f"{m[1].replace('.', '_')}/conv_in"),
-          (r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.2\.(\d+)\.(conv[12])$",
-           lambda m: f"{m[1].replace('.', '_')}/block{m[2]}/{m[3]}")]
+_SPYNET = [
+  (
+    r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)$",
+    lambda m: f"spynet/basic_module_{m[1]}/conv_{_sequential(m, 2)}",
+  )
+]
+_TRUNK = [
+  (r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.0$", lambda m: f"{m[1].replace('.', '_')}/conv_in"),
+  (
+    r"^([a-z_]+(?:\.[a-z_0-9]+)?)\.main\.2\.(\d+)\.(conv[12])$",
+    lambda m: f"{m[1].replace('.', '_')}/block{m[2]}/{m[3]}",
+  ),
+]
 _HEAD = [(r"^(upconv1|upconv2|conv_hr|conv_last)$", r"upsample/\1")]
 # mmagic's names for the same layers (BasicVSRNet, BasicVSRPlusPlusNet): SPyNet convs in mmcv
 # ConvModules (no separate ReLU entries), trunks called *_resblocks, upconvs in PixelShufflePacks.
 _MMAGIC = [
-    (r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)\.conv$",
-     r"spynet/basic_module_\1/conv_\2"),
-    (r"^(backward|forward)_resblocks\.main\.0$", r"\1_trunk/conv_in"),
-    (r"^(backward|forward)_resblocks\.main\.2\.(\d+)\.(conv[12])$", r"\1_trunk/block\2/\3"),
-    (r"^upsample([12])\.upsample_conv$", r"upsample/upconv\1"),
+  (r"^spynet\.basic_module\.(\d)\.basic_module\.(\d)\.conv$", r"spynet/basic_module_\1/conv_\2"),
+  (r"^(backward|forward)_resblocks\.main\.0$", r"\1_trunk/conv_in"),
+  (r"^(backward|forward)_resblocks\.main\.2\.(\d+)\.(conv[12])$", r"\1_trunk/block\2/\3"),
+  (r"^upsample([12])\.upsample_conv$", r"upsample/upconv\1"),
 ]
 _RULES = {
-    "edsr": [(r"^conv_first$", "conv_first"), (r"^body\.(\d+)\.(conv[12])$", r"body\1/\2"),
-             (r"^conv_after_body$", "conv_after_body"),
-             (r"^upsample\.(\d)$", lambda m: f"upsample/conv{_sequential(m, 1)}"),
-             (r"^conv_last$", "conv_last")],
-    "basicvsr": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [(r"^fusion$", "fusion")],
-    "basicvsrpp": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [
-        (r"^deform_align\.(\w+)$", r"deform_align_\1"),
-        (r"^deform_align\.(\w+)\.conv_offset\.(\d)$",
-         lambda m: f"deform_align_{m[1]}/conv_offset_{_sequential(m, 2)}")],
+  "edsr": [
+    (r"^conv_first$", "conv_first"),
+    (r"^body\.(\d+)\.(conv[12])$", r"body\1/\2"),
+    (r"^conv_after_body$", "conv_after_body"),
+    (r"^upsample\.(\d)$", lambda m: f"upsample/conv{_sequential(m, 1)}"),
+    (r"^conv_last$", "conv_last"),
+  ],
+  "basicvsr": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [(r"^fusion$", "fusion")],
+  "basicvsrpp": _MMAGIC
+  + _SPYNET
+  + _TRUNK
+  + _HEAD
+  + [
+    (r"^deform_align\.(\w+)$", r"deform_align_\1"),
+    (
+      r"^deform_align\.(\w+)\.conv_offset\.(\d)$",
+      lambda m: f"deform_align_{m[1]}/conv_offset_{_sequential(m, 2)}",
+    ),
+  ],
 }
-_RULES["iconvsr"] = [
+_RULES["iconvsr"] = (
+  [
     (r"^edvr\.(conv_first|conv_l[23]_[12])$", r"edvr/\1"),
     (r"^edvr\.feature_extraction\.(\d+)\.(conv[12])$", r"edvr/feature_extraction\1/\2"),
-    (r"^edvr\.pcd_align\.(offset_conv[123]|dcn_pack|feat_conv)\.(l[123])$", r"edvr/pcd_align/\1_\2"),
-    (r"^edvr\.pcd_align\.dcn_pack\.(l[123])\.conv_offset$", r"edvr/pcd_align/dcn_pack_\1/conv_offset"),
+    (
+      r"^edvr\.pcd_align\.(offset_conv[123]|dcn_pack|feat_conv)\.(l[123])$",
+      r"edvr/pcd_align/\1_\2",
+    ),
+    (
+      r"^edvr\.pcd_align\.dcn_pack\.(l[123])\.conv_offset$",
+      r"edvr/pcd_align/dcn_pack_\1/conv_offset",
+    ),
     (r"^edvr\.pcd_align\.(cas_offset_conv[12]|cas_dcnpack)$", r"edvr/pcd_align/\1"),
     (r"^edvr\.pcd_align\.cas_dcnpack\.conv_offset$", "edvr/pcd_align/cas_dcnpack/conv_offset"),
     (r"^edvr\.fusion\.(\w+)$", r"edvr/fusion/\1"),
     (r"^(backward_fusion|forward_fusion)$", r"\1"),
-] + _SPYNET + _TRUNK + _HEAD
+  ]
+  + _SPYNET
+  + _TRUNK
+  + _HEAD
+)
 # SPyNet alone: BasicSR's pretrained flow weights (spynet_sintel_final-3d2a1287.pth), with which
 # BasicSR initialises the video models before training; from_basicsr(..., "spynet") gives the
 # subtree for `variables["params"]["spynet"]`.
-_RULES["spynet"] = [(r"^basic_module\.(\d)\.basic_module\.(\d)$",
-                     lambda m: f"basic_module_{m[1]}/conv_{_sequential(m, 2)}"),
-                    (r"^basic_module\.(\d)\.basic_module\.(\d)\.conv$", r"basic_module_\1/conv_\2")]
-_ARCH = {"edsr_baseline": "edsr", "edsr": "edsr", "basicvsr": "basicvsr",
-         "basicvsrpp": "basicvsrpp", "iconvsr": "iconvsr", "spynet": "spynet"}
+_RULES["spynet"] = [
+  (
+    r"^basic_module\.(\d)\.basic_module\.(\d)$",
+    lambda m: f"basic_module_{m[1]}/conv_{_sequential(m, 2)}",
+  ),
+  (r"^basic_module\.(\d)\.basic_module\.(\d)\.conv$", r"basic_module_\1/conv_\2"),
+]
+_ARCH = {
+  "edsr_baseline": "edsr",
+  "edsr": "edsr",
+  "basicvsr": "basicvsr",
+  "basicvsrpp": "basicvsrpp",
+  "iconvsr": "iconvsr",
+  "spynet": "spynet",
+}
 ARCHS = tuple(sorted(_ARCH))
 
 
@@ -87,8 +125,8 @@ def _state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
       break
   keys = list(checkpoint)
   if keys and all(k.startswith("generator.") for k in keys):  # mmagic / mmedit
-    checkpoint = {k[len("generator."):]: v for k, v in checkpoint.items()}
-  return {k[len("module."):] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
+    checkpoint = {k[len("generator.") :]: v for k, v in checkpoint.items()}
+  return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
 
 
 def _edsr_scale(arrays: Mapping[str, np.ndarray]) -> int:
@@ -99,8 +137,10 @@ def _edsr_scale(arrays: Mapping[str, np.ndarray]) -> int:
     return 4
   ratio = arrays[ups[0]].shape[0] // arrays[ups[0]].shape[1]
   if ratio not in (4, 9):
-    raise ConversionError(f"EDSR upsampler {ups[0]} has shape {tuple(arrays[ups[0]].shape)}: "
-                          "not a x2, x3 or x4 pixel-shuffle stage.")
+    raise ConversionError(
+      f"EDSR upsampler {ups[0]} has shape {tuple(arrays[ups[0]].shape)}: "
+      "not a x2, x3 or x4 pixel-shuffle stage."
+    )
   return {4: 2, 9: 3}[ratio]
 
 
@@ -114,12 +154,15 @@ def _expected(arch: str, arrays: Mapping[str, np.ndarray]) -> Any:
   model = models.get(arch, **fields)
   frames = 2 * fields.get("temporal_padding", 0) + 1 if family == "iconvsr" else 2
   shape = (1, frames, 8, 8, 3) if family != "edsr" else (1, 8, 8, 3)
-  return jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False),
-                        jax.ShapeDtypeStruct(shape, jnp.float32))["params"]
+  return jax.eval_shape(
+    lambda x: model.init(jax.random.key(0), x, train=False),
+    jax.ShapeDtypeStruct(shape, jnp.float32),
+  )["params"]
 
 
-def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
-                 ) -> dict[str, Any]:
+def from_basicsr(
+  checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
+) -> dict[str, Any]:
   """Converts a BasicSR (or mmagic) checkpoint of `arch` into jaxres variables.
 
   Every key must map to a jaxres parameter of the right shape and every jaxres parameter must be
@@ -144,10 +187,14 @@ def from_basicsr(checkpoint: Mapping[str, Any], arch: str, *, dtype: Any = np.fl
   if arch not in _ARCH:
     raise ConversionError(f"No BasicSR layout known for {arch!r}; convertible: {', '.join(ARCHS)}.")
   family = _ARCH[arch]
-  arrays = {k: to_numpy(v) for k, v in _state_dict(checkpoint).items()
-            if not re.search(r"(^|spynet\.)(mean|std)$", k)}
-  return convert_arrays(arrays, {"params": _expected(arch, arrays)}, _RULES[family],
-                        arch=arch, dtype=dtype)
+  arrays = {
+    k: to_numpy(v)
+    for k, v in _state_dict(checkpoint).items()
+    if not re.search(r"(^|spynet\.)(mean|std)$", k)
+  }
+  return convert_arrays(
+    arrays, {"params": _expected(arch, arrays)}, _RULES[family], arch=arch, dtype=dtype
+  )
 
 
 def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
@@ -180,21 +227,31 @@ def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
   if family == "spynet":
     return {}
   if family == "edsr":
-    return {"scale": _edsr_scale(arrays), "features": width("conv_first.weight"),
-            "num_blocks": count(r"^body\.(\d+)\.conv1\.weight$")}
+    return {
+      "scale": _edsr_scale(arrays),
+      "features": width("conv_first.weight"),
+      "num_blocks": count(r"^body\.(\d+)\.conv1\.weight$"),
+    }
   if family == "basicvsrpp":
     if "deform_align.backward_1.weight" not in arrays:
       raise ConversionError(
-          "The state dict has no 'deform_align.*' weights: it is BasicSR's BasicVSRPlusPlus built "
-          "without CUDA, which leaves the deformable alignment out (another network); build it "
-          "where torch.cuda.is_available() is True (or patch that) and save again.")
-    return {"features": width("feat_extract.main.0.weight"),
-            "num_blocks": count(r"^backbone\.backward_1\.main\.2\.(\d+)\.conv1\.weight$")}
+        "The state dict has no 'deform_align.*' weights: it is BasicSR's BasicVSRPlusPlus built "
+        "without CUDA, which leaves the deformable alignment out (another network); build it "
+        "where torch.cuda.is_available() is True (or patch that) and save again."
+      )
+    return {
+      "features": width("feat_extract.main.0.weight"),
+      "num_blocks": count(r"^backbone\.backward_1\.main\.2\.(\d+)\.conv1\.weight$"),
+    }
   if family == "iconvsr":
     features = width("backward_fusion.weight")
     frames = int(arrays.get("edvr.fusion.feat_fusion.weight", np.zeros((0, 5 * features))).shape[1])
-    return {"features": features,
-            "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$"),
-            "temporal_padding": (frames // features - 1) // 2}
-  return {"features": width("fusion.weight"),
-          "num_blocks": count(r"^backward_(?:trunk|resblocks)\.main\.2\.(\d+)\.conv1\.weight$")}
+    return {
+      "features": features,
+      "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$"),
+      "temporal_padding": (frames // features - 1) // 2,
+    }
+  return {
+    "features": width("fusion.weight"),
+    "num_blocks": count(r"^backward_(?:trunk|resblocks)\.main\.2\.(\d+)\.conv1\.weight$"),
+  }

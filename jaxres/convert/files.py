@@ -39,6 +39,7 @@ def save_variables(variables: Any, path: str) -> str:
     write_atomic(path, flax.serialization.msgpack_serialize(tree))
   else:
     import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
+
     with ocp.StandardCheckpointer() as checkpointer:
       checkpointer.save(path, tree, force=True)
   return path
@@ -73,6 +74,7 @@ def load_variables(path: str, *, step: int | None = None) -> Any:
   if item is not None:
     return restore_training_variables(item)
   import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
+
   with ocp.StandardCheckpointer() as checkpointer:
     return checkpointer.restore(os.path.abspath(path))
 
@@ -100,17 +102,22 @@ def restore_training_variables(item: str) -> dict[str, Any]:
   """
   import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
   from etils import epath  # orbax's path type
+
   handler = ocp.PyTreeCheckpointHandler()
   try:
     saved = handler.metadata(epath.Path(item)).tree
     wanted = {k: saved[k] for k in _VARIABLE_FIELDS if isinstance(saved.get(k), dict) and saved[k]}
     as_numpy = jax.tree.map(lambda _: ocp.RestoreArgs(restore_type=np.ndarray), wanted)
-    tree = handler.restore(epath.Path(item), args=ocp.args.PyTreeRestore(
-        item=wanted, restore_args=as_numpy, partial_restore=True))
+    tree = handler.restore(
+      epath.Path(item),
+      args=ocp.args.PyTreeRestore(item=wanted, restore_args=as_numpy, partial_restore=True),
+    )
   finally:
     handler.close()
-  return {"params": tree.get("ema_params") or tree["params"],
-          "batch_stats": tree.get("batch_stats") or {}}
+  return {
+    "params": tree.get("ema_params") or tree["params"],
+    "batch_stats": tree.get("batch_stats") or {},
+  }
 
 
 def training_checkpoint(run: str, step: int | None = None) -> tuple[str, int]:
@@ -143,23 +150,33 @@ def _training_item(path: str, step: int | None) -> str | None:
   `RUN/checkpoints/STEP/default/`.
   """
   if os.path.basename(path) == "default" and os.path.isfile(
-      os.path.join(os.path.dirname(path), "_CHECKPOINT_METADATA")):
+    os.path.join(os.path.dirname(path), "_CHECKPOINT_METADATA")
+  ):
     return path
   if os.path.isdir(os.path.join(path, "default")) and os.path.isfile(
-      os.path.join(path, "_CHECKPOINT_METADATA")):
+    os.path.join(path, "_CHECKPOINT_METADATA")
+  ):
     return os.path.join(path, "default")
   folder = os.path.join(path, "checkpoints")
   if not os.path.isdir(folder):
-    if not os.path.isfile(os.path.join(path, "config.json")) and os.path.basename(path) != "checkpoints":
+    if (
+      not os.path.isfile(os.path.join(path, "config.json"))
+      and os.path.basename(path) != "checkpoints"
+    ):
       return None  # a folder written by save_variables
     folder = path if os.path.basename(path) == "checkpoints" else folder
-  steps = sorted(int(name) for name in os.listdir(folder) if name.isdigit()
-                 and os.path.isdir(os.path.join(folder, name, "default")))
+  steps = sorted(
+    int(name)
+    for name in os.listdir(folder)
+    if name.isdigit() and os.path.isdir(os.path.join(folder, name, "default"))
+  )
   if step is None and not steps:
     raise FileNotFoundError(f"No checkpoint in {folder}: has `jaxres train` saved one yet?")
   if step is not None and step not in steps:
-    raise FileNotFoundError(f"No checkpoint of step {step} in {folder}; its steps are "
-                            f"{', '.join(map(str, steps)) or 'none'}.")
+    raise FileNotFoundError(
+      f"No checkpoint of step {step} in {folder}; its steps are "
+      f"{', '.join(map(str, steps)) or 'none'}."
+    )
   return os.path.join(folder, str(steps[-1] if step is None else step), "default")
 
 
@@ -195,7 +212,8 @@ def load_torch_state_dict(path: str) -> dict[str, Any]:
     if loaded and all(hasattr(v, "shape") for v in loaded.values()):
       return loaded
   raise UnreadableWeightsError(
-      f"{path!r} holds no state dict (a dict of tensors, or one under 'model_state', "
-      f"'state_dict', 'params' or 'params_ema'); found {type(loaded).__name__}"
-      + (f" with keys {', '.join(map(str, list(loaded)[:8]))}" if isinstance(loaded, dict) else "")
-      + ".")
+    f"{path!r} holds no state dict (a dict of tensors, or one under 'model_state', "
+    f"'state_dict', 'params' or 'params_ema'); found {type(loaded).__name__}"
+    + (f" with keys {', '.join(map(str, list(loaded)[:8]))}" if isinstance(loaded, dict) else "")
+    + "."
+  )

@@ -25,14 +25,14 @@ from jaxres.convert.state_dict import convert_state_dict
 
 # MMAction2 module path (regex) -> jaxres module path.
 _RULES = [
-    (r"^backbone\.conv1\.conv$", "stem/conv"),
-    (r"^backbone\.conv1\.bn$", "stem/bn"),
-    (r"^backbone\.layer(\d)\.(\d+)\.conv1\.(?:conv\.net|net\.conv)$", r"layer\1_\2/conv1"),
-    (r"^backbone\.layer(\d)\.(\d+)\.conv(\d)\.conv$", r"layer\1_\2/conv\3"),
-    (r"^backbone\.layer(\d)\.(\d+)\.conv(\d)\.(?:net\.)?bn$", r"layer\1_\2/bn\3"),
-    (r"^backbone\.layer(\d)\.(\d+)\.downsample\.conv$", r"layer\1_\2/downsample/conv"),
-    (r"^backbone\.layer(\d)\.(\d+)\.downsample\.bn$", r"layer\1_\2/downsample/bn"),
-    (r"^cls_head\.fc_cls$", "fc"),
+  (r"^backbone\.conv1\.conv$", "stem/conv"),
+  (r"^backbone\.conv1\.bn$", "stem/bn"),
+  (r"^backbone\.layer(\d)\.(\d+)\.conv1\.(?:conv\.net|net\.conv)$", r"layer\1_\2/conv1"),
+  (r"^backbone\.layer(\d)\.(\d+)\.conv(\d)\.conv$", r"layer\1_\2/conv\3"),
+  (r"^backbone\.layer(\d)\.(\d+)\.conv(\d)\.(?:net\.)?bn$", r"layer\1_\2/bn\3"),
+  (r"^backbone\.layer(\d)\.(\d+)\.downsample\.conv$", r"layer\1_\2/downsample/conv"),
+  (r"^backbone\.layer(\d)\.(\d+)\.downsample\.bn$", r"layer\1_\2/downsample/bn"),
+  (r"^cls_head\.fc_cls$", "fc"),
 ]
 
 
@@ -58,5 +58,11 @@ def from_mmaction2_tsm(state_dict: Mapping[str, Any], *, dtype: Any = np.float32
   """
   if "state_dict" in state_dict:  # an MMAction2 checkpoint
     state_dict = state_dict["state_dict"]
-  return convert_state_dict(state_dict, "tsm_r50", _RULES, classifier_key="cls_head.fc_cls.weight",
-                            reference="MMAction2", dtype=dtype)
+  return convert_state_dict(
+    state_dict,
+    "tsm_r50",
+    _RULES,
+    classifier_key="cls_head.fc_cls.weight",
+    reference="MMAction2",
+    dtype=dtype,
+  )

@@ -23,15 +23,18 @@ from jaxres.convert.state_dict import ConversionError, Rules, convert_state_dict
 def _resnet_rules(stage_blocks: Sequence[int], head_block: int) -> Rules:
   """Rules of a `create_resnet`/`create_csn`/`create_r2plus1d` network whose stages are the blocks
   `stage_blocks` (stage 1 first) and whose head is block `head_block`."""
-  rules = [(r"^blocks\.0\.conv$", "stem_conv"), (r"^blocks\.0\.norm$", "stem_norm"),
-           (rf"^blocks\.{head_block}\.proj$", "fc")]
+  rules = [
+    (r"^blocks\.0\.conv$", "stem_conv"),
+    (r"^blocks\.0\.norm$", "stem_norm"),
+    (rf"^blocks\.{head_block}\.proj$", "fc"),
+  ]
   for stage, block in enumerate(stage_blocks, start=1):
     prefix = rf"^blocks\.{block}\.res_blocks\.(\d+)\."
     rules += [
-        (prefix + r"branch1_conv$", rf"layer{stage}_\1/downsample/conv"),
-        (prefix + r"branch1_norm$", rf"layer{stage}_\1/downsample/bn"),
-        (prefix + r"branch2\.conv_b\.(conv_t|conv_xy|norm)$", rf"layer{stage}_\1/conv_b/\2"),
-        (prefix + r"branch2\.(conv_[abc]|norm_[abc])$", rf"layer{stage}_\1/\2"),
+      (prefix + r"branch1_conv$", rf"layer{stage}_\1/downsample/conv"),
+      (prefix + r"branch1_norm$", rf"layer{stage}_\1/downsample/bn"),
+      (prefix + r"branch2\.conv_b\.(conv_t|conv_xy|norm)$", rf"layer{stage}_\1/conv_b/\2"),
+      (prefix + r"branch2\.(conv_[abc]|norm_[abc])$", rf"layer{stage}_\1/\2"),
     ]
   return rules
 
@@ -45,38 +48,62 @@ def _slowfast_rules() -> Rules:
     for stage in range(1, 5):
       prefix = rf"^blocks\.{stage}\.multipathway_blocks\.{index}\.res_blocks\.(\d+)\."
       rules += [
-          (prefix + r"branch1_conv$", rf"{pathway}_layer{stage}_\1/downsample/conv"),
-          (prefix + r"branch1_norm$", rf"{pathway}_layer{stage}_\1/downsample/bn"),
-          (prefix + r"branch2\.(conv_[abc]|norm_[abc])$", rf"{pathway}_layer{stage}_\1/\2"),
+        (prefix + r"branch1_conv$", rf"{pathway}_layer{stage}_\1/downsample/conv"),
+        (prefix + r"branch1_norm$", rf"{pathway}_layer{stage}_\1/downsample/bn"),
+        (prefix + r"branch2\.(conv_[abc]|norm_[abc])$", rf"{pathway}_layer{stage}_\1/\2"),
       ]
-  rules += [(r"^blocks\.(\d)\.multipathway_fusion\.conv_fast_to_slow$", r"fuse\1/conv"),
-            (r"^blocks\.(\d)\.multipathway_fusion\.norm$", r"fuse\1/norm")]
+  rules += [
+    (r"^blocks\.(\d)\.multipathway_fusion\.conv_fast_to_slow$", r"fuse\1/conv"),
+    (r"^blocks\.(\d)\.multipathway_fusion\.norm$", r"fuse\1/norm"),
+  ]
   return rules
 
 
 _PLAIN = _resnet_rules((1, 2, 3, 4), head_block=5)
 _STAGE1_POOL = _resnet_rules((1, 3, 4, 5), head_block=6)  # block 2 is the 2x1x1 max-pool
-_RULES = {"slow_r50": _PLAIN, "c2d_r50": _STAGE1_POOL, "i3d_r50": _STAGE1_POOL,
-          "csn_r101": _PLAIN, "ir_csn_152": _PLAIN, "r2plus1d_r50": _PLAIN}
+_RULES = {
+  "slow_r50": _PLAIN,
+  "c2d_r50": _STAGE1_POOL,
+  "i3d_r50": _STAGE1_POOL,
+  "csn_r101": _PLAIN,
+  "ir_csn_152": _PLAIN,
+  "r2plus1d_r50": _PLAIN,
+}
 
 
-def _convert_resnet(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
-                    ) -> dict[str, Any]:
+def _convert_resnet(
+  state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
+) -> dict[str, Any]:
   head = 6 if _RULES[arch] is _STAGE1_POOL else 5
-  return convert_state_dict(state_dict, arch, _RULES[arch], classifier_key=f"blocks.{head}.proj.weight",
-                            reference="PyTorchVideo", dtype=dtype)
+  return convert_state_dict(
+    state_dict,
+    arch,
+    _RULES[arch],
+    classifier_key=f"blocks.{head}.proj.weight",
+    reference="PyTorchVideo",
+    dtype=dtype,
+  )
 
 
-def _convert_slowfast(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
-                      ) -> dict[str, Any]:
-  return convert_state_dict(state_dict, arch, _slowfast_rules(), classifier_key="blocks.6.proj.weight",
-                            reference="PyTorchVideo", dtype=dtype)
+def _convert_slowfast(
+  state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
+) -> dict[str, Any]:
+  return convert_state_dict(
+    state_dict,
+    arch,
+    _slowfast_rules(),
+    classifier_key="blocks.6.proj.weight",
+    reference="PyTorchVideo",
+    dtype=dtype,
+  )
 
 
 # Architecture -> converter(state_dict, arch, dtype=) -> variables.
 CONVERTERS: dict[str, Callable[..., dict[str, Any]]] = {
-    **{arch: _convert_resnet for arch in _RULES}, "slowfast_r50": _convert_slowfast,
-    **{arch: pytorchvideo_x3d.from_pytorchvideo_x3d for arch in pytorchvideo_x3d.ARCHS}}
+  **{arch: _convert_resnet for arch in _RULES},
+  "slowfast_r50": _convert_slowfast,
+  **{arch: pytorchvideo_x3d.from_pytorchvideo_x3d for arch in pytorchvideo_x3d.ARCHS},
+}
 
 
 def pytorchvideo_archs() -> tuple[str, ...]:
@@ -84,8 +111,9 @@ def pytorchvideo_archs() -> tuple[str, ...]:
   return tuple(sorted(CONVERTERS))
 
 
-def from_pytorchvideo(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
-                      ) -> dict[str, Any]:
+def from_pytorchvideo(
+  state_dict: Mapping[str, Any], arch: str, *, dtype: Any = np.float32
+) -> dict[str, Any]:
   """Converts a PyTorchVideo model's `state_dict` into jaxres variables.
 
   The number of classes is read from the head's `proj.weight`. Every key must map to a jaxres
@@ -108,6 +136,7 @@ def from_pytorchvideo(state_dict: Mapping[str, Any], arch: str, *, dtype: Any = 
     >>> logits = jaxres.models.get("csn_r101").apply(variables, clips, train=False)
   """
   if arch not in CONVERTERS:
-    raise ConversionError(f"No PyTorchVideo layout known for {arch!r}; convertible: "
-                          f"{', '.join(pytorchvideo_archs())}.")
+    raise ConversionError(
+      f"No PyTorchVideo layout known for {arch!r}; convertible: {', '.join(pytorchvideo_archs())}."
+    )
   return CONVERTERS[arch](state_dict, arch, dtype=dtype)

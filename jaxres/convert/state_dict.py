@@ -62,8 +62,9 @@ def _target(torch_key: str, value: np.ndarray, rules: Rules) -> tuple[str, str] 
   return None
 
 
-def raise_if_unconverted(arch: str, unknown: Sequence[str], missing: Sequence[str],
-                         mismatched: Sequence[str]) -> None:
+def raise_if_unconverted(
+  arch: str, unknown: Sequence[str], missing: Sequence[str], mismatched: Sequence[str]
+) -> None:
   """Raises one `ConversionError` listing every offending key, if there is any.
 
   Args:
@@ -76,8 +77,11 @@ def raise_if_unconverted(arch: str, unknown: Sequence[str], missing: Sequence[st
   """
   if unknown or missing or mismatched:
     lines = [f"Cannot convert this state dict to {arch}:"]
-    for title, items in (("unknown keys", unknown), ("missing parameters", missing),
-                         ("shape mismatches", mismatched)):
+    for title, items in (
+      ("unknown keys", unknown),
+      ("missing parameters", missing),
+      ("shape mismatches", mismatched),
+    ):
       if items:
         lines.append(f"  {title} ({len(items)}): " + ", ".join(items))
     raise ConversionError("\n".join(lines))
@@ -90,8 +94,14 @@ def _to_jax_layout(value: np.ndarray, leaf: str) -> np.ndarray:
   return value
 
 
-def convert_arrays(arrays: Mapping[str, Any], expected: Mapping[str, Any], rules: Rules, *,
-                   arch: str, dtype: Any = np.float32) -> dict[str, Any]:
+def convert_arrays(
+  arrays: Mapping[str, Any],
+  expected: Mapping[str, Any],
+  rules: Rules,
+  *,
+  arch: str,
+  dtype: Any = np.float32,
+) -> dict[str, Any]:
   """Maps torch-named `arrays` onto the variable tree `expected` by `rules`.
 
   Args:
@@ -115,8 +125,10 @@ def convert_arrays(arrays: Mapping[str, Any], expected: Mapping[str, Any], rules
     >>> variables = convert_arrays(state_dict, {"params": expected["params"]}, [(r"^fc$", "fc")],
     ...                            arch="edsr")
   """
-  expected = {col: flax.traverse_util.flatten_dict(flax.core.unfreeze(tree), sep="/")
-              for col, tree in expected.items()}
+  expected = {
+    col: flax.traverse_util.flatten_dict(flax.core.unfreeze(tree), sep="/")
+    for col, tree in expected.items()
+  }
   converted = {col: {} for col in expected}
   unknown, mismatched = [], []
   for key, value in arrays.items():
@@ -135,15 +147,23 @@ def convert_arrays(arrays: Mapping[str, Any], expected: Mapping[str, Any], rules
       mismatched.append(f"{key} {torch_shape} -> {collection}/{path} {tuple(want)}")
       continue
     converted[collection][path] = value.astype(dtype)
-  missing = [f"{col}/{path}" for col in expected for path in expected[col]
-             if path not in converted[col]]
+  missing = [
+    f"{col}/{path}" for col in expected for path in expected[col] if path not in converted[col]
+  ]
   raise_if_unconverted(arch, unknown, missing, mismatched)
   return {col: flax.traverse_util.unflatten_dict(converted[col], sep="/") for col in converted}
 
 
-def convert_state_dict(state_dict: Mapping[str, Any], arch: str, rules: Rules, *,
-                       classifier_key: str, reference: str, dtype: Any = np.float32,
-                       model_fields: Mapping[str, Any] | None = None) -> dict[str, Any]:
+def convert_state_dict(
+  state_dict: Mapping[str, Any],
+  arch: str,
+  rules: Rules,
+  *,
+  classifier_key: str,
+  reference: str,
+  dtype: Any = np.float32,
+  model_fields: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
   """Maps `state_dict` onto the variables of the registered model `arch` by `rules`.
 
   Args:
@@ -175,5 +195,10 @@ def convert_state_dict(state_dict: Mapping[str, Any], arch: str, rules: Rules, *
   rank = models.spec(arch).input_rank
   dummy = jax.ShapeDtypeStruct((1, 4, 32, 32, 3) if rank == 5 else (1, 32, 32, 3), jnp.float32)
   expected = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), dummy)
-  return convert_arrays(state_dict, {col: expected[col] for col in ("params", "batch_stats")},
-                        rules, arch=arch, dtype=dtype)
+  return convert_arrays(
+    state_dict,
+    {col: expected[col] for col in ("params", "batch_stats")},
+    rules,
+    arch=arch,
+    dtype=dtype,
+  )

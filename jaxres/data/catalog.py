@@ -50,7 +50,8 @@ class DatasetInfo:
   num_videos: dict[str, int]
   eval_views: int
   video_lists: Optional[dict[str, sources.VideoList]] = dataclasses.field(
-      default=None, repr=False, compare=False)
+    default=None, repr=False, compare=False
+  )
 
   @property
   def num_classes(self) -> int:
@@ -112,11 +113,22 @@ def ensure_demo_data(config: ml_collections.ConfigDict) -> Optional[str]:
     return None
   d = config.demo
   if config_lib.demo_kind(config) == "photos":
-    return photo_demo.write_photo_dataset(demo_root(config), clips_per_photo=d.videos_per_class,
-                                          num_frames=d.num_frames, size=d.size, seed=d.seed)
-  return demo.write_demo_dataset(demo_root(config), num_classes=d.num_classes,
-                                 videos_per_class=d.videos_per_class, num_frames=d.num_frames,
-                                 size=d.size, seed=d.seed, classes=tuple(d.get("classes", ())))
+    return photo_demo.write_photo_dataset(
+      demo_root(config),
+      clips_per_photo=d.videos_per_class,
+      num_frames=d.num_frames,
+      size=d.size,
+      seed=d.seed,
+    )
+  return demo.write_demo_dataset(
+    demo_root(config),
+    num_classes=d.num_classes,
+    videos_per_class=d.videos_per_class,
+    num_frames=d.num_frames,
+    size=d.size,
+    seed=d.seed,
+    classes=tuple(d.get("classes", ())),
+  )
 
 
 def _demo_split_list(config, split: str) -> tuple[str, str]:
@@ -127,14 +139,16 @@ def _demo_split_list(config, split: str) -> tuple[str, str]:
   split_list = split_list if os.path.isabs(split_list) else os.path.join(root, split_list)
   if not os.path.isfile(split_list):
     raise FileNotFoundError(
-        f"No demo split list {split_list}: write the demo data first with "
-        f"jaxres.data.catalog.ensure_demo_data(config) (`jaxres train` and `jaxres eval` do); "
-        f"listing only reads.")
+      f"No demo split list {split_list}: write the demo data first with "
+      f"jaxres.data.catalog.ensure_demo_data(config) (`jaxres train` and `jaxres eval` do); "
+      f"listing only reads."
+    )
   return root, split_list
 
 
-def video_list(config: ml_collections.ConfigDict, split: str,
-               skips: SkipCounter = SKIPPED) -> sources.VideoList:
+def video_list(
+  config: ml_collections.ConfigDict, split: str, skips: SkipCounter = SKIPPED
+) -> sources.VideoList:
   """The videos of `split` for the folder, frames and demo sources (all hosts).
 
   Args:
@@ -156,16 +170,21 @@ def video_list(config: ml_collections.ConfigDict, split: str,
   check_split(split)
   if config.source == "frames":
     return sequences.frame_sequences(
-        config.path, config.layout, config.train_split if split == "train" else config.eval_split,
-        split=split, holdout_fraction=config.holdout_fraction,
-        holdout_sequences=tuple(config.holdout_sequences))
+      config.path,
+      config.layout,
+      config.train_split if split == "train" else config.eval_split,
+      split=split,
+      holdout_fraction=config.holdout_fraction,
+      holdout_sequences=tuple(config.holdout_sequences),
+    )
   if config.source == "demo":
     root, split_list = _demo_split_list(config, split)
   else:
     root = config.path
     split_list = config.train_split if split == "train" else config.eval_split
-  return sources.folder_videos(root, split_list, split=split,
-                               holdout_fraction=config.holdout_fraction, skips=skips)
+  return sources.folder_videos(
+    root, split_list, split=split, holdout_fraction=config.holdout_fraction, skips=skips
+  )
 
 
 def tfds_builder(config: ml_collections.ConfigDict):
@@ -173,6 +192,7 @@ def tfds_builder(config: ml_collections.ConfigDict):
   import tensorflow_datasets as tfds
 
   from jaxres.data import tfds_builder as _  # noqa: F401 - registers the jaxres_videos builder.
+
   return tfds.builder(config.tfds_name, data_dir=config.path or None)
 
 
@@ -205,11 +225,15 @@ def dataset_info(config: ml_collections.ConfigDict, skips: SkipCounter = SKIPPED
   elif config.source == "prepared":
     manifest = records.read_manifest(config.path)
     names = tuple(manifest["class_names"])
-    counts = {s: records.split_of(manifest, split_name(config, s, "eval"), config.path)["num_videos"]
-              for s in SPLITS}
+    counts = {
+      s: records.split_of(manifest, split_name(config, s, "eval"), config.path)["num_videos"]
+      for s in SPLITS
+    }
   else:
     builder = tfds_builder(config)
     label = builder.info.features[config.tfds_label_key]
-    names = tuple(label.names) if hasattr(label, "names") else tuple(map(str, range(label.num_classes)))
+    names = (
+      tuple(label.names) if hasattr(label, "names") else tuple(map(str, range(label.num_classes)))
+    )
     counts = {s: builder.info.splits[split_name(config, s, "test")].num_examples for s in SPLITS}
   return DatasetInfo(names, counts, views, lists)

@@ -106,10 +106,10 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
       read_video = decoded.read if decoded is not None else video.read_frames
       return read_video(path, pick), empty
     if paired:
-      return frames_io.read_paired(path, lr_path, pick, scale=config.lr_scale,
-                                   pattern=config.frame_pattern, expected=expected)
-    return frames_io.read_frames(path, pick, pattern=config.frame_pattern,
-                                 expected=expected), empty
+      return frames_io.read_paired(
+        path, lr_path, pick, scale=config.lr_scale, pattern=config.frame_pattern, expected=expected
+      )
+    return frames_io.read_frames(path, pick, pattern=config.frame_pattern, expected=expected), empty
 
   def fn(path, lr_path, expected, seed):
     path, lr_path, expected = path.decode(), lr_path.decode(), int(expected)
@@ -118,14 +118,17 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
     def pick(meta):
       step = transforms.clip_step(meta.fps, config.frame_stride, config.target_fps)
       if meta.num_frames < transforms.clip_span(num_frames, step) and config.short_video == "skip":
-        raise _ShortVideo(f"{meta.num_frames} frames, a clip needs "
-                          f"{math.ceil(transforms.clip_span(num_frames, step))}")
+        raise _ShortVideo(
+          f"{meta.num_frames} frames, a clip needs "
+          f"{math.ceil(transforms.clip_span(num_frames, step))}"
+        )
       if split == "train":
         starts = [transforms.train_start_np(meta.num_frames, num_frames, step, rng)]
       else:
         starts = transforms.eval_starts_np(meta.num_frames, num_frames, step, clips)
-      return np.concatenate([transforms.clip_indices_np(meta.num_frames, num_frames, step, s)
-                             for s in starts])
+      return np.concatenate(
+        [transforms.clip_indices_np(meta.num_frames, num_frames, step, s) for s in starts]
+      )
 
     try:
       frames, lr = read(path, lr_path, expected, pick)
@@ -141,20 +144,29 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
       skips.record(path, "corrupt", repr(e))
     failures[path] += 1
     if len(failures) >= num_videos and min(failures.values()) >= 2:
-      raise ValueError(f"None of this host's {num_videos} videos can be used; skipped so far: "
-                       f"{skips.counts()} (e.g. {sorted(failures)[:3]}).")
+      raise ValueError(
+        f"None of this host's {num_videos} videos can be used; skipped so far: "
+        f"{skips.counts()} (e.g. {sorted(failures)[:3]})."
+      )
     return empty, empty, False
 
   def decode_op(x, seed):
     frames, lr, ok = tf.numpy_function(
-        fn, [x["path"], x.get("lr_path", ""), x.get("num_frames", tf.constant(0, tf.int64)), seed],
-        [tf.uint8, tf.uint8, tf.bool])
+      fn,
+      [x["path"], x.get("lr_path", ""), x.get("num_frames", tf.constant(0, tf.int64)), seed],
+      [tf.uint8, tf.uint8, tf.bool],
+    )
+
     def as_clips(f):
       f = tf.ensure_shape(f, [None, None, None, 3])
       return tf.reshape(f, tf.concat([[clips, -1], tf.shape(f)[1:]], 0))
 
-    out = {"clips": as_clips(frames), "ok": tf.ensure_shape(ok, []), "label": x["label"],
-           "video_id": x["video_id"]}
+    out = {
+      "clips": as_clips(frames),
+      "ok": tf.ensure_shape(ok, []),
+      "label": x["label"],
+      "video_id": x["video_id"],
+    }
     if paired:
       out["lr_clips"] = as_clips(lr)
     return out
@@ -167,35 +179,57 @@ def encoded_decoder(config, split: str, image_format: str, paired: bool = False)
   (+ "lr_clips" from the record's `lr_frames` when `paired`)."""
   num_frames = config.num_frames
 
-  fused = (not paired and split == "train" and image_format == "jpeg" and config.resize > 0
-           and tuple(config.scale_jitter) == (1.0, 1.0))
+  fused = (
+    not paired
+    and split == "train"
+    and image_format == "jpeg"
+    and config.resize > 0
+    and tuple(config.scale_jitter) == (1.0, 1.0)
+  )
 
   def fused_crop(x, idx, seed):
     # Frames stored at the training short side: decode just the crop window (else: resize first).
     _, s_crop, _, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
     shape = tf.io.extract_jpeg_shape(x["frames"][0])
     return tf.cond(
-        tf.equal(tf.minimum(shape[0], shape[1]), config.resize),
-        lambda: transforms.decode_random_crop_jpeg(x["frames"], idx, config.crop_size, s_crop),
-        lambda: to_uint8(transforms.random_crop(transforms.resize_short_side(
-            transforms.decode_frames(x["frames"], idx), config.resize), config.crop_size, s_crop)))
+      tf.equal(tf.minimum(shape[0], shape[1]), config.resize),
+      lambda: transforms.decode_random_crop_jpeg(x["frames"], idx, config.crop_size, s_crop),
+      lambda: to_uint8(
+        transforms.random_crop(
+          transforms.resize_short_side(transforms.decode_frames(x["frames"], idx), config.resize),
+          config.crop_size,
+          s_crop,
+        )
+      ),
+    )
 
   def decode_op(x, seed):
-    step = transforms.clip_step(tf.cast(x["fps"], tf.float64), config.frame_stride,
-                                config.target_fps)
+    step = transforms.clip_step(
+      tf.cast(x["fps"], tf.float64), config.frame_stride, config.target_fps
+    )
     if split == "train":
       idx = transforms.train_clip_indices(x["num_frames"], num_frames, step, seed)[None]
       if fused:
-        return {"clips": fused_crop(x, idx[0], seed)[None], "ok": tf.constant(True),
-                "label": x["label"], "video_id": x["video_id"], "cropped": True}
+        return {
+          "clips": fused_crop(x, idx[0], seed)[None],
+          "ok": tf.constant(True),
+          "label": x["label"],
+          "video_id": x["video_id"],
+          "cropped": True,
+        }
     else:
       idx = transforms.eval_clip_indices(x["num_frames"], num_frames, step, config.eval_clips)
+
     def clips_of(encoded):
       frames = transforms.decode_frames(encoded, tf.reshape(idx, [-1]), image_format)
       return tf.reshape(frames, tf.concat([tf.shape(idx), tf.shape(frames)[1:]], 0))
 
-    out = {"clips": clips_of(x["frames"]), "ok": tf.constant(True), "label": x["label"],
-           "video_id": x["video_id"]}
+    out = {
+      "clips": clips_of(x["frames"]),
+      "ok": tf.constant(True),
+      "label": x["label"],
+      "video_id": x["video_id"],
+    }
     if paired:
       out["lr_clips"] = clips_of(x["lr_frames"])
     return out
@@ -216,19 +250,24 @@ def short_filter(config, skips: SkipCounter, num_videos: int):
     skips.record(name, "short", f"{int(n)} frames")
     short.add(name)
     if len(short) >= num_videos:
-      raise ValueError(f"All {num_videos} of this host's videos are shorter than a clip "
-                       f"(e.g. {sorted(short)[:3]}); lower data.num_frames or data.frame_stride, "
-                       "or set data.short_video = \"loop\".")
+      raise ValueError(
+        f"All {num_videos} of this host's videos are shorter than a clip "
+        f"(e.g. {sorted(short)[:3]}); lower data.num_frames or data.frame_stride, "
+        'or set data.short_video = "loop".'
+      )
     return False
 
   def keep(x):
-    step = transforms.clip_step(tf.cast(x["fps"], tf.float64), config.frame_stride,
-                                config.target_fps)
+    step = transforms.clip_step(
+      tf.cast(x["fps"], tf.float64), config.frame_stride, config.target_fps
+    )
     span = (config.num_frames - 1) * tf.cast(step, tf.float64) + 1.0
     long_enough = tf.cast(x["num_frames"], tf.float64) >= span
     # Python runs only for the (rare) short video, to name it in the warning and the counter.
-    return tf.cond(long_enough, lambda: True,
-                   lambda: tf.numpy_function(record, [x["name"], x["num_frames"]], tf.bool,
-                                             stateful=True))
+    return tf.cond(
+      long_enough,
+      lambda: True,
+      lambda: tf.numpy_function(record, [x["name"], x["num_frames"]], tf.bool, stateful=True),
+    )
 
   return keep

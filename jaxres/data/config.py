@@ -49,20 +49,27 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.layout not in LAYOUTS:
     raise ValueError(f"data.layout must be one of {LAYOUTS}, got {config.layout!r}.")
   if config.source == "frames" and config.target_fps > 0:
-    raise ValueError("data.target_fps needs a frame rate, which frame folders do not have; set "
-                     "data.target_fps = 0 and step through frames with data.frame_stride.")
+    raise ValueError(
+      "data.target_fps needs a frame rate, which frame folders do not have; set "
+      "data.target_fps = 0 and step through frames with data.frame_stride."
+    )
   if config.lr_path:
     if config.source != "frames":
-      raise ValueError(f"data.lr_path (paired LR frames) needs data.source = 'frames', got "
-                       f"{config.source!r}.")
+      raise ValueError(
+        f"data.lr_path (paired LR frames) needs data.source = 'frames', got {config.source!r}."
+      )
     if not isinstance(config.lr_scale, int) or config.lr_scale < 1:
       raise ValueError(f"data.lr_scale must be a positive int, got {config.lr_scale!r}.")
     if config.resize or tuple(config.scale_jitter) != (1.0, 1.0):
-      raise ValueError("Paired LR frames (data.lr_path) are cropped at their own resolution: set "
-                       "data.resize = 0 and data.scale_jitter = (1.0, 1.0).")
+      raise ValueError(
+        "Paired LR frames (data.lr_path) are cropped at their own resolution: set "
+        "data.resize = 0 and data.scale_jitter = (1.0, 1.0)."
+      )
     if config.crop_size % config.lr_scale:
-      raise ValueError(f"data.crop_size={config.crop_size} is not a multiple of "
-                       f"data.lr_scale={config.lr_scale}; LR and HR crops would not align.")
+      raise ValueError(
+        f"data.crop_size={config.crop_size} is not a multiple of "
+        f"data.lr_scale={config.lr_scale}; LR and HR crops would not align."
+      )
   if config.short_video not in SHORT_VIDEO_POLICIES:
     raise ValueError(f"data.short_video must be one of {SHORT_VIDEO_POLICIES}.")
   if config.eval_crops not in (1, 3):
@@ -70,30 +77,44 @@ def validate(config: ml_collections.ConfigDict) -> None:
   if config.num_frames < 1 or config.frame_stride < 1 or config.eval_clips < 1:
     raise ValueError("data.num_frames, frame_stride and eval_clips must be >= 1.")
   if config.crop_size < 1 or config.resize < 0:
-    raise ValueError(f"data.crop_size must be >= 1 and data.resize >= 0 (0: native), got "
-                     f"{config.crop_size} and {config.resize}.")
+    raise ValueError(
+      f"data.crop_size must be >= 1 and data.resize >= 0 (0: native), got "
+      f"{config.crop_size} and {config.resize}."
+    )
   if config.resize and config.crop_size > config.resize * min(config.scale_jitter):
-    raise ValueError(f"data.crop_size {config.crop_size} exceeds the smallest resized short side "
-                     f"{config.resize} x {min(config.scale_jitter)}.")
+    raise ValueError(
+      f"data.crop_size {config.crop_size} exceeds the smallest resized short side "
+      f"{config.resize} x {min(config.scale_jitter)}."
+    )
   eval_resize, eval_crop = config.eval_resize, config.eval_crop_size
   if eval_resize < 0 or eval_crop < 0:
-    raise ValueError(f"data.eval_resize and data.eval_crop_size must be >= 0 (0: training's), got "
-                     f"{eval_resize} and {eval_crop}.")
+    raise ValueError(
+      f"data.eval_resize and data.eval_crop_size must be >= 0 (0: training's), got "
+      f"{eval_resize} and {eval_crop}."
+    )
   eval_resize, eval_crop = eval_resize or config.resize, eval_crop or config.crop_size
   if eval_resize and eval_crop > eval_resize:
-    raise ValueError(f"The eval crop {eval_crop} (data.eval_crop_size, else data.crop_size) "
-                     f"exceeds the eval short side {eval_resize} (data.eval_resize, else "
-                     "data.resize).")
+    raise ValueError(
+      f"The eval crop {eval_crop} (data.eval_crop_size, else data.crop_size) "
+      f"exceeds the eval short side {eval_resize} (data.eval_resize, else "
+      "data.resize)."
+    )
   if config.lr_path and eval_crop % config.lr_scale:
-    raise ValueError(f"data.eval_crop_size={eval_crop} is not a multiple of "
-                     f"data.lr_scale={config.lr_scale}; LR and HR crops would not align.")
+    raise ValueError(
+      f"data.eval_crop_size={eval_crop} is not a multiple of "
+      f"data.lr_scale={config.lr_scale}; LR and HR crops would not align."
+    )
   if demo_kind(config) not in DEMO_KINDS:
     raise ValueError(f"data.demo.kind must be one of {DEMO_KINDS}, got {demo_kind(config)!r}.")
   if config.source == "demo" and demo_kind(config) == "motion" and config.flip:
-    raise ValueError("data.flip would mirror the demo's motion directions (left <-> right) and so "
-                     "corrupt its labels; keep flip off for source 'demo' (demo.kind 'motion').")
+    raise ValueError(
+      "data.flip would mirror the demo's motion directions (left <-> right) and so "
+      "corrupt its labels; keep flip off for source 'demo' (demo.kind 'motion')."
+    )
   if config.source == "demo" and demo_kind(config) == "motion" and config.rotate:
-    raise ValueError("data.rotate would turn the demo's motion directions and so corrupt its "
-                     "labels; keep rotate off for source 'demo' (demo.kind 'motion').")
+    raise ValueError(
+      "data.rotate would turn the demo's motion directions and so corrupt its "
+      "labels; keep rotate off for source 'demo' (demo.kind 'motion')."
+    )
   if len(config.mean) != 3 or len(config.std) != 3:
     raise ValueError("data.mean and data.std need 3 values.")

@@ -29,16 +29,24 @@ from jaxres.data.split_lists import EVAL_LIST, TRAIN_LIST, write_split_list
 from jaxres.data.video import write_video
 
 DIRECTIONS = {
-    "right": (0, 1), "left": (0, -1), "down": (1, 0), "up": (-1, 0),
-    "down_right": (1, 1), "up_left": (-1, -1), "down_left": (1, -1), "up_right": (-1, 1),
+  "right": (0, 1),
+  "left": (0, -1),
+  "down": (1, 0),
+  "up": (-1, 0),
+  "down_right": (1, 1),
+  "up_left": (-1, -1),
+  "down_left": (1, -1),
+  "up_right": (-1, 1),
 }
 _MARKER = "demo.json"
 
 
 # Appearances come from small sets shared by every class, so memorising how a video looks does not
 # tell its class apart from other videos that look the same; only the motion does.
-_PALETTE = np.array([[230, 60, 50], [60, 200, 70], [60, 90, 230], [240, 220, 60], [230, 230, 230],
-                     [30, 30, 30]], np.float32)
+_PALETTE = np.array(
+  [[230, 60, 50], [60, 200, 70], [60, 90, 230], [240, 220, 60], [230, 230, 230], [30, 30, 30]],
+  np.float32,
+)
 _NUM_BACKGROUNDS = 4
 
 
@@ -49,8 +57,9 @@ def _background(index: int, size: int) -> np.ndarray:
   return np.clip(base + texture[:size, :size], 0, 255)
 
 
-def render_clip(rng: np.random.Generator, direction: tuple[int, int], num_frames: int,
-                size: int) -> np.ndarray:
+def render_clip(
+  rng: np.random.Generator, direction: tuple[int, int], num_frames: int, size: int
+) -> np.ndarray:
   """One demo clip: a shape moving along `direction` (dy, dx) over a static textured background.
 
   Background (one of 4), shape (disc, square, ring), colour (one of 6) and size (one of 2) are
@@ -95,9 +104,17 @@ def render_clip(rng: np.random.Generator, direction: tuple[int, int], num_frames
   return frames
 
 
-def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int = 32,
-                       num_frames: int = 16, size: int = 64, fps: float = 25.0,
-                       seed: int = 0, classes: tuple[str, ...] = ()) -> str:
+def write_demo_dataset(
+  root: str,
+  *,
+  num_classes: int = 4,
+  videos_per_class: int = 32,
+  num_frames: int = 16,
+  size: int = 64,
+  fps: float = 25.0,
+  seed: int = 0,
+  classes: tuple[str, ...] = (),
+) -> str:
   """Writes (or reuses) the demo dataset under `root`.
 
   Args:
@@ -121,12 +138,21 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
     raise ValueError(f"num_classes must be in [2, {len(DIRECTIONS)}], got {num_classes}.")
   unknown = [c for c in classes if c not in DIRECTIONS]
   if unknown or (classes and len(set(classes)) != num_classes):
-    raise ValueError(f"demo classes must be {num_classes} different directions of "
-                     f"{', '.join(DIRECTIONS)}; got {', '.join(classes)}.")
+    raise ValueError(
+      f"demo classes must be {num_classes} different directions of "
+      f"{', '.join(DIRECTIONS)}; got {', '.join(classes)}."
+    )
   if videos_per_class < 2:
     raise ValueError(f"videos_per_class must be >= 2, got {videos_per_class}.")
-  params = dict(num_classes=num_classes, videos_per_class=videos_per_class, num_frames=num_frames,
-                size=size, fps=fps, seed=seed, version=2)
+  params = dict(
+    num_classes=num_classes,
+    videos_per_class=videos_per_class,
+    num_frames=num_frames,
+    size=size,
+    fps=fps,
+    seed=seed,
+    version=2,
+  )
   if classes:
     params["classes"] = list(classes)
   marker = os.path.join(root, _MARKER)
@@ -134,8 +160,9 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
   files = {name: [f"{name}/{name}_g{i:02d}.mp4" for i in range(videos_per_class)] for name in names}
   if os.path.exists(marker):
     with open(marker) as f:
-      if json.load(f) == params and all(os.path.exists(os.path.join(root, p))
-                                        for fs in files.values() for p in fs):
+      if json.load(f) == params and all(
+        os.path.exists(os.path.join(root, p)) for fs in files.values() for p in fs
+      ):
         return root
     os.remove(marker)
   rng = np.random.default_rng(seed)
@@ -148,10 +175,9 @@ def write_demo_dataset(root: str, *, num_classes: int = 4, videos_per_class: int
       clip = render_clip(rng, DIRECTIONS[name], num_frames, size)
       write_video(os.path.join(root, rel), clip, fps)
       (test if i < num_test else train).append(rel)
-  write_split_list(os.path.join(root, TRAIN_LIST),
-                   [f"{p} {label_of[p.split('/')[0]]}" for p in train])
+  write_split_list(
+    os.path.join(root, TRAIN_LIST), [f"{p} {label_of[p.split('/')[0]]}" for p in train]
+  )
   write_split_list(os.path.join(root, EVAL_LIST), test)
   write_atomic(marker, json.dumps(params))
   return root
-
-

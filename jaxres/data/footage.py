@@ -33,8 +33,15 @@ def _grating(rng, yy, xx, t, velocity, max_freq):
   return np.sin(2 * np.pi * freq * u + phase)[..., None] * colour
 
 
-def generate_clip(rng: np.random.Generator, frames: int, height: int, width: int, *,
-                  max_freq: float = 0.3, num_objects: int = 4) -> np.ndarray:
+def generate_clip(
+  rng: np.random.Generator,
+  frames: int,
+  height: int,
+  width: int,
+  *,
+  max_freq: float = 0.3,
+  num_objects: int = 4,
+) -> np.ndarray:
   """One generated clip.
 
   Args:
@@ -59,10 +66,16 @@ def generate_clip(rng: np.random.Generator, frames: int, height: int, width: int
   grating_seeds = [int(rng.integers(1 << 31)) for _ in range(3)]
   objects = []
   for _ in range(num_objects):
-    objects.append(dict(
-        centre=rng.uniform(0, 1, 2) * (width, height), velocity=rng.uniform(-2.5, 2.5, 2),
-        radius=rng.uniform(0.08, 0.25) * min(height, width), square=rng.random() < 0.5,
-        colour=rng.uniform(0, 1, 3), seed=int(rng.integers(1 << 31))))
+    objects.append(
+      dict(
+        centre=rng.uniform(0, 1, 2) * (width, height),
+        velocity=rng.uniform(-2.5, 2.5, 2),
+        radius=rng.uniform(0.08, 0.25) * min(height, width),
+        square=rng.random() < 0.5,
+        colour=rng.uniform(0, 1, 3),
+        seed=int(rng.integers(1 << 31)),
+      )
+    )
   out = np.empty((frames, height, width, 3), np.float32)
   for t in range(frames):
     img = base + (yy / height)[..., None] * gradient[0] + (xx / width)[..., None] * gradient[1]
@@ -75,15 +88,17 @@ def generate_clip(rng: np.random.Generator, frames: int, height: int, width: int
       else:
         dist = np.hypot(xx - cx, yy - cy) - o["radius"]
       alpha = np.clip(0.5 - dist, 0.0, 1.0)[..., None]  # 1-pixel antialiased edge
-      texture = o["colour"] + 0.6 * _grating(np.random.default_rng(o["seed"]), yy, xx, t,
-                                             o["velocity"], max_freq)
+      texture = o["colour"] + 0.6 * _grating(
+        np.random.default_rng(o["seed"]), yy, xx, t, o["velocity"], max_freq
+      )
       img = img * (1 - alpha) + texture * alpha
     out[t] = img
   return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
-def generate_clips(seed: int, count: int, frames: int, height: int, width: int,
-                   **kwargs) -> np.ndarray:
+def generate_clips(
+  seed: int, count: int, frames: int, height: int, width: int, **kwargs
+) -> np.ndarray:
   """`count` clips from one seed: uint8 `[count, T, H, W, 3]` (see `generate_clip`)."""
   rng = np.random.default_rng(seed)
   return np.stack([generate_clip(rng, frames, height, width, **kwargs) for _ in range(count)])
@@ -94,9 +109,17 @@ def write_video(path: str, frames: np.ndarray, fps: float = 24.0, crf: int = 10)
   video.write_video(path, frames, fps, crf=crf)
 
 
-def write_footage_dataset(root: str, *, num_videos: int = 48, frames: int = 16, height: int = 96,
-                          width: int = 96, seed: int = 0, test_fraction: float = 0.25,
-                          fps: float = 25.0) -> str:
+def write_footage_dataset(
+  root: str,
+  *,
+  num_videos: int = 48,
+  frames: int = 16,
+  height: int = 96,
+  width: int = 96,
+  seed: int = 0,
+  test_fraction: float = 0.25,
+  fps: float = 25.0,
+) -> str:
   """Writes generated clips as a folder dataset for `data.source = "folder"` (SR training).
 
   Layout: `ROOT/footage/clip_NNN.mp4` (one class folder), `trainlist01.txt` (`path 1`) and

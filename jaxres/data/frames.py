@@ -39,8 +39,11 @@ class FrameError(DecodeError):
 
   def __init__(self, path: str, reason: str, detail: str = ""):
     super().__init__(path, reason, detail)
-    self.args = (f"Cannot read frame folder {path}: {reason}" + (f" ({detail})" if detail else "")
-                 + "; check its images open, or remove the folder.",)
+    self.args = (
+      f"Cannot read frame folder {path}: {reason}"
+      + (f" ({detail})" if detail else "")
+      + "; check its images open, or remove the folder.",
+    )
 
 
 def is_image(name: str) -> bool:
@@ -76,15 +79,22 @@ def list_frames(folder: str, pattern: str = "*", expected: int = 0) -> list[str]
   """
   if not os.path.isdir(folder):
     raise FileNotFoundError(f"No such frame folder: {folder}")
-  names = sorted((n for n in os.listdir(folder)
-                  if not n.startswith(".") and is_image(n) and fnmatch.fnmatchcase(n, pattern)),
-                 key=natural_key)
+  names = sorted(
+    (
+      n
+      for n in os.listdir(folder)
+      if not n.startswith(".") and is_image(n) and fnmatch.fnmatchcase(n, pattern)
+    ),
+    key=natural_key,
+  )
   if not names:
-    raise FrameError(folder, "empty", f"no image files matching {pattern!r} "
-                                      f"({' '.join(IMAGE_SUFFIXES)})")
+    raise FrameError(
+      folder, "empty", f"no image files matching {pattern!r} ({' '.join(IMAGE_SUFFIXES)})"
+    )
   if len(names) < expected:
-    raise FrameError(folder, "missing", f"{len(names)} of the {expected} frames its list names "
-                                        f"(last: {names[-1]})")
+    raise FrameError(
+      folder, "missing", f"{len(names)} of the {expected} frames its list names (last: {names[-1]})"
+    )
   numbers = [_TRAILING_NUMBER.search(os.path.splitext(n)[0]) for n in names]
   if all(numbers):
     values = [int(m.group(1)) for m in numbers]
@@ -92,9 +102,10 @@ def list_frames(folder: str, pattern: str = "*", expected: int = 0) -> list[str]
       if values[i] != values[i - 1] + 1:
         stem, suffix = os.path.splitext(names[i - 1])
         width = len(numbers[i - 1].group(1))
-        gone = f"{stem[:len(stem) - width]}{values[i - 1] + 1:0{width}d}{suffix}"
-        raise FrameError(folder, "missing", f"{gone} is missing between {names[i - 1]} and "
-                                            f"{names[i]}")
+        gone = f"{stem[: len(stem) - width]}{values[i - 1] + 1:0{width}d}{suffix}"
+        raise FrameError(
+          folder, "missing", f"{gone} is missing between {names[i - 1]} and {names[i]}"
+        )
   return names
 
 
@@ -110,6 +121,7 @@ def read_image(path: str) -> np.ndarray:
     (576, 720, 3)
   """
   from PIL import Image, UnidentifiedImageError
+
   try:
     with Image.open(path) as image:
       return np.asarray(image.convert("RGB"))
@@ -119,9 +131,14 @@ def read_image(path: str) -> np.ndarray:
     raise FrameError(os.path.dirname(path), "corrupt", f"{os.path.basename(path)}: {e}") from None
 
 
-def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[VideoMeta], np.ndarray],
-                *, names: Sequence[str] | None = None, pattern: str = "*",
-                expected: int = 0) -> np.ndarray:
+def read_frames(
+  folder: str,
+  indices: Sequence[int] | np.ndarray | Callable[[VideoMeta], np.ndarray],
+  *,
+  names: Sequence[str] | None = None,
+  pattern: str = "*",
+  expected: int = 0,
+) -> np.ndarray:
   """Decodes the frames at `indices` of a sequence folder (each distinct frame once).
 
   Args:
@@ -162,8 +179,9 @@ def read_frames(folder: str, indices: Sequence[int] | np.ndarray | Callable[[Vid
   return np.stack([decoded[int(k)] for k in indices])
 
 
-def read_paired(folder: str, lr_folder: str, indices, *, scale: int, pattern: str = "*",
-                expected: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def read_paired(
+  folder: str, lr_folder: str, indices, *, scale: int, pattern: str = "*", expected: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
   """The same frames of an HR sequence and its LR twin (same image names), checked to pair.
 
   Args:
@@ -201,8 +219,12 @@ def read_paired(folder: str, lr_folder: str, indices, *, scale: int, pattern: st
   hr = read_frames(folder, pick, names=names)
   lr = read_frames(lr_folder, chosen[0], names=names)
   if lr.shape[1] * scale != hr.shape[1] or lr.shape[2] * scale != hr.shape[2]:
-    raise FrameError(lr_folder, "corrupt", f"LR frames {lr.shape[1]}x{lr.shape[2]} are not 1/{scale} "
-                                           f"of the HR {hr.shape[1]}x{hr.shape[2]}")
+    raise FrameError(
+      lr_folder,
+      "corrupt",
+      f"LR frames {lr.shape[1]}x{lr.shape[2]} are not 1/{scale} "
+      f"of the HR {hr.shape[1]}x{hr.shape[2]}",
+    )
   return hr, lr
 
 

@@ -34,13 +34,22 @@ class BatchIterator:
     ...   batch = next(it)
   """
 
-  def __init__(self, dataset: tf.data.Dataset, *, sharding, global_batch_size: int,
-               prefetch: int, num_batches: int | None, skips: SkipCounter):
+  def __init__(
+    self,
+    dataset: tf.data.Dataset,
+    *,
+    sharding,
+    global_batch_size: int,
+    prefetch: int,
+    num_batches: int | None,
+    skips: SkipCounter,
+  ):
     self.num_batches, self.skips = num_batches, skips
     # A plain generator (no reference back to self), so dropping the last reference to the
     # BatchIterator destroys the tf.data iterator at once rather than at a later garbage collection.
-    self._batches = _prefetched(dataset.as_numpy_iterator(), sharding, global_batch_size,
-                                max(0, prefetch))
+    self._batches = _prefetched(
+      dataset.as_numpy_iterator(), sharding, global_batch_size, max(0, prefetch)
+    )
     # Holds the generator, not self: runs when self is collected, or at exit if still open.
     self._finalizer = weakref.finalize(self, self._batches.close)
 
@@ -68,11 +77,14 @@ class BatchIterator:
 
 def _prefetched(numpy_batches, sharding, global_batch_size: int, size: int) -> Iterator[dict]:
   """`numpy_batches` as global arrays on `sharding`, `size` batches ahead."""
+
   def to_global(batch):
     if sharding is None:
       return batch
-    return {k: jax.make_array_from_process_local_data(
-        sharding, v, (global_batch_size, *v.shape[1:])) for k, v in batch.items()}
+    return {
+      k: jax.make_array_from_process_local_data(sharding, v, (global_batch_size, *v.shape[1:]))
+      for k, v in batch.items()
+    }
 
   queue = collections.deque()
   for batch in numpy_batches:

@@ -29,8 +29,21 @@ from jaxres.data.video import write_video
 
 # `skimage.data` loaders whose images are files inside the installed package. Train and eval are
 # disjoint scenes (the stereo motorcycle pair counts as one scene and is used once).
-TRAIN_PHOTOS = ("astronaut", "rocket", "motorcycle", "immunohistochemistry", "hubble_deep_field",
-                "moon", "coins", "page", "text", "brick", "grass", "gravel", "cell")
+TRAIN_PHOTOS = (
+  "astronaut",
+  "rocket",
+  "motorcycle",
+  "immunohistochemistry",
+  "hubble_deep_field",
+  "moon",
+  "coins",
+  "page",
+  "text",
+  "brick",
+  "grass",
+  "gravel",
+  "cell",
+)
 EVAL_PHOTOS = ("chelsea", "coffee", "camera")
 TRAIN_SCALES = (1.0, 0.75, 0.5)  # area downscaling of the training photos
 EVAL_FRAMES, EVAL_HEIGHT, EVAL_WIDTH = 8, 192, 256  # held-out pans, moving right and down
@@ -58,8 +71,10 @@ def load_photo(name: str) -> np.ndarray:
   try:
     from skimage import data  # pylint: disable=import-outside-toplevel
   except ImportError as e:
-    raise ImportError("The SR demo footage is made from scikit-image's sample photographs: "
-                      "pip install 'jaxres[video]' (or scikit-image).") from e
+    raise ImportError(
+      "The SR demo footage is made from scikit-image's sample photographs: "
+      "pip install 'jaxres[video]' (or scikit-image)."
+    ) from e
   image = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
   image = np.asarray(image)
   if image.ndim == 2:
@@ -72,14 +87,27 @@ def area_downscale(image: np.ndarray, factor: float) -> np.ndarray:
   if factor == 1.0:
     return image
   from skimage import transform  # pylint: disable=import-outside-toplevel
-  out = transform.rescale(image.astype(np.float32) / 255.0, factor, order=3, channel_axis=-1,
-                          anti_aliasing=True, mode="reflect")
+
+  out = transform.rescale(
+    image.astype(np.float32) / 255.0,
+    factor,
+    order=3,
+    channel_axis=-1,
+    anti_aliasing=True,
+    mode="reflect",
+  )
   return np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
 
 
-def render_pan(image: np.ndarray, rng: np.random.Generator, num_frames: int, height: int,
-               width: int, max_speed: int = 3,
-               velocity: tuple[int, int] | None = None) -> np.ndarray:
+def render_pan(
+  image: np.ndarray,
+  rng: np.random.Generator,
+  num_frames: int,
+  height: int,
+  width: int,
+  max_speed: int = 3,
+  velocity: tuple[int, int] | None = None,
+) -> np.ndarray:
   """A pan over `image`: a `height` x `width` window moving a whole number of pixels per frame.
 
   Args:
@@ -108,19 +136,33 @@ def render_pan(image: np.ndarray, rng: np.random.Generator, num_frames: int, hei
   else:
     speed = [int(v) for v in velocity]
     if any(abs(v) * (num_frames - 1) > room for v, room in zip(speed, rooms)):
-      raise ValueError(f"A pan of {num_frames} frames at {velocity} px/frame leaves the "
-                       f"{h}x{w} image.")
+      raise ValueError(
+        f"A pan of {num_frames} frames at {velocity} px/frame leaves the {h}x{w} image."
+      )
   start = []
   for room, v in zip(rooms, speed):
     travel = abs(v) * (num_frames - 1)
     start.append(int(rng.integers(0, room - travel + 1)) + (travel if v < 0 else 0))
-  return np.stack([image[start[0] + t * speed[0]:start[0] + t * speed[0] + height,
-                         start[1] + t * speed[1]:start[1] + t * speed[1] + width]
-                   for t in range(num_frames)])
+  return np.stack(
+    [
+      image[
+        start[0] + t * speed[0] : start[0] + t * speed[0] + height,
+        start[1] + t * speed[1] : start[1] + t * speed[1] + width,
+      ]
+      for t in range(num_frames)
+    ]
+  )
 
 
-def write_photo_dataset(root: str, *, clips_per_photo: int = 8, num_frames: int = 8,
-                        size: int = 128, fps: float = 25.0, seed: int = 0) -> str:
+def write_photo_dataset(
+  root: str,
+  *,
+  clips_per_photo: int = 8,
+  num_frames: int = 8,
+  size: int = 128,
+  fps: float = 25.0,
+  seed: int = 0,
+) -> str:
   """Writes (or reuses) the photo footage under `root`.
 
   Args:
@@ -139,17 +181,28 @@ def write_photo_dataset(root: str, *, clips_per_photo: int = 8, num_frames: int 
     >>> root = write_photo_dataset(str(tmp_path), clips_per_photo=2, num_frames=4, size=64)
   """
   if clips_per_photo < 1 or num_frames < 1 or size < 8:
-    raise ValueError(f"clips_per_photo and num_frames must be >= 1 and size >= 8, got "
-                     f"{clips_per_photo}, {num_frames}, {size}.")
-  params = dict(clips_per_photo=clips_per_photo, num_frames=num_frames, size=size, fps=fps,
-                seed=seed, train=TRAIN_PHOTOS, eval=EVAL_PHOTOS, version=1)
+    raise ValueError(
+      f"clips_per_photo and num_frames must be >= 1 and size >= 8, got "
+      f"{clips_per_photo}, {num_frames}, {size}."
+    )
+  params = dict(
+    clips_per_photo=clips_per_photo,
+    num_frames=num_frames,
+    size=size,
+    fps=fps,
+    seed=seed,
+    train=TRAIN_PHOTOS,
+    eval=EVAL_PHOTOS,
+    version=1,
+  )
   train = [f"{_FOLDER}/{p}_{i:02d}.mp4" for p in TRAIN_PHOTOS for i in range(clips_per_photo)]
   test = [f"{_FOLDER}/{p}_00.mp4" for p in EVAL_PHOTOS]
   marker = os.path.join(root, _MARKER)
   if os.path.exists(marker):
     with open(marker) as f:
       if json.load(f) == json.loads(json.dumps(params)) and all(
-          os.path.exists(os.path.join(root, p)) for p in train + test):
+        os.path.exists(os.path.join(root, p)) for p in train + test
+      ):
         return root
     os.remove(marker)
   os.makedirs(os.path.join(root, _FOLDER), exist_ok=True)
@@ -166,8 +219,9 @@ def write_photo_dataset(root: str, *, clips_per_photo: int = 8, num_frames: int 
       write_video(os.path.join(root, f"{_FOLDER}/{photo}_{i:02d}.mp4"), clip, fps, crf=10)
   rng = np.random.default_rng([seed, 1])  # held-out pans do not depend on the training ones
   for photo, rel in zip(EVAL_PHOTOS, test):
-    clip = render_pan(load_photo(photo), rng, EVAL_FRAMES, EVAL_HEIGHT, EVAL_WIDTH,
-                      velocity=EVAL_VELOCITY)
+    clip = render_pan(
+      load_photo(photo), rng, EVAL_FRAMES, EVAL_HEIGHT, EVAL_WIDTH, velocity=EVAL_VELOCITY
+    )
     write_video(os.path.join(root, rel), clip, fps, crf=10)
   write_split_list(os.path.join(root, TRAIN_LIST), [f"{p} 1" for p in train])
   write_split_list(os.path.join(root, EVAL_LIST), test)

@@ -53,15 +53,31 @@ from jaxres.data.tfhost import tf
 AUTOTUNE = tf.data.AUTOTUNE
 _plain = host_sources.plain
 
-__all__ = ["BatchIterator", "DatasetInfo", "build_dataset", "create_iterator", "dataset_info",
-           "ensure_demo_data", "eval_data", "video_list"]
+__all__ = [
+  "BatchIterator",
+  "DatasetInfo",
+  "build_dataset",
+  "create_iterator",
+  "dataset_info",
+  "ensure_demo_data",
+  "eval_data",
+  "video_list",
+]
 
 
-def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: int, seed: int,
-                  num_epochs: int | None = None, start_step: int = 0,
-                  process_index: int | None = None, process_count: int | None = None,
-                  skips: SkipCounter = SKIPPED, info: Optional[DatasetInfo] = None
-                  ) -> tuple[tf.data.Dataset, int | None]:
+def build_dataset(
+  config: ml_collections.ConfigDict,
+  split: str,
+  *,
+  batch_size: int,
+  seed: int,
+  num_epochs: int | None = None,
+  start_step: int = 0,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  skips: SkipCounter = SKIPPED,
+  info: Optional[DatasetInfo] = None,
+) -> tuple[tf.data.Dataset, int | None]:
   """This host's tf.data pipeline of batches (dicts of tensors, see the module docstring).
 
   Args:
@@ -94,15 +110,17 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
   train = split == "train"
   host_seed = seed * 7919 + process_index  # Hosts shuffle their (disjoint) files differently.
   element_seed = tf.random.experimental.stateless_fold_in(
-      tf.constant([seed, 0x5EED], tf.int64), process_index)
+    tf.constant([seed, 0x5EED], tf.int64), process_index
+  )
   parallel = AUTOTUNE if config.num_parallel_calls < 0 else config.num_parallel_calls
 
   raw = config.source in config_lib.RAW_SOURCES
   paired = bool(config.lr_path) or (config.source == "prepared" and _prepared_pairs(config))
   if raw:
     listed = info.video_lists[split] if info is not None and info.video_lists else None
-    ds, host_videos, max_videos = host_sources.raw_source(config, split, process_index,
-                                                          process_count, skips, listed)
+    ds, host_videos, max_videos = host_sources.raw_source(
+      config, split, process_index, process_count, skips, listed
+    )
     if train:
       if config.cache:
         ds = ds.cache()
@@ -112,12 +130,14 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
     if config.source == "prepared":
       # Records stay serialized through the shuffle buffer; each is parsed once, in the map below.
       ds, parse, host_videos, max_videos = host_sources.prepared_source(
-          config, split, process_index, process_count, train, host_seed, num_epochs)
+        config, split, process_index, process_count, train, host_seed, num_epochs
+      )
       # JPEG for videos; "any" for frame folders stored as they were (PNG).
       image_format = records.read_manifest(config.path).get("image_format", "jpeg")
     else:
       ds, parse, host_videos, max_videos = host_sources.tfds_source(
-          config, split, process_index, process_count, train, host_seed, num_epochs)
+        config, split, process_index, process_count, train, host_seed, num_epochs
+      )
       ds, parse = ds.map(_plain(parse), num_parallel_calls=parallel), (lambda x: x)
       image_format = "any"
     if config.short_video == "skip":
@@ -134,15 +154,15 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
     ds = ds.enumerate()
     if start_step:  # Skip in the index space: nothing consumed is decoded again.
       ds = ds.skip(start_step * batch_size)
-    ds = ds.map(
-        _plain(lambda i, r: (tf.random.experimental.stateless_fold_in(element_seed, i), r)))
+    ds = ds.map(_plain(lambda i, r: (tf.random.experimental.stateless_fold_in(element_seed, i), r)))
     if raw:  # Python decodes; failed files are filtered out before any transform.
       ds = ds.map(_plain(lambda s, r: (s, element(r, s))), num_parallel_calls=parallel)
       ds = ds.filter(_plain(lambda s, x: x["ok"]))
       ds = ds.map(_plain(lambda s, x: views.train_view(config, s, x)), num_parallel_calls=parallel)
     else:  # One fused tf function per record: parse, decode the clip, augment.
-      ds = ds.map(_plain(lambda s, r: views.train_view(config, s, element(r, s))),
-                  num_parallel_calls=parallel)
+      ds = ds.map(
+        _plain(lambda s, r: views.train_view(config, s, element(r, s))), num_parallel_calls=parallel
+      )
     ds = ds.batch(batch_size, drop_remainder=True)
     num_batches = None
   else:
@@ -150,10 +170,14 @@ def build_dataset(config: ml_collections.ConfigDict, split: str, *, batch_size: 
     if raw:
       ds = ds.map(_plain(lambda r: element(r, zero_seed)), num_parallel_calls=parallel)
       ds = ds.filter(_plain(lambda x: x["ok"]))
-      ds = ds.map(_plain(lambda x: views.eval_views(config, x)), num_parallel_calls=parallel).unbatch()
+      ds = ds.map(
+        _plain(lambda x: views.eval_views(config, x)), num_parallel_calls=parallel
+      ).unbatch()
     else:
-      ds = ds.map(_plain(lambda r: views.eval_views(config, element(r, zero_seed))),
-                  num_parallel_calls=parallel).unbatch()
+      ds = ds.map(
+        _plain(lambda r: views.eval_views(config, element(r, zero_seed))),
+        num_parallel_calls=parallel,
+      ).unbatch()
     per_video = config.eval_clips * config.eval_crops
     num_batches = math.ceil(max_videos * per_video / batch_size)
     pad = tf.data.Dataset.from_tensors(views.padding(config, paired)).repeat()
@@ -172,20 +196,32 @@ def _prepared_pairs(config) -> bool:
   if not scale:
     return False
   if config.lr_scale != scale:
-    raise ValueError(f"{config.path!r} holds LR frames at 1/{scale}; set data.lr_scale={scale} "
-                     f"(got {config.lr_scale}).")
+    raise ValueError(
+      f"{config.path!r} holds LR frames at 1/{scale}; set data.lr_scale={scale} "
+      f"(got {config.lr_scale})."
+    )
   if config.resize or tuple(config.scale_jitter) != (1.0, 1.0) or config.crop_size % scale:
-    raise ValueError(f"{config.path!r} holds paired LR frames: set data.resize = 0, "
-                     f"data.scale_jitter = (1.0, 1.0) and data.crop_size to a multiple of {scale}.")
+    raise ValueError(
+      f"{config.path!r} holds paired LR frames: set data.resize = 0, "
+      f"data.scale_jitter = (1.0, 1.0) and data.crop_size to a multiple of {scale}."
+    )
   return True
 
 
-def create_iterator(config: ml_collections.ConfigDict, split: str, *, global_batch_size: int,
-                    sharding: jax.sharding.Sharding | None, seed: int,
-                    num_epochs: int | None = None, start_step: int = 0,
-                    process_index: int | None = None, process_count: int | None = None,
-                    skips: SkipCounter = SKIPPED, info: Optional[DatasetInfo] = None
-                    ) -> BatchIterator:
+def create_iterator(
+  config: ml_collections.ConfigDict,
+  split: str,
+  *,
+  global_batch_size: int,
+  sharding: jax.sharding.Sharding | None,
+  seed: int,
+  num_epochs: int | None = None,
+  start_step: int = 0,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  skips: SkipCounter = SKIPPED,
+  info: Optional[DatasetInfo] = None,
+) -> BatchIterator:
   """Global batches for the train or eval loop.
 
   Args:
@@ -211,17 +247,32 @@ def create_iterator(config: ml_collections.ConfigDict, split: str, *, global_bat
     >>> for batch in create_iterator(config, "eval", global_batch_size=16, sharding=None, seed=0):
     ...   logits = predict(batch["video"])   # averaged per video_id by the task's aggregate
   """
-  return _batches(config, split, global_batch_size=global_batch_size, sharding=sharding,
-                  seed=seed, num_epochs=num_epochs, start_step=start_step,
-                  process_index=process_index, process_count=process_count, skips=skips,
-                  info=info)()
+  return _batches(
+    config,
+    split,
+    global_batch_size=global_batch_size,
+    sharding=sharding,
+    seed=seed,
+    num_epochs=num_epochs,
+    start_step=start_step,
+    process_index=process_index,
+    process_count=process_count,
+    skips=skips,
+    info=info,
+  )()
 
 
-def eval_data(config: ml_collections.ConfigDict, *, global_batch_size: int,
-              sharding: jax.sharding.Sharding | None, seed: int,
-              process_index: int | None = None, process_count: int | None = None,
-              skips: SkipCounter = SKIPPED, info: Optional[DatasetInfo] = None
-              ) -> Callable[[], BatchIterator]:
+def eval_data(
+  config: ml_collections.ConfigDict,
+  *,
+  global_batch_size: int,
+  sharding: jax.sharding.Sharding | None,
+  seed: int,
+  process_index: int | None = None,
+  process_count: int | None = None,
+  skips: SkipCounter = SKIPPED,
+  info: Optional[DatasetInfo] = None,
+) -> Callable[[], BatchIterator]:
   """One pass over the eval split per call, from one tf.data pipeline built (and checked) here.
 
   The training loop evaluates many times: the pipeline is built once and each call iterates it
@@ -245,23 +296,59 @@ def eval_data(config: ml_collections.ConfigDict, *, global_batch_size: int,
     >>> first = [b["video_id"] for b in evaluation()]
     >>> again = [b["video_id"] for b in evaluation()]     # the same batches
   """
-  return _batches(config, "eval", global_batch_size=global_batch_size, sharding=sharding,
-                  seed=seed, num_epochs=1, start_step=0, process_index=process_index,
-                  process_count=process_count, skips=skips, info=info)
+  return _batches(
+    config,
+    "eval",
+    global_batch_size=global_batch_size,
+    sharding=sharding,
+    seed=seed,
+    num_epochs=1,
+    start_step=0,
+    process_index=process_index,
+    process_count=process_count,
+    skips=skips,
+    info=info,
+  )
 
 
-def _batches(config, split: str, *, global_batch_size: int, sharding, seed: int, num_epochs,
-             start_step: int, process_index, process_count, skips: SkipCounter,
-             info: Optional[DatasetInfo]) -> Callable[[], BatchIterator]:
+def _batches(
+  config,
+  split: str,
+  *,
+  global_batch_size: int,
+  sharding,
+  seed: int,
+  num_epochs,
+  start_step: int,
+  process_index,
+  process_count,
+  skips: SkipCounter,
+  info: Optional[DatasetInfo],
+) -> Callable[[], BatchIterator]:
   """Builds `split`'s host pipeline once; each call of the result iterates it from the start."""
   process_count = jax.process_count() if process_count is None else process_count
   if global_batch_size % process_count:
-    raise ValueError(f"global_batch_size {global_batch_size} is not divisible by the "
-                     f"{process_count} hosts.")
-  ds, num_batches = build_dataset(config, split, batch_size=global_batch_size // process_count,
-                                  seed=seed, num_epochs=num_epochs, start_step=start_step,
-                                  process_index=process_index,
-                                  process_count=process_count, skips=skips, info=info)
+    raise ValueError(
+      f"global_batch_size {global_batch_size} is not divisible by the {process_count} hosts."
+    )
+  ds, num_batches = build_dataset(
+    config,
+    split,
+    batch_size=global_batch_size // process_count,
+    seed=seed,
+    num_epochs=num_epochs,
+    start_step=start_step,
+    process_index=process_index,
+    process_count=process_count,
+    skips=skips,
+    info=info,
+  )
   prefetch = config.device_prefetch if sharding is not None else 0
-  return lambda: BatchIterator(ds, sharding=sharding, global_batch_size=global_batch_size,
-                               prefetch=prefetch, num_batches=num_batches, skips=skips)
+  return lambda: BatchIterator(
+    ds,
+    sharding=sharding,
+    global_batch_size=global_batch_size,
+    prefetch=prefetch,
+    num_batches=num_batches,
+    skips=skips,
+  )

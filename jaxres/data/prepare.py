@@ -59,6 +59,7 @@ def encode_frames(frames, resize: int, quality: int) -> tuple[list[bytes], int, 
     >>> jpegs, h, w = encode_frames(read_video("v.avi").frames, 128, 90)
   """
   from PIL import Image
+
   height, width = frames.shape[1:3]
   if resize and min(height, width) > resize:  # Only ever shrink; training resizes anyway.
     scale = resize / min(height, width)
@@ -82,17 +83,18 @@ def _read_files(folder: str, names: list[str]) -> list[bytes]:
   return out
 
 
-def _read_frame_folder(path: str, rel: str, expected: int, resize: int, quality: int,
-                       frames: dict):
+def _read_frame_folder(path: str, rel: str, expected: int, resize: int, quality: int, frames: dict):
   """`(encoded frames, encoded LR frames or None, height, width)` of a sequence folder: the files
   themselves when `resize` is 0 (each checked to decode; LR ones checked to pair), else JPEGs
   shrunk like video frames."""
   from jaxres.data import frames as frames_io
+
   names = frames_io.list_frames(path, frames["pattern"], expected)
   if frames.get("lr_src"):
     lr_folder = os.path.join(frames["lr_src"], rel)
-    decoded, _ = frames_io.read_paired(path, lr_folder, range(len(names)),
-                                       scale=frames["lr_scale"], pattern=frames["pattern"])
+    decoded, _ = frames_io.read_paired(
+      path, lr_folder, range(len(names)), scale=frames["lr_scale"], pattern=frames["pattern"]
+    )
     lr = _read_files(lr_folder, names)
   else:
     decoded = frames_io.read_frames(path, range(len(names)), names=names)
@@ -103,8 +105,9 @@ def _read_frame_folder(path: str, rel: str, expected: int, resize: int, quality:
   return _read_files(path, names), lr, decoded.shape[1], decoded.shape[2]
 
 
-def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: int,
-                frames: dict | None = None) -> dict:
+def write_shard(
+  out: str, file: str, videos: list[dict], resize: int, quality: int, frames: dict | None = None
+) -> dict:
   """Decodes `videos` and writes them as one shard `out/file` (run in a worker process).
 
   Args:
@@ -122,6 +125,7 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
     detail}]}` (also written to the shard's done file).
   """
   import tensorflow as tf
+
   tf.config.set_visible_devices([], "GPU")
   from jaxres.data import video as video_io
 
@@ -133,7 +137,8 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
         lr = None
         if frames:
           jpegs, lr, height, width = _read_frame_folder(
-              video["path"], video["rel"], video.get("num_frames", 0), resize, quality, frames)
+            video["path"], video["rel"], video.get("num_frames", 0), resize, quality, frames
+          )
           fps = 0.0
         else:
           decoded = video_io.read_video(video["path"])
@@ -148,12 +153,27 @@ def write_shard(out: str, file: str, videos: list[dict], resize: int, quality: i
       except Exception as e:  # noqa: BLE001 - a bad file must not stop the whole job.
         result["skipped"].append({"path": video["rel"], "reason": "corrupt", "detail": repr(e)})
         continue
-      writer.write(records.encode_record(jpegs, label=video["label"], video_id=video["video_id"],
-                                         fps=fps, height=height, width=width, path=video["rel"],
-                                         lr_frames=lr))
-      result["videos"].append({"path": video["rel"], "label": video["label"],
-                               "video_id": video["video_id"], "num_frames": len(jpegs),
-                               "fps": fps})
+      writer.write(
+        records.encode_record(
+          jpegs,
+          label=video["label"],
+          video_id=video["video_id"],
+          fps=fps,
+          height=height,
+          width=width,
+          path=video["rel"],
+          lr_frames=lr,
+        )
+      )
+      result["videos"].append(
+        {
+          "path": video["rel"],
+          "label": video["label"],
+          "video_id": video["video_id"],
+          "num_frames": len(jpegs),
+          "fps": fps,
+        }
+      )
   os.replace(tmp, os.path.join(out, file))
   done = os.path.join(out, f".{file}.done.json")
   write_atomic(done, json.dumps(result))
@@ -191,36 +211,66 @@ def die_with_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
-def _plan(src: str, split_lists: dict[str, str], holdout_fraction: float, num_shards: int,
-          skips: SkipCounter, layout: str, holdout_sequences: tuple[str, ...]
-          ) -> tuple[tuple[str, ...], dict[str, list[list[dict]]]]:
+def _plan(
+  src: str,
+  split_lists: dict[str, str],
+  holdout_fraction: float,
+  num_shards: int,
+  skips: SkipCounter,
+  layout: str,
+  holdout_sequences: tuple[str, ...],
+) -> tuple[tuple[str, ...], dict[str, list[list[dict]]]]:
   plan = {}
   class_names = None
   for split, list_path in split_lists.items():
     if layout:
-      listed = sequences.frame_sequences(src, layout, list_path, split=split,
-                                         holdout_fraction=holdout_fraction,
-                                         holdout_sequences=holdout_sequences)
+      listed = sequences.frame_sequences(
+        src,
+        layout,
+        list_path,
+        split=split,
+        holdout_fraction=holdout_fraction,
+        holdout_sequences=holdout_sequences,
+      )
     else:
-      listed = sources.folder_videos(src, list_path, split=split,
-                                     holdout_fraction=holdout_fraction, skips=skips)
+      listed = sources.folder_videos(
+        src, list_path, split=split, holdout_fraction=holdout_fraction, skips=skips
+      )
     class_names = listed.class_names
     n = num_shards or min(len(listed.entries), max(16, math.ceil(len(listed.entries) / 256)))
     shards = [[] for _ in range(n)]
     for entry in listed.entries:
-      shards[entry.video_id % n].append({
-          "path": entry.path, "rel": os.path.relpath(entry.path, src), "label": entry.label,
-          "video_id": entry.video_id, **({"num_frames": entry.num_frames} if layout else {})})
+      shards[entry.video_id % n].append(
+        {
+          "path": entry.path,
+          "rel": os.path.relpath(entry.path, src),
+          "label": entry.label,
+          "video_id": entry.video_id,
+          **({"num_frames": entry.num_frames} if layout else {}),
+        }
+      )
     plan[split] = shards
   return class_names, plan
 
 
-def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = None,
-                    holdout_fraction: float = 0.0, resize: int = 128, quality: int = 90,
-                    num_shards: int = 0, workers: int | None = None, layout: str = "",
-                    holdout_sequences: tuple[str, ...] = (), frame_pattern: str = "*",
-                    lr_src: str = "", lr_scale: int = 4, skips: SkipCounter = SKIPPED,
-                    log=print) -> dict:
+def prepare_dataset(
+  src: str,
+  out: str,
+  *,
+  split_lists: dict[str, str] | None = None,
+  holdout_fraction: float = 0.0,
+  resize: int = 128,
+  quality: int = 90,
+  num_shards: int = 0,
+  workers: int | None = None,
+  layout: str = "",
+  holdout_sequences: tuple[str, ...] = (),
+  frame_pattern: str = "*",
+  lr_src: str = "",
+  lr_scale: int = 4,
+  skips: SkipCounter = SKIPPED,
+  log=print,
+) -> dict:
   """Prepares `src` (class subfolders of videos, or frame folders) into `out`; resumes an
   interrupted run.
 
@@ -276,26 +326,47 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
       split_lists = {"train": ""}
       if holdout_fraction > 0:
         split_lists["eval"] = ""
-  class_names, plan = _plan(src, split_lists, holdout_fraction, num_shards, skips, layout,
-                            holdout_sequences)
+  class_names, plan = _plan(
+    src, split_lists, holdout_fraction, num_shards, skips, layout, holdout_sequences
+  )
   image_format = "any" if layout and not resize else "jpeg"
-  frame_opts = ({"pattern": frame_pattern, "lr_src": os.path.abspath(lr_src) if lr_src else "",
-                 "lr_scale": lr_scale} if layout else None)
+  frame_opts = (
+    {
+      "pattern": frame_pattern,
+      "lr_src": os.path.abspath(lr_src) if lr_src else "",
+      "lr_scale": lr_scale,
+    }
+    if layout
+    else None
+  )
   os.makedirs(out, exist_ok=True)
-  plan_doc = {"version": records.FORMAT_VERSION, "src": os.path.abspath(src), "resize": resize,
-              "quality": quality, "class_names": list(class_names),
-              **({"layout": layout, "holdout_sequences": list(holdout_sequences),
-                  "frame_pattern": frame_pattern} if layout else {}),
-              **({"lr_src": os.path.abspath(lr_src), "lr_scale": lr_scale} if lr_src else {}),
-              "shards": {s: [[v["rel"] for v in shard] for shard in shards]
-                         for s, shards in plan.items()}}
+  plan_doc = {
+    "version": records.FORMAT_VERSION,
+    "src": os.path.abspath(src),
+    "resize": resize,
+    "quality": quality,
+    "class_names": list(class_names),
+    **(
+      {
+        "layout": layout,
+        "holdout_sequences": list(holdout_sequences),
+        "frame_pattern": frame_pattern,
+      }
+      if layout
+      else {}
+    ),
+    **({"lr_src": os.path.abspath(lr_src), "lr_scale": lr_scale} if lr_src else {}),
+    "shards": {s: [[v["rel"] for v in shard] for shard in shards] for s, shards in plan.items()},
+  }
   digest = hashlib.sha256(json.dumps(plan_doc, sort_keys=True).encode()).hexdigest()
   plan_path = os.path.join(out, PLAN)
   if os.path.isfile(plan_path):
     with open(plan_path) as f:
       if json.load(f).get("digest") != digest:
-        raise ValueError(f"{out!r} holds a prepare run with different inputs or options; use a new "
-                         "output folder (or delete it).")
+        raise ValueError(
+          f"{out!r} holds a prepare run with different inputs or options; use a new "
+          "output folder (or delete it)."
+        )
   else:
     with open(plan_path, "w") as f:
       json.dump({"digest": digest, **plan_doc}, f)
@@ -314,8 +385,10 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
     log(f"prepare: resuming, {len(results)} shard(s) already done, {len(tasks)} to write")
   start = time.perf_counter()
   every = max(1, len(tasks) // 10)
-  progress = lambda n: (n % every == 0 or n == len(tasks)) and log(
-      f"prepare: {n}/{len(tasks)} shards ({time.perf_counter() - start:.1f} s)")
+  progress = lambda n: (
+    (n % every == 0 or n == len(tasks))
+    and log(f"prepare: {n}/{len(tasks)} shards ({time.perf_counter() - start:.1f} s)")
+  )
   workers = max(1, min(workers or os.cpu_count() or 1, len(tasks) or 1))
   if tasks and workers == 1:
     for n, task in enumerate(tasks, 1):
@@ -323,34 +396,46 @@ def prepare_dataset(src: str, out: str, *, split_lists: dict[str, str] | None = 
       progress(n)
   elif tasks:
     context = multiprocessing.get_context("spawn")  # TF and PyAV are not fork-safe.
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context,
-                                                initializer=die_with_parent,
-                                                initargs=(os.getpid(),)) as pool:
+    with concurrent.futures.ProcessPoolExecutor(
+      workers, mp_context=context, initializer=die_with_parent, initargs=(os.getpid(),)
+    ) as pool:
       futures = [pool.submit(write_shard, *task) for task in tasks]
       for n, future in enumerate(concurrent.futures.as_completed(futures), 1):
         result = future.result()
         results[result["file"]] = result
         progress(n)
 
-  manifest = {"version": records.FORMAT_VERSION, "format": "tfrecord", "image_format": image_format,
-              "src": os.path.abspath(src), "resize": resize, "quality": quality,
-              "class_names": list(class_names), "splits": {},
-              **({"lr_scale": lr_scale} if lr_src else {})}
+  manifest = {
+    "version": records.FORMAT_VERSION,
+    "format": "tfrecord",
+    "image_format": image_format,
+    "src": os.path.abspath(src),
+    "resize": resize,
+    "quality": quality,
+    "class_names": list(class_names),
+    "splits": {},
+    **({"lr_scale": lr_scale} if lr_src else {}),
+  }
   for split, shards in plan.items():
     entries, skipped = [], []
     for i in range(len(shards)):
       result = results[records.shard_name(split, i, len(shards))]
-      entries.append({"file": result["file"], "num_videos": len(result["videos"]),
-                      "videos": result["videos"]})
+      entries.append(
+        {"file": result["file"], "num_videos": len(result["videos"]), "videos": result["videos"]}
+      )
       skipped += result["skipped"]
     for item in skipped:
       skips.record(os.path.join(src, item["path"]), item["reason"], item["detail"])
     manifest["splits"][split] = {
-        "num_videos": sum(s["num_videos"] for s in entries), "shards": entries,
-        "skipped": sorted(skipped, key=lambda s: s["path"])}
+      "num_videos": sum(s["num_videos"] for s in entries),
+      "shards": entries,
+      "skipped": sorted(skipped, key=lambda s: s["path"]),
+    }
   sources.write_class_names(out, class_names)
   write_atomic(os.path.join(out, records.MANIFEST), json.dumps(manifest, indent=1))
   for split, info in manifest["splits"].items():
-    log(f"prepare: {split}: {info['num_videos']} videos in {len(info['shards'])} shards, "
-        f"{len(info['skipped'])} skipped")
+    log(
+      f"prepare: {split}: {info['num_videos']} videos in {len(info['shards'])} shards, "
+      f"{len(info['skipped'])} skipped"
+    )
   return manifest

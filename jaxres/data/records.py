@@ -33,8 +33,17 @@ def shard_name(split: str, index: int, count: int) -> str:
   return f"{split}-{index:05d}-of-{count:05d}.tfrecord"
 
 
-def encode_record(frames_jpeg: list[bytes], *, label: int, video_id: int, fps: float, height: int,
-                  width: int, path: str, lr_frames: list[bytes] | None = None) -> bytes:
+def encode_record(
+  frames_jpeg: list[bytes],
+  *,
+  label: int,
+  video_id: int,
+  fps: float,
+  height: int,
+  width: int,
+  path: str,
+  lr_frames: list[bytes] | None = None,
+) -> bytes:
   """One serialized `tf.train.Example` for a video (see the module docstring).
 
   Example:
@@ -42,15 +51,16 @@ def encode_record(frames_jpeg: list[bytes], *, label: int, video_id: int, fps: f
     ...               path="up/up_g00.mp4")
   """
   import tensorflow as tf
+
   feature = {
-      "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=frames_jpeg)),
-      "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
-      "video_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[video_id])),
-      "num_frames": tf.train.Feature(int64_list=tf.train.Int64List(value=[len(frames_jpeg)])),
-      "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[height])),
-      "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[width])),
-      "fps": tf.train.Feature(float_list=tf.train.FloatList(value=[fps])),
-      "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
+    "frames": tf.train.Feature(bytes_list=tf.train.BytesList(value=frames_jpeg)),
+    "label": tf.train.Feature(int64_list=tf.train.Int64List(value=[label])),
+    "video_id": tf.train.Feature(int64_list=tf.train.Int64List(value=[video_id])),
+    "num_frames": tf.train.Feature(int64_list=tf.train.Int64List(value=[len(frames_jpeg)])),
+    "height": tf.train.Feature(int64_list=tf.train.Int64List(value=[height])),
+    "width": tf.train.Feature(int64_list=tf.train.Int64List(value=[width])),
+    "fps": tf.train.Feature(float_list=tf.train.FloatList(value=[fps])),
+    "path": tf.train.Feature(bytes_list=tf.train.BytesList(value=[path.encode()])),
   }
   if lr_frames is not None:  # paired LR frames, one per frame
     feature["lr_frames"] = tf.train.Feature(bytes_list=tf.train.BytesList(value=lr_frames))
@@ -65,14 +75,15 @@ def parse_record(serialized):
     >>> tf.data.TFRecordDataset(files).map(parse_record)
   """
   import tensorflow as tf
+
   spec = {
-      "frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
-      "lr_frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
-      "label": tf.io.FixedLenFeature([], tf.int64),
-      "video_id": tf.io.FixedLenFeature([], tf.int64),
-      "num_frames": tf.io.FixedLenFeature([], tf.int64),
-      "fps": tf.io.FixedLenFeature([], tf.float32),
-      "path": tf.io.FixedLenFeature([], tf.string),
+    "frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+    "lr_frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+    "label": tf.io.FixedLenFeature([], tf.int64),
+    "video_id": tf.io.FixedLenFeature([], tf.int64),
+    "num_frames": tf.io.FixedLenFeature([], tf.int64),
+    "fps": tf.io.FixedLenFeature([], tf.float32),
+    "path": tf.io.FixedLenFeature([], tf.string),
   }
   return tf.io.parse_single_example(serialized, spec)
 
@@ -88,8 +99,10 @@ def read_manifest(root: str) -> dict:
   """
   path = os.path.join(root, MANIFEST)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"{root!r} is not a prepared dataset (no {MANIFEST}); run "
-                            "`jaxres prepare SRC OUT` (it resumes if it was interrupted).")
+    raise FileNotFoundError(
+      f"{root!r} is not a prepared dataset (no {MANIFEST}); run "
+      "`jaxres prepare SRC OUT` (it resumes if it was interrupted)."
+    )
   with open(path) as f:
     manifest = json.load(f)
   if manifest.get("version") != FORMAT_VERSION:
@@ -100,8 +113,10 @@ def read_manifest(root: str) -> dict:
 def split_of(manifest: dict, split: str, root: str = "") -> dict:
   """The manifest entry of `split`, with a clear error naming the available ones."""
   if split not in manifest["splits"]:
-    raise KeyError(f"Prepared dataset {root!r} has no split {split!r} "
-                   f"(it has: {', '.join(sorted(manifest['splits']))}).")
+    raise KeyError(
+      f"Prepared dataset {root!r} has no split {split!r} "
+      f"(it has: {', '.join(sorted(manifest['splits']))})."
+    )
   return manifest["splits"][split]
 
 

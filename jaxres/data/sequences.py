@@ -87,8 +87,10 @@ def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tup
       label = 0
       if labelled:
         if len(parts) < 3 or not parts[2].lstrip("-").isdigit():
-          raise ValueError(f"{list_path}:{line_no}: expected MMAction2's 'path num_frames label', "
-                           f"got {line.strip()!r}.")
+          raise ValueError(
+            f"{list_path}:{line_no}: expected MMAction2's 'path num_frames label', "
+            f"got {line.strip()!r}."
+          )
         label = int(parts[2])
       rel = parts[0].replace("\\", "/")
       count = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
@@ -97,14 +99,21 @@ def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tup
   if missing:
     shown = "\n  ".join(missing[:20])
     more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
-    raise FileNotFoundError(f"Sequence list {list_path} names {len(missing)} missing folder(s):\n  "
-                            f"{shown}{more}")
+    raise FileNotFoundError(
+      f"Sequence list {list_path} names {len(missing)} missing folder(s):\n  {shown}{more}"
+    )
   return items
 
 
-def frame_sequences(root: str, layout: str = "sequences", split_list: str = "", *,
-                    split: str = "train", holdout_fraction: float = 0.0,
-                    holdout_sequences: Sequence[str] = ()) -> VideoList:
+def frame_sequences(
+  root: str,
+  layout: str = "sequences",
+  split_list: str = "",
+  *,
+  split: str = "train",
+  holdout_fraction: float = 0.0,
+  holdout_sequences: Sequence[str] = (),
+) -> VideoList:
   """The sequence folders of one split of a frame-folder dataset (see the module notes).
 
   Args:
@@ -146,26 +155,35 @@ def frame_sequences(root: str, layout: str = "sequences", split_list: str = "", 
   else:
     if layout == "rawframes":
       class_names = list_classes(root)
-      items = [(folder, label, 0) for label, name in enumerate(class_names)
-               for folder in find_sequences(os.path.join(root, name))]
+      items = [
+        (folder, label, 0)
+        for label, name in enumerate(class_names)
+        for folder in find_sequences(os.path.join(root, name))
+      ]
     else:
       items = [(folder, 0, 0) for folder in find_sequences(root)]
     if holdout_sequences:
       held = {os.path.normpath(os.path.join(root, s)) for s in holdout_sequences}
       absent = sorted(held - {os.path.normpath(p) for p, _, _ in items})
       if absent:
-        raise FileNotFoundError(f"data.holdout_sequences names folders that are not sequences of "
-                                f"{root!r}: {absent}.")
+        raise FileNotFoundError(
+          f"data.holdout_sequences names folders that are not sequences of {root!r}: {absent}."
+        )
       items = [item for item in items if (os.path.normpath(item[0]) in held) == (split != "train")]
     elif holdout_fraction > 0:
       every = max(1, round(1.0 / holdout_fraction))
-      items = [item for i, item in enumerate(items) if (i % every == every - 1) == (split != "train")]
+      items = [
+        item for i, item in enumerate(items) if (i % every == every - 1) == (split != "train")
+      ]
   if not items:
     where = f"list {split_list!r}" if split_list else f"folder {root!r}"
-    raise FileNotFoundError(f"No frame sequences found in {where} (a sequence is a folder of "
-                            f"images); check data.path and data.layout={layout!r}.")
+    raise FileNotFoundError(
+      f"No frame sequences found in {where} (a sequence is a folder of "
+      f"images); check data.path and data.layout={layout!r}."
+    )
   if layout == "vimeo":  # septuplets
     items = [(p, label, count or VIMEO_FRAMES) for p, label, count in items]
   items = sorted(set((os.path.abspath(p), label, count) for p, label, count in items))
-  return VideoList(class_names, tuple(VideoEntry(p, label, i, count)
-                                      for i, (p, label, count) in enumerate(items)))
+  return VideoList(
+    class_names, tuple(VideoEntry(p, label, i, count) for i, (p, label, count) in enumerate(items))
+  )

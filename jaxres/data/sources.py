@@ -74,11 +74,13 @@ def list_classes(root: str) -> tuple[str, ...]:
   """
   if not os.path.isdir(root):
     raise FileNotFoundError(f"Video folder {root!r} does not exist.")
-  names = sorted(d for d in os.listdir(root)
-                 if not d.startswith(".") and os.path.isdir(os.path.join(root, d)))
+  names = sorted(
+    d for d in os.listdir(root) if not d.startswith(".") and os.path.isdir(os.path.join(root, d))
+  )
   if not names:
-    raise FileNotFoundError(f"Video folder {root!r} has no class subfolders "
-                            "(expected ROOT/<class>/<video files>).")
+    raise FileNotFoundError(
+      f"Video folder {root!r} has no class subfolders (expected ROOT/<class>/<video files>)."
+    )
   return tuple(names)
 
 
@@ -145,8 +147,10 @@ def read_split_list(list_path: str, root: str, class_names: Sequence[str]) -> li
         elif raw.lstrip("-").isdigit() and 0 <= int(raw) < len(class_names):
           label = int(raw)
         else:
-          raise ValueError(f"{list_path}:{line_no}: label {raw!r} is not a class name or an index "
-                           f"in [0, {len(class_names)}).")
+          raise ValueError(
+            f"{list_path}:{line_no}: label {raw!r} is not a class name or an index "
+            f"in [0, {len(class_names)})."
+          )
         items.append((resolve(row[0], line_no), label))
     else:
       for line_no, line in enumerate(f, 1):
@@ -156,20 +160,29 @@ def read_split_list(list_path: str, root: str, class_names: Sequence[str]) -> li
         rel = parts[0].replace("\\", "/")
         folder = rel.split("/")[-2] if "/" in rel else ""
         if folder not in index:
-          raise ValueError(f"{list_path}:{line_no}: {rel!r} is not under a class folder of "
-                           f"{root!r} (classes: {', '.join(class_names[:5])}, ...).")
+          raise ValueError(
+            f"{list_path}:{line_no}: {rel!r} is not under a class folder of "
+            f"{root!r} (classes: {', '.join(class_names[:5])}, ...)."
+          )
         items.append((resolve(rel, line_no), index[folder]))
   missing = [p for p, _ in items if not os.path.exists(p)]
   if missing:
     shown = "\n  ".join(missing[:20])
     more = f"\n  ... and {len(missing) - 20} more" if len(missing) > 20 else ""
-    raise FileNotFoundError(f"Split list {list_path} names {len(missing)} missing file(s):\n  "
-                            f"{shown}{more}")
+    raise FileNotFoundError(
+      f"Split list {list_path} names {len(missing)} missing file(s):\n  {shown}{more}"
+    )
   return items
 
 
-def folder_videos(root: str, split_list: str = "", *, split: str = "train",
-                  holdout_fraction: float = 0.0, skips: SkipCounter = SKIPPED) -> VideoList:
+def folder_videos(
+  root: str,
+  split_list: str = "",
+  *,
+  split: str = "train",
+  holdout_fraction: float = 0.0,
+  skips: SkipCounter = SKIPPED,
+) -> VideoList:
   """The videos of one split of a class-subfolder dataset.
 
   Args:
@@ -215,8 +228,9 @@ def folder_videos(root: str, split_list: str = "", *, split: str = "train",
     where = f"split list {split_list!r}" if split_list else f"folder {root!r}"
     raise FileNotFoundError(f"No videos found in {where} (suffixes: {' '.join(VIDEO_SUFFIXES)}).")
   items = sorted(set((os.path.abspath(p), label) for p, label in items))
-  return VideoList(tuple(class_names),
-                   tuple(VideoEntry(p, label, i) for i, (p, label) in enumerate(items)))
+  return VideoList(
+    tuple(class_names), tuple(VideoEntry(p, label, i) for i, (p, label) in enumerate(items))
+  )
 
 
 def shard_entries(entries: Sequence, process_index: int, process_count: int) -> list:

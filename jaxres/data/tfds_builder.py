@@ -48,16 +48,27 @@ class JaxresVideosConfig(tfds.core.BuilderConfig):
   quality: int = 90
 
 
-def folder_config(source_dir: str, *, name: str, split_lists: dict | None = None,
-                  resize: int = 128, quality: int = 90) -> JaxresVideosConfig:
+def folder_config(
+  source_dir: str,
+  *,
+  name: str,
+  split_lists: dict | None = None,
+  resize: int = 128,
+  quality: int = 90,
+) -> JaxresVideosConfig:
   """A builder config for `source_dir` (a video folder or a prepared dataset) named `name`.
 
   Example:
     >>> folder_config("/data/demo", name="demo")
   """
-  return JaxresVideosConfig(name=name, description=f"Videos from {source_dir}",
-                            source_dir=os.path.abspath(source_dir), split_lists=split_lists,
-                            resize=resize, quality=quality)
+  return JaxresVideosConfig(
+    name=name,
+    description=f"Videos from {source_dir}",
+    source_dir=os.path.abspath(source_dir),
+    split_lists=split_lists,
+    resize=resize,
+    quality=quality,
+  )
 
 
 class JaxresVideos(tfds.core.GeneratorBasedBuilder):
@@ -73,6 +84,7 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
     # TFDS 4.9.10's own lookup imports `importlib_resources`, which it only installs on Python
     # < 3.9; the module file is all it needs.
     from etils import epath
+
     return epath.Path(__file__)
 
   def _is_prepared(self) -> bool:
@@ -85,13 +97,15 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
 
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
-        features=tfds.features.FeaturesDict({
-            "video": tfds.features.Video(shape=(None, None, None, 3), encoding_format="jpeg"),
-            "label": tfds.features.ClassLabel(names=list(self._class_names())),
-            "fps": tfds.features.Scalar(dtype=np.float32),
-            "path": tfds.features.Text(),
-        }),
-        supervised_keys=("video", "label"),
+      features=tfds.features.FeaturesDict(
+        {
+          "video": tfds.features.Video(shape=(None, None, None, 3), encoding_format="jpeg"),
+          "label": tfds.features.ClassLabel(names=list(self._class_names())),
+          "fps": tfds.features.Scalar(dtype=np.float32),
+          "path": tfds.features.Text(),
+        }
+      ),
+      supervised_keys=("video", "label"),
     )
 
   def _split_generators(self, dl_manager):
@@ -99,15 +113,22 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
     root = self.builder_config.source_dir
     if self._is_prepared():
       manifest = records.read_manifest(root)
-      return {split: self._generate_examples(files=records.shard_paths(root, manifest, split))
-              for split in manifest["splits"]}
+      return {
+        split: self._generate_examples(files=records.shard_paths(root, manifest, split))
+        for split in manifest["splits"]
+      }
     lists = self.builder_config.split_lists
     if lists is None:
       train, test = (os.path.join(root, f) for f in ("trainlist01.txt", "testlist01.txt"))
-      lists = ({"train": train, "eval": test}
-               if os.path.isfile(train) and os.path.isfile(test) else {"train": ""})
-    return {split: self._generate_examples(videos=sources.folder_videos(root, path, split=split))
-            for split, path in lists.items()}
+      lists = (
+        {"train": train, "eval": test}
+        if os.path.isfile(train) and os.path.isfile(test)
+        else {"train": ""}
+      )
+    return {
+      split: self._generate_examples(videos=sources.folder_videos(root, path, split=split))
+      for split, path in lists.items()
+    }
 
   def _generate_examples(self, files=None, videos=None):
     if files is not None:
@@ -117,18 +138,29 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
 
   def _generate_prepared(self, files):
     from jaxres.data.tfhost import tf
-    spec = {"frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
-            "label": tf.io.FixedLenFeature([], tf.int64),
-            "fps": tf.io.FixedLenFeature([], tf.float32),
-            "path": tf.io.FixedLenFeature([], tf.string)}
+
+    spec = {
+      "frames": tf.io.FixedLenSequenceFeature([], tf.string, allow_missing=True),
+      "label": tf.io.FixedLenFeature([], tf.int64),
+      "fps": tf.io.FixedLenFeature([], tf.float32),
+      "path": tf.io.FixedLenFeature([], tf.string),
+    }
     for serialized in tf.data.TFRecordDataset(files).as_numpy_iterator():
       x = tf.io.parse_single_example(serialized, spec)
       path = x["path"].numpy().decode()
-      yield path, {"video": list(x["frames"].numpy()), "label": int(x["label"]),
-                   "fps": float(x["fps"]), "path": path}
+      yield (
+        path,
+        {
+          "video": list(x["frames"].numpy()),
+          "label": int(x["label"]),
+          "fps": float(x["fps"]),
+          "path": path,
+        },
+      )
 
   def _generate_folder(self, videos: sources.VideoList):
     from jaxres.data.prepare import encode_frames
+
     root = self.builder_config.source_dir
     for entry in videos.entries:
       rel = os.path.relpath(entry.path, root)
@@ -137,6 +169,7 @@ class JaxresVideos(tfds.core.GeneratorBasedBuilder):
       except video_io.DecodeError as e:
         SKIPPED.record(entry.path, e.reason, e.detail)
         continue
-      jpegs, _, _ = encode_frames(video.frames, self.builder_config.resize,
-                                  self.builder_config.quality)
+      jpegs, _, _ = encode_frames(
+        video.frames, self.builder_config.resize, self.builder_config.quality
+      )
       yield rel, {"video": jpegs, "label": entry.label, "fps": video.fps, "path": rel}

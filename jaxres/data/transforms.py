@@ -117,8 +117,9 @@ def eval_clip_indices(length, num_frames: int, step, num_clips: int) -> tf.Tenso
   span = (num_frames - 1) * tf.cast(step, tf.float64) + 1.0
   last = tf.maximum(tf.cast(length, tf.float64) - span, 0.0)
   starts = tf.round(tf.linspace(tf.constant(0.0, tf.float64), last, num_clips))
-  idx = tf.map_fn(lambda s: _tf_indices(length, num_frames, step, s), starts,
-                  fn_output_signature=tf.int64)
+  idx = tf.map_fn(
+    lambda s: _tf_indices(length, num_frames, step, s), starts, fn_output_signature=tf.int64
+  )
   return tf.ensure_shape(idx, [num_clips, num_frames])
 
 
@@ -196,9 +197,10 @@ def resize_short_side(video: tf.Tensor, size) -> tf.Tensor:
   new_w = tf.cast(tf.round(w * scale), tf.int32)
   as_float = tf.cast(video, tf.float32)
   return tf.cond(
-      tf.logical_and(tf.equal(new_h, shape[-3]), tf.equal(new_w, shape[-2])),
-      lambda: as_float,
-      lambda: tf.image.resize(as_float, tf.stack([new_h, new_w]), "bilinear", antialias=True))
+    tf.logical_and(tf.equal(new_h, shape[-3]), tf.equal(new_w, shape[-2])),
+    lambda: as_float,
+    lambda: tf.image.resize(as_float, tf.stack([new_h, new_w]), "bilinear", antialias=True),
+  )
 
 
 def random_crop(video: tf.Tensor, size: int, seed) -> tf.Tensor:
@@ -221,7 +223,7 @@ def spatial_crops(video: tf.Tensor, size: int, num_crops: int) -> tf.Tensor:
   """
   shape = tf.shape(video)
   offsets = crop_offsets(shape[1], shape[2], size, num_crops)
-  return tf.stack([video[:, y:y + size, x:x + size, :] for y, x in offsets])
+  return tf.stack([video[:, y : y + size, x : x + size, :] for y, x in offsets])
 
 
 def crop_offsets(h, w, size: int, num_crops: int) -> list:
@@ -231,18 +233,22 @@ def crop_offsets(h, w, size: int, num_crops: int) -> list:
     return [(cy, cx)]
   if num_crops != 3:
     raise ValueError(f"num_crops must be 1 or 3, got {num_crops}.")
-  offsets = tf.cond(w >= h,
-                    lambda: tf.stack([[cy, 0], [cy, cx], [cy, w - size]]),
-                    lambda: tf.stack([[0, cx], [cy, cx], [h - size, cx]]))
+  offsets = tf.cond(
+    w >= h,
+    lambda: tf.stack([[cy, 0], [cy, cx], [cy, w - size]]),
+    lambda: tf.stack([[0, cx], [cy, cx], [h - size, cx]]),
+  )
   return [(offsets[i, 0], offsets[i, 1]) for i in range(3)]
 
 
 def _check_lr_fits(lr: tf.Tensor, lr_size: int):
   shape = tf.shape(lr)
   return tf.debugging.assert_greater_equal(
-      tf.minimum(shape[-3], shape[-2]), lr_size,
-      message=f"LR frames are smaller than the LR crop of {lr_size} pixels (data.crop_size / "
-              "data.lr_scale); lower data.crop_size")
+    tf.minimum(shape[-3], shape[-2]),
+    lr_size,
+    message=f"LR frames are smaller than the LR crop of {lr_size} pixels (data.crop_size / "
+    "data.lr_scale); lower data.crop_size",
+  )
 
 
 def paired_random_crop(hr: tf.Tensor, lr: tf.Tensor, size: int, scale: int, seed):
@@ -258,8 +264,10 @@ def paired_random_crop(hr: tf.Tensor, lr: tf.Tensor, size: int, scale: int, seed
   offset = tf.random.stateless_uniform([2], seed, minval=0, maxval=tf.int32.max, dtype=tf.int32)
   y = offset[0] % (shape[1] - lr_size + 1)
   x = offset[1] % (shape[2] - lr_size + 1)
-  return (hr[:, y * scale:y * scale + size, x * scale:x * scale + size],
-          lr[:, y:y + lr_size, x:x + lr_size])
+  return (
+    hr[:, y * scale : y * scale + size, x * scale : x * scale + size],
+    lr[:, y : y + lr_size, x : x + lr_size],
+  )
 
 
 def paired_crops(hr: tf.Tensor, lr: tf.Tensor, size: int, scale: int, num_crops: int):
@@ -274,9 +282,12 @@ def paired_crops(hr: tf.Tensor, lr: tf.Tensor, size: int, scale: int, num_crops:
   with tf.control_dependencies([_check_lr_fits(lr, lr_size)]):
     shape = tf.shape(lr)
   offsets = crop_offsets(shape[1], shape[2], lr_size, num_crops)
-  return (tf.stack([hr[:, y * scale:y * scale + size, x * scale:x * scale + size]
-                    for y, x in offsets]),
-          tf.stack([lr[:, y:y + lr_size, x:x + lr_size] for y, x in offsets]))
+  return (
+    tf.stack(
+      [hr[:, y * scale : y * scale + size, x * scale : x * scale + size] for y, x in offsets]
+    ),
+    tf.stack([lr[:, y : y + lr_size, x : x + lr_size] for y, x in offsets]),
+  )
 
 
 def random_flip(video: tf.Tensor, seed) -> tf.Tensor:

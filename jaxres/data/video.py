@@ -51,13 +51,38 @@ from jaxres.data.video_write import (
   write_video,
 )
 
-__all__ = ["VIDEO_SUFFIXES", "WRITE_SUFFIXES", "DecodeError", "VideoMeta", "Video", "probe",
-           "read_frames", "read_video", "stream_video", "is_partial", "VideoWriter", "write_video",
-           "write_png_atomic", "check_output_path"]
+__all__ = [
+  "VIDEO_SUFFIXES",
+  "WRITE_SUFFIXES",
+  "DecodeError",
+  "VideoMeta",
+  "Video",
+  "probe",
+  "read_frames",
+  "read_video",
+  "stream_video",
+  "is_partial",
+  "VideoWriter",
+  "write_video",
+  "write_png_atomic",
+  "check_output_path",
+]
 
 # Suffixes listed as videos by the sources; anything else in a class folder is skipped as not_video.
-VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".wmv",
-                  ".3gp", ".ogv")
+VIDEO_SUFFIXES = (
+  ".mp4",
+  ".avi",
+  ".mkv",
+  ".webm",
+  ".mov",
+  ".m4v",
+  ".mpg",
+  ".mpeg",
+  ".flv",
+  ".wmv",
+  ".3gp",
+  ".ogv",
+)
 
 # Seeking costs a demuxer reset; below this many frames into the video it is cheaper to decode on.
 _SEEK_MIN_FRAMES = 24
@@ -68,8 +93,11 @@ class DecodeError(ValueError):
 
   def __init__(self, path: str, reason: str, detail: str = ""):
     self.path, self.reason, self.detail = path, reason, detail
-    super().__init__(f"Cannot read {path} as a video: {reason}" + (f" ({detail})" if detail else "")
-                     + "; check the file plays, or remove it.")
+    super().__init__(
+      f"Cannot read {path} as a video: {reason}"
+      + (f" ({detail})" if detail else "")
+      + "; check the file plays, or remove it."
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -284,8 +312,16 @@ def stream_video(path: str) -> tuple[VideoMeta, Iterator[tuple[np.ndarray, float
   return next(frames), frames
 
 
-def _decode_grid(path: str, container, stream, targets: np.ndarray, fps: float, start: float,
-                 seek: bool, num_frames: int) -> dict[int, np.ndarray]:
+def _decode_grid(
+  path: str,
+  container,
+  stream,
+  targets: np.ndarray,
+  fps: float,
+  start: float,
+  seek: bool,
+  num_frames: int,
+) -> dict[int, np.ndarray]:
   """Decodes the frames on the nominal grid at the sorted unique indices `targets`."""
   tol = 0.25 / fps
   out: dict[int, np.ndarray] = {}
@@ -319,8 +355,11 @@ def _decode_grid(path: str, container, stream, targets: np.ndarray, fps: float, 
   if j < len(targets):  # Past the end of the stream (header over-estimated): repeat the last frame.
     decoded = int(round(prev_time * fps)) + 1
     if is_partial(decoded, num_frames):
-      raise DecodeError(path, "partial", f"decoding stops after {decoded} of the {num_frames} frames "
-                        "its header lists")
+      raise DecodeError(
+        path,
+        "partial",
+        f"decoding stops after {decoded} of the {num_frames} frames its header lists",
+      )
     array = prev_array if prev_array is not None else _to_array(prev, rotation)
     for k in targets[j:]:
       out[int(k)] = array
@@ -331,8 +370,12 @@ class _Overshoot(Exception):
   pass
 
 
-def read_frames(path: str, indices: Sequence[int] | np.ndarray | Callable[[VideoMeta], np.ndarray],
-                *, seek: bool = True) -> np.ndarray:
+def read_frames(
+  path: str,
+  indices: Sequence[int] | np.ndarray | Callable[[VideoMeta], np.ndarray],
+  *,
+  seek: bool = True,
+) -> np.ndarray:
   """Decodes the frames at `indices` on the nominal grid (see the module docstring).
 
   Args:
@@ -361,8 +404,16 @@ def read_frames(path: str, indices: Sequence[int] | np.ndarray | Callable[[Video
     if num_frames <= 0:
       raise DecodeError(path, "empty", "zero frames")
     if callable(indices):
-      meta = VideoMeta(path, fps, num_frames, duration, stream.height, stream.width,
-                       _rotation(stream), stream.codec_context.name)
+      meta = VideoMeta(
+        path,
+        fps,
+        num_frames,
+        duration,
+        stream.height,
+        stream.width,
+        _rotation(stream),
+        stream.codec_context.name,
+      )
       indices = indices(meta)
     indices = np.asarray(indices, np.int64).reshape(-1)
     if indices.size == 0:
@@ -415,9 +466,14 @@ def read_video(path: str, *, max_frames: int | None = None) -> Video:
   times = np.asarray(times)
   span = max(len(decoded), int(round((times[-1] + 1.0 / fps) * fps)))
   if (not max_frames or span < max_frames) and is_partial(span, meta.num_frames):
-    raise DecodeError(path, "partial", f"decoding stops after {span} of the {meta.num_frames} "
-                      "frames its header lists")
-  if abs(span - len(decoded)) <= 1 and np.all(np.abs(times - np.arange(len(times)) / fps) < 0.5 / fps):
+    raise DecodeError(
+      path,
+      "partial",
+      f"decoding stops after {span} of the {meta.num_frames} frames its header lists",
+    )
+  if abs(span - len(decoded)) <= 1 and np.all(
+    np.abs(times - np.arange(len(times)) / fps) < 0.5 / fps
+  ):
     frames = np.stack(decoded)  # Constant rate: the decoded frames are the grid.
   else:
     # Last frame not later than each grid time (decoded frames are in presentation order).

@@ -29,8 +29,14 @@ import numpy as np
 from jaxres.atomic_files import atomic_path, temporary_path
 
 # Codec by output suffix; these are also the suffixes a writer accepts.
-_DEFAULT_CODECS = {".mp4": "libx264", ".mkv": "libx264", ".mov": "libx264", ".m4v": "libx264",
-                   ".avi": "mpeg4", ".webm": "libvpx-vp9"}
+_DEFAULT_CODECS = {
+  ".mp4": "libx264",
+  ".mkv": "libx264",
+  ".mov": "libx264",
+  ".m4v": "libx264",
+  ".avi": "mpeg4",
+  ".webm": "libvpx-vp9",
+}
 WRITE_SUFFIXES = tuple(_DEFAULT_CODECS)
 
 # Containers that store one frame rate: times given to a writer are not kept there.
@@ -85,8 +91,16 @@ class VideoWriter:
     ...   writer.write(np.zeros((64, 64, 3), np.uint8))
   """
 
-  def __init__(self, path: str, fps: float, *, crf: int = 17, codec: str | None = None,
-               pix_fmt: str | None = None, gop: int | None = None):
+  def __init__(
+    self,
+    path: str,
+    fps: float,
+    *,
+    crf: int = 17,
+    codec: str | None = None,
+    pix_fmt: str | None = None,
+    gop: int | None = None,
+  ):
     check_output_path(path)
     if not fps or fps <= 0:
       raise ValueError(f"Frame rate for {path} must be positive, got {fps}.")
@@ -101,7 +115,8 @@ class VideoWriter:
   def _open(self, height: int, width: int, timed: bool) -> None:
     self._container = av.open(self.tmp, "w")
     stream = self._container.add_stream(
-        self.codec, rate=fractions.Fraction(self.fps).limit_denominator(1001))
+      self.codec, rate=fractions.Fraction(self.fps).limit_denominator(1001)
+    )
     stream.width, stream.height = width, height
     odd = height % 2 or width % 2
     if self.pix_fmt:
@@ -137,8 +152,10 @@ class VideoWriter:
     if self._stream is None:
       self._open(frame.shape[0], frame.shape[1], time is not None)
     elif frame.shape[:2] != (self._stream.height, self._stream.width):
-      raise ValueError(f"Frame size {frame.shape[1]}x{frame.shape[0]} for {self.path} differs from "
-                       f"the first frame's {self._stream.width}x{self._stream.height}.")
+      raise ValueError(
+        f"Frame size {frame.shape[1]}x{frame.shape[0]} for {self.path} differs from "
+        f"the first frame's {self._stream.width}x{self._stream.height}."
+      )
     if (time is not None) != self._timed:
       raise ValueError(f"Give a time with every frame written to {self.path} or with none.")
     image = av.VideoFrame.from_ndarray(frame, format="rgb24")
@@ -184,10 +201,17 @@ class VideoWriter:
     return False
 
 
-def write_video(path: str, frames: np.ndarray, fps: float, *, crf: int = 17,
-                codec: str | None = None, pix_fmt: str | None = None,
-                timestamps: Sequence[float] | np.ndarray | None = None,
-                gop: int | None = None) -> str:
+def write_video(
+  path: str,
+  frames: np.ndarray,
+  fps: float,
+  *,
+  crf: int = 17,
+  codec: str | None = None,
+  pix_fmt: str | None = None,
+  timestamps: Sequence[float] | np.ndarray | None = None,
+  gop: int | None = None,
+) -> str:
   """Encodes a whole uint8 `[T, H, W, 3]` RGB array into `path` (atomically; see `VideoWriter`).
 
   Args:
@@ -209,8 +233,9 @@ def write_video(path: str, frames: np.ndarray, fps: float, *, crf: int = 17,
   """
   frames = np.asarray(frames)
   if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
-    raise ValueError(f"Expected uint8 [T, H, W, 3] frames for {path}, got {frames.dtype} "
-                     f"{frames.shape}.")
+    raise ValueError(
+      f"Expected uint8 [T, H, W, 3] frames for {path}, got {frames.dtype} {frames.shape}."
+    )
   if timestamps is not None and len(timestamps) != len(frames):
     raise ValueError(f"{len(timestamps)} timestamps for {len(frames)} frames of {path}.")
   with VideoWriter(path, fps, crf=crf, codec=codec, pix_fmt=pix_fmt, gop=gop) as writer:

@@ -54,10 +54,12 @@ def train_view(config, seed, x) -> dict:
     video = frames
   else:
     size = _short_side(config, frames, s_size, config.resize, config.crop_size)
-    video = transforms.random_crop(transforms.resize_short_side(frames, size), config.crop_size,
-                                   s_crop)
-  video = tf.ensure_shape(to_uint8(video), [config.num_frames, config.crop_size,
-                                             config.crop_size, 3])
+    video = transforms.random_crop(
+      transforms.resize_short_side(frames, size), config.crop_size, s_crop
+    )
+  video = tf.ensure_shape(
+    to_uint8(video), [config.num_frames, config.crop_size, config.crop_size, 3]
+  )
   if config.flip:
     video = transforms.random_flip(video, s_flip)
   if config.rotate:
@@ -74,8 +76,9 @@ def _mirror(clip):
 
 def _paired_train_view(config, x, s_crop, s_flip, s_rotate) -> dict:
   size, lr_size = config.crop_size, config.crop_size // config.lr_scale
-  video, lr = transforms.paired_random_crop(x["clips"][0], x["lr_clips"][0], size,
-                                            config.lr_scale, s_crop)
+  video, lr = transforms.paired_random_crop(
+    x["clips"][0], x["lr_clips"][0], size, config.lr_scale, s_crop
+  )
   video = tf.ensure_shape(video, [config.num_frames, size, size, 3])
   lr = tf.ensure_shape(lr, [config.num_frames, lr_size, lr_size, 3])
   if config.flip:  # the same draws for both
@@ -90,7 +93,9 @@ def _paired_train_view(config, x, s_crop, s_flip, s_rotate) -> dict:
 
 def _clip_major(views, config, size):
   """`[crops, clips * T, s, s, 3]` -> `[clips * crops, T, s, s, 3]`, clip-major."""
-  views = tf.reshape(views, [config.eval_crops, config.eval_clips, config.num_frames, size, size, 3])
+  views = tf.reshape(
+    views, [config.eval_crops, config.eval_clips, config.num_frames, size, size, 3]
+  )
   n = config.eval_clips * config.eval_crops
   return tf.reshape(tf.transpose(views, [1, 0, 2, 3, 4, 5]), [n, config.num_frames, size, size, 3])
 
@@ -105,16 +110,18 @@ def eval_views(config, x) -> dict:
   resize, size = eval_sizes(config)
   crops = config.eval_crops
   n = config.eval_clips * crops
-  out = {"label": tf.fill([n], tf.cast(x["label"], tf.int32)),
-         "video_id": tf.fill([n], tf.cast(x["video_id"], tf.int32)),
-         "mask": tf.ones([n], tf.float32)}
+  out = {
+    "label": tf.fill([n], tf.cast(x["label"], tf.int32)),
+    "video_id": tf.fill([n], tf.cast(x["video_id"], tf.int32)),
+    "mask": tf.ones([n], tf.float32),
+  }
   if "lr_clips" in x:
     video, lr = transforms.paired_crops(flat, flatten(x["lr_clips"]), size, config.lr_scale, crops)
     out["lr"] = _clip_major(lr, config, size // config.lr_scale)
   else:
     video = transforms.spatial_crops(
-        transforms.resize_short_side(flat, _short_side(config, flat, None, resize, size)), size,
-        crops)
+      transforms.resize_short_side(flat, _short_side(config, flat, None, resize, size)), size, crops
+    )
   return {"video": to_uint8(_clip_major(video, config, size)), **out}
 
 
@@ -122,8 +129,12 @@ def padding(config, paired: bool = False) -> dict[str, np.ndarray]:
   """One eval padding row (`video_id` -1, `mask` 0) shaped like `eval_views`' rows (with `"lr"`
   when `paired`)."""
   t, c = config.num_frames, eval_sizes(config)[1]
-  row = {"video": np.zeros((t, c, c, 3), np.uint8), "label": np.int32(0),
-         "video_id": np.int32(-1), "mask": np.float32(0)}
+  row = {
+    "video": np.zeros((t, c, c, 3), np.uint8),
+    "label": np.int32(0),
+    "video_id": np.int32(-1),
+    "mask": np.float32(0),
+  }
   if paired:
     row["lr"] = np.zeros((t, c // config.lr_scale, c // config.lr_scale, 3), np.uint8)
   return row

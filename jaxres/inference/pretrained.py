@@ -40,8 +40,9 @@ class PretrainedInfo:
   url: str
 
 
-def load_pretrained(name: str, *, progress: bool = True, **model_kwargs
-                    ) -> tuple[Any, dict[str, Any], PretrainedInfo]:
+def load_pretrained(
+  name: str, *, progress: bool = True, **model_kwargs
+) -> tuple[Any, dict[str, Any], PretrainedInfo]:
   """The model, its published variables and what the publisher says of them.
 
   Args:
@@ -69,9 +70,16 @@ def load_pretrained(name: str, *, progress: bool = True, **model_kwargs
   problems = mismatches(variables, abstract_variables(model, models.spec(entry.arch).input_rank))
   if problems:
     raise IncompatibleCheckpointError(
-        f"The weights {name} do not fit {entry.arch} built with {model_kwargs}: "
-        f"{'; '.join(problems[:5])}.")
-  info = PretrainedInfo(name=entry.name, arch=entry.arch, class_names=entry.class_names(),
-                        preprocessing=dict(entry.preprocessing), metrics=dict(entry.metrics),
-                        source=entry.source, url=entry.url)
+      f"The weights {name} do not fit {entry.arch} built with {model_kwargs}: "
+      f"{'; '.join(problems[:5])}."
+    )
+  info = PretrainedInfo(
+    name=entry.name,
+    arch=entry.arch,
+    class_names=entry.class_names(),
+    preprocessing=dict(entry.preprocessing),
+    metrics=dict(entry.metrics),
+    source=entry.source,
+    url=entry.url,
+  )
   return model, jax.device_put(variables), info

@@ -67,14 +67,16 @@ def read_config(workdir: str) -> ml_collections.ConfigDict:
   path = os.path.join(workdir, CONFIG_FILE)
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f"{workdir} has no {CONFIG_FILE}: is it the workdir of `jaxres train`? "
-        "(pass the config file with --config to rebuild the model otherwise)")
+      f"{workdir} has no {CONFIG_FILE}: is it the workdir of `jaxres train`? "
+      "(pass the config file with --config to rebuild the model otherwise)"
+    )
   with open(path) as f:
     return with_defaults(ml_collections.ConfigDict(json.load(f)))
 
 
-def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None,
-             step: Optional[int] = None) -> Run:
+def load_run(
+  workdir: str, *, config: Optional[ml_collections.ConfigDict] = None, step: Optional[int] = None
+) -> Run:
   """Rebuilds the model of a training run and restores its variables on the default device.
 
   Args:
@@ -106,15 +108,18 @@ def load_run(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None
     variables = files.restore_training_variables(item)
   except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
     raise IncompatibleCheckpointError(
-        f"The checkpoint of step {step} in {workdir} cannot be read (damaged?): "
-        f"{_first_line(e)}") from e
+      f"The checkpoint of step {step} in {workdir} cannot be read (damaged?): {_first_line(e)}"
+    ) from e
   problems = mismatches(
-      variables, abstract_variables(model, models.spec(config.model.name).input_rank))
+    variables, abstract_variables(model, models.spec(config.model.name).input_rank)
+  )
   if problems:
     raise IncompatibleCheckpointError(
-        f"The checkpoint of step {step} in {workdir} does not fit the configured "
-        f"{config.model.name} (another architecture or size?): {'; '.join(problems[:5])}"
-        + (f" and {len(problems) - 5} more" if len(problems) > 5 else "") + ".")
+      f"The checkpoint of step {step} in {workdir} does not fit the configured "
+      f"{config.model.name} (another architecture or size?): {'; '.join(problems[:5])}"
+      + (f" and {len(problems) - 5} more" if len(problems) > 5 else "")
+      + "."
+    )
   return Run(model=model, variables=jax.device_put(variables), config=config, step=step)
 
 
@@ -156,8 +161,11 @@ def mismatches(variables: Any, expected: Any) -> list[str]:
   """
   have = _shapes(variables)
   want = _shapes(expected)
-  lines = [f"{k}: shape {have[k]} where the model has {want[k]}"
-           for k in sorted(have.keys() & want.keys()) if have[k] != want[k]]
+  lines = [
+    f"{k}: shape {have[k]} where the model has {want[k]}"
+    for k in sorted(have.keys() & want.keys())
+    if have[k] != want[k]
+  ]
   lines += [f"{k}: missing" for k in sorted(want.keys() - have.keys())]
   lines += [f"{k}: not in the model" for k in sorted(have.keys() - want.keys())]
   return lines
@@ -165,8 +173,9 @@ def mismatches(variables: Any, expected: Any) -> list[str]:
 
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape)
-          for path, leaf in flat}
+  return {
+    "/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in flat
+  }
 
 
 def _first_line(error: BaseException) -> str:

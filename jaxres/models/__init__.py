@@ -9,11 +9,11 @@ Example:
 from jaxres.models.basicvsr import BasicVSR
 from jaxres.models.basicvsrpp import BasicVSRPlusPlus
 from jaxres.models.blocks import (
-                                  BasicBlock,
-                                  BottleneckBlock,
-                                  Conv2Plus1D,
-                                  ProjectionShortcut,
-                                  ZeroPadShortcut,
+  BasicBlock,
+  BottleneckBlock,
+  Conv2Plus1D,
+  ProjectionShortcut,
+  ZeroPadShortcut,
 )
 from jaxres.models.configured import from_config
 from jaxres.models.features import features

@@ -42,8 +42,9 @@ lrelu = functools.partial(nn.leaky_relu, negative_slope=0.1)
 
 def conv3x3(features: int, *, dtype: Any, param_dtype: Any, name: str, **kwargs) -> nn.Conv:
   """A 3x3 convolution padded by 1 (PyTorch's `Conv2d(..., 3, 1, 1)`)."""
-  return nn.Conv(features, (3, 3), padding=1, dtype=dtype, param_dtype=param_dtype, name=name,
-                 **kwargs)
+  return nn.Conv(
+    features, (3, 3), padding=1, dtype=dtype, param_dtype=param_dtype, name=name, **kwargs
+  )
 
 
 class ConvResidualBlocks(nn.Module):
@@ -135,8 +136,9 @@ class BasicVSR(nn.Module):
     x = x.astype(jnp.float32)
     spynet = SpyNet(self.dtype, self.param_dtype, name="spynet")
     flows_forward, flows_backward = clip_flows(spynet, x) if t > 1 else (None, None)
-    trunk = functools.partial(ConvResidualBlocks, self.features, self.num_blocks, self.dtype,
-                              self.param_dtype)
+    trunk = functools.partial(
+      ConvResidualBlocks, self.features, self.num_blocks, self.dtype, self.param_dtype
+    )
     backward_trunk = trunk(name="backward_trunk")
     forward_trunk = trunk(name="forward_trunk")
 
@@ -157,8 +159,11 @@ class BasicVSR(nn.Module):
 
     feats = jnp.concatenate([jnp.stack(backward, 1), jnp.stack(forward, 1)], -1)
     feats = feats.reshape(b * t, h, w, 2 * self.features)
-    fused = lrelu(nn.Conv(self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-                          name="fusion")(feats))
+    fused = lrelu(
+      nn.Conv(self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="fusion")(
+        feats
+      )
+    )
     out = UpsampleX4(self.dtype, self.param_dtype, name="upsample")(fused)
     base = resize_bilinear(x.reshape(b * t, h, w, 3), (4 * h, 4 * w), align_corners=False)
     return (out + base).reshape(b, t, 4 * h, 4 * w, 3)

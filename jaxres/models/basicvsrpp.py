@@ -67,8 +67,9 @@ class SecondOrderDeformableAlignment(nn.Module):
   param_dtype: Any = jnp.float32
 
   @nn.compact
-  def __call__(self, x: jax.Array, extra: jax.Array, flow_1: jax.Array,
-               flow_2: jax.Array) -> jax.Array:
+  def __call__(
+    self, x: jax.Array, extra: jax.Array, flow_1: jax.Array, flow_2: jax.Array
+  ) -> jax.Array:
     """Aligns `x` `[B, h, w, 2F]` guided by `extra` `[B, h, w, 3F]` and the flows `[B, h, w, 2]`."""
     conv = functools.partial(conv3x3, dtype=self.dtype, param_dtype=self.param_dtype)
     g = self.deformable_groups
@@ -78,17 +79,25 @@ class SecondOrderDeformableAlignment(nn.Module):
     y = conv(27 * g, kernel_init=nn.initializers.zeros, name="conv_offset_3")(y)
     o1, o2, mask = jnp.split(y.astype(jnp.float32), 3, axis=-1)
     offset_1, offset_2 = jnp.split(
-        self.max_residue_magnitude * jnp.tanh(jnp.concatenate([o1, o2], -1)), 2, axis=-1)
+      self.max_residue_magnitude * jnp.tanh(jnp.concatenate([o1, o2], -1)), 2, axis=-1
+    )
     # Flows are (dx, dy); offsets (dy, dx) pairs, one per group and kernel tap.
     repeat = offset_1.shape[-1] // 2
     offset_1 = offset_1 + jnp.tile(flow_1[..., ::-1], (1, 1, 1, repeat))
     offset_2 = offset_2 + jnp.tile(flow_2[..., ::-1], (1, 1, 1, repeat))
-    kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (3, 3, x.shape[-1], self.features), self.param_dtype)
+    kernel = self.param(
+      "kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features), self.param_dtype
+    )
     bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-    out = modulated_deform_conv(x.astype(jnp.float32), jnp.concatenate([offset_1, offset_2], -1),
-                                jax.nn.sigmoid(mask), kernel.astype(jnp.float32),
-                                bias.astype(jnp.float32), padding=1, deformable_groups=g)
+    out = modulated_deform_conv(
+      x.astype(jnp.float32),
+      jnp.concatenate([offset_1, offset_2], -1),
+      jax.nn.sigmoid(mask),
+      kernel.astype(jnp.float32),
+      bias.astype(jnp.float32),
+      padding=1,
+      deformable_groups=g,
+    )
     return out.astype(self.dtype)
 
 
@@ -126,8 +135,14 @@ class BasicVSRPlusPlus(nn.Module):
     flows_forward, flows_backward = clip_flows(spynet, x) if t > 1 else (None, None)
 
     for n, branch in enumerate(BRANCHES):
-      align = SecondOrderDeformableAlignment(f, 16, self.max_residue_magnitude, self.dtype,
-                                             self.param_dtype, name=f"deform_align_{branch}")
+      align = SecondOrderDeformableAlignment(
+        f,
+        16,
+        self.max_residue_magnitude,
+        self.dtype,
+        self.param_dtype,
+        name=f"deform_align_{branch}",
+      )
       backbone = blocks(f, self.num_blocks, name=f"backbone_{branch}")
       backward = branch.startswith("backward")
       flows = flows_backward if backward else flows_forward

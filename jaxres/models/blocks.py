@@ -92,7 +92,8 @@ class BasicBlock(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     y = self.conv(self.features, strides=self.strides, name="conv1")(
-        x if self.shift is None else self.shift(x))
+      x if self.shift is None else self.shift(x)
+    )
     y = self.act(self.norm(name="bn1")(y))
     y = self.conv(self.features, name="conv2")(y)
     y = self.norm(name="bn2", **_last_bn_init(self.zero_init_last_bn))(y)
@@ -166,11 +167,21 @@ class Conv2Plus1D(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     st, sh, sw = (self.strides,) * 3 if isinstance(self.strides, int) else tuple(self.strides)
-    y = self.conv(self.mid_features, kernel_size=(1, 3, 3), strides=(1, sh, sw),
-                  padding=((0, 0), (1, 1), (1, 1)), name="spatial")(x)
+    y = self.conv(
+      self.mid_features,
+      kernel_size=(1, 3, 3),
+      strides=(1, sh, sw),
+      padding=((0, 0), (1, 1), (1, 1)),
+      name="spatial",
+    )(x)
     y = self.act(self.norm(name="bn")(y))
-    return self.conv(self.features, kernel_size=(3, 1, 1), strides=(st, 1, 1),
-                     padding=((1, 1), (0, 0), (0, 0)), name="temporal")(y)
+    return self.conv(
+      self.features,
+      kernel_size=(3, 1, 1),
+      strides=(st, 1, 1),
+      padding=((1, 1), (0, 0), (0, 0)),
+      name="temporal",
+    )(y)
 
 
 REMAT_POLICIES = ("none", "block")  # plus any name of `jax.checkpoint_policies`
@@ -201,9 +212,11 @@ def remat_block(block_cls: ModuleDef, policy: str = "block") -> ModuleDef:
     return block_cls
   if policy == "block":
     return nn.remat(block_cls)
-  known = [n for n in dir(jax.checkpoint_policies)
-           if not n.startswith("_") and n.endswith("saveable")]
+  known = [
+    n for n in dir(jax.checkpoint_policies) if not n.startswith("_") and n.endswith("saveable")
+  ]
   if policy not in known:
-    raise ValueError(f"Unknown remat policy {policy!r}; use one of "
-                     f"{', '.join(REMAT_POLICIES + tuple(known))}.")
+    raise ValueError(
+      f"Unknown remat policy {policy!r}; use one of {', '.join(REMAT_POLICIES + tuple(known))}."
+    )
   return nn.remat(block_cls, policy=getattr(jax.checkpoint_policies, policy))

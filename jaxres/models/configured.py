@@ -44,7 +44,9 @@ def from_config(model_config: Mapping[str, Any], *, bn_axis_name: str | None = N
   for key in ("dtype", "param_dtype"):
     if isinstance(kwargs.get(key), str):
       if kwargs[key] not in DTYPES:
-        raise ValueError(f"config.model.{key} must be one of {sorted(DTYPES)}, got {kwargs[key]!r}.")
+        raise ValueError(
+          f"config.model.{key} must be one of {sorted(DTYPES)}, got {kwargs[key]!r}."
+        )
       kwargs[key] = DTYPES[kwargs[key]]
   if bn_axis_name is not None:
     kwargs["bn_axis_name"] = bn_axis_name
@@ -55,13 +57,17 @@ def from_config(model_config: Mapping[str, Any], *, bn_axis_name: str | None = N
     if lowering not in LOWERINGS:
       raise ValueError(f"config.model.conv_lowering must be one of {LOWERINGS}, got {lowering!r}.")
     if not hasattr(model, "conv_lowering"):
-      raise ValueError(f"config.model.conv_lowering={lowering!r}: model {name!r} has no choice of "
-                       "convolution lowering (the ResNets do); leave it \"auto\".")
+      raise ValueError(
+        f"config.model.conv_lowering={lowering!r}: model {name!r} has no choice of "
+        'convolution lowering (the ResNets do); leave it "auto".'
+      )
     model = model.clone(conv_lowering=lowering)
   if remat != "none":
     if not hasattr(model, "block_cls"):
-      raise ValueError(f"config.model.remat={remat!r}: model {name!r} takes no residual block "
-                       "class to rematerialise (the ResNets do); leave it \"none\".")
+      raise ValueError(
+        f"config.model.remat={remat!r}: model {name!r} takes no residual block "
+        'class to rematerialise (the ResNets do); leave it "none".'
+      )
     try:
       model = model.clone(block_cls=remat_block(model.block_cls, remat))
     except ValueError as e:

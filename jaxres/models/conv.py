@@ -46,17 +46,39 @@ GROUPED_LOWERINGS = ("native", "depthwise")
 
 # Winograd F(m, 3) matrices (Lavin & Gray 2016): y = A^T [(G g) * (B^T d)] for one axis.
 _WINOGRAD = {
-    2: dict(
-        BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
-        G=np.array([[1, 0, 0], [.5, .5, .5], [.5, -.5, .5], [0, 0, 1]], np.float64),
-        AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64)),
-    4: dict(
-        BT=np.array([[4, 0, -5, 0, 1, 0], [0, -4, -4, 1, 1, 0], [0, 4, -4, -1, 1, 0],
-                     [0, -2, -1, 2, 1, 0], [0, 2, -1, -2, 1, 0], [0, 4, 0, -5, 0, 1]], np.float64),
-        G=np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
-                    [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]], np.float64),
-        AT=np.array([[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0],
-                     [0, 1, -1, 8, -8, 1]], np.float64)),
+  2: dict(
+    BT=np.array([[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], np.float64),
+    G=np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]], np.float64),
+    AT=np.array([[1, 1, 1, 0], [0, 1, -1, -1]], np.float64),
+  ),
+  4: dict(
+    BT=np.array(
+      [
+        [4, 0, -5, 0, 1, 0],
+        [0, -4, -4, 1, 1, 0],
+        [0, 4, -4, -1, 1, 0],
+        [0, -2, -1, 2, 1, 0],
+        [0, 2, -1, -2, 1, 0],
+        [0, 4, 0, -5, 0, 1],
+      ],
+      np.float64,
+    ),
+    G=np.array(
+      [
+        [1 / 4, 0, 0],
+        [-1 / 6, -1 / 6, -1 / 6],
+        [-1 / 6, 1 / 6, -1 / 6],
+        [1 / 24, 1 / 12, 1 / 6],
+        [1 / 24, -1 / 12, 1 / 6],
+        [0, 0, 1],
+      ],
+      np.float64,
+    ),
+    AT=np.array(
+      [[1, 1, 1, 1, 1, 0], [0, 1, -1, 2, -2, 0], [0, 1, 1, 4, 4, 0], [0, 1, -1, 8, -8, 1]],
+      np.float64,
+    ),
+  ),
 }
 
 
@@ -77,7 +99,7 @@ def _explicit_padding(x_shape, kernel_shape, strides, padding):
 
 
 def _dimension_numbers(ndim: int) -> tuple[str, str, str]:
-  spatial = "DHW"[-(ndim - 2):] if ndim <= 5 else None
+  spatial = "DHW"[-(ndim - 2) :] if ndim <= 5 else None
   if spatial is None:
     raise ValueError(f"Inputs of rank {ndim} are not supported.")
   return ("N" + spatial + "C", spatial + "IO", "N" + spatial + "C")
@@ -85,9 +107,14 @@ def _dimension_numbers(ndim: int) -> tuple[str, str, str]:
 
 def native_conv(x, kernel, strides, padding, feature_group_count: int = 1):
   """`lax.conv_general_dilated` with channels-last dimension numbers."""
-  return lax.conv_general_dilated(x, kernel, strides, padding,
-                                  dimension_numbers=_dimension_numbers(x.ndim),
-                                  feature_group_count=feature_group_count)
+  return lax.conv_general_dilated(
+    x,
+    kernel,
+    strides,
+    padding,
+    dimension_numbers=_dimension_numbers(x.ndim),
+    feature_group_count=feature_group_count,
+  )
 
 
 def depthwise_conv(x, kernel, strides, padding):
@@ -98,14 +125,18 @@ def depthwise_conv(x, kernel, strides, padding):
   """
   kernel_spatial, channels = kernel.shape[:-2], kernel.shape[-1]
   if kernel.shape[-2] != 1 or x.shape[-1] != channels:
-    raise ValueError(f"depthwise_conv needs a [*k, 1, C] kernel for C = {x.shape[-1]} input "
-                     f"channels, got {kernel.shape}.")
+    raise ValueError(
+      f"depthwise_conv needs a [*k, 1, C] kernel for C = {x.shape[-1]} input "
+      f"channels, got {kernel.shape}."
+    )
   out_shape = _output_shape(x.shape, kernel_spatial, strides, padding)
   x = jnp.pad(x, ((0, 0), *padding, (0, 0)))
   y = None
   for offsets in np.ndindex(*kernel_spatial):
-    view = x[(slice(None),) + tuple(slice(j, j + s * (n - 1) + 1, s)
-                                    for j, s, n in zip(offsets, strides, out_shape))]
+    view = x[
+      (slice(None),)
+      + tuple(slice(j, j + s * (n - 1) + 1, s) for j, s, n in zip(offsets, strides, out_shape))
+    ]
     term = view * kernel[offsets + (0,)]
     y = term if y is None else y + term
   return y
@@ -130,8 +161,10 @@ def pointwise_conv(x, kernel, strides, padding):
 
 
 def _output_shape(x_shape, kernel_spatial, strides, padding):
-  return tuple((n + lo + hi - k) // s + 1
-               for n, k, s, (lo, hi) in zip(x_shape[1:-1], kernel_spatial, strides, padding))
+  return tuple(
+    (n + lo + hi - k) // s + 1
+    for n, k, s, (lo, hi) in zip(x_shape[1:-1], kernel_spatial, strides, padding)
+  )
 
 
 def im2col_conv(x, kernel, strides, padding):
@@ -199,8 +232,7 @@ def _gather_taps(x, kernel_spatial, strides, out_shape):
   if x.shape[-1] >= 16:
     taps = []
     for offsets in np.ndindex(*kernel_spatial):
-      view = tuple(slice(j, j + s * (n - 1) + 1, s)
-                   for j, s, n in zip(offsets, strides, out_shape))
+      view = tuple(slice(j, j + s * (n - 1) + 1, s) for j, s, n in zip(offsets, strides, out_shape))
       taps.append(x[(slice(None),) * first + view])
     return taps[0] if len(taps) == 1 else jnp.concatenate(taps, axis=-1)
   for axis in reversed(range(len(kernel_spatial))):
@@ -262,8 +294,9 @@ def winograd_conv(x, kernel, strides, padding, tile: int | Sequence[int] = 2):
   kernel_spatial = kernel.shape[:-2]
   axes = winograd_axes(kernel_spatial, strides, padding)
   if axes is None:
-    raise ValueError(f"Kernel {kernel.shape}, strides {strides}, padding {padding} do not fit "
-                     "Winograd F(m, 3).")
+    raise ValueError(
+      f"Kernel {kernel.shape}, strides {strides}, padding {padding} do not fit Winograd F(m, 3)."
+    )
   tiles = (tile,) * len(axes) if isinstance(tile, int) else tuple(tile)
   padding = tuple(tuple(p) for p in padding)
   if all(s == 1 for s in strides):
@@ -317,7 +350,7 @@ def _input_transform(x, axes, strides, padding, ms):
     axis = v.ndim - x.ndim + 1 + a
     parts = _split(v, axis, m + 2, t, m)
     v = jnp.stack([_combine(parts, row) for row in _WINOGRAD[m]["BT"]], axis=0)
-  batch_shape = v.shape[len(axes):-1]
+  batch_shape = v.shape[len(axes) : -1]
   v = v.reshape(-1, int(np.prod(batch_shape)), x.shape[-1])
   return v, (x.ndim - 2, tuple(axes), tuple(ms), tuple(batch_shape), tuple(out_shape))
 
@@ -330,7 +363,7 @@ def _kernel_transform(kernel, num_axes, ms):
   position; alternated in one process, the matmul made r3d_18 / mc3_18 / r2plus1d_18's forward
   2% / 1% / 0% and their train steps 1% / 3% / 1% faster.
   """
-  taps = kernel.reshape(3 ** num_axes, -1)
+  taps = kernel.reshape(3**num_axes, -1)
   matrix = jnp.asarray(_kernel_transform_matrix(tuple(ms)), taps.dtype)
   u = jnp.dot(matrix, taps, preferred_element_type=taps.dtype)
   return u.reshape(-1, *kernel.shape[-2:])
@@ -372,18 +405,23 @@ def _winograd_grads(x, kernel, padding, ms, dy):
   axes = winograd_axes(kernel.shape[:-2], strides, padding)
   # The transform's static arguments of `_output_transform` come back as (non-array) aux data.
   v, input_transform_vjp, meta = jax.vjp(
-      lambda x: _input_transform(x, axes, strides, padding, ms), x, has_aux=True)
+    lambda x: _input_transform(x, axes, strides, padding, ms), x, has_aux=True
+  )
   positions, count, cin = v.shape
   cout = kernel.shape[-1]
   dprod = _output_transform_bwd(*meta, (positions, count, cout), dy)[0]
   u, kernel_transform_vjp = jax.vjp(
-      lambda k: _kernel_transform(k, len(axes), ms).astype(v.dtype), kernel)
+    lambda k: _kernel_transform(k, len(axes), ms).astype(v.dtype), kernel
+  )
   dv = lax.dot_general(dprod, u, (((2,), (2,)), ((0,), (0,))), preferred_element_type=v.dtype)
   if max(cin, cout) <= 64 and count % 2 == 0:
-    v_t = lax.optimization_barrier(
-        jnp.swapaxes(v.reshape(positions, 2, count // 2, cin), -1, -2))
-    du = lax.dot_general(v_t, dprod.reshape(positions, 2, count // 2, cout),
-                         (((3,), (2,)), ((0, 1), (0, 1))), preferred_element_type=v.dtype).sum(1)
+    v_t = lax.optimization_barrier(jnp.swapaxes(v.reshape(positions, 2, count // 2, cin), -1, -2))
+    du = lax.dot_general(
+      v_t,
+      dprod.reshape(positions, 2, count // 2, cout),
+      (((3,), (2,)), ((0, 1), (0, 1))),
+      preferred_element_type=v.dtype,
+    ).sum(1)
   else:
     du = lax.dot_general(v, dprod, (((1,), (1,)), ((0,), (0,))), preferred_element_type=v.dtype)
   return input_transform_vjp(dv)[0], kernel_transform_vjp(du)[0]
@@ -445,7 +483,8 @@ def _output_transform(prod, spatial, axes, ms, batch_shape, out_shape):
   sizes = [n * ms[axes.index(i)] if i in axes else n for i, n in enumerate(batch_shape[1:])]
   y = y.reshape((batch_shape[0], *sizes, prod.shape[-1]))
   crop = (slice(None),) + tuple(
-      slice(0, out_shape[axes.index(i)]) if i in axes else slice(None) for i in range(spatial))
+    slice(0, out_shape[axes.index(i)]) if i in axes else slice(None) for i in range(spatial)
+  )
   return y[crop]
 
 
@@ -455,8 +494,14 @@ def _output_transform_fwd(prod, spatial, axes, ms, batch_shape, out_shape):
 
 def _output_transform_bwd(spatial, axes, ms, batch_shape, out_shape, prod_shape, dy):
   # The transpose of each step, in reverse: un-crop (zeros), un-interleave, A (= (A^T)^T) per pass.
-  pads = [(0, 0)] + [(0, n * ms[axes.index(i)] - out_shape[axes.index(i)]) if i in axes
-                     else (0, 0) for i, n in enumerate(batch_shape[1:])] + [(0, 0)]
+  pads = (
+    [(0, 0)]
+    + [
+      (0, n * ms[axes.index(i)] - out_shape[axes.index(i)]) if i in axes else (0, 0)
+      for i, n in enumerate(batch_shape[1:])
+    ]
+    + [(0, 0)]
+  )
   dy = jnp.pad(dy, pads)
   perm = _interleave_perm(spatial, axes)
   interleaved = [batch_shape[0]]
@@ -487,9 +532,14 @@ def default_tiles(x_shape: Sequence[int], axes: Sequence[int]) -> tuple[int, ...
   return tuple(4 if x_shape[1 + a] >= 7 else 2 for a in axes)
 
 
-def choose_lowering(kernel_spatial: Sequence[int], strides: Sequence[int], padding,
-                    backend: str | None = None, x_shape: Sequence[int] | None = None,
-                    features: int | None = None) -> str:
+def choose_lowering(
+  kernel_spatial: Sequence[int],
+  strides: Sequence[int],
+  padding,
+  backend: str | None = None,
+  x_shape: Sequence[int] | None = None,
+  features: int | None = None,
+) -> str:
   """The lowering `auto` picks for a convolution on `backend` (default: JAX's default backend).
 
   On CPU: 1x..x1 kernels -> `pointwise`; kernels of 3 with stride 1 on some axes and 1 elsewhere ->
@@ -513,15 +563,17 @@ def choose_lowering(kernel_spatial: Sequence[int], strides: Sequence[int], paddi
   if x_shape is not None and features is not None:
     out = _output_shape(x_shape, kernel_spatial, strides, padding)
     tiles = default_tiles(x_shape, axes)
-    num_tiles = x_shape[0] * np.prod([-(-n // tiles[axes.index(i)]) if i in axes else n
-                                      for i, n in enumerate(out)])
+    num_tiles = x_shape[0] * np.prod(
+      [-(-n // tiles[axes.index(i)]) if i in axes else n for i, n in enumerate(out)]
+    )
     if 4 * num_tiles < features:
       return "im2col"
   return "winograd"
 
 
-def choose_grouped_lowering(in_features: int, feature_group_count: int, features: int,
-                            backend: str | None = None) -> str:
+def choose_grouped_lowering(
+  in_features: int, feature_group_count: int, features: int, backend: str | None = None
+) -> str:
   """The lowering `auto` picks for a grouped convolution (`feature_group_count > 1`).
 
   On CPU, depthwise convolutions (one group per input channel) -> `depthwise`; other grouped ones
@@ -541,17 +593,22 @@ def choose_grouped_lowering(in_features: int, feature_group_count: int, features
 
 
 _LOWERED: dict[str, Callable] = {
-    "native": native_conv,
-    "winograd": winograd_conv,
-    "im2col": im2col_conv,
-    "pointwise": pointwise_conv,
-    "depthwise": depthwise_conv,
+  "native": native_conv,
+  "winograd": winograd_conv,
+  "im2col": im2col_conv,
+  "pointwise": pointwise_conv,
+  "depthwise": depthwise_conv,
 }
 
 
-def conv(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
-         padding: Padding = "SAME", lowering: str = "auto",
-         feature_group_count: int = 1) -> jax.Array:
+def conv(
+  x: jax.Array,
+  kernel: jax.Array,
+  strides: int | Sequence[int] = 1,
+  padding: Padding = "SAME",
+  lowering: str = "auto",
+  feature_group_count: int = 1,
+) -> jax.Array:
   """A channels-last convolution, lowered as asked.
 
   Args:
@@ -579,13 +636,16 @@ def conv(x: jax.Array, kernel: jax.Array, strides: int | Sequence[int] = 1,
       lowering = choose_grouped_lowering(x.shape[-1], feature_group_count, kernel.shape[-1])
     if lowering == "depthwise":
       if feature_group_count != x.shape[-1]:
-        raise ValueError(f"The depthwise lowering needs one group per input channel "
-                         f"({x.shape[-1]}), got feature_group_count={feature_group_count}.")
+        raise ValueError(
+          f"The depthwise lowering needs one group per input channel "
+          f"({x.shape[-1]}), got feature_group_count={feature_group_count}."
+        )
       return depthwise_conv(x, kernel, strides, padding)
     return native_conv(x, kernel, strides, padding, feature_group_count)
   if lowering == "auto":
-    lowering = choose_lowering(kernel.shape[:-2], strides, padding, x_shape=x.shape,
-                               features=kernel.shape[-1])
+    lowering = choose_lowering(
+      kernel.shape[:-2], strides, padding, x_shape=x.shape, features=kernel.shape[-1]
+    )
   if lowering not in _LOWERED:
     raise ValueError(f"Unknown lowering {lowering!r}; choose one of {LOWERINGS}.")
   if lowering == "winograd":
@@ -637,12 +697,21 @@ class Conv(nn.Module):
     kernel_size = tuple(self.kernel_size)
     groups = self.feature_group_count
     if x.shape[-1] % groups or self.features % groups:
-      raise ValueError(f"feature_group_count={groups} must divide the input channels "
-                       f"({x.shape[-1]}) and the features ({self.features}).")
-    kernel = self.param("kernel", self.kernel_init,
-                        kernel_size + (x.shape[-1] // groups, self.features), self.param_dtype)
-    bias = (self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            if self.use_bias else None)
+      raise ValueError(
+        f"feature_group_count={groups} must divide the input channels "
+        f"({x.shape[-1]}) and the features ({self.features})."
+      )
+    kernel = self.param(
+      "kernel",
+      self.kernel_init,
+      kernel_size + (x.shape[-1] // groups, self.features),
+      self.param_dtype,
+    )
+    bias = (
+      self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+      if self.use_bias
+      else None
+    )
     x, kernel, bias = nn.dtypes.promote_dtype(x, kernel, bias, dtype=self.dtype)
     padding = self.padding
     if isinstance(padding, int):

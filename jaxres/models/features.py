@@ -8,8 +8,9 @@ import flax.linen as nn
 import jax
 
 
-def features(model: nn.Module, variables: Any, x: jax.Array, *, train: bool = False
-             ) -> tuple[jax.Array, dict[str, jax.Array]]:
+def features(
+  model: nn.Module, variables: Any, x: jax.Array, *, train: bool = False
+) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Runs `model` and returns its output with the features it sowed.
 
   Every jaxres classifier sows a dict of `stem`, `stage1`, ..., `pre_logits` as "features" into the

@@ -57,14 +57,27 @@ class DCNv2Pack(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, feat: jax.Array) -> jax.Array:
     g = self.deformable_groups
-    out = conv3x3(3 * 9 * g, dtype=self.dtype, param_dtype=self.param_dtype,
-                  kernel_init=nn.initializers.zeros, name="conv_offset")(feat).astype(jnp.float32)
-    offset, mask = out[..., :18 * g], jax.nn.sigmoid(out[..., 18 * g:])
-    kernel = self.param("kernel", nn.initializers.lecun_normal(),
-                        (3, 3, x.shape[-1], self.features), self.param_dtype)
+    out = conv3x3(
+      3 * 9 * g,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.initializers.zeros,
+      name="conv_offset",
+    )(feat).astype(jnp.float32)
+    offset, mask = out[..., : 18 * g], jax.nn.sigmoid(out[..., 18 * g :])
+    kernel = self.param(
+      "kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features), self.param_dtype
+    )
     bias = self.param("bias", nn.initializers.zeros, (self.features,), self.param_dtype)
-    y = modulated_deform_conv(x.astype(jnp.float32), offset, mask, kernel.astype(jnp.float32),
-                              bias.astype(jnp.float32), padding=1, deformable_groups=g)
+    y = modulated_deform_conv(
+      x.astype(jnp.float32),
+      offset,
+      mask,
+      kernel.astype(jnp.float32),
+      bias.astype(jnp.float32),
+      padding=1,
+      deformable_groups=g,
+    )
     return y.astype(self.dtype)
 
 
@@ -80,8 +93,9 @@ class PCDAlignment(nn.Module):
   @nn.compact
   def __call__(self, nbr: list[jax.Array], ref: list[jax.Array]) -> jax.Array:
     conv = functools.partial(conv3x3, self.features, dtype=self.dtype, param_dtype=self.param_dtype)
-    dcn = functools.partial(DCNv2Pack, self.features, self.deformable_groups, self.dtype,
-                            self.param_dtype)
+    dcn = functools.partial(
+      DCNv2Pack, self.features, self.deformable_groups, self.dtype, self.param_dtype
+    )
     up_offset = up_feat = None
     for i in (3, 2, 1):
       offset = lrelu(conv(name=f"offset_conv1_l{i}")(jnp.concatenate([nbr[i - 1], ref[i - 1]], -1)))
@@ -120,8 +134,9 @@ class TSAFusion(nn.Module):
   def __call__(self, aligned: jax.Array) -> jax.Array:
     b, t, h, w, c = aligned.shape
     conv = functools.partial(conv3x3, self.features, dtype=self.dtype, param_dtype=self.param_dtype)
-    conv1 = functools.partial(nn.Conv, self.features, (1, 1), dtype=self.dtype,
-                              param_dtype=self.param_dtype)
+    conv1 = functools.partial(
+      nn.Conv, self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype
+    )
     embedding_ref = conv(name="temporal_attn1")(aligned[:, self.center])
     embedding = conv(name="temporal_attn2")(aligned.reshape(b * t, h, w, c)).reshape(b, t, h, w, c)
     corr = jax.nn.sigmoid(jnp.sum(embedding * embedding_ref[:, None], -1))  # [B, T, h, w]
@@ -129,11 +144,13 @@ class TSAFusion(nn.Module):
     aligned = (aligned * corr[..., None]).transpose(0, 2, 3, 1, 4).reshape(b, h, w, t * c)
     feat = lrelu(conv1(name="feat_fusion")(aligned))
     attn = lrelu(conv1(name="spatial_attn1")(aligned))
-    attn = lrelu(conv1(name="spatial_attn2")(
-        jnp.concatenate([_pool(attn, "max"), _pool(attn, "avg")], -1)))
+    attn = lrelu(
+      conv1(name="spatial_attn2")(jnp.concatenate([_pool(attn, "max"), _pool(attn, "avg")], -1))
+    )
     level = lrelu(conv1(name="spatial_attn_l1")(attn))
-    level = lrelu(conv(name="spatial_attn_l2")(
-        jnp.concatenate([_pool(level, "max"), _pool(level, "avg")], -1)))
+    level = lrelu(
+      conv(name="spatial_attn_l2")(jnp.concatenate([_pool(level, "max"), _pool(level, "avg")], -1))
+    )
     level = _up2(lrelu(conv(name="spatial_attn_l3")(level)))
     attn = lrelu(conv(name="spatial_attn3")(attn)) + level
     attn = _up2(lrelu(conv1(name="spatial_attn4")(attn)))
@@ -154,12 +171,21 @@ class EDVRFeatureExtractor(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     b, t, h, w, _ = x.shape
     conv = functools.partial(conv3x3, self.features, dtype=self.dtype, param_dtype=self.param_dtype)
-    down = functools.partial(nn.Conv, self.features, (3, 3), strides=2, padding=1,
-                             dtype=self.dtype, param_dtype=self.param_dtype)
+    down = functools.partial(
+      nn.Conv,
+      self.features,
+      (3, 3),
+      strides=2,
+      padding=1,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+    )
     l1 = lrelu(conv(name="conv_first")(x.reshape(b * t, h, w, 3).astype(self.dtype)))
     for i in range(5):
-      l1 = ResidualBlock(lambda f, name: conv3x3(f, dtype=self.dtype, param_dtype=self.param_dtype,
-                                                 name=name), name=f"feature_extraction{i}")(l1)
+      l1 = ResidualBlock(
+        lambda f, name: conv3x3(f, dtype=self.dtype, param_dtype=self.param_dtype, name=name),
+        name=f"feature_extraction{i}",
+      )(l1)
     l2 = lrelu(conv(name="conv_l2_2")(lrelu(down(name="conv_l2_1")(l1))))
     l3 = lrelu(conv(name="conv_l3_2")(lrelu(down(name="conv_l3_1")(l2))))
     levels = [f.reshape(b, t, *f.shape[1:]) for f in (l1, l2, l3)]
@@ -201,8 +227,9 @@ class IconVSR(nn.Module):
       raise ValueError(f"IconVSR: temporal_padding must be 2 or 3, got {tp}.")
     b, n, h_in, w_in, _ = x.shape
     if n < 2 * tp + 1:
-      raise ValueError(f"IconVSR with temporal_padding={tp} needs clips of at least {2 * tp + 1} "
-                       f"frames, got {n}.")
+      raise ValueError(
+        f"IconVSR with temporal_padding={tp} needs clips of at least {2 * tp + 1} frames, got {n}."
+      )
     x = x.astype(jnp.float32)
     pad_h, pad_w = -h_in % 4, -w_in % 4
     x = jnp.pad(x, ((0, 0), (0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="reflect")
@@ -212,13 +239,14 @@ class IconVSR(nn.Module):
     if keyframes[-1] != n - 1:
       keyframes.append(n - 1)
 
-    flows_forward, flows_backward = clip_flows(SpyNet(self.dtype, self.param_dtype, name="spynet"),
-                                               x)
+    flows_forward, flows_backward = clip_flows(
+      SpyNet(self.dtype, self.param_dtype, name="spynet"), x
+    )
     # Mirror the ends (BasicSR's indices) and extract the keyframes' EDVR features in one batch.
-    before = [2 * tp - i for i in range(tp)]          # [4, 3] for tp=2
-    after = [-(tp + 2) - i for i in range(tp)]        # [-4, -5]
+    before = [2 * tp - i for i in range(tp)]  # [4, 3] for tp=2
+    after = [-(tp + 2) - i for i in range(tp)]  # [-4, -5]
     padded = jnp.concatenate([x[:, before], x, x[:, after]], 1)
-    windows = jnp.concatenate([padded[:, i:i + 2 * tp + 1] for i in keyframes], 0)
+    windows = jnp.concatenate([padded[:, i : i + 2 * tp + 1] for i in keyframes], 0)
     edvr = EDVRFeatureExtractor(2 * tp + 1, f, self.dtype, self.param_dtype, name="edvr")
     refill = dict(zip(keyframes, jnp.split(edvr(windows), len(keyframes), 0)))
 
@@ -248,7 +276,8 @@ class IconVSR(nn.Module):
       forward.append(prop)
 
     out = UpsampleX4(self.dtype, self.param_dtype, name="upsample")(
-        jnp.stack(forward, 1).reshape(b * n, h, w, f))
+      jnp.stack(forward, 1).reshape(b * n, h, w, f)
+    )
     base = resize_bilinear(x.reshape(b * n, h, w, 3), (4 * h, 4 * w), align_corners=False)
     out = (out + base).reshape(b, n, 4 * h, 4 * w, 3)
-    return out[:, :, :4 * h_in, :4 * w_in]
+    return out[:, :, : 4 * h_in, : 4 * w_in]

@@ -19,8 +19,9 @@ from jaxres.models.norm import BatchNorm
 conv_kernel_init = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
 
 
-def conv_factory(conv: Callable, *, dtype: Any, param_dtype: Any,
-                 lowering: str | None = None) -> Callable:
+def conv_factory(
+  conv: Callable, *, dtype: Any, param_dtype: Any, lowering: str | None = None
+) -> Callable:
   """`conv` without bias, with torchvision's initialiser and, if given, a fixed lowering.
 
   Args:
@@ -38,8 +39,14 @@ def conv_factory(conv: Callable, *, dtype: Any, param_dtype: Any,
     >>> y = conv(64, kernel_size=(3, 3, 3), padding=((1, 1),) * 3).init_with_output(key, x)[0]
   """
   extra = {} if lowering is None else {"lowering": lowering}
-  return functools.partial(conv, use_bias=False, dtype=dtype, param_dtype=param_dtype,
-                           kernel_init=conv_kernel_init, **extra)
+  return functools.partial(
+    conv,
+    use_bias=False,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    kernel_init=conv_kernel_init,
+    **extra,
+  )
 
 
 def norm_factory(*, train: bool, dtype: Any, param_dtype: Any, axis_name: str | None) -> Callable:
@@ -57,8 +64,15 @@ def norm_factory(*, train: bool, dtype: Any, param_dtype: Any, axis_name: str | 
   Example:
     >>> norm = norm_factory(train=True, dtype=jnp.float32, param_dtype=jnp.float32, axis_name=None)
   """
-  return functools.partial(BatchNorm, use_running_average=not train, momentum=0.9, epsilon=1e-5,
-                           dtype=dtype, param_dtype=param_dtype, axis_name=axis_name)
+  return functools.partial(
+    BatchNorm,
+    use_running_average=not train,
+    momentum=0.9,
+    epsilon=1e-5,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    axis_name=axis_name,
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,10 +110,13 @@ def layer_factories(model: nn.Module, train: bool, *, dims: int = 3) -> LayerFac
     >>> parts = layer_factories(r3d_18(), train=True)
     >>> stem = r3d_18().stem_cls(conv=parts.conv, norm=parts.norm)
   """
-  conv = conv_factory(model.conv, dtype=model.dtype, param_dtype=model.param_dtype,
-                      lowering=model.conv_lowering)
-  norm = norm_factory(train=train, dtype=model.dtype, param_dtype=model.param_dtype,
-                      axis_name=model.bn_axis_name)
+  conv = conv_factory(
+    model.conv, dtype=model.dtype, param_dtype=model.param_dtype, lowering=model.conv_lowering
+  )
+  norm = norm_factory(
+    train=train, dtype=model.dtype, param_dtype=model.param_dtype, axis_name=model.bn_axis_name
+  )
   pointwise = functools.partial(conv, kernel_size=(1,) * dims, padding="VALID")
-  return LayerFactories(conv, norm, pointwise,
-                        functools.partial(ProjectionShortcut, conv=pointwise, norm=norm))
+  return LayerFactories(
+    conv, norm, pointwise, functools.partial(ProjectionShortcut, conv=pointwise, norm=norm)
+  )

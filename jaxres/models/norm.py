@@ -53,7 +53,8 @@ class BatchNorm(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, use_running_average: Optional[bool] = None) -> jax.Array:
     use_running_average = nn.merge_param(
-        "use_running_average", self.use_running_average, use_running_average)
+      "use_running_average", self.use_running_average, use_running_average
+    )
     features = x.shape[-1]
     running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
     running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)

@@ -72,11 +72,21 @@ class PVConv2Plus1D(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     kt, kh, kw = self.kernel_size
     st, sh, sw = self.strides
-    x = self.conv(self.features, kernel_size=(kt, 1, 1), strides=(st, 1, 1),
-                  padding=_same_padding((kt, 1, 1)), name="conv_t")(x)
+    x = self.conv(
+      self.features,
+      kernel_size=(kt, 1, 1),
+      strides=(st, 1, 1),
+      padding=_same_padding((kt, 1, 1)),
+      name="conv_t",
+    )(x)
     x = self.act(self.norm(name="norm")(x))
-    return self.conv(self.features, kernel_size=(1, kh, kw), strides=(1, sh, sw),
-                     padding=_same_padding((1, kh, kw)), name="conv_xy")(x)
+    return self.conv(
+      self.features,
+      kernel_size=(1, kh, kw),
+      strides=(1, sh, sw),
+      padding=_same_padding((1, kh, kw)),
+      name="conv_xy",
+    )(x)
 
 
 class PVBottleneck(nn.Module):
@@ -117,16 +127,33 @@ class PVBottleneck(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    y = self.conv(self.inner_features, kernel_size=self.kernel_a, strides=self.stride_a,
-                  padding=_same_padding(self.kernel_a), name="conv_a")(x)
+    y = self.conv(
+      self.inner_features,
+      kernel_size=self.kernel_a,
+      strides=self.stride_a,
+      padding=_same_padding(self.kernel_a),
+      name="conv_a",
+    )(x)
     y = self.act(self.norm(name="norm_a")(y))
     if self.factorised:
-      y = PVConv2Plus1D(self.inner_features, self.kernel_b, self.stride_b, conv=self.conv,
-                        norm=self.norm, act=self.act, name="conv_b")(y)
+      y = PVConv2Plus1D(
+        self.inner_features,
+        self.kernel_b,
+        self.stride_b,
+        conv=self.conv,
+        norm=self.norm,
+        act=self.act,
+        name="conv_b",
+      )(y)
     else:
-      y = self.conv(self.inner_features, kernel_size=self.kernel_b, strides=self.stride_b,
-                    padding=_same_padding(self.kernel_b), feature_group_count=self.groups,
-                    name="conv_b")(y)
+      y = self.conv(
+        self.inner_features,
+        kernel_size=self.kernel_b,
+        strides=self.stride_b,
+        padding=_same_padding(self.kernel_b),
+        feature_group_count=self.groups,
+        name="conv_b",
+      )(y)
     y = self.act(self.norm(name="norm_b")(y))
     y = self.conv(self.features, kernel_size=(1, 1, 1), padding="VALID", name="conv_c")(y)
     # PyTorchVideo starts every block as the identity: the last BN's scale is initialised to 0.
@@ -136,8 +163,9 @@ class PVBottleneck(nn.Module):
     residual = x
     if x.shape[-1] != self.features or any(s != 1 for s in strides):
       pointwise = functools.partial(self.conv, kernel_size=(1, 1, 1), padding="VALID")
-      residual = ProjectionShortcut(self.features, strides, conv=pointwise, norm=self.norm,
-                                    name="downsample")(x)
+      residual = ProjectionShortcut(
+        self.features, strides, conv=pointwise, norm=self.norm, name="downsample"
+      )(x)
     return self.act(residual + y)
 
 
@@ -202,8 +230,13 @@ class PVResNet(nn.Module):
     parts = layer_factories(self, train)
     conv, norm = parts.conv, parts.norm
     x = jnp.asarray(x, self.dtype)
-    x = conv(self.stem_features, kernel_size=self.stem_kernel, strides=(1, 2, 2),
-             padding=_same_padding(self.stem_kernel), name="stem_conv")(x)
+    x = conv(
+      self.stem_features,
+      kernel_size=self.stem_kernel,
+      strides=(1, 2, 2),
+      padding=_same_padding(self.stem_kernel),
+      name="stem_conv",
+    )(x)
     x = nn.relu(norm(name="stem_norm")(x))
     if self.stem_pool:
       x = nn.max_pool(x, (1, 3, 3), strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
@@ -217,13 +250,25 @@ class PVResNet(nn.Module):
       for index in range(num_blocks):
         first = index == 0
         stride_a = (st if first and self.temporal_stride_on == "a" else 1, 1, 1)
-        stride_b = ((st if self.temporal_stride_on == "b" else 1) if first else 1,
-                    ss if first else 1, ss if first else 1)
-        x = PVBottleneck(features, inner, kernel_a=tuple(kernels_a[index % len(kernels_a)]),
-                         kernel_b=tuple(self.kernel_b), stride_a=stride_a, stride_b=stride_b,
-                         conv=conv, norm=norm, groups=inner if self.depthwise else 1,
-                         factorised=self.factorised, zero_init_last_bn=self.zero_init_residual,
-                         name=f"layer{stage + 1}_{index}")(x)
+        stride_b = (
+          (st if self.temporal_stride_on == "b" else 1) if first else 1,
+          ss if first else 1,
+          ss if first else 1,
+        )
+        x = PVBottleneck(
+          features,
+          inner,
+          kernel_a=tuple(kernels_a[index % len(kernels_a)]),
+          kernel_b=tuple(self.kernel_b),
+          stride_a=stride_a,
+          stride_b=stride_b,
+          conv=conv,
+          norm=norm,
+          groups=inner if self.depthwise else 1,
+          factorised=self.factorised,
+          zero_init_last_bn=self.zero_init_residual,
+          name=f"layer{stage + 1}_{index}",
+        )(x)
       if stage == 0 and self.stage1_pool:
         x = nn.max_pool(x, (2, 1, 1), strides=(2, 1, 1))
       feats[f"stage{stage + 1}"] = x
@@ -236,29 +281,56 @@ class PVResNet(nn.Module):
     # Dropout where there is a "dropout" rng to draw from (jaxres' train step passes one); a bare
     # train-mode call (BatchNorm statistics, benchmarks) runs without it.
     x = nn.Dropout(self.dropout_rate, deterministic=not (train and self.has_rng("dropout")))(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                    kernel_init=nn.initializers.normal(0.01), name="fc")(x)
+    return nn.Dense(
+      self.num_classes,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.initializers.normal(0.01),
+      name="fc",
+    )(x)
 
 
 _I3D_KERNELS_A = ((3, 1, 1), ((3, 1, 1), (1, 1, 1)), ((3, 1, 1), (1, 1, 1)), ((1, 1, 1), (3, 1, 1)))
-_CSN = dict(stem_kernel=(3, 7, 7), kernels_a=((1, 1, 1),) * 4, kernel_b=(3, 3, 3),
-            temporal_strides=(1, 2, 2, 2), temporal_stride_on="b", depthwise=True, dropout_rate=0.0)
+_CSN = dict(
+  stem_kernel=(3, 7, 7),
+  kernels_a=((1, 1, 1),) * 4,
+  kernel_b=(3, 3, 3),
+  temporal_strides=(1, 2, 2, 2),
+  temporal_stride_on="b",
+  depthwise=True,
+  dropout_rate=0.0,
+)
 
 # pytorchvideo.models.hub.slow_r50 / c2d_r50 / i3d_r50 (create_resnet).
 slow_r50 = functools.partial(PVResNet, stem_kernel=(1, 7, 7))
-c2d_r50 = functools.partial(PVResNet, stem_kernel=(1, 7, 7), stage1_pool=True,
-                            kernels_a=((1, 1, 1),) * 4)
-i3d_r50 = functools.partial(PVResNet, stem_kernel=(5, 7, 7), stage1_pool=True,
-                            kernels_a=_I3D_KERNELS_A)
+c2d_r50 = functools.partial(
+  PVResNet, stem_kernel=(1, 7, 7), stage1_pool=True, kernels_a=((1, 1, 1),) * 4
+)
+i3d_r50 = functools.partial(
+  PVResNet, stem_kernel=(5, 7, 7), stage1_pool=True, kernels_a=_I3D_KERNELS_A
+)
 # pytorchvideo.models.hub.csn_r101 (create_csn, stem pool) and its 152-layer twin.
 csn_r101 = functools.partial(PVResNet, depth=101, **_CSN)
 ir_csn_152 = functools.partial(PVResNet, depth=152, **_CSN)
 # pytorchvideo.models.hub.r2plus1d_r50 (create_r2plus1d, dropout 0.5; logits, not softmax).
 r2plus1d_r50 = functools.partial(
-    PVResNet, stem_kernel=(1, 7, 7), stem_pool=False, kernels_a=((1, 1, 1),) * 4,
-    kernel_b=(3, 3, 3), spatial_strides=(2, 2, 2, 2), temporal_strides=(1, 1, 2, 2),
-    temporal_stride_on="b", factorised=True)
+  PVResNet,
+  stem_kernel=(1, 7, 7),
+  stem_pool=False,
+  kernels_a=((1, 1, 1),) * 4,
+  kernel_b=(3, 3, 3),
+  spatial_strides=(2, 2, 2, 2),
+  temporal_strides=(1, 1, 2, 2),
+  temporal_stride_on="b",
+  factorised=True,
+)
 
 # PyTorchVideo's fixed head pools (for `head_pool=`), sized for each model's default clip.
-PYTORCHVIDEO_HEAD_POOL = {"slow_r50": (8, 7, 7), "c2d_r50": (4, 7, 7), "i3d_r50": (4, 7, 7),
-                          "csn_r101": (4, 7, 7), "ir_csn_152": (4, 7, 7), "r2plus1d_r50": (4, 7, 7)}
+PYTORCHVIDEO_HEAD_POOL = {
+  "slow_r50": (8, 7, 7),
+  "c2d_r50": (4, 7, 7),
+  "i3d_r50": (4, 7, 7),
+  "csn_r101": (4, 7, 7),
+  "ir_csn_152": (4, 7, 7),
+  "r2plus1d_r50": (4, 7, 7),
+}

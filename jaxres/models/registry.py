@@ -55,9 +55,16 @@ class ModelSpec:
 _MODELS: dict[str, ModelSpec] = {}
 
 
-def register(name: str, constructor: Callable[..., nn.Module], *, input_rank: int,
-             task: str = "classification", num_frames: int | None = None,
-             frame_stride: int | None = None, crop_size: int | None = None) -> None:
+def register(
+  name: str,
+  constructor: Callable[..., nn.Module],
+  *,
+  input_rank: int,
+  task: str = "classification",
+  num_frames: int | None = None,
+  frame_stride: int | None = None,
+  crop_size: int | None = None,
+) -> None:
   """Adds a model under `name` (fields as `ModelSpec`'s); raises ValueError if the name is taken."""
   if name in _MODELS:
     raise ValueError(f"A model named {name!r} is already registered.")
@@ -97,16 +104,38 @@ for _name in ("r3d_18", "r3d_34", "mc3_18", "mc3_34", "r2plus1d_18", "r2plus1d_3
   register(_name, getattr(video, _name), input_rank=5)
 # PyTorchVideo's model zoo, with the clips its Kinetics-400 weights were trained on
 # (frames x sampling stride, crop): SLOW_8x8, C2D_8x8, I3D_8x8, CSN_32x2, R2PLUS1D_16x4.
-for _name, _frames, _stride in (("slow_r50", 8, 8), ("c2d_r50", 8, 8), ("i3d_r50", 8, 8),
-                                ("csn_r101", 32, 2), ("ir_csn_152", 32, 2),
-                                ("r2plus1d_r50", 16, 4)):
-  register(_name, getattr(pytorchvideo_resnet, _name), input_rank=5, num_frames=_frames,
-           frame_stride=_stride, crop_size=224)
+for _name, _frames, _stride in (
+  ("slow_r50", 8, 8),
+  ("c2d_r50", 8, 8),
+  ("i3d_r50", 8, 8),
+  ("csn_r101", 32, 2),
+  ("ir_csn_152", 32, 2),
+  ("r2plus1d_r50", 16, 4),
+):
+  register(
+    _name,
+    getattr(pytorchvideo_resnet, _name),
+    input_rank=5,
+    num_frames=_frames,
+    frame_stride=_stride,
+    crop_size=224,
+  )
 # SLOWFAST_8x8_R50: the clip is the fast pathway's 32 frames at stride 2 (slow: 8 of them, inside).
-register("slowfast_r50", slowfast.slowfast_r50, input_rank=5, num_frames=32, frame_stride=2,
-         crop_size=224)
-for _name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-              "resnet20", "resnet32", "resnet44", "resnet56", "resnet110"):
+register(
+  "slowfast_r50", slowfast.slowfast_r50, input_rank=5, num_frames=32, frame_stride=2, crop_size=224
+)
+for _name in (
+  "resnet18",
+  "resnet34",
+  "resnet50",
+  "resnet101",
+  "resnet152",
+  "resnet20",
+  "resnet32",
+  "resnet44",
+  "resnet56",
+  "resnet110",
+):
   register(_name, getattr(resnet, _name), input_rank=4)
 # Per-frame (TSN-style) video baselines: the 2D network on every frame, features averaged over time.
 # Same parameter tree as the 2D model, so converted ImageNet weights load as they are.
@@ -117,11 +146,24 @@ for _name in ("resnet18", "resnet50"):
 register("tsm_r50", resnet.tsm_r50, input_rank=5, num_frames=8, crop_size=224)
 # X3D (PyTorchVideo), with the clip each size is trained on: (frames, frame stride, crop).
 for _name, (_frames, _stride, _crop) in x3d.CLIPS.items():
-  register(_name, getattr(x3d, _name), input_rank=5, num_frames=_frames, frame_stride=_stride,
-           crop_size=_crop)
+  register(
+    _name,
+    getattr(x3d, _name),
+    input_rank=5,
+    num_frames=_frames,
+    frame_stride=_stride,
+    crop_size=_crop,
+  )
 # Super-resolution (jaxres.models.sr): image networks take [B,H,W,3] and also run per frame on clips.
-for _name in ("edsr_baseline", "edsr", "edsr_bicubic_baseline", "edsr_bicubic", "edsr_bicubic_tiny",
-              "vdsr", "vdsr_tiny"):
+for _name in (
+  "edsr_baseline",
+  "edsr",
+  "edsr_bicubic_baseline",
+  "edsr_bicubic",
+  "edsr_bicubic_tiny",
+  "vdsr",
+  "vdsr_tiny",
+):
   register(_name, getattr(sr, _name), input_rank=4, task="super_resolution")
 for _name in ("recurrent_vsr", "recurrent_vsr_tiny"):
   register(_name, getattr(sr, _name), input_rank=5, task="super_resolution")

@@ -53,8 +53,9 @@ class ImageNetStem(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = self.conv(self.features, kernel_size=(7, 7), strides=(2, 2), padding=((3, 3), (3, 3)),
-                  name="conv")(x)
+    x = self.conv(
+      self.features, kernel_size=(7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), name="conv"
+    )(x)
     x = nn.relu(self.norm(name="bn")(x))
     # Padding of a max-pool is -inf in flax, as in torch.
     return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
@@ -135,8 +136,15 @@ class ResNet(nn.Module):
           extra["zero_init_last_bn"] = True
         if shift is not None:
           extra["shift"] = shift
-        x = self.block_cls(width, conv=conv3x3, norm=norm, shortcut=shortcut,
-                           strides=(stride, stride), name=f"layer{i + 1}_{j}", **extra)(x)
+        x = self.block_cls(
+          width,
+          conv=conv3x3,
+          norm=norm,
+          shortcut=shortcut,
+          strides=(stride, stride),
+          name=f"layer{i + 1}_{j}",
+          **extra,
+        )(x)
       feats[f"stage{i + 1}"] = x
     x = jnp.mean(x, axis=(1, 2))
     if frames is not None:
@@ -147,9 +155,14 @@ class ResNet(nn.Module):
       x = jnp.mean(x.reshape(-1, frames, x.shape[-1]), axis=1)
     feats["pre_logits"] = x
     self.sow("intermediates", "features", feats)
-    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                    kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
-                    bias_init=_torch_linear_bias_init(x.shape[-1]), name="fc")(x)
+    return nn.Dense(
+      self.num_classes,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.initializers.variance_scaling(1 / 3, "fan_in", "uniform"),
+      bias_init=_torch_linear_bias_init(x.shape[-1]),
+      name="fc",
+    )(x)
 
 
 resnet18 = functools.partial(ResNet, stage_sizes=(2, 2, 2, 2), block_cls=BasicBlock)
@@ -179,8 +192,14 @@ def cifar_resnet(depth: int, **kwargs) -> ResNet:
     raise ValueError(f"CIFAR ResNet depth must be 6n + 2 (20, 32, 44, 56, 110, ...), got {depth}.")
   n = (depth - 2) // 6
   kwargs.setdefault("num_classes", 10)
-  return ResNet(stage_sizes=(n, n, n), block_cls=BasicBlock, widths=(16, 32, 64),
-                stem_cls=CifarStem, shortcut_cls=ZeroPadShortcut, **kwargs)
+  return ResNet(
+    stage_sizes=(n, n, n),
+    block_cls=BasicBlock,
+    widths=(16, 32, 64),
+    stem_cls=CifarStem,
+    shortcut_cls=ZeroPadShortcut,
+    **kwargs,
+  )
 
 
 resnet20 = functools.partial(cifar_resnet, 20)

@@ -68,7 +68,9 @@ def resize_bilinear(x: jax.Array, size: tuple[int, int], *, align_corners: bool)
   return _interp_axis(x, x.ndim - 2, size[1], align_corners)
 
 
-def bilinear_sample(x: jax.Array, sx: jax.Array, sy: jax.Array, padding: str = "zeros") -> jax.Array:
+def bilinear_sample(
+  x: jax.Array, sx: jax.Array, sy: jax.Array, padding: str = "zeros"
+) -> jax.Array:
   """Samples `x[b]` bilinearly at pixel coordinates `(sx[b, ...], sy[b, ...])`.
 
   Args:
@@ -129,15 +131,23 @@ def flow_warp(x: jax.Array, flow: jax.Array, padding: str = "zeros") -> jax.Arra
   _, h, w, _ = x.shape
   if flow.shape[1:3] != (h, w) or flow.shape[-1] != 2:
     raise ValueError(f"flow_warp: flow {flow.shape} does not fit features {x.shape}.")
-  gy, gx = jnp.meshgrid(jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32),
-                        indexing="ij")
+  gy, gx = jnp.meshgrid(
+    jnp.arange(h, dtype=jnp.float32), jnp.arange(w, dtype=jnp.float32), indexing="ij"
+  )
   flow = flow.astype(jnp.float32)
   return bilinear_sample(x, gx + flow[..., 0], gy + flow[..., 1], padding)
 
 
-def modulated_deform_conv(x: jax.Array, offset: jax.Array, mask: jax.Array, kernel: jax.Array,
-                          bias: jax.Array | None = None, *, padding: int = 1,
-                          deformable_groups: int = 1) -> jax.Array:
+def modulated_deform_conv(
+  x: jax.Array,
+  offset: jax.Array,
+  mask: jax.Array,
+  kernel: jax.Array,
+  bias: jax.Array | None = None,
+  *,
+  padding: int = 1,
+  deformable_groups: int = 1,
+) -> jax.Array:
   """Modulated deformable convolution (DCNv2), stride 1, as `torchvision.ops.deform_conv2d`.
 
   Channel layouts are torchvision's, channels-last: `offset[..., (g * K + k) * 2 + {0: dy, 1: dx}]`
@@ -165,17 +175,25 @@ def modulated_deform_conv(x: jax.Array, offset: jax.Array, mask: jax.Array, kern
   kh, kw, cin, out = kernel.shape
   g = deformable_groups
   if cin != c or c % g:
-    raise ValueError(f"modulated_deform_conv: input has {c} channels, kernel expects {cin}, "
-                     f"deformable groups {g} must divide them.")
+    raise ValueError(
+      f"modulated_deform_conv: input has {c} channels, kernel expects {cin}, "
+      f"deformable groups {g} must divide them."
+    )
   k = kh * kw
   ho, wo = h + 2 * padding - kh + 1, w + 2 * padding - kw + 1
   if offset.shape != (b, ho, wo, 2 * g * k) or mask.shape != (b, ho, wo, g * k):
-    raise ValueError(f"modulated_deform_conv: offset {offset.shape} / mask {mask.shape} should be "
-                     f"{(b, ho, wo, 2 * g * k)} / {(b, ho, wo, g * k)}.")
+    raise ValueError(
+      f"modulated_deform_conv: offset {offset.shape} / mask {mask.shape} should be "
+      f"{(b, ho, wo, 2 * g * k)} / {(b, ho, wo, g * k)}."
+    )
   offset = offset.reshape(b, ho, wo, g, k, 2).astype(jnp.float32)
   ky, kx = np.meshgrid(np.arange(kh), np.arange(kw), indexing="ij")
-  base_y = (np.arange(ho)[:, None, None, None] - padding + ky.reshape(1, 1, 1, k)).astype(np.float32)
-  base_x = (np.arange(wo)[None, :, None, None] - padding + kx.reshape(1, 1, 1, k)).astype(np.float32)
+  base_y = (np.arange(ho)[:, None, None, None] - padding + ky.reshape(1, 1, 1, k)).astype(
+    np.float32
+  )
+  base_x = (np.arange(wo)[None, :, None, None] - padding + kx.reshape(1, 1, 1, k)).astype(
+    np.float32
+  )
   sy = base_y + offset[..., 0]  # [B, Ho, Wo, G, K]
   sx = base_x + offset[..., 1]
   groups = x.reshape(b, h, w, g, c // g)

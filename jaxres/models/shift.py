@@ -31,6 +31,6 @@ def temporal_shift(x: jax.Array, num_segments: int, shift_div: int = 8) -> jax.A
   clips = x.reshape((-1, num_segments) + x.shape[1:])
   rest = [(0, 0)] * (clips.ndim - 2)
   back = jnp.pad(clips[:, 1:, ..., :fold], [(0, 0), (0, 1)] + rest)
-  forward = jnp.pad(clips[:, :-1, ..., fold:2 * fold], [(0, 0), (1, 0)] + rest)
-  out = jnp.concatenate([back, forward, clips[..., 2 * fold:]], axis=-1)
+  forward = jnp.pad(clips[:, :-1, ..., fold : 2 * fold], [(0, 0), (1, 0)] + rest)
+  out = jnp.concatenate([back, forward, clips[..., 2 * fold :]], axis=-1)
   return out.reshape(x.shape)

@@ -40,15 +40,20 @@ def slow_frame_indices(num_frames: int, alpha: int) -> np.ndarray:
   """
   steps = num_frames // alpha
   if steps < 1:
-    raise ValueError(f"A clip of {num_frames} frames has no slow frames at alpha {alpha}; give "
-                     f"at least {alpha} frames.")
+    raise ValueError(
+      f"A clip of {num_frames} frames has no slow frames at alpha {alpha}; give "
+      f"at least {alpha} frames."
+    )
   if steps == 1:
     return np.zeros(1, np.int64)
   start, end = np.float32(0), np.float32(num_frames - 1)
   step = (end - start) / np.float32(steps - 1)
   i = np.arange(steps)
-  values = np.where(i < steps // 2, start + step * i.astype(np.float32),
-                    end - step * (steps - i - 1).astype(np.float32))
+  values = np.where(
+    i < steps // 2,
+    start + step * i.astype(np.float32),
+    end - step * (steps - i - 1).astype(np.float32),
+  )
   return values.astype(np.float32).astype(np.int64)
 
 
@@ -63,8 +68,13 @@ class FuseFastToSlow(nn.Module):
 
   @nn.compact
   def __call__(self, slow: jax.Array, fast: jax.Array) -> jax.Array:
-    fuse = self.conv(self.features, kernel_size=self.kernel_size, strides=(self.alpha, 1, 1),
-                     padding=_same_padding(self.kernel_size), name="conv")(fast)
+    fuse = self.conv(
+      self.features,
+      kernel_size=self.kernel_size,
+      strides=(self.alpha, 1, 1),
+      padding=_same_padding(self.kernel_size),
+      name="conv",
+    )(fast)
     fuse = nn.relu(self.norm(name="norm")(fuse))
     return jnp.concatenate([slow, fuse], axis=-1)
 
@@ -116,15 +126,21 @@ class SlowFast(nn.Module):
     fast = x
 
     def stem(x, features, kernel, name):
-      x = conv(features, kernel_size=kernel, strides=(1, 2, 2), padding=_same_padding(kernel),
-               name=f"{name}_conv")(x)
+      x = conv(
+        features,
+        kernel_size=kernel,
+        strides=(1, 2, 2),
+        padding=_same_padding(kernel),
+        name=f"{name}_conv",
+      )(x)
       x = nn.relu(norm(name=f"{name}_norm")(x))
       return nn.max_pool(x, (1, 3, 3), strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
 
     def fuse(slow, fast, index):
       features = fast.shape[-1] * self.fusion_channel_ratio
-      return FuseFastToSlow(features, self.fusion_kernel, self.alpha, conv=conv, norm=norm,
-                            name=f"fuse{index}")(slow, fast)
+      return FuseFastToSlow(
+        features, self.fusion_kernel, self.alpha, conv=conv, norm=norm, name=f"fuse{index}"
+      )(slow, fast)
 
     slow = stem(slow, self.stem_features, (1, 7, 7), "slow_stem")
     fast = stem(fast, self.stem_features // self.beta_inv, (5, 7, 7), "fast_stem")
@@ -132,18 +148,28 @@ class SlowFast(nn.Module):
     feats = {"stem": slow}
     features = self.stem_features * 4
     for stage, num_blocks in enumerate(_STAGE_DEPTHS[self.depth]):
-      for pathway, kernels_a, width in (("slow", self.slow_kernels_a, features),
-                                        ("fast", self.fast_kernels_a, features // self.beta_inv)):
+      for pathway, kernels_a, width in (
+        ("slow", self.slow_kernels_a, features),
+        ("fast", self.fast_kernels_a, features // self.beta_inv),
+      ):
         y = slow if pathway == "slow" else fast
         kernels = kernels_a[stage]
         kernels = [kernels] if isinstance(kernels[0], int) else list(kernels)
         spatial = 2 if stage > 0 else 1
         for index in range(num_blocks):
           s = spatial if index == 0 else 1
-          y = PVBottleneck(width, width // 4, kernel_a=tuple(kernels[index % len(kernels)]),
-                           kernel_b=(1, 3, 3), stride_a=(1, 1, 1), stride_b=(1, s, s), conv=conv,
-                           norm=norm, zero_init_last_bn=self.zero_init_residual,
-                           name=f"{pathway}_layer{stage + 1}_{index}")(y)
+          y = PVBottleneck(
+            width,
+            width // 4,
+            kernel_a=tuple(kernels[index % len(kernels)]),
+            kernel_b=(1, 3, 3),
+            stride_a=(1, 1, 1),
+            stride_b=(1, s, s),
+            conv=conv,
+            norm=norm,
+            zero_init_last_bn=self.zero_init_residual,
+            name=f"{pathway}_layer{stage + 1}_{index}",
+          )(y)
         if pathway == "slow":
           slow = y
         else:
@@ -158,8 +184,13 @@ class SlowFast(nn.Module):
     # Dropout where there is a "dropout" rng to draw from (jaxres' train step passes one); a bare
     # train-mode call (BatchNorm statistics, benchmarks) runs without it.
     x = nn.Dropout(self.dropout_rate, deterministic=not (train and self.has_rng("dropout")))(x)
-    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                    kernel_init=nn.initializers.normal(0.01), name="fc")(x)
+    return nn.Dense(
+      self.num_classes,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.initializers.normal(0.01),
+      name="fc",
+    )(x)
 
 
 # pytorchvideo.models.hub.slowfast_r50: SlowFast 8x8 R50 (32 frames fast, 8 slow).

@@ -44,8 +44,9 @@ class BasicModule(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = functools.partial(nn.Conv, kernel_size=(7, 7), padding=3, dtype=self.dtype,
-                             param_dtype=self.param_dtype)
+    conv = functools.partial(
+      nn.Conv, kernel_size=(7, 7), padding=3, dtype=self.dtype, param_dtype=self.param_dtype
+    )
     for i, features in enumerate((32, 64, 32, 16)):
       x = nn.relu(conv(features, name=f"conv_{i}")(x))
     return conv(2, name="conv_4")(x)
@@ -78,14 +79,16 @@ class SpyNet(nn.Module):
       `[N, h, w, 2]` flow in pixels, (dx, dy).
     """
     if ref.shape != supp.shape or ref.ndim != 4:
-      raise ValueError(f"SpyNet takes two [N, h, w, 3] batches of one shape, got {ref.shape} and "
-                       f"{supp.shape}.")
+      raise ValueError(
+        f"SpyNet takes two [N, h, w, 3] batches of one shape, got {ref.shape} and {supp.shape}."
+      )
     h, w = ref.shape[1:3]
     hf, wf = 32 * math.ceil(h / 32), 32 * math.ceil(w / 32)
     mean = jnp.asarray(_MEAN, jnp.float32)
     std = jnp.asarray(_STD, jnp.float32)
-    prepare = lambda x: (resize_bilinear(x.astype(jnp.float32), (hf, wf), align_corners=False)
-                         - mean) / std
+    prepare = lambda x: (
+      (resize_bilinear(x.astype(jnp.float32), (hf, wf), align_corners=False) - mean) / std
+    )
     refs, supps = [prepare(ref)], [prepare(supp)]
     for _ in range(LEVELS - 1):
       refs.insert(0, _avg_pool2(refs[0]))

@@ -165,8 +165,9 @@ class Upsampler(nn.Module):
 
 
 def _conv_factory(dtype, param_dtype) -> ModuleDef:
-  return functools.partial(nn.Conv, kernel_size=(3, 3), padding="SAME", dtype=dtype,
-                           param_dtype=param_dtype)
+  return functools.partial(
+    nn.Conv, kernel_size=(3, 3), padding="SAME", dtype=dtype, param_dtype=param_dtype
+  )
 
 
 class EDSR(nn.Module):
@@ -207,7 +208,8 @@ class EDSR(nn.Module):
 
     def network(x):
       h = conv(self.features, name="conv_first")(
-          ((jnp.asarray(x, jnp.float32) - mean) * self.img_range).astype(self.dtype))
+        ((jnp.asarray(x, jnp.float32) - mean) * self.img_range).astype(self.dtype)
+      )
       y = h
       for i in range(self.num_blocks):
         y = ResidualBlock(conv, res_scale=self.res_scale, name=f"body{i}")(y)
@@ -333,8 +335,9 @@ class PropagationCell(nn.Module):
       pair = jnp.concatenate([frame, neighbour.astype(hidden.dtype)], axis=-1)
       flow = FlowEstimator(conv=self.conv, name="flow")(pair)
       hidden = flow_warp(hidden, flow.astype(jnp.float32), padding="border")
-    y = nn.leaky_relu(self.conv(self.features, name="fuse")(jnp.concatenate([frame, hidden], -1)),
-                      0.1)
+    y = nn.leaky_relu(
+      self.conv(self.features, name="fuse")(jnp.concatenate([frame, hidden], -1)), 0.1
+    )
     for i in range(self.num_blocks):
       y = ResidualBlock(self.conv, name=f"block{i}")(y)
     return y, y
@@ -390,25 +393,36 @@ class RecurrentVSR(nn.Module):
 
     def direction(name, reverse, neighbours):
       if not self.unroll:
-        scan = nn.scan(PropagationCell, variable_broadcast="params", split_rngs={"params": False},
-                       in_axes=1, out_axes=1, reverse=reverse)
+        scan = nn.scan(
+          PropagationCell,
+          variable_broadcast="params",
+          split_rngs={"params": False},
+          in_axes=1,
+          out_axes=1,
+          reverse=reverse,
+        )
         cell = scan(self.features, self.num_blocks, self.align, conv, name=name)
         return cell(jnp.zeros((b, h, w, self.features), self.dtype), (frames, neighbours))[1]
       # Unrolled: the same cell (shared parameters, same tree as the scan) called once per frame.
       cell = PropagationCell(self.features, self.num_blocks, self.align, conv, name=name)
       hidden = jnp.zeros((b, h, w, self.features), self.dtype)
       outputs = [None] * t
-      for i in (reversed(range(t)) if reverse else range(t)):
+      for i in reversed(range(t)) if reverse else range(t):
         hidden, outputs[i] = cell(hidden, (frames[:, i], neighbours[:, i]))
       return jnp.stack(outputs, axis=1)
 
     backward = direction("backward", True, next_frames)
     forward = direction("forward", False, prev_frames)
     y = jnp.concatenate([backward, forward], axis=-1).reshape(b * t, h, w, 2 * self.features)
-    y = nn.leaky_relu(nn.Conv(self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype,
-                              name="fusion")(y), 0.1)
-    y = Upsampler(self.scale, conv, act=functools.partial(nn.leaky_relu, negative_slope=0.1),
-                  name="upsample")(y)
+    y = nn.leaky_relu(
+      nn.Conv(self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype, name="fusion")(
+        y
+      ),
+      0.1,
+    )
+    y = Upsampler(
+      self.scale, conv, act=functools.partial(nn.leaky_relu, negative_slope=0.1), name="upsample"
+    )(y)
     y = nn.leaky_relu(conv(64, name="hr_conv")(y), 0.1)
     y = conv(3, kernel_init=nn.initializers.zeros, name="tail")(y)
     y = y.reshape(b, t, *y.shape[1:]).astype(jnp.float32)

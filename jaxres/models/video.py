@@ -42,8 +42,9 @@ class ConvBuilder:
   def strides(self, stride: int) -> tuple[int, int, int]:
     return (stride if self.temporal_stride else 1, stride, stride)
 
-  def unit(self, in_features: int, features: int, conv: ModuleDef, norm: ModuleDef,
-           act: Callable) -> ModuleDef:
+  def unit(
+    self, in_features: int, features: int, conv: ModuleDef, norm: ModuleDef, act: Callable
+  ) -> ModuleDef:
     """The conv factory for a block from `in_features` to `features` channels."""
     if self.factorised:
       # torchvision computes the width once per block, from the block's input width.
@@ -68,8 +69,13 @@ class R3DStem(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = self.conv(self.features, kernel_size=(3, 7, 7), strides=(1, 2, 2),
-                  padding=((1, 1), (3, 3), (3, 3)), name="conv")(x)
+    x = self.conv(
+      self.features,
+      kernel_size=(3, 7, 7),
+      strides=(1, 2, 2),
+      padding=((1, 1), (3, 3), (3, 3)),
+      name="conv",
+    )(x)
     return self.act(self.norm(name="bn")(x))
 
 
@@ -84,11 +90,17 @@ class R2Plus1DStem(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    x = self.conv(self.mid_features, kernel_size=(1, 7, 7), strides=(1, 2, 2),
-                  padding=((0, 0), (3, 3), (3, 3)), name="conv1")(x)
+    x = self.conv(
+      self.mid_features,
+      kernel_size=(1, 7, 7),
+      strides=(1, 2, 2),
+      padding=((0, 0), (3, 3), (3, 3)),
+      name="conv1",
+    )(x)
     x = self.act(self.norm(name="bn1")(x))
-    x = self.conv(self.features, kernel_size=(3, 1, 1), padding=((1, 1), (0, 0), (0, 0)),
-                  name="conv2")(x)
+    x = self.conv(
+      self.features, kernel_size=(3, 1, 1), padding=((1, 1), (0, 0), (0, 0)), name="conv2"
+    )(x)
     return self.act(self.norm(name="bn2")(x))
 
 
@@ -140,18 +152,30 @@ class VideoResNet(nn.Module):
     feats = {"stem": x}
     for stage, num_blocks in enumerate(self.stage_sizes):
       for index in range(num_blocks):
-        x = residual_block(self, parts, stage, index, x.shape[-1],
-                           name=f"layer{stage + 1}_{index}")(x)
+        x = residual_block(
+          self, parts, stage, index, x.shape[-1], name=f"layer{stage + 1}_{index}"
+        )(x)
       feats[f"stage{stage + 1}"] = x
     x = jnp.mean(x, axis=(1, 2, 3))
     feats["pre_logits"] = x
     self.sow("intermediates", "features", feats)
-    return nn.Dense(self.num_classes, dtype=self.dtype, param_dtype=self.param_dtype,
-                    kernel_init=nn.initializers.normal(0.01), name="fc")(x)
+    return nn.Dense(
+      self.num_classes,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.initializers.normal(0.01),
+      name="fc",
+    )(x)
 
 
-def residual_block(model: VideoResNet, parts: LayerFactories, stage: int, index: int,
-                   in_features: int, name: str | None = None) -> nn.Module:
+def residual_block(
+  model: VideoResNet,
+  parts: LayerFactories,
+  stage: int,
+  index: int,
+  in_features: int,
+  name: str | None = None,
+) -> nn.Module:
   """Block `index` of stage `stage` (both from 0) of `model`, taking `in_features` channels.
 
   The first block of every stage after the first has stride 2 (in time too where the stage's
@@ -178,8 +202,14 @@ def residual_block(model: VideoResNet, parts: LayerFactories, stage: int, index:
   if model.zero_init_residual:
     extra["zero_init_last_bn"] = True
   return model.block_cls(
-      width, conv=builder.unit(in_features, width, parts.conv, parts.norm, nn.relu),
-      norm=parts.norm, shortcut=parts.shortcut, strides=builder.strides(stride), name=name, **extra)
+    width,
+    conv=builder.unit(in_features, width, parts.conv, parts.norm, nn.relu),
+    norm=parts.norm,
+    shortcut=parts.shortcut,
+    strides=builder.strides(stride),
+    name=name,
+    **extra,
+  )
 
 
 _R3D = dict(conv_builders=(CONV3D,) * 4, stem_cls=R3DStem)
@@ -193,6 +223,10 @@ mc3_34 = functools.partial(VideoResNet, stage_sizes=(3, 4, 6, 3), **_MC3)
 r2plus1d_18 = functools.partial(VideoResNet, stage_sizes=(2, 2, 2, 2), **_R2PLUS1D)
 r2plus1d_34 = functools.partial(VideoResNet, stage_sizes=(3, 4, 6, 3), **_R2PLUS1D)
 # A tiny variant for tests and quick experiments: one block per stage, narrow.
-r3d_tiny = functools.partial(VideoResNet, stage_sizes=(1, 1, 1, 1), widths=(8, 16, 32, 64),
-                             conv_builders=(CONV3D,) * 4,
-                             stem_cls=functools.partial(R3DStem, features=8))
+r3d_tiny = functools.partial(
+  VideoResNet,
+  stage_sizes=(1, 1, 1, 1),
+  widths=(8, 16, 32, 64),
+  conv_builders=(CONV3D,) * 4,
+  stem_cls=functools.partial(R3DStem, features=8),
+)

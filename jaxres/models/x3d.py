@@ -88,8 +88,9 @@ class DepthwiseConv(nn.Module):
     if x.shape[-1] != self.features:
       raise ValueError(f"A depthwise conv of {self.features} channels got {x.shape[-1]}.")
     spatial = len(self.kernel_size)
-    kernel = self.param("kernel", self.kernel_init, tuple(self.kernel_size) + (1, self.features),
-                        self.param_dtype)
+    kernel = self.param(
+      "kernel", self.kernel_init, tuple(self.kernel_size) + (1, self.features), self.param_dtype
+    )
     x, kernel = nn.dtypes.promote_dtype(x, kernel, dtype=self.dtype)
     strides = (self.strides,) * spatial if isinstance(self.strides, int) else tuple(self.strides)
     padding = tuple(tuple(p) for p in self.padding)
@@ -97,9 +98,13 @@ class DepthwiseConv(nn.Module):
       return depthwise_conv(x, kernel, strides, padding)
     letters = "DHW"[-spatial:]
     return lax.conv_general_dilated(
-        x, kernel, strides, padding,
-        dimension_numbers=("N" + letters + "C", letters + "IO", "N" + letters + "C"),
-        feature_group_count=self.features)
+      x,
+      kernel,
+      strides,
+      padding,
+      dimension_numbers=("N" + letters + "C", letters + "IO", "N" + letters + "C"),
+      feature_group_count=self.features,
+    )
 
 
 class SqueezeExcitation(nn.Module):
@@ -135,10 +140,20 @@ class X3DStem(nn.Module):
   @nn.compact
   def __call__(self, x):
     kt, kh, kw = self.kernel_size
-    x = self.conv(self.features, kernel_size=(1, kh, kw), strides=(1,) + tuple(self.strides[1:]),
-                  padding=((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)), name="conv_xy")(x)
-    x = self.depthwise(self.features, kernel_size=(kt, 1, 1), strides=(self.strides[0], 1, 1),
-                       padding=((kt // 2, kt // 2), (0, 0), (0, 0)), name="conv_t")(x)
+    x = self.conv(
+      self.features,
+      kernel_size=(1, kh, kw),
+      strides=(1,) + tuple(self.strides[1:]),
+      padding=((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2)),
+      name="conv_xy",
+    )(x)
+    x = self.depthwise(
+      self.features,
+      kernel_size=(kt, 1, 1),
+      strides=(self.strides[0], 1, 1),
+      padding=((kt // 2, kt // 2), (0, 0), (0, 0)),
+      name="conv_t",
+    )(x)
     return self.act(self.norm(name="bn")(x))
 
 
@@ -181,15 +196,21 @@ class X3DBlock(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     y = self.pointwise(self.inner_features, name="conv1")(x)
     y = self.act(self.norm(name="bn1")(y))
-    y = self.depthwise(self.inner_features, kernel_size=self.kernel_size, strides=self.strides,
-                       padding=tuple((k // 2, k // 2) for k in self.kernel_size), name="conv2")(y)
+    y = self.depthwise(
+      self.inner_features,
+      kernel_size=self.kernel_size,
+      strides=self.strides,
+      padding=tuple((k // 2, k // 2) for k in self.kernel_size),
+      name="conv2",
+    )(y)
     y = self.norm(name="bn2")(y)
     if self.se_features:
       y = SqueezeExcitation(self.se_features, self.pointwise, name="se")(y)
     y = self.inner_act(y)
     y = self.pointwise(self.features, name="conv3")(y)
-    y = self.norm(name="bn3", **({"scale_init": nn.initializers.zeros}
-                                 if self.zero_init_last_bn else {}))(y)
+    y = self.norm(
+      name="bn3", **({"scale_init": nn.initializers.zeros} if self.zero_init_last_bn else {})
+    )(y)
     residual = x
     changes_width = x.shape[-1] != self.features
     if changes_width or any(s != 1 for s in self.strides):
@@ -276,8 +297,9 @@ class X3D(nn.Module):
     plan = []
     for depth, dim in zip((1, 2, 5, 3), dims):
       width = round_width(dim, self.width_factor)
-      plan.append((round_repeats(depth, self.depth_factor), width,
-                   int(self.bottleneck_factor * width)))
+      plan.append(
+        (round_repeats(depth, self.depth_factor), width, int(self.bottleneck_factor * width))
+      )
     return plan
 
   @nn.compact
@@ -287,23 +309,47 @@ class X3D(nn.Module):
     depthwise = functools.partial(self.depthwise, dtype=self.dtype, param_dtype=self.param_dtype)
     if self.conv_lowering == "native":
       depthwise = functools.partial(depthwise, lowering="native")
-    dense = functools.partial(nn.Dense, dtype=self.dtype, param_dtype=self.param_dtype,
-                              kernel_init=nn.initializers.normal(0.01))
+    dense = functools.partial(
+      nn.Dense,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      kernel_init=nn.initializers.normal(0.01),
+    )
 
     x = jnp.asarray(x, self.dtype)
-    x = X3DStem(round_width(self.stem_features, self.width_factor), conv=conv, depthwise=depthwise,
-                norm=norm, name="stem")(x)
+    x = X3DStem(
+      round_width(self.stem_features, self.width_factor),
+      conv=conv,
+      depthwise=depthwise,
+      norm=norm,
+      name="stem",
+    )(x)
     feats = {"stem": x}
     for stage, (depth, width, inner) in enumerate(self.stage_plan()):
       for index in range(depth):
         se = round_width(inner, self.se_ratio) if self.se_ratio and index % 2 == 0 else 0
-        x = X3DBlock(width, inner, pointwise=pointwise, depthwise=depthwise, norm=norm,
-                     se_features=se, strides=(1, 2, 2) if index == 0 else (1, 1, 1),
-                     zero_init_last_bn=self.zero_init_residual, name=f"layer{stage + 1}_{index}")(x)
+        x = X3DBlock(
+          width,
+          inner,
+          pointwise=pointwise,
+          depthwise=depthwise,
+          norm=norm,
+          se_features=se,
+          strides=(1, 2, 2) if index == 0 else (1, 1, 1),
+          zero_init_last_bn=self.zero_init_residual,
+          name=f"layer{stage + 1}_{index}",
+        )(x)
       feats[f"stage{stage + 1}"] = x
     logits, feats["pre_logits"] = X3DHead(
-        self.num_classes, inner, self.head_features, pointwise=pointwise, norm=norm, dense=dense,
-        dropout_rate=self.dropout_rate, name="head")(x, train)
+      self.num_classes,
+      inner,
+      self.head_features,
+      pointwise=pointwise,
+      norm=norm,
+      dense=dense,
+      dropout_rate=self.dropout_rate,
+      name="head",
+    )(x, train)
     self.sow("intermediates", "features", feats)
     return logits
 
@@ -315,4 +361,9 @@ x3d_l = functools.partial(X3D, depth_factor=5.0)
 # The default clip of each size (frames, sampling stride, crop), as PyTorchVideo's model zoo
 # trains and evaluates them (hub/x3d.py: input_clip_length, input_crop_size; the Kinetics
 # configs: 4x12, 13x6, 16x5, 16x5).
-CLIPS = {"x3d_xs": (4, 12, 160), "x3d_s": (13, 6, 160), "x3d_m": (16, 5, 224), "x3d_l": (16, 5, 312)}
+CLIPS = {
+  "x3d_xs": (4, 12, 160),
+  "x3d_s": (13, 6, 160),
+  "x3d_m": (16, 5, 224),
+  "x3d_l": (16, 5, 312),
+}

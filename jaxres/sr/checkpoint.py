@@ -42,9 +42,14 @@ class LoadedModel:
   step: int
 
 
-def load_sr_model(workdir: str, *, config: Optional[ml_collections.ConfigDict] = None,
-                  expect_model: Optional[str] = None, expect_scale: Optional[int] = None,
-                  step: Optional[int] = None) -> LoadedModel:
+def load_sr_model(
+  workdir: str,
+  *,
+  config: Optional[ml_collections.ConfigDict] = None,
+  expect_model: Optional[str] = None,
+  expect_scale: Optional[int] = None,
+  step: Optional[int] = None,
+) -> LoadedModel:
   """Rebuilds the SR model of a training workdir and restores its parameters.
 
   Args:
@@ -81,12 +86,23 @@ def load_sr_model(workdir: str, *, config: Optional[ml_collections.ConfigDict] =
   if expect_scale is not None and expect_scale != scale:
     raise ValueError(f"{workdir} holds an x{scale} model ({name}), not x{expect_scale}.")
   run = run_lib.load_run(workdir, config=config, step=step)
-  return LoadedModel(model=run.model, variables=run.variables, name=name, scale=scale,
-                     clip_model=spec.input_rank == 5, step=run.step)
+  return LoadedModel(
+    model=run.model,
+    variables=run.variables,
+    name=name,
+    scale=scale,
+    clip_model=spec.input_rank == 5,
+    step=run.step,
+  )
 
 
-def load_sr_weights(name: str, *, expect_model: Optional[str] = None,
-                    expect_scale: Optional[int] = None, progress: bool = True) -> LoadedModel:
+def load_sr_weights(
+  name: str,
+  *,
+  expect_model: Optional[str] = None,
+  expect_scale: Optional[int] = None,
+  progress: bool = True,
+) -> LoadedModel:
   """A published SR model by its weights name (`jaxres weights list`), checked like a run's.
 
   Args:
@@ -109,12 +125,22 @@ def load_sr_weights(name: str, *, expect_model: Optional[str] = None,
   entry = weights.get(name)
   spec = models.spec(entry.arch)
   if spec.task != "super_resolution":
-    raise ValueError(f"{name} are {spec.task} weights ({entry.arch}), not a super-resolution model.")
+    raise ValueError(
+      f"{name} are {spec.task} weights ({entry.arch}), not a super-resolution model."
+    )
   if expect_model is not None and expect_model != entry.arch:
     raise ValueError(f"{name} are weights of {entry.arch}, not {expect_model}.")
   model, variables, _ = pretrained.load_pretrained(name, progress=progress)
   scale = int(getattr(model, "scale", entry.model_kwargs.get("scale", 4)))
   if expect_scale is not None and expect_scale != scale:
-    raise ValueError(f"{name} are weights of an x{scale} model ({entry.arch}), not x{expect_scale}.")
-  return LoadedModel(model=model, variables=variables, name=entry.arch, scale=scale,
-                     clip_model=spec.input_rank == 5, step=0)
+    raise ValueError(
+      f"{name} are weights of an x{scale} model ({entry.arch}), not x{expect_scale}."
+    )
+  return LoadedModel(
+    model=model,
+    variables=variables,
+    name=entry.arch,
+    scale=scale,
+    clip_model=spec.input_rank == 5,
+    step=0,
+  )

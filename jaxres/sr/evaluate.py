@@ -56,18 +56,25 @@ METRICS = ("psnr", "psnr_y", "ssim", "ssim_y")
 @functools.lru_cache(maxsize=None)
 def _metrics_fn(crop: int):
   """Jitted `(pred, hr) -> [PSNR, PSNR-Y, SSIM, SSIM-Y]` of one frame pair, for this border crop."""
+
   @jax.jit
   def fn(pred, hr):
-    return [metrics.psnr(pred, hr, crop=crop), metrics.psnr(pred, hr, crop=crop, y_channel=True),
-            metrics.ssim(pred, hr, crop=crop), metrics.ssim(pred, hr, crop=crop, y_channel=True)]
+    return [
+      metrics.psnr(pred, hr, crop=crop),
+      metrics.psnr(pred, hr, crop=crop, y_channel=True),
+      metrics.ssim(pred, hr, crop=crop),
+      metrics.ssim(pred, hr, crop=crop, y_channel=True),
+    ]
+
   return fn
 
 
 _bicubic = jax.jit(bicubic_upsample, static_argnums=1)
 
 
-def _evaluate_one(up: upscale.Upscaler, hr: np.ndarray, lr: np.ndarray, scale: int,
-                  crop: int) -> dict:
+def _evaluate_one(
+  up: upscale.Upscaler, hr: np.ndarray, lr: np.ndarray, scale: int, crop: int
+) -> dict:
   """Metrics of one video, frame by frame (uint8 `hr [T, H, W, 3]`, float `lr [T, h, w, 3]`)."""
   fn = _metrics_fn(crop)
   sums = {f"{p}{k}": [] for p in ("", "bicubic_") for k in METRICS}
@@ -83,12 +90,18 @@ def _whole(options: upscale.UpscaleOptions | None, length: int) -> upscale.Upsca
   return upscale.UpscaleOptions(chunk=length, overlap=0) if options is None else options
 
 
-def evaluate_videos(model: Any, variables: Any, hr_videos: Sequence[np.ndarray], *, scale: int,
-                    clip_model: bool,
-                    degrade: degradation.Degradation | None = None,
-                    options: upscale.UpscaleOptions | None = upscale.UpscaleOptions(),
-                    lr_videos: Sequence[np.ndarray] | None = None,
-                    crop: int | None = None) -> list[dict]:
+def evaluate_videos(
+  model: Any,
+  variables: Any,
+  hr_videos: Sequence[np.ndarray],
+  *,
+  scale: int,
+  clip_model: bool,
+  degrade: degradation.Degradation | None = None,
+  options: upscale.UpscaleOptions | None = upscale.UpscaleOptions(),
+  lr_videos: Sequence[np.ndarray] | None = None,
+  crop: int | None = None,
+) -> list[dict]:
   """PSNR/SSIM (RGB and Y) of the model and of bicubic, per video.
 
   Args:
@@ -119,16 +132,27 @@ def evaluate_videos(model: Any, variables: Any, hr_videos: Sequence[np.ndarray],
     else:
       hr = np.asarray(degradation.mod_crop(np.asarray(video), scale))
       lr = np.asarray(degradation.degrade(hr.astype(np.float32) / 255.0, degrade))
-    up = upscale.Upscaler(model, variables, scale, clip_model=clip_model,
-                          options=_whole(options, len(hr)))
+    up = upscale.Upscaler(
+      model, variables, scale, clip_model=clip_model, options=_whole(options, len(hr))
+    )
     rows.append(_evaluate_one(up, hr, lr, scale, crop))
   return rows
 
 
-def evaluate_frames(model: Any, variables: Any, hr_root: str, *, scale: int, clip_model: bool,
-                    lr_root: str = "", sequences: Sequence[str] = (), layout: str = "sequences",
-                    split_list: str = "", crop: int | None = None,
-                    options: upscale.UpscaleOptions | None = None) -> list[dict]:
+def evaluate_frames(
+  model: Any,
+  variables: Any,
+  hr_root: str,
+  *,
+  scale: int,
+  clip_model: bool,
+  lr_root: str = "",
+  sequences: Sequence[str] = (),
+  layout: str = "sequences",
+  split_list: str = "",
+  crop: int | None = None,
+  options: upscale.UpscaleOptions | None = None,
+) -> list[dict]:
   """Per-sequence PSNR/SSIM of the model and bicubic on frame folders (Vid4, REDS4, Vimeo test).
 
   Sequences are read one at a time (whole, as papers evaluate them), so memory holds one.
@@ -163,27 +187,39 @@ def evaluate_frames(model: Any, variables: Any, hr_root: str, *, scale: int, cli
       raise FileNotFoundError(f"No such sequence folder(s): {absent}.")
   else:
     split = "eval" if layout == "vimeo" else "train"  # (vimeo: sep_testlist.txt by default)
-    folders = [e.path for e in sequences_lib.frame_sequences(hr_root, layout, split_list,
-                                                             split=split).entries]
+    folders = [
+      e.path
+      for e in sequences_lib.frame_sequences(hr_root, layout, split_list, split=split).entries
+    ]
   rows = []
   root = os.path.abspath(hr_root)
   for folder in folders:
     name = os.path.relpath(os.path.abspath(folder), root)
     if lr_root:
       hr, lr = _read_pair(folder, os.path.join(lr_root, name), scale)
-      row = evaluate_videos(model, variables, [hr], scale=scale, clip_model=clip_model,
-                            options=options, lr_videos=[lr], crop=crop)[0]
+      row = evaluate_videos(
+        model,
+        variables,
+        [hr],
+        scale=scale,
+        clip_model=clip_model,
+        options=options,
+        lr_videos=[lr],
+        crop=crop,
+      )[0]
     else:
       hr = frames_io.read_sequence(folder)
-      row = evaluate_videos(model, variables, [hr], scale=scale, clip_model=clip_model,
-                            options=options, crop=crop)[0]
+      row = evaluate_videos(
+        model, variables, [hr], scale=scale, clip_model=clip_model, options=options, crop=crop
+      )[0]
     rows.append({"name": name, "frames": len(hr), **row})
   return rows
 
 
 def _read_pair(folder: str, lr_folder: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
-  return frames_io.read_paired(folder, lr_folder, lambda meta: np.arange(meta.num_frames),
-                               scale=scale)
+  return frames_io.read_paired(
+    folder, lr_folder, lambda meta: np.arange(meta.num_frames), scale=scale
+  )
 
 
 def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
@@ -203,12 +239,17 @@ def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
     >>> videos = held_out_videos(read_config("runs/sr_edsr").data)
   """
   if data_config.source not in ("demo", "folder"):
-    raise ValueError(f"data.source={data_config.source!r}: only folder and demo eval splits are "
-                     "read as whole videos here; use --footage generated.")
+    raise ValueError(
+      f"data.source={data_config.source!r}: only folder and demo eval splits are "
+      "read as whole videos here; use --footage generated."
+    )
   from jaxres.data import catalog, video  # pylint: disable=import-outside-toplevel
+
   catalog.ensure_demo_data(data_config)
-  return [(os.path.basename(e.path), video.read_video(e.path).frames)
-          for e in catalog.video_list(data_config, "eval").entries]
+  return [
+    (os.path.basename(e.path), video.read_video(e.path).frames)
+    for e in catalog.video_list(data_config, "eval").entries
+  ]
 
 
 def held_out_sequences(data_config: Any) -> list[str]:
@@ -220,6 +261,7 @@ def held_out_sequences(data_config: Any) -> list[str]:
     ['000', '011', '015', '020']
   """
   from jaxres.data import catalog  # pylint: disable=import-outside-toplevel
+
   root = os.path.abspath(data_config.path)
   return [os.path.relpath(e.path, root) for e in catalog.video_list(data_config, "eval").entries]
 
@@ -227,8 +269,7 @@ def held_out_sequences(data_config: Any) -> list[str]:
 def mean_row(rows: Iterable[dict]) -> dict:
   """The mean over videos of every metric (the "average" line of a paper's table)."""
   rows = list(rows)
-  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0]
-          if k not in ("name", "frames")}
+  return {k: float(np.mean([r[k] for r in rows])) for k in rows[0] if k not in ("name", "frames")}
 
 
 def format_table(rows: list[dict], names: Sequence[str] | None = None) -> str:
@@ -238,14 +279,18 @@ def format_table(rows: list[dict], names: Sequence[str] | None = None) -> str:
     names = [r.get("name", i) for i, r in enumerate(rows)]
   named = [(str(n), r) for n, r in zip(names, rows)]
   width = max([6] + [len(n) for n, _ in named])
-  head = (f"{'video':>{width}}  {'PSNR-Y':>7} {'bicubic':>7} {'gain':>6}  {'SSIM-Y':>6} "
-          f"{'bicubic':>7}  {'PSNR':>6} {'bicubic':>7}  {'SSIM':>6}")
+  head = (
+    f"{'video':>{width}}  {'PSNR-Y':>7} {'bicubic':>7} {'gain':>6}  {'SSIM-Y':>6} "
+    f"{'bicubic':>7}  {'PSNR':>6} {'bicubic':>7}  {'SSIM':>6}"
+  )
   lines = [head]
   for name, r in named + [("mean", mean_row(rows))]:
-    lines.append(f"{name:>{width}}  {r['psnr_y']:7.2f} {r['bicubic_psnr_y']:7.2f} "
-                 f"{r['psnr_y'] - r['bicubic_psnr_y']:+6.2f}  {r['ssim_y']:6.4f} "
-                 f"{r['bicubic_ssim_y']:7.4f}  {r['psnr']:6.2f} {r['bicubic_psnr']:7.2f}  "
-                 f"{r['ssim']:6.4f}")
+    lines.append(
+      f"{name:>{width}}  {r['psnr_y']:7.2f} {r['bicubic_psnr_y']:7.2f} "
+      f"{r['psnr_y'] - r['bicubic_psnr_y']:+6.2f}  {r['ssim_y']:6.4f} "
+      f"{r['bicubic_ssim_y']:7.4f}  {r['psnr']:6.2f} {r['bicubic_psnr']:7.2f}  "
+      f"{r['ssim']:6.4f}"
+    )
   return "\n".join(lines)
 
 
@@ -269,15 +314,30 @@ class RunEvaluation:
   def text(self) -> str:
     """A title line (model, scale, step, footage) and `format_table` of the rows."""
     loaded = self.loaded
-    return (f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {self.what}:\n"
-            f"{format_table(self.rows, self.names)}")
+    return (
+      f"{loaded.name} x{loaded.scale} (step {loaded.step}) on {self.what}:\n"
+      f"{format_table(self.rows, self.names)}"
+    )
 
 
-def evaluate_run(workdir: str, *, config: Any = None, footage_source: str = "eval-split",
-                 hr_root: str = "", lr_root: str = "", sequences: Sequence[str] = (),
-                 layout: str = "sequences", split_list: str = "", crop: int | None = None,
-                 videos: int = 4, frames: int = 16, size: int = 96, seed: int = HELD_OUT_SEED,
-                 chunk: int | None = None, overlap: int = 6) -> RunEvaluation:
+def evaluate_run(
+  workdir: str,
+  *,
+  config: Any = None,
+  footage_source: str = "eval-split",
+  hr_root: str = "",
+  lr_root: str = "",
+  sequences: Sequence[str] = (),
+  layout: str = "sequences",
+  split_list: str = "",
+  crop: int | None = None,
+  videos: int = 4,
+  frames: int = 16,
+  size: int = 96,
+  seed: int = HELD_OUT_SEED,
+  chunk: int | None = None,
+  overlap: int = 6,
+) -> RunEvaluation:
   """PSNR/SSIM of a trained SR run against bicubic, on whole videos or sequences.
 
   What is measured, in this order: the frame folders `hr_root` when given; else the run's eval
@@ -308,12 +368,15 @@ def evaluate_run(workdir: str, *, config: Any = None, footage_source: str = "eva
     >>> result.rows[0]["psnr_y"]
   """
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
+
   if config is None and not hr_root:
     from jaxres.train import run  # pylint: disable=import-outside-toplevel
+
     config = run.read_config(workdir)
   loaded = checkpoint.load_sr_model(workdir, config=config)
-  whole_sequences = bool(hr_root) or (footage_source == "eval-split"
-                                      and config.data.source == "frames")
+  whole_sequences = bool(hr_root) or (
+    footage_source == "eval-split" and config.data.source == "frames"
+  )
   chunk = chunk if chunk is not None else (0 if whole_sequences else 16)
   options = upscale.UpscaleOptions(chunk=chunk, overlap=overlap) if chunk else None
   crop = loaded.scale if crop is None else crop
@@ -321,14 +384,28 @@ def evaluate_run(workdir: str, *, config: Any = None, footage_source: str = "eva
   kwargs = dict(scale=loaded.scale, clip_model=loaded.clip_model, crop=crop, options=options)
   names = None
   if hr_root:
-    rows = evaluate_frames(model, variables, hr_root, lr_root=lr_root, sequences=sequences,
-                           layout=layout, split_list=split_list, **kwargs)
+    rows = evaluate_frames(
+      model,
+      variables,
+      hr_root,
+      lr_root=lr_root,
+      sequences=sequences,
+      layout=layout,
+      split_list=split_list,
+      **kwargs,
+    )
     where = hr_root + (f" (LR {lr_root})" if lr_root else " (LR: bicubic of HR)")
     what = f"{len(rows)} sequences of {where}, border crop {crop}"
   elif whole_sequences:
     data = config.data
-    rows = evaluate_frames(model, variables, data.path, lr_root=data.lr_path,
-                           sequences=held_out_sequences(data), **kwargs)
+    rows = evaluate_frames(
+      model,
+      variables,
+      data.path,
+      lr_root=data.lr_path,
+      sequences=held_out_sequences(data),
+      **kwargs,
+    )
     what = f"the {len(rows)} held-out sequences of its eval split, border crop {crop}"
   else:
     if footage_source == "eval-split":

@@ -153,12 +153,17 @@ class WindowCost:
     xla = self.fixed_xla_bytes + self.xla_bytes_per_pixel_frame * frames * tile_pixels
     compiling = self.compile_bytes * (frames / self.probe_frames if self.clip_model else 1.0)
     # The LR frames buffered and stacked, the HR window assembled from tiles, one tile's HR copy.
-    host = 4 * 3 * frames * (2 * frame_pixels + self.scale ** 2 * (frame_pixels + tile_pixels))
+    host = 4 * 3 * frames * (2 * frame_pixels + self.scale**2 * (frame_pixels + tile_pixels))
     return int(self.base_bytes + compiling + EXECUTION_FACTOR * xla + host)
 
 
-def measure_cost(compile_window: Callable[[tuple[int, ...]], Any], *, clip_model: bool, scale: int,
-                 frame_size: tuple[int, int]) -> WindowCost:
+def measure_cost(
+  compile_window: Callable[[tuple[int, ...]], Any],
+  *,
+  clip_model: bool,
+  scale: int,
+  frame_size: tuple[int, int],
+) -> WindowCost:
   """Compiles the model on a probe window and reads how its memory will grow.
 
   Args:
@@ -183,10 +188,14 @@ def measure_cost(compile_window: Callable[[tuple[int, ...]], Any], *, clip_model
   input_bytes = 4 * math.prod(shape)
   grows = analysis.temp_size_in_bytes + analysis.output_size_in_bytes + input_bytes
   return WindowCost(
-      base_bytes=after, fixed_xla_bytes=max(0, analysis.argument_size_in_bytes - input_bytes),
-      xla_bytes_per_pixel_frame=grows / (PROBE_FRAMES * h * w),
-      compile_bytes=max(0, after - before), probe_frames=PROBE_FRAMES, clip_model=clip_model,
-      scale=scale)
+    base_bytes=after,
+    fixed_xla_bytes=max(0, analysis.argument_size_in_bytes - input_bytes),
+    xla_bytes_per_pixel_frame=grows / (PROBE_FRAMES * h * w),
+    compile_bytes=max(0, after - before),
+    probe_frames=PROBE_FRAMES,
+    clip_model=clip_model,
+    scale=scale,
+  )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,24 +223,33 @@ class Plan:
     else:
       window = f"{o.chunk} + 2 x {o.overlap} frames" if o.overlap else f"{o.chunk} frames"
     tiles = f"{o.tile} px tiles" if o.tile else "whole frames"
-    return (f"windows of {window}, {tiles}: about {format_bytes(self.estimate_bytes)} "
-            f"of --max-memory {format_bytes(self.max_memory)}")
+    return (
+      f"windows of {window}, {tiles}: about {format_bytes(self.estimate_bytes)} "
+      f"of --max-memory {format_bytes(self.max_memory)}"
+    )
 
 
-def window_shape(options: Any, frame_size: tuple[int, int], clip_model: bool,
-                 num_frames: int | None = None) -> tuple[int, ...]:
+def window_shape(
+  options: Any, frame_size: tuple[int, int], clip_model: bool, num_frames: int | None = None
+) -> tuple[int, ...]:
   """The model's input shape for one call under resolved `options` (`[1, T, h, w, 3]` or
   `[B, h, w, 3]`), no longer than `num_frames` where given."""
   h, w = frame_size
   th, tw = (min(options.tile, h), min(options.tile, w)) if options.tile else (h, w)
-  frames = min(options.chunk + 2 * (options.overlap if clip_model else 0),
-               num_frames or math.inf)
+  frames = min(options.chunk + 2 * (options.overlap if clip_model else 0), num_frames or math.inf)
   return (1, frames, th, tw, 3) if clip_model else (frames, th, tw, 3)
 
 
-def fit(compile_window: Callable[[tuple[int, ...]], Any], options: Any, *, clip_model: bool,
-        scale: int, frame_size: tuple[int, int], max_memory: int,
-        num_frames: int | None = None) -> Plan:
+def fit(
+  compile_window: Callable[[tuple[int, ...]], Any],
+  options: Any,
+  *,
+  clip_model: bool,
+  scale: int,
+  frame_size: tuple[int, int],
+  max_memory: int,
+  num_frames: int | None = None,
+) -> Plan:
   """Measures the cost (`measure_cost`), chooses sizes (`choose_options`) and checks them compiled.
 
   Compiling the chosen window shows what its compilation really keeps (the probe's is scaled,
@@ -284,8 +302,13 @@ def _covered_fraction(frame_size: tuple[int, int], tile: int, tile_overlap: int)
   return work
 
 
-def choose_options(cost: WindowCost, options: Any, frame_size: tuple[int, int],
-                   max_memory: int, num_frames: int | None = None) -> Plan:
+def choose_options(
+  cost: WindowCost,
+  options: Any,
+  frame_size: tuple[int, int],
+  max_memory: int,
+  num_frames: int | None = None,
+) -> Plan:
   """Resolves the automatic (None) `chunk` and `tile` of `options` to fit `max_memory`.
 
   Args:
@@ -338,7 +361,8 @@ def choose_options(cost: WindowCost, options: Any, frame_size: tuple[int, int],
   if options.chunk and options.tile is not None:
     return smallest
   raise ValueError(
-      f"Upscaling {w}x{h} frames needs about {format_bytes(smallest.estimate_bytes)} even in "
-      f"windows of {smallest.options.chunk} frames and {smallest.options.tile or 'whole-frame'} "
-      f"px tiles, more than --max-memory {format_bytes(max_memory)}; raise --max-memory, "
-      "or lower --overlap or --tile-overlap.")
+    f"Upscaling {w}x{h} frames needs about {format_bytes(smallest.estimate_bytes)} even in "
+    f"windows of {smallest.options.chunk} frames and {smallest.options.tile or 'whole-frame'} "
+    f"px tiles, more than --max-memory {format_bytes(max_memory)}; raise --max-memory, "
+    "or lower --overlap or --tile-overlap."
+  )

@@ -79,9 +79,13 @@ class UpscaleOptions:
   max_memory: int | None = None
 
   def __post_init__(self):
-    if ((self.chunk is not None and self.chunk < 1) or self.overlap < 0
-        or (self.tile is not None and self.tile < 0) or self.tile_overlap < 0
-        or (self.max_memory is not None and self.max_memory <= 0)):
+    if (
+      (self.chunk is not None and self.chunk < 1)
+      or self.overlap < 0
+      or (self.tile is not None and self.tile < 0)
+      or self.tile_overlap < 0
+      or (self.max_memory is not None and self.max_memory <= 0)
+    ):
       raise ValueError(f"Invalid upscale options: {self}.")
     if self.tile and self.tile <= 2 * self.tile_overlap:
       raise ValueError(f"tile ({self.tile}) must exceed 2 * tile_overlap ({self.tile_overlap}).")
@@ -108,8 +112,15 @@ class Upscaler:
     options: `UpscaleOptions`.
   """
 
-  def __init__(self, model: nn.Module, variables: Any, scale: int, *, clip_model: bool,
-               options: UpscaleOptions = UpscaleOptions()):
+  def __init__(
+    self,
+    model: nn.Module,
+    variables: Any,
+    scale: int,
+    *,
+    clip_model: bool,
+    options: UpscaleOptions = UpscaleOptions(),
+  ):
     self.scale = scale
     self.clip_model = clip_model
     self.requested = options if clip_model else dataclasses.replace(options, overlap=0)
@@ -142,10 +153,15 @@ class Upscaler:
     """
     if self.options is None:
       max_memory = self.requested.max_memory or memory_budget.default_max_memory()
-      self.plan = memory_budget.fit(self.compile_window, self.requested,
-                                    clip_model=self.clip_model, scale=self.scale,
-                                    frame_size=(height, width), max_memory=max_memory,
-                                    num_frames=num_frames)
+      self.plan = memory_budget.fit(
+        self.compile_window,
+        self.requested,
+        clip_model=self.clip_model,
+        scale=self.scale,
+        frame_size=(height, width),
+        max_memory=max_memory,
+        num_frames=num_frames,
+      )
       self.options = self.plan.options
     return self.options
 
@@ -159,8 +175,9 @@ class Upscaler:
     for y0, y1, ky0, ky1 in spans(h, o.tile, o.tile_overlap):
       for x0, x1, kx0, kx1 in spans(w, o.tile, o.tile_overlap):
         tile = self._run(lr[:, y0:y1, x0:x1])
-        out[:, ky0 * s:ky1 * s, kx0 * s:kx1 * s] = tile[:, (ky0 - y0) * s:(ky1 - y0) * s,
-                                                         (kx0 - x0) * s:(kx1 - x0) * s]
+        out[:, ky0 * s : ky1 * s, kx0 * s : kx1 * s] = tile[
+          :, (ky0 - y0) * s : (ky1 - y0) * s, (kx0 - x0) * s : (kx1 - x0) * s
+        ]
     return out
 
   def _run(self, lr: np.ndarray) -> np.ndarray:
@@ -186,8 +203,8 @@ class Upscaler:
     it = itertools.chain([first], it)
     window = o.chunk + 2 * o.overlap
     buffer: collections.deque = collections.deque()  # frames start, start + 1, ...
-    start = 0     # index of buffer[0]
-    emitted = 0   # frames yielded so far
+    start = 0  # index of buffer[0]
+    emitted = 0  # frames yielded so far
     done = False
     while True:
       w_start = max(0, emitted - o.overlap)
@@ -227,8 +244,15 @@ def to_uint8(frame) -> np.ndarray:
   return np.clip(np.rint(np.asarray(frame) * 255.0), 0, 255).astype(np.uint8)
 
 
-def upscale_array(model: nn.Module, variables: Any, lr: np.ndarray, *, scale: int,
-                  clip_model: bool, options: UpscaleOptions = UpscaleOptions()) -> np.ndarray:
+def upscale_array(
+  model: nn.Module,
+  variables: Any,
+  lr: np.ndarray,
+  *,
+  scale: int,
+  clip_model: bool,
+  options: UpscaleOptions = UpscaleOptions(),
+) -> np.ndarray:
   """Upscales a whole clip in memory with the chunking/tiling of `options` (for tests and notebooks).
 
   Args:
@@ -274,6 +298,7 @@ def column_labels(labels: Sequence[str], column_width: int, height: int = 20) ->
     (20, 704, 3)
   """
   from PIL import Image, ImageDraw
+
   row = Image.new("RGB", (column_width * len(labels), height), "white")
   draw = ImageDraw.Draw(row)
   for i, label in enumerate(labels):
@@ -281,10 +306,21 @@ def column_labels(labels: Sequence[str], column_width: int, height: int = 20) ->
   return np.asarray(row, np.uint8)
 
 
-def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any, *, scale: int,
-                  clip_model: bool, options: UpscaleOptions = UpscaleOptions(),
-                  compare: bool = False, progress: bool = True, crf: int = 17,
-                  start: float = 0.0, duration: float | None = None) -> dict:
+def upscale_video(
+  in_path: str,
+  out_path: str,
+  model: nn.Module,
+  variables: Any,
+  *,
+  scale: int,
+  clip_model: bool,
+  options: UpscaleOptions = UpscaleOptions(),
+  compare: bool = False,
+  progress: bool = True,
+  crf: int = 17,
+  start: float = 0.0,
+  duration: float | None = None,
+) -> dict:
   """Reads a video, upscales it and writes it with the same frame times (or a comparison).
 
   The output is written under a temporary name and renamed at the end, so an error leaves nothing
@@ -326,8 +362,10 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
   png = compare and out_path.lower().endswith(".png")
   video_io.check_output_path(out_path, (".png",) if png else video_io.WRITE_SUFFIXES)
   if os.path.exists(in_path) and os.path.exists(out_path) and os.path.samefile(in_path, out_path):
-    raise ValueError(f"The output {out_path} is the input video; write to another file "
-                     "(the input is still being read while the output is written).")
+    raise ValueError(
+      f"The output {out_path} is the input video; write to another file "
+      "(the input is still being read while the output is written)."
+    )
   meta, decoded = video_io.stream_video(in_path)
   if min(meta.height, meta.width) < 1:
     decoded.close()
@@ -395,9 +433,16 @@ def upscale_video(in_path: str, out_path: str, model: nn.Module, variables: Any,
   else:
     with _writing(out_path):
       writer.close()
-  return {"frames": n, "fps": meta.fps, "size": (meta.height * scale, meta.width * scale),
-          "path": out_path, "partial": video_io.is_partial(n, meta.num_frames),
-          "header_frames": meta.num_frames, "options": up.options, "plan": up.plan}
+  return {
+    "frames": n,
+    "fps": meta.fps,
+    "size": (meta.height * scale, meta.width * scale),
+    "path": out_path,
+    "partial": video_io.is_partial(n, meta.num_frames),
+    "header_frames": meta.num_frames,
+    "options": up.options,
+    "plan": up.plan,
+  }
 
 
 class OutputError(OSError):
@@ -410,14 +455,24 @@ def _writing(out_path: str):
     yield
   except OSError as error:
     reason = error.strerror or str(error)
-    raise OutputError(error.errno, f"Cannot write {out_path}: {reason}; nothing was written "
-                      "(free some space or choose a writable folder).") from error
+    raise OutputError(
+      error.errno,
+      f"Cannot write {out_path}: {reason}; nothing was written "
+      "(free some space or choose a writable folder).",
+    ) from error
 
 
-def upscale_with_checkpoint(in_path: str, out_path: str, workdir: str, *, config: Any = None,
-                            expect_scale: int | None = None,
-                            options: UpscaleOptions = UpscaleOptions(), compare: bool = False,
-                            progress: bool = True) -> dict:
+def upscale_with_checkpoint(
+  in_path: str,
+  out_path: str,
+  workdir: str,
+  *,
+  config: Any = None,
+  expect_scale: int | None = None,
+  options: UpscaleOptions = UpscaleOptions(),
+  compare: bool = False,
+  progress: bool = True,
+) -> dict:
   """`jaxres upscale` as a function: rebuilds the model of a training workdir and upscales a video.
 
   Args:
@@ -437,10 +492,19 @@ def upscale_with_checkpoint(in_path: str, out_path: str, workdir: str, *, config
     >>> upscale_with_checkpoint("in.mp4", "out.mp4", "runs/sr_edsr", expect_scale=2)
   """
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
+
   loaded = checkpoint.load_sr_model(workdir, config=config, expect_scale=expect_scale)
-  return upscale_video(in_path, out_path, loaded.model, loaded.variables, scale=loaded.scale,
-                       clip_model=loaded.clip_model, options=options, compare=compare,
-                       progress=progress)
+  return upscale_video(
+    in_path,
+    out_path,
+    loaded.model,
+    loaded.variables,
+    scale=loaded.scale,
+    clip_model=loaded.clip_model,
+    options=options,
+    compare=compare,
+    progress=progress,
+  )
 
 
 def _tee(frames: Iterator[np.ndarray]) -> tuple[Iterator[np.ndarray], Iterator[np.ndarray]]:
@@ -461,4 +525,5 @@ def _tee(frames: Iterator[np.ndarray]) -> tuple[Iterator[np.ndarray], Iterator[n
 
 def _progress(total: int | None, enabled: bool, desc: str):
   from tqdm.auto import tqdm  # pylint: disable=import-outside-toplevel
+
   return tqdm(total=total, unit="frame", desc=desc, disable=not enabled, file=sys.stderr)

@@ -26,8 +26,8 @@ from jaxres.tasks.super_resolution import SuperResolutionTask
 
 # task name (a model spec's `task`) -> constructor taking a config's `task` section as keywords.
 TASKS: dict[str, Callable[..., Task]] = {
-    ClassificationTask.name: ClassificationTask,
-    SuperResolutionTask.name: SuperResolutionTask,
+  ClassificationTask.name: ClassificationTask,
+  SuperResolutionTask.name: SuperResolutionTask,
 }
 
 
@@ -52,5 +52,11 @@ def make_task(name: str, **kwargs) -> Task:
   return TASKS[name](**kwargs)
 
 
-__all__ = ["TASKS", "ClassificationTask", "SuperResolutionTask", "Task", "make_task",
-           "mean_by_video"]
+__all__ = [
+  "TASKS",
+  "ClassificationTask",
+  "SuperResolutionTask",
+  "Task",
+  "make_task",
+  "mean_by_video",
+]

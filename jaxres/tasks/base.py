@@ -37,8 +37,9 @@ class Task(Protocol):
   def model_input(self, batch: Batch) -> jax.Array:
     """The array the model is called on, e.g. `batch["video"]` (after `prepare`)."""
 
-  def loss_and_metrics(self, outputs: jax.Array, batch: Batch
-                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss_and_metrics(
+    self, outputs: jax.Array, batch: Batch
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The scalar training loss and a dict of scalar metrics of one batch (inside the step)."""
 
   def eval_metrics(self, outputs: jax.Array, batch: Batch) -> dict[str, jax.Array]:
@@ -51,8 +52,9 @@ class Task(Protocol):
     """Raises `ValueError` naming the `data.*` key when the data cannot feed this task."""
 
 
-def mean_by_video(per_example: Iterable[Mapping[str, Any]], keys: Sequence[str]
-                  ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def mean_by_video(
+  per_example: Iterable[Mapping[str, Any]], keys: Sequence[str]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
   """Averages per-example values over the examples (clips, crops) of each video.
 
   Rows with `weight` 0 (eval padding) are dropped; other weights weigh the mean. Without a
@@ -88,6 +90,5 @@ def mean_by_video(per_example: Iterable[Mapping[str, Any]], keys: Sequence[str]
         entry[k] = entry[k] + rows[k][i].astype(np.float64) * weight[i]
       counts[vid] += weight[i]
   video_ids = np.array(sorted(sums), np.int64)
-  means = {k: np.array([np.asarray(sums[v][k]) / counts[v] for v in video_ids])
-           for k in keys}
+  means = {k: np.array([np.asarray(sums[v][k]) / counts[v] for v in video_ids]) for k in keys}
   return video_ids, means

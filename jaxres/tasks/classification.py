@@ -71,9 +71,13 @@ class ClassificationTask:
     weight for the loss. Eval: the batch as is."""
     if rng is None or not (self.mixup_alpha or self.cutmix_alpha):
       return batch
-    video, perm, lam = mixup.mix_clips(batch["video"], rng, mixup_alpha=self.mixup_alpha,
-                                       cutmix_alpha=self.cutmix_alpha,
-                                       switch_prob=self.switch_prob)
+    video, perm, lam = mixup.mix_clips(
+      batch["video"],
+      rng,
+      mixup_alpha=self.mixup_alpha,
+      cutmix_alpha=self.cutmix_alpha,
+      switch_prob=self.switch_prob,
+    )
     return dict(batch, video=video, mix_perm=perm, mix_lambda=lam)
 
   def _targets(self, labels: jax.Array, num_classes: int) -> jax.Array:
@@ -95,9 +99,13 @@ class ClassificationTask:
     logits = outputs.astype(jnp.float32)
     labels = batch["label"]
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1)[:, 0]
-    out = {"loss": nll, "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
-           "correct_top5": in_top_k(logits, labels, 5).astype(jnp.float32),
-           "label": labels, "logits": logits}
+    out = {
+      "loss": nll,
+      "correct": (jnp.argmax(logits, -1) == labels).astype(jnp.float32),
+      "correct_top5": in_top_k(logits, labels, 5).astype(jnp.float32),
+      "label": labels,
+      "logits": logits,
+    }
     if "video_id" in batch:
       out["video_id"] = batch["video_id"]
     return out
@@ -116,9 +124,11 @@ class ClassificationTask:
     count = float(weight.sum())
     if not count:
       return {}
-    out = {k: float((column(key) * weight)[keep].sum() / count)
-           for k, key in (("accuracy", "correct"), ("top5_accuracy", "correct_top5"),
-                          ("loss", "loss")) if key in rows[0]}
+    out = {
+      k: float((column(key) * weight)[keep].sum() / count)
+      for k, key in (("accuracy", "correct"), ("top5_accuracy", "correct_top5"), ("loss", "loss"))
+      if key in rows[0]
+    }
     out["num_clips"] = count
     if "video_id" in rows[0]:
       ids, videos = mean_by_video(rows, ["logits"])

@@ -90,8 +90,9 @@ def bicubic_downsample(x, scale: int) -> jax.Array:
   *lead, h, w, c = x.shape
   if h % scale or w % scale:
     raise ValueError(f"{h}x{w} is not divisible by the scale {scale}; mod_crop first.")
-  return jax.image.resize(jnp.asarray(x, jnp.float32), (*lead, h // scale, w // scale, c),
-                          "bicubic", antialias=True)
+  return jax.image.resize(
+    jnp.asarray(x, jnp.float32), (*lead, h // scale, w // scale, c), "bicubic", antialias=True
+  )
 
 
 def gaussian_blur(x, sigma: float) -> jax.Array:
@@ -102,10 +103,13 @@ def gaussian_blur(x, sigma: float) -> jax.Array:
   x = jnp.asarray(x, jnp.float32)
   for axis in (-3, -2):
     n = x.shape[axis]
-    padded = jnp.pad(x, [(0, 0)] * (x.ndim + axis) + [(radius, radius)] + [(0, 0)] * (-axis - 1),
-                     mode="edge")
-    x = sum(taps[i] * jax.lax.slice_in_dim(padded, i, i + n, axis=x.ndim + axis)
-            for i in range(2 * radius + 1))
+    padded = jnp.pad(
+      x, [(0, 0)] * (x.ndim + axis) + [(radius, radius)] + [(0, 0)] * (-axis - 1), mode="edge"
+    )
+    x = sum(
+      taps[i] * jax.lax.slice_in_dim(padded, i, i + n, axis=x.ndim + axis)
+      for i in range(2 * radius + 1)
+    )
   return x
 
 

@@ -51,7 +51,9 @@ def rgb_to_y(rgb) -> jax.Array:
     >>> rgb_to_y(jnp.ones((4, 4, 3)))[0, 0, 0]   # 235.0
   """
   rgb = _as_float(rgb)
-  return 16.0 + jnp.tensordot(rgb, jnp.asarray(_Y_WEIGHTS, jnp.float32), axes=[[-1], [0]])[..., None]
+  return (
+    16.0 + jnp.tensordot(rgb, jnp.asarray(_Y_WEIGHTS, jnp.float32), axes=[[-1], [0]])[..., None]
+  )
 
 
 def _prepare(x, y, crop: int, y_channel: bool) -> tuple[jax.Array, jax.Array]:
@@ -87,7 +89,7 @@ def psnr(x, y, *, crop: int = 0, y_channel: bool = False) -> jax.Array:
   """
   x, y = _prepare(x, y, crop, y_channel)
   mse = jnp.mean(jnp.square(x - y), axis=(-3, -2, -1))
-  return 10.0 * jnp.log10(255.0 ** 2 / mse)
+  return 10.0 * jnp.log10(255.0**2 / mse)
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -102,9 +104,15 @@ def _filter_valid(x: jax.Array, window: np.ndarray) -> jax.Array:
   dn = ("NHWC", "HWIO", "NHWC")
   rows = jnp.tile(jnp.asarray(window).reshape(k, 1, 1, 1), (1, 1, 1, c))
   cols = jnp.tile(jnp.asarray(window).reshape(1, k, 1, 1), (1, 1, 1, c))
-  conv = lambda z, w: jax.lax.conv_general_dilated(z, w, (1, 1), "VALID", dimension_numbers=dn,
-                                                   feature_group_count=c,
-                                                   precision=jax.lax.Precision.HIGHEST)
+  conv = lambda z, w: jax.lax.conv_general_dilated(
+    z,
+    w,
+    (1, 1),
+    "VALID",
+    dimension_numbers=dn,
+    feature_group_count=c,
+    precision=jax.lax.Precision.HIGHEST,
+  )
   return conv(conv(x, rows), cols)
 
 
@@ -139,9 +147,10 @@ def ssim(x, y, *, crop: int = 0, y_channel: bool = False) -> jax.Array:
   # One filtering pass over the seven statistics stacked as channels.
   stats = _filter_valid(jnp.concatenate([x, y, xc, yc, xc * xc, yc * yc, xc * yc], axis=-1), window)
   mu_x, mu_y, mu_xc, mu_yc, xx, yy, xy = jnp.split(stats, 7, axis=-1)
-  var_x = xx - mu_xc ** 2
-  var_y = yy - mu_yc ** 2
+  var_x = xx - mu_xc**2
+  var_y = yy - mu_yc**2
   cov = xy - mu_xc * mu_yc
   ssim_map = ((2 * mu_x * mu_y + c1) * (2 * cov + c2)) / (
-      (mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2))
+    (mu_x**2 + mu_y**2 + c1) * (var_x + var_y + c2)
+  )
   return jnp.mean(ssim_map, axis=(-3, -2, -1)).reshape(lead)

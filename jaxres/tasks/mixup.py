@@ -6,8 +6,14 @@ import jax
 import jax.numpy as jnp
 
 
-def mix_clips(video: jax.Array, rng: jax.Array, *, mixup_alpha: float, cutmix_alpha: float,
-              switch_prob: float = 0.5) -> tuple[jax.Array, jax.Array, jax.Array]:
+def mix_clips(
+  video: jax.Array,
+  rng: jax.Array,
+  *,
+  mixup_alpha: float,
+  cutmix_alpha: float,
+  switch_prob: float = 0.5,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
   """Mixes every clip with another clip of the batch.
 
   Args:

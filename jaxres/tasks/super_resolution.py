@@ -73,12 +73,16 @@ class SuperResolutionTask:
     if "lr" in batch and "video" in batch:  # paired data: the LR frames as read, HR = "video"
       hr, lr = jnp.asarray(batch["video"], jnp.float32), jnp.asarray(batch["lr"], jnp.float32)
       if hr.shape[-3:-1] != tuple(self.scale * n for n in lr.shape[-3:-1]):
-        raise ValueError(f"The batch's 'lr' {lr.shape} is not 1/{self.scale} of its 'video' "
-                         f"{hr.shape} (task.scale={self.scale}).")
+        raise ValueError(
+          f"The batch's 'lr' {lr.shape} is not 1/{self.scale} of its 'video' "
+          f"{hr.shape} (task.scale={self.scale})."
+        )
       return dict(batch, hr=hr, lr=lr)
     if "video" not in batch:
-      raise ValueError(f"A super-resolution batch needs 'video' (HR frames) or 'lr' and 'hr', "
-                       f"got keys {sorted(batch)}.")
+      raise ValueError(
+        f"A super-resolution batch needs 'video' (HR frames) or 'lr' and 'hr', "
+        f"got keys {sorted(batch)}."
+      )
     hr = mod_crop(jnp.asarray(batch["video"], jnp.float32), self.scale)
     noise = self.noise_sigma if rng is not None else 0.0
     lr = degrade(hr, Degradation(self.scale, self.blur_sigma, noise), rng=rng)
@@ -91,15 +95,20 @@ class SuperResolutionTask:
   def check_data(self, data_config: Any) -> None:
     """Refuses data whose frames are not in [0, 1] or whose crops do not divide by the scale."""
     if tuple(data_config.mean) != (0.0, 0.0, 0.0) or tuple(data_config.std) != (1.0, 1.0, 1.0):
-      raise ValueError(f"Super-resolution needs frames in [0, 1]: set data.mean=(0., 0., 0.) and "
-                       f"data.std=(1., 1., 1.) (got {tuple(data_config.mean)} and "
-                       f"{tuple(data_config.std)}).")
+      raise ValueError(
+        f"Super-resolution needs frames in [0, 1]: set data.mean=(0., 0., 0.) and "
+        f"data.std=(1., 1., 1.) (got {tuple(data_config.mean)} and "
+        f"{tuple(data_config.std)})."
+      )
     if data_config.crop_size % self.scale:
-      raise ValueError(f"data.crop_size={data_config.crop_size} is not a multiple of the scale "
-                       f"task.scale={self.scale}; LR and HR patches would not align.")
+      raise ValueError(
+        f"data.crop_size={data_config.crop_size} is not a multiple of the scale "
+        f"task.scale={self.scale}; LR and HR patches would not align."
+      )
 
-  def loss_and_metrics(self, outputs: jax.Array, batch: Mapping[str, jax.Array]
-                       ) -> tuple[jax.Array, dict[str, jax.Array]]:
+  def loss_and_metrics(
+    self, outputs: jax.Array, batch: Mapping[str, jax.Array]
+  ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """The training loss (a scalar) and scalar metrics of one batch.
 
     Args:
@@ -116,25 +125,31 @@ class SuperResolutionTask:
     if self.loss == "l1":
       loss = l1
     else:
-      loss = jnp.mean(jnp.sqrt(diff * diff + self.charbonnier_eps ** 2))
+      loss = jnp.mean(jnp.sqrt(diff * diff + self.charbonnier_eps**2))
     mse = jnp.mean(diff * diff)
     return loss, {"loss": loss, "l1": l1, "psnr": -10.0 * jnp.log10(jnp.maximum(mse, 1e-10))}
 
-  def eval_metrics(self, outputs: jax.Array, batch: Mapping[str, jax.Array]) -> dict[str, jax.Array]:
+  def eval_metrics(
+    self, outputs: jax.Array, batch: Mapping[str, jax.Array]
+  ) -> dict[str, jax.Array]:
     """Per-clip metrics `[B]` (see the module notes); passes `video_id` through when present."""
     sr = jnp.round(jnp.clip(outputs.astype(jnp.float32), 0.0, 1.0) * 255.0) / 255.0
     hr = batch["hr"].astype(jnp.float32)
-    bicubic = jnp.round(jnp.clip(bicubic_upsample(batch["lr"].astype(jnp.float32), self.scale),
-                                 0.0, 1.0) * 255.0) / 255.0
+    bicubic = (
+      jnp.round(
+        jnp.clip(bicubic_upsample(batch["lr"].astype(jnp.float32), self.scale), 0.0, 1.0) * 255.0
+      )
+      / 255.0
+    )
     frame_axes = tuple(range(1, sr.ndim - 3))  # time, for clips
     mean = lambda m: jnp.mean(m, axis=frame_axes) if frame_axes else m
     crop = self.scale
     out = {
-        "psnr": mean(metrics.psnr(sr, hr, crop=crop)),
-        "psnr_y": mean(metrics.psnr(sr, hr, crop=crop, y_channel=True)),
-        "ssim": mean(metrics.ssim(sr, hr, crop=crop)),
-        "ssim_y": mean(metrics.ssim(sr, hr, crop=crop, y_channel=True)),
-        "psnr_y_bicubic": mean(metrics.psnr(bicubic, hr, crop=crop, y_channel=True)),
+      "psnr": mean(metrics.psnr(sr, hr, crop=crop)),
+      "psnr_y": mean(metrics.psnr(sr, hr, crop=crop, y_channel=True)),
+      "ssim": mean(metrics.ssim(sr, hr, crop=crop)),
+      "ssim_y": mean(metrics.ssim(sr, hr, crop=crop, y_channel=True)),
+      "psnr_y_bicubic": mean(metrics.psnr(bicubic, hr, crop=crop, y_channel=True)),
     }
     if "video_id" in batch:
       out["video_id"] = batch["video_id"]

@@ -50,26 +50,43 @@ def build_engine(config, *, devices: Sequence[jax.Device] | None = None):
   if p.mode == "jit":
     model = build_model(config)
     mesh = parallel.make_mesh(p.num_devices, devices, shape=dict(p.get("mesh", {})))
-    engine = parallel.JitEngine(model, task, tx, schedule, mesh=mesh, fsdp=p.fsdp,
-                                fsdp_min_size=p.fsdp_min_size, ema_decay=config.ema_decay,
-                                grad_accum_steps=config.grad_accum_steps, keep_statistics=keep)
+    engine = parallel.JitEngine(
+      model,
+      task,
+      tx,
+      schedule,
+      mesh=mesh,
+      fsdp=p.fsdp,
+      fsdp_min_size=p.fsdp_min_size,
+      ema_decay=config.ema_decay,
+      grad_accum_steps=config.grad_accum_steps,
+      keep_statistics=keep,
+    )
   elif p.mode == "pmap":
     if p.fsdp or p.get("mesh", {}).get("fsdp", 1) != 1:
       raise ValueError("parallel.fsdp and parallel.mesh.fsdp need parallel.mode='jit'.")
     model = build_model(config, bn_axis_name=parallel.PMAP_AXIS)
     devices = list(devices or jax.local_devices())
     if p.num_devices > 0:
-      devices = devices[:p.num_devices]
-    engine = parallel.PmapEngine(model, task, tx, schedule, devices=devices,
-                                 ema_decay=config.ema_decay,
-                                 grad_accum_steps=config.grad_accum_steps, keep_statistics=keep)
+      devices = devices[: p.num_devices]
+    engine = parallel.PmapEngine(
+      model,
+      task,
+      tx,
+      schedule,
+      devices=devices,
+      ema_decay=config.ema_decay,
+      grad_accum_steps=config.grad_accum_steps,
+      keep_statistics=keep,
+    )
   else:
     raise ValueError(f"config.parallel.mode must be 'jit' or 'pmap', got {p.mode!r}.")
   return engine, model, task
 
 
-def build_train_step(config, input_shape: Sequence[int], *, seed: int = 0
-                     ) -> tuple[Any, TrainState, Callable]:
+def build_train_step(
+  config, input_shape: Sequence[int], *, seed: int = 0
+) -> tuple[Any, TrainState, Callable]:
   """A ready model, initial state and compiled train step for `input_shape`, without the loop.
 
   For benchmarks: `step(state, batch, rng)` takes numpy or jax batches (put on the mesh for you)

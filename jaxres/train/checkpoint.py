@@ -55,18 +55,33 @@ class Checkpointer:
     >>> state = ckpt.restore(engine.abstract_state(shape))    # latest, onto the engine's mesh
   """
 
-  def __init__(self, directory: str, *, keep: int = 2, keep_best: int = 0,
-               best_metric: str = "accuracy", best_mode: str = "max", async_save: bool = True):
+  def __init__(
+    self,
+    directory: str,
+    *,
+    keep: int = 2,
+    keep_best: int = 0,
+    best_metric: str = "accuracy",
+    best_mode: str = "max",
+    async_save: bool = True,
+  ):
     if best_mode not in ("max", "min"):
       raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}.")
     preserve = [policies.LatestN(keep)]
     if keep_best:
-      preserve.append(policies.BestN(get_metric_fn=lambda m: m[best_metric],
-                                     reverse=best_mode == "min", n=keep_best,
-                                     keep_checkpoints_without_metrics=False))
+      preserve.append(
+        policies.BestN(
+          get_metric_fn=lambda m: m[best_metric],
+          reverse=best_mode == "min",
+          n=keep_best,
+          keep_checkpoints_without_metrics=False,
+        )
+      )
     options = ocp.CheckpointManagerOptions(
-        preservation_policy=policies.AnyPreservationPolicy(preserve),
-        enable_async_checkpointing=async_save, create=True)
+      preservation_policy=policies.AnyPreservationPolicy(preserve),
+      enable_async_checkpointing=async_save,
+      create=True,
+    )
     self.directory = os.path.abspath(directory)
     self.best_metric = best_metric
     self._manager = ocp.CheckpointManager(self.directory, options=options)
@@ -82,9 +97,12 @@ class Checkpointer:
     """Starts saving `state` (global arrays) at `step`; returns before the write ends when async."""
     if metrics is not None and self.best_metric not in metrics:
       metrics = None  # Only metrics that can rank the checkpoint are worth recording.
-    self._manager.save(step, args=ocp.args.StandardSave(state),
-                       metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
-                       force=True)
+    self._manager.save(
+      step,
+      args=ocp.args.StandardSave(state),
+      metrics=None if metrics is None else {k: float(v) for k, v in metrics.items()},
+      force=True,
+    )
 
   def restore(self, abstract_state: Any, step: Optional[int] = None) -> Any:
     """The state at `step` (default: latest) in the shapes and shardings of `abstract_state`.
@@ -108,19 +126,24 @@ class Checkpointer:
     if step is None:
       raise FileNotFoundError(f"No checkpoint in {self.directory}.")
     if step not in steps:
-      raise FileNotFoundError(f"No checkpoint of step {step} in {self.directory}; its steps are "
-                              f"{', '.join(map(str, steps)) or 'none'}.")
+      raise FileNotFoundError(
+        f"No checkpoint of step {step} in {self.directory}; its steps are "
+        f"{', '.join(map(str, steps)) or 'none'}."
+      )
     _ignore_reads_finishing_after_a_failed_restore()  # before: reads may fail as soon as it starts
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
     except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
       reason = _first_line(e)
       raise CheckpointError(
-          f"The checkpoint {self.step_path(step)} cannot be restored (damaged, or written by "
-          f"another config): {reason}", reason) from e
+        f"The checkpoint {self.step_path(step)} cannot be restored (damaged, or written by "
+        f"another config): {reason}",
+        reason,
+      ) from e
 
-  def restore_newest_intact(self, abstract_state: Any,
-                            report: Callable[[str], None] = log.warning) -> tuple[int, Any]:
+  def restore_newest_intact(
+    self, abstract_state: Any, report: Callable[[str], None] = log.warning
+  ) -> tuple[int, Any]:
     """The newest checkpoint that restores, after moving aside the newer ones that do not.
 
     A newer checkpoint that fails while an older one restores is damaged (a config that does not
@@ -200,10 +223,12 @@ def _ignore_reads_finishing_after_a_failed_restore() -> None:
   each failed read's gathering future as an "exception was never retrieved" error. Only those are
   dropped: the restore's own error reports the damage.
   """
+
   def left_over(error) -> bool:
     text = str(error)
-    return ((isinstance(error, RuntimeError) and text == "Event loop is closed")
-            or text.startswith("Encountered error while reading array index"))
+    return (isinstance(error, RuntimeError) and text == "Event loop is closed") or text.startswith(
+      "Encountered error while reading array index"
+    )
 
   asyncio_logger = logging.getLogger("asyncio")
   if not any(getattr(f, "_jaxres_left_over", False) for f in asyncio_logger.filters):

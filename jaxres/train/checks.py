@@ -12,8 +12,15 @@ from __future__ import annotations
 from typing import Any, Optional
 
 
-def check_config(config, task, *, info: Optional[Any] = None, uses_data_config: bool = True,
-                 num_devices: int = 1, num_processes: int = 1) -> None:
+def check_config(
+  config,
+  task,
+  *,
+  info: Optional[Any] = None,
+  uses_data_config: bool = True,
+  num_devices: int = 1,
+  num_processes: int = 1,
+) -> None:
   """Raises `ValueError` naming the first key that does not fit the data or the devices.
 
   Args:
@@ -32,23 +39,31 @@ def check_config(config, task, *, info: Optional[Any] = None, uses_data_config: 
   if not isinstance(batch, int) or batch < 1:
     raise ValueError(f"global_batch_size must be a positive integer, got {batch!r}.")
   if batch % num_devices:
-    raise ValueError(f"global_batch_size={batch} is not divisible by the {num_devices} devices; "
-                     f"use a multiple of {num_devices} (or --config.parallel.num_devices).")
+    raise ValueError(
+      f"global_batch_size={batch} is not divisible by the {num_devices} devices; "
+      f"use a multiple of {num_devices} (or --config.parallel.num_devices)."
+    )
   accum = config.grad_accum_steps
   if not isinstance(accum, int) or accum < 1:
     raise ValueError(f"grad_accum_steps must be a positive integer, got {accum!r}.")
   if batch % (accum * num_devices):
     raise ValueError(
-        f"global_batch_size={batch} does not split into grad_accum_steps={accum} micro-batches "
-        f"over {num_devices} devices; use a multiple of {accum * num_devices} (each device takes "
-        f"an equal share of every micro-batch).")
+      f"global_batch_size={batch} does not split into grad_accum_steps={accum} micro-batches "
+      f"over {num_devices} devices; use a multiple of {accum * num_devices} (each device takes "
+      f"an equal share of every micro-batch)."
+    )
   if batch % num_processes:
     raise ValueError(f"global_batch_size={batch} is not divisible by the {num_processes} hosts.")
   profile = tuple(config.profile_steps)
-  if profile and (len(profile) > 2 or not all(isinstance(s, int) and s >= 1 for s in profile)
-                  or profile[0] > profile[-1]):
-    raise ValueError(f"profile_steps={profile!r} must be (first, last) train steps, 1 <= first "
-                     "<= last, e.g. --config.profile_steps=10,20 (or () for no profile).")
+  if profile and (
+    len(profile) > 2
+    or not all(isinstance(s, int) and s >= 1 for s in profile)
+    or profile[0] > profile[-1]
+  ):
+    raise ValueError(
+      f"profile_steps={profile!r} must be (first, last) train steps, 1 <= first "
+      "<= last, e.g. --config.profile_steps=10,20 (or () for no profile)."
+    )
   if config.num_train_steps < 0:
     raise ValueError(f"num_train_steps must be >= 0, got {config.num_train_steps}.")
   uses_data = uses_data_config and not config.synthetic_data
@@ -61,8 +76,9 @@ def check_config(config, task, *, info: Optional[Any] = None, uses_data_config: 
   if config.model.num_classes != info.num_classes:
     where = config.data.path or f"the {config.data.source} data"
     raise ValueError(
-        f"model.num_classes={config.model.num_classes} but {where} has {info.num_classes} "
-        f"classes; set --config.model.num_classes={info.num_classes}.")
+      f"model.num_classes={config.model.num_classes} but {where} has {info.num_classes} "
+      f"classes; set --config.model.num_classes={info.num_classes}."
+    )
 
 
 def _check_one_scale(config, *, paired_frames: bool) -> None:
@@ -71,14 +87,17 @@ def _check_one_scale(config, *, paired_frames: bool) -> None:
   `jaxres.configs.common.super_resolution_recipe` ties them (one `FieldReference`, set by
   `--config.model.scale`); a config built otherwise, or a saved one edited by hand, may not.
   """
-  scales = {"model.scale": config.model.get("scale"),  # the model's own default when absent
-            "task.scale": config.task.scale}
+  scales = {
+    "model.scale": config.model.get("scale"),  # the model's own default when absent
+    "task.scale": config.task.scale,
+  }
   if paired_frames:
     scales["data.lr_scale"] = config.data.lr_scale
   found = {k: v for k, v in scales.items() if v is not None}
   if len(set(found.values())) > 1:
     listed = ", ".join(f"{k}={v}" for k, v in found.items())
     raise ValueError(
-        f"The super-resolution scale differs between {listed}: set it once, as model.scale "
-        "(configs from jaxres.configs.common.super_resolution_recipe share that one value with "
-        "task.scale and data.lr_scale, so --config.model.scale=N moves all of them).")
+      f"The super-resolution scale differs between {listed}: set it once, as model.scale "
+      "(configs from jaxres.configs.common.super_resolution_recipe share that one value with "
+      "task.scale and data.lr_scale, so --config.model.scale=N moves all of them)."
+    )

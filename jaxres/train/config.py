@@ -43,7 +43,9 @@ from jaxres.configs.defaults import with_defaults
 SHIPPED_PACKAGE = "jaxres.configs"
 
 
-def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_collections.ConfigDict:
+def load_config(
+  path: str | None = None, overrides: Sequence[str] = ()
+) -> ml_collections.ConfigDict:
   """Loads `get_config()` from a shipped config or a config file, locks it, and applies overrides.
 
   Args:
@@ -67,15 +69,18 @@ def load_config(path: str | None = None, overrides: Sequence[str] = ()) -> ml_co
   if os.path.isfile(path):
     module_spec = importlib.util.spec_from_file_location("jaxres_config", path)
     if module_spec is None:
-      raise FileNotFoundError(f"Config file {path!r} is not a Python file (*.py with get_config()).")
+      raise FileNotFoundError(
+        f"Config file {path!r} is not a Python file (*.py with get_config())."
+      )
     module = importlib.util.module_from_spec(module_spec)
     module_spec.loader.exec_module(module)
   elif name := shipped_name(path):
     module = importlib.import_module(f"{SHIPPED_PACKAGE}.{name}")
   else:
     raise FileNotFoundError(
-        f"No config file {path!r}, and no shipped config of that name. Pass the path of a Python "
-        f"file with get_config(), or one of: {', '.join(shipped_names())}.")
+      f"No config file {path!r}, and no shipped config of that name. Pass the path of a Python "
+      f"file with get_config(), or one of: {', '.join(shipped_names())}."
+    )
   config = with_defaults(module.get_config())
   config.lock()
   for item in overrides:
@@ -106,8 +111,11 @@ def _parse(text: str, current: Any) -> Any:
 def _keys(node: ml_collections.ConfigDict, prefix: str = "") -> list[str]:
   keys = []
   for name, value in node.items():
-    keys += (_keys(value, f"{prefix}{name}.") if isinstance(value, ml_collections.ConfigDict)
-             else [prefix + name])
+    keys += (
+      _keys(value, f"{prefix}{name}.")
+      if isinstance(value, ml_collections.ConfigDict)
+      else [prefix + name]
+    )
   return keys
 
 
@@ -134,9 +142,11 @@ def suggest_key(config: ml_collections.ConfigDict, key: str) -> str | None:
   leaf_of = lambda k: k.rpartition(".")[2]
   local = [k for k in keys if k.rpartition(".")[0] == section]
   initials = lambda k: "".join(word[:1] for word in leaf_of(k).split("_"))
-  for match in (lambda k: k in local and initials(k) == leaf and "_" in leaf_of(k),
-                lambda k: leaf_of(k) == leaf,  # the right name in another section
-                lambda k: initials(k) == leaf and "_" in leaf_of(k)):
+  for match in (
+    lambda k: k in local and initials(k) == leaf and "_" in leaf_of(k),
+    lambda k: leaf_of(k) == leaf,  # the right name in another section
+    lambda k: initials(k) == leaf and "_" in leaf_of(k),
+  ):
     found = [k for k in keys if match(k)]
     if found:
       return min(found, key=lambda k: k.count("."))  # model.num_classes, not data.demo.num_classes
@@ -153,7 +163,7 @@ def apply_override(config: ml_collections.ConfigDict, item: str) -> None:
   text = item[2:] if item.startswith("--") else item
   if not text.startswith("config.") or "=" not in text:
     raise ValueError(f"Overrides look like --config.key=value, got {item!r}.")
-  key, value = text[len("config."):].split("=", 1)
+  key, value = text[len("config.") :].split("=", 1)
   *parents, leaf = key.split(".")
   node = config
   for depth, name in enumerate(parents + [leaf]):

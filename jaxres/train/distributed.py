@@ -10,11 +10,19 @@ from typing import Callable, Optional
 import jax
 
 # Cluster managers whose environment jax.distributed.initialize() reads by itself.
-_AUTO_ENV = ("SLURM_JOB_ID", "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES", "MEGASCALE_COORDINATOR_ADDRESS")
+_AUTO_ENV = (
+  "SLURM_JOB_ID",
+  "OMPI_COMM_WORLD_SIZE",
+  "TPU_WORKER_HOSTNAMES",
+  "MEGASCALE_COORDINATOR_ADDRESS",
+)
 
 
-def initialize(coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-               process_id: Optional[int] = None) -> bool:
+def initialize(
+  coordinator_address: Optional[str] = None,
+  num_processes: Optional[int] = None,
+  process_id: Optional[int] = None,
+) -> bool:
   """Starts multi-host JAX when asked to; call before any other JAX work.
 
   Arguments win over the environment variables `JAX_COORDINATOR_ADDRESS`, `JAX_NUM_PROCESSES`,
@@ -42,10 +50,10 @@ def initialize(coordinator_address: Optional[str] = None, num_processes: Optiona
   if address is None:
     jax.distributed.initialize()
   else:
-    jax.distributed.initialize(coordinator_address=address, num_processes=int(count),
-                               process_id=int(index))
+    jax.distributed.initialize(
+      coordinator_address=address, num_processes=int(count), process_id=int(index)
+    )
   return True
-
 
 
 def skips_over_hosts(counter, exchange: Optional[Callable[[dict], list]] = None) -> dict[str, int]:
@@ -86,8 +94,11 @@ _EXCHANGES = itertools.count()
 def _exchange_through_coordinator(value: dict, timeout_ms: int = 300_000) -> list:
   # jax.distributed's client (as orbax's barriers use it); calls are numbered alike on every host.
   from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+
   client = jax_distributed.global_state.client
   key = f"jaxres/skips/{next(_EXCHANGES)}"
   client.key_value_set(f"{key}/{jax.process_index()}", json.dumps(value))
-  return [json.loads(client.blocking_key_value_get(f"{key}/{i}", timeout_ms))
-          for i in range(jax.process_count())]
+  return [
+    json.loads(client.blocking_key_value_get(f"{key}/{i}", timeout_ms))
+    for i in range(jax.process_count())
+  ]

@@ -54,8 +54,9 @@ def read_source(source: str, arch: str) -> dict[str, Any]:
     raise ValueError(f"config.init_from={source!r}: the step after '@' must be a number.")
   if not os.path.exists(path):
     raise FileNotFoundError(
-        f"config.init_from={source!r} is neither published weights (`jaxres weights list`) nor "
-        "a file or run folder.")
+      f"config.init_from={source!r} is neither published weights (`jaxres weights list`) nor "
+      "a file or run folder."
+    )
   if os.path.isdir(path):
     return files.load_variables(path, step=int(step) if step else None)
   if path.endswith(".msgpack"):
@@ -68,12 +69,18 @@ def read_source(source: str, arch: str) -> dict[str, Any]:
     return convert.from_mmaction2_tsm(files.load_torch_state_dict(path))
   if models.spec(arch).task == "super_resolution":
     return convert.from_basicsr(convert.read_torch_checkpoint(path), arch)
-  raise ValueError(f"config.init_from={source!r}: no converter reads PyTorch files for "
-                   f"{arch}; convert it first (`jaxres convert`) and pass the .msgpack.")
+  raise ValueError(
+    f"config.init_from={source!r}: no converter reads PyTorch files for "
+    f"{arch}; convert it first (`jaxres convert`) and pass the .msgpack."
+  )
 
 
-def merge(fresh: dict[str, Any], source: dict[str, Any], num_classes: int | None,
-          keep_fresh: tuple[str, ...] = ()) -> tuple[dict[str, Any], list[str]]:
+def merge(
+  fresh: dict[str, Any],
+  source: dict[str, Any],
+  num_classes: int | None,
+  keep_fresh: tuple[str, ...] = (),
+) -> tuple[dict[str, Any], list[str]]:
   """`fresh` variables with every leaf of `source` of the same path and shape in their place.
 
   Args:
@@ -95,8 +102,11 @@ def merge(fresh: dict[str, Any], source: dict[str, Any], num_classes: int | None
     >>> kept
     ['params/fc/bias', 'params/fc/kernel']
   """
-  flat_source = {f"{c}/{path_name(p)}": np.asarray(x) for c in ("params", "batch_stats")
-                 for p, x in jax.tree_util.tree_flatten_with_path(source.get(c) or {})[0]}
+  flat_source = {
+    f"{c}/{path_name(p)}": np.asarray(x)
+    for c in ("params", "batch_stats")
+    for p, x in jax.tree_util.tree_flatten_with_path(source.get(c) or {})[0]
+  }
   kept, problems, used = [], [], set()
 
   def one(path, leaf):
@@ -112,26 +122,38 @@ def merge(fresh: dict[str, Any], source: dict[str, Any], num_classes: int | None
     value = flat_source[name]
     if tuple(value.shape) == tuple(leaf.shape):
       return value.astype(leaf.dtype)
-    if (num_classes and leaf.shape and leaf.shape[-1] == num_classes
-        and value.shape[:-1] == tuple(leaf.shape[:-1])):
+    if (
+      num_classes
+      and leaf.shape
+      and leaf.shape[-1] == num_classes
+      and value.shape[:-1] == tuple(leaf.shape[:-1])
+    ):
       kept.append(name)
       return leaf
     problems.append(f"{name}: {tuple(value.shape)} in the source, {tuple(leaf.shape)} in the model")
     return leaf
 
   merged = jax.tree_util.tree_map_with_path(
-      one, {"params": fresh["params"], "batch_stats": fresh.get("batch_stats") or {}})
-  problems += [f"{name}: in the source {tuple(flat_source[name].shape)}, not in the model"
-               for name in sorted(set(flat_source) - used)]
+    one, {"params": fresh["params"], "batch_stats": fresh.get("batch_stats") or {}}
+  )
+  problems += [
+    f"{name}: in the source {tuple(flat_source[name].shape)}, not in the model"
+    for name in sorted(set(flat_source) - used)
+  ]
   if problems:
-    raise ValueError(f"config.init_from does not fit the configured model: {len(problems)} "
-                     "difference(s): " + "; ".join(problems[:12])
-                     + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "") + ".")
+    raise ValueError(
+      f"config.init_from does not fit the configured model: {len(problems)} "
+      "difference(s): "
+      + "; ".join(problems[:12])
+      + (f"; and {len(problems) - 12} more" if len(problems) > 12 else "")
+      + "."
+    )
   return merged, sorted(kept)
 
 
-def start_from(state: TrainState, source: str, model_config, keep_fresh: tuple[str, ...] = ()
-               ) -> tuple[TrainState, str]:
+def start_from(
+  state: TrainState, source: str, model_config, keep_fresh: tuple[str, ...] = ()
+) -> tuple[TrainState, str]:
   """The fresh `state` with the source's variables in it, on the state's own shardings.
 
   Args:
@@ -149,21 +171,31 @@ def start_from(state: TrainState, source: str, model_config, keep_fresh: tuple[s
   """
   loaded = read_source(source, model_config.name)
   num_classes = model_config.get("num_classes")
-  merged, kept = merge({"params": state.params, "batch_stats": state.batch_stats}, loaded,
-                       num_classes, tuple(keep_fresh))
+  merged, kept = merge(
+    {"params": state.params, "batch_stats": state.batch_stats},
+    loaded,
+    num_classes,
+    tuple(keep_fresh),
+  )
 
   def place(value, target):  # the host copy onto the target's sharding, every host alike
     if value is target:
       return target
-    return jax.make_array_from_callback(tuple(target.shape), target.sharding,
-                                        lambda index: value[index])
+    return jax.make_array_from_callback(
+      tuple(target.shape), target.sharding, lambda index: value[index]
+    )
 
   params = jax.tree.map(place, merged["params"], state.params)
   batch_stats = jax.tree.map(place, merged["batch_stats"], state.batch_stats)
-  state = state.replace(params=params, batch_stats=batch_stats,
-                        ema_params=params if state.ema_params is not None else None)
+  state = state.replace(
+    params=params,
+    batch_stats=batch_stats,
+    ema_params=params if state.ema_params is not None else None,
+  )
   count = len(jax.tree.leaves(merged))
-  report = (f"Started from {source}: {count - len(kept)} of {count} arrays loaded"
-            + (f"; initialised afresh: {', '.join(kept)}" if kept else "")
-            + ".")
+  report = (
+    f"Started from {source}: {count - len(kept)} of {count} arrays loaded"
+    + (f"; initialised afresh: {', '.join(kept)}" if kept else "")
+    + "."
+  )
   return state, report

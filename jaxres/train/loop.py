@@ -64,14 +64,27 @@ def pipeline_data(config, engine, info=None) -> tuple[TrainData, EvalData]:
   built: list[EvalData] = []
 
   def train(start_step: int):
-    return pipeline.create_iterator(config.data, "train", global_batch_size=config.global_batch_size,
-                                    sharding=sharding, seed=config.seed, start_step=start_step,
-                                    info=info)
+    return pipeline.create_iterator(
+      config.data,
+      "train",
+      global_batch_size=config.global_batch_size,
+      sharding=sharding,
+      seed=config.seed,
+      start_step=start_step,
+      info=info,
+    )
 
   def evaluate():
     if not built:
-      built.append(pipeline.eval_data(config.data, global_batch_size=config.global_batch_size,
-                                      sharding=sharding, seed=config.seed, info=info))
+      built.append(
+        pipeline.eval_data(
+          config.data,
+          global_batch_size=config.global_batch_size,
+          sharding=sharding,
+          seed=config.seed,
+          info=info,
+        )
+      )
     return built[0]()
 
   return train, evaluate
@@ -84,10 +97,17 @@ def check_data(config, engine, task, *, uses_data_config: bool = True):
   info = None
   if uses_data_config and not config.synthetic_data:
     from jaxres.data import catalog
+
     catalog.ensure_demo_data(config.data)
     info = catalog.dataset_info(config.data)
-  check_config(config, task, info=info, uses_data_config=uses_data_config,
-               num_devices=getattr(engine, "num_devices", 1), num_processes=jax.process_count())
+  check_config(
+    config,
+    task,
+    info=info,
+    uses_data_config=uses_data_config,
+    num_devices=getattr(engine, "num_devices", 1),
+    num_processes=jax.process_count(),
+  )
   return info
 
 
@@ -114,13 +134,23 @@ def synthetic_data(config) -> tuple[TrainData, EvalData]:
   shape = (config.global_batch_size, *frames, d.crop_size, d.crop_size, 3)
   classes = config.model.num_classes
   eval_batches = 2 if config.eval_steps < 0 else config.eval_steps
-  return (lambda start: synthetic_batches(shape, classes, seed=config.seed, start_step=start),
-          lambda: synthetic_batches(shape, classes, seed=config.seed + 1, num_batches=eval_batches,
-                                    eval=True))
+  return (
+    lambda start: synthetic_batches(shape, classes, seed=config.seed, start_step=start),
+    lambda: synthetic_batches(
+      shape, classes, seed=config.seed + 1, num_batches=eval_batches, eval=True
+    ),
+  )
 
 
-def evaluate(engine, task, state, batches: Iterable[Any], *, max_batches: int = -1,
-             record: Optional[dict] = None) -> dict[str, float]:
+def evaluate(
+  engine,
+  task,
+  state,
+  batches: Iterable[Any],
+  *,
+  max_batches: int = -1,
+  record: Optional[dict] = None,
+) -> dict[str, float]:
   """One pass of `engine.eval_step` over `batches`, reduced by `task.aggregate`.
 
   Args:
@@ -158,6 +188,7 @@ class _Progress:
     self.batch_size = batch_size
     if enabled and jax.process_index() == 0:
       from tqdm import tqdm
+
       self.bar = tqdm(total=total, initial=start, unit="step", dynamic_ncols=True)
 
   def update(self, metrics: dict[str, float], clips_per_s: float):
@@ -196,8 +227,10 @@ class _Profile:
   def after(self, step: int, progress: "_Progress"):
     if self.tracing and step >= self.last:  # the step's metrics were read: its work is done
       self.stop()
-      progress.write(f"Profiled steps {self.first}-{self.last} into {self.folder} "
-                     f"(tensorboard --logdir {self.folder}).")
+      progress.write(
+        f"Profiled steps {self.first}-{self.last} into {self.folder} "
+        f"(tensorboard --logdir {self.folder})."
+      )
 
   def stop(self):
     if self.tracing:
@@ -205,9 +238,14 @@ class _Profile:
       jax.profiler.stop_trace()
 
 
-def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] = None,
-                       eval_data: Optional[EvalData] = None, stop: Optional[StopRequest] = None
-                       ) -> dict[str, Any]:
+def train_and_evaluate(
+  config,
+  workdir: str,
+  *,
+  train_data: Optional[TrainData] = None,
+  eval_data: Optional[EvalData] = None,
+  stop: Optional[StopRequest] = None,
+) -> dict[str, Any]:
   """Trains `config` in `workdir`, resuming from its latest checkpoint, evaluating as configured.
 
   Args:
@@ -244,18 +282,42 @@ def train_and_evaluate(config, workdir: str, *, train_data: Optional[TrainData] 
     train_data, eval_data = train_data or make[0], eval_data or make[1]
   # Process 0 writes the run folder's files, so its lock covers the run on every host.
   with lock_run(workdir) if jax.process_index() == 0 else contextlib.nullcontext():
-    summary = _train(config, workdir, engine, model, task, train_data, eval_data, stop,
-                     class_names=info.class_names if info is not None else None)
+    summary = _train(
+      config,
+      workdir,
+      engine,
+      model,
+      task,
+      train_data,
+      eval_data,
+      stop,
+      class_names=info.class_names if info is not None else None,
+    )
   summary["wall_time_s"] = time.time() - started
   return summary
 
 
-def _train(config, workdir, engine, model, task, train_data: TrainData, eval_data: EvalData,
-           stop: Optional[StopRequest], class_names=None) -> dict[str, Any]:
+def _train(
+  config,
+  workdir,
+  engine,
+  model,
+  task,
+  train_data: TrainData,
+  eval_data: EvalData,
+  stop: Optional[StopRequest],
+  class_names=None,
+) -> dict[str, Any]:
   """`train_and_evaluate` once the config is checked and the run folder locked."""
   c = config.checkpoint
-  ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), keep=c.keep, keep_best=c.keep_best,
-                      best_metric=c.best_metric, best_mode=c.best_mode, async_save=c.async_save)
+  ckpt = Checkpointer(
+    os.path.join(workdir, "checkpoints"),
+    keep=c.keep,
+    keep_best=c.keep_best,
+    best_metric=c.best_metric,
+    best_mode=c.best_mode,
+    async_save=c.async_save,
+  )
   writer = MetricWriter(workdir, tensorboard=config.tensorboard)
   total = int(config.num_train_steps)
 
@@ -267,8 +329,9 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     first = next(batches)
     input_shape = model_input_shape(task, first)
     if start_step:
-      step, restored = ckpt.restore_newest_intact(engine.abstract_state(input_shape),
-                                                  report=damaged.append)
+      step, restored = ckpt.restore_newest_intact(
+        engine.abstract_state(input_shape), report=damaged.append
+      )
       state = engine.from_global(restored)
       if step != start_step:  # an older checkpoint: the data restarts where its state is
         _close(batches)
@@ -279,8 +342,9 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     else:
       state = engine.init(jax.random.fold_in(jax.random.key(config.seed), 0), input_shape)
       if config.init_from:  # a first start only: a resumed run continues from its checkpoints
-        state, started_from = start_from(engine.to_global(state), config.init_from, config.model,
-                                         tuple(config.init_fresh))
+        state, started_from = start_from(
+          engine.to_global(state), config.init_from, config.model, tuple(config.init_fresh)
+        )
         state = engine.from_global(state)
   except BaseException:  # e.g. a checkpoint that does not fit: exit with the error, not hang
     _close(batches)
@@ -290,33 +354,48 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
     save_config(config, workdir)  # rebuild the model from, so it must match them
     if class_names:  # `jaxres predict` names the classes with them
       from jaxres.data.sources import write_class_names
+
       write_class_names(workdir, class_names)
   writer.truncate_after(start_step)  # the steps after it run (and log) again
   pictures = None
   if config.tensorboard and writer.enabled:  # hparams, confusion matrix / SR crops at each eval
     from jaxres.train.pictures import EvalPictures
-    writer.write_hparams(flat_hparams(config), text=f"```\n{config.to_json_best_effort(indent=2)}\n```")
+
+    writer.write_hparams(
+      flat_hparams(config), text=f"```\n{config.to_json_best_effort(indent=2)}\n```"
+    )
     pictures = EvalPictures(task, model, class_names=class_names)
   step_rng = jax.random.fold_in(jax.random.key(config.seed), 1)
   precise_bn = None
   if config.precise_bn_batches > 0:
     groups = ParamGroups.from_config(config.optimizer)
-    precise_bn = precise_bn_hook(engine, model, task, train_data, config.precise_bn_batches,
-                                 keep_statistics=groups.keep_frozen_statistics
-                                 if groups.active else None)
+    precise_bn = precise_bn_hook(
+      engine,
+      model,
+      task,
+      train_data,
+      config.precise_bn_batches,
+      keep_statistics=groups.keep_frozen_statistics if groups.active else None,
+    )
 
   progress = _Progress(config.progress_bar, start_step, total, config.global_batch_size)
   for line in damaged:
     progress.write(line)
   if start_step:
     progress.write(f"Resumed from the checkpoint of step {start_step}.")
-  for line in (started_from, ParamGroups.from_config(config.optimizer).describe(
-      engine.to_global(state).params)):
+  for line in (
+    started_from,
+    ParamGroups.from_config(config.optimizer).describe(engine.to_global(state).params),
+  ):
     if line:
       progress.write(line)
-  summary: dict[str, Any] = {"train": {}, "eval": {}, "stopped_early": False,
-                             "already_finished": start_step >= total,
-                             "init_from": config.init_from}
+  summary: dict[str, Any] = {
+    "train": {},
+    "eval": {},
+    "stopped_early": False,
+    "already_finished": start_step >= total,
+    "init_from": config.init_from,
+  }
   window: list[dict[str, float]] = []
   window_start = time.time()
   step = start_step
@@ -336,9 +415,11 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
           ckpt.wait()
           last = ckpt.latest_step()
           raise NonFiniteLossError(
-              f"Training loss is {metrics['loss']} at step {step}; stopping. The last good checkpoint "
-              f"is step {last} in {ckpt.directory}." if last is not None else
-              f"Training loss is {metrics['loss']} at step {step}; stopping (no checkpoint yet).")
+            f"Training loss is {metrics['loss']} at step {step}; stopping. The last good checkpoint "
+            f"is step {last} in {ckpt.directory}."
+            if last is not None
+            else f"Training loss is {metrics['loss']} at step {step}; stopping (no checkpoint yet)."
+          )
         window.append(metrics)
         progress.update(metrics, config.global_batch_size / max(time.time() - t0, 1e-9))
 
@@ -357,19 +438,35 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
             state, used = precise_bn(state, step)
             log.info("Precise BatchNorm statistics from %d batches at step %d.", used, step)
           record = {} if pictures is not None else None
-          eval_metrics = evaluate(engine, task, state, eval_data(), max_batches=config.eval_steps,
-                                  record=record)
-          writer.write(step, {**eval_metrics, **as_metrics(skips_over_hosts(SKIPPED))}, split="eval")
+          eval_metrics = evaluate(
+            engine, task, state, eval_data(), max_batches=config.eval_steps, record=record
+          )
+          writer.write(
+            step, {**eval_metrics, **as_metrics(skips_over_hosts(SKIPPED))}, split="eval"
+          )
           if pictures is not None:
-            writer.write_images(step, pictures(record.get("values", []), record.get("first_batch"),
-                                               engine.to_global(state).variables), split="eval")
+            writer.write_images(
+              step,
+              pictures(
+                record.get("values", []),
+                record.get("first_batch"),
+                engine.to_global(state).variables,
+              ),
+              split="eval",
+            )
           summary["eval"] = eval_metrics
-          progress.write(f"step {step}: eval " + ", ".join(
-              f"{k} {v:.4f}" for k, v in eval_metrics.items() if not k.startswith("num_")))
+          progress.write(
+            f"step {step}: eval "
+            + ", ".join(f"{k} {v:.4f}" for k, v in eval_metrics.items() if not k.startswith("num_"))
+          )
 
         stopping = stop.requested()
-        if (step == total or stopping or eval_metrics is not None
-            or (c.every_steps and step % c.every_steps == 0)):
+        if (
+          step == total
+          or stopping
+          or eval_metrics is not None
+          or (c.every_steps and step % c.every_steps == 0)
+        ):
           ckpt.save(step, engine.to_global(state), metrics=eval_metrics)
         if stopping:
           progress.write(f"Stop requested: saved the checkpoint of step {step}, exiting.")
@@ -385,13 +482,15 @@ def _train(config, workdir, engine, model, task, train_data: TrainData, eval_dat
   summary["step"] = step
   summary["skipped"] = skips_over_hosts(SKIPPED)
   if config.plot and jax.process_index() == 0 and os.path.exists(writer.path):
-    summary["plot"] = plot_curves(writer.path, os.path.join(workdir, "curves.png"),
-                                  title=f"{config.model.name} ({workdir})")
+    summary["plot"] = plot_curves(
+      writer.path, os.path.join(workdir, "curves.png"), title=f"{config.model.name} ({workdir})"
+    )
   return summary
 
 
-def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
-                        eval_data: Optional[EvalData] = None) -> dict[str, Any]:
+def evaluate_checkpoint(
+  config, workdir: str, *, step: Optional[int] = None, eval_data: Optional[EvalData] = None
+) -> dict[str, Any]:
   """Evaluates a checkpoint of `workdir` (the latest, or `step`) on the eval data of `config`.
 
   Args:
@@ -414,8 +513,9 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
   engine, _, task = build_engine(config)
   info = check_data(config, engine, task, uses_data_config=eval_data is None)
   if eval_data is None:
-    _, eval_data = (synthetic_data(config) if config.synthetic_data
-                    else pipeline_data(config, engine, info))
+    _, eval_data = (
+      synthetic_data(config) if config.synthetic_data else pipeline_data(config, engine, info)
+    )
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):  # not created by looking for it
     raise FileNotFoundError(f"No checkpoints in {workdir}: is it the --workdir of `jaxres train`?")
   ckpt = Checkpointer(os.path.join(workdir, "checkpoints"), async_save=False)
@@ -425,14 +525,18 @@ def evaluate_checkpoint(config, workdir: str, *, step: Optional[int] = None,
     step = ckpt.latest_step() if step is None else step
     if step not in steps:  # before any pipeline starts
       raise FileNotFoundError(
-          f"No checkpoint of step {step} in {ckpt.directory}; its steps are "
-          f"{', '.join(map(str, steps))}." if steps else f"No checkpoint in {ckpt.directory}.")
+        f"No checkpoint of step {step} in {ckpt.directory}; its steps are "
+        f"{', '.join(map(str, steps))}."
+        if steps
+        else f"No checkpoint in {ckpt.directory}."
+      )
     batches = iter(eval_data())
     first = next(batches)
     abstract = engine.abstract_state(model_input_shape(task, first))
     state = engine.from_global(ckpt.restore(abstract, step))
-    metrics = evaluate(engine, task, state, itertools.chain([first], batches),
-                       max_batches=config.eval_steps)
+    metrics = evaluate(
+      engine, task, state, itertools.chain([first], batches), max_batches=config.eval_steps
+    )
   finally:
     _close(batches)
     ckpt.close()

@@ -63,7 +63,8 @@ def create_schedule(config) -> Schedule:
     main = optax.cosine_decay_schedule(peak, max(total - warmup, 1))
   elif s.name == "step":
     main = optax.piecewise_constant_schedule(
-        peak, {int(b) - warmup: s.decay_factor for b in s.boundaries if int(b) > warmup})
+      peak, {int(b) - warmup: s.decay_factor for b in s.boundaries if int(b) > warmup}
+    )
   elif s.name == "constant":
     main = optax.constant_schedule(peak)
   else:
@@ -89,16 +90,24 @@ def create_optimizer(config) -> tuple[optax.GradientTransformation, Schedule]:
   schedule = create_schedule(config)
   wd = o.weight_decay
   if o.name == "sgd":
-    tx = optax.chain(optax.add_decayed_weights(wd, weight_decay_mask) if wd else optax.identity(),
-                     optax.sgd(schedule, momentum=o.momentum or None, nesterov=o.nesterov))
+    tx = optax.chain(
+      optax.add_decayed_weights(wd, weight_decay_mask) if wd else optax.identity(),
+      optax.sgd(schedule, momentum=o.momentum or None, nesterov=o.nesterov),
+    )
   elif o.name == "adamw":
     tx = optax.adamw(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=wd, mask=weight_decay_mask)
   elif o.name == "lamb":
     tx = optax.lamb(schedule, b1=o.b1, b2=o.b2, eps=o.eps, weight_decay=wd, mask=weight_decay_mask)
   elif o.name == "lars":
-    tx = optax.lars(schedule, weight_decay=wd, weight_decay_mask=weight_decay_mask,
-                    trust_ratio_mask=weight_decay_mask, trust_coefficient=o.trust_coefficient,
-                    momentum=o.momentum, nesterov=o.nesterov)
+    tx = optax.lars(
+      schedule,
+      weight_decay=wd,
+      weight_decay_mask=weight_decay_mask,
+      trust_ratio_mask=weight_decay_mask,
+      trust_coefficient=o.trust_coefficient,
+      momentum=o.momentum,
+      nesterov=o.nesterov,
+    )
   else:
     raise ValueError(f"optimizer.name must be 'sgd', 'adamw', 'lamb' or 'lars', got {o.name!r}.")
   if o.grad_clip_norm:

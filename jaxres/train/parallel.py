@@ -36,8 +36,11 @@ FSDP_AXIS = "fsdp"
 PMAP_AXIS = "batch"
 
 
-def make_mesh(num_devices: int = -1, devices: Optional[Sequence[jax.Device]] = None,
-              shape: Optional[Mapping[str, int]] = None) -> Mesh:
+def make_mesh(
+  num_devices: int = -1,
+  devices: Optional[Sequence[jax.Device]] = None,
+  shape: Optional[Mapping[str, int]] = None,
+) -> Mesh:
   """A mesh over `num_devices` devices (-1: all, across all hosts).
 
   Args:
@@ -73,14 +76,18 @@ def make_mesh(num_devices: int = -1, devices: Optional[Sequence[jax.Device]] = N
   if data == -1 and fsdp > 0 and n % fsdp == 0:
     data = n // fsdp
   if data < 1 or fsdp < 1 or data * fsdp != n:
-    raise ValueError(f"parallel.mesh {dict(shape)} does not fit {n} devices: data x fsdp must be "
-                     f"{n} (set one of them to -1 for the rest).")
+    raise ValueError(
+      f"parallel.mesh {dict(shape)} does not fit {n} devices: data x fsdp must be "
+      f"{n} (set one of them to -1 for the rest)."
+    )
   if fsdp == 1:
     return Mesh(np.array(devices), (DATA_AXIS,))
   return Mesh(np.array(devices).reshape(data, fsdp), (DATA_AXIS, FSDP_AXIS))
 
 
-def fsdp_spec(shape: Sequence[int], num_shards: int, min_size: int, axis_name: str = DATA_AXIS) -> P:
+def fsdp_spec(
+  shape: Sequence[int], num_shards: int, min_size: int, axis_name: str = DATA_AXIS
+) -> P:
   """The PartitionSpec that splits the largest dimension of `shape` divisible by `num_shards`
   over the mesh axis `axis_name`."""
   if num_shards == 1 or math.prod(shape) < min_size:
@@ -97,8 +104,9 @@ def batch_spec(mesh: Mesh) -> P:
   return P(names[0] if len(names) == 1 else names)
 
 
-def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp: bool = False,
-                    fsdp_min_size: int = 2 ** 12) -> Any:
+def state_shardings(
+  abstract_state: Any, mesh: Mesh, *, fsdp: bool = False, fsdp_min_size: int = 2**12
+) -> Any:
   """NamedShardings for every leaf of `abstract_state`: replicated, or FSDP-split (see module notes).
 
   Args:
@@ -127,6 +135,7 @@ def state_shardings(abstract_state: Any, mesh: Mesh, *, fsdp: bool = False,
 def _sync_hosts(name: str) -> None:
   """Waits until every process reaches `name` (the coordinator's barrier, not a device collective)."""
   from jax._src import distributed as jax_distributed  # pylint: disable=import-outside-toplevel
+
   jax_distributed.global_state.client.wait_at_barrier(name, 600_000)
 
 
@@ -166,16 +175,33 @@ class JitEngine:
     >>> state, metrics = engine.train_step(state, engine.put_batch(batch), jax.random.key(1))
   """
 
-  def __init__(self, model, task, tx, schedule, *, mesh: Mesh, fsdp: bool = False,
-               fsdp_min_size: int = 2 ** 12, ema_decay: float = 0.0, grad_accum_steps: int = 1,
-               keep_statistics=None):
+  def __init__(
+    self,
+    model,
+    task,
+    tx,
+    schedule,
+    *,
+    mesh: Mesh,
+    fsdp: bool = False,
+    fsdp_min_size: int = 2**12,
+    ema_decay: float = 0.0,
+    grad_accum_steps: int = 1,
+    keep_statistics=None,
+  ):
     self.model, self.task, self.tx, self.mesh = model, task, tx, mesh
     self.fsdp, self.fsdp_min_size, self.ema = fsdp, fsdp_min_size, ema_decay > 0
     self.replicated = NamedSharding(mesh, P())
     self.batch_sharding = NamedSharding(mesh, batch_spec(mesh))
-    self._train = make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
-                                  grad_accum_steps=grad_accum_steps,
-                                  keep_statistics=keep_statistics)
+    self._train = make_train_step(
+      model,
+      task,
+      tx,
+      schedule,
+      ema_decay=ema_decay,
+      grad_accum_steps=grad_accum_steps,
+      keep_statistics=keep_statistics,
+    )
     self._eval = make_eval_step(model, task)
     self._compiled: dict[tuple, Any] = {}
     self._started: set[tuple] = set()
@@ -190,12 +216,14 @@ class JitEngine:
   def abstract_state(self, input_shape) -> TrainState:
     shapes = jax.eval_shape(self._init_fn(input_shape), jax.random.key(0))
     shardings = self.state_shardings(shapes)
-    return jax.tree.map(lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh),
-                        shapes, shardings)
+    return jax.tree.map(
+      lambda s, sh: jax.ShapeDtypeStruct(s.shape, s.dtype, sharding=sh), shapes, shardings
+    )
 
   def state_shardings(self, abstract_state) -> Any:
-    return state_shardings(abstract_state, self.mesh, fsdp=self.fsdp,
-                           fsdp_min_size=self.fsdp_min_size)
+    return state_shardings(
+      abstract_state, self.mesh, fsdp=self.fsdp, fsdp_min_size=self.fsdp_min_size
+    )
 
   def init(self, rng: jax.Array, input_shape) -> TrainState:
     shardings = self.state_shardings(jax.eval_shape(self._init_fn(input_shape), rng))
@@ -207,12 +235,15 @@ class JitEngine:
     if key not in self._compiled:
       if kind == "train":
         self._compiled[key] = jax.jit(
-            self._train, donate_argnums=(0,),
-            in_shardings=(shardings, self.batch_sharding, self.replicated),
-            out_shardings=(shardings, self.replicated))
+          self._train,
+          donate_argnums=(0,),
+          in_shardings=(shardings, self.batch_sharding, self.replicated),
+          out_shardings=(shardings, self.replicated),
+        )
       else:
-        self._compiled[key] = jax.jit(self._eval, in_shardings=(shardings, self.batch_sharding),
-                                      out_shardings=self.replicated)
+        self._compiled[key] = jax.jit(
+          self._eval, in_shardings=(shardings, self.batch_sharding), out_shardings=self.replicated
+        )
     return self._compiled[key]
 
   def _run(self, kind: str, state, *args):
@@ -255,8 +286,18 @@ class PmapEngine:
     >>> engine = PmapEngine(model, task, tx, schedule)
   """
 
-  def __init__(self, model, task, tx, schedule, *, devices=None, ema_decay: float = 0.0,
-               grad_accum_steps: int = 1, keep_statistics=None):
+  def __init__(
+    self,
+    model,
+    task,
+    tx,
+    schedule,
+    *,
+    devices=None,
+    ema_decay: float = 0.0,
+    grad_accum_steps: int = 1,
+    keep_statistics=None,
+  ):
     if jax.process_count() > 1:
       raise NotImplementedError("The pmap engine is single-host; use parallel.mode='jit'.")
     self.model, self.task, self.tx = model, task, tx
@@ -264,11 +305,22 @@ class PmapEngine:
     self.ema = ema_decay > 0
     # Arrays with a leading device axis, one slice per device, are what pmap takes as its own.
     self._stacked = NamedSharding(Mesh(np.array(self.devices), (PMAP_AXIS,)), P(PMAP_AXIS))
-    self._train = jax.pmap(make_train_step(model, task, tx, schedule, ema_decay=ema_decay,
-                                           axis_name=PMAP_AXIS, grad_accum_steps=grad_accum_steps,
-                                           keep_statistics=keep_statistics),
-                           axis_name=PMAP_AXIS, in_axes=(0, 0, None), donate_argnums=(0,),
-                           devices=self.devices)
+    self._train = jax.pmap(
+      make_train_step(
+        model,
+        task,
+        tx,
+        schedule,
+        ema_decay=ema_decay,
+        axis_name=PMAP_AXIS,
+        grad_accum_steps=grad_accum_steps,
+        keep_statistics=keep_statistics,
+      ),
+      axis_name=PMAP_AXIS,
+      in_axes=(0, 0, None),
+      donate_argnums=(0,),
+      devices=self.devices,
+    )
     self._eval = jax.pmap(make_eval_step(model, task), axis_name=PMAP_AXIS, devices=self.devices)
 
   @property
@@ -285,8 +337,9 @@ class PmapEngine:
 
   def init(self, rng, input_shape):
     # Every device runs the same initialisation, so nothing is built on one device and copied.
-    init = jax.pmap(lambda _, k: self._init_fn(input_shape)(k), in_axes=(0, None),
-                    devices=self.devices)
+    init = jax.pmap(
+      lambda _, k: self._init_fn(input_shape)(k), in_axes=(0, None), devices=self.devices
+    )
     return init(np.arange(self.num_devices), rng)
 
   def train_step(self, state, batch, rng):
@@ -314,5 +367,6 @@ class PmapEngine:
   def from_global(self, state):
     n = self.num_devices
     return jax.tree.map(
-        lambda x: jax.device_put(np.broadcast_to(np.asarray(x)[None], (n,) + x.shape), self._stacked),
-        state)
+      lambda x: jax.device_put(np.broadcast_to(np.asarray(x)[None], (n,) + x.shape), self._stacked),
+      state,
+    )

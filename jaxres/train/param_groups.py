@@ -66,19 +66,25 @@ class ParamGroups:
     Raises:
       ValueError: a pattern that is not a regular expression, a negative factor or step.
     """
-    groups = cls(frozen=tuple(optimizer_config.frozen),
-                 trainable=tuple(optimizer_config.trainable),
-                 lr_multipliers={k: float(v) for k, v in _pairs(optimizer_config.lr_multipliers)},
-                 frozen_until={k: int(v) for k, v in _pairs(optimizer_config.frozen_until)})
-    for key, patterns in (("frozen", groups.frozen), ("trainable", groups.trainable),
-                          ("lr_multipliers", groups.lr_multipliers),
-                          ("frozen_until", groups.frozen_until)):
+    groups = cls(
+      frozen=tuple(optimizer_config.frozen),
+      trainable=tuple(optimizer_config.trainable),
+      lr_multipliers={k: float(v) for k, v in _pairs(optimizer_config.lr_multipliers)},
+      frozen_until={k: int(v) for k, v in _pairs(optimizer_config.frozen_until)},
+    )
+    for key, patterns in (
+      ("frozen", groups.frozen),
+      ("trainable", groups.trainable),
+      ("lr_multipliers", groups.lr_multipliers),
+      ("frozen_until", groups.frozen_until),
+    ):
       for pattern in patterns:
         try:
           re.compile(pattern)
         except re.error as e:
-          raise ValueError(f"config.optimizer.{key}: {pattern!r} is not a regular expression "
-                           f"({e}).") from None
+          raise ValueError(
+            f"config.optimizer.{key}: {pattern!r} is not a regular expression ({e})."
+          ) from None
     if any(v < 0 for v in groups.lr_multipliers.values()):
       raise ValueError("config.optimizer.lr_multipliers: factors must be >= 0.")
     if any(v < 0 for v in groups.frozen_until.values()):
@@ -145,6 +151,7 @@ class ParamGroups:
     Example:
       >>> batch_stats = groups.keep_frozen_statistics(batch_stats, state.batch_stats, state.step)
     """
+
     def one(path, n, o):
       name = path_name(path)
       if self.is_frozen(name):
@@ -165,8 +172,10 @@ class ParamGroups:
       return None
     leaves = jax.tree_util.tree_flatten_with_path(params)[0]
     frozen = [(path_name(p), x.size) for p, x in leaves if self.is_frozen(path_name(p))]
-    parts = [f"frozen: {len(frozen)} of {len(leaves)} arrays "
-             f"({sum(s for _, s in frozen):,} of {sum(x.size for _, x in leaves):,} values)"]
+    parts = [
+      f"frozen: {len(frozen)} of {len(leaves)} arrays "
+      f"({sum(s for _, s in frozen):,} of {sum(x.size for _, x in leaves):,} values)"
+    ]
     for pattern, factor in self.lr_multipliers.items():
       n = sum(1 for p, _ in leaves if re.search(pattern, path_name(p)))
       parts.append(f"x{factor:g} learning rate: {n} arrays matching {pattern!r}")

@@ -70,6 +70,7 @@ def confusion_image(matrix: np.ndarray, class_names: Optional[Sequence[str]] = N
     (480, 480, 3)
   """
   import matplotlib  # pylint: disable=import-outside-toplevel
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
 
@@ -86,8 +87,15 @@ def confusion_image(matrix: np.ndarray, class_names: Optional[Sequence[str]] = N
     for i in range(n):
       for j in range(n):
         if matrix[i, j]:
-          ax.text(j, i, str(int(matrix[i, j])), ha="center", va="center", fontsize=7,
-                  color="white" if rates[i, j] > 0.5 else "black")
+          ax.text(
+            j,
+            i,
+            str(int(matrix[i, j])),
+            ha="center",
+            va="center",
+            fontsize=7,
+            color="white" if rates[i, j] > 0.5 else "black",
+          )
   fig.tight_layout()
   fig.canvas.draw()
   image = np.asarray(fig.canvas.buffer_rgba())[..., :3].copy()
@@ -95,8 +103,9 @@ def confusion_image(matrix: np.ndarray, class_names: Optional[Sequence[str]] = N
   return image
 
 
-def sr_crops(lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, hr: np.ndarray,
-             crop: int = SR_CROP) -> np.ndarray:
+def sr_crops(
+  lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, hr: np.ndarray, crop: int = SR_CROP
+) -> np.ndarray:
   """LR (nearest-upsampled) | bicubic | model | HR, one row per frame, as uint8 `[H, W, 3]`.
 
   Args:
@@ -116,7 +125,7 @@ def sr_crops(lr: np.ndarray, bicubic: np.ndarray, sr: np.ndarray, hr: np.ndarray
   h, w = hr.shape[1:3]
   ch, cw = min(crop, h), min(crop, w)
   top, left = (h - ch) // 2, (w - cw) // 2
-  cut = lambda x: np.clip(np.asarray(x, np.float32)[:, top:top + ch, left:left + cw], 0, 1)
+  cut = lambda x: np.clip(np.asarray(x, np.float32)[:, top : top + ch, left : left + cw], 0, 1)
   gap = lambda *shape: np.ones(shape, np.float32)
   rows = []
   for i in range(len(hr)):
@@ -144,21 +153,33 @@ class EvalPictures:
     self.task, self.model, self.class_names = task, model, class_names
     self._sr = None
     if task.name == "super_resolution":
+
       def sr_views(variables, video):
         batch = task.prepare({"video": video}, None)
         out = model.apply(variables, task.model_input(batch), train=False)
         middle = lambda x: x[:, x.shape[1] // 2] if x.ndim == 5 else x
-        return (middle(batch["lr"]), middle(bicubic_upsample(batch["lr"], task.scale)),
-                middle(out.astype(jnp.float32)), middle(batch["hr"]))
+        return (
+          middle(batch["lr"]),
+          middle(bicubic_upsample(batch["lr"], task.scale)),
+          middle(out.astype(jnp.float32)),
+          middle(batch["hr"]),
+        )
+
       self._sr = jax.jit(sr_views)
 
-  def __call__(self, values: Sequence[Mapping[str, Any]], first_batch: Optional[Mapping[str, Any]],
-               variables: Any) -> dict[str, np.ndarray]:
+  def __call__(
+    self,
+    values: Sequence[Mapping[str, Any]],
+    first_batch: Optional[Mapping[str, Any]],
+    variables: Any,
+  ) -> dict[str, np.ndarray]:
     """`{tag: uint8 [H, W, 3]}` for this evaluation (empty when there is nothing to draw, e.g.
     SR arrays spread over hosts)."""
     if self.task.name == "classification":
       matrix = eval_confusion(values)
-      return {} if matrix is None else {"confusion_matrix": confusion_image(matrix, self.class_names)}
+      return (
+        {} if matrix is None else {"confusion_matrix": confusion_image(matrix, self.class_names)}
+      )
     if self._sr is None or first_batch is None or "video" not in first_batch:
       return {}
     video = first_batch["video"]

@@ -27,8 +27,22 @@ import ml_collections
 from jaxres import models
 from jaxres.train.build import build_engine
 
-_UNITS = {"": 1, "b": 1, "k": 1e3, "kb": 1e3, "kib": 2 ** 10, "m": 1e6, "mb": 1e6, "mib": 2 ** 20,
-          "g": 1e9, "gb": 1e9, "gib": 2 ** 30, "t": 1e12, "tb": 1e12, "tib": 2 ** 40}
+_UNITS = {
+  "": 1,
+  "b": 1,
+  "k": 1e3,
+  "kb": 1e3,
+  "kib": 2**10,
+  "m": 1e6,
+  "mb": 1e6,
+  "mib": 2**20,
+  "g": 1e9,
+  "gb": 1e9,
+  "gib": 2**30,
+  "t": 1e12,
+  "tb": 1e12,
+  "tib": 2**40,
+}
 
 
 def parse_bytes(text: str) -> int:
@@ -68,8 +82,13 @@ class MemoryPlan:
 
   @property
   def total_bytes(self) -> int:
-    return (self.params_bytes + self.opt_state_bytes + self.other_state_bytes + self.batch_bytes
-            + self.temp_bytes)
+    return (
+      self.params_bytes
+      + self.opt_state_bytes
+      + self.other_state_bytes
+      + self.batch_bytes
+      + self.temp_bytes
+    )
 
 
 def _device_bytes(tree: Any) -> int:
@@ -96,8 +115,10 @@ def abstract_batch(config, engine, task) -> dict[str, jax.ShapeDtypeStruct]:
 
 
 def _layouts(config) -> list[tuple[str, dict]]:
-  layouts = [("replicated", {"fsdp": False, "mesh": {"data": -1, "fsdp": 1}}),
-             ("fsdp", {"fsdp": True, "mesh": {"data": -1, "fsdp": 1}})]
+  layouts = [
+    ("replicated", {"fsdp": False, "mesh": {"data": -1, "fsdp": 1}}),
+    ("fsdp", {"fsdp": True, "mesh": {"data": -1, "fsdp": 1}}),
+  ]
   mesh = dict(config.parallel.mesh)
   if mesh.get("fsdp", 1) != 1:
     layouts.append((f"mesh {mesh.get('data', -1)} x {mesh['fsdp']}", {"fsdp": False, "mesh": mesh}))
@@ -132,9 +153,17 @@ def plan_memory(config, devices: Sequence[jax.Device] | None = None) -> list[Mem
     step = engine._compile("train", state)  # pylint: disable=protected-access
     memory = step.lower(state, batch, jax.random.key(0)).compile().memory_analysis()
     other = state.replace(params=None, opt_state=None)
-    plans.append(MemoryPlan(name, len(devices), _device_bytes(state.params),
-                            _device_bytes(state.opt_state), _device_bytes(other),
-                            _device_bytes(batch), int(memory.temp_size_in_bytes)))
+    plans.append(
+      MemoryPlan(
+        name,
+        len(devices),
+        _device_bytes(state.params),
+        _device_bytes(state.opt_state),
+        _device_bytes(other),
+        _device_bytes(batch),
+        int(memory.temp_size_in_bytes),
+      )
+    )
   return plans
 
 
@@ -150,14 +179,27 @@ def format_bytes(n: float) -> str:
 def format_plans(plans: Sequence[MemoryPlan], budget: int | None = None) -> str:
   """A table of `plans` per device, with whether each fits `budget` bytes."""
   columns = ("layout", "params", "opt state", "other state", "batch", "temporaries", "total")
-  rows = [[p.layout] + [format_bytes(v) for v in (
-      p.params_bytes, p.opt_state_bytes, p.other_state_bytes, p.batch_bytes, p.temp_bytes,
-      p.total_bytes)] for p in plans]
+  rows = [
+    [p.layout]
+    + [
+      format_bytes(v)
+      for v in (
+        p.params_bytes,
+        p.opt_state_bytes,
+        p.other_state_bytes,
+        p.batch_bytes,
+        p.temp_bytes,
+        p.total_bytes,
+      )
+    ]
+    for p in plans
+  ]
   if budget is not None:
     columns += ("fits " + format_bytes(budget),)
     for row, p in zip(rows, plans):
       row.append("yes" if p.total_bytes <= budget else "NO")
   widths = [max(len(str(r[i])) for r in [columns] + rows) for i in range(len(columns))]
-  line = lambda r: "  ".join(str(v).ljust(w) if i == 0 else str(v).rjust(w)
-                             for i, (v, w) in enumerate(zip(r, widths)))
+  line = lambda r: "  ".join(
+    str(v).ljust(w) if i == 0 else str(v).rjust(w) for i, (v, w) in enumerate(zip(r, widths))
+  )
   return "\n".join([line(columns)] + [line(r) for r in rows])

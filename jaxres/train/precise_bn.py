@@ -54,14 +54,17 @@ def _moments(model, variables, x) -> dict[tuple[str, ...], tuple[jax.Array, jax.
       continue
     layer = path[:-1]
     if len(values) != 1:
-      raise ValueError(f"BatchNorm {'/'.join(layer)} runs {len(values)} times in one forward "
-                       "pass; precise statistics need each layer called once (as fvcore).")
+      raise ValueError(
+        f"BatchNorm {'/'.join(layer)} runs {len(values)} times in one forward "
+        "pass; precise statistics need each layer called once (as fvcore)."
+      )
     out[layer] = (values[0], flat[layer + ("var",)][0])
   return out
 
 
-def make_precise_bn(model, *, model_input: Optional[Callable[[Any], jax.Array]] = None
-                    ) -> Callable[[Any, Iterable[Any], int], tuple[Any, int]]:
+def make_precise_bn(
+  model, *, model_input: Optional[Callable[[Any], jax.Array]] = None
+) -> Callable[[Any, Iterable[Any], int], tuple[Any, int]]:
   """Builds `update(variables, batches, num_batches) -> (batch_stats, batches_used)`.
 
   The per-batch step is compiled once (by `jax.jit`, for each input shape), so calling `update`
@@ -105,8 +108,10 @@ def make_precise_bn(model, *, model_input: Optional[Callable[[Any], jax.Array]] 
     for batch in itertools.islice(batches, num_batches):
       if acc is None:
         shapes = jax.eval_shape(lambda v, b: _moments(model, v, model_input(b)), variables, batch)
-        acc = {layer: tuple(jnp.zeros(s.shape, jnp.float32) for s in (mean, mean, var))
-               for layer, (mean, var) in shapes.items()}
+        acc = {
+          layer: tuple(jnp.zeros(s.shape, jnp.float32) for s in (mean, mean, var))
+          for layer, (mean, var) in shapes.items()
+        }
       used += 1
       acc = compiled(acc, jnp.float32(used), variables, batch)
     if not used:
@@ -116,13 +121,20 @@ def make_precise_bn(model, *, model_input: Optional[Callable[[Any], jax.Array]] 
       new[layer + ("mean",)], new[layer + ("var",)] = m, (v + w) / used
     # The tree of `batch_stats` as it is (dict or FrozenDict), so compiled steps still take it.
     return jax.tree_util.tree_map_with_path(
-        lambda path, old: new.get(tuple(k.key for k in path), old), batch_stats), used
+      lambda path, old: new.get(tuple(k.key for k in path), old), batch_stats
+    ), used
 
   return update
 
 
-def precise_batch_stats(model, variables, batches: Iterable[Any], num_batches: int, *,
-                        model_input: Optional[Callable[[Any], jax.Array]] = None) -> Any:
+def precise_batch_stats(
+  model,
+  variables,
+  batches: Iterable[Any],
+  num_batches: int,
+  *,
+  model_input: Optional[Callable[[Any], jax.Array]] = None,
+) -> Any:
   """The precise `batch_stats` of `model` with `variables` over `num_batches` of `batches`.
 
   `make_precise_bn(model, model_input=...)(variables, batches, num_batches)[0]`, for one call;
@@ -135,9 +147,15 @@ def precise_batch_stats(model, variables, batches: Iterable[Any], num_batches: i
   return make_precise_bn(model, model_input=model_input)(variables, batches, num_batches)[0]
 
 
-def precise_bn_hook(engine, model, task, train_data: Callable[[int], Iterable[Any]],
-                    num_batches: int, *, keep_statistics: Optional[Callable] = None
-                    ) -> Callable[[Any, int], tuple[Any, int]]:
+def precise_bn_hook(
+  engine,
+  model,
+  task,
+  train_data: Callable[[int], Iterable[Any]],
+  num_batches: int,
+  *,
+  keep_statistics: Optional[Callable] = None,
+) -> Callable[[Any, int], tuple[Any, int]]:
   """The training loop's `hook(state, step) -> (state, batches_used)`: the state with precise
   `batch_stats` over the first `num_batches` training batches after `step`.
 
@@ -181,8 +199,9 @@ def precise_bn_hook(engine, model, task, train_data: Callable[[int], Iterable[An
         close()
     if keep_statistics is not None:
       stats = keep_statistics(stats, current.batch_stats, current.step)
-    stats = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), stats,
-                         current.batch_stats)
+    stats = jax.tree.map(
+      lambda new, old: jax.device_put(new, old.sharding), stats, current.batch_stats
+    )
     return engine.from_global(current.replace(batch_stats=stats)), used
 
   return hook

@@ -51,5 +51,6 @@ class StopRequest:
     if jax.process_count() == 1:
       return local
     from jax.experimental import multihost_utils
+
     flags = multihost_utils.process_allgather(np.array([local], np.int32))
     return bool(np.asarray(flags).any())

@@ -83,8 +83,9 @@ def lock_run(workdir: str) -> Iterator[str]:
       f.seek(0)
       holder = f.read().strip() or "another process"
       raise RunLockedError(
-          f"{workdir} is in use by a training run (process {holder}); wait for it to end or "
-          "use another --workdir.") from None
+        f"{workdir} is in use by a training run (process {holder}); wait for it to end or "
+        "use another --workdir."
+      ) from None
     f.seek(0)
     f.truncate()
     f.write(str(os.getpid()))

@@ -35,8 +35,9 @@ class TrainState:
     return {"params": params, "batch_stats": self.batch_stats}
 
 
-def init_state(model, tx: optax.GradientTransformation, rng: jax.Array, input_shape,
-               *, ema: bool = False) -> TrainState:
+def init_state(
+  model, tx: optax.GradientTransformation, rng: jax.Array, input_shape, *, ema: bool = False
+) -> TrainState:
   """A fresh state (call under `jax.jit` with `out_shardings`, or `jax.eval_shape` for its shapes).
 
   Args:
@@ -55,6 +56,10 @@ def init_state(model, tx: optax.GradientTransformation, rng: jax.Array, input_sh
   x = jnp.zeros((1, *tuple(input_shape)[1:]), jnp.float32)
   variables = model.init(rng, x, train=False)
   params = variables["params"]
-  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
-                    batch_stats=variables.get("batch_stats", {}), opt_state=tx.init(params),
-                    ema_params=params if ema else None)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    params=params,
+    batch_stats=variables.get("batch_stats", {}),
+    opt_state=tx.init(params),
+    ema_params=params if ema else None,
+  )

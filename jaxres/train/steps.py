@@ -20,10 +20,17 @@ from jaxres.train.state import TrainState
 Metrics = dict[str, jax.Array]
 
 
-def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedule: Callable,
-                    *, ema_decay: float = 0.0, axis_name: Optional[str] = None,
-                    grad_accum_steps: int = 1, keep_statistics: Optional[Callable] = None
-                    ) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
+def make_train_step(
+  model,
+  task: Task,
+  tx: optax.GradientTransformation,
+  schedule: Callable,
+  *,
+  ema_decay: float = 0.0,
+  axis_name: Optional[str] = None,
+  grad_accum_steps: int = 1,
+  keep_statistics: Optional[Callable] = None,
+) -> Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]:
   """Builds `train_step(state, batch, rng) -> (state, metrics)`.
 
   The rng is folded with the step, so a step's randomness (mixup, dropout) depends only on the
@@ -66,18 +73,25 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
     def loss_fn(params, batch_stats, batch, rngs):
       batch = task.prepare(batch, rngs[0])
       variables = {"params": params, "batch_stats": batch_stats}
-      outputs, updates = model.apply(variables, task.model_input(batch), train=True,
-                                     mutable=["batch_stats"], rngs={"dropout": rngs[1]})
+      outputs, updates = model.apply(
+        variables,
+        task.model_input(batch),
+        train=True,
+        mutable=["batch_stats"],
+        rngs={"dropout": rngs[1]},
+      )
       loss, metrics = task.loss_and_metrics(outputs, batch)
       return loss, (metrics, updates.get("batch_stats", batch_stats))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if grad_accum_steps == 1:
-      (_, (metrics, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch,
-                                                   (aug_rng, model_rng))
+      (_, (metrics, batch_stats)), grads = grad_fn(
+        state.params, state.batch_stats, batch, (aug_rng, model_rng)
+      )
     else:
-      grads, metrics, batch_stats = _accumulate(grad_fn, state, batch, (aug_rng, model_rng),
-                                                grad_accum_steps)
+      grads, metrics, batch_stats = _accumulate(
+        grad_fn, state, batch, (aug_rng, model_rng), grad_accum_steps
+      )
     if axis_name is not None:
       grads, metrics = jax.lax.pmean((grads, metrics), axis_name)
     if keep_statistics is not None:
@@ -87,10 +101,19 @@ def make_train_step(model, task: Task, tx: optax.GradientTransformation, schedul
     ema_params = state.ema_params
     if ema_params is not None:
       ema_params = optax.incremental_update(params, ema_params, 1.0 - ema_decay)
-    metrics = dict(metrics, learning_rate=jnp.asarray(schedule(state.step), jnp.float32),
-                   grad_norm=optax.tree.norm(grads), param_norm=optax.tree.norm(params))
-    new_state = state.replace(step=state.step + 1, params=params, batch_stats=batch_stats,
-                              opt_state=opt_state, ema_params=ema_params)
+    metrics = dict(
+      metrics,
+      learning_rate=jnp.asarray(schedule(state.step), jnp.float32),
+      grad_norm=optax.tree.norm(grads),
+      param_norm=optax.tree.norm(params),
+    )
+    new_state = state.replace(
+      step=state.step + 1,
+      params=params,
+      batch_stats=batch_stats,
+      opt_state=opt_state,
+      ema_params=ema_params,
+    )
     return new_state, metrics
 
   return train_step
@@ -109,8 +132,9 @@ def split_micro_batches(batch: Any, k: int) -> Any:
 
   def one(x):
     if x.shape[0] % k:
-      raise ValueError(f"A batch of {x.shape[0]} does not split into {k} micro-batches "
-                       "(grad_accum_steps).")
+      raise ValueError(
+        f"A batch of {x.shape[0]} does not split into {k} micro-batches (grad_accum_steps)."
+      )
     return jnp.swapaxes(x.reshape((x.shape[0] // k, k) + x.shape[1:]), 0, 1)
 
   return jax.tree.map(one, batch)
@@ -130,7 +154,9 @@ def _accumulate(grad_fn, state: TrainState, batch, rngs, k: int):
     return (add(grads_sum, grads), add(metrics_sum, metrics), batch_stats), None
 
   first = jax.tree.map(lambda x: x[0], micro)
-  metrics_shape = jax.eval_shape(lambda: grad_fn(state.params, state.batch_stats, first, rngs)[0][1][0])
+  metrics_shape = jax.eval_shape(
+    lambda: grad_fn(state.params, state.batch_stats, first, rngs)[0][1][0]
+  )
   zeros = lambda tree: jax.tree.map(lambda x: jnp.zeros(x.shape, x.dtype), tree)
   init = (zeros(state.params), zeros(metrics_shape), state.batch_stats)
   (grads, metrics, batch_stats), _ = jax.lax.scan(body, init, (jnp.arange(k), micro))
@@ -158,8 +184,11 @@ def make_eval_step(model, task: Task) -> Callable[[TrainState, Any], Metrics]:
     x = task.model_input(batch)
     outputs = model.apply(state.variables, x, train=False)
     values = dict(task.eval_metrics(outputs, batch))
-    values["weight"] = jnp.asarray(batch["mask"], jnp.float32) if "mask" in batch else jnp.ones(
-        x.shape[:1], jnp.float32)
+    values["weight"] = (
+      jnp.asarray(batch["mask"], jnp.float32)
+      if "mask" in batch
+      else jnp.ones(x.shape[:1], jnp.float32)
+    )
     return values
 
   return eval_step

@@ -72,8 +72,15 @@ class MetricWriter:
         continue
     line = {"step": int(step), "split": split, "time": time.time(), **scalars}
     with open(self.path, "a") as f:
-      f.write(json.dumps({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
-                          for k, v in line.items()}) + "\n")
+      f.write(
+        json.dumps(
+          {
+            k: (None if isinstance(v, float) and not math.isfinite(v) else v)
+            for k, v in line.items()
+          }
+        )
+        + "\n"
+      )
     if self._tb is not None:
       tf = _tensorflow()
       writer = self._summary_writer(split)
@@ -128,7 +135,9 @@ class MetricWriter:
       return
     tf = _tensorflow()
     writer = self._summary_writer("")
-    values = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()}
+    values = {
+      k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in hparams.items()
+    }
     with writer.as_default(step=0):
       try:
         from tensorboard.plugins.hparams import api as hp  # pylint: disable=import-outside-toplevel
@@ -190,8 +199,9 @@ def _plugin_metadata(plugin: str):
   from tensorflow.core.framework import summary_pb2
 
   # A TensorBoard plugin's data, version 0 (empty content), as tf.summary.scalar/image/text write it.
-  return summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(
-      plugin_name=plugin, content=b""))
+  return summary_pb2.SummaryMetadata(
+    plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=plugin, content=b"")
+  )
 
 
 def flat_hparams(config: Any, prefix: str = "") -> dict[str, Any]:
@@ -218,6 +228,7 @@ def _tensorflow():
   # Imported on first use: slow, and only process 0 writes. tfhost hides the GPUs from TensorFlow
   # (they are JAX's) before TensorFlow initialises its devices.
   from jaxres.data.tfhost import tf
+
   return tf
 
 
@@ -248,18 +259,29 @@ def curve_panels(records: list[dict]) -> list[tuple[str, list[tuple[str, str, li
     >>> [label for label, _ in curve_panels(read_metrics("runs/sr/metrics.jsonl"))]
     ['loss', 'PSNR (dB)']
   """
+
   def series(split, key):
     return [(r["step"], r[key]) for r in records if r["split"] == split and r.get(key) is not None]
 
   loss = ("loss", [("train", "-", series("train", "loss")), ("eval", "o-", series("eval", "loss"))])
   if any(r.get("accuracy") is not None for r in records):
-    second = ("accuracy", [("train", "-", series("train", "accuracy")),
-                           ("eval", "o-", series("eval", "accuracy")),
-                           ("eval (video)", "s--", series("eval", "video_accuracy"))])
+    second = (
+      "accuracy",
+      [
+        ("train", "-", series("train", "accuracy")),
+        ("eval", "o-", series("eval", "accuracy")),
+        ("eval (video)", "s--", series("eval", "video_accuracy")),
+      ],
+    )
   else:
-    second = ("PSNR (dB)", [("train (RGB)", "-", series("train", "psnr")),
-                            ("eval PSNR-Y", "o-", series("eval", "psnr_y")),
-                            ("eval bicubic PSNR-Y", "s--", series("eval", "psnr_y_bicubic"))])
+    second = (
+      "PSNR (dB)",
+      [
+        ("train (RGB)", "-", series("train", "psnr")),
+        ("eval PSNR-Y", "o-", series("eval", "psnr_y")),
+        ("eval bicubic PSNR-Y", "s--", series("eval", "psnr_y_bicubic")),
+      ],
+    )
   return [(label, [line for line in lines if line[2]]) for label, lines in (loss, second)]
 
 
@@ -278,6 +300,7 @@ def plot_curves(metrics_path: str, png_path: str, *, title: str = "") -> str:
     >>> plot_curves("/tmp/run/metrics.jsonl", "/tmp/run/curves.png")
   """
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
 

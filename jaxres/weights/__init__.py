@@ -8,20 +8,20 @@ Example:
 """
 
 from jaxres.weights.download import (
-                                     MIRROR_VARIABLE,
-                                     WeightsError,
-                                     cache_dir,
-                                     cached_file,
-                                     fetch,
-                                     import_file,
+  MIRROR_VARIABLE,
+  WeightsError,
+  cache_dir,
+  cached_file,
+  fetch,
+  import_file,
 )
 from jaxres.weights.load import convert_file, load_variables
 from jaxres.weights.registry import (
-                                     CLASS_LISTS,
-                                     CONVERTERS,
-                                     WeightsEntry,
-                                     get,
-                                     names,
-                                     read_class_list,
-                                     register,
+  CLASS_LISTS,
+  CONVERTERS,
+  WeightsEntry,
+  get,
+  names,
+  read_class_list,
+  register,
 )

@@ -84,25 +84,35 @@ def fetch(entry: WeightsEntry, *, progress: bool = True, timeout: float = 60.0) 
   """
   path = cached_file(entry)
   if os.path.isfile(path):
-    _verify(entry, path, what=f"the cached file {path}",
-            remedy=f"delete it and run `jaxres weights download {entry.name}` again")
+    _verify(
+      entry,
+      path,
+      what=f"the cached file {path}",
+      remedy=f"delete it and run `jaxres weights download {entry.name}` again",
+    )
     return path
   os.makedirs(os.path.dirname(path), exist_ok=True)
   url = source_url(entry)
   try:
     with atomic_path(path) as partial:
-      digest = _download(url, partial, timeout=timeout,
-                         progress=_progress_bar(entry.file_name) if progress else None)
-      _check_digest(entry, digest, what=f"the file downloaded from {url}",
-                    remedy="the download was corrupt or the file changed upstream; try again, "
-                    "or fetch it yourself and check it")
+      digest = _download(
+        url, partial, timeout=timeout, progress=_progress_bar(entry.file_name) if progress else None
+      )
+      _check_digest(
+        entry,
+        digest,
+        what=f"the file downloaded from {url}",
+        remedy="the download was corrupt or the file changed upstream; try again, "
+        "or fetch it yourself and check it",
+      )
   except WeightsError:
     raise
   except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
     raise WeightsError(
-        f"{entry.name}: downloading {url} failed: {_reason(error)}. Check the network (or set "
-        f"{MIRROR_VARIABLE} to a mirror), or fetch the file by other means and run `jaxres "
-        f"weights import FILE {entry.name}`.") from None
+      f"{entry.name}: downloading {url} failed: {_reason(error)}. Check the network (or set "
+      f"{MIRROR_VARIABLE} to a mirror), or fetch the file by other means and run `jaxres "
+      f"weights import FILE {entry.name}`."
+    ) from None
   _record(entry, digest)
   return path
 
@@ -133,8 +143,7 @@ def import_file(entry: WeightsEntry, file: str) -> str:
     _verify(entry, path, what=file, remedy="it is not the published file")
     return path
   digest = _file_sha256(file)
-  _check_digest(entry, digest, what=file,
-                remedy=f"it is not the file published at {entry.url}")
+  _check_digest(entry, digest, what=file, remedy=f"it is not the file published at {entry.url}")
   os.makedirs(os.path.dirname(path), exist_ok=True)
   with atomic_path(path) as partial:
     shutil.copyfile(file, partial)
@@ -152,12 +161,15 @@ def _check_digest(entry: WeightsEntry, digest: str, *, what: str, remedy: str) -
   expected = entry.sha256 or _read_record().get(entry.file_name)
   if expected and not digest.startswith(expected):
     source = "published" if entry.sha256 else "recorded when it was first read"
-    raise WeightsError(f"{entry.name}: {what} has sha256 {digest[:16]}..., not the {source} "
-                       f"{expected[:16]}...; {remedy}.")
+    raise WeightsError(
+      f"{entry.name}: {what} has sha256 {digest[:16]}..., not the {source} "
+      f"{expected[:16]}...; {remedy}."
+    )
 
 
-def _download(url: str, target: str, *, timeout: float,
-              progress: Optional[Callable[[int, Optional[int]], None]]) -> str:
+def _download(
+  url: str, target: str, *, timeout: float, progress: Optional[Callable[[int, Optional[int]], None]]
+) -> str:
   """Streams `url` into `target`; returns the sha256 of what was written."""
   request = urllib.request.Request(url, headers={"User-Agent": "jaxres"})
   digest = hashlib.sha256()

@@ -78,12 +78,20 @@ class WeightsEntry:
 _ENTRIES: dict[str, WeightsEntry] = {}
 
 
-def register(name: str, *, url: str, arch: str, converter: str, sha256: Optional[str] = None,
-             model_kwargs: Optional[Mapping[str, Any]] = None,
-             classes: Optional[str | Sequence[str]] = None,
-             preprocessing: Optional[Mapping[str, Any]] = None,
-             metrics: Optional[Mapping[str, float]] = None, source: str = "",
-             overwrite: bool = False) -> WeightsEntry:
+def register(
+  name: str,
+  *,
+  url: str,
+  arch: str,
+  converter: str,
+  sha256: Optional[str] = None,
+  model_kwargs: Optional[Mapping[str, Any]] = None,
+  classes: Optional[str | Sequence[str]] = None,
+  preprocessing: Optional[Mapping[str, Any]] = None,
+  metrics: Optional[Mapping[str, float]] = None,
+  source: str = "",
+  overwrite: bool = False,
+) -> WeightsEntry:
   """Adds an entry to the registry (a user's own checkpoint, or a mirror's copy under a new name).
 
   Args:
@@ -107,6 +115,7 @@ def register(name: str, *, url: str, arch: str, converter: str, sha256: Optional
     ...          converter="torchvision", model_kwargs={"num_classes": 101})
   """
   from jaxres import models  # pylint: disable=import-outside-toplevel
+
   if not _NAME.match(name):
     raise ValueError(f"Weights name {name!r} must be ARCH.TAG in lower case, e.g. 'r3d_18.ucf101'.")
   if name in _ENTRIES and not overwrite:
@@ -116,16 +125,26 @@ def register(name: str, *, url: str, arch: str, converter: str, sha256: Optional
   if arch not in models.names():
     raise ValueError(f"Weights {name!r}: no model {arch!r} in jaxres.models.")
   if sha256 is not None and not re.fullmatch(r"[0-9a-f]{8,64}", sha256):
-    raise ValueError(f"Weights {name!r}: sha256 must be 8 to 64 lower-case hex digits, "
-                     f"got {sha256!r}.")
+    raise ValueError(
+      f"Weights {name!r}: sha256 must be 8 to 64 lower-case hex digits, got {sha256!r}."
+    )
   if isinstance(classes, str) and classes not in CLASS_LISTS:
-    raise ValueError(f"Weights {name!r}: classes {classes!r} is not a shipped list "
-                     f"{CLASS_LISTS}; pass the names themselves.")
+    raise ValueError(
+      f"Weights {name!r}: classes {classes!r} is not a shipped list "
+      f"{CLASS_LISTS}; pass the names themselves."
+    )
   entry = WeightsEntry(
-      name=name, url=url, arch=arch, converter=converter, sha256=sha256,
-      model_kwargs=dict(model_kwargs or {}),
-      classes=classes if classes is None or isinstance(classes, str) else tuple(classes),
-      preprocessing=dict(preprocessing or {}), metrics=dict(metrics or {}), source=source)
+    name=name,
+    url=url,
+    arch=arch,
+    converter=converter,
+    sha256=sha256,
+    model_kwargs=dict(model_kwargs or {}),
+    classes=classes if classes is None or isinstance(classes, str) else tuple(classes),
+    preprocessing=dict(preprocessing or {}),
+    metrics=dict(metrics or {}),
+    source=source,
+  )
   _ENTRIES[name] = entry
   return entry
 
@@ -143,10 +162,13 @@ def get(name: str) -> WeightsEntry:
   _load_catalog()
   if name not in _ENTRIES:
     import difflib  # pylint: disable=import-outside-toplevel
+
     close = difflib.get_close_matches(name, list(_ENTRIES), n=3, cutoff=0.5)
-    raise KeyError(f"No weights named {name!r}"
-                   + (f"; did you mean {', '.join(close)}?" if close else "")
-                   + " (`jaxres weights list` shows them all).")
+    raise KeyError(
+      f"No weights named {name!r}"
+      + (f"; did you mean {', '.join(close)}?" if close else "")
+      + " (`jaxres weights list` shows them all)."
+    )
   return _ENTRIES[name]
 
 
@@ -170,11 +192,15 @@ def read_class_list(list_name: str) -> tuple[str, ...]:
   """
   if list_name not in CLASS_LISTS:
     raise KeyError(f"No shipped class list {list_name!r}; they are {CLASS_LISTS}.")
-  text = importlib.resources.files("jaxres.weights").joinpath(
-      "classes", f"{list_name}.txt").read_text(encoding="utf-8")
+  text = (
+    importlib.resources.files("jaxres.weights")
+    .joinpath("classes", f"{list_name}.txt")
+    .read_text(encoding="utf-8")
+  )
   return tuple(line for line in text.splitlines() if line)
 
 
 def _load_catalog() -> None:
   from jaxres.weights import catalog  # pylint: disable=import-outside-toplevel
+
   catalog.register_all()
