@@ -495,6 +495,8 @@ def test_upscale_with_published_weights_by_name(tmp_path, tiny_edsr, monkeypatch
   assert _upscale_command(monkeypatch, tiny_edsr, src, direct, "--chunk", "4") == 0
   ours, theirs = video.read_video(out).frames, video.read_video(direct).frames
   assert ours.shape == theirs.shape == (9, 42, 54, 3)
-  # Equal up to the encoder: two identical upscale commands differ by a few levels here too.
-  assert np.abs(ours.astype(int) - theirs).mean() < 1.0
+  # The first (intra-coded) frame is the same; x264's later frames differ by a few levels
+  # between two identical upscales too (its threads), so those are compared on average.
+  np.testing.assert_array_equal(ours[0], theirs[0])
+  assert np.abs(ours.astype(int) - theirs).mean() < 3.0
   assert sorted(os.listdir(tmp_path)) == ["cache", "direct.mp4", "in.mp4", "out.mp4", "served"]
