@@ -36,6 +36,8 @@ _NEW_ENTRIES = (
   "basicvsr.vimeo90k_bi",
   "basicvsrpp.reds4",
   "basicvsrpp.vimeo90k_bi",
+  "edsr_baseline.div2k_x4",
+  "iconvsr.reds4",
 )
 # One entry per converter family, on its smallest architecture (the fast tier).
 _FAST = ("resnet18.imagenet1k_v1", "x3d_xs.kinetics400", "tsm_r50.kinetics400", "basicvsr.reds4")
@@ -151,6 +153,19 @@ def _publisher_checkpoint(entry):
     return _mmaction2_tsm(torchvision.models.resnet50(num_classes=classes))
   assert entry.converter == "basicsr", entry.converter
   kwargs = entry.model_kwargs
+  if arch in ("edsr_baseline", "iconvsr"):  # mmagic's EDSRNet / IconVSRNet names
+    import test_weights_mmagic as mm  # pylint: disable=import-outside-toplevel
+    from basicsr.archs.basicvsr_arch import IconVSR  # pylint: disable=import-outside-toplevel
+    from basicsr.archs.edsr_arch import EDSR  # pylint: disable=import-outside-toplevel
+
+    if arch == "edsr_baseline":
+      network = EDSR(3, 3, kwargs["features"], kwargs["num_blocks"], upscale=kwargs["scale"])
+      return mm.mmagic_checkpoint(mm.mmagic_edsr_state_dict(network.state_dict()))
+    network = IconVSR(
+      kwargs["features"], kwargs["num_blocks"], temporal_padding=kwargs["temporal_padding"]
+    )
+    state = mm.mmagic_iconvsr_state_dict(network.state_dict())
+    return mm.mmagic_checkpoint(state, restorer_buffers=True)
   if arch == "basicvsr":
     from basicsr.archs.basicvsr_arch import BasicVSR  # pylint: disable=import-outside-toplevel
 
@@ -189,7 +204,8 @@ def _model_shapes(arch, model_kwargs):
   try:
     shape = spec.default_input_shape()
   except ValueError:  # no default clip (SR, torchvision): a small input of the model's rank
-    shape = (1, 2, 16, 16, 3) if spec.input_rank == 5 else (1, 32, 32, 3)
+    frames = 5 if arch == "iconvsr" else 2  # IconVSR needs EDVR's window of 5
+    shape = (1, frames, 16, 16, 3) if spec.input_rank == 5 else (1, 32, 32, 3)
   variables = jax.eval_shape(
     lambda x: model.init(jax.random.key(0), x, train=False),
     jax.ShapeDtypeStruct(shape, jnp.float32),

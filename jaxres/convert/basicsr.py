@@ -2,10 +2,14 @@
 
 BasicSR saves `{"params": state_dict}` (sometimes `params_ema`), mmagic/mmedit
 `{"state_dict": ...}` with a `generator.` prefix on every key; both are accepted, as is a bare state
-dict. mmagic's own layer names for BasicVSR and BasicVSR++ (SPyNet convs inside mmcv ConvModules,
-`*_resblocks`, `upsample{1,2}.upsample_conv`) map to the same parameters; its IconVSR names are not
-mapped. The rules run through `jaxres.convert.state_dict.convert_arrays`; torch tensors are read
-through `.numpy()`, so this module does not import torch.
+dict. mmagic's own layer names for EDSR, BasicVSR, BasicVSR++ and IconVSR (SPyNet convs and EDVR's
+convs inside mmcv ConvModules, `*_resblocks`, `upsample*.upsample_conv`, `pcd_alignment`,
+`feat_l{2,3}_conv{1,2}`) map to the same parameters: the networks are the same (checked against
+mmagic's source), with one difference that is a model field, not a name: mmagic's `EDSRNet`
+subtracts the RGB mean from [0, 1] input and works in that range, BasicSR's `EDSR` scales by
+`img_range=255`, so an mmagic EDSR gets `img_range=1.0` from `model_fields`. The rules run through
+`jaxres.convert.state_dict.convert_arrays`; torch tensors are read through `.numpy()`, so this
+module does not import torch.
 
 Example:
   >>> checkpoint = torch.load("BasicVSR_REDS4.pth", map_location="cpu", weights_only=True)
@@ -60,6 +64,8 @@ _RULES = {
     (r"^body\.(\d+)\.(conv[12])$", r"body\1/\2"),
     (r"^conv_after_body$", "conv_after_body"),
     (r"^upsample\.(\d)$", lambda m: f"upsample/conv{_sequential(m, 1)}"),
+    # mmagic's EDSRNet: one PixelShufflePack per x2 (or x3) stage, the conv inside it.
+    (r"^upsample\.(\d)\.upsample_conv$", r"upsample/conv\1"),
     (r"^conv_last$", "conv_last"),
   ],
   "basicvsr": _MMAGIC + _SPYNET + _TRUNK + _HEAD + [(r"^fusion$", "fusion")],
@@ -75,8 +81,29 @@ _RULES = {
     ),
   ],
 }
+# mmagic's IconVSRNet: its EDVRFeatureExtractor keeps EDVRNet's names (pyramid convs
+# `feat_l{2,3}_conv{1,2}`, `pcd_alignment`) and wraps most convs in mmcv ConvModules (`.conv`);
+# TSA's temporal_attn{1,2}, spatial_attn5 and spatial_attn_add2 are plain convs, as in BasicSR.
+_MMAGIC_EDVR = [
+  (r"^edvr\.feat_l([23])_conv([12])\.conv$", r"edvr/conv_l\1_\2"),
+  (
+    r"^edvr\.pcd_alignment\.(offset_conv[123]|feat_conv)\.(l[123])\.conv$",
+    r"edvr/pcd_align/\1_\2",
+  ),
+  (r"^edvr\.pcd_alignment\.dcn_pack\.(l[123])$", r"edvr/pcd_align/dcn_pack_\1"),
+  (
+    r"^edvr\.pcd_alignment\.dcn_pack\.(l[123])\.conv_offset$",
+    r"edvr/pcd_align/dcn_pack_\1/conv_offset",
+  ),
+  (r"^edvr\.pcd_alignment\.(cas_offset_conv[12])\.conv$", r"edvr/pcd_align/\1"),
+  (r"^edvr\.pcd_alignment\.cas_dcnpack$", "edvr/pcd_align/cas_dcnpack"),
+  (r"^edvr\.pcd_alignment\.cas_dcnpack\.conv_offset$", "edvr/pcd_align/cas_dcnpack/conv_offset"),
+  (r"^edvr\.fusion\.(\w+)\.conv$", r"edvr/fusion/\1"),
+]
 _RULES["iconvsr"] = (
-  [
+  _MMAGIC
+  + _MMAGIC_EDVR
+  + [
     (r"^edvr\.(conv_first|conv_l[23]_[12])$", r"edvr/\1"),
     (r"^edvr\.feature_extraction\.(\d+)\.(conv[12])$", r"edvr/feature_extraction\1/\2"),
     (
@@ -123,16 +150,22 @@ def _state_dict(checkpoint: Mapping[str, Any]) -> dict[str, Any]:
     if key in checkpoint and isinstance(checkpoint[key], Mapping):
       checkpoint = checkpoint[key]
       break
-  keys = list(checkpoint)
-  if keys and all(k.startswith("generator.") for k in keys):  # mmagic / mmedit
-    checkpoint = {k[len("generator.") :]: v for k, v in checkpoint.items()}
+  if any(k.startswith("generator.") for k in checkpoint):  # mmagic / mmedit
+    # The generator alone: mmedit's BasicVSR restorer (which also trains IconVSR) saves its
+    # `step_counter` buffer beside it, GAN restorers a discriminator.
+    checkpoint = {
+      k[len("generator.") :]: v for k, v in checkpoint.items() if k.startswith("generator.")
+    }
   return {k[len("module.") :] if k.startswith("module.") else k: v for k, v in checkpoint.items()}
 
 
 def _edsr_scale(arrays: Mapping[str, np.ndarray]) -> int:
-  ups = sorted(k for k in arrays if re.match(r"^upsample\.\d+\.weight$", k))
+  ups = sorted(k for k in arrays if re.match(r"^upsample\.\d+(\.upsample_conv)?\.weight$", k))
   if not ups:
-    raise ConversionError("The state dict has no 'upsample.0.weight'; is it a BasicSR EDSR?")
+    raise ConversionError(
+      "The state dict has no 'upsample.0.weight' (BasicSR) or 'upsample.0.upsample_conv.weight' "
+      "(mmagic); is it an EDSR?"
+    )
   if len(ups) == 2:
     return 4
   ratio = arrays[ups[0]].shape[0] // arrays[ups[0]].shape[1]
@@ -168,7 +201,8 @@ def from_basicsr(
   Every key must map to a jaxres parameter of the right shape and every jaxres parameter must be
   filled; otherwise a `ConversionError` lists the unknown keys, the missing parameters and the shape
   mismatches by name. Buffers that BasicSR recomputes (SpyNet's `mean`/`std`) are skipped. EDSR's
-  width, depth and scale are read from the weights; BasicVSR's and BasicVSR++'s width and depth too.
+  width, depth and scale are read from the weights (and mmagic's `img_range` of 1 from its names);
+  BasicVSR's, BasicVSR++'s and IconVSR's width and depth too.
 
   Args:
     checkpoint: `torch.load(path)` of a BasicSR checkpoint (`{"params": ...}`), an mmagic one
@@ -198,7 +232,7 @@ def from_basicsr(
 
 
 def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
-  """The model fields (scale, width, depth) a BasicSR checkpoint of `arch` was built with.
+  """The model fields (scale, width, depth) a BasicSR or mmagic checkpoint of `arch` was built with.
 
   Args:
     checkpoint: as for `from_basicsr`.
@@ -206,7 +240,8 @@ def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
 
   Returns:
     Keyword arguments for `jaxres.models.get(arch, ...)`, e.g. `{"scale": 4, "features": 64,
-    "num_blocks": 16}`.
+    "num_blocks": 16}`; an EDSR in mmagic's names also gets `"img_range": 1.0` (mmagic's EDSRNet
+    shifts by the mean in [0, 1] and never scales to 255), without which its output is wrong.
 
   Example:
     >>> model = jaxres.models.get("edsr", **model_fields(checkpoint, "edsr"))
@@ -227,11 +262,14 @@ def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
   if family == "spynet":
     return {}
   if family == "edsr":
-    return {
+    fields = {
       "scale": _edsr_scale(arrays),
       "features": width("conv_first.weight"),
       "num_blocks": count(r"^body\.(\d+)\.conv1\.weight$"),
     }
+    if "upsample.0.upsample_conv.weight" in arrays:  # mmagic's EDSRNet: mean shift in [0, 1]
+      fields["img_range"] = 1.0
+    return fields
   if family == "basicvsrpp":
     if "deform_align.backward_1.weight" not in arrays:
       raise ConversionError(
@@ -245,10 +283,18 @@ def model_fields(checkpoint: Mapping[str, Any], arch: str) -> dict[str, Any]:
     }
   if family == "iconvsr":
     features = width("backward_fusion.weight")
-    frames = int(arrays.get("edvr.fusion.feat_fusion.weight", np.zeros((0, 5 * features))).shape[1])
+    fusion = next(  # BasicSR's name, then mmagic's (a ConvModule)
+      (
+        arrays[k]
+        for k in ("edvr.fusion.feat_fusion.weight", "edvr.fusion.feat_fusion.conv.weight")
+        if k in arrays
+      ),
+      np.zeros((0, 5 * features)),
+    )
+    frames = int(fusion.shape[1])
     return {
       "features": features,
-      "num_blocks": count(r"^backward_trunk\.main\.2\.(\d+)\.conv1\.weight$"),
+      "num_blocks": count(r"^backward_(?:trunk|resblocks)\.main\.2\.(\d+)\.conv1\.weight$"),
       "temporal_padding": (frames // features - 1) // 2,
     }
   return {

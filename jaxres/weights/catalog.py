@@ -208,9 +208,9 @@ def _mmaction2() -> None:
   )
 
 
-# mmagic's video SR checkpoints (x4, frames in [0, 1] RGB), from its metafiles: REDS4 PSNR on RGB
-# and Vid4 (bicubic-downsampled) PSNR on Y. The layout is mmagic's (`generator.` prefix, its own
-# SPyNet and upsampler names), read by the "basicsr" converter.
+# mmagic's SR checkpoints (x4, frames in [0, 1] RGB), from its metafiles: for the video models
+# REDS4 PSNR on RGB and Vid4 (bicubic-downsampled) PSNR on Y. The layout is mmagic's (`generator.`
+# prefix, its own SPyNet, EDVR and upsampler names), read by the "basicsr" converter.
 _MMAGIC_ROOT = "https://download.openmmlab.com/mmediting/restorers"
 _SR_PREPROCESSING = {"input_range": (0, 1)}
 
@@ -236,6 +236,16 @@ def _super_resolution() -> None:
       30.3128,
       27.2755,
       "basicvsr",
+    ),
+    (
+      "iconvsr.reds4",
+      "iconvsr",
+      "iconvsr",
+      "iconvsr_reds4_20210413-9e09d621.pth",
+      {"features": 64, "num_blocks": 30, "temporal_padding": 2},
+      31.6926,
+      27.4809,
+      "iconvsr",
     ),
     (
       "basicvsrpp.reds4",
@@ -271,6 +281,27 @@ def _super_resolution() -> None:
       source=f"https://github.com/open-mmlab/mmagic/blob/main/configs/{readme}/README.md",
       overwrite=True,
     )
+  # mmagic's EDSR (16 blocks of 64, x4, DIV2K; configs/edsr/edsr_x4c64b16_1xb16-300k_div2k.py):
+  # its EDSRNet shifts [0, 1] input by the DIV2K mean (std 1) and never scales to 255, which is
+  # BasicSR's EDSR with img_range=1, hence the field. PSNR on RGB, `scale` border pixels cropped.
+  file = "edsr_x4c64b16_1x16_300k_div2k_20200608-3c2af8a3.pth"
+  registry.register(
+    "edsr_baseline.div2k_x4",
+    url=f"{_MMAGIC_ROOT}/edsr/{file}",
+    arch="edsr_baseline",
+    converter="basicsr",
+    sha256=_hash_prefix(file),
+    model_kwargs={"scale": 4, "features": 64, "num_blocks": 16, "img_range": 1.0},
+    classes=None,
+    preprocessing=_SR_PREPROCESSING,
+    metrics={
+      "set5_bix4_psnr_rgb": 30.2223,
+      "set14_bix4_psnr_rgb": 26.787,
+      "div2k_bix4_psnr_rgb": 28.9675,
+    },
+    source="https://github.com/open-mmlab/mmagic/blob/main/configs/edsr/README.md",
+    overwrite=True,
+  )
 
 
 def _hash_prefix(file: str) -> str:
