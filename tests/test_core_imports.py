@@ -1,5 +1,6 @@
 """The core install (jax, flax, optax, numpy) is enough for the models, the pure steps, the state,
-the optimiser, the parallel engines and weight conversion: none of them imports the `video` extra."""
+the optimiser, the parallel engines, weight conversion and published weights (`load_pretrained`):
+none of them imports the `video` extra."""
 
 import os
 import subprocess
@@ -19,6 +20,8 @@ CORE_MODULES = (
   "jaxres.train.optimizer",
   "jaxres.train.build",
   "jaxres.convert",
+  "jaxres.weights",
+  "jaxres.inference.pretrained",
 )
 
 # Makes the extras' modules look uninstalled (as in a `pip install jaxres` environment).

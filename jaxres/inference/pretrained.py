@@ -13,7 +13,7 @@ from typing import Any, Mapping, Optional
 import jax
 
 from jaxres import models, weights
-from jaxres.inference.runs import IncompatibleCheckpointError, abstract_variables, mismatches
+from jaxres.inference.shapes import IncompatibleCheckpointError, abstract_variables, mismatches
 
 
 @dataclasses.dataclass(frozen=True)

@@ -15,18 +15,14 @@ import os
 from typing import Any, Optional
 
 import jax
-import jax.numpy as jnp
 import ml_collections
 
 from jaxres import models
 from jaxres.configs.defaults import with_defaults
 from jaxres.convert import files
+from jaxres.inference.shapes import IncompatibleCheckpointError, abstract_variables, mismatches
 
 CONFIG_FILE = "config.json"
-
-
-class IncompatibleCheckpointError(ValueError):
-  """A checkpoint that does not fit the model its config describes, or cannot be read."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -121,61 +117,6 @@ def load_run(
       + "."
     )
   return Run(model=model, variables=jax.device_put(variables), config=config, step=step)
-
-
-def abstract_variables(model, input_rank: int) -> Any:
-  """The shapes and dtypes of `model`'s `{"params", "batch_stats"}`, computed without running it.
-
-  Parameter shapes do not depend on the input's size, so a small input of the model's rank
-  stands in for any.
-
-  Args:
-    model: the flax module.
-    input_rank: 5 for clips, 4 for images (`jaxres.models.spec(name).input_rank`).
-
-  Returns:
-    The tree of `jax.ShapeDtypeStruct`s.
-
-  Example:
-    >>> abstract_variables(models.get("r3d_18"), 5)["params"]["fc"]["kernel"].shape
-    (512, 400)
-  """
-  x = jnp.zeros((1, 2, 32, 32, 3) if input_rank == 5 else (1, 32, 32, 3), jnp.float32)
-  shapes = jax.eval_shape(lambda: model.init(jax.random.key(0), x, train=False))
-  return {"params": shapes["params"], "batch_stats": shapes.get("batch_stats", {})}
-
-
-def mismatches(variables: Any, expected: Any) -> list[str]:
-  """What differs between two variable trees: missing or unexpected paths, and other shapes.
-
-  Args:
-    variables: the tree read from a file (arrays).
-    expected: the model's tree (arrays or `jax.ShapeDtypeStruct`s).
-
-  Returns:
-    One line per difference, e.g. `"params/fc/kernel: shape (64, 4) where the model has (64, 10)"`.
-
-  Example:
-    >>> mismatches(variables, abstract_variables(model, 5))
-    []
-  """
-  have = _shapes(variables)
-  want = _shapes(expected)
-  lines = [
-    f"{k}: shape {have[k]} where the model has {want[k]}"
-    for k in sorted(have.keys() & want.keys())
-    if have[k] != want[k]
-  ]
-  lines += [f"{k}: missing" for k in sorted(want.keys() - have.keys())]
-  lines += [f"{k}: not in the model" for k in sorted(have.keys() - want.keys())]
-  return lines
-
-
-def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {
-    "/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in flat
-  }
 
 
 def _first_line(error: BaseException) -> str:
