@@ -1,5 +1,6 @@
 """`jaxres convert` end to end: .pth in, .msgpack / orbax folder out, loads back exactly."""
 
+import os
 import sys
 
 import numpy as np
@@ -174,3 +175,29 @@ def test_convert_reads_a_pytorchvideo_pyth_checkpoint(tmp_path, capsys):
   )
   err = capsys.readouterr().err
   assert "holds no state dict" in err and "epoch, cfg" in err
+
+
+def test_convert_never_replaces_its_input_or_what_it_did_not_write(tmp_path, capsys):
+  torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r18.pth")
+  weights = str(tmp_path / "r18.pth")
+  before = open(weights, "rb").read()
+  assert cli.main(["convert", weights, weights, "--arch", "resnet18"]) == 1
+  assert "is the input weights file" in capsys.readouterr().err
+  assert open(weights, "rb").read() == before
+  run = tmp_path / "run"  # a folder of the user's: left as it was
+  run.mkdir()
+  (run / "notes.txt").write_text("keep me")
+  assert cli.main(["convert", weights, str(run), "--arch", "resnet18"]) == 1
+  assert "holds other files" in capsys.readouterr().err
+  assert os.listdir(run) == ["notes.txt"]
+  other = tmp_path / "other.bin"
+  other.write_bytes(b"x")
+  assert cli.main(["convert", weights, str(other), "--arch", "resnet18"]) == 1
+  assert "is an existing file" in capsys.readouterr().err and other.read_bytes() == b"x"
+  # Its own checkpoint folder is written again, and a .msgpack the user names is replaced.
+  out = str(tmp_path / "ckpt")
+  assert cli.main(["convert", weights, out, "--arch", "resnet18"]) == 0
+  assert cli.main(["convert", weights, out, "--arch", "resnet18"]) == 0
+  (tmp_path / "w.msgpack").write_bytes(b"old")
+  assert cli.main(["convert", weights, str(tmp_path / "w.msgpack"), "--arch", "resnet18"]) == 0
+  assert (tmp_path / "w.msgpack").read_bytes() != b"old"

@@ -15,6 +15,7 @@ model-zoo `.pyth` checkpoints hold theirs under `model_state`, which is read.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from jaxres.commands.help import HelpFormatter
@@ -83,6 +84,10 @@ def main(argv: list[str]) -> int:
       file=sys.stderr,
     )
     return 1
+  refused = _refused_output(args.weights, args.out)
+  if refused:
+    print(f"jaxres convert: {refused}", file=sys.stderr)
+    return 1
   try:
     state_dict = load_torch_state_dict(args.weights)
   except (FileNotFoundError, UnreadableWeightsError) as error:
@@ -97,3 +102,32 @@ def main(argv: list[str]) -> int:
   built = "".join(f" --config.model.{k}={v}" for k, v in fields.items())
   print(f"wrote {args.arch} variables to {path}" + (f" (model fields:{built})" if built else ""))
   return 0
+
+
+def _refused_output(weights: str, out: str) -> str | None:
+  """Why `out` must not be written, or None: it is the input, or something convert did not write.
+
+  A `.msgpack` file the user names is replaced (atomically); a folder is replaced only when it is
+  an orbax checkpoint (what convert writes for other names), never another folder or file.
+  """
+  if os.path.exists(out) and os.path.exists(weights) and os.path.samefile(out, weights):
+    return f"OUT {out} is the input weights file; choose another name."
+  if out.endswith(".msgpack"):
+    if os.path.isdir(out):
+      return f"OUT {out} is a folder; name a .msgpack file or a new folder."
+    return None
+  if os.path.isfile(out) or (os.path.exists(out) and not os.path.isdir(out)):
+    return (
+      f"OUT {out} is an existing file, not a checkpoint folder; name a new folder, or a "
+      ".msgpack file."
+    )
+  if (
+    os.path.isdir(out)
+    and os.listdir(out)
+    and not os.path.isfile(os.path.join(out, "_CHECKPOINT_METADATA"))
+  ):
+    return (
+      f"OUT {out} is a folder that holds other files, not a checkpoint written by "
+      "`jaxres convert`; name a new folder (nothing was written)."
+    )
+  return None
