@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from jaxres.convert import save_variables
+from jaxres.inference.shapes import path_name
 from jaxres.train import build_train_step, load_config, train_and_evaluate
 from jaxres.train.init_from import merge, start_from
-from jaxres.train.param_groups import ParamGroups, path_name
+from jaxres.train.param_groups import ParamGroups
 
 SHAPE = (4, 4, 16, 16, 3)
 

@@ -120,6 +120,19 @@ def restore_training_variables(item: str) -> dict[str, Any]:
   }
 
 
+def checkpoint_error_line(error: BaseException) -> str:
+  """The first line of an orbax/TensorStore error, without the page of JSON that follows it.
+
+  Example:
+    >>> checkpoint_error_line(ValueError("Shape mismatch [tensorstore_spec={...}]"))
+    'Shape mismatch'
+  """
+  text = str(error).strip() or type(error).__name__
+  for spec in (" [tensorstore_spec", " See full TensorStore details"):
+    text = text.split(spec)[0]
+  return text.splitlines()[0]
+
+
 def training_checkpoint(run: str, step: int | None = None) -> tuple[str, int]:
   """The item folder of a `jaxres train` checkpoint and its step.
 

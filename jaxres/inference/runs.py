@@ -20,6 +20,7 @@ import ml_collections
 from jaxres import models
 from jaxres.configs.defaults import with_defaults
 from jaxres.convert import files
+from jaxres.convert.files import checkpoint_error_line
 from jaxres.inference.shapes import IncompatibleCheckpointError, abstract_variables, mismatches
 
 CONFIG_FILE = "config.json"
@@ -104,7 +105,7 @@ def load_run(
     variables = files.restore_training_variables(item)
   except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
     raise IncompatibleCheckpointError(
-      f"The checkpoint of step {step} in {workdir} cannot be read (damaged?): {_first_line(e)}"
+      f"The checkpoint of step {step} in {workdir} cannot be read (damaged?): {checkpoint_error_line(e)}"
     ) from e
   problems = mismatches(
     variables, abstract_variables(model, models.spec(config.model.name).input_rank)
@@ -117,10 +118,3 @@ def load_run(
       + "."
     )
   return Run(model=model, variables=jax.device_put(variables), config=config, step=step)
-
-
-def _first_line(error: BaseException) -> str:
-  text = str(error).strip() or type(error).__name__
-  for spec in (" [tensorstore_spec", " See full TensorStore details"):  # a page of JSON follows
-    text = text.split(spec)[0]
-  return text.splitlines()[0]

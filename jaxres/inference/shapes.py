@@ -64,8 +64,16 @@ def mismatches(variables: Any, expected: Any) -> list[str]:
   return lines
 
 
+def path_name(path) -> str:
+  """A key path (`jax.tree_util`) as `"params/fc/kernel"`.
+
+  Example:
+    >>> path_name(jax.tree_util.tree_flatten_with_path({"fc": {"kernel": 0}})[0][0][0])
+    'fc/kernel'
+  """
+  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+
+
 def _shapes(tree: Any) -> dict[str, tuple[int, ...]]:
   flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {
-    "/".join(str(getattr(k, "key", k)) for k in path): tuple(leaf.shape) for path, leaf in flat
-  }
+  return {path_name(path): tuple(leaf.shape) for path, leaf in flat}

@@ -22,6 +22,8 @@ import jax
 import orbax.checkpoint as ocp
 from orbax.checkpoint import checkpoint_managers as policies
 
+from jaxres.convert.files import checkpoint_error_line
+
 log = logging.getLogger("jaxres.train")
 
 
@@ -134,7 +136,7 @@ class Checkpointer:
     try:
       return self._manager.restore(step, args=ocp.args.StandardRestore(abstract_state))
     except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
-      reason = _first_line(e)
+      reason = checkpoint_error_line(e)
       raise CheckpointError(
         f"The checkpoint {self.step_path(step)} cannot be restored (damaged, or written by "
         f"another config): {reason}",
@@ -203,13 +205,6 @@ class Checkpointer:
   def close(self) -> None:
     self._manager.wait_until_finished()
     self._manager.close()
-
-
-def _first_line(error: BaseException) -> str:
-  text = str(error).strip() or type(error).__name__
-  for spec in (" [tensorstore_spec", " See full TensorStore details"):  # a page of JSON follows
-    text = text.split(spec)[0]
-  return text.splitlines()[0]
 
 
 def _ignore_reads_finishing_after_a_failed_restore() -> None:

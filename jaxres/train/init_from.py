@@ -21,10 +21,11 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxres import convert, models, weights
+from jaxres import weights
 from jaxres.convert import files
-from jaxres.train.param_groups import path_name
+from jaxres.inference.shapes import path_name
 from jaxres.train.state import TrainState
+from jaxres.weights.load import convert_path, converter_for
 
 log = logging.getLogger("jaxres.train")
 
@@ -61,14 +62,9 @@ def read_source(source: str, arch: str) -> dict[str, Any]:
     return files.load_variables(path, step=int(step) if step else None)
   if path.endswith(".msgpack"):
     return files.load_variables(path)
-  if arch in convert.ARCHS:
-    return convert.from_torchvision(files.load_torch_state_dict(path), arch)
-  if arch in convert.pytorchvideo_archs():
-    return convert.from_pytorchvideo(files.load_torch_state_dict(path), arch)
-  if arch == "tsm_r50":
-    return convert.from_mmaction2_tsm(files.load_torch_state_dict(path))
-  if models.spec(arch).task == "super_resolution":
-    return convert.from_basicsr(convert.read_torch_checkpoint(path), arch)
+  converter = converter_for(arch)
+  if converter is not None:
+    return convert_path(path, converter, arch)
   raise ValueError(
     f"config.init_from={source!r}: no converter reads PyTorch files for "
     f"{arch}; convert it first (`jaxres convert`) and pass the .msgpack."

@@ -33,10 +33,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-
-def path_name(path) -> str:
-  """A key path as `"a/b/c"` (what the group patterns are searched in)."""
-  return "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+from jaxres.inference.shapes import path_name
 
 
 def _pairs(value) -> list[tuple[str, Any]]:

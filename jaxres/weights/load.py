@@ -11,10 +11,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from jaxres import convert
+from jaxres import convert, models
 from jaxres.convert import files
 from jaxres.weights import download
-from jaxres.weights.registry import WeightsEntry, get
+from jaxres.weights.registry import CONVERTERS, WeightsEntry, get
 
 
 def load_variables(entry: WeightsEntry | str, *, progress: bool = True) -> dict[str, Any]:
@@ -54,18 +54,49 @@ def convert_file(entry: WeightsEntry, path: str) -> dict[str, Any]:
     >>> convert_file(get("r3d_18.kinetics400"), "r3d_18-b3b3357e.pth")["params"]["fc"]["kernel"].shape
     (512, 400)
   """
-  if entry.converter == "jaxres":
+  return convert_path(path, entry.converter, entry.arch)
+
+
+def convert_path(path: str, converter: str, arch: str) -> dict[str, Any]:
+  """Reads the file at `path` and converts it for `arch` with `converter` (`CONVERTERS`).
+
+  Raises:
+    ValueError: an unknown converter.
+
+  Example:
+    >>> convert_path("X3D_M.pyth", "pytorchvideo", "x3d_m")["params"]["head"]["fc"]["kernel"].shape
+    (192, 400)
+  """
+  if converter == "jaxres":
     return files.load_variables(path)
-  if entry.converter == "basicsr":  # takes the whole checkpoint: BasicSR and mmagic wrap it
-    return convert.from_basicsr(convert.read_torch_checkpoint(path), entry.arch)
+  if converter == "basicsr":  # takes the whole checkpoint: BasicSR and mmagic wrap it
+    return convert.from_basicsr(convert.read_torch_checkpoint(path), arch)
+  if converter not in ("torchvision", "pytorchvideo", "mmaction2"):
+    raise ValueError(f"Unknown converter {converter!r}; converters: {', '.join(CONVERTERS)}.")
   state_dict = files.load_torch_state_dict(path)
-  if entry.converter == "torchvision":
-    return convert.from_torchvision(state_dict, entry.arch)
-  if entry.converter == "pytorchvideo":
-    return convert.from_pytorchvideo(state_dict, entry.arch)
-  if entry.converter == "mmaction2":
-    return convert.from_mmaction2_tsm(state_dict)
-  raise ValueError(f"{entry.name}: unknown converter {entry.converter!r}.")
+  if converter == "torchvision":
+    return convert.from_torchvision(state_dict, arch)
+  if converter == "pytorchvideo":
+    return convert.from_pytorchvideo(state_dict, arch)
+  return convert.from_mmaction2_tsm(state_dict)
+
+
+def converter_for(arch: str) -> str | None:
+  """The converter that reads the reference library's PyTorch files for `arch`, or None.
+
+  Example:
+    >>> converter_for("x3d_m")
+    'pytorchvideo'
+  """
+  if arch in convert.ARCHS:
+    return "torchvision"
+  if arch in convert.pytorchvideo_archs():
+    return "pytorchvideo"
+  if arch == "tsm_r50":
+    return "mmaction2"
+  if models.spec(arch).task == "super_resolution":
+    return "basicsr"
+  return None
 
 
 def _converted_path(entry: WeightsEntry) -> str | None:
