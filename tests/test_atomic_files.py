@@ -1,10 +1,24 @@
 """Whole-or-nothing file writes: the content lands, an error keeps the old file, no leftovers."""
 
 import os
+import signal
+import subprocess
+import sys
+import threading
 
 import pytest
 
-from jaxres.atomic_files import atomic_open, atomic_path, temporary_path, write_atomic
+from jaxres import atomic_files
+from jaxres.atomic_files import (
+  OutputRefusedError,
+  atomic_folder,
+  atomic_open,
+  atomic_path,
+  check_output,
+  remove_stale_partials,
+  temporary_path,
+  write_atomic,
+)
 
 
 def test_text_and_bytes_replace_the_file_and_leave_nothing_else(tmp_path):
@@ -65,19 +79,6 @@ def test_a_path_for_name_taking_writers_is_renamed_or_removed(tmp_path):
 
 
 # The write rule: links written through, devices never renamed over, folders swapped whole.
-
-import signal  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import threading  # noqa: E402
-
-from jaxres import atomic_files  # noqa: E402
-from jaxres.atomic_files import (  # noqa: E402
-  OutputRefusedError,
-  atomic_folder,
-  check_output,
-  remove_stale_partials,
-)
 
 AS_ROOT = os.geteuid() == 0  # root writes through permission bits: read-only cases are skipped
 
