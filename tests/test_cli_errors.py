@@ -90,3 +90,59 @@ def test_eval_errors_are_one_line_and_verbose_shows_the_traceback(tmp_path, conf
   assert "Traceback" in err and err.strip().splitlines()[-1].startswith(
     "jaxres eval: No checkpoint"
   )
+
+
+@pytest.mark.parametrize(
+  "text, said",
+  [
+    ("def get_config(:\n  pass\n", "has a syntax error at line 1"),
+    ("import no_such_module_here\n", "raised ModuleNotFoundError: No module named"),
+    ("x = 1\n", "defines no get_config()"),
+    ("def get_config():\n  raise RuntimeError('boom')\n", "get_config() raised RuntimeError: boom"),
+    ("def get_config():\n  return None\n", "get_config() returned NoneType"),
+  ],
+)
+def test_broken_config_files_are_one_line_naming_the_file(tmp_path, capsys, text, said):
+  path = tmp_path / "broken.py"
+  path.write_text(text)
+  for command in ("train", "eval"):
+    args = [command, "--config", str(path), "--workdir", str(tmp_path / "run")]
+    assert cli.main(args) == 2
+    line = _one_line(capsys, f"jaxres {command}")
+    assert f"Config file '{path}'" in line and said in line, line
+  assert cli.main(["train", "--config", str(path), "--workdir", str(tmp_path / "run"), "--verbose"])
+  err = capsys.readouterr().err
+  assert "Traceback" in err and said in err.strip().splitlines()[-1]
+  assert not os.path.exists(tmp_path / "run")
+
+
+@pytest.mark.parametrize(
+  "override, said",
+  [
+    ("optimizer.learning_rate=-0.1", "'optimizer.learning_rate' must be > 0, got -0.1"),
+    ("optimizer.learning_rate=0", "'optimizer.learning_rate' must be > 0, got 0.0"),
+    ("global_batch_size=0", "'global_batch_size' must be >= 1, got 0"),
+    ("grad_accum_steps=-2", "'grad_accum_steps' must be >= 1, got -2"),
+    ("num_train_steps=-1", "'num_train_steps' must be >= 0, got -1"),
+    ("optimizer.momentum=1.5", "'optimizer.momentum' must be in [0, 1), got 1.5"),
+    ("ema_decay=-0.5", "'ema_decay' must be in [0, 1)"),
+    ("log_every_steps=0", "'log_every_steps' must be >= 1, got 0"),
+    ("data.num_frames=0", "'data.num_frames' must be >= 1, got 0"),
+  ],
+)
+def test_values_out_of_range_are_refused_before_training(tmp_path, config, capsys, override, said):
+  run = tmp_path / "run"
+  assert cli.main(["train", "--config", config, "--workdir", str(run), f"--config.{override}"]) == 2
+  assert said in _one_line(capsys, "jaxres train")
+  assert not run.exists()  # refused before the run folder was made
+
+
+def test_zero_steps_on_a_new_folder_claims_no_summary(tmp_path, config, capsys):
+  run = tmp_path / "run"
+  assert (
+    cli.main(["train", "--config", config, "--workdir", str(run), "--config.num_train_steps=0"])
+    == 0
+  )
+  out = capsys.readouterr().out
+  assert "summary.json is kept" not in out and "nothing to train" in out, out
+  assert not (run / "summary.json").exists()

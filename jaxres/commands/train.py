@@ -53,9 +53,11 @@ def main(argv: list[str]) -> int:
   except Exception as e:  # pylint: disable=broad-except  # anything else: still one line
     return report("jaxres train", e, args.verbose, 1)
   if jax.process_index() == 0 and summary["already_finished"]:
+    kept = os.path.isfile(os.path.join(workdir, "summary.json"))  # none where nothing ever ran
     print(
-      f"{workdir} already finished at step {summary['step']}; its summary.json is kept "
-      "(raise --config.num_train_steps to train on)."
+      f"{workdir} already finished at step {summary['step']}"
+      + ("; its summary.json is kept" if kept else "; nothing to train")
+      + " (raise --config.num_train_steps to train on)."
     )
   elif jax.process_index() == 0:
     ev = summary["eval"]

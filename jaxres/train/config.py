@@ -60,6 +60,8 @@ def load_config(
 
   Raises:
     FileNotFoundError: `path` is neither a file nor a shipped config (the message lists them).
+    ValueError: the file raises, has a syntax error, lacks `get_config` or it returns no
+      ConfigDict; or a value is out of range (`check_values`); one line naming file or key.
 
   Example:
     >>> config = load_config("ucf101_r2plus1d_18", ["--config.global_batch_size=32"])
@@ -73,7 +75,14 @@ def load_config(
         f"Config file {path!r} is not a Python file (*.py with get_config())."
       )
     module = importlib.util.module_from_spec(module_spec)
-    module_spec.loader.exec_module(module)
+    try:
+      module_spec.loader.exec_module(module)
+    except SyntaxError as e:
+      raise ValueError(
+        f"Config file {path!r} has a syntax error at line {e.lineno}: {e.msg}."
+      ) from e
+    except Exception as e:  # noqa: BLE001 - whatever the file raises, one line naming it
+      raise ValueError(f"Config file {path!r} raised {_one_line(e)} while loading.") from e
   elif name := shipped_name(path):
     module = importlib.import_module(f"{SHIPPED_PACKAGE}.{name}")
   else:
@@ -81,11 +90,102 @@ def load_config(
       f"No config file {path!r}, and no shipped config of that name. Pass the path of a Python "
       f"file with get_config(), or one of: {', '.join(shipped_names())}."
     )
-  config = with_defaults(module.get_config())
+  config = with_defaults(_call_get_config(module, path))
   config.lock()
   for item in overrides:
     apply_override(config, item)
+  check_values(config)
   return config
+
+
+def _one_line(error: BaseException) -> str:
+  text = str(error).strip()
+  return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
+
+
+def _call_get_config(module, path: str) -> ml_collections.ConfigDict:
+  """`module.get_config()`, or a ValueError naming `path` when it lacks one, raises, or returns
+  something other than a ConfigDict."""
+  get_config = getattr(module, "get_config", None)
+  if not callable(get_config):
+    raise ValueError(
+      f"Config file {path!r} defines no get_config(); add one returning a ConfigDict."
+    )
+  try:
+    config = get_config()
+  except Exception as e:  # noqa: BLE001 - whatever get_config raises, one line naming the file
+    raise ValueError(f"Config file {path!r}: get_config() raised {_one_line(e)}.") from e
+  if not isinstance(config, ml_collections.ConfigDict):
+    raise ValueError(
+      f"Config file {path!r}: get_config() returned {type(config).__name__}, not an "
+      "ml_collections.ConfigDict (start from default_config() and return it)."
+    )
+  return config
+
+
+# Numeric keys and the values that make sense for them: (dotted key, test, the allowed range as
+# said to the user). Keys a config lacks (another model's or task's arguments) are not checked.
+_VALUE_RULES = (
+  ("global_batch_size", lambda v: v >= 1, ">= 1"),
+  ("grad_accum_steps", lambda v: v >= 1, ">= 1"),
+  ("num_train_steps", lambda v: v >= 0, ">= 0"),
+  ("optimizer.learning_rate", lambda v: v > 0, "> 0"),
+  ("optimizer.reference_batch_size", lambda v: v >= 0, ">= 0 (0: no scaling)"),
+  ("optimizer.momentum", lambda v: 0 <= v < 1, "in [0, 1)"),
+  ("optimizer.weight_decay", lambda v: v >= 0, ">= 0"),
+  ("optimizer.b1", lambda v: 0 <= v < 1, "in [0, 1)"),
+  ("optimizer.b2", lambda v: 0 <= v < 1, "in [0, 1)"),
+  ("optimizer.eps", lambda v: v >= 0, ">= 0"),
+  ("optimizer.trust_coefficient", lambda v: v > 0, "> 0"),
+  ("optimizer.grad_clip_norm", lambda v: v >= 0, ">= 0 (0: no clipping)"),
+  ("schedule.warmup_steps", lambda v: v >= 0, ">= 0"),
+  ("schedule.decay_factor", lambda v: v > 0, "> 0"),
+  ("ema_decay", lambda v: 0 <= v < 1, "in [0, 1) (0: no EMA)"),
+  ("parallel.fsdp_min_size", lambda v: v >= 0, ">= 0"),
+  ("parallel.num_devices", lambda v: v == -1 or v >= 1, "-1 (every device) or >= 1"),
+  ("checkpoint.every_steps", lambda v: v >= 0, ">= 0 (0: only at the end)"),
+  ("checkpoint.keep", lambda v: v >= 1, ">= 1"),
+  ("checkpoint.keep_best", lambda v: v >= 0, ">= 0 (0: off)"),
+  ("log_every_steps", lambda v: v >= 1, ">= 1"),
+  ("eval_every_steps", lambda v: v >= 0, ">= 0 (0: only at the end)"),
+  ("eval_steps", lambda v: v == -1 or v >= 1, "-1 (the whole eval split) or >= 1"),
+  ("precise_bn_batches", lambda v: v >= 0, ">= 0 (0: off)"),
+  ("data.num_frames", lambda v: v >= 1, ">= 1"),
+  ("data.crop_size", lambda v: v >= 1, ">= 1"),
+  ("data.resize", lambda v: v >= 0, ">= 0 (0: keep)"),
+  ("task.label_smoothing", lambda v: 0 <= v < 1, "in [0, 1)"),
+  ("task.mixup_alpha", lambda v: v >= 0, ">= 0 (0: off)"),
+  ("task.cutmix_alpha", lambda v: v >= 0, ">= 0 (0: off)"),
+  ("model.num_classes", lambda v: v >= 1, ">= 1"),
+  ("model.scale", lambda v: v >= 1, ">= 1"),
+)
+
+
+def check_values(config: ml_collections.ConfigDict) -> None:
+  """Raises ValueError naming the first numeric key whose value makes no sense (a negative
+  learning rate, a batch of 0), before anything is built or trained.
+
+  Args:
+    config: a loaded config.
+
+  Raises:
+    ValueError: one line naming the key, its value and the allowed range.
+
+  Example:
+    >>> check_values(load_config("demo", ["--config.optimizer.learning_rate=-0.1"]))
+    Traceback (most recent call last):
+    ValueError: Config key 'optimizer.learning_rate' must be > 0, got -0.1 (...)
+  """
+  for key, allowed, said in _VALUE_RULES:
+    node = config
+    for name in key.split("."):
+      node = node.get(name) if isinstance(node, ml_collections.ConfigDict) else None
+    if node is None or isinstance(node, bool) or not isinstance(node, (int, float)):
+      continue
+    if not allowed(node):
+      raise ValueError(
+        f"Config key '{key}' must be {said}, got {node!r} (--config.{key}=VALUE sets it)."
+      )
 
 
 def _parse(text: str, current: Any) -> Any:
