@@ -10,7 +10,8 @@ A numbered sequence must be complete: when every name ends in a number, a gap in
 (`00000004.png` absent between `...3` and `...5`) is a missing frame. Failures raise
 `FrameError` (a `DecodeError`, so the pipeline counts them as it counts bad videos) with the reason
 `missing` (a gap, or an image gone since listing), `corrupt` (an image that does not decode, or
-frames of different sizes) or `empty` (no image at all).
+frames of different sizes), `format` (a pixel format `read_image` does not turn into RGB, e.g.
+32-bit float) or `empty` (no image at all).
 
 Example:
   >>> names = list_frames("/data/REDS/train_sharp/000")          # 100 names, 00000000.png first
@@ -42,7 +43,11 @@ class FrameError(DecodeError):
     self.args = (
       f"Cannot read frame folder {path}: {reason}"
       + (f" ({detail})" if detail else "")
-      + "; check its images open, or remove the folder.",
+      + (
+        "; save its frames as 8- or 16-bit RGB or grey images, or remove the folder."
+        if reason == "format"
+        else "; check its images open, or remove the folder."
+      ),
     )
 
 
@@ -109,12 +114,45 @@ def list_frames(folder: str, pattern: str = "*", expected: int = 0) -> list[str]
   return names
 
 
+# PIL modes decoded to RGB as PIL converts them: bilevel, grey, grey + alpha, palette (with or
+# without alpha), RGB(A), CMYK, YCbCr. Alpha is dropped (the colour is kept, as
+# `tf.io.decode_image(channels=3)` does for stored frames), never composited.
+_EIGHT_BIT_MODES = ("1", "L", "LA", "La", "P", "PA", "RGB", "RGBA", "RGBa", "RGBX", "CMYK", "YCbCr")
+# 16-bit grey (PIL keeps all 16 bits): its high byte, as PIL reads 16-bit RGB(A) PNGs and
+# `tf.io.decode_image` any 16-bit PNG (so stored and host-decoded frames agree to the bit).
+_SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _as_rgb(image, name: str) -> np.ndarray:
+  """uint8 RGB `[H, W, 3]` of an open PIL image, or a `FrameError` (`format`) naming its format."""
+  mode = image.mode
+  if mode in _SIXTEEN_BIT_MODES or (mode == "I" and image.format == "PNG"):
+    grey = np.asarray(image).astype(np.int64)  # PNG mode "I" holds 16-bit samples too
+    grey = (np.clip(grey, 0, 65535) >> 8).astype(np.uint8)
+    return np.repeat(grey[..., None], 3, axis=-1)
+  if mode in ("P", "PA"):  # via RGBA: PIL converts every palette (and its transparency) to it
+    return np.asarray(image.convert("RGBA"))[..., :3]
+  if mode in _EIGHT_BIT_MODES:
+    return np.asarray(image.convert("RGB"))
+  raise FrameError(
+    "",
+    "format",
+    f"{name} is a {image.format or 'image'} of pixel format {mode!r} (32-bit integer, float or "
+    "another colour space), not read as RGB",
+  )
+
+
 def read_image(path: str) -> np.ndarray:
-  """Decodes one image file to uint8 RGB `[H, W, 3]` (gray and RGBA are converted).
+  """Decodes one image file to uint8 RGB `[H, W, 3]`.
+
+  Grey, grey + alpha, palette, RGBA, CMYK and bilevel images are converted to RGB (alpha is
+  dropped, not composited); 16-bit samples keep their high byte (65535 -> 255, a mid-grey
+  32896 -> 128), as `tf.io.decode_image` decodes them. Other pixel formats (32-bit integer or float, other colour spaces) are refused.
 
   Raises:
     FileNotFoundError: no such file.
-    FrameError: it does not decode (`corrupt`).
+    FrameError: it does not decode (`corrupt`), or its pixel format is not one of the above
+      (`format`, naming the file and its format).
 
   Example:
     >>> read_image("/data/Vid4/GT/calendar/0000.png").shape
@@ -122,13 +160,16 @@ def read_image(path: str) -> np.ndarray:
   """
   from PIL import Image, UnidentifiedImageError
 
+  name = os.path.basename(path)
   try:
     with Image.open(path) as image:
-      return np.asarray(image.convert("RGB"))
+      return _as_rgb(image, name)
+  except FrameError as e:
+    raise FrameError(os.path.dirname(path), e.reason, e.detail) from None
   except FileNotFoundError:
     raise FileNotFoundError(f"No such image file: {path}") from None
   except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as e:
-    raise FrameError(os.path.dirname(path), "corrupt", f"{os.path.basename(path)}: {e}") from None
+    raise FrameError(os.path.dirname(path), "corrupt", f"{name}: {e}") from None
 
 
 def read_frames(

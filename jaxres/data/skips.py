@@ -6,7 +6,8 @@ however many epochs meet it. Reasons: `not_video` (wrong suffix or no video stre
 header: truncated or damaged), `empty` (no decodable frame), `short` (fewer frames than a
 clip, with `short_video="skip"`), `missing` (vanished after listing). Frame folders
 (`jaxres.data.frames`) count per sequence folder: `corrupt` (an image does not decode, or sizes
-differ), `missing` (a gap in the numbered frames, or an absent LR frame), `empty` (no image).
+differ), `missing` (a gap in the numbered frames, or an absent LR frame), `format` (an image's pixel
+format is not read as RGB, e.g. 32-bit float), `empty` (no image).
 
 Example:
   >>> from jaxres.data import skips
