@@ -193,6 +193,35 @@ def test_rawframes_classification_batches_carry_their_labels(rawframes, listed):
   np.testing.assert_array_equal(batch["label"], np.where(dominant == 1, 0, 1))
 
 
+@pytest.mark.parametrize(
+  "line, says",
+  [
+    ("run/v0 5 -1", "label '-1' is not a class index"),
+    ("run/v0 5 1.0", "label '1.0' is not a class index"),
+    ("run/v0 5 run", "label 'run' is not a class index"),
+    ("run/v0 5 2", "label 2 is not below the 2 classes of the training list"),
+  ],
+)
+def test_a_rawframes_list_label_that_is_not_a_class_is_refused_naming_file_and_line(
+  rawframes, tmp_path, line, says
+):
+  eval_list = tmp_path / "eval_list.txt"
+  eval_list.write_text(f"jump/v0 5 0\n# a comment\n{line}\n")
+  config = frames_config(
+    rawframes,
+    layout="rawframes",
+    train_split="train_list.txt",
+    eval_split=str(eval_list),
+    frame_pattern="img_*",
+  )
+  with pytest.raises(ValueError) as error:
+    pipeline.dataset_info(config)  # the run's listing: nothing reaches batches or a manifest
+  assert str(error.value).startswith(f"{eval_list}:3: {says}") and "\n" not in str(error.value)
+  if "not below" not in says:  # a list on its own refuses it as well (what `jaxres prepare` reads)
+    with pytest.raises(ValueError, match=f"{eval_list}:3: "):
+      sequences.frame_sequences(rawframes, "rawframes", str(eval_list))
+
+
 def test_sequence_clips_are_the_images(reds):
   root, clips = reds
   config = frames_config(

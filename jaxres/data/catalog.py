@@ -147,7 +147,7 @@ def _demo_split_list(config, split: str) -> tuple[str, str]:
 
 
 def video_list(
-  config: ml_collections.ConfigDict, split: str, skips: SkipCounter = SKIPPED
+  config: ml_collections.ConfigDict, split: str, skips: SkipCounter = SKIPPED, num_classes: int = 0
 ) -> sources.VideoList:
   """The videos of `split` for the folder, frames and demo sources (all hosts).
 
@@ -156,6 +156,7 @@ def video_list(
       (written beforehand by `ensure_demo_data`).
     split: "train" or "eval".
     skips: counter for files that are not videos.
+    num_classes: labels a rawframes list gives must be below this (0: any).
 
   Returns:
     A `sources.VideoList`.
@@ -176,6 +177,7 @@ def video_list(
       split=split,
       holdout_fraction=config.holdout_fraction,
       holdout_sequences=tuple(config.holdout_sequences),
+      num_classes=num_classes,
     )
   if config.source == "demo":
     root, split_list = _demo_split_list(config, split)
@@ -219,7 +221,8 @@ def dataset_info(config: ml_collections.ConfigDict, skips: SkipCounter = SKIPPED
   views = config.eval_clips * config.eval_crops
   lists = None
   if config.source in config_lib.RAW_SOURCES:
-    lists = {s: video_list(config, s, skips) for s in SPLITS}
+    lists = {"train": video_list(config, "train", skips)}  # eval labels index its classes
+    lists["eval"] = video_list(config, "eval", skips, len(lists["train"].class_names))
     names = lists["train"].class_names
     counts = {s: len(v.entries) for s, v in lists.items()}
   elif config.source == "prepared":

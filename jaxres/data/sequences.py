@@ -64,13 +64,22 @@ def find_sequences(root: str) -> list[str]:
   return found
 
 
-def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tuple[str, int, int]]:
+def read_sequence_list(
+  list_path: str, root: str, *, labelled: bool, num_classes: int = 0
+) -> list[tuple[str, int, int]]:
   """`(absolute folder, label, frames)` per line of a sequence list (first token: folder; an integer
   second token: its frame count, else 0; MMAction2 lists: `path num_frames label`).
 
+  Args:
+    list_path: the list file.
+    root: the folder relative paths are under.
+    labelled: lines carry a label (MMAction2 rawframes).
+    num_classes: labels must be below this (0: any non-negative label).
+
   Raises:
     FileNotFoundError: the list, or folders it names, do not exist (all missing ones named).
-    ValueError: a labelled line without an integer label.
+    ValueError: a labelled line without a label in `[0, num_classes)` (one line naming the list
+      file and line number).
 
   Example:
     >>> read_sequence_list("sep_testlist.txt", "/data/vimeo_septuplet/sequences", labelled=False)[0]
@@ -86,12 +95,12 @@ def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tup
         continue
       label = 0
       if labelled:
-        if len(parts) < 3 or not parts[2].lstrip("-").isdigit():
+        if len(parts) < 3:
           raise ValueError(
             f"{list_path}:{line_no}: expected MMAction2's 'path num_frames label', "
             f"got {line.strip()!r}."
           )
-        label = int(parts[2])
+        label = _label(parts[2], num_classes, f"{list_path}:{line_no}")
       rel = parts[0].replace("\\", "/")
       count = int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
       items.append((rel if os.path.isabs(rel) else os.path.join(root, rel), label, count))
@@ -105,6 +114,21 @@ def read_sequence_list(list_path: str, root: str, *, labelled: bool) -> list[tup
   return items
 
 
+def _label(token: str, num_classes: int, where: str) -> int:
+  """The class index `token` of a list line at `where` (`file:line`), checked to be one."""
+  if not token.isdigit():  # (a sign, a decimal point or a name: not an index)
+    raise ValueError(
+      f"{where}: label {token!r} is not a class index (0, 1, ...); fix the line or remove it."
+    )
+  label = int(token)
+  if num_classes and label >= num_classes:
+    raise ValueError(
+      f"{where}: label {label} is not below the {num_classes} classes of the training list; "
+      "fix the line or remove it."
+    )
+  return label
+
+
 def frame_sequences(
   root: str,
   layout: str = "sequences",
@@ -113,6 +137,7 @@ def frame_sequences(
   split: str = "train",
   holdout_fraction: float = 0.0,
   holdout_sequences: Sequence[str] = (),
+  num_classes: int = 0,
 ) -> VideoList:
   """The sequence folders of one split of a frame-folder dataset (see the module notes).
 
@@ -125,6 +150,8 @@ def frame_sequences(
     holdout_fraction: without a list, every `round(1 / holdout_fraction)`-th sequence is eval.
     holdout_sequences: without a list, these sequences (relative to `root`) are the eval split
       and are left out of train.
+    num_classes: labels in a rawframes list must be below this (the training list's class
+      count, for the eval list; 0: any non-negative label).
 
   Returns:
     `VideoList` (entries' `path` is the sequence folder, `num_frames` the count its list line
@@ -132,7 +159,7 @@ def frame_sequences(
 
   Raises:
     FileNotFoundError: no such folder, no sequences, a listed or held-out folder missing.
-    ValueError: an unknown layout or a malformed list line.
+    ValueError: an unknown layout or a malformed list line (a label that is not a class index).
 
   Example:
     >>> frame_sequences("/data/vimeo_septuplet", "vimeo", split="eval").entries[0].path
@@ -149,7 +176,9 @@ def frame_sequences(
   if split_list:
     split_list = split_list if os.path.isabs(split_list) else os.path.join(root, split_list)
     base = os.path.join(root, "sequences") if layout == "vimeo" else root
-    items = read_sequence_list(split_list, base, labelled=layout == "rawframes")
+    items = read_sequence_list(
+      split_list, base, labelled=layout == "rawframes", num_classes=num_classes
+    )
     if layout == "rawframes":
       class_names = tuple(str(i) for i in range(max(label for _, label, _ in items) + 1))
   else:
