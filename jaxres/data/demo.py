@@ -25,8 +25,8 @@ import os
 import numpy as np
 
 from jaxres.atomic_files import write_atomic
+from jaxres.data.reproducible_video import write_reproducible_video
 from jaxres.data.split_lists import EVAL_LIST, TRAIN_LIST, write_split_list
-from jaxres.data.video import write_video
 
 DIRECTIONS = {
   "right": (0, 1),
@@ -45,16 +45,17 @@ _MARKER = "demo.json"
 # tell its class apart from other videos that look the same; only the motion does.
 _PALETTE = np.array(
   [[230, 60, 50], [60, 200, 70], [60, 90, 230], [240, 220, 60], [230, 230, 230], [30, 30, 30]],
-  np.float32,
+  np.uint8,
 )
 _NUM_BACKGROUNDS = 4
 
 
 def _background(index: int, size: int) -> np.ndarray:
+  """uint8 `[size, size, 3]`: a base colour with a texture of 4x4 blocks, in integers."""
   rng = np.random.default_rng(1000 + index)
-  base = rng.uniform(70, 170, 3)
-  texture = rng.normal(0, 12, (size // 4 + 1, size // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)
-  return np.clip(base + texture[:size, :size], 0, 255)
+  base = rng.integers(70, 171, 3)
+  texture = rng.integers(-20, 21, (size // 4 + 1, size // 4 + 1, 3)).repeat(4, 0).repeat(4, 1)
+  return np.clip(base + texture[:size, :size], 0, 255).astype(np.uint8)
 
 
 def render_clip(
@@ -63,7 +64,9 @@ def render_clip(
   """One demo clip: a shape moving along `direction` (dy, dx) over a static textured background.
 
   Background (one of 4), shape (disc, square, ring), colour (one of 6) and size (one of 2) are
-  drawn from small sets shared by all classes; position and speed are continuous.
+  drawn from small sets shared by all classes; position and speed are continuous. Pixels are
+  decided by products and sums alone (squared distances, no `hypot`), which IEEE arithmetic
+  rounds the same on every machine, so a seed gives the same frames everywhere.
 
   Args:
     rng: numpy generator (the clip is a function of its state).
@@ -78,14 +81,14 @@ def render_clip(
     >>> render_clip(np.random.default_rng(0), DIRECTIONS["up"], 16, 64).shape
     (16, 64, 64, 3)
   """
-  yy, xx = np.mgrid[:size, :size].astype(np.float32)
+  yy, xx = np.mgrid[:size, :size].astype(np.float64)
   background = _background(int(rng.integers(_NUM_BACKGROUNDS)), size)
   colour = _PALETTE[rng.integers(len(_PALETTE))]
   radius = (0.14, 0.2)[rng.integers(2)] * size
   kind = rng.integers(3)
   speed = rng.uniform(0.8, 1.2) * max(1.5, 0.5 * size / num_frames)
-  norm = np.hypot(*direction)
-  velocity = np.array(direction, np.float32) / norm * speed
+  norm = np.sqrt(direction[0] ** 2 + direction[1] ** 2)
+  velocity = np.array(direction, np.float64) / norm * speed
   start = rng.uniform(0, size, 2)
   frames = np.empty((num_frames, size, size, 3), np.uint8)
   for t in range(num_frames):
@@ -93,14 +96,14 @@ def render_clip(
     # Torus distance so the shape wraps around the edges.
     dy = (yy - cy + size / 2) % size - size / 2
     dx = (xx - cx + size / 2) % size - size / 2
+    squared = dy * dy + dx * dx
     if kind == 0:
-      mask = np.hypot(dy, dx) <= radius
+      mask = squared <= radius * radius
     elif kind == 1:
       mask = np.maximum(np.abs(dy), np.abs(dx)) <= radius * 0.85
     else:
-      r = np.hypot(dy, dx)
-      mask = (r <= radius) & (r >= radius * 0.55)
-    frames[t] = np.where(mask[..., None], colour, background).astype(np.uint8)
+      mask = (squared <= radius * radius) & (squared >= (radius * 0.55) ** 2)
+    frames[t] = np.where(mask[..., None], colour, background)
   return frames
 
 
@@ -151,7 +154,7 @@ def write_demo_dataset(
     size=size,
     fps=fps,
     seed=seed,
-    version=2,
+    version=3,  # 3: the same bytes on every machine (jaxres.data.reproducible_video)
   )
   if classes:
     params["classes"] = list(classes)
@@ -173,7 +176,7 @@ def write_demo_dataset(
     os.makedirs(os.path.join(root, name), exist_ok=True)
     for i, rel in enumerate(files[name]):
       clip = render_clip(rng, DIRECTIONS[name], num_frames, size)
-      write_video(os.path.join(root, rel), clip, fps)
+      write_reproducible_video(os.path.join(root, rel), clip, fps)
       (test if i < num_test else train).append(rel)
   write_split_list(
     os.path.join(root, TRAIN_LIST), [f"{p} {label_of[p.split('/')[0]]}" for p in train]

@@ -21,6 +21,7 @@ import os
 import numpy as np
 
 from jaxres.data import video
+from jaxres.data.reproducible_video import write_reproducible_video
 from jaxres.data.split_lists import EVAL_LIST, TRAIN_LIST, write_split_list
 
 
@@ -149,7 +150,8 @@ def write_footage_dataset(
   rng = np.random.default_rng(seed)
   names = [f"footage/clip_{i:03d}.mp4" for i in range(num_videos)]
   for name in names:
-    write_video(os.path.join(root, name), generate_clip(rng, frames, height, width), fps=fps)
+    clip = generate_clip(rng, frames, height, width)  # the same bytes on every machine:
+    write_reproducible_video(os.path.join(root, name), clip, fps, crf=10)
   num_test = max(1, int(round(num_videos * test_fraction)))
   write_split_list(os.path.join(root, TRAIN_LIST), [f"{n} 1" for n in names[:-num_test]])
   write_split_list(os.path.join(root, EVAL_LIST), names[-num_test:])

@@ -24,8 +24,8 @@ import os
 import numpy as np
 
 from jaxres.atomic_files import write_atomic
+from jaxres.data.reproducible_video import write_reproducible_video
 from jaxres.data.split_lists import EVAL_LIST, TRAIN_LIST, write_split_list
-from jaxres.data.video import write_video
 
 # `skimage.data` loaders whose images are files inside the installed package. Train and eval are
 # disjoint scenes (the stereo motorcycle pair counts as one scene and is used once).
@@ -193,7 +193,7 @@ def write_photo_dataset(
     seed=seed,
     train=TRAIN_PHOTOS,
     eval=EVAL_PHOTOS,
-    version=1,
+    version=2,  # 2: the same bytes on every machine (jaxres.data.reproducible_video)
   )
   train = [f"{_FOLDER}/{p}_{i:02d}.mp4" for p in TRAIN_PHOTOS for i in range(clips_per_photo)]
   test = [f"{_FOLDER}/{p}_00.mp4" for p in EVAL_PHOTOS]
@@ -216,13 +216,15 @@ def write_photo_dataset(
       if factor not in scaled:
         scaled[factor] = area_downscale(image, factor)
       clip = render_pan(scaled[factor], rng, num_frames, size, size)
-      write_video(os.path.join(root, f"{_FOLDER}/{photo}_{i:02d}.mp4"), clip, fps, crf=10)
+      write_reproducible_video(
+        os.path.join(root, f"{_FOLDER}/{photo}_{i:02d}.mp4"), clip, fps, crf=10
+      )
   rng = np.random.default_rng([seed, 1])  # held-out pans do not depend on the training ones
   for photo, rel in zip(EVAL_PHOTOS, test):
     clip = render_pan(
       load_photo(photo), rng, EVAL_FRAMES, EVAL_HEIGHT, EVAL_WIDTH, velocity=EVAL_VELOCITY
     )
-    write_video(os.path.join(root, rel), clip, fps, crf=10)
+    write_reproducible_video(os.path.join(root, rel), clip, fps, crf=10)
   write_split_list(os.path.join(root, TRAIN_LIST), [f"{p} 1" for p in train])
   write_split_list(os.path.join(root, EVAL_LIST), test)
   write_atomic(marker, json.dumps(params))
