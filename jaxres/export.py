@@ -15,7 +15,13 @@
 
 Convolutions are traced with XLA's own convolution (`conv_lowering="native"`) so the artefact
 does not carry the CPU-specific lowering of the machine that exported it. It is lowered for the
-`platforms` asked for (default: cpu, cuda and tpu), so one file serves on all of them.
+`platforms` asked for (default: cpu, cuda and tpu; `jax.export` knows cpu, cuda, rocm and tpu), so
+one file serves on all of them.
+
+The folder is written whole (`jaxres.atomic_files.atomic_folder`): built beside it and swapped in,
+so exporting again replaces an earlier export entirely (no old `saved_model/` beside a new model)
+and a kill leaves the old export or the new one, never a mix. A folder holding anything else is
+refused before any work unless `overwrite=True`.
 
 Example:
   >>> paths = export_run("runs/demo", "exported/demo", batch=None)
@@ -32,12 +38,13 @@ from typing import Any, Callable, Optional, Sequence
 import jax
 import jax.numpy as jnp
 
-from jaxres.atomic_files import write_atomic
+from jaxres.atomic_files import atomic_folder, check_output, write_atomic
 
 EXPORTED_FILE = "model.jax_exported"
 SPEC_FILE = "model.json"
 SAVED_MODEL_DIR = "saved_model"
 PLATFORMS = ("cpu", "cuda", "tpu")
+KNOWN_PLATFORMS = ("cpu", "cuda", "rocm", "tpu")  # what jax.export lowers for
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
 
 __all__ = [
@@ -45,6 +52,8 @@ __all__ = [
   "export_run",
   "load_exported",
   "inference_function",
+  "is_export",
+  "check_export_options",
   "EXPORTED_FILE",
   "SPEC_FILE",
   "SAVED_MODEL_DIR",
@@ -83,6 +92,61 @@ def inference_function(
   return infer
 
 
+def is_export(folder: str) -> bool:
+  """Whether `folder` holds only what `export_model` writes (an earlier export, replaced whole).
+
+  Example:
+    >>> is_export("exported/demo")
+    True
+  """
+  names = set(os.listdir(folder))
+  return bool(names) and names <= {EXPORTED_FILE, SPEC_FILE, SAVED_MODEL_DIR}
+
+
+def check_export_options(
+  out_dir: str,
+  *,
+  batch: Optional[int] = 1,
+  platforms: Sequence[str] = PLATFORMS,
+  inputs: Sequence[str] = (),
+  overwrite: bool = False,
+  option: str = "out_dir",
+) -> None:
+  """Refuses, before any work, what `export_model` could not write: a bad batch or platform, or
+  an output folder the write rule forbids (`jaxres.atomic_files.check_output`).
+
+  Args:
+    out_dir: the export folder.
+    batch: the batch size (None: symbolic); must be >= 1.
+    platforms: each one of cpu, cuda, rocm, tpu; at least one.
+    inputs: what the export reads (a run folder, a labels file): never inside `out_dir`.
+    overwrite: replace a folder that holds other things.
+    option: how the user named the folder, for the message.
+
+  Raises:
+    ValueError: one line naming the option and what is allowed.
+
+  Example:
+    >>> check_export_options("exported/demo", batch=2, platforms=["cpu"])
+  """
+  if batch is not None and (isinstance(batch, bool) or int(batch) != batch or batch < 1):
+    raise ValueError(f"batch must be an integer >= 1 (or None: any), got {batch}.")
+  unknown = [p for p in platforms if p not in KNOWN_PLATFORMS]
+  if unknown or not platforms:
+    raise ValueError(
+      f"platforms must be some of {', '.join(KNOWN_PLATFORMS)}, got "
+      f"{', '.join(map(repr, platforms)) or 'none'}."
+    )
+  check_output(
+    out_dir,
+    inputs=inputs,
+    kind="artefact",
+    overwrite=overwrite,
+    is_artefact=is_export,
+    option=option,
+  )
+
+
 def export_model(
   model,
   variables,
@@ -94,6 +158,7 @@ def export_model(
   platforms: Sequence[str] = PLATFORMS,
   saved_model: bool = False,
   metadata: Optional[dict] = None,
+  overwrite: bool = False,
 ) -> dict[str, str]:
   """Writes `model`'s inference function into `out_dir` (see the module notes).
 
@@ -107,30 +172,28 @@ def export_model(
     platforms: where the artefact may run (lowered for each).
     saved_model: also write a TensorFlow SavedModel (needs TensorFlow).
     metadata: more entries for `model.json` (e.g. `class_names`, `mean`, `std`).
+    overwrite: replace an `out_dir` that holds other things than an earlier export.
 
   Returns:
     `{"exported": path, "spec": path[, "saved_model": path]}`.
+
+  Raises:
+    ValueError: a bad batch or platform, or an `out_dir` the write rule refuses
+      (`check_export_options`), before any work.
 
   Example:
     >>> export_model(model, variables, "out", input_shape=(16, 112, 112, 3), batch=None)
   """
   from jax import export as jax_export  # pylint: disable=import-outside-toplevel
 
-  os.makedirs(out_dir, exist_ok=True)
+  check_export_options(out_dir, batch=batch, platforms=platforms, overwrite=overwrite)
   infer = inference_function(model, variables, dtype=dtype)
   if batch is None:
     (b,) = jax_export.symbolic_shape("b", constraints=("b >= 1",))
   else:
-    if batch < 1:
-      raise ValueError(f"batch must be >= 1, got {batch}.")
     b = int(batch)
   arg = jax.ShapeDtypeStruct((b, *input_shape), jnp.float32)
   exported = jax_export.export(jax.jit(infer), platforms=tuple(platforms))(arg)
-  paths = {
-    "exported": os.path.join(out_dir, EXPORTED_FILE),
-    "spec": os.path.join(out_dir, SPEC_FILE),
-  }
-  write_atomic(paths["exported"], exported.serialize())
   out = exported.out_avals[0]
   spec = {
     "format": "jax.export",
@@ -151,15 +214,23 @@ def export_model(
     "compute_dtype": dtype or "model default",
     **(metadata or {}),
   }
+  paths = {
+    "exported": os.path.join(out_dir, EXPORTED_FILE),
+    "spec": os.path.join(out_dir, SPEC_FILE),
+  }
   if saved_model:
-    paths["saved_model"] = _save_tf(infer, out_dir, (batch, *input_shape), platforms)
+    paths["saved_model"] = os.path.join(out_dir, SAVED_MODEL_DIR)
     spec["saved_model"] = {
       "dir": SAVED_MODEL_DIR,
       "signature": "serving_default",
       "input": "clips",
       "output": "outputs",
     }
-  write_atomic(paths["spec"], json.dumps(spec, indent=2))
+  with atomic_folder(out_dir) as folder:  # swapped in whole: no earlier export's files remain
+    write_atomic(os.path.join(folder, EXPORTED_FILE), exported.serialize())
+    if saved_model:
+      _save_tf(infer, folder, (batch, *input_shape), platforms)
+    write_atomic(os.path.join(folder, SPEC_FILE), json.dumps(spec, indent=2))
   return paths
 
 
@@ -222,6 +293,7 @@ def export_run(
   platforms: Sequence[str] = PLATFORMS,
   saved_model: bool = False,
   class_names: Optional[Sequence[str]] = None,
+  overwrite: bool = False,
 ) -> dict[str, str]:
   """`export_model` for the model of a training run, with its input shape and normalisation.
 
@@ -237,10 +309,16 @@ def export_run(
     step: checkpoint step (None: the latest).
     platforms: see `export_model`.
     saved_model: also write a TF SavedModel.
-    class_names: names for `model.json` (default: the run's `classes.txt`, if any).
+    class_names: names for `model.json` (default: the run's `classes.txt`, if any); as many as
+      the model's classes.
+    overwrite: see `export_model`.
 
   Returns:
     The paths written (see `export_model`).
+
+  Raises:
+    ValueError: bad options, an output the write rule refuses or class names of the wrong count,
+      before the export's work.
 
   Example:
     >>> export_run("runs/demo", "exported/demo", batch=None, saved_model=True)
@@ -249,8 +327,12 @@ def export_run(
   from jaxres.data import sources  # pylint: disable=import-outside-toplevel
   from jaxres.inference import load_run  # pylint: disable=import-outside-toplevel
 
+  check_export_options(
+    out_dir, batch=batch, platforms=platforms, inputs=[workdir], overwrite=overwrite
+  )
   run = load_run(workdir, step=step)
   spec = models.spec(run.config.model.name)
+  _check_class_names(class_names, run.model, spec.task)
   d = run.config.data
   size = d.crop_size
   if spec.task == "super_resolution":
@@ -288,6 +370,7 @@ def export_run(
     platforms=platforms,
     saved_model=saved_model,
     metadata=metadata,
+    overwrite=overwrite,
   )
   return paths
 
@@ -303,6 +386,7 @@ def export_weights(
   class_names: Optional[Sequence[str]] = None,
   frames: Optional[int] = None,
   size: Optional[int] = None,
+  overwrite: bool = False,
 ) -> dict[str, str]:
   """`export_model` for published weights by name (`jaxres weights list`).
 
@@ -314,9 +398,10 @@ def export_weights(
     name: a `jaxres.weights` entry, e.g. `"x3d_m.kinetics400"`.
     out_dir: the export folder.
     batch, dtype, platforms, saved_model: see `export_model`.
-    class_names: names for `model.json` (default: the entry's).
+    class_names: names for `model.json` (default: the entry's); as many as the model's classes.
     frames: frames per clip instead of the publisher's.
     size: square input size in pixels instead of the publisher's crop.
+    overwrite: see `export_model`.
 
   Returns:
     The paths written (see `export_model`).
@@ -327,8 +412,10 @@ def export_weights(
   from jaxres import models  # pylint: disable=import-outside-toplevel
   from jaxres.inference import load_pretrained  # pylint: disable=import-outside-toplevel
 
+  check_export_options(out_dir, batch=batch, platforms=platforms, overwrite=overwrite)
   model, variables, info = load_pretrained(name)
   spec = models.spec(info.arch)
+  _check_class_names(class_names, model, spec.task)
   pre = info.preprocessing
   sr = spec.task == "super_resolution"
   size = size or (64 if sr else pre.get("crop_size") or spec.crop_size)
@@ -363,4 +450,19 @@ def export_weights(
     platforms=platforms,
     saved_model=saved_model,
     metadata=metadata,
+    overwrite=overwrite,
   )
+
+
+def _check_class_names(class_names: Optional[Sequence[str]], model, task: str) -> None:
+  """Refuses class names that do not match the model (predict would refuse the export)."""
+  if class_names is None:
+    return
+  if task != "classification":
+    raise ValueError(f"class names are for classifiers; this model's task is {task}.")
+  num_classes = int(model.num_classes)
+  if len(class_names) != num_classes:
+    raise ValueError(
+      f"{len(class_names)} class names given, the model has {num_classes} classes; give one "
+      "name per class."
+    )

@@ -182,9 +182,23 @@ def test_export_published_weights_by_name(tiny, tmp_path, monkeypatch, capsys):
       )
       == 0
     )
+    assert "exported r3d_tiny.export_test (batch 3" in capsys.readouterr().out
+    before = open(os.path.join(out, "model.json")).read()
+    (tmp_path / "labels.txt").write_text("a\nb\nc\n")  # 3 names for 5 classes
+    assert (
+      cli.main(
+        ["export", "--weights", "r3d_tiny.export_test", "--out", out, "--platforms", "cpu"]
+        + ["--labels", str(tmp_path / "labels.txt")]
+      )
+      == 1
+    )
+    err = capsys.readouterr().err.strip()
+    assert (
+      err == "jaxres export: 3 class names given, the model has 5 classes; give one name per class."
+    )
+    assert open(os.path.join(out, "model.json")).read() == before  # the earlier export kept
   finally:
     server.stop()
-  assert "exported r3d_tiny.export_test (batch 3" in capsys.readouterr().out
   meta = json.load(open(os.path.join(out, "model.json")))
   assert meta["class_names"] == list("abcde") and meta["weights"] == "r3d_tiny.export_test"
   assert meta["normalization"]["std"] == [0.25] * 3
@@ -195,3 +209,97 @@ def test_export_published_weights_by_name(tiny, tmp_path, monkeypatch, capsys):
   with pytest.raises(SystemExit):  # argparse's usage error: --step is a run's
     cli.main(["export", "--weights", "r3d_tiny.export_test", "--out", out, "--step", "3"])
   assert "--step belongs to --checkpoint, not --weights" in capsys.readouterr().err
+
+
+def _export_tiny(tiny, out, **kwargs):
+  model, variables, _ = tiny
+  return export.export_model(
+    model, variables, str(out), input_shape=(4, 16, 16, 3), platforms=["cpu"], **kwargs
+  )
+
+
+def test_exporting_again_replaces_the_earlier_export_whole(tiny, tmp_path, monkeypatch):
+  out = tmp_path / "exported"
+  _export_tiny(tiny, out, metadata={"class_names": list("abcde")})
+  (out / "saved_model").mkdir()  # as an earlier --saved-model export left it
+  (out / "saved_model" / "saved_model.pb").write_bytes(b"old graph")
+  _export_tiny(tiny, out, batch=2)
+  assert sorted(os.listdir(out)) == ["model.jax_exported", "model.json"]  # no stale saved_model/
+  assert json.load(open(out / "model.json"))["input"]["shape"][0] == 2
+  assert os.listdir(tmp_path) == ["exported"]  # no staging folder left
+  before = {name: (out / name).read_bytes() for name in os.listdir(out)}
+  calls = []
+
+  def dies_on_the_second_file(path, data):
+    calls.append(path)
+    if len(calls) == 2:
+      raise OSError("killed while writing model.json")
+    with open(path, "w" if isinstance(data, str) else "wb") as f:
+      f.write(data)
+
+  monkeypatch.setattr(export, "write_atomic", dies_on_the_second_file)
+  with pytest.raises(OSError, match="killed"):
+    _export_tiny(tiny, out, batch=3)
+  assert {name: (out / name).read_bytes() for name in os.listdir(out)} == before  # old, whole
+  assert os.listdir(tmp_path) == ["exported"]
+
+
+def test_a_folder_of_other_things_is_refused_before_work_unless_overwrite(tiny, tmp_path):
+  out = tmp_path / "mine"
+  out.mkdir()
+  (out / "notes.txt").write_text("keep me")
+  with pytest.raises(ValueError, match="holds other things.*--overwrite"):
+    _export_tiny(tiny, out)
+  assert os.listdir(out) == ["notes.txt"]
+  _export_tiny(tiny, out, overwrite=True)
+  assert sorted(os.listdir(out)) == ["model.jax_exported", "model.json"]
+
+
+@pytest.mark.parametrize(
+  "options, message",
+  [
+    (["--batch", "0"], "--batch must be >= 1"),
+    (["--batch", "-2"], "--batch must be >= 1"),
+    (["--platforms", "foo"], "--platforms takes some of cpu, cuda, rocm, tpu"),
+    (["--platforms", "cpu,gpu"], "not gpu"),
+  ],
+)
+def test_bad_options_are_usage_errors_before_any_work(tmp_path, capsys, options, message):
+  out = tmp_path / "out"
+  with pytest.raises(SystemExit) as exit_:
+    cli.main(  # --verbose: no TensorFlow start-up to hide, so no import of it before the check
+      ["export", "--checkpoint", str(tmp_path / "no_run"), "--out", str(out), "--verbose", *options]
+    )
+  assert exit_.value.code == 2 and message in capsys.readouterr().err
+  assert not out.exists()
+  with pytest.raises(ValueError, match="batch must be an integer >= 1"):
+    export.check_export_options(str(out), batch=0)
+  with pytest.raises(ValueError, match="platforms must be some of cpu, cuda, rocm, tpu"):
+    export.check_export_options(str(out), platforms=["foo"])
+
+
+def test_out_that_is_a_file_or_read_only_is_refused_in_one_line(tmp_path, capsys, monkeypatch):
+  existing = tmp_path / "model.bin"
+  existing.write_bytes(b"mine")
+  argv = ["export", "--checkpoint", str(tmp_path / "no_run"), "--out"]
+  assert cli.main([*argv, str(existing)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "--out" in err and "is an existing file" in err, err
+  assert existing.read_bytes() == b"mine"
+  run = tmp_path / "run"
+  run.mkdir()
+  assert cli.main(["export", "--checkpoint", str(run), "--out", str(tmp_path)]) == 2
+  assert "holds the input" in capsys.readouterr().err
+  # A read-only folder (os.access says so; as root only a read-only filesystem would).
+  from jaxres import atomic_files
+
+  real_access = os.access
+  monkeypatch.setattr(
+    atomic_files.os,
+    "access",
+    lambda p, m: False if str(p) == str(tmp_path) else real_access(p, m),
+  )
+  assert cli.main([*argv, str(tmp_path / "exported")]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and f"folder {tmp_path} is read-only" in err, err
+  assert not (tmp_path / "exported").exists()

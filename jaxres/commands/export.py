@@ -6,6 +6,10 @@ Writes DIR/model.jax_exported (`jax.export`, StableHLO with the weights inside: 
 normalisation the input needs, class names) and, with --saved-model, DIR/saved_model (a TensorFlow
 SavedModel through jax2tf, for TF Serving). See `jaxres.export`.
 
+DIR is written whole: an earlier export there is replaced entirely (built beside it and swapped
+in, so an interrupted export leaves the old one); a folder holding anything else is refused
+unless --overwrite. The options and DIR are checked before any work.
+
 Example:
   $ jaxres export --checkpoint runs/demo --out exported/demo --polymorphic-batch --saved-model
   $ jaxres export --weights x3d_m.kinetics400 --out exported/x3d_m
@@ -18,6 +22,7 @@ import argparse
 import os
 import sys
 
+from jaxres.commands.common import report
 from jaxres.commands.help import HelpFormatter
 
 
@@ -30,7 +35,17 @@ def main(argv: list[str]) -> int:
   source.add_argument(
     "--weights", metavar="NAME", help="published weights by name (`jaxres weights list`)"
   )
-  parser.add_argument("--out", required=True, metavar="DIR", help="the export folder (created)")
+  parser.add_argument(
+    "--out",
+    required=True,
+    metavar="DIR",
+    help="the export folder (created; an earlier export there is replaced whole)",
+  )
+  parser.add_argument(
+    "--overwrite",
+    action="store_true",
+    help="replace DIR whole even if it holds other things than an earlier export",
+  )
   parser.add_argument("--step", type=int, default=None, help="checkpoint step (None: the latest)")
   batch = parser.add_mutually_exclusive_group()
   batch.add_argument("--batch", type=int, default=1, help="the batch size the function takes")
@@ -46,7 +61,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument(
     "--platforms",
     default="cpu,cuda,tpu",
-    help="comma-separated platforms the artefact is lowered for",
+    help="comma-separated platforms the artefact is lowered for (of cpu, cuda, rocm, tpu)",
   )
   parser.add_argument(
     "--saved-model",
@@ -69,6 +84,27 @@ def main(argv: list[str]) -> int:
 
   if args.weights and args.step is not None:
     parser.error("--step belongs to --checkpoint, not --weights")
+  if not args.polymorphic_batch and args.batch < 1:
+    parser.error(f"--batch must be >= 1 (or --polymorphic-batch), got {args.batch}")
+  platforms = [p.strip() for p in args.platforms.split(",") if p.strip()]
+  unknown = [p for p in platforms if p not in export.KNOWN_PLATFORMS]
+  if unknown or not platforms:
+    parser.error(
+      f"--platforms takes some of {', '.join(export.KNOWN_PLATFORMS)}, comma-separated; not "
+      f"{', '.join(unknown) or repr(args.platforms)}"
+    )
+  batch = None if args.polymorphic_batch else args.batch
+  try:
+    export.check_export_options(
+      args.out,
+      batch=batch,
+      platforms=platforms,
+      inputs=[p for p in (args.checkpoint, args.labels) if p],
+      overwrite=args.overwrite,
+      option="--out",
+    )
+  except (ValueError, OSError) as error:
+    return report("jaxres export", error, args.verbose, 2)
   try:
     names = None
     if args.labels:
@@ -76,17 +112,18 @@ def main(argv: list[str]) -> int:
 
       names = read_labels(args.labels)
     common = dict(
-      batch=None if args.polymorphic_batch else args.batch,
+      batch=batch,
       dtype=args.dtype,
       saved_model=args.saved_model,
       class_names=names,
-      platforms=[p.strip() for p in args.platforms.split(",") if p.strip()],
+      platforms=platforms,
+      overwrite=args.overwrite,
     )
     if args.weights:
       paths = export.export_weights(args.weights, args.out, **common)
     else:
       paths = export.export_run(args.checkpoint, args.out, step=args.step, **common)
-  except (FileNotFoundError, ValueError, WeightsError) as error:
+  except (OSError, ValueError, WeightsError) as error:
     if args.verbose:
       raise
     print(f"jaxres export: {error}", file=sys.stderr)
