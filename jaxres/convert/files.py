@@ -10,19 +10,21 @@ import flax.serialization
 import jax
 import numpy as np
 
-from jaxres.atomic_files import write_atomic
+from jaxres.atomic_files import atomic_folder, write_atomic
 from jaxres.convert.torch_checkpoint import UnreadableWeightsError, read_torch_checkpoint  # noqa: F401 (re-exported)
 
 
 def save_variables(variables: Any, path: str) -> str:
   """Writes a variable tree to `path`: a `.msgpack` file, or else an orbax checkpoint folder.
 
-  The msgpack file is written to a temporary name and renamed, so an interrupted save never leaves
-  a partial file under `path`.
+  Written whole: the msgpack file under a temporary name then renamed, the checkpoint folder
+  built beside and swapped in (`jaxres.atomic_files.atomic_folder`), so an interrupted save leaves
+  the old content and never a mix. A symlink is written through to its target.
 
   Args:
     variables: a pytree of arrays, e.g. `{"params": ..., "batch_stats": ...}`.
-    path: destination; its parent folder must exist. An existing file or folder is replaced.
+    path: destination; its parent folder must exist. An existing file or folder is replaced
+      (`jaxres.atomic_files.check_output` says first whether that is allowed).
 
   Returns:
     The absolute path written.
@@ -40,8 +42,8 @@ def save_variables(variables: Any, path: str) -> str:
   else:
     import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
 
-    with ocp.StandardCheckpointer() as checkpointer:
-      checkpointer.save(path, tree, force=True)
+    with atomic_folder(path) as folder, ocp.StandardCheckpointer() as checkpointer:
+      checkpointer.save(folder, tree, force=True)
   return path
 
 
@@ -59,7 +61,9 @@ def load_variables(path: str, *, step: int | None = None) -> Any:
     The pytree (numpy arrays).
 
   Raises:
-    FileNotFoundError: nothing at `path`, or a run without (that step's) checkpoint.
+    FileNotFoundError: nothing at `path`, a folder that holds none of the above (an empty one
+      too), or a run without (that step's) complete checkpoint.
+    UnreadableCheckpointError: a run's checkpoint that cannot be read (damaged).
 
   Example:
     >>> variables = load_variables("r3d_18.msgpack")
@@ -70,9 +74,14 @@ def load_variables(path: str, *, step: int | None = None) -> Any:
   if os.path.isfile(path):
     with open(path, "rb") as f:
       return flax.serialization.msgpack_restore(f.read())
-  item = _training_item(os.path.abspath(path), step)
-  if item is not None:
-    return restore_training_variables(item)
+  if _training_item(os.path.abspath(path), step) is not None:
+    return read_run_variables(path, step)[0]
+  if not os.path.isfile(os.path.join(path, "_METADATA")):
+    raise FileNotFoundError(
+      f"{path} holds no variables: expected a folder written by save_variables (with its "
+      "_METADATA), a `jaxres train` run folder (with config.json and checkpoints/) or a "
+      ".msgpack file."
+    )
   import orbax.checkpoint as ocp  # imported lazily: it is slow to import.
 
   with ocp.StandardCheckpointer() as checkpointer:
@@ -156,6 +165,106 @@ def training_checkpoint(run: str, step: int | None = None) -> tuple[str, int]:
   return item, int(os.path.basename(os.path.dirname(item)))
 
 
+class UnreadableCheckpointError(ValueError):
+  """A complete training checkpoint that cannot be read (damaged), named in one line."""
+
+
+# Written last by orbax's CheckpointManager into a step folder (and its item), once it is whole.
+COMMIT_MARKER = "commit_success.txt"
+
+
+def is_complete_step(step_dir: str, *, marked: bool = True) -> bool:
+  """Whether a CheckpointManager step folder holds a finished checkpoint.
+
+  Orbax writes a step under a temporary name (`<step>.orbax-checkpoint-tmp-...`, never a step
+  here) and finishes it with its metadata and commit marker; its garbage collection deletes old
+  steps file by file. A step is complete when its `_CHECKPOINT_METADATA`, its item's `_METADATA`
+  and (when `marked`: the writer leaves markers, as orbax 0.12 does) `commit_success.txt` are there.
+
+  Example:
+    >>> is_complete_step("runs/demo/checkpoints/200")
+    True
+  """
+  return (
+    os.path.isfile(os.path.join(step_dir, "_CHECKPOINT_METADATA"))
+    and os.path.isfile(os.path.join(step_dir, "default", "_METADATA"))
+    and (not marked or os.path.isfile(os.path.join(step_dir, COMMIT_MARKER)))
+  )
+
+
+def complete_steps(folder: str) -> list[int]:
+  """The steps of a run's `checkpoints/` folder whose checkpoints are complete, ascending.
+
+  Folders that are not steps (orbax's temporary ones), and steps still being written or being
+  deleted, are left out. Commit markers are required once any step has one (older orbax wrote
+  none).
+
+  Example:
+    >>> complete_steps("runs/demo/checkpoints")
+    [100, 200]
+  """
+  try:
+    names = [n for n in os.listdir(folder) if n.isdigit()]
+  except FileNotFoundError:
+    return []
+  marked = any(os.path.isfile(os.path.join(folder, n, COMMIT_MARKER)) for n in names)
+  return sorted(int(n) for n in names if is_complete_step(os.path.join(folder, n), marked=marked))
+
+
+def _files_under(folder: str) -> set[str]:
+  return {os.path.join(d, f) for d, _, names in os.walk(folder) for f in names}
+
+
+def read_run_variables(run: str, step: int | None = None) -> tuple[dict[str, Any], int]:
+  """The model's variables from a run's newest complete checkpoint (or `step`'s), and its step.
+
+  Safe while the run's training writes checkpoints: only complete steps are chosen, and when the
+  newest one disappears or is deleted in part while it is read (orbax's garbage collection of old
+  steps), the next newest complete step is read instead. A step that fails while it stays whole is
+  damaged, and is reported, not skipped.
+
+  Args:
+    run: the run folder, its `checkpoints/` folder, one step's folder or its `default/` item.
+    step: the checkpoint step (default: the newest complete one; ignored when `run` names one).
+
+  Returns:
+    `(variables, step)`, the variables as `restore_training_variables` gives them.
+
+  Raises:
+    FileNotFoundError: not a run's folder, or no complete checkpoint (of that step) in it.
+    UnreadableCheckpointError: the chosen checkpoint is whole but cannot be read.
+
+  Example:
+    >>> variables, step = read_run_variables("runs/demo")
+  """
+  item, chosen = training_checkpoint(run, step)
+  folder = os.path.dirname(os.path.dirname(item))
+  named = os.path.abspath(run) in (item, os.path.dirname(item))  # one step's folder, or its item
+  newest = step is None and not named
+  gone: list[int] = []
+  while True:
+    step_dir = os.path.dirname(item)
+    files = _files_under(step_dir)
+    try:
+      return restore_training_variables(item), chosen
+    except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
+      whole = is_complete_step(step_dir, marked=False) and files <= _files_under(step_dir)
+      if not newest or whole or len(gone) >= 8:
+        raise UnreadableCheckpointError(
+          f"The checkpoint of step {chosen} in {folder} cannot be read (damaged?): "
+          f"{checkpoint_error_line(e)}"
+        ) from e
+      gone.append(chosen)  # deleted (in part) while read: the next newest complete one
+    older = [s for s in complete_steps(folder) if s not in gone]
+    if not older:
+      raise FileNotFoundError(
+        f"No complete checkpoint in {folder}: step(s) {', '.join(map(str, gone))} were deleted "
+        "while read (is training still running? try again)."
+      )
+    chosen = older[-1]
+    item = os.path.join(folder, str(chosen), "default")
+
+
 def _training_item(path: str, step: int | None) -> str | None:
   """The `default/` item of a training checkpoint that `path` names (None: not a training one).
 
@@ -178,13 +287,11 @@ def _training_item(path: str, step: int | None) -> str | None:
     ):
       return None  # a folder written by save_variables
     folder = path if os.path.basename(path) == "checkpoints" else folder
-  steps = sorted(
-    int(name)
-    for name in os.listdir(folder)
-    if name.isdigit() and os.path.isdir(os.path.join(folder, name, "default"))
-  )
+  steps = complete_steps(folder)
   if step is None and not steps:
-    raise FileNotFoundError(f"No checkpoint in {folder}: has `jaxres train` saved one yet?")
+    raise FileNotFoundError(
+      f"No complete checkpoint in {folder}: has `jaxres train` saved one yet?"
+    )
   if step is not None and step not in steps:
     raise FileNotFoundError(
       f"No checkpoint of step {step} in {folder}; its steps are "

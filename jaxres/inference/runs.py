@@ -20,7 +20,6 @@ import ml_collections
 from jaxres import models
 from jaxres.configs.defaults import with_defaults
 from jaxres.convert import files
-from jaxres.convert.files import checkpoint_error_line
 from jaxres.inference.shapes import IncompatibleCheckpointError, abstract_variables, mismatches
 
 CONFIG_FILE = "config.json"
@@ -79,7 +78,8 @@ def load_run(
   Args:
     workdir: the `jaxres train` workdir (or its `checkpoints/` folder).
     config: the run's config, if not the one saved in `workdir`.
-    step: checkpoint step (default: the latest).
+    step: checkpoint step (default: the newest complete one; while training writes checkpoints,
+      a newest step deleted as it is read gives way to the next newest).
 
   Returns:
     A `Run`.
@@ -100,13 +100,10 @@ def load_run(
   model = models.from_config(config.model)
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     raise FileNotFoundError(f"No checkpoints in {workdir}: is it the workdir of `jaxres train`?")
-  item, step = files.training_checkpoint(workdir, step)
-  try:
-    variables = files.restore_training_variables(item)
-  except Exception as e:  # orbax/tensorstore raise ValueError, OSError, KeyError, TypeError...
-    raise IncompatibleCheckpointError(
-      f"The checkpoint of step {step} in {workdir} cannot be read (damaged?): {checkpoint_error_line(e)}"
-    ) from e
+  try:  # the newest complete step, also while training writes and deletes checkpoints
+    variables, step = files.read_run_variables(workdir, step)
+  except files.UnreadableCheckpointError as e:
+    raise IncompatibleCheckpointError(str(e)) from e
   problems = mismatches(
     variables, abstract_variables(model, models.spec(config.model.name).input_rank)
   )
