@@ -302,7 +302,7 @@ def test_prepare_resumes_after_interruption(folder, tmp_path, capsys):
   assert open(os.path.join(out, "manifest.json")).read() == manifest
   # Different options on the same folder: refused rather than mixed.
   assert cli.main(["prepare", folder, out, "--shards", "2", "--workers", "1"]) == 1
-  assert "different inputs" in capsys.readouterr().out
+  assert "different inputs" in capsys.readouterr().err
   assert cli.main(["prepare", str(tmp_path / "none"), str(tmp_path / "o2")]) == 1
 
 

@@ -60,6 +60,25 @@ def add_verbose_argument(parser: argparse.ArgumentParser) -> None:
   )
 
 
+def check_option(option: str, value, ok: bool, allowed: str) -> None:
+  """Raises ValueError naming a command-line option whose value is out of its range.
+
+  Args:
+    option: the option as typed (`--frames`).
+    value: its value.
+    ok: whether the value is allowed.
+    allowed: the allowed range, said to the user (`">= 1"`).
+
+  Raises:
+    ValueError: `--frames must be >= 1, got 0.` when not `ok`.
+
+  Example:
+    >>> check_option("--frames", args.frames, args.frames >= 1, ">= 1")
+  """
+  if not ok:
+    raise ValueError(f"{option} must be {allowed}, got {value}.")
+
+
 def report(prog: str, error: BaseException, verbose: bool, code: int) -> int:
   """Prints `error` as one line (or its traceback with --verbose); returns the exit code.
 
@@ -77,9 +96,11 @@ def report(prog: str, error: BaseException, verbose: bool, code: int) -> int:
   """
   if verbose:
     traceback.print_exception(error)
-  from jaxres.train.run import RunLockedError  # pylint: disable=import-outside-toplevel
-
-  known = isinstance(error, (ValueError, OSError, KeyError, ArithmeticError, RunLockedError))
+  known_types = (ValueError, OSError, KeyError, ArithmeticError)
+  run = sys.modules.get("jaxres.train.run")  # loaded if the error is its RunLockedError; the
+  if run is not None:  # core install (`jaxres forward`) lacks what it imports
+    known_types += (run.RunLockedError,)
+  known = isinstance(error, known_types)
   text = (error.args[0] if isinstance(error, KeyError) and error.args else str(error)).strip()
   text = text.splitlines()[0] if text else ""
   if not known or not text:

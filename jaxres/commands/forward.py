@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxres import models
+from jaxres.commands.common import check_option, report
 from jaxres.commands.help import HelpFormatter
 
 
@@ -33,7 +34,18 @@ def main(argv: list[str]) -> int:
     default=None,
     help="variables written by `jaxres convert`, or a training run's folder (None: random)",
   )
+  parser.add_argument("--verbose", action="store_true", help="show an error's traceback")
   args = parser.parse_args(argv)
+  try:  # every option before any work
+    for option, value in (
+      ("--num-classes", args.num_classes),
+      ("--batch", args.batch),
+      ("--frames", args.frames),
+      ("--size", args.size),
+    ):
+      check_option(option, value, value >= 1, ">= 1")
+  except ValueError as e:
+    return report("jaxres forward", e, args.verbose, 2)
 
   spec = models.spec(args.model)
   model = models.get(args.model, num_classes=args.num_classes)

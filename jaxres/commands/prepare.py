@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 
+from jaxres.commands.common import report
 from jaxres.commands.help import HelpFormatter
 
 
@@ -77,13 +78,31 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--quality", type=int, default=90, help="JPEG quality")
   parser.add_argument("--shards", type=int, default=0, help="shards per split (0: automatic)")
   parser.add_argument("--workers", type=int, default=0, help="processes (0: CPU count)")
-  parser.add_argument("--verbose", action="store_true", help="show TensorFlow's start-up lines")
+  parser.add_argument(
+    "--verbose",
+    action="store_true",
+    help="show TensorFlow's start-up lines and an error's traceback",
+  )
   args = parser.parse_args(argv)
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
 
-  from jaxres.data.prepare import prepare_dataset
+  from jaxres.data.prepare import check_options, prepare_dataset
   from jaxres.data.skips import SKIPPED
 
+  try:  # every option before any work
+    check_options(
+      args.src,
+      args.out,
+      lr_src=args.lr,
+      resize=args.resize,
+      quality=args.quality,
+      num_shards=args.shards,
+      workers=args.workers,
+      holdout_fraction=args.holdout_fraction,
+      lr_scale=args.lr_scale,
+    )
+  except (FileNotFoundError, ValueError) as e:
+    return report("jaxres prepare", e, args.verbose, 2)
   split_lists = None
   if args.train_list or args.eval_list:
     split_lists = {"train": args.train_list or ""}
@@ -106,8 +125,7 @@ def main(argv: list[str]) -> int:
       lr_scale=args.lr_scale,
     )
   except (FileNotFoundError, ValueError, KeyError) as e:
-    print(f"jaxres prepare: {e}")
-    return 1
+    return report("jaxres prepare", e, args.verbose, 1)
   if SKIPPED.total():
     print(f"skipped files: {SKIPPED.counts()} (listed in {args.out}/manifest.json)")
   shards = sum(len(split["shards"]) for split in manifest["splits"].values())

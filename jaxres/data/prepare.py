@@ -211,6 +211,105 @@ def die_with_parent(parent_pid: int) -> None:
     os._exit(1)
 
 
+# The numeric options of a prepare run: (parameter, command-line option, test, allowed range).
+_OPTION_RULES = (
+  ("resize", "--resize", lambda v: v >= 0, ">= 0 (0: keep the source size)"),
+  ("quality", "--quality", lambda v: 1 <= v <= 100, "in 1..100"),
+  ("num_shards", "--shards", lambda v: v >= 0, ">= 0 (0: automatic)"),
+  ("workers", "--workers", lambda v: v is None or v >= 0, ">= 0 (0: the CPU count)"),
+  ("holdout_fraction", "--holdout-fraction", lambda v: 0 <= v < 1, "in [0, 1)"),
+  ("lr_scale", "--lr-scale", lambda v: v >= 1, ">= 1"),
+)
+
+
+def check_options(src: str, out: str, *, lr_src: str = "", **values) -> None:
+  """Refuses options that cannot give a usable dataset, before any work: one line each, naming
+  the command-line option (`--quality 500`, an `--lr` folder that does not exist, an output
+  folder inside the source, where it would be read as one more class).
+
+  Args:
+    src: the source folder.
+    out: the output folder.
+    lr_src: the LR frame folders ("" for none).
+    **values: `prepare_dataset`'s numeric options by parameter name (`resize`, `quality`,
+      `num_shards`, `workers`, `holdout_fraction`, `lr_scale`); those absent are not checked.
+
+  Raises:
+    ValueError: an option out of its range, or an output folder inside the source.
+    FileNotFoundError: no `lr_src` folder.
+
+  Example:
+    >>> check_options("/data/UCF-101", "/data/ucf101-prepared", quality=500)
+    Traceback (most recent call last):
+    ValueError: --quality must be in 1..100, got 500.
+  """
+  for name, option, allowed, said in _OPTION_RULES:
+    if name in values and not allowed(values[name]):
+      raise ValueError(f"{option} must be {said}, got {values[name]}.")
+  real_src, real_out = os.path.realpath(src), os.path.realpath(out)
+  if real_out == real_src or real_out.startswith(real_src.rstrip(os.sep) + os.sep):
+    raise ValueError(
+      f"The output folder {out!r} is inside the source {src!r}, where it would be read as "
+      "data (a class folder of its own); write it outside the source."
+    )
+  if lr_src and not os.path.isdir(lr_src):
+    raise FileNotFoundError(f"The LR folder (--lr) {lr_src!r} does not exist.")
+
+
+def _check_lr_scale(plan: dict[str, list[list[dict]]], frames: dict) -> None:
+  """Compares the first HR frame of the first sequence that has an LR twin with that twin, so a
+  wrong `--lr-scale` is refused before any work rather than skipping every sequence."""
+  from PIL import Image
+
+  from jaxres.data import frames as frames_io
+
+  for shards in plan.values():
+    for video in (v for shard in shards for v in shard):
+      try:
+        names = frames_io.list_frames(video["path"], frames["pattern"])
+      except (OSError, frames_io.FrameError):
+        continue  # skipped later, with its reason
+      lr_path = os.path.join(frames["lr_src"], video["rel"], names[0]) if names else ""
+      if not os.path.isfile(lr_path):
+        continue
+      try:
+        with Image.open(os.path.join(video["path"], names[0])) as hr, Image.open(lr_path) as lr:
+          hr_size, lr_size = hr.size, lr.size
+      except OSError:
+        continue  # an unreadable image: skipped later, with its reason
+      scale = frames["lr_scale"]
+      if (lr_size[0] * scale, lr_size[1] * scale) != hr_size:
+        raise ValueError(
+          f"--lr-scale {scale} does not fit the frames: {video['rel']}/{names[0]} is "
+          f"{hr_size[0]}x{hr_size[1]} and its LR frame {lr_size[0]}x{lr_size[1]}; pass the "
+          "HR/LR factor of the --lr folder."
+        )
+      return
+
+
+def _check_usable(plan: dict[str, list[list[dict]]], results: dict | None = None) -> None:
+  """Refuses a split that holds no example: none planned (everything filtered out) or, after the
+  work (`results`: shard file -> its result), every one skipped."""
+  for split, shards in plan.items():
+    planned = sum(len(shard) for shard in shards)
+    if not planned:
+      raise ValueError(
+        f"No example to prepare in split {split!r}: the source and lists select none."
+      )
+    if results is None:
+      continue
+    files = [records.shard_name(split, i, len(shards)) for i in range(len(shards))]
+    if not any(results[f]["videos"] for f in files):
+      reasons: dict[str, int] = {}
+      for item in (s for f in files for s in results[f]["skipped"]):
+        reasons[item["reason"]] = reasons.get(item["reason"], 0) + 1
+      said = ", ".join(f"{k}: {v}" for k, v in sorted(reasons.items()))
+      raise ValueError(
+        f"No usable example in split {split!r}: all {planned} were skipped ({said}); no "
+        "manifest.json was written."
+      )
+
+
 def _plan(
   src: str,
   split_lists: dict[str, str],
@@ -286,7 +385,7 @@ def prepare_dataset(
     resize: shrink frames so the short side is at most this (0: keep the source size).
     quality: JPEG quality (1-100).
     num_shards: shards per split (0: `max(16, videos / 256)`, at most one per video).
-    workers: processes (default: the CPU count).
+    workers: processes (None or 0: the CPU count).
     skips: counter for skipped files.
     layout: "" for video files, else a frame-folder layout (`"sequences"`, `"vimeo"`,
       `"rawframes"`).
@@ -302,13 +401,27 @@ def prepare_dataset(
     The manifest (also written to `out/manifest.json`).
 
   Raises:
-    FileNotFoundError: empty folder, missing listed files.
-    ValueError: `out` holds an unfinished run with a different plan.
+    FileNotFoundError: empty folder, missing listed files, no `lr_src` folder.
+    ValueError: an option out of range or `out` inside `src` (`check_options`), LR frames not
+      `1/lr_scale` of the HR ones, a split with no usable example (none selected, or all
+      skipped: then no manifest is written), or `out` holds an unfinished run with a
+      different plan.
 
   Example:
     >>> prepare_dataset(write_demo_dataset("/tmp/demo"), "/tmp/demo-prepared")
   """
   log = log or (lambda *a, **k: None)
+  check_options(
+    src,
+    out,
+    lr_src=lr_src,
+    resize=resize,
+    quality=quality,
+    num_shards=num_shards,
+    workers=workers,
+    holdout_fraction=holdout_fraction,
+    lr_scale=lr_scale,
+  )
   if layout and layout not in sequences.LAYOUTS:
     raise ValueError(f"layout must be one of {sequences.LAYOUTS}, got {layout!r}.")
   holdout_sequences = tuple(holdout_sequences)
@@ -339,6 +452,9 @@ def prepare_dataset(
     if layout
     else None
   )
+  _check_usable(plan)
+  if lr_src:
+    _check_lr_scale(plan, frame_opts)
   os.makedirs(out, exist_ok=True)
   plan_doc = {
     "version": records.FORMAT_VERSION,
@@ -405,6 +521,7 @@ def prepare_dataset(
         results[result["file"]] = result
         progress(n)
 
+  _check_usable(plan, results)
   manifest = {
     "version": records.FORMAT_VERSION,
     "format": "tfrecord",
