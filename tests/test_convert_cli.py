@@ -182,13 +182,13 @@ def test_convert_never_replaces_its_input_or_what_it_did_not_write(tmp_path, cap
   weights = str(tmp_path / "r18.pth")
   before = open(weights, "rb").read()
   assert cli.main(["convert", weights, weights, "--arch", "resnet18"]) == 1
-  assert "is the input weights file" in capsys.readouterr().err
+  assert "is the input" in capsys.readouterr().err
   assert open(weights, "rb").read() == before
   run = tmp_path / "run"  # a folder of the user's: left as it was
   run.mkdir()
   (run / "notes.txt").write_text("keep me")
   assert cli.main(["convert", weights, str(run), "--arch", "resnet18"]) == 1
-  assert "holds other files" in capsys.readouterr().err
+  assert "holds other things" in capsys.readouterr().err
   assert os.listdir(run) == ["notes.txt"]
   other = tmp_path / "other.bin"
   other.write_bytes(b"x")
@@ -201,3 +201,56 @@ def test_convert_never_replaces_its_input_or_what_it_did_not_write(tmp_path, cap
   (tmp_path / "w.msgpack").write_bytes(b"old")
   assert cli.main(["convert", weights, str(tmp_path / "w.msgpack"), "--arch", "resnet18"]) == 0
   assert (tmp_path / "w.msgpack").read_bytes() != b"old"
+  # --overwrite replaces a folder of other things whole (the user said so).
+  assert cli.main(["convert", weights, str(run), "--arch", "resnet18", "--overwrite"]) == 0
+  assert "notes.txt" not in os.listdir(run) and "_CHECKPOINT_METADATA" in os.listdir(run)
+  assert sorted(os.listdir(tmp_path)) == sorted(
+    ["r18.pth", "run", "other.bin", "ckpt", "w.msgpack"]
+  )  # no staging folders left
+
+
+def test_convert_writes_through_a_link_and_refuses_read_only_places(tmp_path, capsys, monkeypatch):
+  torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r18.pth")
+  weights = str(tmp_path / "r18.pth")
+  (tmp_path / "real").mkdir()
+  (tmp_path / "real" / "w.msgpack").write_bytes(b"old")
+  (tmp_path / "link.msgpack").symlink_to(tmp_path / "real" / "w.msgpack")
+  assert cli.main(["convert", weights, str(tmp_path / "link.msgpack"), "--arch", "resnet18"]) == 0
+  assert (tmp_path / "link.msgpack").is_symlink()
+  assert load_variables(str(tmp_path / "real" / "w.msgpack"))["params"]["fc"]["kernel"].shape == (
+    512,
+    3,
+  )
+  from jaxres import atomic_files
+
+  real_access = os.access
+  read_only = str(tmp_path / "real")  # as chmod 555 (root passes permission bits, not os.access)
+  monkeypatch.setattr(
+    atomic_files.os, "access", lambda p, m: False if str(p) == read_only else real_access(p, m)
+  )
+  for out in ("x.msgpack", "ckpt"):
+    assert cli.main(["convert", weights, os.path.join(read_only, out), "--arch", "resnet18"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"folder {read_only} is read-only" in err, err
+  assert os.listdir(read_only) == ["w.msgpack"]
+
+
+def test_convert_help_lists_every_architecture_the_converters_accept(capsys):
+  from jaxres import weights
+  from jaxres.convert import ARCHS, basicsr, pytorchvideo_archs
+
+  with pytest.raises(SystemExit):
+    cli.main(["convert", "--help"])
+  help_text = " ".join(capsys.readouterr().out.split())
+  listed = {
+    source: help_text.split(f"{source}: ")[1].split(";")[0].split(" (required)")[0].split(", ")
+    for source in ("torchvision", "pytorchvideo", "mmaction2", "basicsr")
+  }
+  assert set(listed["torchvision"]) == set(ARCHS)
+  assert set(listed["pytorchvideo"]) == set(pytorchvideo_archs())
+  assert listed["mmaction2"] == ["tsm_r50"] and set(listed["basicsr"]) == set(basicsr.ARCHS)
+  for name in weights.names():  # every published checkpoint's file converts with its --from
+    entry = weights.get(name)
+    if entry.converter == "jaxres":  # jaxres's own variables (tests register some): no converting
+      continue
+    assert entry.arch in listed[entry.converter], (name, entry.converter)

@@ -1,10 +1,16 @@
-"""`jaxres convert WEIGHTS OUT --arch ARCH [--from torchvision|pytorchvideo|basicsr]`: PyTorch
-weights -> jaxres variables.
+"""`jaxres convert WEIGHTS OUT --arch ARCH [--from torchvision|pytorchvideo|mmaction2|basicsr]`:
+PyTorch weights -> jaxres variables.
 
 `--from torchvision` (the default) reads a torchvision ResNet state_dict, `--from pytorchvideo` a
-PyTorchVideo one (or its model-zoo `.pyth`), `--from basicsr` a BasicSR checkpoint
-(`{"params": ...}`) or an mmagic one (`{"state_dict": {"generator.…": ...}}`) of the SR networks
-exact to BasicSR (`edsr_baseline`, `edsr`, `basicvsr`, ...).
+PyTorchVideo one (or its model-zoo `.pyth`), `--from mmaction2` MMAction2's TSM R50 (`tsm_r50`),
+`--from basicsr` a BasicSR checkpoint (`{"params": ...}`) or an mmagic one
+(`{"state_dict": {"generator.…": ...}}`) of the SR networks exact to BasicSR (`edsr_baseline`,
+`edsr`, `basicvsr`, ...).
+
+OUT is checked before any work (`jaxres.atomic_files.check_output`): never the input, never a
+read-only place, and written whole. A `.msgpack` OUT the user names is replaced; a checkpoint
+folder OUT is built beside and swapped in, replacing an earlier `jaxres convert` checkpoint, but
+a folder holding other things is refused unless --overwrite.
 
 The file is read without torch (`jaxres.convert.read_torch_checkpoint`), and only a state dict is
 read, as `torch.load(..., weights_only=True)` would: a whole pickled model would run arbitrary code
@@ -18,12 +24,14 @@ import argparse
 import os
 import sys
 
+from jaxres.atomic_files import OutputRefusedError, check_output
 from jaxres.commands.help import HelpFormatter
 from jaxres.convert import (
   ARCHS,
   ConversionError,
   UnreadableWeightsError,
   basicsr,
+  from_mmaction2_tsm,
   from_pytorchvideo,
   from_torchvision,
   load_torch_state_dict,
@@ -42,6 +50,7 @@ def _from_basicsr(checkpoint, arch):
 _SOURCES = {
   "torchvision": (lambda w, arch: (from_torchvision(w, arch), {}), ARCHS),
   "pytorchvideo": (lambda w, arch: (from_pytorchvideo(w, arch), {}), pytorchvideo_archs()),
+  "mmaction2": (lambda w, arch: (from_mmaction2_tsm(w), {}), ("tsm_r50",)),
   "basicsr": (_from_basicsr, basicsr.ARCHS),
 }
 
@@ -66,8 +75,10 @@ def main(argv: list[str]) -> int:
   parser.add_argument(
     "--arch",
     required=True,
+    metavar="ARCH",
     choices=sorted({a for _, archs in _SOURCES.values() for a in archs}),
-    help="jaxres architecture name",
+    help="jaxres architecture name; by --from: "
+    + "; ".join(f"{source}: {', '.join(archs)}" for source, (_, archs) in _SOURCES.items()),
   )
   parser.add_argument(
     "--from",
@@ -75,6 +86,11 @@ def main(argv: list[str]) -> int:
     default="torchvision",
     choices=sorted(_SOURCES),
     help="the library whose layout the weights have (default: torchvision)",
+  )
+  parser.add_argument(
+    "--overwrite",
+    action="store_true",
+    help="replace a folder OUT whole even if it holds other things than a checkpoint",
   )
   args = parser.parse_args(argv)
   convert, archs = _SOURCES[args.source]
@@ -84,9 +100,17 @@ def main(argv: list[str]) -> int:
       file=sys.stderr,
     )
     return 1
-  refused = _refused_output(args.weights, args.out)
-  if refused:
-    print(f"jaxres convert: {refused}", file=sys.stderr)
+  try:
+    check_output(
+      args.out,
+      inputs=[args.weights],
+      kind="file" if args.out.endswith(".msgpack") else "artefact",
+      overwrite=args.overwrite,
+      is_artefact=_is_checkpoint,
+      option="OUT",
+    )
+  except OutputRefusedError as error:
+    print(f"jaxres convert: {error}", file=sys.stderr)
     return 1
   try:
     state_dict = load_torch_state_dict(args.weights)
@@ -96,7 +120,7 @@ def main(argv: list[str]) -> int:
   try:
     variables, fields = convert(state_dict, args.arch)
     path = save_variables(variables, args.out)
-  except (ConversionError, FileNotFoundError) as error:
+  except (ConversionError, OSError) as error:
     print(f"jaxres convert: {args.weights}: {error}", file=sys.stderr)
     return 1
   built = "".join(f" --config.model.{k}={v}" for k, v in fields.items())
@@ -104,30 +128,6 @@ def main(argv: list[str]) -> int:
   return 0
 
 
-def _refused_output(weights: str, out: str) -> str | None:
-  """Why `out` must not be written, or None: it is the input, or something convert did not write.
-
-  A `.msgpack` file the user names is replaced (atomically); a folder is replaced only when it is
-  an orbax checkpoint (what convert writes for other names), never another folder or file.
-  """
-  if os.path.exists(out) and os.path.exists(weights) and os.path.samefile(out, weights):
-    return f"OUT {out} is the input weights file; choose another name."
-  if out.endswith(".msgpack"):
-    if os.path.isdir(out):
-      return f"OUT {out} is a folder; name a .msgpack file or a new folder."
-    return None
-  if os.path.isfile(out) or (os.path.exists(out) and not os.path.isdir(out)):
-    return (
-      f"OUT {out} is an existing file, not a checkpoint folder; name a new folder, or a "
-      ".msgpack file."
-    )
-  if (
-    os.path.isdir(out)
-    and os.listdir(out)
-    and not os.path.isfile(os.path.join(out, "_CHECKPOINT_METADATA"))
-  ):
-    return (
-      f"OUT {out} is a folder that holds other files, not a checkpoint written by "
-      "`jaxres convert`; name a new folder (nothing was written)."
-    )
-  return None
+def _is_checkpoint(folder: str) -> bool:
+  """Whether `folder` is an orbax checkpoint (what convert writes for OUT that is not .msgpack)."""
+  return os.path.isfile(os.path.join(folder, "_CHECKPOINT_METADATA"))
