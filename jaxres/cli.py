@@ -45,6 +45,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "jaxres.commands.predict",
     "classify video files with a trained model (top-k classes)",
   ),
+  "features": (
+    "jaxres.commands.features",
+    "write per-window features of videos (a model's inner layer) as .npy files",
+  ),
   "export": (
     "jaxres.commands.export",
     "export a trained model for serving (jax.export, TF SavedModel)",
@@ -69,7 +73,7 @@ EXTRA_MODULES = {
 
 
 # Commands whose work imports TensorFlow (the input pipeline, video decoding, checkpoints).
-TF_COMMANDS = ("train", "eval", "evaluate", "prepare", "upscale", "predict", "export")
+TF_COMMANDS = ("train", "eval", "evaluate", "prepare", "upscale", "predict", "features", "export")
 
 
 def quiet_tensorflow_startup() -> None:

@@ -5,6 +5,10 @@ decoder, `jaxres.data.views.eval_views`, then `normalize_batch`): `eval_clips` u
 clips x `eval_crops` crops of the data config, so a prediction here is what `jaxres eval` scores.
 The model runs on the views in batches and their logits are averaged into one prediction.
 
+`predict_timeline` classifies every window of a long video instead, streaming (`jaxres.data.windows`:
+the decoder reads forward once and memory does not grow with the video's length), each window as
+`predict_video` would classify a video of just its frames.
+
 Class names come with the run (`classes.txt`, written by `jaxres train` from the dataset's labels)
 or from a file of one name per line (`read_labels`) for converted models.
 
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import itertools
 import os
@@ -32,17 +37,22 @@ import numpy as np
 from jaxres import models
 from jaxres.data import clips as clips_lib
 from jaxres.data import sources, views
+from jaxres.data import windows as windows_lib
 from jaxres.data.skips import SkipCounter
 from jaxres.data.tfhost import tf
 from jaxres.data.video import DecodeError
 
 __all__ = [
   "Prediction",
+  "WindowPrediction",
   "predict_video",
+  "predict_timeline",
+  "forward_function",
   "predict_videos",
   "video_views",
   "view_config",
   "pretrained_data_config",
+  "plot_timeline",
   "read_labels",
   "run_class_names",
   "check_classifier",
@@ -87,6 +97,23 @@ class Prediction:
     return [
       (names[i] if i < len(names) else str(int(i)), float(self.probabilities[i])) for i in order
     ]
+
+
+@dataclasses.dataclass(frozen=True)
+class WindowPrediction(Prediction):
+  """What a model says about one window of a video (`predict_timeline`).
+
+  Attributes:
+    start: the window's first frame (on the video's nominal frame grid).
+    end: one past its last frame.
+    start_time: seconds, `start / fps`.
+    end_time: seconds, `end / fps`.
+  """
+
+  start: int = 0
+  end: int = 0
+  start_time: float = 0.0
+  end_time: float = 0.0
 
 
 def view_config(
@@ -186,8 +213,17 @@ def video_views(path: str, data_config: ml_collections.ConfigDict) -> np.ndarray
   return np.asarray(batch["video"], np.float32)
 
 
-def _forward(model) -> Callable[[Any, np.ndarray], jax.Array]:
+def forward_function(model) -> Callable[[Any, np.ndarray], jax.Array]:
+  """A jitted `(variables, views) -> logits` of `model` in eval mode, to share across videos.
+
+  Example:
+    >>> forward = forward_function(run.model)
+    >>> logits = forward(run.variables, video_views("clip.mp4", run.config.data))
+  """
   return jax.jit(lambda variables, x: model.apply(variables, x, train=False))
+
+
+_forward = forward_function
 
 
 def check_classifier(model_name: str) -> None:
@@ -308,6 +344,147 @@ def predict_videos(
         path,
         x if isinstance(x, Exception) else _classify(path, x, variables, forward, batch_size),
       )
+
+
+def predict_timeline(
+  path: str,
+  model,
+  variables,
+  data_config: ml_collections.ConfigDict,
+  windowing: windows_lib.Windowing = windows_lib.Windowing(),
+  *,
+  batch_size: int = 4,
+  forward: Optional[Callable] = None,
+) -> tuple[float, Iterator[WindowPrediction]]:
+  """Classifies every window of a video, streaming: one forward read of the file, flat memory.
+
+  Each window is classified as `predict_video` classifies a video made of that window's frames
+  alone: its eval views (`data_config.eval_clips` x `eval_crops`; `view_config` sets them; one
+  clip and one crop is the usual choice for a timeline), logits averaged.
+
+  Args:
+    path: a video file.
+    model, variables: a classification model and its variables.
+    data_config: the data config (`run.config.data`, or the whole `run.config`).
+    windowing: window and stride (`jaxres.data.windows.Windowing`; by default one clip of the
+      data config per window, windows tiling the video).
+    batch_size: windows per forward call (every call has this shape: one compilation).
+    forward: `(variables, views) -> logits` to use instead of a jitted `model.apply` (reuse one
+      across videos to compile once).
+
+  Returns:
+    `(fps, predictions)`: the video's frame rate and an iterator of `WindowPrediction`s in order,
+    `floor((N - span) / stride) + 1` of them for N frames (one when N < span).
+
+  Raises:
+    FileNotFoundError: no such file.
+    DecodeError: not a readable video (a window shorter than a clip under `short_video="skip"`
+      raises when iterating).
+
+  Example:
+    >>> fps, timeline = predict_timeline("long.mp4", run.model, run.variables, run.config.data,
+    ...                                  windows_lib.Windowing(window=2.0, stride=1.0))
+    >>> for p in timeline:
+    ...   print(f"{p.start_time:.1f}-{p.end_time:.1f}s", p.top_k(1, names))
+  """
+  forward = forward or _forward(model)
+  meta, windows = windows_lib.stream_windows(path, _data_section(data_config), windowing)
+
+  def predictions():
+    with contextlib.closing(windows):
+      for group, x in windows_lib.window_batches(windows, batch_size):
+        logits = np.asarray(forward(variables, x), np.float32)
+        v = len(group[0].views)
+        for i, w in enumerate(group):
+          mean = logits[i * v : (i + 1) * v].mean(axis=0)
+          yield WindowPrediction(
+            path=path,
+            logits=mean,
+            probabilities=np.asarray(jax.nn.softmax(mean)),
+            num_views=v,
+            start=w.start,
+            end=w.end,
+            start_time=w.start_time,
+            end_time=w.end_time,
+          )
+
+  return meta.fps, predictions()
+
+
+def plot_timeline(
+  timeline: Sequence[WindowPrediction],
+  out_path: str,
+  *,
+  class_names: Optional[Sequence[str]] = None,
+  num_classes: int = 5,
+  title: str = "",
+) -> str:
+  """Draws a timeline as a PNG: a band of each window's top class, and class probabilities over time.
+
+  The classes drawn are those of highest mean probability over the windows, plus any that is the
+  most probable in some window (at most 10, each with its own colour); the band above shows the
+  most probable class of each window from its start to the next window's start, grey where that
+  class is not among those drawn. Time (seconds) runs along the x-axis. Needs matplotlib (the
+  `video` extra). The file is written atomically.
+
+  Args:
+    timeline: `WindowPrediction`s in time order (`predict_timeline`), at least one.
+    out_path: the picture (`.png`; other suffixes matplotlib knows work too).
+    class_names: label -> name (None: label numbers).
+    num_classes: classes drawn by mean probability (those that win a window are added).
+    title: drawn above.
+
+  Returns:
+    `out_path`.
+
+  Example:
+    >>> fps, timeline = predict_timeline("long.mp4", model, variables, data_config)
+    >>> plot_timeline(list(timeline), "timeline.png", class_names=names, title="long.mp4")
+  """
+  import matplotlib  # pylint: disable=import-outside-toplevel
+
+  matplotlib.use("Agg")
+  from matplotlib import pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  from jaxres.atomic_files import atomic_path  # pylint: disable=import-outside-toplevel
+
+  if not timeline:
+    raise ValueError(f"No windows to draw in {out_path}.")
+  probs = np.stack([p.probabilities for p in timeline])  # [windows, classes]
+  winners = np.argmax(probs, axis=1)
+  by_mean = [int(i) for i in np.argsort(-probs.mean(axis=0), kind="stable")[:num_classes]]
+  shown = list(dict.fromkeys(by_mean + [int(i) for i in winners]))[:10]
+  names = list(class_names or ())
+  name = lambda i: names[i] if i < len(names) else str(i)
+  colours = {c: plt.get_cmap("tab10")(k) for k, c in enumerate(shown)}
+  starts = np.array([p.start_time for p in timeline])
+  ends = np.array([p.end_time for p in timeline])
+  centres = (starts + ends) / 2
+
+  fig, (band, lines) = plt.subplots(
+    2, 1, sharex=True, figsize=(11, 4.5), gridspec_kw={"height_ratios": [1, 5]}
+  )
+  band_ends = np.append(starts[1:], ends[-1])
+  for start, end, winner in zip(starts, band_ends, winners):
+    band.axvspan(start, end, color=colours.get(int(winner), (0.8, 0.8, 0.8)), lw=0)
+  band.set_yticks([])
+  band.set_ylabel("top", rotation=0, ha="right", va="center")
+  for c in shown:
+    lines.plot(centres, probs[:, c], color=colours[c], lw=1.8, label=name(c))
+    lines.fill_between(centres, probs[:, c], color=colours[c], alpha=0.12, lw=0)
+  lines.set_ylim(0, 1)
+  lines.set_xlim(starts[0], ends[-1])
+  lines.set_xlabel("time (s)")
+  lines.set_ylabel("probability")
+  lines.grid(alpha=0.3)
+  lines.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+  if title:
+    band.set_title(title)
+  fig.tight_layout()
+  with atomic_path(out_path) as tmp:
+    fig.savefig(tmp, dpi=100, format=os.path.splitext(out_path)[1][1:] or "png")
+  plt.close(fig)
+  return out_path
 
 
 def read_labels(path: str) -> tuple[str, ...]:
