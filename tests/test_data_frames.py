@@ -516,3 +516,20 @@ def test_sr_training_on_paired_frames_uses_the_given_lr(reds, tmp_path, capsys):
   bic = np.round(np.clip(np.asarray(bicubic_upsample(lr, 4)), 0, 1) * 255) / 255
   want = float(np.mean(image_metrics.psnr(bic, hr, crop=4, y_channel=True)))
   assert lines[2].split()[0] == "000" and lines[2].split()[2] == f"{want:.2f}", lines
+
+
+def test_a_dataset_of_only_corrupt_sequences_is_one_clean_line(tmp_path):
+  rng = np.random.default_rng(5)
+  for seq in ("a", "b"):
+    write_frames(tmp_path / seq, random_clip(rng, 4), [f"{i:08d}.png" for i in range(4)])
+    (tmp_path / seq / "00000001.png").write_bytes(b"not a png")
+  skips = SkipCounter()
+  with pytest.raises(ValueError) as error:
+    take(frames_config(str(tmp_path)), "train", 1, skips=skips)
+  line = str(error.value)
+  assert line.startswith(
+    f"None of this host's 2 frame sequences in {tmp_path} can be used: 2 skipped (corrupt: 2), "
+    f"e.g. {tmp_path / 'a'} (corrupt: 00000001.png: "
+  )
+  assert line.endswith("or set data.path to other data.") and "\n" not in line
+  assert "function_node" not in line and skips.counts() == {"corrupt": 2}

@@ -144,9 +144,11 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
       skips.record(path, "corrupt", repr(e))
     failures[path] += 1
     if len(failures) >= num_videos and min(failures.values()) >= 2:
-      raise ValueError(
-        f"None of this host's {num_videos} videos can be used; skipped so far: "
-        f"{skips.counts()} (e.g. {sorted(failures)[:3]})."
+      raise skips.nothing_usable(
+        num_videos,
+        "frame sequences" if config.source == "frames" else "videos",
+        config.path or "the demo data",
+        "fix or remove them (the reasons say what is wrong), or set data.path to other data.",
       )
     return empty, empty, False
 
@@ -250,11 +252,12 @@ def short_filter(config, skips: SkipCounter, num_videos: int):
     skips.record(name, "short", f"{int(n)} frames")
     short.add(name)
     if len(short) >= num_videos:
-      raise ValueError(
+      skips.failure = (  # (the line BatchIterator raises in place of tf.data's wrapped error)
         f"All {num_videos} of this host's videos are shorter than a clip "
         f"(e.g. {sorted(short)[:3]}); lower data.num_frames or data.frame_stride, "
         'or set data.short_video = "loop".'
       )
+      raise ValueError(skips.failure)
     return False
 
   def keep(x):

@@ -57,7 +57,12 @@ class BatchIterator:
     return self
 
   def __next__(self) -> dict:
-    return next(self._batches)
+    try:
+      return next(self._batches)
+    except tf.errors.OpError as e:  # what a decoder raised, under tf.data's own name for it
+      if self.skips.failure:
+        raise ValueError(self.skips.failure) from e
+      raise
 
   def __len__(self) -> int:
     if self.num_batches is None:

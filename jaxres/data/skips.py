@@ -32,6 +32,7 @@ class SkipCounter:
     self._lock = threading.Lock()
     self._files: dict[str, dict[str, str]] = {}
     self._shared: set[tuple[str, str]] = set()
+    self.failure = ""  # the line of `nothing_usable`, once nothing could be used
 
   def record(self, path: str, reason: str, detail: str = "", *, shared: bool = False) -> bool:
     """Counts `path` as skipped for `reason`; returns whether this was new (and warned about).
@@ -93,11 +94,47 @@ class SkipCounter:
       own = {reason: len(files) - shared.get(reason, 0) for reason, files in self._files.items()}
     return ({k: v for k, v in sorted(own.items()) if v}, dict(sorted(shared.items())))
 
+  def examples(self, n: int = 3) -> list[tuple[str, str, str]]:
+    """Up to `n` skipped files as `(path, reason, detail)`, sorted by path."""
+    with self._lock:
+      found = [(p, r, d) for r, group in self._files.items() for p, d in group.items()]
+    return sorted(found)[:n]
+
+  def nothing_usable(self, count: int, what: str, where: str, fix: str) -> ValueError:
+    """The one-line error for data of which nothing can be used; kept as `failure` (tf.data
+    wraps what its worker threads raise in its own error, which `BatchIterator` replaces with it).
+
+    Args:
+      count: how many there are (all of them skipped).
+      what: what they are, plural (`"videos"`, `"frame sequences"`).
+      where: the folder (or dataset) they are in.
+      fix: what to do, one sentence.
+
+    Returns:
+      The `ValueError` to raise.
+
+    Example:
+      >>> raise SKIPPED.nothing_usable(2, "videos", "/data/a", "check they play, or remove them.")
+      ValueError: None of this host's 2 videos in /data/a can be used: 2 skipped (corrupt: 2), e.g. ...
+    """
+    counts = self.counts()
+    shown = "; ".join(
+      f"{path} ({reason}{': ' + detail if detail else ''})"
+      for path, reason, detail in self.examples()
+    )
+    line = (
+      f"None of this host's {count} {what} in {where} can be used: {sum(counts.values())} skipped "
+      f"({', '.join(f'{r}: {k}' for r, k in counts.items())}), e.g. {shown}; {fix}"
+    )
+    self.failure = " ".join(line.split())  # one line, whatever the details hold
+    return ValueError(self.failure)
+
   def reset(self) -> None:
     """Forgets everything recorded."""
     with self._lock:
       self._files.clear()
       self._shared.clear()
+      self.failure = ""
 
 
 def as_metrics(counts: dict[str, int], prefix: str = "data/skipped_") -> dict[str, int]:
