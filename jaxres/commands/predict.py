@@ -8,10 +8,18 @@ with their probabilities. Class names come from the run (`classes.txt`), the pub
 `--labels`. Unreadable files are skipped and counted; the exit code is 1 only when no video could
 be read.
 
+Timeline: with `--window`/`--stride` (seconds) or `--window-frames`/`--stride-frames`, every
+window of each video is classified instead (one clip and one crop per window unless
+`--clips`/`--crops` say otherwise), streaming: the video is read once, forward, and memory does
+not grow with its length. `--json`/`--csv` get each window's times and top-k, `--plot` a picture
+of the class probabilities over time (one video). Giving only `--stride-frames` or `--stride`
+keeps one clip of the model per window.
+
 Example:
   $ jaxres predict clip.mp4 other.avi --checkpoint runs/demo --top-k 3
   $ jaxres predict clip.mp4 --weights x3d_m.kinetics400 --top-k 5 --clips 1 --crops 1
   $ jaxres predict videos/*.mp4 --checkpoint runs/ucf --clips 10 --crops 3 --json predictions.json
+  $ jaxres predict long.mp4 --weights x3d_m.kinetics400 --window 3 --stride 1 --csv t.csv --plot t.png
 """
 
 from __future__ import annotations
@@ -70,11 +78,42 @@ def main(argv: list[str]) -> int:
     metavar="FILE",
     help="also write the predictions (top-k and all probabilities) here",
   )
+  timeline = parser.add_argument_group("timeline (a prediction per window)")
+  timeline.add_argument("--window", type=float, default=None, help="seconds per window")
+  timeline.add_argument(
+    "--stride", type=float, default=None, help="seconds between window starts (None: the window)"
+  )
+  timeline.add_argument(
+    "--window-frames", type=int, default=None, help="frames per window (None: one model clip)"
+  )
+  timeline.add_argument(
+    "--stride-frames", type=int, default=None, help="frames between window starts"
+  )
+  timeline.add_argument(
+    "--csv", default=None, metavar="FILE", help="write each window's times and top-k here"
+  )
+  timeline.add_argument(
+    "--plot", default=None, metavar="PNG", help="draw the class probabilities over time here"
+  )
   parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
   parser.add_argument(
     "--verbose", action="store_true", help="show TensorFlow's start-up lines and tracebacks"
   )
   args = parser.parse_args(argv)
+  windowed = any(
+    v is not None for v in (args.window, args.stride, args.window_frames, args.stride_frames)
+  )
+  if not windowed and (args.csv or args.plot):
+    parser.error("--csv and --plot write a timeline: give --window/--stride (or their -frames).")
+  if args.plot and len(args.videos) != 1:
+    parser.error(f"--plot draws one video's timeline; {len(args.videos)} videos were given.")
+  if windowed:
+    from jaxres.data.windows import Windowing  # pylint: disable=import-outside-toplevel
+
+    try:
+      windowing = Windowing(args.window, args.stride, args.window_frames, args.stride_frames)
+    except ValueError as error:
+      parser.error(str(error))
 
   from jaxres import (
     inference,  # pylint: disable=import-outside-toplevel
@@ -85,6 +124,9 @@ def main(argv: list[str]) -> int:
   try:
     if args.json:  # the write rule (jaxres.atomic_files), before any model work
       check_output(args.json, inputs=[*args.videos, args.labels or ""], option="--json")
+    for option, path in (("--csv", args.csv), ("--plot", args.plot)):
+      if path:
+        check_output(path, inputs=args.videos, option=option)
     if args.weights:
       model, variables, info = inference.load_pretrained(
         args.weights, progress=not args.no_progress
@@ -106,6 +148,8 @@ def main(argv: list[str]) -> int:
         raise ValueError(
           f"--labels {args.labels} has {len(names)} names, the model {num_classes} classes."
         )
+    if windowed:  # one view per window unless asked
+      args.clips, args.crops = args.clips or 1, args.crops or 1
     data = predict.view_config(data_config, clips=args.clips, crops=args.crops)
   except (FileNotFoundError, ValueError, WeightsError) as error:
     if args.verbose:
@@ -122,6 +166,9 @@ def main(argv: list[str]) -> int:
       f"(no classes.txt in {args.checkpoint} and no --labels: classes are shown as numbers)",
       file=sys.stderr,
     )
+
+  if windowed:
+    return _timelines(args, windowing, model, variables, data, model_name, names, origin)
 
   bar = None
   if not args.no_progress and len(args.videos) > 1:
@@ -179,3 +226,106 @@ def main(argv: list[str]) -> int:
       )
     print(f"wrote {args.json}")
   return 0 if rows else 1
+
+
+def _timelines(args, windowing, model, variables, data, model_name, names, origin) -> int:
+  """`jaxres predict --window ...`: every window of every video, written as asked."""
+  from jaxres import predict  # pylint: disable=import-outside-toplevel
+  from jaxres.data.video import DecodeError  # pylint: disable=import-outside-toplevel
+
+  forward = predict.forward_function(model)  # one compilation for every video
+  timelines, skipped = [], {}
+  quiet = bool(args.json or args.csv or args.plot)
+  for path in args.videos:
+    try:
+      fps, windows = predict.predict_timeline(
+        path, model, variables, data, windowing, batch_size=args.batch_size or 4, forward=forward
+      )
+      windows = _progress(windows, path, args.no_progress)
+      rows = []
+      for p in windows:
+        rows.append(p)
+        if not quiet:
+          top = p.top_k(args.top_k, names)
+          print(
+            f"{path} [{p.start_time:.2f}-{p.end_time:.2f}s]: "
+            + ", ".join(f"{name} {q:.3f}" for name, q in top)
+          )
+    except (DecodeError, FileNotFoundError) as error:
+      reason = getattr(error, "reason", "missing")
+      skipped[reason] = skipped.get(reason, 0) + 1
+      print(f"warning: skipping {path}: {error}", file=sys.stderr)
+      continue
+    timelines.append((path, fps, rows))
+  total = sum(len(rows) for _, _, rows in timelines)
+  print(
+    f"classified {total} window(s) of {len(timelines)} of {len(args.videos)} video(s) with "
+    f"{model_name} ({data.eval_clips} clip(s) x {data.eval_crops} crop(s) per window)"
+    + (f"; skipped {sum(skipped.values())} unreadable: {skipped}" if skipped else "")
+  )
+  if args.json:
+    _write_json(args, timelines, names, origin, model_name, data, skipped)
+  if args.csv:
+    _write_csv(args, timelines, names)
+  if args.plot and timelines:
+    path, _, rows = timelines[0]
+    title = f"{os.path.basename(path)}: {model_name}"
+    predict.plot_timeline(rows, args.plot, class_names=names, num_classes=args.top_k, title=title)
+    print(f"wrote {args.plot}")
+  return 0 if timelines else 1
+
+
+def _progress(windows, path, hidden):
+  if hidden:
+    return windows
+  from tqdm import tqdm  # pylint: disable=import-outside-toplevel
+
+  name = os.path.basename(path)
+  return tqdm(windows, unit="window", desc=name, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _window_row(p, k, names) -> dict:
+  return {
+    "start_frame": p.start,
+    "end_frame": p.end,
+    "start_time": p.start_time,
+    "end_time": p.end_time,
+    "top_k": [{"class": name, "probability": q} for name, q in p.top_k(k, names)],
+    "probabilities": [float(q) for q in p.probabilities],
+  }
+
+
+def _write_json(args, timelines, names, origin, model_name, data, skipped) -> None:
+  with atomic_open(args.json) as f:
+    json.dump(
+      {
+        **origin,
+        "model": model_name,
+        "class_names": list(names or []),
+        "views": {"clips": data.eval_clips, "crops": data.eval_crops},
+        "timelines": [
+          {"path": path, "fps": fps, "windows": [_window_row(p, args.top_k, names) for p in rows]}
+          for path, fps, rows in timelines
+        ],
+        "skipped": skipped,
+      },
+      f,
+      indent=2,
+    )
+  print(f"wrote {args.json}")
+
+
+def _write_csv(args, timelines, names) -> None:
+  import csv  # pylint: disable=import-outside-toplevel
+
+  k = args.top_k
+  header = ["path", "start_time", "end_time", "start_frame", "end_frame"]
+  header += [f"{what}_{i}" for i in range(1, k + 1) for what in ("class", "probability")]
+  with atomic_open(args.csv) as f:
+    writer = csv.writer(f)
+    writer.writerow(header)
+    for path, _, rows in timelines:
+      for p in rows:
+        top = [x for name, q in p.top_k(k, names) for x in (name, f"{q:.6f}")]
+        writer.writerow([path, f"{p.start_time:.3f}", f"{p.end_time:.3f}", p.start, p.end] + top)
+  print(f"wrote {args.csv}")
