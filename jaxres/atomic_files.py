@@ -334,8 +334,8 @@ def check_output(
     An existing folder that is not empty must be an earlier artefact of the command
     (`is_artefact(folder)`), else it is refused unless `overwrite`.
 
-  Every kind is refused when it is one of `inputs` (the same file, through links too), when a
-  folder output holds an input, and when it cannot be written (`os.access`: permission bits, or a
+  Every kind is refused when it is one of `inputs` (the same file, through links too), an
+  artefact also when it holds an input (replacing it whole would remove the input), and when it cannot be written (`os.access`: permission bits, or a
   read-only filesystem; note that root passes permission bits, as it does when writing).
 
   Args:
@@ -371,7 +371,7 @@ def check_output(
       same = os.path.samefile(source_real, target)
     if same:
       raise OutputRefusedError(f"{shown} is the input {source}; choose another name.")
-    if kind != "file" and _same_or_inside(source_real, target):
+    if kind == "artefact" and _same_or_inside(source_real, target):  # the swap would remove it
       raise OutputRefusedError(f"{shown} holds the input {source}; choose another folder.")
   if kind == "file":
     if _is_written_directly(target):

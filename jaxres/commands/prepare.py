@@ -16,6 +16,7 @@ import argparse
 import logging
 import os
 
+from jaxres.atomic_files import check_output
 from jaxres.commands.common import report
 from jaxres.commands.help import HelpFormatter
 
@@ -100,6 +101,11 @@ def main(argv: list[str]) -> int:
       workers=args.workers,
       holdout_fraction=args.holdout_fraction,
       lr_scale=args.lr_scale,
+    )
+    check_output(  # the write rule (jaxres.atomic_files): a writable folder, not an input
+      args.out,
+      inputs=[args.src, args.lr, args.train_list or "", args.eval_list or ""],
+      kind="folder",
     )
   except (FileNotFoundError, ValueError) as e:
     return report("jaxres prepare", e, args.verbose, 2)
