@@ -44,8 +44,13 @@ import av
 import numpy as np
 
 from jaxres.data.video_write import (
+  CRF_RANGES,
+  DEFAULT_CRF,
   WRITE_SUFFIXES,
+  Colour,
+  OtherStreams,
   VideoWriter,
+  check_encoding,
   check_output_path,
   write_png_atomic,
   write_video,
@@ -66,6 +71,11 @@ __all__ = [
   "write_video",
   "write_png_atomic",
   "check_output_path",
+  "check_encoding",
+  "Colour",
+  "OtherStreams",
+  "CRF_RANGES",
+  "DEFAULT_CRF",
 ]
 
 # Suffixes listed as videos by the sources; anything else in a class folder is skipped as not_video.
@@ -113,6 +123,8 @@ class VideoMeta:
     width: displayed width (after rotation).
     rotation: degrees counter-clockwise the frames are turned to display them (0, 90, 180, 270).
     codec: decoder name, e.g. "h264".
+    colour: the first frame's colour description (`Colour`), None when it states none (from
+      `stream_video` and `probe` only).
   """
 
   path: str
@@ -123,6 +135,7 @@ class VideoMeta:
   width: int
   rotation: int
   codec: str
+  colour: Colour | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -249,7 +262,16 @@ def _stream(path: str):
     h, w = first[0].height, first[0].width
     if rotation in (90, 270):
       h, w = w, h
-    yield VideoMeta(path, fps, num_frames, duration, h, w, rotation, stream.codec_context.name)
+    colour = Colour(
+      int(first[0].color_primaries),
+      int(first[0].color_trc),
+      int(first[0].colorspace),
+      int(first[0].color_range),
+    )
+    if colour == Colour(2, 2, 2, 0):
+      colour = None
+    codec = stream.codec_context.name
+    yield VideoMeta(path, fps, num_frames, duration, h, w, rotation, codec, colour)
     frame, time = first
     yield _to_array(frame, rotation), time
     del first, frame  # Nothing holds a frame across the stream.

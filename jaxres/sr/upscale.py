@@ -79,16 +79,21 @@ class UpscaleOptions:
   max_memory: int | None = None
 
   def __post_init__(self):
-    if (
-      (self.chunk is not None and self.chunk < 1)
-      or self.overlap < 0
-      or (self.tile is not None and self.tile < 0)
-      or self.tile_overlap < 0
-      or (self.max_memory is not None and self.max_memory <= 0)
+    for option, value, low in (
+      ("--chunk", self.chunk, 1),
+      ("--overlap", self.overlap, 0),
+      ("--tile", self.tile, 0),
+      ("--tile-overlap", self.tile_overlap, 0),
     ):
-      raise ValueError(f"Invalid upscale options: {self}.")
+      if value is not None and (not isinstance(value, int) or value < low):
+        raise ValueError(f"{option} must be a whole number >= {low}, got {value}.")
+    if self.max_memory is not None and self.max_memory <= 0:
+      raise ValueError(f"--max-memory must be more than 0 bytes, got {self.max_memory}.")
     if self.tile and self.tile <= 2 * self.tile_overlap:
-      raise ValueError(f"tile ({self.tile}) must exceed 2 * tile_overlap ({self.tile_overlap}).")
+      raise ValueError(
+        f"--tile ({self.tile}) must exceed twice --tile-overlap ({self.tile_overlap}), or be 0 "
+        "for whole frames."
+      )
 
   @property
   def automatic(self) -> bool:
@@ -306,6 +311,66 @@ def column_labels(labels: Sequence[str], column_width: int, height: int = 20) ->
   return np.asarray(row, np.uint8)
 
 
+def check_range(start: float, duration: float | None) -> None:
+  """Raises one line naming `--start` or `--duration` when the part to upscale is not a range.
+
+  Example:
+    >>> check_range(12.5, 4.0)
+  """
+  if not (math.isfinite(start) and start >= 0):
+    raise ValueError(f"--start must be a number of seconds >= 0, got {start:g}.")
+  if duration is not None and not (math.isfinite(duration) and duration > 0):
+    raise ValueError(f"--duration must be a number of seconds > 0, got {duration:g}.")
+
+
+def check_output(
+  in_path: str,
+  out_path: str,
+  *,
+  compare: bool = False,
+  codec: str | None = None,
+  pix_fmt: str | None = None,
+  crf: int | None = None,
+) -> bool:
+  """Refuses, before any work, an output `upscale_video` cannot write; returns whether it is a
+  `--compare` PNG strip.
+
+  Refused in one line: a suffix the output kind does not take (naming every accepted one), a missing
+  folder, a folder or a device under that name, the input itself (also through a link), and
+  `codec`/`pix_fmt`/`crf` the container or encoder does not take. A symbolic link is written
+  through to its target.
+
+  Raises:
+    FileNotFoundError: the output folder does not exist.
+    ValueError: any other refusal.
+
+  Example:
+    >>> check_output("in.mp4", "cmp.png", compare=True)
+    True
+  """
+  suffix = os.path.splitext(out_path)[1].lower()
+  png = compare and suffix == ".png"
+  if suffix not in video_io.WRITE_SUFFIXES and not png:
+    extra = " (a strip of 4 frames)" if compare else " (.png with --compare)"
+    raise ValueError(
+      f"Output {out_path} must end in one of {', '.join(video_io.WRITE_SUFFIXES)} (a video) or "
+      f".png{extra}."
+    )
+  video_io.check_output_path(out_path, (suffix,))
+  if os.path.exists(in_path) and os.path.exists(out_path) and os.path.samefile(in_path, out_path):
+    raise ValueError(
+      f"The output {out_path} is the input video; write to another file "
+      "(the input is still being read while the output is written)."
+    )
+  if png and (codec or pix_fmt or crf is not None):
+    raise ValueError(
+      "--codec, --pix-fmt and --crf set the video written; a .png strip is lossless."
+    )
+  if not png:
+    video_io.check_encoding(out_path, codec, pix_fmt, crf)
+  return png
+
+
 def upscale_video(
   in_path: str,
   out_path: str,
@@ -317,74 +382,62 @@ def upscale_video(
   options: UpscaleOptions = UpscaleOptions(),
   compare: bool = False,
   progress: bool = True,
-  crf: int = 17,
+  crf: int | None = None,
+  codec: str | None = None,
+  pix_fmt: str | None = None,
   start: float = 0.0,
   duration: float | None = None,
 ) -> dict:
   """Reads a video, upscales it and writes it with the same frame times (or a comparison).
 
   The output is written under a temporary name and renamed at the end, so an error leaves nothing
-  under `out_path`. Memory stays flat whatever the length (frames stream through `Upscaler`).
+  under `out_path` (and leftovers of killed runs for the same output are removed first). Memory
+  stays flat whatever the length (frames stream through `Upscaler`). The input's audio is copied
+  (trimmed to the part upscaled), with its subtitles and colour description where the container
+  holds them (`video_io.OtherStreams`).
 
   Args:
     in_path: any video FFmpeg (PyAV) reads.
     out_path: `.mp4`/`.mkv`/`.mov`/... for a video; with `compare`, `.png` writes a strip of up to
-      4 frames (first, and every `ceil(T/4)`-th by the container's frame count) instead.
+      4 frames (first, and every `ceil(T/4)`-th by the container's frame count) instead, decoding
+      and upscaling only those (with `overlap` frames of context each side for clip models).
     model: the SR module; variables: its variables.
     scale: the model's factor.
     clip_model: whether the model takes clips.
     options: chunking and tiling (`UpscaleOptions`).
     compare: write `bicubic | model` side by side instead of the model's output alone.
     progress: show a tqdm progress bar on stderr.
-    crf: x264 quality of the written video.
+    crf: quality for libx264/libx265/libvpx-vp9 (lower is better; None: 17).
+    codec: the video encoder (None: by suffix, libx264 for .mp4/.mkv/.mov/.m4v).
+    pix_fmt: the stored pixel format (None: yuv420p, yuv444p for odd sizes, rgb24 for png).
     start: seconds into the video where the part to upscale begins (frames before it are decoded
       and dropped); the output's times start there.
     duration: seconds to upscale from `start` (None: to the end).
 
   Returns:
     `{"frames": n, "fps": fps, "size": (H, W), "path": out_path, "partial": bool,
-    "header_frames": m, "options": UpscaleOptions, "plan": Plan | None}` (`fps`: the input's
-    average rate; `partial`: decoding stopped well before the `m` frames the input's header lists,
-    so only the `n` that decoded were upscaled; `options`: the sizes used; `plan`: how automatic
-    sizes were chosen, with the memory estimate).
+    "header_frames": m, "decoded_frames": k, "options": UpscaleOptions, "plan": Plan | None,
+    "copied": [...], "dropped": [...]}` (`fps`: the input's average rate; `partial`: decoding
+    stopped well before the `m` frames the input's header lists, after `k` frames of the whole
+    video, so only the `n` that decoded were upscaled; `options`: the sizes used; `plan`: how
+    automatic sizes were chosen, with the memory estimate; `copied`/`dropped`: the input's other
+    streams, e.g. "audio aac 44100 Hz").
 
   Raises:
     FileNotFoundError: missing input file or output folder.
-    ValueError: unreadable input, a bad output suffix, an output that is the input, an empty
-      video, or frames too large for `options.max_memory` even in the smallest tiles.
+    ValueError: unreadable input, a bad output (see `check_output`), an empty video, or frames too
+      large for `options.max_memory` even in the smallest tiles.
     OutputError: the output could not be written (e.g. no space left); its partial file is removed.
 
   Example:
     >>> upscale_video("in.mp4", "out.mp4", model, variables, scale=4, clip_model=True)
   """
-  if start < 0 or (duration is not None and duration <= 0):
-    raise ValueError(f"start must be >= 0 and duration > 0 seconds, got {start} and {duration}.")
-  png = compare and out_path.lower().endswith(".png")
-  video_io.check_output_path(out_path, (".png",) if png else video_io.WRITE_SUFFIXES)
-  if os.path.exists(in_path) and os.path.exists(out_path) and os.path.samefile(in_path, out_path):
-    raise ValueError(
-      f"The output {out_path} is the input video; write to another file "
-      "(the input is still being read while the output is written)."
-    )
+  check_range(start, duration)
+  png = check_output(in_path, out_path, compare=compare, codec=codec, pix_fmt=pix_fmt, crf=crf)
   meta, decoded = video_io.stream_video(in_path)
   if min(meta.height, meta.width) < 1:
     decoded.close()
     raise ValueError(f"{in_path} has empty frames ({meta.width}x{meta.height}).")
-  times: collections.deque = collections.deque()  # of frames read and not yet written
-
-  end = math.inf if duration is None else start + duration
-  tol = 0.25 / meta.fps if meta.fps else 1e-6  # a frame shown at `start` is in the range
-
-  def lr_images():
-    for image, time in decoded:
-      if time < start - tol:
-        continue
-      if time >= end - tol:
-        break
-      times.append(time - start)
-      yield image
-
-  lr_frames, lr_copy = _tee(lr_images()) if compare else (lr_images(), None)
   up = Upscaler(model, variables, scale, clip_model=clip_model, options=options)
   expected = max(0, meta.num_frames - round(start * meta.fps))
   if duration is not None:
@@ -394,11 +447,37 @@ def upscale_video(
   except BaseException:
     decoded.close()
     raise
+  if png:
+    decoded.close()
+    return _compare_strip(in_path, out_path, meta, up, start, expected, progress)
+  times: collections.deque = collections.deque()  # of frames read and not yet written
+  end = math.inf if duration is None else start + duration
+  tol = 0.25 / meta.fps if meta.fps else 1e-6  # a frame shown at `start` is in the range
+  last = {"time": None, "reached_end": False}  # the last frame decoded; whether `end` stopped it
+
+  def lr_images():
+    for image, time in decoded:
+      last["time"] = time
+      if time < start - tol:
+        continue
+      if time >= end - tol:
+        last["reached_end"] = True
+        break
+      times.append(time - start)
+      yield image
+
+  lr_frames, lr_copy = _tee(lr_images()) if compare else (lr_images(), None)
   bar = _progress(expected, progress, os.path.basename(in_path))
-  strip_every = max(1, -(-(expected or 4) // 4))
-  strip = []
   n = 0
-  writer = None if png else video_io.VideoWriter(out_path, meta.fps, crf=crf)
+  writer = video_io.VideoWriter(
+    out_path,
+    meta.fps,
+    crf=crf,
+    codec=codec,
+    pix_fmt=pix_fmt,
+    other_streams=video_io.OtherStreams(in_path, start, duration),
+    colour=meta.colour,
+  )
   try:
     for n, sr in enumerate(up.frames(lr_frames), start=1):
       time = times.popleft()
@@ -406,42 +485,94 @@ def upscale_video(
       if compare:
         lr = next(lr_copy)
         frame = np.concatenate([to_uint8(_bicubic_frame(lr, scale)), frame], axis=1)
-      if png:
-        if (n - 1) % strip_every == 0 and len(strip) < 4:
-          strip.append(frame)
-      else:
-        with _writing(out_path):
-          writer.write(frame, time)
+      with _writing(out_path):
+        writer.write(frame, time)
       bar.update(1)
   except BaseException:
-    if writer is not None:
-      writer.close(success=False)
+    writer.close(success=False)
     raise
   finally:
     bar.close()
     decoded.close()
   if n == 0:
-    if writer is not None:
-      writer.close(success=False)
+    writer.close(success=False)
     where = f" from {start:g} s" if start or duration is not None else ""
     raise ValueError(f"{in_path} has no frames{where} (its duration is {meta.duration:.2f} s).")
-  if png:
-    width = strip[0].shape[1] // 2
-    header = column_labels(("bicubic", f"model x{scale}"), width)
-    with _writing(out_path):
-      video_io.write_png_atomic(out_path, np.concatenate([header, *strip], axis=0))
-  else:
-    with _writing(out_path):
-      writer.close()
+  with _writing(out_path):
+    writer.close()
+  # Frames of the whole video that decoded: the seek to `start` is not a shortfall.
+  decoded_frames = meta.num_frames
+  if not last["reached_end"] and last["time"] is not None:
+    decoded_frames = int(round(last["time"] * meta.fps)) + 1
   return {
     "frames": n,
     "fps": meta.fps,
     "size": (meta.height * scale, meta.width * scale),
     "path": out_path,
-    "partial": video_io.is_partial(n, meta.num_frames),
+    "partial": video_io.is_partial(decoded_frames, meta.num_frames),
     "header_frames": meta.num_frames,
+    "decoded_frames": decoded_frames,
     "options": up.options,
     "plan": up.plan,
+    "copied": writer.copied,
+    "dropped": writer.dropped,
+  }
+
+
+def strip_indices(num_frames: int, rows: int = 4) -> list[int]:
+  """The frames a `--compare` PNG strip draws: the first and every `ceil(T / rows)`-th.
+
+  Example:
+    >>> strip_indices(10)
+    [0, 3, 6, 9]
+  """
+  every = max(1, -(-max(num_frames, 1) // rows))
+  return [k * every for k in range(rows) if k * every < max(num_frames, 1)]
+
+
+def _compare_strip(
+  in_path: str,
+  out_path: str,
+  meta: video_io.VideoMeta,
+  up: Upscaler,
+  start: float,
+  expected: int,
+  progress: bool,
+) -> dict:
+  """Decodes and upscales only the strip's frames (each with its context) and writes the PNG."""
+  first = int(round(start * meta.fps))
+  count = max(1, expected)
+  context = up.options.overlap if up.clip_model else 0
+  span = min(count, 2 * context + 1)
+  rows = []
+  bar = _progress(len(strip_indices(count)), progress, os.path.basename(in_path))
+  try:
+    for k in strip_indices(count):
+      lo = min(max(0, k - context), count - span)
+      lr = video_io.read_frames(in_path, np.arange(first + lo, first + lo + span))
+      sr = up.window(lr.astype(np.float32) / 255.0)[k - lo]
+      bicubic = _bicubic_frame(lr[k - lo], up.scale)
+      rows.append(np.concatenate([to_uint8(bicubic), to_uint8(sr)], axis=1))
+      bar.update(1)
+  finally:
+    bar.close()
+  width = rows[0].shape[1] // 2
+  header = column_labels(("bicubic", f"model x{up.scale}"), width)
+  with _writing(out_path):
+    video_io.write_png_atomic(out_path, np.concatenate([header, *rows], axis=0))
+  return {
+    "frames": count,
+    "drawn": len(rows),
+    "fps": meta.fps,
+    "size": (meta.height * up.scale, meta.width * up.scale),
+    "path": out_path,
+    "partial": False,
+    "header_frames": meta.num_frames,
+    "decoded_frames": None,
+    "options": up.options,
+    "plan": up.plan,
+    "copied": [],
+    "dropped": [],
   }
 
 
