@@ -410,7 +410,10 @@ def evaluate_run(
   else:
     if footage_source == "eval-split":
       names, clips = zip(*held_out_videos(config.data))
-      what = f"the {len(clips)} held-out videos of its eval split"
+      what = (
+        f"whole frames of the {len(clips)} held-out videos of its eval split (the figure "
+        f"training ends with is on {config.data.crop_size}x{config.data.crop_size} crops of them)"
+      )
     else:
       clips = footage.generate_clips(seed, videos, frames, size, size)
       what = f"{videos} held-out generated videos of {frames}x{size}x{size} (seed {seed})"
