@@ -54,6 +54,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export a trained model for serving (jax.export, TF SavedModel)",
   ),
   "weights": ("jaxres.commands.weights", "list, download or import published checkpoints by name"),
+  "data": ("jaxres.commands.data", "print the built-in demo data's folder (jaxres data path)"),
 }
 
 

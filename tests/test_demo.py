@@ -64,8 +64,28 @@ def test_closing_lines_name_the_baseline_and_the_run_folder():
     types.SimpleNamespace(model={}, tensorboard=False),
     "runs/sr",
   )
-  assert sr[0].endswith("gain +1.50 dB over bicubic")
-  assert sr[1:] == ["run folder: runs/sr"]
+  assert sr[0].endswith("gain +1.50 dB over bicubic on the eval crops")
+  assert sr[1:] == [
+    "run folder: runs/sr",
+    "whole held-out frames: jaxres evaluate --checkpoint runs/sr",
+    "upscale a video: jaxres upscale IN.mp4 OUT.mp4 --checkpoint runs/sr",
+  ]
+
+
+def test_closing_lines_name_the_demo_data_and_a_held_out_video_to_upscale(tmp_path):
+  demo_config = load_config("demo", [f"--config.data.path={tmp_path}"])
+  lines = closing_lines({"eval": {"accuracy": 1.0}}, demo_config, "runs/demo", "demo_2d")
+  assert lines[1] == f"data: {tmp_path} (jaxres data path demo_2d)"
+  (tmp_path / "testlist01.txt").write_text("footage/chelsea_00.mp4\n")
+  sr_config = load_config("sr_edsr_demo", [f"--config.data.path={tmp_path}"])
+  sr = closing_lines(
+    {"eval": {"psnr_y": 30.5, "psnr_y_bicubic": 29.0}}, sr_config, "runs/sr", "sr_edsr_demo"
+  )
+  assert sr[0].endswith("gain +1.50 dB over bicubic on the 64x64 eval crops")
+  video = tmp_path / "footage" / "chelsea_00.mp4"
+  assert sr[-1] == (
+    f"upscale a video: jaxres upscale {video} runs/sr/chelsea_00_upscaled.mp4 --checkpoint runs/sr"
+  )
 
 
 # The generated demo's bytes, for one small set (seed 0): the same on every machine with the pinned

@@ -66,31 +66,48 @@ def main(argv: list[str]) -> int:
     print(f"{state} step {summary['step']} in {summary['wall_time_s']:.1f} s; eval: {shown or '-'}")
     with open(os.path.join(workdir, "summary.json"), "w") as f:
       json.dump(summary, f, indent=2, default=float)
-    print("\n".join(closing_lines(summary, config, workdir)))
+    print("\n".join(closing_lines(summary, config, workdir, args.config or "demo")))
   return 0
 
 
-def closing_lines(summary: dict, config, workdir: str) -> list[str]:
+def closing_lines(summary: dict, config, workdir: str, config_name: str = "demo") -> list[str]:
   """What a user reads last: the result against its baseline, the run folder, how to look at it.
 
-  Classification reports accuracy against chance (1 / classes), super-resolution the PSNR-Y gain
-  over bicubic; both name the run folder, its TensorBoard and curve files and the other files
-  the run wrote there.
+  Classification reports accuracy against chance (1 / classes); super-resolution the PSNR-Y gain
+  over bicubic on the eval crops the run scored, then the commands that measure whole held-out
+  frames (`jaxres evaluate`) and upscale a video (`jaxres upscale`). Both name the demo data's
+  folder when they trained on it, the run folder, its TensorBoard and curve files and the other
+  files the run wrote there. Every command printed runs as it is.
+
+  Args:
+    summary: `train_and_evaluate`'s summary (`eval` metrics, `plot`).
+    config: the run's config.
+    workdir: the run folder.
+    config_name: the `--config` the run was given (for `jaxres data path`).
+
+  Returns:
+    The lines, without newlines.
 
   Example:
     >>> closing_lines({"eval": {"accuracy": 0.96875}}, config, "runs/demo")[0]
     'eval accuracy 0.9688 (chance 0.25)'
   """
   ev, lines = summary.get("eval", {}), []
+  data = config.get("data") if hasattr(config, "get") else getattr(config, "data", None)
+  super_resolution = "psnr_y" in ev and "psnr_y_bicubic" in ev
   if "accuracy" in ev:
     num_classes = config.model.get("num_classes", 0)
     chance = f" (chance {1 / num_classes:.3g})" if num_classes else ""
     lines.append(f"eval accuracy {ev['accuracy']:.4f}{chance}")
-  elif "psnr_y" in ev and "psnr_y_bicubic" in ev:
+  elif super_resolution:
+    crops = f" {data.crop_size}x{data.crop_size}" if data is not None and data.crop_size else ""
     lines.append(
       f"eval PSNR-Y {ev['psnr_y']:.2f} dB, bicubic {ev['psnr_y_bicubic']:.2f} dB: "
-      f"gain {ev['psnr_y'] - ev['psnr_y_bicubic']:+.2f} dB over bicubic"
+      f"gain {ev['psnr_y'] - ev['psnr_y_bicubic']:+.2f} dB over bicubic on the{crops} eval crops"
     )
+  demo_folder = _demo_folder(data)
+  if demo_folder:
+    lines.append(f"data: {demo_folder} (jaxres data path {config_name})")
   lines.append(f"run folder: {workdir}")
   if config.tensorboard:
     lines.append(f"  tensorboard --logdir {os.path.join(workdir, 'tensorboard')}")
@@ -103,4 +120,34 @@ def closing_lines(summary: dict, config, workdir: str) -> list[str]:
   ]
   if written:
     lines.append(f"  files: {', '.join(written)}")
+  if super_resolution:
+    video = _held_out_video(data, demo_folder)
+    if video:
+      name = os.path.splitext(os.path.basename(video))[0]
+      upscaled = os.path.join(workdir, f"{name}_upscaled.mp4")
+    else:
+      video, upscaled = "IN.mp4", "OUT.mp4"
+    lines.append(f"whole held-out frames: jaxres evaluate --checkpoint {workdir}")
+    lines.append(f"upscale a video: jaxres upscale {video} {upscaled} --checkpoint {workdir}")
   return lines
+
+
+def _demo_folder(data) -> str:
+  """The demo data's folder when `data` reads the built-in demo, else ""."""
+  if data is None or data.get("source") != "demo":
+    return ""
+  from jaxres.data import catalog  # pylint: disable=import-outside-toplevel
+
+  return catalog.demo_root(data)
+
+
+def _held_out_video(data, demo_folder: str) -> str:
+  """The first video of the demo's eval list (a real file to upscale), or "" when unknown."""
+  from jaxres.data.split_lists import EVAL_LIST  # pylint: disable=import-outside-toplevel
+
+  path = os.path.join(demo_folder, EVAL_LIST) if demo_folder else ""
+  if not path or not os.path.isfile(path):
+    return ""
+  with open(path) as f:
+    first = f.readline().split()
+  return os.path.join(demo_folder, first[0]) if first else ""

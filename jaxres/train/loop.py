@@ -352,7 +352,8 @@ def _train(
     raise
   if jax.process_index() == 0:  # only once the checkpoints fit it: what `jaxres upscale` / `eval`
     save_config(config, workdir)  # rebuild the model from, so it must match them
-    if class_names:  # `jaxres predict` names the classes with them
+    # `jaxres predict` names the classes with them; an SR run's one class folder names nothing.
+    if class_names and task.name == "classification":
       from jaxres.data.sources import write_class_names
 
       write_class_names(workdir, class_names)
