@@ -37,13 +37,14 @@ import functools
 import importlib
 import os
 import sys
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import jax
 import numpy as np
 
 from jaxres.data import frames as frames_io
 from jaxres.data import sequences as sequences_lib
+from jaxres.data.skips import SKIPPED, SkipCounter
 from jaxres.models.sr import bicubic_upsample
 from jaxres.sr import footage, upscale
 from jaxres.tasks import degradation
@@ -152,10 +153,16 @@ def evaluate_frames(
   split_list: str = "",
   crop: int | None = None,
   options: upscale.UpscaleOptions | None = None,
+  pattern: str = "*",
+  expected: Mapping[str, int] | None = None,
+  skips: SkipCounter = SKIPPED,
 ) -> list[dict]:
   """Per-sequence PSNR/SSIM of the model and bicubic on frame folders (Vid4, REDS4, Vimeo test).
 
-  Sequences are read one at a time (whole, as papers evaluate them), so memory holds one.
+  Sequences are read one at a time (whole, as papers evaluate them), so memory holds one. A
+  sequence training would skip (an image that does not decode, a missing or mismatched LR frame,
+  fewer frames than its list says) is skipped and counted in `skips` by the same reader and rule
+  (`jaxres.data.frames.read_frames` with the list's frame count and `pattern`), not scored.
 
   Args:
     model: the SR module; variables: its variables.
@@ -168,13 +175,17 @@ def evaluate_frames(
     split_list: a sequence list instead (e.g. Vimeo's `sep_testlist.txt`).
     crop: border pixels left out of the metrics (default: `scale`).
     options: chunking/tiling (None: each sequence in one window).
+    pattern: only images matching this glob are frames (`data.frame_pattern`).
+    expected: frames each of `sequences` should hold, by name (a list's count; else 0: any).
+    skips: where skipped sequences are counted.
 
   Returns:
-    One dict per sequence: `name` (relative to `hr_root`), `frames`, and `evaluate_videos`' keys.
+    One dict per sequence read: `name` (relative to `hr_root`), `frames`, and
+    `evaluate_videos`' keys.
 
   Raises:
     FileNotFoundError: no such folders or sequences.
-    frames_io.FrameError: an image that does not decode, a missing or mismatched LR frame.
+    ValueError: every sequence was skipped (one line naming the folder and the reasons).
 
   Example:
     >>> rows = evaluate_frames(model, variables, "Vid4/GT", lr_root="Vid4/BIx4", scale=4,
@@ -185,18 +196,27 @@ def evaluate_frames(
     absent = [f for f in folders if not os.path.isdir(f)]
     if absent:
       raise FileNotFoundError(f"No such sequence folder(s): {absent}.")
+    counts = [(expected or {}).get(s, 0) for s in sequences]
   else:
     split = "eval" if layout == "vimeo" else "train"  # (vimeo: sep_testlist.txt by default)
-    folders = [
-      e.path
-      for e in sequences_lib.frame_sequences(hr_root, layout, split_list, split=split).entries
-    ]
+    entries = sequences_lib.frame_sequences(hr_root, layout, split_list, split=split).entries
+    folders, counts = [e.path for e in entries], [e.num_frames for e in entries]
   rows = []
   root = os.path.abspath(hr_root)
-  for folder in folders:
+  for folder, count in zip(folders, counts):
     name = os.path.relpath(os.path.abspath(folder), root)
+    whole = lambda meta: np.arange(meta.num_frames)
+    try:  # the rule training skips sequences by
+      if lr_root:
+        hr, lr = frames_io.read_paired(
+          folder, os.path.join(lr_root, name), whole, scale=scale, pattern=pattern, expected=count
+        )
+      else:
+        hr = frames_io.read_frames(folder, whole, pattern=pattern, expected=count)
+    except frames_io.FrameError as e:
+      skips.record(folder, e.reason, e.detail if e.path == folder else f"{e.path}: {e.detail}")
+      continue
     if lr_root:
-      hr, lr = _read_pair(folder, os.path.join(lr_root, name), scale)
       row = evaluate_videos(
         model,
         variables,
@@ -208,18 +228,15 @@ def evaluate_frames(
         crop=crop,
       )[0]
     else:
-      hr = frames_io.read_sequence(folder)
       row = evaluate_videos(
         model, variables, [hr], scale=scale, clip_model=clip_model, options=options, crop=crop
       )[0]
     rows.append({"name": name, "frames": len(hr), **row})
+  if folders and not rows:
+    raise skips.nothing_usable(
+      len(folders), "frame sequences", hr_root, "fix or remove them, or evaluate other folders."
+    )
   return rows
-
-
-def _read_pair(folder: str, lr_folder: str, scale: int) -> tuple[np.ndarray, np.ndarray]:
-  return frames_io.read_paired(
-    folder, lr_folder, lambda meta: np.arange(meta.num_frames), scale=scale
-  )
 
 
 def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
@@ -266,6 +283,13 @@ def held_out_sequences(data_config: Any) -> list[str]:
   return [os.path.relpath(e.path, root) for e in catalog.video_list(data_config, "eval").entries]
 
 
+def _held_out_frame_counts(data_config: Any) -> list[int]:
+  """The frames each of `held_out_sequences` should hold (its list's count; 0: any)."""
+  from jaxres.data import catalog  # pylint: disable=import-outside-toplevel
+
+  return [e.num_frames for e in catalog.video_list(data_config, "eval").entries]
+
+
 def mean_row(rows: Iterable[dict]) -> dict:
   """The mean over videos of every metric (the "average" line of a paper's table)."""
   rows = list(rows)
@@ -304,12 +328,14 @@ class RunEvaluation:
     names: the videos' file names (held-out videos of a folder or demo split), else None: the
       rows are named by their `"name"` or numbered.
     what: what the rows were measured on, in words.
+    skipped: sequences left out per reason, as training skips them (`{"corrupt": 1}`).
   """
 
   loaded: Any
   rows: list[dict]
   names: Sequence[str] | None
   what: str
+  skipped: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
   def text(self) -> str:
     """A title line (model, scale, step, footage) and `format_table` of the rows."""
@@ -383,6 +409,7 @@ def evaluate_run(
   model, variables = loaded.model, loaded.variables
   kwargs = dict(scale=loaded.scale, clip_model=loaded.clip_model, crop=crop, options=options)
   names = None
+  skips = SkipCounter()  # sequences skipped here, by the rule training skips them by
   if hr_root:
     rows = evaluate_frames(
       model,
@@ -392,18 +419,23 @@ def evaluate_run(
       sequences=sequences,
       layout=layout,
       split_list=split_list,
+      skips=skips,
       **kwargs,
     )
     where = hr_root + (f" (LR {lr_root})" if lr_root else " (LR: bicubic of HR)")
     what = f"{len(rows)} sequences of {where}, border crop {crop}"
   elif whole_sequences:
     data = config.data
+    names_held_out = held_out_sequences(data)
     rows = evaluate_frames(
       model,
       variables,
       data.path,
       lr_root=data.lr_path,
-      sequences=held_out_sequences(data),
+      sequences=names_held_out,
+      pattern=data.frame_pattern,
+      expected=dict(zip(names_held_out, _held_out_frame_counts(data))),
+      skips=skips,
       **kwargs,
     )
     what = f"the {len(rows)} held-out sequences of its eval split, border crop {crop}"
@@ -418,7 +450,9 @@ def evaluate_run(
       clips = footage.generate_clips(seed, videos, frames, size, size)
       what = f"{videos} held-out generated videos of {frames}x{size}x{size} (seed {seed})"
     rows = evaluate_videos(model, variables, list(clips), **kwargs)
-  return RunEvaluation(loaded=loaded, rows=rows, names=names, what=what)
+  if skips.total():
+    what += f", {skips.total()} skipped as training skips them ({skips.counts()})"
+  return RunEvaluation(loaded=loaded, rows=rows, names=names, what=what, skipped=skips.counts())
 
 
 if __name__ == "__main__":
