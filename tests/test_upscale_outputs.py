@@ -113,6 +113,29 @@ def test_audio_the_container_cannot_hold_is_reencoded(tmp_path, tiny_edsr):
   assert sorted(os.listdir(tmp_path)) == ["in.mp4", "out.webm"]
 
 
+def test_subtitles_are_kept_where_the_container_holds_them(tmp_path, tiny_edsr):
+  model, variables = tiny_edsr
+  (tmp_path / "s.srt").write_text(
+    "1\n00:00:00,100 --> 00:00:00,300\nhello\n\n2\n00:00:00,600 --> 00:00:00,900\nworld\n"
+  )
+  src = str(tmp_path / "in.mkv")  # the writer takes the subtitles from the .srt file
+  other = video.OtherStreams(str(tmp_path / "s.srt"))
+  with video.VideoWriter(src, 20.0, other_streams=other) as writer:
+    for frame in footage.generate_clips(0, 1, 20, 16, 16)[0]:
+      writer.write(frame)
+  kw = dict(scale=2, clip_model=False, progress=False, start=0.5)
+  result = upscale.upscale_video(src, str(tmp_path / "o.mkv"), model, variables, **kw)
+  assert result["copied"] == ["subtitle srt"] and result["dropped"] == []
+  meta = video.probe(str(tmp_path / "o.mkv"))
+  assert (meta.fps, meta.num_frames) == (20.0, 10)
+  with av.open(str(tmp_path / "o.mkv")) as out:
+    packets = [p for p in out.demux(out.streams[1]) if p.pts is not None]
+    cues = [(round(float(p.pts * p.time_base), 2), bytes(p)) for p in packets]
+  assert cues == [(0.1, b"world")]  # "hello" ended before --start
+  result = upscale.upscale_video(src, str(tmp_path / "o.mp4"), model, variables, **kw)
+  assert result["copied"] == [] and result["dropped"] == ["subtitle srt"]  # mp4: mov_text only
+
+
 def test_colour_description_is_kept(tmp_path, tiny_edsr):
   model, variables = tiny_edsr
   clip = footage.generate_clips(0, 1, 6, 16, 16)[0]

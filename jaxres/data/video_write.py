@@ -422,10 +422,13 @@ def _mux_other_streams(writer: VideoWriter, out_path: str, video_end: float) -> 
     with av.open(writer.tmp) as pictures, av.open(out_path, "w") as out:
       picture_stream = pictures.streams.video[0]
       video_out = out.add_stream_from_template(picture_stream)
+      video_out.time_base = picture_stream.time_base
+      if picture_stream.average_rate:  # else Matroska stores its millisecond clock as the rate
+        video_out.codec_context.framerate = picture_stream.average_rate
       routes = {}  # input stream index -> (output stream, encoder or None)
       for stream in kept:
-        name = stream.codec_context.name
-        if name in supported:
+        codec = stream.codec_context.codec
+        if {stream.codec_context.name, codec.name, codec.canonical_name} & supported:
           target = out.add_stream_from_template(stream)
           routes[stream.index] = (target, None)
           writer.copied.append(_describe(stream))
