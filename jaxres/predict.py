@@ -423,8 +423,8 @@ def plot_timeline(
 
   The classes drawn are those of highest mean probability over the windows, plus any that is the
   most probable in some window (at most 10, each with its own colour); the band above shows the
-  most probable class of each window from its start to the next window's start, grey where that
-  class is not among those drawn. Time (seconds) runs along the x-axis. Needs matplotlib (the
+  most probable class of each window around its centre (where the curves put it), grey where
+  that class is not among those drawn. Time (seconds) runs along the x-axis. Needs matplotlib (the
   `video` extra). The file is written atomically.
 
   Args:
@@ -464,8 +464,9 @@ def plot_timeline(
   fig, (band, lines) = plt.subplots(
     2, 1, sharex=True, figsize=(11, 4.5), gridspec_kw={"height_ratios": [1, 5]}
   )
-  band_ends = np.append(starts[1:], ends[-1])
-  for start, end, winner in zip(starts, band_ends, winners):
+  # Each window's band reaches halfway to its neighbours' centres: aligned with the curves below.
+  edges = np.concatenate([[starts[0]], (centres[1:] + centres[:-1]) / 2, [ends[-1]]])
+  for start, end, winner in zip(edges[:-1], edges[1:], winners):
     band.axvspan(start, end, color=colours.get(int(winner), (0.8, 0.8, 0.8)), lw=0)
   band.set_yticks([])
   band.set_ylabel("top", rotation=0, ha="right", va="center")
