@@ -378,7 +378,7 @@ def test_a_full_disk_is_one_line_and_leaves_no_partial_file(
   assert err.count("\n") == 1 and f"Cannot write {out}: No space left on device" in err, err
   assert sorted(os.listdir(small_disk)) == ["filler"]
   subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-  assert _upscale_command(monkeypatch, tiny_edsr, src, str(small_disk / "o.mp4")) == 1
+  assert _upscale_command(monkeypatch, tiny_edsr, src, str(small_disk / "o.mp4")) == 2
   err = capsys.readouterr().err
   assert err.count("\n") == 1 and "is read-only" in err, err  # refused before any work
 
