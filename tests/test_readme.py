@@ -155,3 +155,22 @@ def test_readme_blocks_run_as_written(tmp_path):
       continue
     assert where  # (the failing block's line is in the assertion of _run)
   assert printed >= 3  # the demo's tensorboard line, the SR run's evaluate and upscale lines
+
+
+def test_cpu_torch_line_fits_the_pins():
+  # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu scripts/setup.sh video,torch (README)
+  # resolves the pins to PyTorch's X+cpu wheels only if the pins leave the local version open.
+  from packaging.specifiers import SpecifierSet
+
+  constraints = os.path.join(os.path.dirname(README), "requirements", "constraints.txt")
+  pins = dict(
+    re.match(r"^([\w-]+)==(\S+)", line).groups()
+    for line in open(constraints)
+    if re.match(r"^(torch|torchvision)==", line)
+  )
+  assert set(pins) == {"torch", "torchvision"}
+  for version in pins.values():
+    assert SpecifierSet(f"=={version}").contains(f"{version}+cpu"), version
+  assert "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu scripts/setup.sh" in open(
+    README
+  ).read().replace("\n  ", " ")
