@@ -2,11 +2,12 @@
 
   jaxres plan [--config NAME|FILE.py] [--devices N] [--device-memory 16GiB] [--config.key=value ...]
 
-Compiles the train step (nothing runs) for N fake CPU devices in the replicated and FSDP layouts
-(and the config's two-axis parallel.mesh, if set) and prints per device: parameters, optimiser
-state, other state (BatchNorm statistics, EMA), the batch share and the compiler's temporaries,
-and whether the total fits --device-memory. State and batch are exact; temporaries are the CPU
-compiler's, an estimate for accelerators. Size a pod run by raising global_batch_size (or
+Plans for N devices in the replicated and FSDP layouts (and the config's two-axis parallel.mesh,
+if set) and prints per device: parameters, optimiser state, other state (BatchNorm statistics,
+EMA), the batch share and the compiler's temporaries, and whether the total fits --device-memory.
+State and batch are exact, closed-form for any N (a million devices answer in seconds);
+temporaries come from compiling (nothing runs) the same per-device step on min(N, 8) fake CPU
+devices, the CPU compiler's, an estimate for accelerators. Size a pod run by raising global_batch_size (or
 grad_accum_steps, model.remat) until the layout you want just fits.
 """
 
@@ -22,6 +23,8 @@ from jaxres.commands.help import HelpFormatter
 from jaxres.train.config import split_overrides
 
 _DEVICE_FLAG = "--xla_force_host_platform_device_count"
+# As jaxres.train.plan.COMPILE_DEVICES, which imports JAX (this must be known before it starts).
+COMPILE_DEVICES = 8
 
 
 def _fake_cpu_env(num_devices: int) -> dict[str, str]:
@@ -57,14 +60,16 @@ def main(argv: list[str]) -> int:
       "jaxres plan", ValueError(f"--devices must be >= 1, got {args.devices}."), args.verbose, 2
     )
 
+  # The step compiles on at most COMPILE_DEVICES fake devices, whatever --devices says.
+  compile_on = min(args.devices, COMPILE_DEVICES)
   if "jax" not in sys.modules:  # the fake devices must be asked for before JAX starts
-    os.environ.update(_fake_cpu_env(args.devices))
+    os.environ.update(_fake_cpu_env(compile_on))
   import jax
 
-  if jax.default_backend() != "cpu" or len(jax.devices()) < args.devices:
+  if jax.default_backend() != "cpu" or len(jax.devices()) < compile_on:
     # JAX already started with other devices (e.g. called from Python): plan in a fresh process.
     return subprocess.call(
-      [sys.executable, "-m", "jaxres.cli", "plan", *argv], env=_fake_cpu_env(args.devices)
+      [sys.executable, "-m", "jaxres.cli", "plan", *argv], env=_fake_cpu_env(compile_on)
     )
 
   from jaxres.train.config import load_config
@@ -73,7 +78,7 @@ def main(argv: list[str]) -> int:
   try:
     budget = parse_bytes(args.device_memory) if args.device_memory else None
     config = load_config(args.config, overrides)
-    plans = plan_memory(config, jax.devices()[: args.devices])
+    plans = plan_memory(config, jax.devices()[:compile_on], num_devices=args.devices)
   except Exception as e:  # pylint: disable=broad-except  # a config or batch that does not fit
     return report("jaxres plan", e, args.verbose, 2)
   per_device = config.global_batch_size // args.devices

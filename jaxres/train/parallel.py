@@ -66,11 +66,28 @@ def make_mesh(
     if num_devices > len(devices):
       raise ValueError(f"Asked for {num_devices} devices, only {len(devices)} exist.")
     devices = devices[:num_devices]
+  data, fsdp = mesh_axes(len(devices), shape)
+  if fsdp == 1:
+    return Mesh(np.array(devices), (DATA_AXIS,))
+  return Mesh(np.array(devices).reshape(data, fsdp), (DATA_AXIS, FSDP_AXIS))
+
+
+def mesh_axes(num_devices: int, shape: Optional[Mapping[str, int]] = None) -> tuple[int, int]:
+  """The sizes `(data, fsdp)` of the mesh `shape` over `num_devices` devices (see `make_mesh`).
+
+  Raises:
+    ValueError: an axis other than "data" and "fsdp", or sizes that do not multiply to
+      `num_devices`.
+
+  Example:
+    >>> mesh_axes(8, {"data": 2, "fsdp": -1})
+    (2, 4)
+  """
   shape = dict(shape or {})
   if set(shape) - {DATA_AXIS, FSDP_AXIS}:
     raise ValueError(f"parallel.mesh has axes {sorted(shape)}; only 'data' and 'fsdp' exist.")
   data, fsdp = int(shape.get(DATA_AXIS, -1)), int(shape.get(FSDP_AXIS, 1))
-  n = len(devices)
+  n = num_devices
   if fsdp == -1 and data > 0 and n % data == 0:
     fsdp = n // data
   if data == -1 and fsdp > 0 and n % fsdp == 0:
@@ -80,9 +97,7 @@ def make_mesh(
       f"parallel.mesh {dict(shape)} does not fit {n} devices: data x fsdp must be "
       f"{n} (set one of them to -1 for the rest)."
     )
-  if fsdp == 1:
-    return Mesh(np.array(devices), (DATA_AXIS,))
-  return Mesh(np.array(devices).reshape(data, fsdp), (DATA_AXIS, FSDP_AXIS))
+  return data, fsdp
 
 
 def fsdp_spec(

@@ -1,10 +1,11 @@
 """Memory per device of a config's train step before launching it: parameters, optimiser state,
 the batch and the compiler's temporaries, in replicated and FSDP layouts.
 
-The step is compiled (not run) for the devices given, e.g. fake CPU devices standing in for a pod
-slice (`jaxres plan` starts them). State and batch sizes are exact for any backend: they follow
-from the shardings. Temporaries are what XLA's compiler for those devices reserves
-(`compiled.memory_analysis()`); on fake CPU devices they are an estimate of an accelerator's,
+Closed-form for any device count (a pod of 100,000 answers in seconds): state and batch sizes
+follow from the shapes and the sharding rule, exact for any backend, with no per-device object.
+The temporaries are what XLA's compiler reserves (`compiled.memory_analysis()`) for the same
+per-device batch compiled on at most `COMPILE_DEVICES` devices, e.g. fake CPU devices
+(`jaxres plan` starts them); on fake CPU devices they are an estimate of an accelerator's,
 which fuses and schedules differently (XLA's CPU scheduler, for one, does not shorten the life
 of rematerialised activations, so `model.remat` shows there in the state, not the temporaries).
 
@@ -25,6 +26,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from jaxres import models
+from jaxres.train import parallel
 from jaxres.train.build import build_engine
 
 _UNITS = {
@@ -91,15 +93,23 @@ class MemoryPlan:
     )
 
 
-def _device_bytes(tree: Any) -> int:
-  """Bytes of `tree`'s shards on its most loaded device."""
-  per_device: dict[Any, int] = {}
+# Devices the step is compiled on for the temporaries: the first min(N, this) of them.
+COMPILE_DEVICES = 8
+
+
+def _per_device_bytes(tree: Any, num_shards: int, min_size: int) -> int:
+  """Bytes of `tree`'s (shapes') shards on one device, each leaf split as `parallel.fsdp_spec`
+  splits it over `num_shards` devices (1: replicated). Every device holds equal shards, since an
+  array is split only along a dimension the device count divides."""
+  total = 0
   for leaf in jax.tree.leaves(tree):
-    shard = leaf.sharding.shard_shape(leaf.shape)
-    size = math.prod(shard) * jnp.dtype(leaf.dtype).itemsize
-    for device in leaf.sharding.device_set:
-      per_device[device] = per_device.get(device, 0) + size
-  return max(per_device.values(), default=0)
+    shape = list(leaf.shape)
+    spec = parallel.fsdp_spec(shape, num_shards, min_size) if num_shards > 1 else ()
+    for axis, name in enumerate(spec):
+      if name is not None:
+        shape[axis] //= num_shards
+    total += math.prod(shape) * jnp.dtype(leaf.dtype).itemsize
+  return total
 
 
 def abstract_batch(config, engine, task) -> dict[str, jax.ShapeDtypeStruct]:
@@ -114,53 +124,89 @@ def abstract_batch(config, engine, task) -> dict[str, jax.ShapeDtypeStruct]:
   return batch
 
 
-def _layouts(config) -> list[tuple[str, dict]]:
-  layouts = [
-    ("replicated", {"fsdp": False, "mesh": {"data": -1, "fsdp": 1}}),
-    ("fsdp", {"fsdp": True, "mesh": {"data": -1, "fsdp": 1}}),
-  ]
+def _layouts(config, num_devices: int) -> list[tuple[str, bool, int, int]]:
+  """`(name, fsdp, data, fsdp axis)` of each layout planned on `num_devices` devices."""
+  layouts = [("replicated", False, num_devices, 1), ("fsdp", True, num_devices, 1)]
   mesh = dict(config.parallel.mesh)
   if mesh.get("fsdp", 1) != 1:
-    layouts.append((f"mesh {mesh.get('data', -1)} x {mesh['fsdp']}", {"fsdp": False, "mesh": mesh}))
+    data, fsdp = parallel.mesh_axes(num_devices, mesh)
+    layouts.append((f"mesh {mesh.get('data', -1)} x {mesh['fsdp']}", False, data, fsdp))
   return layouts
 
 
-def plan_memory(config, devices: Sequence[jax.Device] | None = None) -> list[MemoryPlan]:
-  """Compiles `config`'s train step on `devices` in each layout and measures it per device.
+def plan_memory(
+  config, devices: Sequence[jax.Device] | None = None, *, num_devices: int | None = None
+) -> list[MemoryPlan]:
+  """Per-device memory of `config`'s train step on `num_devices` devices, in each layout.
+
+  Closed-form for any device count: state and batch bytes follow from the shapes and the
+  sharding rule (`parallel.fsdp_spec`), with no per-device object. The temporaries are the
+  compiler's for the same per-device batch on the first min(N, `COMPILE_DEVICES`) of `devices`
+  (the FSDP axis likewise capped): exactly today's program up to that count, and beyond it the
+  same activations per device with the parameters gathered as they are on N.
 
   Args:
     config: a training config (`global_batch_size`, `data.num_frames`/`crop_size`, the model,
       `grad_accum_steps`, `model.remat` are read; `parallel.mode` is taken as "jit").
-    devices: the devices (default: all).
+    devices: devices to compile on (default: all local ones); their kind sets the temporaries.
+    num_devices: devices to plan for (default: `len(devices)`); may exceed `devices`.
 
   Returns:
     One `MemoryPlan` per layout: replicated, FSDP over all devices, and the config's own
     two-axis `parallel.mesh` when it has one.
 
+  Raises:
+    ValueError: the global batch does not split evenly over the devices and micro-batches, a
+      mesh that does not fit, or fewer `devices` than the compile needs.
+
   Example:
-    >>> plans = plan_memory(load_config("demo"), jax.devices()[:8])
+    >>> plans = plan_memory(load_config("demo"), num_devices=100_000)
   """
   devices = list(jax.devices() if devices is None else devices)
+  n = len(devices) if num_devices is None else int(num_devices)
+  if n < 1:
+    raise ValueError(f"num_devices must be >= 1, got {n}.")
+  batch_size, accum = config.global_batch_size, config.grad_accum_steps
+  if batch_size % (n * accum):
+    raise ValueError(
+      f"global_batch_size={batch_size} does not split over {n} devices x grad_accum_steps="
+      f"{accum}; use a multiple of {n * accum}."
+    )
+  per_device = batch_size // n
+  min_size = config.parallel.fsdp_min_size
   plans = []
-  for name, parallel in _layouts(config):
+  for name, fsdp, data, fsdp_axis in _layouts(config, n):
+    small_fsdp = min(fsdp_axis, COMPILE_DEVICES)
+    small_data = min(data, max(1, COMPILE_DEVICES // small_fsdp))
+    k = small_data * small_fsdp
+    if k > len(devices):
+      raise ValueError(
+        f"Planning for {n} devices compiles on {k}; only {len(devices)} exist (run `jaxres plan`, "
+        "which starts them)."
+      )
     c = ml_collections.ConfigDict(config.to_dict())
-    c.parallel.mode, c.parallel.num_devices, c.parallel.fsdp = "jit", -1, parallel["fsdp"]
-    c.parallel.mesh = parallel["mesh"]
-    engine, _, task = build_engine(c, devices=devices)
+    c.parallel.mode, c.parallel.num_devices, c.parallel.fsdp = "jit", -1, fsdp
+    c.parallel.mesh = {"data": small_data, "fsdp": small_fsdp}
+    c.global_batch_size = per_device * k  # the same share per device as on n
+    engine, _, task = build_engine(c, devices=devices[:k])
     batch = abstract_batch(c, engine, task)
     input_shape = jax.eval_shape(lambda b: task.model_input(task.prepare(b, None)), batch).shape
     state = engine.abstract_state(tuple(input_shape))
     step = engine._compile("train", state)  # pylint: disable=protected-access
     memory = step.lower(state, batch, jax.random.key(0)).compile().memory_analysis()
-    other = state.replace(params=None, opt_state=None)
+    shards = fsdp_axis if fsdp_axis > 1 else (n if fsdp else 1)
+    per_batch = sum(
+      math.prod(x.shape[1:]) * per_device * jnp.dtype(x.dtype).itemsize
+      for x in jax.tree.leaves(batch)
+    )
     plans.append(
       MemoryPlan(
         name,
-        len(devices),
-        _device_bytes(state.params),
-        _device_bytes(state.opt_state),
-        _device_bytes(other),
-        _device_bytes(batch),
+        n,
+        _per_device_bytes(state.params, shards, min_size),
+        _per_device_bytes(state.opt_state, shards, min_size),
+        _per_device_bytes(state.replace(params=None, opt_state=None), shards, min_size),
+        per_batch,
         int(memory.temp_size_in_bytes),
       )
     )
