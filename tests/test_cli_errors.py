@@ -137,6 +137,21 @@ def test_values_out_of_range_are_refused_before_training(tmp_path, config, capsy
   assert not run.exists()  # refused before the run folder was made
 
 
+@pytest.mark.parametrize(
+  "option, said",
+  [
+    (["--num-processes", "0"], "--num-processes must be >= 1, got 0."),
+    (["--process-id", "-1"], "--process-id must be >= 0, got -1."),
+    (["--num-processes", "2", "--process-id", "2"], "--process-id must be in 0..1"),
+  ],
+)
+def test_process_options_out_of_range_are_one_line(tmp_path, config, capsys, option, said):
+  for command in ("train", "eval"):
+    args = [command, "--config", config, "--workdir", str(tmp_path / "run"), *option]
+    assert cli.main(args) == 2
+    assert said in _one_line(capsys, f"jaxres {command}")
+
+
 def test_zero_steps_on_a_new_folder_claims_no_summary(tmp_path, config, capsys):
   run = tmp_path / "run"
   assert (

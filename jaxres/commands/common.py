@@ -119,6 +119,14 @@ def setup(args: argparse.Namespace, overrides: list[str]):
   Returns:
     The loaded config and the run folder (`--workdir`, else `runs/<config name>`).
   """
+  processes, process = args.num_processes, args.process_id
+  check_option("--num-processes", processes, processes is None or processes >= 1, ">= 1")
+  check_option(
+    "--process-id",
+    process,
+    process is None or 0 <= process < (processes or process + 1),
+    f"in 0..{processes - 1} (one less than --num-processes)" if processes else ">= 0",
+  )
   from jaxres.train import distributed  # pylint: disable=import-outside-toplevel
 
   distributed.initialize(args.coordinator_address, args.num_processes, args.process_id)
