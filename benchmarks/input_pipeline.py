@@ -6,7 +6,12 @@ clips (resize 128, random crop 112, flip, normalise) from each source, and the j
 forward of r2plus1d_18 on batches of 2 clips: the rate the pipeline has to beat. Prints a table and
 optionally writes JSON.
 
+With `--compare-with OTHER_CHECKOUT` it times raw videos only, with this checkout's jaxres and with
+the other's (e.g. `git worktree add /tmp/wt_old <commit>`), each round in a fresh process and the
+two alternating, so that load from other processes hits both alike: old vs new, side by side.
+
   python -m benchmarks.input_pipeline [--videos 32] [--frames 100] [--batches 12] [--json out.json]
+  python -m benchmarks.input_pipeline --compare-with /tmp/wt_old [--suffix .mp4] [--json out.json]
   python -m benchmarks.input_pipeline --smoke        # tiny sizes, a few seconds, for CI
 """
 
@@ -16,6 +21,9 @@ import argparse
 import gc
 import json
 import os
+import platform
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -98,6 +106,80 @@ def time_model(name: str, batch: int, frames: int, size: int, reps: int = 3) -> 
   return batch / best
 
 
+RAW, PREPARED = "raw videos (decode per clip)", "prepared shards"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def cpu_name() -> str:
+  """The CPU's model name (from /proc/cpuinfo, else the platform's)."""
+  try:
+    with open("/proc/cpuinfo") as f:
+      for line in f:
+        if line.startswith("model name"):
+          return line.split(":", 1)[1].strip()
+  except OSError:
+    pass
+  return platform.processor() or platform.machine()
+
+
+def data_config(args, kind: str, path: str):
+  """The training data config the benchmark times (shuffle buffer 16)."""
+  from jaxres.data.config import default_data_config
+
+  config = default_data_config()
+  config.num_frames, config.resize, config.crop_size = args.clip_frames, args.resize, args.crop
+  config.shuffle_buffer = 16
+  config.source, config.path = kind, path
+  return config
+
+
+def child_round(args) -> None:
+  """One timed round of raw videos with whichever jaxres this process imports; prints JSON."""
+  import jaxres
+
+  config = data_config(args, "folder", os.path.join(args.workdir, "videos"))
+  it = pipeline_iterator(config, args.batch)
+  rate, cpu_ms = time_batches(it, args.batch, args.batches, args.seconds)
+  print(json.dumps({"rate": rate, "cpu_ms": cpu_ms, "jaxres": os.path.dirname(jaxres.__file__)}))
+
+
+def compare_checkouts(args, other: str) -> dict:
+  """Raw-video rounds alternating between this checkout and `other`, each in a fresh process.
+
+  Returns:
+    `{"new": [(clips/s, CPU ms/clip), ...], "old": [...]}` in round order.
+  """
+  rounds = {"old": [], "new": []}
+  flags = [
+    f"--{name.replace('_', '-')}={getattr(args, name)}"
+    for name in ("clip_frames", "crop", "resize", "batch", "batches", "seconds", "workdir")
+  ]
+  script = os.path.abspath(__file__)
+  for r in range(args.rounds):
+    # Alternate which side goes first, so that neither always follows the other.
+    order = [("old", other), ("new", ROOT)] if r % 2 == 0 else [("new", ROOT), ("old", other)]
+    for side, checkout in order:
+      env = {**os.environ, "PYTHONPATH": os.path.abspath(checkout)}
+      done = subprocess.run(
+        [sys.executable, script, "--child-round", *flags],
+        cwd=tempfile.gettempdir(),  # Not a checkout: jaxres comes from PYTHONPATH.
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+      )
+      if done.returncode:
+        raise RuntimeError(f"{side} round failed:\n{done.stderr[-3000:]}")
+      result = json.loads(done.stdout.strip().splitlines()[-1])
+      if os.path.realpath(result["jaxres"]) != os.path.realpath(os.path.join(checkout, "jaxres")):
+        raise RuntimeError(f"{side} round imported {result['jaxres']}, not {checkout}'s jaxres")
+      rounds[side].append((result["rate"], result["cpu_ms"]))
+      print(
+        f"  round {r + 1} {side}: {result['rate']:.1f} clips/s, {result['cpu_ms']:.1f} CPU ms/clip"
+      )
+  return rounds
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -121,82 +203,117 @@ def main() -> None:
   parser.add_argument("--workers", type=int, default=0, help="prepare processes (0: CPU count)")
   parser.add_argument("--workdir", default=None, help="keep the videos and shards here")
   parser.add_argument("--json", default=None, help="write the results here")
+  parser.add_argument(
+    "--compare-with",
+    default=None,
+    metavar="CHECKOUT",
+    help="time raw videos with this checkout's jaxres and CHECKOUT's, alternating",
+  )
+  parser.add_argument("--child-round", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
+  if args.child_round:
+    child_round(args)
+    return
   if args.smoke:
     args.videos, args.frames, args.height, args.width = 8, 24, 60, 80
     args.clip_frames, args.crop, args.resize, args.batch, args.batches = 8, 32, 40, 4, 3
     args.model, args.workers, args.rounds, args.seconds = "r3d_tiny", 1, 1, 0.0
 
-  from jaxres.data.config import default_data_config
   from jaxres.data.prepare import prepare_dataset
 
-  workdir = args.workdir or tempfile.mkdtemp(prefix="jaxres-bench-")
+  args.workdir = workdir = os.path.abspath(args.workdir or tempfile.mkdtemp(prefix="jaxres-bench-"))
   src, out = os.path.join(workdir, "videos"), os.path.join(workdir, "prepared")
   start = time.perf_counter()
   if not os.path.isdir(src):
     write_videos(src, args.videos, args.frames, args.height, args.width, args.suffix, args.codec)
   written = time.perf_counter() - start
-  start = time.perf_counter()
-  prepare_dataset(src, out, resize=args.resize, workers=args.workers or None, log=None)
-  prepared = time.perf_counter() - start
-
-  config = default_data_config()
-  config.num_frames, config.resize, config.crop_size = args.clip_frames, args.resize, args.crop
-  config.shuffle_buffer = 16
-  sources = {"raw videos (decode per clip)": ("folder", src), "prepared shards": ("prepared", out)}
-  # Rounds alternate between the sources so that load from other processes hits both alike; only
-  # one pipeline exists at a time (an idle one would keep filling its buffers in the background).
-  rounds = {source: [] for source in sources}
-  for _ in range(args.rounds):
-    for source, (kind, path) in sources.items():
-      config.source, config.path = kind, path
-      it = pipeline_iterator(config, args.batch)
-      rounds[source].append(time_batches(it, args.batch, args.batches, args.seconds))
-      del it
-      gc.collect()
-  results = {source: float(np.median([r[0] for r in rs])) for source, rs in rounds.items()}
-  cpu_ms = {source: float(np.median([r[1] for r in rs])) for source, rs in rounds.items()}
-  try:
-    model_rate = time_model(args.model, args.model_batch, args.clip_frames, args.crop)
-  except Exception as e:  # noqa: BLE001 - the data figures stand on their own.
-    print(f"(timing {args.model} failed: {e!r})")
-    model_rate = float("nan")
-
   shape = f"{args.clip_frames}x{args.crop}x{args.crop}"
-  print(
-    f"input pipeline, training clips of {shape}, {os.cpu_count()} CPUs, source "
-    f"{args.videos} x {args.frames} frames {args.width}x{args.height} {args.suffix}"
+  header = (
+    f"input pipeline, training clips of {shape}, batch {args.batch}, {os.cpu_count()} CPUs "
+    f"({cpu_name()}), source {args.videos} x {args.frames} frames {args.width}x{args.height} "
+    f"{args.suffix}"
   )
-  print(f"  (videos written in {written:.1f} s, prepared in {prepared:.1f} s)")
-  print(f"{'source':<34}{'clips/s':>10}{'CPU ms/clip':>13}   (clips/s per round)")
-  for source, rate in results.items():
+  load_before = os.getloadavg()[0]
+  if args.compare_with:
+    rounds = compare_checkouts(args, args.compare_with)
+    results = {side: float(np.median([r[0] for r in rs])) for side, rs in rounds.items()}
+    cpu_ms = {side: float(np.median([r[1] for r in rs])) for side, rs in rounds.items()}
+    ratio, cpu_ratio = results["new"] / results["old"], cpu_ms["old"] / cpu_ms["new"]
+    load = (load_before, os.getloadavg()[0])
+    print(header)
+    print(f"{'raw videos, jaxres from':<40}{'clips/s':>10}{'CPU ms/clip':>13}")
+    for side, checkout in (("old", args.compare_with), ("new", ROOT)):
+      print(f"{side + ' (' + checkout + ')':<40}{results[side]:>10.1f}{cpu_ms[side]:>13.1f}")
     print(
-      f"{source:<34}{rate:>10.1f}{cpu_ms[source]:>13.1f}   "
-      f"({', '.join(f'{r[0]:.1f}' for r in rounds[source])})"
+      f"new / old: {ratio:.2f}x clips/s, {cpu_ratio:.2f}x less CPU per clip "
+      f"(load average {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} CPUs)"
     )
-  print(
-    f"{args.model + ' forward (eval, batch ' + str(args.model_batch) + ')':<34}{model_rate:>10.1f}"
-  )
-  ratio = results["prepared shards"] / results["raw videos (decode per clip)"]
-  cpu_ratio = cpu_ms["raw videos (decode per clip)"] / cpu_ms["prepared shards"]
-  print(
-    f"prepared / raw: {ratio:.2f}x clips/s, {cpu_ratio:.2f}x less CPU per clip "
-    f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs)"
-  )
+    record = {
+      "compare_with": os.path.abspath(args.compare_with),
+      "clips_per_s": results,
+      "cpu_ms_per_clip": cpu_ms,
+      "rounds": rounds,
+      "new_over_old": ratio,
+      "cpu_ratio": cpu_ratio,
+    }
+  else:
+    start = time.perf_counter()
+    prepare_dataset(src, out, resize=args.resize, workers=args.workers or None, log=None)
+    prepared = time.perf_counter() - start
+    sources = {RAW: ("folder", src), PREPARED: ("prepared", out)}
+    # Rounds alternate between the sources so that load from other processes hits both alike;
+    # only one pipeline exists at a time (an idle one would keep filling its buffers).
+    rounds = {source: [] for source in sources}
+    for _ in range(args.rounds):
+      for source, (kind, path) in sources.items():
+        it = pipeline_iterator(data_config(args, kind, path), args.batch)
+        rounds[source].append(time_batches(it, args.batch, args.batches, args.seconds))
+        del it
+        gc.collect()
+    results = {source: float(np.median([r[0] for r in rs])) for source, rs in rounds.items()}
+    cpu_ms = {source: float(np.median([r[1] for r in rs])) for source, rs in rounds.items()}
+    load = (load_before, os.getloadavg()[0])
+    try:
+      model_rate = time_model(args.model, args.model_batch, args.clip_frames, args.crop)
+    except Exception as e:  # noqa: BLE001 - the data figures stand on their own.
+      print(f"(timing {args.model} failed: {e!r})")
+      model_rate = float("nan")
+    print(header)
+    print(f"  (videos written in {written:.1f} s, prepared in {prepared:.1f} s)")
+    print(f"{'source':<34}{'clips/s':>10}{'CPU ms/clip':>13}   (clips/s per round)")
+    for source, rate in results.items():
+      print(
+        f"{source:<34}{rate:>10.1f}{cpu_ms[source]:>13.1f}   "
+        f"({', '.join(f'{r[0]:.1f}' for r in rounds[source])})"
+      )
+    model_label = f"{args.model} forward (eval, batch {args.model_batch})"
+    print(f"{model_label:<34}{model_rate:>10.1f}")
+    ratio, cpu_ratio = results[PREPARED] / results[RAW], cpu_ms[RAW] / cpu_ms[PREPARED]
+    print(
+      f"prepared / raw: {ratio:.2f}x clips/s, {cpu_ratio:.2f}x less CPU per clip; raw videos "
+      f"feed {results[RAW] / model_rate:.0f}x the model's forward rate (load average "
+      f"{load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} CPUs)"
+    )
+    record = {
+      "clips_per_s": results,
+      "cpu_ms_per_clip": cpu_ms,
+      "rounds": rounds,
+      "cpu_ratio": cpu_ratio,
+      "model": args.model,
+      "model_clips_per_s": model_rate,
+      "prepared_over_raw": ratio,
+      "raw_over_model": results[RAW] / model_rate,
+    }
   if args.json:
     with open(args.json, "w") as f:
       json.dump(
         {
           "clip": shape,
           "cpus": os.cpu_count(),
-          "clips_per_s": results,
-          "cpu_ms_per_clip": cpu_ms,
-          "rounds": rounds,
-          "cpu_ratio": cpu_ratio,
-          "load_average": os.getloadavg()[0],
-          "model": args.model,
-          "model_clips_per_s": model_rate,
-          "prepared_over_raw": ratio,
+          "cpu": cpu_name(),
+          "date": time.strftime("%Y-%m-%d %H:%M"),
+          "load_average": load,
+          **record,
           "args": vars(args),
         },
         f,

@@ -19,6 +19,7 @@ import numpy as np
 
 from jaxres.data import frames as frames_io
 from jaxres.data import transforms, video
+from jaxres.data.crop_window import resized_random_crop
 from jaxres.data.skips import SkipCounter
 from jaxres.data.tfhost import tf
 
@@ -74,7 +75,7 @@ class DecodedVideos:
           self._videos[path] = self._decode(path)
     kept = self._videos[path]
     if kept is None:  # Not decodable whole: this clip alone, as without the cache.
-      return video.read_frames(path, pick)
+      return video.read_frames(path, pick, threaded=False)
     meta, grid = kept
     return grid[pick(meta)]
 
@@ -86,7 +87,7 @@ class DecodedVideos:
       return np.arange(meta.num_frames)
 
     try:
-      grid = video.read_frames(path, every_frame)
+      grid = video.read_frames(path, every_frame, threaded=False)
     except video.DecodeError:
       return None
     return metas[0], grid
@@ -100,10 +101,17 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
   failures = collections.Counter()  # Failures since the last success: all bad = a clear error.
   paired = bool(config.lr_path)
   decoded = DecodedVideos() if config.cache and config.source != "frames" else None
+  # Training clips are resized and cropped here, computing only the crop (bit-identical to
+  # views.train_view doing it; see crop_window), and marked "cropped" for train_view.
+  fused_crop = split == "train" and not paired and config.resize > 0
+
+  def read_clip(path, pick):
+    # One thread per clip: tf.data runs clips side by side (see video.read_frames' threaded).
+    return video.read_frames(path, pick, threaded=False)
 
   def read(path, lr_path, expected, pick):
     if config.source != "frames":
-      read_video = decoded.read if decoded is not None else video.read_frames
+      read_video = decoded.read if decoded is not None else read_clip
       return read_video(path, pick), empty
     if paired:
       return frames_io.read_paired(
@@ -169,6 +177,17 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
       "label": x["label"],
       "video_id": x["video_id"],
     }
+    if fused_crop:
+      # The draws views.train_view makes for the short side and the window.
+      s_size, s_crop, _, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+      size = transforms.scale_jitter_size(config.resize, config.scale_jitter, s_size)
+      crop = config.crop_size
+      out["clips"] = tf.cond(
+        out["ok"],
+        lambda: to_uint8(resized_random_crop(out["clips"][0], size, crop, s_crop))[None],
+        lambda: tf.zeros([1, num_frames, crop, crop, 3], tf.uint8),
+      )
+      out["cropped"] = True
     if paired:
       out["lr_clips"] = as_clips(lr)
     return out

@@ -38,10 +38,12 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import math
+import threading
 from typing import Callable, Iterator, Sequence
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from jaxres.data.video_write import (
   CRF_RANGES,
@@ -151,7 +153,10 @@ class Video:
   fps: float
 
 
-def _open(path: str):
+def _open(path: str, thread_type: str = "AUTO"):
+  """`(container, first video stream)`; `thread_type` is the decoder's ("AUTO": frame threads,
+  for one long decode; "NONE": one thread, for the short per-clip decodes that tf.data already
+  runs side by side, where decoder threads only add start-up and hand-over work)."""
   try:
     container = av.open(path, metadata_errors="ignore")
   except FileNotFoundError:
@@ -162,7 +167,7 @@ def _open(path: str):
     container.close()
     raise DecodeError(path, "not_video", "no video stream")
   stream = container.streams.video[0]
-  stream.thread_type = "AUTO"
+  stream.thread_type = thread_type
   return container, stream
 
 
@@ -241,9 +246,20 @@ def _timed(path: str, container, stream, fps: float, start: float, *, keep_trunc
     count += 1
 
 
-def _to_array(frame, rotation: int) -> np.ndarray:
+# One swscale converter per thread, kept warm: `frame.to_ndarray(format=...)` builds a new one
+# (tables and, with its default of automatic threads, a thread pool) for every frame, which cost
+# more than decoding the frame. The same settings give the same pixels (tests/test_video_io.py).
+_converters = threading.local()
+
+
+def _to_array(frame, rotation: int, threads: int = 0) -> np.ndarray:
+  """uint8 `[H, W, 3]` RGB of `frame`, turned by `rotation`; `threads`: swscale's (0: automatic)."""
+  kept = _converters.__dict__.setdefault("by_threads", {})
+  converter = kept.get(threads)
+  if converter is None:
+    converter = kept[threads] = VideoReformatter()
   # swscale converts any stored format (10-bit, gray, 4:4:4, ...) to 8-bit RGB.
-  image = frame.to_ndarray(format="rgb24")
+  image = converter.reformat(frame, format="rgb24", threads=threads).to_ndarray()
   if rotation:
     image = np.ascontiguousarray(np.rot90(image, k=rotation // 90))
   return image
@@ -343,6 +359,7 @@ def _decode_grid(
   start: float,
   seek: bool,
   num_frames: int,
+  sws_threads: int,
 ) -> dict[int, np.ndarray]:
   """Decodes the frames on the nominal grid at the sorted unique indices `targets`."""
   tol = 0.25 / fps
@@ -366,7 +383,7 @@ def _decode_grid(
           raise _Overshoot()
         prev = frame
       if prev_array is None:
-        prev_array = _to_array(prev, rotation)
+        prev_array = _to_array(prev, rotation, sws_threads)
       out[int(targets[j])] = prev_array
       j += 1
     if j == len(targets):
@@ -382,7 +399,7 @@ def _decode_grid(
         "partial",
         f"decoding stops after {decoded} of the {num_frames} frames its header lists",
       )
-    array = prev_array if prev_array is not None else _to_array(prev, rotation)
+    array = prev_array if prev_array is not None else _to_array(prev, rotation, sws_threads)
     for k in targets[j:]:
       out[int(k)] = array
   return out
@@ -397,6 +414,7 @@ def read_frames(
   indices: Sequence[int] | np.ndarray | Callable[[VideoMeta], np.ndarray],
   *,
   seek: bool = True,
+  threaded: bool = True,
 ) -> np.ndarray:
   """Decodes the frames at `indices` on the nominal grid (see the module docstring).
 
@@ -408,6 +426,9 @@ def read_frames(
       an old `rotate` tag's rotation, not the display matrix's). Indices past the end give the
       last frame.
     seek: allow seeking to the keyframe before the first index.
+    threaded: decode and convert with threads (right for one long read); False keeps the work on
+      the calling thread, for short clips read side by side (tf.data's parallel calls), where
+      threads cost more CPU than they save. The frames are the same either way.
 
   Returns:
     uint8 `[len(indices), H, W, 3]`.
@@ -420,7 +441,8 @@ def read_frames(
   Example:
     >>> read_frames("clip.mp4", lambda meta: np.arange(meta.num_frames - 8, meta.num_frames))
   """
-  container, stream = _open(path)
+  container, stream = _open(path, "AUTO" if threaded else "NONE")
+  sws_threads = 0 if threaded else 1
   try:
     fps, num_frames, duration, start = _stream_meta(container, stream)
     if num_frames <= 0:
@@ -445,10 +467,14 @@ def read_frames(
     targets = np.unique(indices)
     try:
       try:
-        grid = _decode_grid(path, container, stream, targets, fps, start, seek, num_frames)
+        grid = _decode_grid(
+          path, container, stream, targets, fps, start, seek, num_frames, sws_threads
+        )
       except _Overshoot:
         container.seek(0, stream=stream, backward=True, any_frame=False)
-        grid = _decode_grid(path, container, stream, targets, fps, start, False, num_frames)
+        grid = _decode_grid(
+          path, container, stream, targets, fps, start, False, num_frames, sws_threads
+        )
     except av.FFmpegError as e:
       raise DecodeError(path, "corrupt", str(e)) from None
     return np.stack([grid[int(k)] for k in indices])

@@ -1,0 +1,93 @@
+"""A random crop of a resized clip, computed only where the crop needs it, bit for bit the same.
+
+Training resizes every frame so its short side is `size` (bilinear, antialiased:
+`transforms.resize_short_side`) and then keeps a random `crop x crop` window
+(`transforms.random_crop`). On raw 320x240 videos that resize was the largest cost of a clip
+(about half of it): TensorFlow's `ScaleAndTranslate` kernel resizes rows in one vectorised pass
+and columns in a second, scalar pass over 3 channels, for the whole frame. `resized_random_crop`
+gives the same numbers with less work:
+
+- it draws the window exactly as `tf.image.stateless_random_crop` does (same seed, same offsets);
+- it runs the row pass alone (`ScaleAndTranslate` on `[T, H, 1, W*3]`: a width of one is an exact
+  identity) and only for the rows up to the window's last one, then the column pass the same way
+  on the transposed rows, so both are the fast contiguous kind, and only up to the window's last
+  column. The row/column spans and weights depend only on the output index, the scale and the
+  input size, so the outputs kept are those of the full resize, and each is summed in the same
+  order (rows first, taps in order): the result is bit-identical (tests/test_data_pipeline.py).
+
+Example:
+  >>> crop = resized_random_crop(frames_uint8, 128, 112, seed)   # float32 [T, 112, 112, 3]
+  >>> same = transforms.random_crop(transforms.resize_short_side(frames_uint8, 128), 112, seed)
+"""
+
+from __future__ import annotations
+
+from jaxres.data.tfhost import tf
+
+
+def _resize_rows(images, out_rows, scale):
+  """`[B, H, W, C]` -> `[B, out_rows, W, C]` float32: the first `out_rows` rows of TensorFlow's
+  antialiased triangle (bilinear) resize of dimension 1 by `scale`, the other dimensions kept."""
+  shape = tf.shape(images)
+  b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+  out = tf.raw_ops.ScaleAndTranslate(
+    images=tf.reshape(images, tf.stack([b, h, 1, w * c])),
+    size=tf.stack([out_rows, 1]),
+    scale=tf.stack([scale, tf.constant(1.0)]),
+    translation=tf.zeros([2]),
+    kernel_type="triangle",
+    antialias=True,
+  )
+  return tf.reshape(out, tf.stack([b, out_rows, w, c]))
+
+
+def resized_random_crop(frames, size, crop: int, seed):
+  """`transforms.random_crop(transforms.resize_short_side(frames, size), crop, seed)`, bit for bit,
+  computing only the rows and columns the window needs.
+
+  Args:
+    frames: `[T, H, W, C]` (uint8 or float32).
+    size: short side after resizing (int scalar, may be a tensor).
+    crop: side of the square window.
+    seed: `[2]` int stateless seed, as `random_crop`'s.
+
+  Returns:
+    float32 `[T, crop, crop, C]`.
+
+  Example:
+    >>> resized_random_crop(tf.zeros([16, 240, 320, 3], tf.uint8), 128, 112, [0, 1]).shape
+    TensorShape([16, 112, 112, 3])
+  """
+  frames = tf.convert_to_tensor(frames)
+  shape = tf.shape(frames)
+  t, h, w, c = shape[0], shape[1], shape[2], shape[3]
+  # Sizes as transforms.resize_short_side computes them; scales as tf.image.resize does.
+  h_f, w_f = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
+  scale = tf.cast(size, tf.float32) / tf.minimum(h_f, w_f)
+  new_h = tf.cast(tf.round(h_f * scale), tf.int32)
+  new_w = tf.cast(tf.round(w_f * scale), tf.int32)
+  # The window as tf.image.stateless_random_crop draws it on the resized [T, new_h, new_w, C].
+  resized_shape = tf.stack([t, new_h, new_w, c])
+  limit = resized_shape - tf.stack([t, crop, crop, c]) + 1
+  with tf.control_dependencies(
+    [tf.debugging.assert_non_negative(limit - 1, message="crop larger than the resized frames")]
+  ):
+    offset = (
+      tf.random.stateless_uniform([4], seed=seed, maxval=tf.int32.max, dtype=tf.int32) % limit
+    )
+  y0, x0 = offset[1], offset[2]
+
+  def resized():
+    rows = _resize_rows(frames, y0 + crop, tf.cast(new_h, tf.float32) / h_f)[:, y0:]
+    # [T, crop, W, C] -> [1, W, T, crop * C]: columns become rows.
+    columns = tf.reshape(tf.transpose(rows, [2, 0, 1, 3]), tf.stack([1, w, t, crop * c]))
+    window = _resize_rows(columns, x0 + crop, tf.cast(new_w, tf.float32) / w_f)[0, x0:]
+    window = tf.reshape(window, tf.stack([crop, t, crop, c]))
+    return tf.transpose(window, [1, 2, 0, 3])  # [crop, T, crop, C] -> [T, crop, crop, C]
+
+  def kept():  # resize_short_side only casts frames already at the size.
+    return tf.cast(frames[:, y0 : y0 + crop, x0 : x0 + crop], tf.float32)
+
+  same = tf.logical_and(tf.equal(new_h, h), tf.equal(new_w, w))
+  out = tf.cond(same, kept, resized)
+  return tf.ensure_shape(out, [None, crop, crop, frames.shape[-1]])
