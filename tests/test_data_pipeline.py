@@ -490,3 +490,57 @@ def test_prepared_shards_of_only_short_videos_are_an_error_not_a_hang(tmp_path):
       make_config("prepared", out, short_video="skip"), "train", 1, skips=skips
     )  # repeats forever
   assert skips.counts() == {"short": 2}
+
+
+@pytest.mark.parametrize(
+  "height,width,size,crop",
+  [
+    (240, 320, 128, 112),  # the benchmark's clips
+    (320, 240, 140, 112),  # portrait, a jittered short side
+    (128, 171, 128, 112),  # already at the size: only cast and cut
+    (128, 200, 128, 100),  # one side at the size, the other resized
+    (50, 45, 64, 60),  # enlarged
+    (241, 333, 117, 97),  # odd sizes
+  ],
+)
+def test_resized_random_crop_is_bit_identical_to_resizing_whole_frames(height, width, size, crop):
+  from jaxres.data import transforms
+  from jaxres.data.crop_window import resized_random_crop
+  from jaxres.data.tfhost import tf
+
+  frames = np.random.default_rng(height).integers(0, 256, (3, height, width, 3), dtype=np.uint8)
+  for s in range(4):
+    seed = tf.constant([s, 11], tf.int64)
+    whole = transforms.random_crop(transforms.resize_short_side(frames, size), crop, seed)
+    window = resized_random_crop(frames, size, crop, seed)
+    assert window.shape == (3, crop, crop, 3)
+    np.testing.assert_array_equal(window.numpy(), whole.numpy())
+
+
+@pytest.mark.parametrize("jitter", [(1.0, 1.0), (0.9, 1.3)])
+def test_fused_raw_training_clips_equal_resizing_whole_decoded_frames(folder, jitter):
+  from jaxres.data import views
+  from jaxres.data.tfhost import tf
+
+  config = make_config("folder", folder, scale_jitter=jitter, resize=36, crop_size=28)
+  paths = sorted(
+    os.path.join(folder, name, f)
+    for name in CLASSES
+    for f in os.listdir(os.path.join(folder, name))
+  )
+  paths = [p for p in paths if p.endswith((".mp4", ".webm", ".avi", ".mkv"))]
+  fused = tf.function(clips.raw_decoder(config, "train", SkipCounter(), len(paths)))
+  whole = tf.function(
+    clips.raw_decoder(config, "train", SkipCounter(), len(paths), fuse_crop=False)
+  )
+  for i, path in enumerate(paths):
+    x = {"path": tf.constant(path), "label": tf.constant(0), "video_id": tf.constant(i)}
+    seed = tf.constant([i, 5], tf.int64)
+    a, b = fused(x, seed), whole(x, seed)
+    assert bool(a["ok"]) == bool(b["ok"])
+    if bool(a["ok"]):
+      assert "cropped" in a and "cropped" not in b
+      np.testing.assert_array_equal(
+        views.train_view(config, seed, a)["video"].numpy(),
+        views.train_view(config, seed, b)["video"].numpy(),
+      )

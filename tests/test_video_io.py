@@ -307,3 +307,72 @@ def test_writing_is_atomic(tmp_path):
   png = tmp_path / "strip.png"
   video.write_png_atomic(str(png), frames[0])
   assert sorted(os.listdir(tmp_path)) == ["out.mp4", "strip.png"]
+
+
+def reference_decode(path):
+  """Every frame, decoded and converted as read_frames did before its converter was kept warm."""
+  with av.open(path) as container:
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    return np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(stream)])
+
+
+@pytest.mark.parametrize(
+  "name,codec,pix_fmt",
+  [
+    ("mpeg4.avi", None, None),  # the benchmark's default: MPEG-4 Part 2, a keyframe every 12
+    ("h264.mp4", None, None),  # B-frames: presentation order differs from decoding order
+    ("mjpeg.avi", "mjpeg", None),  # intra-only
+    ("10bit.mkv", "ffv1", "yuv420p10le"),
+    ("gray.mkv", "ffv1", "gray"),
+  ],
+)
+def test_clips_seek_and_decode_only_their_frames_to_the_pixels_of_a_whole_decode(
+  tmp_path, name, codec, pix_fmt
+):
+  written = frames_with_index(60, 36, 52)
+  path = write_video(str(tmp_path / name), written, fps=25, codec=codec, pix_fmt=pix_fmt, gop=12)
+  reference = reference_decode(path)
+  assert len(reference) == 60
+  decoded_frames = []
+  real_timed = video._timed
+
+  def counting(*args, **kwargs):
+    for frame, time in real_timed(*args, **kwargs):
+      decoded_frames.append(frame.pts)
+      yield frame, time
+
+  for start in (0, 5, 23, 24, 30, 37, 44):
+    indices = np.arange(start, start + 16)
+    for threaded in (True, False):
+      decoded_frames.clear()
+      video._timed = counting
+      try:
+        clip = video.read_frames(path, indices, threaded=threaded)
+      finally:
+        video._timed = real_timed
+      np.testing.assert_array_equal(clip, reference[indices], err_msg=f"{start} {threaded}")
+      if start >= 24:  # Seeks: decodes from the keyframe before the clip, stops after its end.
+        assert len(decoded_frames) <= 16 + 12 + 4, (start, len(decoded_frames))
+
+
+def test_warm_converters_in_threads_give_the_pixels_of_fresh_ones(tmp_path):
+  import threading
+
+  paths = [
+    write_video(str(tmp_path / f"v{i}.mkv"), frames_with_index(8, 20 + 4 * i, 30), 25, codec="ffv1")
+    for i in range(3)
+  ] + [write_video(str(tmp_path / "p.mp4"), frames_with_index(8, 24, 32), 25)]
+  results = {}
+
+  def read_all(k):
+    results[k] = [video.read_frames(p, np.arange(8), threaded=k % 2 == 0) for p in paths * 2]
+
+  threads = [threading.Thread(target=read_all, args=(k,)) for k in range(4)]
+  for t in threads:
+    t.start()
+  for t in threads:
+    t.join()
+  for k in range(4):
+    for p, clip in zip(paths * 2, results[k]):
+      np.testing.assert_array_equal(clip, reference_decode(p))

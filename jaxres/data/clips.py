@@ -93,9 +93,13 @@ class DecodedVideos:
     return metas[0], grid
 
 
-def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
+def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_crop: bool = True):
   """tf function (element, seed) -> {"clips": uint8 [clips, T, H, W, 3], "ok", "label", "video_id"}
-  (+ "lr_clips" for paired frames), decoding in Python."""
+  (+ "lr_clips" for paired frames), decoding in Python.
+
+  Training clips with `data.resize > 0` come out resized and cropped (`[1, T, crop, crop, 3]`,
+  marked `"cropped"`), the same pixels as `views.train_view` would make of the whole frames,
+  unless `fuse_crop` is False."""
   num_frames, clips = config.num_frames, (config.eval_clips if split == "eval" else 1)
   empty = np.zeros((0, 1, 1, 3), np.uint8)
   failures = collections.Counter()  # Failures since the last success: all bad = a clear error.
@@ -103,7 +107,7 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int):
   decoded = DecodedVideos() if config.cache and config.source != "frames" else None
   # Training clips are resized and cropped here, computing only the crop (bit-identical to
   # views.train_view doing it; see crop_window), and marked "cropped" for train_view.
-  fused_crop = split == "train" and not paired and config.resize > 0
+  fused_crop = fuse_crop and split == "train" and not paired and config.resize > 0
 
   def read_clip(path, pick):
     # One thread per clip: tf.data runs clips side by side (see video.read_frames' threaded).
