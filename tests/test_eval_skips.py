@@ -90,3 +90,59 @@ def test_eval_with_every_sequence_skipped_is_one_line(folders):
   line = str(error.value)
   assert line.startswith(f"None of this host's 2 frame sequences in {hr} can be used: 2 skipped")
   assert "\n" not in line and "(corrupt: 1, missing: 1)" in line
+
+
+@pytest.fixture(scope="module")
+def video_folder(tmp_path_factory):
+  """One class folder: `good.mp4`, `cut.mp4` (its header lists 40 frames, a few decode) and
+  `garbage.avi` (random bytes)."""
+  from media import cut_with_index_first
+
+  from jaxres.data.video import write_video
+
+  root = tmp_path_factory.mktemp("videos")
+  os.makedirs(root / "clips" / "a")
+  rng = np.random.default_rng(0)
+  write_video(
+    str(root / "clips" / "a" / "good.mp4"), rng.integers(0, 256, (4, 16, 16, 3), np.uint8), 25
+  )
+  long_clip = write_video(
+    str(root / "long.mp4"), rng.integers(0, 256, (40, 16, 16, 3), np.uint8), 25
+  )
+  cut_with_index_first(long_clip, str(root / "clips" / "a" / "cut.mp4"), 0.3)
+  (root / "clips" / "a" / "garbage.avi").write_bytes(rng.bytes(3000))
+  return str(root / "clips")
+
+
+def _folder_config(path):
+  """Eval clips at both ends of each video, so training's reader meets where a cut file stops."""
+  config = default_data_config()
+  config.source, config.path = "folder", path
+  config.num_frames, config.resize, config.crop_size, config.eval_clips = 2, 0, 16, 2
+  return config
+
+
+def test_held_out_videos_skip_what_training_skips_and_count_it_the_same(video_folder):
+  config = _folder_config(video_folder)
+  training = SkipCounter()
+  batches = pipeline.create_iterator(
+    config, "eval", global_batch_size=3, sharding=None, seed=0, skips=training
+  )
+  assert sum(float(b["mask"].sum()) for b in batches) == 2  # good.mp4's 2 clips only
+  evaluation = SkipCounter()
+  videos = evaluate.held_out_videos(config, evaluation)
+  assert [name for name, _ in videos] == ["good.mp4"]
+  assert videos[0][1].shape == (4, 16, 16, 3)
+  assert evaluation.counts() == training.counts() == {"corrupt": 1, "partial": 1}
+  assert evaluation.files() == training.files()
+
+
+def test_held_out_videos_all_skipped_is_one_line(video_folder, tmp_path):
+  os.makedirs(tmp_path / "a")
+  for name in ("cut.mp4", "garbage.avi"):
+    os.symlink(os.path.join(video_folder, "a", name), tmp_path / "a" / name)
+  with pytest.raises(ValueError) as error:
+    evaluate.held_out_videos(_folder_config(str(tmp_path)), SkipCounter())
+  line = str(error.value)
+  assert line.startswith(f"None of this host's 2 videos in {tmp_path} can be used: 2 skipped")
+  assert "\n" not in line and "(corrupt: 1, partial: 1)" in line

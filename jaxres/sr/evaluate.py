@@ -239,18 +239,23 @@ def evaluate_frames(
   return rows
 
 
-def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
+def held_out_videos(data_config: Any, skips: SkipCounter = SKIPPED) -> list[tuple[str, np.ndarray]]:
   """The whole videos of a data config's eval split (folder or built-in demo sources).
+
+  A video training would skip (not a video, corrupt, truncated, no decodable frame, vanished after
+  listing) is skipped and counted in `skips` by the same rule and reasons, not returned.
 
   Args:
     data_config: a run's `config.data` (the demo data are written first if missing).
+    skips: where skipped videos are counted.
 
   Returns:
-    `(file name, uint8 [T, H, W, 3])` per video, in the split's order.
+    `(file name, uint8 [T, H, W, 3])` per video read, in the split's order.
 
   Raises:
     ValueError: the source is not a folder of videos ("folder" or "demo"); frame folders are read
-      by `held_out_sequences` / `evaluate_frames`.
+      by `held_out_sequences` / `evaluate_frames`. Or every video was skipped (one line naming the
+      folder and the reasons).
 
   Example:
     >>> videos = held_out_videos(read_config("runs/sr_edsr").data)
@@ -263,10 +268,25 @@ def held_out_videos(data_config: Any) -> list[tuple[str, np.ndarray]]:
   from jaxres.data import catalog, video  # pylint: disable=import-outside-toplevel
 
   catalog.ensure_demo_data(data_config)
-  return [
-    (os.path.basename(e.path), video.read_video(e.path).frames)
-    for e in catalog.video_list(data_config, "eval").entries
-  ]
+  paths = [e.path for e in catalog.video_list(data_config, "eval").entries]
+  videos = []
+  for path in paths:
+    try:  # the reasons training's reader skips a video for (jaxres.data.clips.raw_decoder)
+      videos.append((os.path.basename(path), video.read_video(path).frames))
+    except video.DecodeError as e:
+      skips.record(path, e.reason, e.detail)
+    except FileNotFoundError:
+      skips.record(path, "missing", "file vanished after listing")
+    except Exception as e:  # noqa: BLE001 - one bad file must not stop the evaluation.
+      skips.record(path, "corrupt", repr(e))
+  if paths and not videos:
+    raise skips.nothing_usable(
+      len(paths),
+      "videos",
+      data_config.path or "the demo data",
+      "fix or remove them (the reasons say what is wrong), or evaluate other videos.",
+    )
+  return videos
 
 
 def held_out_sequences(data_config: Any) -> list[str]:
@@ -441,7 +461,7 @@ def evaluate_run(
     what = f"the {len(rows)} held-out sequences of its eval split, border crop {crop}"
   else:
     if footage_source == "eval-split":
-      names, clips = zip(*held_out_videos(config.data))
+      names, clips = zip(*held_out_videos(config.data, skips))
       what = (
         f"whole frames of the {len(clips)} held-out videos of its eval split (the figure "
         f"training ends with is on {config.data.crop_size}x{config.data.crop_size} crops of them)"
