@@ -223,6 +223,8 @@ GROUPED = {
   "depthwise_3x3x3": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 1, 1), (P1, P1, P1), 8),
   "depthwise_3x3x3_s2": ((2, 5, 7, 6, 8), (3, 3, 3), (2, 2, 2), (P1, P1, P1), 8),
   "depthwise_2d_3x3_s2": ((2, 9, 10, 6), (3, 3), (2, 2), (P1, P1), 6),
+  # X3D's strides, uneven padding (the written-out VJP spreads and crops dy per axis).
+  "depthwise_3x3x3_s122_uneven": ((2, 4, 8, 7, 8), (3, 3, 3), (1, 2, 2), (P1, (0, 1), (1, 0)), 8),
   "groups_of_2": ((2, 5, 7, 6, 8), (3, 3, 3), (1, 2, 2), (P1, P1, P1), 4),
 }
 
