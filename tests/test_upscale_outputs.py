@@ -289,3 +289,57 @@ def test_leftovers_of_killed_runs_are_removed_and_sigterm_leaves_none(
   assert capsys.readouterr().err == f"jaxres upscale: terminated; nothing was written to {out}.\n"
   assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler is put back
   assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["in.mp4", live.name, other.name])
+
+
+def test_upscale_with_checkpoint_takes_every_option_of_the_command(
+  tmp_path, tiny_edsr, monkeypatch
+):
+  import inspect
+
+  from jaxres.sr import checkpoint
+
+  loading = {}
+
+  def load_sr_model(workdir, **kwargs):
+    loading.update(kwargs, workdir=workdir)
+    return _Loaded(*tiny_edsr)
+
+  monkeypatch.setattr(checkpoint, "load_sr_model", load_sr_model)
+  clip = footage.generate_clips(0, 1, 10, 12, 14)[0]
+  src = str(tmp_path / "in.mov")
+  video.write_video(src, clip, fps=25, codec="png")
+  out = str(tmp_path / "out.mov")
+  result = upscale.upscale_with_checkpoint(
+    src, out, "run", expect_model="edsr_bicubic_tiny", step=1, progress=False, codec="png",
+    start=0.2, duration=0.16,
+  )  # fmt: skip
+  assert loading == dict(
+    workdir="run", config=None, expect_model="edsr_bicubic_tiny", expect_scale=None, step=1
+  )
+  assert result["loaded"].name == "edsr_bicubic_tiny" and result["frames"] == 4
+  model, variables = tiny_edsr
+  expected = upscale.to_uint8(
+    upscale.upscale_array(model, variables, clip[5:9], scale=2, clip_model=False)
+  )
+  np.testing.assert_array_equal(video.read_video(out).frames, expected)  # lossless, frames 5-8
+  # Every keyword of upscale_video (what the command passes) is one of upscale_with_checkpoint's.
+  shared = set(inspect.signature(upscale.upscale_video).parameters) - {
+    "model", "variables", "scale", "clip_model"
+  }  # fmt: skip
+  assert shared <= set(inspect.signature(upscale.upscale_with_checkpoint).parameters)
+
+
+def test_upscale_with_checkpoint_refuses_options_before_reading_the_checkpoint(
+  tmp_path, monkeypatch
+):
+  from jaxres.sr import checkpoint
+
+  src = str(tmp_path / "in.mp4")
+  video.write_video(src, footage.generate_clips(0, 1, 4, 16, 16)[0], fps=25)
+  monkeypatch.setattr(checkpoint, "load_sr_model", lambda *a, **k: pytest.fail("loaded"))
+  out = str(tmp_path / "out.mp4")
+  with pytest.raises(ValueError, match="--crf"):
+    upscale.upscale_with_checkpoint(src, out, "run", codec="ffv1", crf=3)
+  with pytest.raises(ValueError, match="--duration"):
+    upscale.upscale_with_checkpoint(src, out, "run", duration=0)
+  assert sorted(os.listdir(tmp_path)) == ["in.mp4"]

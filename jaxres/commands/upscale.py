@@ -170,6 +170,13 @@ def main(argv: list[str]) -> int:
       from jaxres.train.config import load_config  # pylint: disable=import-outside-toplevel
 
       config = load_config(args.config, overrides)
+    encoding = dict(
+      crf=args.crf,
+      codec=args.codec,
+      pix_fmt=args.pix_fmt,
+      start=args.start,
+      duration=args.duration,
+    )
     if args.weights:
       loaded = checkpoint.load_sr_weights(
         args.weights,
@@ -177,30 +184,33 @@ def main(argv: list[str]) -> int:
         expect_scale=args.scale,
         progress=not args.no_progress,
       )
+      result = upscale.upscale_video(
+        args.input,
+        args.output,
+        loaded.model,
+        loaded.variables,
+        scale=loaded.scale,
+        clip_model=loaded.clip_model,
+        options=options,
+        compare=args.compare,
+        progress=not args.no_progress,
+        **encoding,
+      )
     else:
-      loaded = checkpoint.load_sr_model(
+      result = upscale.upscale_with_checkpoint(
+        args.input,
+        args.output,
         args.checkpoint,
         config=config,
         expect_model=args.model,
         expect_scale=args.scale,
         step=args.step,
+        options=options,
+        compare=args.compare,
+        progress=not args.no_progress,
+        **encoding,
       )
-    result = upscale.upscale_video(
-      args.input,
-      args.output,
-      loaded.model,
-      loaded.variables,
-      scale=loaded.scale,
-      clip_model=loaded.clip_model,
-      options=options,
-      compare=args.compare,
-      progress=not args.no_progress,
-      crf=args.crf,
-      codec=args.codec,
-      pix_fmt=args.pix_fmt,
-      start=args.start,
-      duration=args.duration,
-    )
+      loaded = result["loaded"]
   except (FileNotFoundError, ValueError, WeightsError) as error:
     if args.verbose:
       raise

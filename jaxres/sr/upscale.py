@@ -599,33 +599,59 @@ def upscale_with_checkpoint(
   workdir: str,
   *,
   config: Any = None,
+  expect_model: str | None = None,
   expect_scale: int | None = None,
+  step: int | None = None,
   options: UpscaleOptions = UpscaleOptions(),
   compare: bool = False,
   progress: bool = True,
+  crf: int | None = None,
+  codec: str | None = None,
+  pix_fmt: str | None = None,
+  start: float = 0.0,
+  duration: float | None = None,
 ) -> dict:
-  """`jaxres upscale` as a function: rebuilds the model of a training workdir and upscales a video.
+  """`jaxres upscale --checkpoint` as a function: rebuilds the model of a training workdir and
+  upscales a video, with every option of the command (the command calls this).
+
+  The part to upscale and the output (suffix, folder, codec, pixel format, quality) are checked
+  before the checkpoint is read, as the command does.
 
   Args:
     in_path: input video.
     out_path: output video (or `.png` strip with `compare`).
     workdir: the `jaxres train` workdir.
     config: the run's config when the workdir holds no `config.json`.
-    expect_scale: refuse a checkpoint of another scale.
+    expect_model: refuse a checkpoint of another architecture (`--model`).
+    expect_scale: refuse a checkpoint of another scale (`--scale`).
+    step: checkpoint step (`--step`; default: the latest).
     options: chunking and tiling.
     compare: write `bicubic | model`.
     progress: show a progress bar.
+    crf: quality for libx264/libx265/libvpx-vp9 (`--crf`; lower is better; None: 17).
+    codec: the video encoder (`--codec`; None: by suffix).
+    pix_fmt: the stored pixel format (`--pix-fmt`; None: yuv420p, yuv444p for odd sizes).
+    start: seconds into the video where the part to upscale begins (`--start`).
+    duration: seconds to upscale from `start` (`--duration`; None: to the end).
 
   Returns:
-    What `upscale_video` returns.
+    What `upscale_video` returns, plus `"loaded"`: the `checkpoint.LoadedModel` used.
+
+  Raises:
+    What `check_output`, `checkpoint.load_sr_model` and `upscale_video` raise.
 
   Example:
-    >>> upscale_with_checkpoint("in.mp4", "out.mp4", "runs/sr_edsr", expect_scale=2)
+    >>> upscale_with_checkpoint("in.mp4", "out.mkv", "runs/sr_edsr", expect_scale=2,
+    ...                         codec="libx265", crf=20, start=12.5, duration=4)
   """
   from jaxres.sr import checkpoint  # pylint: disable=import-outside-toplevel
 
-  loaded = checkpoint.load_sr_model(workdir, config=config, expect_scale=expect_scale)
-  return upscale_video(
+  check_range(start, duration)
+  check_output(in_path, out_path, compare=compare, codec=codec, pix_fmt=pix_fmt, crf=crf)
+  loaded = checkpoint.load_sr_model(
+    workdir, config=config, expect_model=expect_model, expect_scale=expect_scale, step=step
+  )
+  result = upscale_video(
     in_path,
     out_path,
     loaded.model,
@@ -635,7 +661,13 @@ def upscale_with_checkpoint(
     options=options,
     compare=compare,
     progress=progress,
+    crf=crf,
+    codec=codec,
+    pix_fmt=pix_fmt,
+    start=start,
+    duration=duration,
   )
+  return {**result, "loaded": loaded}
 
 
 def _tee(frames: Iterator[np.ndarray]) -> tuple[Iterator[np.ndarray], Iterator[np.ndarray]]:
