@@ -96,3 +96,59 @@ def test_load_variables_on_an_empty_folder_says_what_it_expected(tmp_path):
   line = str(error.value)
   assert line.startswith(f"{tmp_path} holds no variables: expected a folder written by")
   assert "\n" not in line
+
+
+_READ_IN_A_FRESH_PROCESS = """
+import glob, os, sys
+import jaxres
+from jaxres.convert import files
+
+run, how = sys.argv[1], sys.argv[2]
+restore, read = files.restore_training_variables, []
+
+
+def damaged_as_read(item):  # step 3's arrays cut short (a full disk); for "deleted", then removed
+  read.append(item)
+  if len(read) > 1:
+    return restore(item)
+  arrays = glob.glob(os.path.join(item, "**", "d", "*"), recursive=True)
+  for path in arrays:
+    with open(path, "r+b") as f:
+      f.truncate(100)
+  try:
+    return restore(item)
+  finally:
+    if how == "deleted":
+      for path in arrays:
+        os.remove(path)
+
+
+files.restore_training_variables = damaged_as_read
+try:
+  print("step", jaxres.load_run(run).step)
+except ValueError as error:
+  print(error, file=sys.stderr)
+"""
+
+
+@pytest.mark.parametrize("how", ["damaged", "deleted"])
+def test_a_failed_read_prints_only_its_one_line(copy, how):
+  """Orbax's reads left in flight by the failed read of step 3 print no tracebacks, during the read
+  or at exit: a damaged step is its one line, a step deleted as it is read falls back silently."""
+  import subprocess
+  import sys
+
+  done = subprocess.run(
+    [sys.executable, "-c", _READ_IN_A_FRESH_PROCESS, copy, how],
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert done.returncode == 0, done.stderr
+  if how == "deleted":
+    assert (done.stdout, done.stderr) == ("step 2\n", "")
+  else:
+    assert done.stdout == ""
+    assert (
+      done.stderr.startswith("The checkpoint of step 3 in ") and done.stderr.count("\n") == 1
+    ), done.stderr

@@ -20,6 +20,7 @@ import ml_collections
 from jaxres import models
 from jaxres.configs.defaults import with_defaults
 from jaxres.convert import files
+from jaxres.convert.orbax_reads import ignore_reads_finishing_after_a_failed_restore
 from jaxres.inference.shapes import IncompatibleCheckpointError, abstract_variables, mismatches
 
 CONFIG_FILE = "config.json"
@@ -100,6 +101,9 @@ def load_run(
   model = models.from_config(config.model)
   if not os.path.isdir(os.path.join(workdir, "checkpoints")):
     raise FileNotFoundError(f"No checkpoints in {workdir}: is it the workdir of `jaxres train`?")
+  # Before reading: a failed read (a damaged step, or one deleted as it is read) leaves reads in
+  # flight whose tracebacks would follow the one line that reports it, or the fallback's success.
+  ignore_reads_finishing_after_a_failed_restore()
   try:  # the newest complete step, also while training writes and deletes checkpoints
     variables, step = files.read_run_variables(workdir, step)
   except files.UnreadableCheckpointError as e:
