@@ -11,8 +11,9 @@
    `--overwrite`).
 3. Links and special files. The final path is resolved (`os.path.realpath`): a symlink output is
    written through, to its target (the link stays a link). A character device or FIFO
-   (`/dev/stdout`, `/dev/null`, a named pipe) is opened and written directly, not atomically, as
-   a shell redirection would: nothing is ever renamed over it, and an error writing it (`/dev/full`:
+   (`/dev/null`, a named pipe) or a process's open file (`/dev/stdout`, `/dev/fd/N`, even when a
+   shell's `>` made it a file) is opened and written directly (appending), not atomically, as a
+   shell redirection would: nothing is ever renamed over it, and an error writing it (`/dev/full`:
    no space left) comes back as the OSError. Sockets and block devices are refused.
 4. Leftovers. Temporary names are hidden and say who made them, `.NAME.PID-RAND.partial.EXT`
    (`temporary_path`); a process killed by SIGKILL cannot remove its own, so
@@ -40,6 +41,7 @@ import os
 import re
 import shutil
 import stat
+import sys
 import uuid
 from typing import IO, Callable, Iterator, Optional, Sequence
 
@@ -71,8 +73,18 @@ def temporary_path(path: str) -> str:
   return os.path.join(folder, f".{stem}.{os.getpid()}-{uuid.uuid4().hex[:8]}.partial{suffix}")
 
 
+# A process's own open files (`/dev/stdout`, `/dev/fd/3`, `/proc/self/fd/1`): whatever they lead
+# to (a terminal, a pipe, or the file a shell's `>` opened), they are written in place.
+_OPEN_FILE_LINKS = ("/dev/stdin", "/dev/stdout", "/dev/stderr", "/dev/fd/", "/proc/")
+
+
 def _is_written_directly(path: str) -> bool:
-  """Whether `path` is a character device or FIFO: written in place, never renamed over."""
+  """Whether `path` is a character device, a FIFO or a process's open file (`/dev/stdout`):
+  written in place, never renamed over."""
+  if os.path.abspath(path).startswith(_OPEN_FILE_LINKS) or os.path.realpath(path).startswith(
+    "/proc/"
+  ):
+    return os.path.exists(path)
   try:
     mode = os.stat(path).st_mode
   except OSError:
@@ -114,10 +126,10 @@ def atomic_path(path: str) -> Iterator[str]:
     >>> with atomic_path("strip.png") as tmp:
     ...   iio.imwrite(tmp, image)
   """
-  target = os.path.realpath(path)
-  if _is_written_directly(target):
-    yield target
+  if _is_written_directly(path):
+    yield path  # as given: `/dev/stdout` resolved would be the file a shell's `>` opened
     return
+  target = os.path.realpath(path)
   _refuse_special(target, path, "output")
   if os.path.isdir(target):
     raise OutputRefusedError(f"output {path} is a folder; name a file.")
@@ -143,7 +155,8 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
     mode: `"w"` (text) or `"wb"` (bytes).
 
   Yields:
-    The open file.
+    The open file (a device, FIFO or `/dev/stdout` opened to append: what was printed to a
+    redirected stdout before is kept).
 
   Raises:
     ValueError: `mode` is not a write mode.
@@ -154,6 +167,11 @@ def atomic_open(path: str, mode: str = "w") -> Iterator[IO]:
   """
   if mode not in ("w", "wb"):
     raise ValueError(f"atomic_open writes whole files: mode must be 'w' or 'wb', not {mode!r}.")
+  if _is_written_directly(path):
+    sys.stdout.flush()  # what was printed comes first
+    with open(path, mode.replace("w", "a")) as f:
+      yield f
+    return
   with atomic_path(path) as tmp, open(tmp, mode) as f:
     yield f
 
@@ -360,8 +378,8 @@ def check_output(
     raise ValueError(f"kind must be 'file', 'folder' or 'artefact', not {kind!r}.")
   if not path:
     raise OutputRefusedError(f"{option} is empty; name a {'file' if kind == 'file' else 'folder'}.")
-  target = os.path.realpath(path)
   shown = f"{option} {path}"
+  target = os.path.realpath(path)
   for source in inputs:
     if not source or not os.path.lexists(source):
       continue
@@ -374,8 +392,8 @@ def check_output(
     if kind == "artefact" and _same_or_inside(source_real, target):  # the swap would remove it
       raise OutputRefusedError(f"{shown} holds the input {source}; choose another folder.")
   if kind == "file":
-    if _is_written_directly(target):
-      return target
+    if _is_written_directly(path):
+      return path
     _refuse_special(target, path, option)
     if os.path.isdir(target):
       raise OutputRefusedError(f"{shown} is a folder; name a file (e.g. {path.rstrip('/')}/out).")

@@ -263,3 +263,24 @@ def test_stale_partials_of_dead_writers_only_are_removed(tmp_path):
     leftover.write_bytes(b"half")
   assert remove_stale_partials(out) == [str(stale)]
   assert sorted(os.listdir(tmp_path)) == sorted([live.name, other.name])
+
+
+def test_dev_stdout_redirected_to_a_file_is_appended_to_not_renamed_over(tmp_path):
+  """`--json /dev/stdout > log.txt`: /dev/stdout resolves to log.txt, which the shell holds open;
+  renaming over it would lose everything (the process writes to the replaced inode)."""
+  log = tmp_path / "log.txt"
+  script = (
+    "from jaxres.atomic_files import check_output, write_atomic\n"
+    "print('printed first')\n"
+    "assert check_output('/dev/stdout', option='--json') == '/dev/stdout'\n"
+    "write_atomic('/dev/stdout', 'written whole\\n')\n"
+  )
+  with open(log, "w") as stdout:
+    inode = os.fstat(stdout.fileno()).st_ino
+    subprocess.run([sys.executable, "-c", script], stdout=stdout, check=True, timeout=60)
+  assert log.read_text() == "printed first\nwritten whole\n"
+  assert os.stat(log).st_ino == inode and os.listdir(tmp_path) == ["log.txt"]
+  piped = subprocess.run(
+    [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+  )
+  assert piped.stdout == "printed first\nwritten whole\n"
