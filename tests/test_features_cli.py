@@ -87,3 +87,38 @@ def test_command_writes_one_npy_per_video_and_skips_the_corrupt_one(published, v
   assert cli.main(only_bad + ["--weights", published, "--no-progress"]) == 1
   assert cli.main(only_bad + ["--weights", published, "--layer", "nope"]) == 2
   assert "--layer 'nope' is not one of r3d_tiny's: pre_logits, stage1" in capsys.readouterr().err
+
+
+def test_out_is_created_only_when_a_file_is_written(published, videos, tmp_path):
+  root, _ = videos
+  bad = str(root / "folder" / "broken.mp4")
+  command = ["features", bad, "--weights", published, "--no-progress", "--out"]
+  assert cli.main(command + [str(tmp_path / "new" / "feats")]) == 1
+  assert os.listdir(tmp_path) == []  # neither --out nor its missing parent
+  (tmp_path / "mine").mkdir()  # the user's own (empty) folder stays
+  assert cli.main(command + [str(tmp_path / "mine")]) == 1
+  assert sorted(os.listdir(tmp_path)) == ["mine"] and os.listdir(tmp_path / "mine") == []
+
+
+@pytest.mark.parametrize("failing", ["npy", "json"])
+def test_a_failed_write_leaves_no_folder_it_created_and_keeps_the_users(
+  published, videos, tmp_path, monkeypatch, capsys, failing
+):
+  import errno
+
+  from jaxres import atomic_files
+
+  def full_disk(*args, **kwargs):
+    raise OSError(errno.ENOSPC, "No space left on device")
+
+  monkeypatch.setattr(
+    atomic_files, "atomic_open" if failing == "npy" else "write_atomic", full_disk
+  )
+  _, paths = videos
+  command = ["features", paths[0], "--weights", published, "--no-progress", "--out"]
+  (tmp_path / "mine").mkdir()
+  for out in (tmp_path / "new" / "feats", tmp_path / "mine"):
+    assert cli.main(command + [str(out)]) == 1
+    err = capsys.readouterr().err
+    assert err == "jaxres features: [Errno 28] No space left on device\n", err
+  assert sorted(os.listdir(tmp_path)) == ["mine"] and os.listdir(tmp_path / "mine") == []

@@ -126,7 +126,7 @@ def main(argv: list[str]) -> int:
         bar.update(1)
     if bar is not None:
       bar.close()
-  except (FileNotFoundError, ValueError, KeyError, WeightsError) as error:
+  except (OSError, ValueError, KeyError, WeightsError) as error:  # OSError: e.g. a full disk
     return report("jaxres features", error, args.verbose, 1)
   for path, error in failed:
     print(f"warning: skipped {path}: {error}", file=sys.stderr)
@@ -209,12 +209,34 @@ def output_paths(inputs: list[str], out: str) -> dict[str, str]:
 
 
 def _write(npy: str, values, sidecar: dict) -> None:
-  """The features and their sidecar, each written whole (the `.json` last: it marks the pair)."""
+  """The features and their sidecar, each written whole (the `.json` last: it marks the pair).
+
+  When either write fails, the `.npy` it wrote and the folders it created for them (`--out`
+  itself on the first write, a subfolder, their missing parents) are removed again, so a run that
+  writes nothing leaves no folder; a folder that was there before is never removed.
+  """
   import numpy as np  # pylint: disable=import-outside-toplevel
 
   from jaxres.atomic_files import atomic_open, write_atomic  # pylint: disable=import-outside-toplevel
 
+  folder = os.path.abspath(os.path.dirname(npy) or ".")
+  created = []  # the missing folders, deepest first
+  while not os.path.lexists(folder):
+    created.append(folder)
+    folder = os.path.dirname(folder)
   os.makedirs(os.path.dirname(npy) or ".", exist_ok=True)
-  with atomic_open(npy, "wb") as f:
-    np.save(f, np.asarray(values, np.float32))
-  write_atomic(os.path.splitext(npy)[0] + ".json", json.dumps(sidecar, indent=2) + "\n")
+  wrote = False
+  try:
+    with atomic_open(npy, "wb") as f:
+      np.save(f, np.asarray(values, np.float32))
+    wrote = True
+    write_atomic(os.path.splitext(npy)[0] + ".json", json.dumps(sidecar, indent=2) + "\n")
+  except BaseException:
+    if wrote:  # features without the sidecar that marks them ours would block every rerun
+      os.remove(npy)
+    for folder in created:
+      try:
+        os.rmdir(folder)  # only while empty: another process may have written into it
+      except OSError:
+        break
+    raise
