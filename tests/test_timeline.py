@@ -216,3 +216,53 @@ def test_command_writes_json_csv_and_a_plot(tiny, published, long_video, tmp_pat
   with pytest.raises(SystemExit) as exit_:
     cli.main(["predict", long_video, "--weights", published, "--csv", out["csv"]])
   assert exit_.value.code == 2
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny, tmp_path_factory):
+  """A run folder as `jaxres train` leaves it (config.json, classes.txt, checkpoints/5) holding
+  `tiny`'s variables and `data_config()`'s preprocessing, written without training."""
+  from jaxres.data.sources import write_class_names
+  from jaxres.train import load_config
+  from jaxres.train.checkpoint import Checkpointer
+  from jaxres.train.run import save_config
+
+  _, variables = tiny
+  workdir = str(tmp_path_factory.mktemp("timeline_run"))
+  overrides = {"num_frames": 4, "frame_stride": 2, "resize": 20, "crop_size": 16}
+  config = load_config(
+    "demo",
+    ["--config.model.name=r3d_tiny", "--config.model.num_classes=4"]
+    + [f"--config.data.{key}={value}" for key, value in overrides.items()],
+  )
+  save_config(config, workdir)
+  write_class_names(workdir, NAMES)
+  checkpoints = Checkpointer(os.path.join(workdir, "checkpoints"), keep=1, async_save=False)
+  checkpoints.save(5, {**jax.device_get(variables), "opt_state": {"mu": np.zeros(3, np.float32)}})
+  checkpoints.close()
+  return workdir
+
+
+def test_command_with_a_run_folder_classifies_every_window_with_its_classes(
+  tiny, tiny_run, long_video, tmp_path, capsys
+):
+  model, variables = tiny
+  out = str(tmp_path / "t.json")
+  argv = ["predict", long_video, "--checkpoint", tiny_run, "--window-frames", "7"]
+  code = cli.main(argv + ["--stride-frames", "3", "--top-k", "2", "--json", out, "--no-progress"])
+  captured = capsys.readouterr()
+  assert code == 0, captured.err
+  assert "classified 12 window(s) of 1 of 1 video(s)" in captured.out
+  result = json.load(open(out))
+  (timeline,) = result["timelines"]
+  assert result["class_names"] == list(NAMES) and result["step"] == 5
+  assert result["checkpoint"] == os.path.abspath(tiny_run)
+  _, direct = predict.predict_timeline(
+    long_video, model, variables, data_config(), windows_lib.Windowing(stride_frames=3)
+  )
+  direct = list(direct)
+  assert len(timeline["windows"]) == len(direct) == (40 - 7) // 3 + 1
+  for row, p in zip(timeline["windows"], direct):
+    np.testing.assert_allclose(row["probabilities"], p.probabilities, atol=1e-5)
+    assert row["top_k"][0]["class"] == NAMES[int(np.argmax(p.probabilities))]
+    assert (row["start_time"], row["end_time"]) == pytest.approx((p.start_time, p.end_time))
