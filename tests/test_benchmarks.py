@@ -315,3 +315,47 @@ def test_upscale_memory_benchmark_reports_plan_peak_and_speed(tmp_path):
   assert got["frames"] == 3 and got["frames_per_s"] > 0 and got["peak_rss_bytes"] > 0
   assert "whole frames" in got["plan"] and got["max_memory"] == 64 * 2**30
   assert got["estimate_bytes"] <= got["max_memory"]
+
+
+def test_vs_basicsr_skips_without_basicsr_and_refuses_bad_arguments(monkeypatch, capsys, tmp_path):
+  from benchmarks import vs_basicsr
+
+  assert vs_basicsr.parse_upscale("chunk=2,tile=0; tile=24,tile_overlap=4") == [
+    {"chunk": 2, "tile": 0},
+    {"tile": 24, "tile_overlap": 4},
+  ]
+  with pytest.raises(SystemExit):
+    vs_basicsr.main(["--upscale", "chunk=2,tiles=3"])
+  with pytest.raises(SystemExit):
+    vs_basicsr.main(["--models", "edsr,swinir"])
+  assert "unknown ['swinir']" in capsys.readouterr().err
+  monkeypatch.setattr(vs_basicsr, "import_basicsr", lambda: None)
+  assert vs_basicsr.main(["--out", str(tmp_path / "sr.json")]) == 0
+  assert "skipped" in capsys.readouterr().out
+  assert not os.path.exists(tmp_path / "sr.json")
+
+
+@pytest.mark.slow  # builds, compiles and times SR networks in four processes
+def test_vs_basicsr_at_tiny_size(tmp_path, capsys):
+  from benchmarks import vs_basicsr
+
+  if vs_basicsr.import_basicsr() is None:
+    pytest.skip("torch or BasicSR not installed")
+  out = tmp_path / "sr.json"
+  args = ["--models", "edsr,basicvsr", "--frames", "2", "--size", "64x48", "--features", "4"]
+  args += ["--blocks", "1", "--reps", "1", "--out", str(out)]
+  args += ["--upscale", "chunk=2,tile=0;chunk=1,overlap=1,tile=40,tile_overlap=4"]
+  assert vs_basicsr.main(args) == 0
+  data = json.loads(out.read_text())
+  assert data["meta"]["cpu"] == harness.cpu_description() and data["meta"]["lr_size"] == [64, 48]
+  assert [r["model"] for r in data["results"]] == ["edsr", "basicvsr"]
+  for r in data["results"]:
+    # The same weights on both sides: the outputs agree (the run fails otherwise).
+    assert r["relative_error"] < vs_basicsr.AGREEMENT and r["clip"] == [1, 2, 48, 64, 3]
+    assert r["ratio"] > 0 and min(r["peak_bytes"].values()) > 0
+    assert len(r["all_seconds"]["basicsr"]) == len(r["all_seconds"]["jaxres"]) == 1
+    assert [u["setting"].get("tile") for u in r["upscale"]] == [0, 40]
+    assert all(u["frames_per_s"] > 0 for u in r["upscale"])
+  table = (tmp_path / "sr.md").read_text()
+  assert table.startswith(data["meta"]["time"]) and "| edsr (1x4) |" in table
+  assert "jaxres/BasicSR" in capsys.readouterr().out
