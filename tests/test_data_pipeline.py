@@ -517,6 +517,23 @@ def test_resized_random_crop_is_bit_identical_to_resizing_whole_frames(height, w
     np.testing.assert_array_equal(window.numpy(), whole.numpy())
 
 
+def test_resized_random_crop_is_bit_identical_at_random_sizes_scales_and_windows():
+  from jaxres.data import transforms
+  from jaxres.data.crop_window import resized_random_crop
+  from jaxres.data.tfhost import tf
+
+  rng = np.random.default_rng(7)
+  for case in range(12):  # shrinking and enlarging, either side the short one
+    height, width = (int(v) for v in rng.integers(20, 200, 2))
+    crop = int(rng.integers(8, 40))
+    size = int(rng.integers(crop, 160))
+    frames = rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
+    seed = tf.constant([case, 3], tf.int64)
+    whole = transforms.random_crop(transforms.resize_short_side(frames, size), crop, seed)
+    window = resized_random_crop(frames, size, crop, seed)
+    np.testing.assert_array_equal(window.numpy(), whole.numpy(), err_msg=str((height, width, size)))
+
+
 @pytest.mark.parametrize("jitter", [(1.0, 1.0), (0.9, 1.3)])
 def test_fused_raw_training_clips_equal_resizing_whole_decoded_frames(folder, jitter):
   from jaxres.data import views

@@ -376,3 +376,16 @@ def test_warm_converters_in_threads_give_the_pixels_of_fresh_ones(tmp_path):
   for k in range(4):
     for p, clip in zip(paths * 2, results[k]):
       np.testing.assert_array_equal(clip, reference_decode(p))
+
+
+def test_clips_come_in_one_aligned_buffer_in_index_order_with_repeats(tmp_path):
+  # 64-byte aligned and C-contiguous: what TensorFlow takes from tf.numpy_function without a copy.
+  path = write_video(str(tmp_path / "v.mp4"), frames_with_index(20, 24, 32), 25)
+  reference = reference_decode(path)
+  indices = np.array([7, 3, 3, 19, 0, 7])
+  clip = video.read_frames(path, indices, threaded=False)
+  assert clip.ctypes.data % 64 == 0 and clip.flags.c_contiguous and clip.dtype == np.uint8
+  np.testing.assert_array_equal(clip, reference[indices])
+  for shape, dtype in (((3, 5, 7, 3), np.uint8), ((2, 9), np.float32)):
+    empty = video.aligned_empty(shape, dtype)
+    assert empty.shape == shape and empty.dtype == dtype and empty.ctypes.data % 64 == 0

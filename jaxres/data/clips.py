@@ -77,7 +77,10 @@ class DecodedVideos:
     if kept is None:  # Not decodable whole: this clip alone, as without the cache.
       return video.read_frames(path, pick, threaded=False)
     meta, grid = kept
-    return grid[pick(meta)]
+    indices = np.asarray(pick(meta))
+    # Into an aligned buffer, as read_frames does, so that TensorFlow need not copy the clip.
+    out = video.aligned_empty((len(indices), *grid.shape[1:]), grid.dtype)
+    return np.take(grid, indices, axis=0, out=out)
 
   def _decode(self, path: str):
     metas = []
