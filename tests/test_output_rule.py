@@ -197,8 +197,8 @@ def test_a_folder_where_a_file_is_meant_and_the_reverse_are_refused(
     out.write_text("mine")
   before = _snapshot(tmp_path)
   code, err = _run(output.argv(str(out), inputs), capsys)
-  assert code != 0 and err and str(out) in err[-1], err
-  assert "Traceback" not in "\n".join(err)
+  assert code != 0 and len(err) == 1 and str(out) in err[0], err
+  assert output.name.split()[1].split(".")[0].lower() in err[0].lower(), err  # names the option
   assert _snapshot(tmp_path) == before
 
 
@@ -294,3 +294,12 @@ def test_a_folder_of_the_users_things_is_never_emptied(output, inputs, tmp_path,
   (out / "notes.txt").write_text("keep me")
   _run(output.argv(str(out), inputs), capsys)
   assert (out / "notes.txt").read_text() == "keep me"
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+def test_a_full_device_output_is_one_line_and_never_renamed_over(inputs, served_weights, capsys):
+  predict = next(o for o in OUTPUTS if o.name == "predict --json")
+  code, err = _run(predict.succeeds("/dev/full", inputs), capsys)
+  assert code == 1 and "--json /dev/full" in err[-1] and "No space left" in err[-1], err
+  assert "Traceback" not in "\n".join(err)
+  assert stat.S_ISCHR(os.stat("/dev/full").st_mode)

@@ -211,19 +211,20 @@ def main(argv: list[str]) -> int:
     + (f"; skipped {sum(skipped.values())} unreadable: {skipped}" if skipped else "")
   )
   if args.json:
-    with atomic_open(args.json) as f:
-      json.dump(
-        {
-          **origin,
-          "model": model_name,
-          "class_names": list(names or []),
-          "views": {"clips": data.eval_clips, "crops": data.eval_crops},
-          "predictions": rows,
-          "skipped": skipped,
-        },
-        f,
-        indent=2,
-      )
+    document = {
+      **origin,
+      "model": model_name,
+      "class_names": list(names or []),
+      "views": {"clips": data.eval_clips, "crops": data.eval_crops},
+      "predictions": rows,
+      "skipped": skipped,
+    }
+    try:
+      with atomic_open(args.json) as f:
+        json.dump(document, f, indent=2)
+    except OSError as error:  # a full disk or device (/dev/full): one line, nothing replaced
+      print(f"jaxres predict: --json {args.json}: {error.strerror or error}", file=sys.stderr)
+      return 1
     print(f"wrote {args.json}")
   return 0 if rows else 1
 
@@ -263,16 +264,37 @@ def _timelines(args, windowing, model, variables, data, model_name, names, origi
     f"{model_name} ({data.eval_clips} clip(s) x {data.eval_crops} crop(s) per window)"
     + (f"; skipped {sum(skipped.values())} unreadable: {skipped}" if skipped else "")
   )
-  if args.json:
-    _write_json(args, timelines, names, origin, model_name, data, skipped)
-  if args.csv:
-    _write_csv(args, timelines, names)
-  if args.plot and timelines:
-    path, _, rows = timelines[0]
-    title = f"{os.path.basename(path)}: {model_name}"
-    predict.plot_timeline(rows, args.plot, class_names=names, num_classes=args.top_k, title=title)
-    print(f"wrote {args.plot}")
+  writes = [
+    (
+      "--json",
+      args.json,
+      lambda: _write_json(args, timelines, names, origin, model_name, data, skipped),
+    ),
+    ("--csv", args.csv, lambda: _write_csv(args, timelines, names)),
+    (
+      "--plot",
+      args.plot if timelines else None,
+      lambda: _write_plot(args, timelines, model_name, names),
+    ),
+  ]
+  for option, path, write in writes:
+    if not path:
+      continue
+    try:
+      write()
+    except OSError as error:  # a full disk or device (/dev/full): one line, nothing replaced
+      print(f"jaxres predict: {option} {path}: {error.strerror or error}", file=sys.stderr)
+      return 1
   return 0 if timelines else 1
+
+
+def _write_plot(args, timelines, model_name, names) -> None:
+  from jaxres import predict  # pylint: disable=import-outside-toplevel
+
+  path, _, rows = timelines[0]
+  title = f"{os.path.basename(path)}: {model_name}"
+  predict.plot_timeline(rows, args.plot, class_names=names, num_classes=args.top_k, title=title)
+  print(f"wrote {args.plot}")
 
 
 def _progress(windows, path, hidden):

@@ -13,6 +13,7 @@ import argparse
 import json
 import os
 
+from jaxres.atomic_files import check_output
 from jaxres.commands.common import add_common_arguments, report, setup
 from jaxres.commands.help import HelpFormatter
 from jaxres.train.config import split_overrides
@@ -30,6 +31,7 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(args)
   try:
     config, workdir = setup(args, overrides)
+    check_output(workdir, kind="folder", option="--workdir")  # a file or read-only: one line
   except (KeyError, ValueError, FileNotFoundError) as e:
     return report("jaxres train", e, args.verbose, 2)
 
