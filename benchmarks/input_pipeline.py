@@ -12,7 +12,16 @@ two alternating, so that load from other processes hits both alike: old vs new, 
 
   python -m benchmarks.input_pipeline [--videos 32] [--frames 100] [--batches 12] [--json out.json]
   python -m benchmarks.input_pipeline --compare-with /tmp/wt_old [--suffix .mp4] [--json out.json]
+  python -m benchmarks.input_pipeline --stages [--compare-with /tmp/wt_old]   # CPU ms per stage
   python -m benchmarks.input_pipeline --smoke        # tiny sizes, a few seconds, for CI
+
+`--stages` times the stages of one raw training clip on one thread (TensorFlow's thread pools
+set to 1), each as CPU ms per clip, the best of `--rounds` passes over the same clips: decoding
+(`read_frames`: seek, decode, RGB conversion, the clip's buffer), handing the clip to TensorFlow
+(a `tf.numpy_function` returning it), the resize + random crop (`resized_random_crop`) and the
+rest of a training view and its batch (uint8, flip, normalise). Single-threaded CPU time moves far
+less with the machine's load than the whole pipeline's, so small changes show; with
+`--compare-with` each checkout runs in its own fresh processes, alternating.
 """
 
 from __future__ import annotations
@@ -106,6 +115,80 @@ def time_model(name: str, batch: int, frames: int, size: int, reps: int = 3) -> 
   return batch / best
 
 
+STAGES = ("decode", "hand-off", "resize+crop", "view+normalise")
+
+
+def child_stages(args) -> None:
+  """CPU ms per clip of each stage of a raw training clip, on one thread; prints JSON."""
+  import glob
+
+  import jaxres
+  from jaxres.data import crop_window, transforms, video, views
+  from jaxres.data.tfhost import tf
+
+  tf.config.threading.set_intra_op_parallelism_threads(1)
+  tf.config.threading.set_inter_op_parallelism_threads(1)
+  paths = sorted(glob.glob(os.path.join(args.workdir, "videos", "*", "*")))
+  rng = np.random.default_rng(0)
+  clips = 32
+  starts = rng.integers(0, max(1, args.frames - args.clip_frames), clips)
+  picks = [
+    (paths[i % len(paths)], np.arange(s, s + args.clip_frames)) for i, s in enumerate(starts)
+  ]
+  seeds = [tf.constant([i, 7], tf.int64) for i in range(clips)]
+  config = data_config(args, "folder", "")
+  # Checkouts whose decoder keeps only the columns the crop window reads do so here too.
+  narrowing = hasattr(crop_window, "columns_read")
+  draws = [crop_window.window_draws(s).numpy() for s in seeds] if narrowing else []
+
+  def read(i):
+    path, idx = picks[i]
+    if not narrowing:
+      return video.read_frames(path, idx, threaded=False)
+    columns = lambda h, w: crop_window.columns_read(h, w, args.resize, args.crop, draws[i])
+    return video.read_frames(path, idx, threaded=False, columns=columns)
+
+  frames = [read(i) for i in range(clips)]
+  full = [video.read_frames(p, idx[:1], threaded=False).shape[1:3] for p, idx in picks]
+  hand = tf.function(lambda i: tf.numpy_function(lambda k: frames[int(k)], [i], tf.uint8))
+  if narrowing:
+    crop = tf.function(
+      lambda x, s, f: crop_window.resized_random_crop(x, args.resize, args.crop, s, full_size=f)
+    )
+  else:
+    crop = tf.function(
+      lambda x, s, f: crop_window.resized_random_crop(x, args.resize, args.crop, s)
+    )
+  tensors = [tf.constant(f) for f in frames]
+  full = [tf.constant(f, tf.int32) for f in full]
+  crops = [
+    tf.saturate_cast(tf.round(crop(x, s, f)), tf.uint8) for x, s, f in zip(tensors, seeds, full)
+  ]
+
+  @tf.function
+  def view(x, s):
+    v = views.train_view(config, s, {"clips": x[None], "label": 0, "cropped": True})
+    return transforms.normalize(v["video"][None], config.mean, config.std)
+
+  work = {
+    "decode": read,
+    "hand-off": lambda i: hand(tf.constant(i)),
+    "resize+crop": lambda i: crop(tensors[i], seeds[i], full[i]),
+    "view+normalise": lambda i: view(crops[i], seeds[i]),
+  }
+  best = {}
+  for name, fn in work.items():
+    fn(0)  # traced and warm
+    times = []
+    for _ in range(max(1, args.rounds)):
+      cpu = time.process_time()
+      for i in range(clips):
+        fn(i)
+      times.append(1e3 * (time.process_time() - cpu) / clips)
+    best[name] = min(times)
+  print(json.dumps({"stages": best, "jaxres": os.path.dirname(jaxres.__file__)}))
+
+
 RAW, PREPARED = "raw videos (decode per clip)", "prepared shards"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -143,25 +226,38 @@ def child_round(args) -> None:
   print(json.dumps({"rate": rate, "cpu_ms": cpu_ms, "jaxres": os.path.dirname(jaxres.__file__)}))
 
 
-def compare_checkouts(args, other: str) -> dict:
+def compare_checkouts(args, other: str | None, mode: str = "--child-round") -> dict:
   """Raw-video rounds alternating between this checkout and `other`, each in a fresh process.
 
   Returns:
-    `{"new": [(clips/s, CPU ms/clip), ...], "old": [...]}` in round order.
+    `{"new": [(clips/s, CPU ms/clip), ...], "old": [...]}` in round order (`mode`
+    "--child-stages": `{"new": [{stage: CPU ms/clip}, ...], ...}`); `other` None: this checkout
+    alone (`{"new": [...]}`).
   """
-  rounds = {"old": [], "new": []}
+  rounds = {"old": [], "new": []} if other is not None else {"new": []}
   flags = [
     f"--{name.replace('_', '-')}={getattr(args, name)}"
-    for name in ("clip_frames", "crop", "resize", "batch", "batches", "seconds", "workdir")
+    for name in (
+      "clip_frames",
+      "crop",
+      "resize",
+      "batch",
+      "batches",
+      "seconds",
+      "workdir",
+      "frames",
+      "rounds",
+    )
   ]
   script = os.path.abspath(__file__)
   for r in range(args.rounds):
     # Alternate which side goes first, so that neither always follows the other.
     order = [("old", other), ("new", ROOT)] if r % 2 == 0 else [("new", ROOT), ("old", other)]
+    order = [(side, checkout) for side, checkout in order if checkout is not None]
     for side, checkout in order:
       env = {**os.environ, "PYTHONPATH": os.path.abspath(checkout)}
       done = subprocess.run(
-        [sys.executable, script, "--child-round", *flags],
+        [sys.executable, script, mode, *flags],
         cwd=tempfile.gettempdir(),  # Not a checkout: jaxres comes from PYTHONPATH.
         env=env,
         capture_output=True,
@@ -173,6 +269,13 @@ def compare_checkouts(args, other: str) -> dict:
       result = json.loads(done.stdout.strip().splitlines()[-1])
       if os.path.realpath(result["jaxres"]) != os.path.realpath(os.path.join(checkout, "jaxres")):
         raise RuntimeError(f"{side} round imported {result['jaxres']}, not {checkout}'s jaxres")
+      if mode == "--child-stages":
+        rounds[side].append(result["stages"])
+        print(
+          f"  round {r + 1} {side}: "
+          + ", ".join(f"{k} {v:.2f}" for k, v in result["stages"].items())
+        )
+        continue
       rounds[side].append((result["rate"], result["cpu_ms"]))
       print(
         f"  round {r + 1} {side}: {result['rate']:.1f} clips/s, {result['cpu_ms']:.1f} CPU ms/clip"
@@ -209,10 +312,17 @@ def main() -> None:
     metavar="CHECKOUT",
     help="time raw videos with this checkout's jaxres and CHECKOUT's, alternating",
   )
+  parser.add_argument(
+    "--stages", action="store_true", help="CPU ms per stage of a raw clip, one thread (see above)"
+  )
   parser.add_argument("--child-round", action="store_true", help=argparse.SUPPRESS)
+  parser.add_argument("--child-stages", action="store_true", help=argparse.SUPPRESS)
   args = parser.parse_args()
   if args.child_round:
     child_round(args)
+    return
+  if args.child_stages:
+    child_stages(args)
     return
   if args.smoke:
     args.videos, args.frames, args.height, args.width = 8, 24, 60, 80
@@ -234,7 +344,22 @@ def main() -> None:
     f"{args.suffix}"
   )
   load_before = os.getloadavg()[0]
-  if args.compare_with:
+  if args.stages:
+    rounds = compare_checkouts(args, args.compare_with, "--child-stages")
+    sides = ("old", "new") if args.compare_with else ("new",)
+    stages = {
+      side: {k: float(np.median([r[k] for r in rounds[side]])) for k in STAGES} for side in sides
+    }
+    load = (load_before, os.getloadavg()[0])
+    print(header)
+    print("CPU ms per clip, one thread, median over processes of the best pass:")
+    print(f"{'stage':<18}" + "".join(f"{side:>10}" for side in sides))
+    for k in (*STAGES, "total"):
+      values = [sum(stages[side].values()) if k == "total" else stages[side][k] for side in sides]
+      print(f"{k:<18}" + "".join(f"{v:>10.2f}" for v in values))
+    print(f"(load average {load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} CPUs)")
+    record = {"stages_cpu_ms_per_clip": stages, "stage_rounds": rounds}
+  elif args.compare_with:
     rounds = compare_checkouts(args, args.compare_with)
     results = {side: float(np.median([r[0] for r in rs])) for side, rs in rounds.items()}
     cpu_ms = {side: float(np.median([r[1] for r in rs])) for side, rs in rounds.items()}

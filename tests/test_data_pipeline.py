@@ -517,11 +517,16 @@ def test_resized_random_crop_is_bit_identical_to_resizing_whole_frames(height, w
     np.testing.assert_array_equal(window.numpy(), whole.numpy())
 
 
-def test_resized_random_crop_is_bit_identical_at_random_sizes_scales_and_windows():
-  from jaxres.data import transforms
-  from jaxres.data.crop_window import resized_random_crop
+@pytest.mark.parametrize("margin", [0, 2])
+def test_resized_random_crop_is_bit_identical_at_random_sizes_scales_and_windows(
+  monkeypatch, margin
+):
+  # Also from only the columns the window reads (columns_read, as the raw decoder keeps them),
+  # even with no margin past columns_read's closed form.
+  from jaxres.data import crop_window, transforms
   from jaxres.data.tfhost import tf
 
+  monkeypatch.setattr(crop_window, "_MARGIN", margin)
   rng = np.random.default_rng(7)
   for case in range(12):  # shrinking and enlarging, either side the short one
     height, width = (int(v) for v in rng.integers(20, 200, 2))
@@ -530,8 +535,16 @@ def test_resized_random_crop_is_bit_identical_at_random_sizes_scales_and_windows
     frames = rng.integers(0, 256, (2, height, width, 3), dtype=np.uint8)
     seed = tf.constant([case, 3], tf.int64)
     whole = transforms.random_crop(transforms.resize_short_side(frames, size), crop, seed)
-    window = resized_random_crop(frames, size, crop, seed)
-    np.testing.assert_array_equal(window.numpy(), whole.numpy(), err_msg=str((height, width, size)))
+    window = crop_window.resized_random_crop(frames, size, crop, seed)
+    kept = crop_window.columns_read(
+      height, width, size, crop, crop_window.window_draws(seed).numpy()
+    )
+    narrow = crop_window.resized_random_crop(
+      frames[:, :, :kept], size, crop, seed, full_size=(height, width)
+    )
+    case_text = str((height, width, size, crop, kept))
+    np.testing.assert_array_equal(window.numpy(), whole.numpy(), err_msg=case_text)
+    np.testing.assert_array_equal(narrow.numpy(), whole.numpy(), err_msg=case_text)
 
 
 @pytest.mark.parametrize("jitter", [(1.0, 1.0), (0.9, 1.3)])

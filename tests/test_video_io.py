@@ -389,3 +389,19 @@ def test_clips_come_in_one_aligned_buffer_in_index_order_with_repeats(tmp_path):
   for shape, dtype in (((3, 5, 7, 3), np.uint8), ((2, 9), np.float32)):
     empty = video.aligned_empty(shape, dtype)
     assert empty.shape == shape and empty.dtype == dtype and empty.ctypes.data % 64 == 0
+
+
+def test_clips_keep_only_the_columns_asked_for_as_displayed(tmp_path):
+  path = write_video(str(tmp_path / "v.mp4"), frames_with_index(12, 24, 40), 25)
+  reference = reference_decode(path)
+  seen = []
+
+  def columns(height, width):
+    seen.append((height, width))
+    return 17
+
+  clip = video.read_frames(path, [2, 9], threaded=False, columns=columns)
+  assert seen == [(24, 40)] and clip.shape == (2, 24, 17, 3) and clip.ctypes.data % 64 == 0
+  np.testing.assert_array_equal(clip, reference[[2, 9], :, :17])
+  whole = video.read_frames(path, [2], threaded=False, columns=lambda h, w: w + 5)
+  np.testing.assert_array_equal(whole, reference[[2]])

@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxres.data import frames as frames_io
 from jaxres.data import transforms, video
-from jaxres.data.crop_window import resized_random_crop
+from jaxres.data.crop_window import columns_read, resized_random_crop, window_draws
 from jaxres.data.skips import SkipCounter
 from jaxres.data.tfhost import tf
 
@@ -57,12 +57,14 @@ class DecodedVideos:
     self._locks: dict[str, threading.Lock] = {}  # tf.data's threads decode each video once
     self._locks_lock = threading.Lock()
 
-  def read(self, path: str, pick) -> np.ndarray:
-    """`video.read_frames(path, pick)`, from memory after the first call for `path`.
+  def read(self, path: str, pick, columns=None) -> np.ndarray:
+    """`video.read_frames(path, pick, columns=columns)`, from memory after the first call for
+    `path`.
 
     Args:
       path: a video file.
       pick: a function of the `video.VideoMeta` returning frame indices in `[0, num_frames)`.
+      columns: as `video.read_frames`' (None: all).
 
     Returns:
       uint8 `[len(indices), H, W, 3]`.
@@ -75,12 +77,14 @@ class DecodedVideos:
           self._videos[path] = self._decode(path)
     kept = self._videos[path]
     if kept is None:  # Not decodable whole: this clip alone, as without the cache.
-      return video.read_frames(path, pick, threaded=False)
+      return video.read_frames(path, pick, threaded=False, columns=columns)
     meta, grid = kept
     indices = np.asarray(pick(meta))
+    height, width = grid.shape[1:3]
+    width = width if columns is None else max(1, min(width, int(columns(height, width))))
     # Into an aligned buffer, as read_frames does, so that TensorFlow need not copy the clip.
-    out = video.aligned_empty((len(indices), *grid.shape[1:]), grid.dtype)
-    return np.take(grid, indices, axis=0, out=out)
+    out = video.aligned_empty((len(indices), height, width, 3), grid.dtype)
+    return np.take(grid[:, :, :width], indices, axis=0, out=out)
 
   def _decode(self, path: str):
     metas = []
@@ -112,23 +116,28 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
   # views.train_view doing it; see crop_window), and marked "cropped" for train_view.
   fused_crop = fuse_crop and split == "train" and not paired and config.resize > 0
 
-  def read_clip(path, pick):
+  def read_clip(path, pick, columns):
     # One thread per clip: tf.data runs clips side by side (see video.read_frames' threaded).
-    return video.read_frames(path, pick, threaded=False)
+    return video.read_frames(path, pick, threaded=False, columns=columns)
 
-  def read(path, lr_path, expected, pick):
+  def read(path, lr_path, expected, pick, columns):
     if config.source != "frames":
       read_video = decoded.read if decoded is not None else read_clip
-      return read_video(path, pick), empty
+      return read_video(path, pick, columns), empty
     if paired:
       return frames_io.read_paired(
         path, lr_path, pick, scale=config.lr_scale, pattern=config.frame_pattern, expected=expected
       )
     return frames_io.read_frames(path, pick, pattern=config.frame_pattern, expected=expected), empty
 
-  def fn(path, lr_path, expected, seed):
+  def fn(path, lr_path, expected, seed, size, draws):
     path, lr_path, expected = path.decode(), lr_path.decode(), int(expected)
     rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in seed])
+    shape = []  # (H, W) before dropping the columns the crop window does not read
+
+    def columns(height, width):
+      shape.extend((height, width))
+      return columns_read(height, width, int(size), config.crop_size, draws)
 
     def pick(meta):
       step = transforms.clip_step(meta.fps, config.frame_stride, config.target_fps)
@@ -146,9 +155,10 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
       )
 
     try:
-      frames, lr = read(path, lr_path, expected, pick)
+      frames, lr = read(path, lr_path, expected, pick, columns if fused_crop else None)
       failures.clear()
-      return frames, lr, True
+      full_size = np.array(shape if shape else frames.shape[1:3], np.int32)
+      return frames, lr, True, full_size
     except video.DecodeError as e:  # (frames_io.FrameError is one; it may name the LR folder)
       skips.record(path, e.reason, e.detail if e.path == path else f"{e.path}: {e.detail}")
     except _ShortVideo as e:
@@ -165,13 +175,27 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
         config.path or "the demo data",
         "fix or remove them (the reasons say what is wrong), or set data.path to other data.",
       )
-    return empty, empty, False
+    return empty, empty, False, np.zeros(2, np.int32)
 
   def decode_op(x, seed):
-    frames, lr, ok = tf.numpy_function(
+    if fused_crop:
+      # The draws views.train_view makes for the short side and the window.
+      s_size, s_crop, _, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+      size = transforms.scale_jitter_size(config.resize, config.scale_jitter, s_size)
+      draws = window_draws(s_crop)  # The decoder keeps only the columns the window reads.
+    else:
+      size, draws = tf.constant(0, tf.int32), tf.zeros([4], tf.int32)
+    frames, lr, ok, full_size = tf.numpy_function(
       fn,
-      [x["path"], x.get("lr_path", ""), x.get("num_frames", tf.constant(0, tf.int64)), seed],
-      [tf.uint8, tf.uint8, tf.bool],
+      [
+        x["path"],
+        x.get("lr_path", ""),
+        x.get("num_frames", tf.constant(0, tf.int64)),
+        seed,
+        size,
+        draws,
+      ],
+      [tf.uint8, tf.uint8, tf.bool, tf.int32],
     )
 
     def as_clips(f):
@@ -185,13 +209,13 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
       "video_id": x["video_id"],
     }
     if fused_crop:
-      # The draws views.train_view makes for the short side and the window.
-      s_size, s_crop, _, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
-      size = transforms.scale_jitter_size(config.resize, config.scale_jitter, s_size)
       crop = config.crop_size
+      full_size = tf.ensure_shape(full_size, [2])
       out["clips"] = tf.cond(
         out["ok"],
-        lambda: to_uint8(resized_random_crop(out["clips"][0], size, crop, s_crop))[None],
+        lambda: to_uint8(
+          resized_random_crop(out["clips"][0], size, crop, s_crop, full_size=full_size)
+        )[None],
         lambda: tf.zeros([1, num_frames, crop, crop, 3], tf.uint8),
       )
       out["cropped"] = True

@@ -13,7 +13,12 @@ gives the same numbers with less work:
   on the transposed rows, so both are the fast contiguous kind, and only up to the window's last
   column. The row/column spans and weights depend only on the output index, the scale and the
   input size, so the outputs kept are those of the full resize, and each is summed in the same
-  order (rows first, taps in order): the result is bit-identical (tests/test_data_pipeline.py).
+  order (rows first, taps in order): the result is bit-identical (tests/test_data_pipeline.py);
+- the columns right of the last one the window reads (`columns_read`, from the kernel's support)
+  need not be there at all: the raw decoder keeps only the others when it fills the clip's buffer
+  (`video.read_frames(columns=...)`, `full_size` here), which shortens both passes by about a
+  sixth on 320x240 frames cropped to 112 of 171 columns; the kernel's spans of the kept outputs
+  end before that edge, so nothing changes.
 
 Example:
   >>> crop = resized_random_crop(frames_uint8, 128, 112, seed)   # float32 [T, 112, 112, 3]
@@ -22,7 +27,57 @@ Example:
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from jaxres.data.tfhost import tf
+
+# Columns kept past the last one the window reads, by `columns_read`'s closed form (which ignores
+# the float rounding of the kernel's own sample positions; a margin of 0 already passes the tests).
+_MARGIN = 2
+
+
+def window_draws(seed) -> tf.Tensor:
+  """The random int32 `[4]` from which `resized_random_crop` takes its window (as
+  `tf.image.stateless_random_crop` does: offsets are these modulo the room left)."""
+  return tf.random.stateless_uniform([4], seed=seed, maxval=tf.int32.max, dtype=tf.int32)
+
+
+def columns_read(height: int, width: int, size: int, crop: int, draws) -> int:
+  """How many columns, from the left, of `height x width` frames `resized_random_crop` reads
+  for the window of `draws = window_draws(seed)`: the decoder may drop the others.
+
+  The sizes and the window are computed as the tf ops compute them (float32), the columns read
+  from the antialiased triangle kernel's support, plus a margin; dropping columns past them
+  changes no kept output (the kernel's spans of those outputs end before the input's edge).
+
+  Args:
+    height: frame height.
+    width: frame width.
+    size: the short side after resizing.
+    crop: the window's side.
+    draws: `window_draws(seed)` as numpy.
+
+  Returns:
+    int in `[1, width]` (`width` where the crop does not fit: the tf side then raises).
+
+  Example:
+    >>> columns_read(240, 320, 128, 112, np.array([0, 0, 30, 0]))   # x0 = 30 of 0..59
+    270
+  """
+  h, w = np.float32(height), np.float32(width)
+  scale = np.float32(size) / min(h, w)
+  new_h, new_w = int(np.round(h * scale)), int(np.round(w * scale))
+  if new_h < crop or new_w < crop:
+    return width
+  x0 = int(draws[2]) % (new_w - crop + 1)
+  if new_h == height and new_w == width:  # only cut, not resized
+    return x0 + crop
+  scale_w = float(np.float32(new_w) / w)
+  support = max(1.0 / scale_w, 1.0)  # radius 1, widened by 1 / scale when shrinking
+  last_sample = (x0 + crop - 0.5) / scale_w  # centre of the window's last column, in the input
+  return min(width, math.ceil(last_sample + support + 0.5) + _MARGIN)
 
 
 def _resize_rows(images, out_rows, scale):
@@ -41,15 +96,17 @@ def _resize_rows(images, out_rows, scale):
   return tf.reshape(out, tf.stack([b, out_rows, w, c]))
 
 
-def resized_random_crop(frames, size, crop: int, seed):
+def resized_random_crop(frames, size, crop: int, seed, full_size=None):
   """`transforms.random_crop(transforms.resize_short_side(frames, size), crop, seed)`, bit for bit,
   computing only the rows and columns the window needs.
 
   Args:
-    frames: `[T, H, W, C]` (uint8 or float32).
+    frames: `[T, H, W, C]` (uint8 or float32), or only their first `columns_read(...)` columns.
     size: short side after resizing (int scalar, may be a tensor).
     crop: side of the square window.
     seed: `[2]` int stateless seed, as `random_crop`'s.
+    full_size: `(H, W)` of the whole frames when `frames` holds only their first columns
+      (default: `frames`' own).
 
   Returns:
     float32 `[T, crop, crop, C]`.
@@ -61,6 +118,9 @@ def resized_random_crop(frames, size, crop: int, seed):
   frames = tf.convert_to_tensor(frames)
   shape = tf.shape(frames)
   t, h, w, c = shape[0], shape[1], shape[2], shape[3]
+  columns_given = w
+  if full_size is not None:
+    h, w = tf.unstack(tf.cast(full_size, tf.int32))
   # Sizes as transforms.resize_short_side computes them; scales as tf.image.resize does.
   h_f, w_f = tf.cast(h, tf.float32), tf.cast(w, tf.float32)
   scale = tf.cast(size, tf.float32) / tf.minimum(h_f, w_f)
@@ -72,15 +132,15 @@ def resized_random_crop(frames, size, crop: int, seed):
   with tf.control_dependencies(
     [tf.debugging.assert_non_negative(limit - 1, message="crop larger than the resized frames")]
   ):
-    offset = (
-      tf.random.stateless_uniform([4], seed=seed, maxval=tf.int32.max, dtype=tf.int32) % limit
-    )
+    offset = window_draws(seed) % limit
   y0, x0 = offset[1], offset[2]
 
   def resized():
     rows = _resize_rows(frames, y0 + crop, tf.cast(new_h, tf.float32) / h_f)[:, y0:]
     # [T, crop, W, C] -> [1, W, T, crop * C]: columns become rows.
-    columns = tf.reshape(tf.transpose(rows, [2, 0, 1, 3]), tf.stack([1, w, t, crop * c]))
+    columns = tf.reshape(
+      tf.transpose(rows, [2, 0, 1, 3]), tf.stack([1, columns_given, t, crop * c])
+    )
     window = _resize_rows(columns, x0 + crop, tf.cast(new_w, tf.float32) / w_f)[0, x0:]
     window = tf.reshape(window, tf.stack([crop, t, crop, c]))
     return tf.transpose(window, [1, 2, 0, 3])  # [crop, T, crop, C] -> [T, crop, crop, C]

@@ -410,7 +410,7 @@ class _Overshoot(Exception):
   pass
 
 
-# TensorFlow takes a numpy array handed to it (tf.numpy_function's result, tf.constant) without
+# TensorFlow takes a numpy array a tf.numpy_function returns without
 # copying only when its data start on this boundary (Eigen's widest alignment); numpy's large
 # allocations (glibc malloc) usually start 16 bytes past it, so each clip was copied once more
 # on its way in (1.7 ms against 0.4 for an aligned 16x240x320x3 clip through tf.numpy_function).
@@ -445,6 +445,7 @@ def read_frames(
   *,
   seek: bool = True,
   threaded: bool = True,
+  columns: Callable[[int, int], int] | None = None,
 ) -> np.ndarray:
   """Decodes the frames at `indices` on the nominal grid (see the module docstring).
 
@@ -459,9 +460,12 @@ def read_frames(
     threaded: decode and convert with threads (right for one long read); False keeps the work on
       the calling thread, for short clips read side by side (tf.data's parallel calls), where
       threads cost more CPU than they save. The frames are the same either way.
+    columns: a function of the displayed `(H, W)` giving how many columns, from the left, to
+      keep (e.g. those a crop window reads: `crop_window.columns_read`); default all.
 
   Returns:
-    uint8 `[len(indices), H, W, 3]`.
+    uint8 `[len(indices), H, W, 3]` (`W` = `columns(H, W)` when given), in one 64-byte-aligned
+    buffer.
 
   Raises:
     FileNotFoundError: no such file.
@@ -508,9 +512,11 @@ def read_frames(
     except av.FFmpegError as e:
       raise DecodeError(path, "corrupt", str(e)) from None
     first = grid[int(indices[0])]
-    frames = aligned_empty((len(indices), *first.shape), first.dtype)
+    height, width = first.shape[:2]
+    kept = width if columns is None else max(1, min(width, int(columns(height, width))))
+    frames = aligned_empty((len(indices), height, kept, 3), first.dtype)
     for i, k in enumerate(indices):  # Into one buffer TensorFlow can take without copying.
-      frames[i] = grid[int(k)]
+      frames[i] = grid[int(k)][:, :kept]
     return frames
   finally:
     container.close()
