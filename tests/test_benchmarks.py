@@ -352,7 +352,7 @@ def test_vs_basicsr_at_tiny_size(tmp_path, capsys):
   for r in data["results"]:
     # The same weights on both sides: the outputs agree (the run fails otherwise).
     assert r["relative_error"] < vs_basicsr.AGREEMENT and r["clip"] == [1, 2, 48, 64, 3]
-    assert r["ratio"] > 0 and min(r["peak_bytes"].values()) > 0
+    assert r["ratio"] > 0 and r["ratio_fastest"] > 0 and min(r["peak_bytes"].values()) > 0
     assert len(r["all_seconds"]["basicsr"]) == len(r["all_seconds"]["jaxres"]) == 1
     assert [u["setting"].get("tile") for u in r["upscale"]] == [0, 40]
     assert all(u["frames_per_s"] > 0 for u in r["upscale"])
