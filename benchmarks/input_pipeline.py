@@ -4,7 +4,8 @@ Writes a UCF101-like set of videos (320x240, 25 fps, MPEG-4 in .avi by default),
 `jaxres.data.prepare` (JPEG frames, short side 128), then times training batches of 16x112x112
 clips (resize 128, random crop 112, flip, normalise) from each source, and the jitted eval-mode
 forward of r2plus1d_18 on batches of 2 clips: the rate the pipeline has to beat. Prints a table and
-optionally writes JSON.
+optionally writes JSON. It restarts itself under the malloc settings `jaxres train` runs with
+(`jaxres.host_memory`), as the other benchmarks do.
 
 With `--compare-with OTHER_CHECKOUT` it times raw videos only, with this checkout's jaxres and with
 the other's (e.g. `git worktree add /tmp/wt_old <commit>`), each round in a fresh process and the
@@ -37,6 +38,8 @@ import tempfile
 import time
 
 import numpy as np
+
+from jaxres import host_memory
 
 
 def write_videos(
@@ -284,6 +287,9 @@ def compare_checkouts(args, other: str | None, mode: str = "--child-round") -> d
 
 
 def main() -> None:
+  # Under the malloc settings `jaxres train` runs with (freed memory kept, one arena), as the other
+  # benchmarks: each clip's buffers otherwise come from fresh, page-faulting mmaps part of the time.
+  host_memory.restart_retaining()
   parser = argparse.ArgumentParser(
     description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
   )
