@@ -108,7 +108,7 @@ def test_upscale_takes_a_time_range(tmp_path):
     upscale.upscale_video(
       src, out, model, variables, scale=2, clip_model=False, progress=False, start=5.0
     )
-  with pytest.raises(ValueError, match="duration > 0"):
+  with pytest.raises(ValueError, match="--duration must be a number of seconds > 0"):
     upscale.upscale_video(
       src, out, model, variables, scale=2, clip_model=False, progress=False, duration=0
     )
