@@ -112,6 +112,9 @@ def tiny_classifier_run(tmp_path_factory):
 # `--durations` of the full suite on a 2-core EPYC; a name that no longer matches only loses its
 # place. The demo's seeds are two apart, so one worker writes the demo videos before both use them.
 _LONGEST_FIRST = (
+  "tests/test_readme.py::test_readme_blocks_run_as_written[use]",  # the README's blocks, by chain
+  "tests/test_readme.py::test_readme_blocks_run_as_written[train@",
+  "tests/test_readme.py::test_readme_blocks_run_as_written[sr]",
   "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # 125-160 s with the other worker busy
   "tests/test_train_multihost.py::test_two_processes_match_one",  # 47-71 s, three processes
   "tests/test_demo.py::test_demo_reaches_90_percent[1]",

@@ -3,7 +3,7 @@ blocks, in the README's order, in one fresh folder (so `runs/demo` is the one it
 
 A block that cannot run here (it downloads weights, needs a dataset in /data or a cluster) has an
 HTML comment `<!-- not run: REASON -->` just before it, naming a twin that runs; there are few.
-`jaxres train` lines run with `--config.num_train_steps=2` appended (their figures are checked by
+`jaxres train` lines run with `--config.num_train_steps=2 --config.eval_steps=1` appended (their figures are checked by
 tests/test_demo.py and tests/test_sr_demo.py), and every command the runs print afterwards
 (`tensorboard --logdir`, `jaxres evaluate`, `jaxres upscale`) is run too.
 """
@@ -24,6 +24,7 @@ NOT_RUN = re.compile(r"^\s*<!-- not run: (.+) -->\s*$")
 SHORT_TRAINING = [
   "--config.num_train_steps=2",
   "--config.eval_every_steps=0",
+  "--config.eval_steps=1",
   "--config.checkpoint.async_save=False",
   "--config.progress_bar=False",
 ]
@@ -138,23 +139,62 @@ def _check_printed_commands(output: str, cwd: str) -> int:
   return ran
 
 
+def readme_chains(blocks=None) -> dict[str, list[dict]]:
+  """The runnable blocks grouped into chains that run apart (in parallel under xdist), in README
+  order within each: the SR blocks, each block that trains, the blocks using the demo's run
+  (`runs/demo`, `exported/demo`; the chain "use"), and every other block on its own."""
+  chains = {}
+  for block in readme_blocks() if blocks is None else blocks:
+    if block["not_run"] or not _runs(block):
+      continue
+    code = block["code"]
+    lines = jaxres_lines(code) if block["lang"] == "bash" else []
+    if "sr_edsr" in code:
+      key = "sr"
+    elif any(line.startswith("jaxres train") for line in lines):
+      key = f"train@{block['line']}"
+    elif re.search(r"\b(runs|exported)/demo\b(?!_)", code):
+      key = "use"
+    else:
+      key = f"{block['lang']}@{block['line']}"
+    chains.setdefault(key, []).append(block)
+  return chains
+
+
+def _runs(block) -> bool:
+  return block["lang"] == "python" or block["lang"] == "bash" and bool(jaxres_lines(block["code"]))
+
+
+def test_readme_chains_hold_every_runnable_block_once():
+  blocks = readme_blocks()
+  chains = readme_chains(blocks)
+  grouped = [b["line"] for chain in chains.values() for b in chain]
+  assert sorted(grouped) == [b["line"] for b in blocks if not b["not_run"] and _runs(b)]
+  assert "use" in chains and "sr" in chains and len(chains) >= 6
+  assert any(line.startswith("jaxres train") for line in jaxres_lines(chains["sr"][0]["code"]))
+
+
+# The demo's run the "use" chain reads, made first as its README lines make it (2 steps).
+DEMO_RUN = "jaxres train --workdir runs/demo"
+
+
 @pytest.mark.slow  # trains the README's configs for 2 steps each, converts, exports, upscales
-def test_readme_blocks_run_as_written(tmp_path):
+@pytest.mark.parametrize("chain", sorted(readme_chains()))
+def test_readme_blocks_run_as_written(chain, tmp_path):
   pytest.importorskip("torch")  # the conversion blocks need the torch extra
   printed = 0
-  for block in readme_blocks():
-    if block["not_run"]:
-      continue
-    where = f"README.md line {block['line']}"
+  if chain == "use":
+    _run(["bash", "-c", _shell_script(DEMO_RUN)], str(tmp_path))
+  for block in readme_chains()[chain]:
     if block["lang"] == "python":
       _run([sys.executable, "-c", block["code"]], str(tmp_path))
-    elif block["lang"] == "bash" and jaxres_lines(block["code"]):
+    else:
       out = _run(["bash", "-c", _shell_script(block["code"])], str(tmp_path))
       printed += _check_printed_commands(out, str(tmp_path))
-    else:
-      continue
-    assert where  # (the failing block's line is in the assertion of _run)
-  assert printed >= 3  # the demo's tensorboard line, the SR run's evaluate and upscale lines
+  if chain == "sr":
+    assert printed >= 3  # the SR run's tensorboard, evaluate and upscale lines
+  elif chain.startswith("train@"):
+    assert printed >= 1  # each run's tensorboard line
 
 
 def test_cpu_torch_line_fits_the_pins():
