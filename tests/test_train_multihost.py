@@ -100,4 +100,6 @@ def test_two_processes_match_one(tmp_path):
       jax.tree.leaves(getattr(saved["alone"], name)),
       strict=True,
     ):
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=0)
+      # Sums over 4 devices in 2 processes (gloo) and over one device add in other orders; after
+      # 3 steps the leaves (~1e-2) differ by up to 2.7e-5 on an AVX-512 Xeon, 1e-5 on an EPYC.
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=0)
