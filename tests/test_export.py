@@ -135,6 +135,7 @@ def test_run_export_polymorphic_batch_saved_model_and_loading_without_jaxres(
   assert result.returncode == 0 and "ok (3, 4)" in result.stdout, result.stderr[-2000:]
 
 
+@pytest.mark.slow  # serves, converts and exports (~12 s)
 def test_export_published_weights_by_name(tiny, tmp_path, monkeypatch, capsys):
   """Weights served from 127.0.0.1 and exported by name: the artefact gives the live logits at the
   entry's clip, and model.json carries its class names and normalisation."""

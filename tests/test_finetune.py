@@ -73,6 +73,7 @@ def test_frozen_parameters_and_their_statistics_do_not_move():
   assert moved == ["params/fc/bias", "params/fc/kernel"]
 
 
+@pytest.mark.slow  # compiles several train steps (~9 s)
 def test_a_learning_rate_factor_scales_the_update_and_a_late_group_waits():
   start, plain = _steps(_config(), 1)
   _, scaled = _steps(_config('--config.optimizer.lr_multipliers=(("^fc/", 0.125),)'), 1)

@@ -100,6 +100,7 @@ def _loop_config():
   return c
 
 
+@pytest.mark.slow  # trains and evaluates (~10 s)
 def test_the_loop_evaluates_and_saves_precise_statistics(tmp_path):
   config = _loop_config()
   train, eval_data = synthetic_data(config)

@@ -57,6 +57,7 @@ def _contractive_recurrent(lr, alpha=0.25):
   return model, jax.tree_util.tree_map_with_path(edit, variables)
 
 
+@pytest.mark.slow  # compiles a recurrent model for whole and chunked runs (~20 s)
 def test_recurrent_chunked_upscale_matches_whole_video():
   lr = _lr_clip(frames=20)
   model, variables = _contractive_recurrent(lr)

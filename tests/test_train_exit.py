@@ -129,6 +129,7 @@ print("got a batch", flush=True)
 """
 
 
+@pytest.mark.slow  # starts processes (~10 s)
 def test_iterators_left_open_or_in_a_cycle_do_not_keep_the_process_alive(tmp_path):
   # Before: "got a batch", then the process never exited (timeout).
   rc, out = _run(["-c", LEFT_OPEN, str(tmp_path / "videos"), "cycle"], tmp_path, timeout=120)

@@ -46,6 +46,7 @@ class _Closeable:
     self.closed = True
 
 
+@pytest.mark.slow  # trains with every writer on (~9 s)
 def test_loop_writes_logs_curves_and_checkpoints(tmp_path):
   workdir = str(tmp_path)
   train, eval_data = synthetic_data(_config())  # what the loop uses by default, made closeable
