@@ -100,6 +100,8 @@ def test_two_processes_match_one(tmp_path):
       jax.tree.leaves(getattr(saved["alone"], name)),
       strict=True,
     ):
-      # Sums over 4 devices in 2 processes (gloo) and over one device add in other orders; after
-      # 3 steps the leaves (~1e-2) differ by up to 2.7e-5 on an AVX-512 Xeon, 1e-5 on an EPYC.
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-4, rtol=0)
+      # Sums over 4 devices in 2 processes (gloo) and over one device add in other orders. After
+      # 3 steps the leaves (up to ~0.2) agree to 1e-5 on an AMD EPYC; on an AVX-512 Xeon two runs
+      # of this test differed by up to 2.7e-5 and 1.5e-4 (the stem kernel), at 0cc7e5d too.
+      # Unsynchronised BatchNorm or a wrong sharding moves them by far more than 1e-3.
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-3, rtol=0)
