@@ -25,6 +25,21 @@ def test_batchnorm_normalises_with_biased_and_tracks_unbiased_variance_like_torc
   np.testing.assert_allclose(y_eval, (x - stats["mean"]) / np.sqrt(stats["var"] + 1e-5), rtol=1e-5)
 
 
+def test_batchnorm_statistics_are_float32_for_half_precision_and_float64_for_float64():
+  x = jnp.array([[1.0, 10.0], [2.0, 20.0], [3.0, 31.0]])
+  half = BatchNorm(dtype=jnp.bfloat16)
+  variables = half.init(jax.random.key(0), x.astype(jnp.bfloat16), use_running_average=False)
+  assert variables["batch_stats"]["mean"].dtype == jnp.float32
+  with jax.enable_x64(True):
+    x64 = x.astype(jnp.float64) + 1e-12  # visible in float64 only
+    bn = BatchNorm(param_dtype=jnp.float64)
+    variables = bn.init(jax.random.key(0), x64, use_running_average=False)
+    y, updates = bn.apply(variables, x64, use_running_average=False, mutable=["batch_stats"])
+    assert y.dtype == updates["batch_stats"]["var"].dtype == jnp.float64
+    expected = (np.asarray(x64) - np.asarray(x64).mean(0)) / np.sqrt(np.asarray(x64).var(0) + 1e-5)
+    np.testing.assert_allclose(y, expected, rtol=1e-13)
+
+
 def test_zero_pad_shortcut_subsamples_and_pads_channels_symmetrically():
   x = jnp.arange(2 * 4 * 4 * 3, dtype=jnp.float32).reshape(2, 4, 4, 3)
   y = ZeroPadShortcut(features=7, strides=2).apply({}, x)

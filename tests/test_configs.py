@@ -147,6 +147,25 @@ def test_conv_lowering_is_set_from_the_command_line():
     build_model(load_config("demo", ["--config.model.conv_lowering=fast"]))
 
 
+def test_float64_models_need_64_bit_jax():
+  config = load_config("demo", ["--config.model.dtype=float64"])
+  with pytest.raises(
+    ValueError, match=r"config\.model\.dtype='float64' needs 64-bit JAX.*JAX_ENABLE_X64"
+  ):
+    build_model(config)
+  with jax.enable_x64(True):
+    model = build_model(config)
+    x = jnp.zeros((1, 2, 16, 16, 3), jnp.float64)
+    assert (
+      model.init(jax.random.key(0), x, train=False)["params"]["stem"]["conv"]["kernel"].dtype
+      == jnp.float32
+    )
+    assert (
+      model.apply(model.init(jax.random.key(0), x, train=False), x, train=False).dtype
+      == jnp.float64
+    )
+
+
 def test_names_paths_and_old_repository_paths_resolve(tmp_path, monkeypatch):
   monkeypatch.chdir(tmp_path)  # no configs/ folder here
   reference = load_config("demo").to_dict()

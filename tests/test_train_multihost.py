@@ -1,6 +1,13 @@
 """Two local processes (gloo collectives) training together with `jaxres train` end with the same
 parameters as one process training alone on the same global batches: the launch line of a pod
-worker, on a two-axis mesh (data across the processes, 2-way FSDP within each)."""
+worker, on a two-axis mesh (data across the processes, 2-way FSDP within each).
+
+Both runs train in float64. In float32 the two layouts sum in other orders, and a ReLU whose input
+lies within that rounding (~1e-7) of zero can take the other side in one run: its unit's whole
+gradient then flows or not, and the layers below it differ by ~1e-3 after a step. Which unit, if
+any, depends on the CPU's code generation (seen on an AVX-512 Xeon, not on an EPYC). In float64 the
+rounding is ~1e-16 and such a tie is never met: the runs agree to ~1e-15, where unsynchronised
+BatchNorm or a wrong sharding moves them by more than 1e-3."""
 
 import os
 import socket
@@ -29,15 +36,13 @@ def _free_port():
 @pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
   config_path = tmp_path / "config.py"
-  # The default model path (convolutions lowered to matrix products on CPU), compiled with the
-  # suite's codegen flags (LLVM -O1, elemental emitters: tests/xla_env.py), under which the
-  # processes agree with one device to ~1e-5 on AVX-512 and on AVX2 (`--xla_cpu_max_isa=AVX2`).
-  # The pair matters: XLA's newer fusion emitters at -O1 on AVX2 make the processes disagree with
-  # one device, with the same optimized HLO as at XLA's default level, where they agree: XLA:CPU's
-  # code generation, not the step (figures: benchmarks/README.md, "Two processes against one").
-  config_path.write_text(SYNTHETIC_TRAIN_CONFIG)
+  config_path.write_text(
+    SYNTHETIC_TRAIN_CONFIG.replace(
+      "  return c", '  c.model.dtype = c.model.param_dtype = "float64"\n  return c'
+    )
+  )
   port = _free_port()
-  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2))
+  env = dict(os.environ, PYTHONPATH=ROOT, XLA_FLAGS=xla_flags(2), JAX_ENABLE_X64="1")
   common = [
     sys.executable,
     "-m",
@@ -81,18 +86,19 @@ def test_two_processes_match_one(tmp_path):
   assert "on 4 cpu device(s) (2 process(es))" in outs[0]
 
   # The checkpoints the two processes wrote together and the one process alone, both restored
-  # onto this process's one device.
-  config = load_config(
-    str(config_path), [f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=1"]
-  )
-  engine, _, _ = build_engine(config)
-  abstract = engine.abstract_state((8, 4, 16, 16, 3))
-  saved = {}
-  for run in ("run", "alone"):
-    ckpt = Checkpointer(str(tmp_path / run / "checkpoints"), async_save=False)
-    assert ckpt.latest_step() == STEPS
-    saved[run] = ckpt.restore(abstract)
-    ckpt.close()
+  # onto this process's one device, in float64.
+  with jax.enable_x64(True):
+    config = load_config(
+      str(config_path), [f"--config.num_train_steps={STEPS}", "--config.parallel.num_devices=1"]
+    )
+    engine, _, _ = build_engine(config)
+    abstract = engine.abstract_state((8, 4, 16, 16, 3))
+    saved = {}
+    for run in ("run", "alone"):
+      ckpt = Checkpointer(str(tmp_path / run / "checkpoints"), async_save=False)
+      assert ckpt.latest_step() == STEPS
+      saved[run] = ckpt.restore(abstract)
+      ckpt.close()
   assert int(saved["run"].step) == int(saved["alone"].step) == STEPS
   for name in ("params", "batch_stats", "opt_state"):
     for a, b in zip(
@@ -100,8 +106,8 @@ def test_two_processes_match_one(tmp_path):
       jax.tree.leaves(getattr(saved["alone"], name)),
       strict=True,
     ):
-      # Sums over 4 devices in 2 processes (gloo) and over one device add in other orders. After
-      # 3 steps the leaves (up to ~0.2) agree to 1e-5 on an AMD EPYC; on an AVX-512 Xeon two runs
-      # of this test differed by up to 2.7e-5 and 1.5e-4 (the stem kernel), at 0cc7e5d too.
-      # Unsynchronised BatchNorm or a wrong sharding moves them by far more than 1e-3.
-      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-3, rtol=0)
+      assert a.dtype == b.dtype and (a.dtype == np.float64 or a.dtype.kind == "i"), (
+        a.dtype,
+        b.dtype,
+      )
+      np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-12, rtol=0)

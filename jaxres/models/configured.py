@@ -9,13 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+import jax
 import jax.numpy as jnp
 
 from jaxres.models import registry
 from jaxres.models.blocks import remat_block
 from jaxres.models.conv import LOWERINGS
 
-DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
+DTYPES = {
+  "float64": jnp.float64,
+  "float32": jnp.float32,
+  "bfloat16": jnp.bfloat16,
+  "float16": jnp.float16,
+}
 
 
 def from_config(model_config: Mapping[str, Any], *, bn_axis_name: str | None = None):
@@ -46,6 +52,11 @@ def from_config(model_config: Mapping[str, Any], *, bn_axis_name: str | None = N
       if kwargs[key] not in DTYPES:
         raise ValueError(
           f"config.model.{key} must be one of {sorted(DTYPES)}, got {kwargs[key]!r}."
+        )
+      if kwargs[key] == "float64" and not jax.enable_x64.value:
+        raise ValueError(
+          f"config.model.{key}='float64' needs 64-bit JAX: set JAX_ENABLE_X64=1 in the "
+          "environment (float64 is for exactness checks; it is slow)."
         )
       kwargs[key] = DTYPES[kwargs[key]]
   if bn_axis_name is not None:

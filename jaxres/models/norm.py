@@ -19,14 +19,15 @@ class BatchNorm(nn.Module):
 
   Differs from `flax.linen.BatchNorm` in one way that matters for parity: the running variance is
   updated with the *unbiased* batch variance (n / (n - 1)), as PyTorch does, while normalisation uses
-  the biased one. Statistics are computed and stored in float32 whatever `dtype` is.
+  the biased one. Statistics are computed and stored in float32 for half-precision inputs and
+  parameters, and in float64 where either is float64.
 
   Under `jax.jit` with global arrays the statistics are already global (cross-device). Under `jax.pmap`,
   set `axis_name` to average them over devices.
 
-  In train mode each call also sows the batch's float32 `mean` and biased `var` (those it
-  normalises with) into the `BATCH_MOMENTS` collection, where that collection is mutable (and only
-  there: training pays nothing); precise BatchNorm statistics are averaged from them.
+  In train mode each call also sows the batch's `mean` and biased `var` (those it normalises with)
+  into the `BATCH_MOMENTS` collection, where that collection is mutable (and only there: training
+  pays nothing); precise BatchNorm statistics are averaged from them.
 
   Attributes:
     use_running_average: normalise with the running statistics instead of the batch's.
@@ -56,8 +57,9 @@ class BatchNorm(nn.Module):
       "use_running_average", self.use_running_average, use_running_average
     )
     features = x.shape[-1]
-    running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), jnp.float32)
-    running_var = self.variable("batch_stats", "var", jnp.ones, (features,), jnp.float32)
+    stats_dtype = jnp.promote_types(jnp.promote_types(x.dtype, self.param_dtype), jnp.float32)
+    running_mean = self.variable("batch_stats", "mean", jnp.zeros, (features,), stats_dtype)
+    running_var = self.variable("batch_stats", "var", jnp.ones, (features,), stats_dtype)
     scale = self.param("scale", self.scale_init, (features,), self.param_dtype)
     bias = self.param("bias", self.bias_init, (features,), self.param_dtype)
 
@@ -65,7 +67,7 @@ class BatchNorm(nn.Module):
       mean, var = running_mean.value, running_var.value
     else:
       axes = tuple(range(x.ndim - 1))
-      x32 = x.astype(jnp.float32)
+      x32 = x.astype(stats_dtype)
       mean = jnp.mean(x32, axes)
       if self.axis_name is not None:
         mean = lax.pmean(mean, self.axis_name)
@@ -84,6 +86,6 @@ class BatchNorm(nn.Module):
 
     dtype = self.dtype or x.dtype
     # y = (x - mean) * scale / sqrt(var + eps) + bias, folded into one multiply-add per element.
-    multiplier = scale.astype(jnp.float32) * lax.rsqrt(var + self.epsilon)
-    offset = bias.astype(jnp.float32) - mean * multiplier
+    multiplier = scale.astype(stats_dtype) * lax.rsqrt(var + self.epsilon)
+    offset = bias.astype(stats_dtype) - mean * multiplier
     return x.astype(dtype) * multiplier.astype(dtype) + offset.astype(dtype)

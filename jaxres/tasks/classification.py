@@ -18,6 +18,11 @@ from jaxres.tasks import mixup
 from jaxres.tasks.base import Batch, mean_by_video
 
 
+def _loss_dtype(outputs) -> jnp.dtype:
+  """float32 for half-precision logits, float64 for float64 ones (losses never in less than float32)."""
+  return jnp.promote_types(outputs.dtype, jnp.float32)
+
+
 def in_top_k(logits, labels, k: int):
   """Whether each label is among the `k` highest logits of its row (jax or numpy arrays).
 
@@ -80,14 +85,14 @@ class ClassificationTask:
     )
     return dict(batch, video=video, mix_perm=perm, mix_lambda=lam)
 
-  def _targets(self, labels: jax.Array, num_classes: int) -> jax.Array:
-    onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+  def _targets(self, labels: jax.Array, num_classes: int, dtype) -> jax.Array:
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=dtype)
     return onehot * (1.0 - self.label_smoothing) + self.label_smoothing / num_classes
 
   def loss_and_metrics(self, outputs, batch):
-    logits = outputs.astype(jnp.float32)
+    logits = outputs.astype(_loss_dtype(outputs))
     labels = batch["label"]
-    targets = self._targets(labels, logits.shape[-1])
+    targets = self._targets(labels, logits.shape[-1], logits.dtype)
     if "mix_perm" in batch:
       lam = batch["mix_lambda"]
       targets = lam * targets + (1.0 - lam) * targets[batch["mix_perm"]]
@@ -96,7 +101,7 @@ class ClassificationTask:
     return loss, {"loss": loss, "accuracy": accuracy}
 
   def eval_metrics(self, outputs, batch):
-    logits = outputs.astype(jnp.float32)
+    logits = outputs.astype(_loss_dtype(outputs))
     labels = batch["label"]
     nll = -jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=-1)[:, 0]
     out = {

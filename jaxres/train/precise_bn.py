@@ -109,7 +109,7 @@ def make_precise_bn(
       if acc is None:
         shapes = jax.eval_shape(lambda v, b: _moments(model, v, model_input(b)), variables, batch)
         acc = {
-          layer: tuple(jnp.zeros(s.shape, jnp.float32) for s in (mean, mean, var))
+          layer: tuple(jnp.zeros(s.shape, s.dtype) for s in (mean, mean, var))
           for layer, (mean, var) in shapes.items()
         }
       used += 1
