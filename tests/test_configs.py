@@ -149,20 +149,16 @@ def test_conv_lowering_is_set_from_the_command_line():
 
 def test_float64_models_need_64_bit_jax():
   config = load_config("demo", ["--config.model.dtype=float64"])
-  with pytest.raises(
-    ValueError, match=r"config\.model\.dtype='float64' needs 64-bit JAX.*JAX_ENABLE_X64"
-  ):
+  with pytest.raises(ValueError, match=r"model\.dtype='float64' needs 64-bit JAX.*JAX_ENABLE_X64"):
     build_model(config)
   with jax.enable_x64(True):
     model = build_model(config)
-    x = jnp.zeros((1, 2, 16, 16, 3), jnp.float64)
-    assert (
-      model.init(jax.random.key(0), x, train=False)["params"]["stem"]["conv"]["kernel"].dtype
-      == jnp.float32
-    )
-    assert (
-      model.apply(model.init(jax.random.key(0), x, train=False), x, train=False).dtype
-      == jnp.float64
+    x = jax.ShapeDtypeStruct((1, 2, 16, 16, 3), jnp.float64)
+    variables = jax.eval_shape(lambda x: model.init(jax.random.key(0), x, train=False), x)
+    assert variables["params"]["stem"]["conv"]["kernel"].dtype == jnp.float32  # param_dtype's
+    assert variables["batch_stats"]["stem"]["bn"]["mean"].dtype == jnp.float64
+    assert jax.eval_shape(lambda v, x: model.apply(v, x, train=False), variables, x).dtype == (
+      jnp.float64
     )
 
 

@@ -40,6 +40,35 @@ class CheckpointError(ValueError):
     self.reason = reason
 
 
+def write_replicated_arrays_whole_on_cpu() -> None:
+  """Turns off orbax's replica-parallel saving of `jax.Array`s when JAX runs on CPU devices.
+
+  Orbax splits the write of a replicated array over its replicas by slicing each device's copy:
+  one dispatched slice per replica and array. CPU devices share the host's memory and one process
+  writes them all, so the slices only add work: saving r3d_tiny's state on 8 CPU devices took
+  6.9 s the first time (784 slices, each compiled) and 0.6 s after, against 0.28 s and 0.27 s
+  whole; a 2-step `jaxres train` there takes 18 s. Orbax makes the same choice for GPUs
+  (`JAX_PLATFORMS=cuda`); other backends keep orbax's default. The files are the same either way.
+
+  Example:
+    >>> write_replicated_arrays_whole_on_cpu()   # Checkpointer() calls it
+  """
+  if jax.devices()[0].platform != "cpu":
+    return
+  current = ocp.type_handlers.get_type_handler(jax.Array)
+  if not getattr(current, "_use_replica_parallel", False):
+    return  # already whole, or a handler of the user's own
+  ocp.type_handlers.register_type_handler(
+    jax.Array,
+    ocp.type_handlers.ArrayHandler(
+      # orbax's default handler's per-array metadata store, kept (pinned: orbax 0.12)
+      array_metadata_store=getattr(current, "_array_metadata_store", None),
+      use_replica_parallel=False,
+    ),
+    override=True,
+  )
+
+
 class Checkpointer:
   """An orbax `CheckpointManager` over `directory` for whole `TrainState`s.
 
@@ -85,6 +114,7 @@ class Checkpointer:
       enable_async_checkpointing=async_save,
       create=True,
     )
+    write_replicated_arrays_whole_on_cpu()
     self.directory = os.path.abspath(directory)
     self.best_metric = best_metric
     self._manager = ocp.CheckpointManager(self.directory, options=options)
