@@ -110,14 +110,13 @@ def tiny_classifier_run(tmp_path_factory):
 # out of tests (up to 2.5 minutes of a 24-minute run). Each worker takes the next test as it
 # frees up, so the longest start first and the short ones fill in the end. Seconds are from
 # `--durations` of the full suite on a 2-core EPYC; a name that no longer matches only loses its
-# place. The demo's seeds are two apart, so one worker writes the demo videos before both use them.
+# place.
 _LONGEST_FIRST = (
-  "tests/test_readme.py::test_readme_blocks_run_as_written[use]",  # the README's blocks, by chain
-  "tests/test_readme.py::test_readme_blocks_run_as_written[train@",
+  "tests/test_readme.py::test_readme_blocks_run_as_written[demo]",  # the README's blocks, by chain
   "tests/test_readme.py::test_readme_blocks_run_as_written[sr]",
-  "tests/test_demo.py::test_demo_reaches_90_percent[0]",  # 125-160 s with the other worker busy
+  "tests/test_readme.py::test_readme_blocks_run_as_written[train@",
+  "tests/test_demo.py::test_demo_reaches_90_percent",  # 125-160 s with the other worker busy
   "tests/test_train_multihost.py::test_two_processes_match_one",  # 47-71 s, three processes
-  "tests/test_demo.py::test_demo_reaches_90_percent[1]",
   "tests/test_sr_upscale.py::test_peak_memory_does_not_grow_with_video_length",  # 108-132 s
   "tests/test_train_checkpoint.py::test_sigterm_then_kill9",  # ~31 s + 25 s fixture
   "tests/test_sr_memory_budget.py::test_upscale_stays_within_max_memory",  # 62-65 s

@@ -141,8 +141,9 @@ def _check_printed_commands(output: str, cwd: str) -> int:
 
 def readme_chains(blocks=None) -> dict[str, list[dict]]:
   """The runnable blocks grouped into chains that run apart (in parallel under xdist), in README
-  order within each: the SR blocks, each block that trains, the blocks using the demo's run
-  (`runs/demo`, `exported/demo`; the chain "use"), and every other block on its own."""
+  order within each: the SR blocks ("sr"); the blocks that train the demo or use its run
+  (`runs/demo`, `exported/demo`: "demo", which trains it once, as a reader going down the README
+  does); any other block that trains; and every other block on its own."""
   chains = {}
   for block in readme_blocks() if blocks is None else blocks:
     if block["not_run"] or not _runs(block):
@@ -151,10 +152,12 @@ def readme_chains(blocks=None) -> dict[str, list[dict]]:
     lines = jaxres_lines(code) if block["lang"] == "bash" else []
     if "sr_edsr" in code:
       key = "sr"
+    elif re.search(r"\b(runs|exported)/demo\b(?!_)", code) or re.search(
+      r"^jaxres train( |$)(?!.*--workdir)", "\n".join(lines), re.M
+    ):
+      key = "demo"
     elif any(line.startswith("jaxres train") for line in lines):
       key = f"train@{block['line']}"
-    elif re.search(r"\b(runs|exported)/demo\b(?!_)", code):
-      key = "use"
     else:
       key = f"{block['lang']}@{block['line']}"
     chains.setdefault(key, []).append(block)
@@ -170,12 +173,10 @@ def test_readme_chains_hold_every_runnable_block_once():
   chains = readme_chains(blocks)
   grouped = [b["line"] for chain in chains.values() for b in chain]
   assert sorted(grouped) == [b["line"] for b in blocks if not b["not_run"] and _runs(b)]
-  assert "use" in chains and "sr" in chains and len(chains) >= 6
+  assert "demo" in chains and "sr" in chains and len(chains) >= 6
+  first = jaxres_lines(chains["demo"][0]["code"])[0]
+  assert first == "jaxres train", first  # the chain's run/demo is the README's own
   assert any(line.startswith("jaxres train") for line in jaxres_lines(chains["sr"][0]["code"]))
-
-
-# The demo's run the "use" chain reads, made first as its README lines make it (2 steps).
-DEMO_RUN = "jaxres train --workdir runs/demo"
 
 
 @pytest.mark.slow  # trains the README's configs for 2 steps each, converts, exports, upscales
@@ -183,8 +184,6 @@ DEMO_RUN = "jaxres train --workdir runs/demo"
 def test_readme_blocks_run_as_written(chain, tmp_path):
   pytest.importorskip("torch")  # the conversion blocks need the torch extra
   printed = 0
-  if chain == "use":
-    _run(["bash", "-c", _shell_script(DEMO_RUN)], str(tmp_path))
   for block in readme_chains()[chain]:
     if block["lang"] == "python":
       _run([sys.executable, "-c", block["code"]], str(tmp_path))
@@ -193,7 +192,7 @@ def test_readme_blocks_run_as_written(chain, tmp_path):
       printed += _check_printed_commands(out, str(tmp_path))
   if chain == "sr":
     assert printed >= 3  # the SR run's tensorboard, evaluate and upscale lines
-  elif chain.startswith("train@"):
+  elif chain == "demo" or chain.startswith("train@"):
     assert printed >= 1  # each run's tensorboard line
 
 
