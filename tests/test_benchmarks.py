@@ -359,3 +359,14 @@ def test_vs_basicsr_at_tiny_size(tmp_path, capsys):
   table = (tmp_path / "sr.md").read_text()
   assert table.startswith(data["meta"]["time"]) and "| edsr (1x4) |" in table
   assert "jaxres/BasicSR" in capsys.readouterr().out
+
+
+def test_checkpoint_save_times_both_ways(tmp_path):
+  from benchmarks import checkpoint_save
+
+  out = tmp_path / "save.json"
+  args = ["--devices", "2", "--saves", "2", "--shape", "2,4,16,16,3", "--json", str(out)]
+  results = checkpoint_save.main(args)
+  assert json.loads(out.read_text()) == results and results["devices"] == 2
+  assert {k: len(v) for k, v in results["seconds"].items()} == {"orbax_default": 2, "whole": 2}
+  assert min(min(v) for v in results["seconds"].values()) > 0
