@@ -19,7 +19,7 @@ from jaxres.tasks.base import Batch, mean_by_video
 
 
 def _loss_dtype(outputs) -> jnp.dtype:
-  """float32 for half-precision logits, float64 for float64 ones (losses never in less than float32)."""
+  """The loss's dtype: float32 for half-precision logits, float64 for float64 ones."""
   return jnp.promote_types(outputs.dtype, jnp.float32)
 
 

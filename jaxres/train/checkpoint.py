@@ -44,10 +44,10 @@ def write_replicated_arrays_whole_on_cpu() -> None:
   """Turns off orbax's replica-parallel saving of `jax.Array`s when JAX runs on CPU devices.
 
   Orbax splits the write of a replicated array over its replicas by slicing each device's copy:
-  one dispatched slice per replica and array. CPU devices share the host's memory and one process
-  writes them all, so the slices only add work: saving r3d_tiny's state on 8 CPU devices took
-  6.9 s the first time (784 slices, each compiled) and 0.6 s after, against 0.28 s and 0.27 s
-  whole; a 2-step `jaxres train` there takes 18 s. Orbax makes the same choice for GPUs
+  one dispatched slice per replica and array. CPU devices share the host's memory, so the slices
+  only add work: saving the demo's r3d_tiny state on 8 CPU devices took 5.7 s the first time (784
+  slices, each compiled) and 0.5-0.6 s after, against 0.2 s whole (`benchmarks/checkpoint_save.py`);
+  a 2-step `jaxres train` there took 18 s. Orbax makes the same choice for GPUs
   (`JAX_PLATFORMS=cuda`); other backends keep orbax's default. The files are the same either way.
 
   Example:
