@@ -3,9 +3,9 @@ blocks, in the README's order, in one fresh folder (so `runs/demo` is the one it
 
 A block that cannot run here (it downloads weights, needs a dataset in /data or a cluster) has an
 HTML comment `<!-- not run: REASON -->` just before it, naming a twin that runs; there are few.
-`jaxres train` lines run with `--config.num_train_steps=2 --config.eval_steps=1` appended (their figures are checked by
-tests/test_demo.py and tests/test_sr_demo.py), and every command the runs print afterwards
-(`tensorboard --logdir`, `jaxres evaluate`, `jaxres upscale`) is run too.
+`jaxres train` lines run with `--config.num_train_steps=2 --config.eval_steps=1` appended (their
+figures are checked by tests/test_demo.py and tests/test_sr_demo.py), and every command the runs
+print afterwards (`tensorboard --logdir`, `jaxres evaluate`, `jaxres upscale`) is run too.
 """
 
 from __future__ import annotations

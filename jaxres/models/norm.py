@@ -67,12 +67,12 @@ class BatchNorm(nn.Module):
       mean, var = running_mean.value, running_var.value
     else:
       axes = tuple(range(x.ndim - 1))
-      x32 = x.astype(stats_dtype)
-      mean = jnp.mean(x32, axes)
+      x_stats = x.astype(stats_dtype)
+      mean = jnp.mean(x_stats, axes)
       if self.axis_name is not None:
         mean = lax.pmean(mean, self.axis_name)
       # Two passes (mean, then centred second moment) for the precision torch has.
-      var = jnp.mean(jnp.square(x32 - mean), axes)
+      var = jnp.mean(jnp.square(x_stats - mean), axes)
       count = x.size // features
       if self.axis_name is not None:
         var = lax.pmean(var, self.axis_name)
