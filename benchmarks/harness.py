@@ -147,8 +147,9 @@ def import_torch():
 
 # jaxres models whose torch twin is PyTorchVideo's (`create_x3d` at the X3D size's depth).
 PYTORCHVIDEO_X3D = {"x3d_xs": 2.2, "x3d_s": 2.2, "x3d_m": 2.2, "x3d_l": 5.0}
-# PyTorchVideo ResNet-family models with a torch twin here (`create_csn` / `create_slowfast`).
-PYTORCHVIDEO_RESNET = ("csn_r101", "slowfast_r50")
+# PyTorchVideo ResNet-family models with a torch twin here (`create_csn`, `create_slowfast`,
+# `create_resnet` for slow_r50, `create_r2plus1d`).
+PYTORCHVIDEO_RESNET = ("csn_r101", "slowfast_r50", "slow_r50", "r2plus1d_r50")
 SLOWFAST_ALPHA = 4  # slowfast_r50's slow pathway takes every 4th frame (PyTorchVideo's 8x8 model)
 
 
@@ -159,6 +160,8 @@ def _import_pytorchvideo_models():
     "torchvision.transforms.functional_tensor", torchvision.transforms._functional_tensor
   )
   import pytorchvideo.models.csn
+  import pytorchvideo.models.r2plus1d
+  import pytorchvideo.models.resnet
   import pytorchvideo.models.slowfast
   import pytorchvideo.models.x3d
 
@@ -195,17 +198,19 @@ def pytorchvideo_x3d(name: str, shape) -> Callable[..., Any]:
 
 
 def pytorchvideo_resnet(name: str, shape) -> Callable[..., Any]:
-  """A `constructor(num_classes=...)` of PyTorchVideo's `csn_r101` or `slowfast_r50` for `shape`.
+  """A `constructor(num_classes=...)` of a PyTorchVideo ResNet (`PYTORCHVIDEO_RESNET`) for `shape`.
 
-  The hub models' heads average-pool over a fixed window sized for their default 32x224x224 clip
-  ((4, 7, 7) for CSN; (8, 7, 7) and (32, 7, 7) for SlowFast's pathways), which does not fit other
-  clips; jaxres' heads pool globally. So the peer is the hub model's builder (`create_csn` at depth
-  101 with a max-pooled stem, `create_slowfast` at depth 50 with 7x1x1 fusion convs) with the head
-  pools set to the clip's final feature maps (a global pool, the hub kernels at the default clip):
-  both compute the same logits. No dropout and no softmax, like the jaxres train step here.
+  The hub models' heads average-pool over a fixed window sized for their default clip ((4, 7, 7)
+  for CSN and R(2+1)D-50, (8, 7, 7) for Slow-R50; (8, 7, 7) and (32, 7, 7) for SlowFast's
+  pathways), which does not fit other clips; jaxres' heads pool globally. So the peer is the hub
+  model's builder (`create_csn` at depth 101 with a max-pooled stem, `create_slowfast` at depth 50
+  with 7x1x1 fusion convs, `create_resnet` with a 1x7x7 stem for slow_r50, `create_r2plus1d`) with
+  the head pools set to the clip's final feature maps (a global pool, the hub kernels at the
+  default clip): both compute the same logits. No dropout and no softmax (R(2+1)D-50's hub head
+  ends with one), like the jaxres train step here.
 
   Args:
-    name: "csn_r101" or "slowfast_r50".
+    name: one of `PYTORCHVIDEO_RESNET`.
     shape: the jaxres input shape [B, T, H, W, 3] (H == W).
 
   Returns:
@@ -240,6 +245,25 @@ def pytorchvideo_resnet(name: str, shape) -> Callable[..., Any]:
         model_depth=50,
         slowfast_fusion_conv_kernel_size=(7, 1, 1),
         head_pool_kernel_sizes=((slow, final, final), (frames, final, final)),
+        model_num_class=num_classes,
+        dropout_rate=0.0,
+      )
+  elif name == "slow_r50":  # no temporal downsampling
+
+    def constructor(num_classes):
+      return pv.resnet.create_resnet(
+        model_depth=50,
+        stem_conv_kernel_size=(1, 7, 7),
+        head_pool_kernel_size=(frames, final, final),
+        model_num_class=num_classes,
+        dropout_rate=0.0,
+      )
+  elif name == "r2plus1d_r50":  # temporal strides 1, 1, 2, 2
+
+    def constructor(num_classes):
+      return pv.r2plus1d.create_r2plus1d(
+        head_pool_kernel_size=(-(-frames // 4), final, final),
+        head_activation=None,
         model_num_class=num_classes,
         dropout_rate=0.0,
       )

@@ -146,11 +146,14 @@ def test_x3d_peer_is_pytorchvideos_x3d_built_for_the_clip():
     harness.torch_benches("x3d_m", (1, 4, 32, 48, 3))
 
 
-# PyTorchVideo 0.1.5's csn_r101 / slowfast_r50 with 5 classes, and the head pools for a 1x8x64x64
-# clip (the final maps: CSN 8/8 frames, SlowFast's slow pathway 8/4 and fast 8, and 64/32 pixels).
+# PyTorchVideo 0.1.5's models with 5 classes (the 400-class counts of test_parity_pytorchvideo less
+# 395 x 2049 head weights), and the head pools for a 1x8x64x64 clip (the final maps: CSN 8/8
+# frames, SlowFast's slow pathway 8/4 and fast 8, Slow-R50 8, R(2+1)D-50 8/4; 64/32 pixels).
 PYTORCHVIDEO_PEERS = {
   "csn_r101": (21_404_421, [(1, 2, 2)]),
   "slowfast_r50": (33_656_013, [(2, 2, 2), (8, 2, 2)]),
+  "slow_r50": (31_644_741, [(8, 2, 2)]),
+  "r2plus1d_r50": (27_298_245, [(2, 2, 2)]),
 }
 
 
