@@ -1,8 +1,9 @@
 """jaxres against torchvision on the same machine: throughput ratios for inference and a train step.
 
 X3D models (`--models x3d_m`) are compared with PyTorchVideo's `create_x3d` built for the clip,
-`csn_r101` and `slowfast_r50` with PyTorchVideo's `create_csn` / `create_slowfast` (the hub
-models' builders) with head pools sized for the clip (`harness.pytorchvideo_resnet`); SlowFast's
+`csn_r101`, `slowfast_r50`, `slow_r50` and `r2plus1d_r50` with PyTorchVideo's `create_csn`,
+`create_slowfast`, `create_resnet` and `create_r2plus1d` (the hub models' builders) with head
+pools sized for the clip (`harness.pytorchvideo_resnet`); SlowFast's
 torch peer gets the [slow, fast] pathways PyTorchVideo's `PackPathway` makes, jaxres the clip.
 
 The same video models, batch and clip size in both: torchvision eager float32 in both memory

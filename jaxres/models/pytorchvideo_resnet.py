@@ -37,6 +37,7 @@ import jax.numpy as jnp
 from jaxres.models.blocks import ModuleDef, ProjectionShortcut
 from jaxres.models.conv import Conv
 from jaxres.models.layers import layer_factories
+from jaxres.models.pool import max_pool
 
 Kernel = tuple[int, int, int]
 _STAGE_DEPTHS = {50: (3, 4, 6, 3), 101: (3, 4, 23, 3), 152: (3, 8, 36, 3)}
@@ -239,7 +240,7 @@ class PVResNet(nn.Module):
     )(x)
     x = nn.relu(norm(name="stem_norm")(x))
     if self.stem_pool:
-      x = nn.max_pool(x, (1, 3, 3), strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
+      x = max_pool(x, (1, 3, 3), strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
     feats = {"stem": x}
     features = self.stem_features * 4
     for stage, num_blocks in enumerate(_STAGE_DEPTHS[self.depth]):
@@ -270,7 +271,7 @@ class PVResNet(nn.Module):
           name=f"layer{stage + 1}_{index}",
         )(x)
       if stage == 0 and self.stage1_pool:
-        x = nn.max_pool(x, (2, 1, 1), strides=(2, 1, 1))
+        x = max_pool(x, (2, 1, 1), strides=(2, 1, 1))
       feats[f"stage{stage + 1}"] = x
       features *= 2
     if self.head_pool is not None:

@@ -31,6 +31,7 @@ from jaxres.models.blocks import (
 )
 from jaxres.models.conv import Conv
 from jaxres.models.layers import layer_factories
+from jaxres.models.pool import max_pool
 from jaxres.models.shift import temporal_shift
 
 
@@ -58,7 +59,7 @@ class ImageNetStem(nn.Module):
     )(x)
     x = nn.relu(self.norm(name="bn")(x))
     # Padding of a max-pool is -inf in flax, as in torch.
-    return nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+    return max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
 
 class CifarStem(nn.Module):

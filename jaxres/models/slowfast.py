@@ -26,6 +26,7 @@ import numpy as np
 from jaxres.models.blocks import ModuleDef
 from jaxres.models.conv import Conv
 from jaxres.models.layers import layer_factories
+from jaxres.models.pool import max_pool
 from jaxres.models.pytorchvideo_resnet import _STAGE_DEPTHS, PVBottleneck, _same_padding
 
 
@@ -134,7 +135,7 @@ class SlowFast(nn.Module):
         name=f"{name}_conv",
       )(x)
       x = nn.relu(norm(name=f"{name}_norm")(x))
-      return nn.max_pool(x, (1, 3, 3), strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
+      return max_pool(x, (1, 3, 3), strides=(1, 2, 2), padding=((0, 0), (1, 1), (1, 1)))
 
     def fuse(slow, fast, index):
       features = fast.shape[-1] * self.fusion_channel_ratio
