@@ -247,6 +247,16 @@ def test_convs_times_the_models_lowering_beside_native(capsys):
   assert rows == ["auto", "native"]
 
 
+def test_depthwise_grads_times_both_kernel_gradients_and_they_agree(capsys):
+  from benchmarks import depthwise_grads
+
+  depthwise_grads.main(["--shape", "2,3,5,4,6", "--reps", "1"])
+  out = capsys.readouterr().out.splitlines()
+  row = out[-1].split("|")
+  assert row[1].strip() == "2,3,5,4,6 [2, 3, 5, 4, 6]", out
+  assert float(row[5]) < 1e-5  # the same 27 x C sums either way
+
+
 def test_blocks_lists_each_distinct_block_at_its_input_shape():
   from benchmarks import blocks
 
