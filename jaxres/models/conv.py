@@ -201,10 +201,10 @@ def _tap_sums(views, dy):
   """[taps, C]: per channel, the sum over positions of each view * dy (a depthwise kernel gradient).
 
   One variadic reduction makes every tap's sum over the batch and the first spatial axis in a
-  single pass over the views and `dy` (XLA's CPU keeps the taps' overlapping reads in cache), then
-  each tap's [rest of space, C] is summed into C. Summing each tap on its own read the input and
-  `dy` once per tap: 4-9x slower on csn_r101's and x3d_m's shapes (x3d_m's [4, 16, 28, 28, 108]
-  conv: 43 against 256-374 ms; `benchmarks/README.md`, "Depthwise kernel gradients").
+  single loop over the views and `dy`, then each tap's [rest of space, C] is summed into C.
+  Summing each tap on its own read the input and `dy` once per tap: 2.7-5.3x slower at x3d_m's and
+  csn_r101's shapes (x3d_m's [4, 16, 28, 28, 108] conv: 39 against 166 ms;
+  `benchmarks/depthwise_grads.py`).
   """
   acc = jnp.promote_types(dy.dtype, jnp.float32)  # bf16 products summed in float32
   row = math.prod(dy.shape[2:])
