@@ -1,10 +1,10 @@
 """Max pooling with a written-out gradient, the stems' pools in the video and image ResNets.
 
 autodiff of `reduce_window` max is XLA's select-and-scatter, which XLA's CPU expands into an
-iota, a scatter and a concatenate of index tuples: csn_r101's stem pool ([2, 16, 56, 56, 64]) took
-about 45 ms of its train step that way. Here the gradient is two fused loops: the first window tap
-holding each maximum (a small integer per output), then every input position's sum over the taps
-that read it. Both give each window's gradient to its first maximum in row-major tap order, as XLA
+iota, a scatter and a concatenate of index tuples. Here the gradient is two fused loops: the first
+window tap holding each maximum (a small integer per output), then every input position's sum over
+the taps that read it. csn_r101's stem pool ([2, 16, 56, 56, 64]), forward and gradient: 63 ms
+against 127 ms for flax's `max_pool` (alternated, 2-core Xeon); its train step 1.06x faster. Both give each window's gradient to its first maximum in row-major tap order, as XLA
 and torch do, so ties (the zeros after a ReLU) go where they go there.
 """
 
@@ -51,7 +51,7 @@ def _padded(x, padding):
 
 
 def _views(xp, window, strides, out_shape):
-  """(tap index, the strided view of padded `xp` that tap reads), taps row-major."""
+  """(tap index, tap offsets, the strided view of padded `xp` that tap reads), taps row-major."""
   for tap, offsets in enumerate(np.ndindex(*window)):
     yield (
       tap,
