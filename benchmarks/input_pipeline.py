@@ -2,7 +2,8 @@
 
 Writes a UCF101-like set of videos (320x240, 25 fps, MPEG-4 in .avi by default), prepares it with
 `jaxres.data.prepare` (JPEG frames, short side 128), then times training batches of 16x112x112
-clips (resize 128, random crop 112, flip, normalise) from each source, and the jitted eval-mode
+clips (resize 128, random crop 112, flip, normalise) from each source (raw videos twice: resized
+by TensorFlow, the default, and by the decoder, `data.resize_in_decoder`), and the jitted eval-mode
 forward of r2plus1d_18 on batches of 2 clips: the rate the pipeline has to beat. Prints a table and
 optionally writes JSON. It restarts itself under the malloc settings `jaxres train` runs with
 (`jaxres.host_memory`), as the other benchmarks do.
@@ -146,6 +147,9 @@ def child_stages(args) -> None:
 
   def read(i):
     path, idx = picks[i]
+    if args.resize_in_decoder:  # scaled while decoding; "resize+crop" is then the cut alone
+      size = lambda h, w: crop_window.window(h, w, args.resize, args.crop, draws[i])[:2]
+      return video.read_frames(path, idx, threaded=False, size=size)
     if not narrowing:
       return video.read_frames(path, idx, threaded=False)
     columns = lambda h, w: crop_window.columns_read(h, w, args.resize, args.crop, draws[i])
@@ -153,7 +157,7 @@ def child_stages(args) -> None:
 
   frames = [read(i) for i in range(clips)]
   full = [video.read_frames(p, idx[:1], threaded=False).shape[1:3] for p, idx in picks]
-  hand = tf.function(lambda i: tf.numpy_function(lambda k: frames[int(k)], [i], tf.uint8))
+  handed = frames  # what the decoder's tf.numpy_function returns
   if narrowing:
     crop = tf.function(
       lambda x, s, f: crop_window.resized_random_crop(x, args.resize, args.crop, s, full_size=f)
@@ -162,11 +166,26 @@ def child_stages(args) -> None:
     crop = tf.function(
       lambda x, s, f: crop_window.resized_random_crop(x, args.resize, args.crop, s)
     )
-  tensors = [tf.constant(f) for f in frames]
-  full = [tf.constant(f, tf.int32) for f in full]
-  crops = [
-    tf.saturate_cast(tf.round(crop(x, s, f)), tf.uint8) for x, s, f in zip(tensors, seeds, full)
-  ]
+  if args.resize_in_decoder:
+
+    def cut(x, s, f):
+      y0, x0 = crop_window.window(*f, args.resize, args.crop, draws[int(s[0])])[2:]
+      window = video.aligned_empty((len(x), args.crop, args.crop, 3))
+      window[:] = x[:, y0 : y0 + args.crop, x0 : x0 + args.crop]
+      return window
+
+    crop = cut
+    handed = [cut(x, s.numpy(), f) for x, s, f in zip(frames, seeds, full)]
+    crops = [tf.constant(x) for x in handed]
+    tensors = frames
+  else:
+    tensors = [tf.constant(f) for f in frames]
+    full = [tf.constant(f, tf.int32) for f in full]
+    crops = [
+      tf.saturate_cast(tf.round(crop(x, s, f)), tf.uint8) for x, s, f in zip(tensors, seeds, full)
+    ]
+
+  hand = tf.function(lambda i: tf.numpy_function(lambda k: handed[int(k)], [i], tf.uint8))
 
   @tf.function
   def view(x, s):
@@ -193,6 +212,7 @@ def child_stages(args) -> None:
 
 
 RAW, PREPARED = "raw videos (decode per clip)", "prepared shards"
+RAW_SCALED = "raw videos, resize_in_decoder"
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -208,14 +228,17 @@ def cpu_name() -> str:
   return platform.processor() or platform.machine()
 
 
-def data_config(args, kind: str, path: str):
-  """The training data config the benchmark times (shuffle buffer 16)."""
+def data_config(args, kind: str, path: str, resize_in_decoder: bool = False):
+  """The training data config the benchmark times (shuffle buffer 16; `resize_in_decoder` only
+  where the checkout has the field)."""
   from jaxres.data.config import default_data_config
 
   config = default_data_config()
   config.num_frames, config.resize, config.crop_size = args.clip_frames, args.resize, args.crop
   config.shuffle_buffer = 16
   config.source, config.path = kind, path
+  if resize_in_decoder:
+    config.resize_in_decoder = True
   return config
 
 
@@ -223,7 +246,7 @@ def child_round(args) -> None:
   """One timed round of raw videos with whichever jaxres this process imports; prints JSON."""
   import jaxres
 
-  config = data_config(args, "folder", os.path.join(args.workdir, "videos"))
+  config = data_config(args, "folder", os.path.join(args.workdir, "videos"), args.resize_in_decoder)
   it = pipeline_iterator(config, args.batch)
   rate, cpu_ms = time_batches(it, args.batch, args.batches, args.seconds)
   print(json.dumps({"rate": rate, "cpu_ms": cpu_ms, "jaxres": os.path.dirname(jaxres.__file__)}))
@@ -252,6 +275,8 @@ def compare_checkouts(args, other: str | None, mode: str = "--child-round") -> d
       "rounds",
     )
   ]
+  # The other checkout may not have the field: it times its own default.
+  new_flags = ["--resize-in-decoder"] if args.resize_in_decoder else []
   script = os.path.abspath(__file__)
   for r in range(args.rounds):
     # Alternate which side goes first, so that neither always follows the other.
@@ -260,7 +285,7 @@ def compare_checkouts(args, other: str | None, mode: str = "--child-round") -> d
     for side, checkout in order:
       env = {**os.environ, "PYTHONPATH": os.path.abspath(checkout)}
       done = subprocess.run(
-        [sys.executable, script, mode, *flags],
+        [sys.executable, script, mode, *flags, *(new_flags if side == "new" else [])],
         cwd=tempfile.gettempdir(),  # Not a checkout: jaxres comes from PYTHONPATH.
         env=env,
         capture_output=True,
@@ -317,6 +342,11 @@ def main() -> None:
     default=None,
     metavar="CHECKOUT",
     help="time raw videos with this checkout's jaxres and CHECKOUT's, alternating",
+  )
+  parser.add_argument(
+    "--resize-in-decoder",
+    action="store_true",
+    help="with --compare-with: this checkout's rounds set data.resize_in_decoder",
   )
   parser.add_argument(
     "--stages", action="store_true", help="CPU ms per stage of a raw clip, one thread (see above)"
@@ -391,13 +421,17 @@ def main() -> None:
     start = time.perf_counter()
     prepare_dataset(src, out, resize=args.resize, workers=args.workers or None, log=None)
     prepared = time.perf_counter() - start
-    sources = {RAW: ("folder", src), PREPARED: ("prepared", out)}
+    sources = {
+      RAW: ("folder", src, False),
+      RAW_SCALED: ("folder", src, True),
+      PREPARED: ("prepared", out, False),
+    }
     # Rounds alternate between the sources so that load from other processes hits both alike;
     # only one pipeline exists at a time (an idle one would keep filling its buffers).
     rounds = {source: [] for source in sources}
     for _ in range(args.rounds):
-      for source, (kind, path) in sources.items():
-        it = pipeline_iterator(data_config(args, kind, path), args.batch)
+      for source, (kind, path, in_decoder) in sources.items():
+        it = pipeline_iterator(data_config(args, kind, path, in_decoder), args.batch)
         rounds[source].append(time_batches(it, args.batch, args.batches, args.seconds))
         del it
         gc.collect()
@@ -425,6 +459,11 @@ def main() -> None:
       f"feed {results[RAW] / model_rate:.0f}x the model's forward rate (load average "
       f"{load[0]:.1f} before, {load[1]:.1f} after, on {os.cpu_count()} CPUs)"
     )
+    scaled_ratio = results[RAW_SCALED] / results[RAW]
+    print(
+      f"resize_in_decoder / TensorFlow's resize: {scaled_ratio:.2f}x clips/s, "
+      f"{cpu_ms[RAW] / cpu_ms[RAW_SCALED]:.2f}x less CPU per clip"
+    )
     record = {
       "clips_per_s": results,
       "cpu_ms_per_clip": cpu_ms,
@@ -434,6 +473,7 @@ def main() -> None:
       "model_clips_per_s": model_rate,
       "prepared_over_raw": ratio,
       "raw_over_model": results[RAW] / model_rate,
+      "resize_in_decoder_over_raw": scaled_ratio,
     }
   if args.json:
     with open(args.json, "w") as f:

@@ -574,3 +574,54 @@ def test_fused_raw_training_clips_equal_resizing_whole_decoded_frames(folder, ji
         views.train_view(config, seed, a)["video"].numpy(),
         views.train_view(config, seed, b)["video"].numpy(),
       )
+
+
+@pytest.mark.parametrize("jitter", [(1.0, 1.0), (0.9, 1.3)])
+def test_raw_training_clips_resized_in_the_decoder_are_the_same_window_scaled(folder, jitter):
+  # The window of views.train_view's resize, cut from frames swscale scaled: exactly that with
+  # and without the cache, and within a level of TensorFlow's resize.
+  from jaxres.data import crop_window, transforms, video, views
+  from jaxres.data.tfhost import tf
+
+  overrides = dict(scale_jitter=jitter, resize=36, crop_size=28)
+  config = make_config("folder", folder, resize_in_decoder=True, **overrides)
+  cached = make_config("folder", folder, resize_in_decoder=True, cache=True, **overrides)
+  exact = make_config("folder", folder, **overrides)
+  paths = sorted(
+    os.path.join(folder, name, f)
+    for name in CLASSES
+    for f in os.listdir(os.path.join(folder, name))
+  )
+  decoders = {
+    name: tf.function(clips.raw_decoder(c, "train", SkipCounter(), len(paths), fuse_crop=fuse))
+    for name, c, fuse in (
+      ("scaled", config, True),
+      ("cached", cached, True),
+      ("exact", exact, True),
+      ("whole", exact, False),  # the clip's frames as decoded
+    )
+  }
+  read = 0
+  for i, path in enumerate(paths):
+    x = {"path": tf.constant(path), "label": tf.constant(0), "video_id": tf.constant(i)}
+    seed = tf.constant([i, 5], tf.int64)
+    out = {name: decode(x, seed) for name, decode in decoders.items()}
+    assert len({bool(o["ok"]) for o in out.values()}) == 1, path
+    if not bool(out["exact"]["ok"]):
+      continue
+    read += 1
+    clip = out["scaled"]["clips"][0].numpy()
+    assert clip.shape == (8, 28, 28, 3) and "cropped" in out["scaled"]
+    np.testing.assert_array_equal(out["cached"]["clips"][0].numpy(), clip)
+    # By hand: the clip's whole frames, each scaled alone, the window train_view draws cut out.
+    s_size, s_crop, _, _ = tf.unstack(tf.random.experimental.stateless_split(seed, 4))
+    size = int(transforms.scale_jitter_size(36, jitter, s_size))
+    frames = out["whole"]["clips"][0].numpy()
+    draws = crop_window.window_draws(s_crop).numpy()
+    new_h, new_w, y0, x0 = crop_window.window(*frames.shape[1:3], size, 28, draws)
+    scaled = np.stack([video.scale_rgb(f, new_h, new_w) for f in frames])
+    np.testing.assert_array_equal(clip, scaled[:, y0 : y0 + 28, x0 : x0 + 28], err_msg=path)
+    tf_clip = views.train_view(exact, seed, out["exact"])["video"].numpy().astype(int)
+    diff = np.abs(views.train_view(config, seed, out["scaled"])["video"].numpy() - tf_clip)
+    assert np.mean(diff <= 1) > 0.99 and diff.mean() < 0.1, (path, diff.max(), diff.mean())
+  assert read >= 10

@@ -13,9 +13,11 @@ def test_input_pipeline_compares_checkouts_and_reports_raw_and_prepared(tmp_path
   out = tmp_path / "cmp.json"
   root = __file__.rsplit("/tests/", 1)[0]
   tiny = ["--smoke", "--workdir", str(tmp_path / "w"), "--json", str(out)]
-  # This checkout against itself: both sides run, each importing the checkout named.
+  # This checkout against itself: both sides run, each importing the checkout named (the new
+  # side resizing in the decoder).
+  compare = ["--compare-with", root, "--resize-in-decoder"]
   subprocess.run(
-    [sys.executable, "-m", "benchmarks.input_pipeline", *tiny, "--compare-with", root],
+    [sys.executable, "-m", "benchmarks.input_pipeline", *tiny, *compare],
     cwd=root,
     check=True,
     capture_output=True,
@@ -30,14 +32,20 @@ def test_input_pipeline_compares_checkouts_and_reports_raw_and_prepared(tmp_path
     capture_output=True,
   )
   record = json.loads(out.read_text())
-  assert set(record["clips_per_s"]) == {"raw videos (decode per clip)", "prepared shards"}
+  assert set(record["clips_per_s"]) == {
+    "raw videos (decode per clip)",
+    "raw videos, resize_in_decoder",
+    "prepared shards",
+  }
+  assert record["resize_in_decoder_over_raw"] > 0
   assert record["model_clips_per_s"] > 0
 
 
-def test_input_pipeline_stages_name_each_stage_for_both_checkouts(tmp_path):
+@pytest.mark.parametrize("in_decoder", [[], ["--resize-in-decoder"]])
+def test_input_pipeline_stages_name_each_stage_for_both_checkouts(tmp_path, in_decoder):
   out = tmp_path / "stages.json"
   root = __file__.rsplit("/tests/", 1)[0]
-  tiny = ["--smoke", "--workdir", str(tmp_path / "w"), "--json", str(out)]
+  tiny = ["--smoke", "--workdir", str(tmp_path / "w"), "--json", str(out), *in_decoder]
   subprocess.run(
     [sys.executable, "-m", "benchmarks.input_pipeline", *tiny, "--stages", "--compare-with", root],
     cwd=root,

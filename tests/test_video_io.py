@@ -405,3 +405,37 @@ def test_clips_keep_only_the_columns_asked_for_as_displayed(tmp_path):
   np.testing.assert_array_equal(clip, reference[[2, 9], :, :17])
   whole = video.read_frames(path, [2], threaded=False, columns=lambda h, w: w + 5)
   np.testing.assert_array_equal(whole, reference[[2]])
+
+
+def test_scaled_clips_are_the_frames_scaled_alone_and_close_to_tensorflows_resize(tmp_path):
+  from jaxres.data.tfhost import tf
+
+  written = frames_with_index(20, 48, 64)
+  plain = write_video(str(tmp_path / "v.mp4"), written, 25)
+  turned = write_rotated(str(tmp_path / "r.mp4"), written, 25, 90)
+  for path in (plain, turned):
+    whole = video.read_frames(path, np.arange(20))
+    height, width = whole.shape[1:3]
+    seen = []
+
+    def size(h, w):
+      seen.append((h, w))
+      return (h * 5) // 8, (w * 5) // 8  # displayed (H, W) in, the scaled size out
+
+    indices = np.array([3, 3, 19, 0, 7])
+    for threaded in (True, False):
+      seen.clear()
+      clip = video.read_frames(path, indices, threaded=threaded, size=size)
+      assert seen == [(height, width)]
+      assert clip.shape == (5, (height * 5) // 8, (width * 5) // 8, 3)
+      assert clip.ctypes.data % 64 == 0 and clip.flags.c_contiguous
+      alone = np.stack([video.scale_rgb(whole[k], *clip.shape[1:3]) for k in indices])
+      np.testing.assert_array_equal(clip, alone, err_msg=f"{path} threaded={threaded}")
+    resized = tf.image.resize(whole, clip.shape[1:3], antialias=True).numpy()
+    resized = np.clip(np.round(resized), 0, 255).astype(np.uint8)[indices]
+    diff = np.abs(clip.astype(int) - resized)
+    assert np.mean(diff <= 1) > 0.99 and diff.mean() < 0.1, (diff.max(), diff.mean())
+  image = whole[0]
+  assert video.scale_rgb(image, *image.shape[:2]) is image
+  with pytest.raises(ValueError, match="columns or size"):
+    video.read_frames(plain, [0], columns=lambda h, w: w, size=lambda h, w: (h, w))

@@ -226,6 +226,11 @@ def default_data_config() -> ml_collections.ConfigDict:
       own resolution (super-resolution), upsizing only a short side below `crop_size`.
       `crop_size`: square crop.
     - `scale_jitter`: `(min, max)` factors on `resize` drawn per training clip (1, 1 = none).
+    - `resize_in_decoder`: training clips from video files are resized by the decoder's scaler
+      (swscale's antialiased bilinear filter, while converting each frame to RGB) instead of
+      TensorFlow's resize: the same window, pixels within one level of TensorFlow's in 99% of
+      the bytes, and about half the CPU per clip from raw videos (`benchmarks/README.md`). Off:
+      the pixels of every other source and of eval views.
     - `flip`: random horizontal flips in training. Off by default: a mirror turns the demo's
       `left` videos into `right` ones, so it is refused for the demo source; turn it on for
       natural video (Kinetics, UCF101).
@@ -287,6 +292,7 @@ def default_data_config() -> ml_collections.ConfigDict:
   c.resize = 128
   c.crop_size = 112
   c.scale_jitter = (1.0, 1.0)
+  c.resize_in_decoder = False
   c.flip = False
   c.rotate = False
   c.mirror = False

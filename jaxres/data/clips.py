@@ -19,7 +19,7 @@ import numpy as np
 
 from jaxres.data import frames as frames_io
 from jaxres.data import transforms, video
-from jaxres.data.crop_window import columns_read, resized_random_crop, window_draws
+from jaxres.data.crop_window import columns_read, resized_random_crop, window, window_draws
 from jaxres.data.skips import SkipCounter
 from jaxres.data.tfhost import tf
 
@@ -57,14 +57,16 @@ class DecodedVideos:
     self._locks: dict[str, threading.Lock] = {}  # tf.data's threads decode each video once
     self._locks_lock = threading.Lock()
 
-  def read(self, path: str, pick, columns=None) -> np.ndarray:
-    """`video.read_frames(path, pick, columns=columns)`, from memory after the first call for
-    `path`.
+  def read(self, path: str, pick, columns=None, size=None) -> np.ndarray:
+    """`video.read_frames(path, pick, columns=columns, size=size)`, from memory after the first
+    call for `path`.
 
     Args:
       path: a video file.
       pick: a function of the `video.VideoMeta` returning frame indices in `[0, num_frames)`.
       columns: as `video.read_frames`' (None: all).
+      size: as `video.read_frames`' (None: unscaled); the kept frames are scaled with
+        `video.scale_rgb`, which gives the same pixels.
 
     Returns:
       uint8 `[len(indices), H, W, 3]`.
@@ -77,10 +79,16 @@ class DecodedVideos:
           self._videos[path] = self._decode(path)
     kept = self._videos[path]
     if kept is None:  # Not decodable whole: this clip alone, as without the cache.
-      return video.read_frames(path, pick, threaded=False, columns=columns)
+      return video.read_frames(path, pick, threaded=False, columns=columns, size=size)
     meta, grid = kept
     indices = np.asarray(pick(meta))
     height, width = grid.shape[1:3]
+    if size is not None:
+      new_h, new_w = (int(n) for n in size(height, width))
+      out = video.aligned_empty((len(indices), new_h, new_w, 3), grid.dtype)
+      for i, k in enumerate(indices):
+        out[i] = video.scale_rgb(grid[int(k)], new_h, new_w)
+      return out
     width = width if columns is None else max(1, min(width, int(columns(height, width))))
     # Into an aligned buffer, as read_frames does, so that TensorFlow need not copy the clip.
     out = video.aligned_empty((len(indices), height, width, 3), grid.dtype)
@@ -106,7 +114,9 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
 
   Training clips with `data.resize > 0` come out resized and cropped (`[1, T, crop, crop, 3]`,
   marked `"cropped"`), the same pixels as `views.train_view` would make of the whole frames,
-  unless `fuse_crop` is False."""
+  unless `fuse_crop` is False. With `data.resize_in_decoder`, the decoder's scaler resizes them
+  instead (swscale's antialiased bilinear filter, within one level of TensorFlow's in 99% of the
+  bytes; `video.scale_rgb`) and only the window is handed on."""
   num_frames, clips = config.num_frames, (config.eval_clips if split == "eval" else 1)
   empty = np.zeros((0, 1, 1, 3), np.uint8)
   failures = collections.Counter()  # Failures since the last success: all bad = a clear error.
@@ -115,15 +125,17 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
   # Training clips are resized and cropped here, computing only the crop (bit-identical to
   # views.train_view doing it; see crop_window), and marked "cropped" for train_view.
   fused_crop = fuse_crop and split == "train" and not paired and config.resize > 0
+  # ... or scaled while decoding, the window cut here (video files only).
+  scaled_crop = fused_crop and config.resize_in_decoder and config.source != "frames"
 
-  def read_clip(path, pick, columns):
+  def read_clip(path, pick, columns, size):
     # One thread per clip: tf.data runs clips side by side (see video.read_frames' threaded).
-    return video.read_frames(path, pick, threaded=False, columns=columns)
+    return video.read_frames(path, pick, threaded=False, columns=columns, size=size)
 
-  def read(path, lr_path, expected, pick, columns):
+  def read(path, lr_path, expected, pick, columns, size):
     if config.source != "frames":
       read_video = decoded.read if decoded is not None else read_clip
-      return read_video(path, pick, columns), empty
+      return read_video(path, pick, columns, size), empty
     if paired:
       return frames_io.read_paired(
         path, lr_path, pick, scale=config.lr_scale, pattern=config.frame_pattern, expected=expected
@@ -134,10 +146,18 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
     path, lr_path, expected = path.decode(), lr_path.decode(), int(expected)
     rng = np.random.default_rng([int(s) & 0xFFFFFFFF for s in seed])
     shape = []  # (H, W) before dropping the columns the crop window does not read
+    corner = []  # the window's (y0, x0) in frames scaled by the decoder
 
     def columns(height, width):
       shape.extend((height, width))
       return columns_read(height, width, int(size), config.crop_size, draws)
+
+    def scaled_size(height, width):
+      placed = window(height, width, int(size), config.crop_size, draws)
+      if placed is None:
+        raise ValueError(f"a {config.crop_size} crop does not fit {height}x{width} at {size}")
+      corner.extend(placed[2:])
+      return placed[:2]
 
     def pick(meta):
       step = transforms.clip_step(meta.fps, config.frame_stride, config.target_fps)
@@ -155,7 +175,14 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
       )
 
     try:
-      frames, lr = read(path, lr_path, expected, pick, columns if fused_crop else None)
+      if scaled_crop:
+        frames, lr = read(path, lr_path, expected, pick, None, scaled_size)
+        (y0, x0), crop = corner[:2], config.crop_size
+        window_only = video.aligned_empty((len(frames), crop, crop, 3))
+        window_only[:] = frames[:, y0 : y0 + crop, x0 : x0 + crop]
+        frames = window_only
+      else:
+        frames, lr = read(path, lr_path, expected, pick, columns if fused_crop else None, None)
       failures.clear()
       full_size = np.array(shape if shape else frames.shape[1:3], np.int32)
       return frames, lr, True, full_size
@@ -208,7 +235,15 @@ def raw_decoder(config, split: str, skips: SkipCounter, num_videos: int, fuse_cr
       "label": x["label"],
       "video_id": x["video_id"],
     }
-    if fused_crop:
+    if scaled_crop:
+      shape = [1, num_frames, config.crop_size, config.crop_size, 3]
+      out["clips"] = tf.cond(
+        out["ok"],
+        lambda: tf.reshape(frames, shape),
+        lambda: tf.zeros(shape, tf.uint8),
+      )
+      out["cropped"] = True
+    elif fused_crop:
       crop = config.crop_size
       full_size = tf.ensure_shape(full_size, [2])
       out["clips"] = tf.cond(

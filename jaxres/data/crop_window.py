@@ -44,6 +44,33 @@ def window_draws(seed) -> tf.Tensor:
   return tf.random.stateless_uniform([4], seed=seed, maxval=tf.int32.max, dtype=tf.int32)
 
 
+def window(height: int, width: int, size: int, crop: int, draws):
+  """Where `resized_random_crop` puts its window, in numpy: the resized frame's size and the
+  window's top-left corner, computed as the tf ops compute them (float32 sizes, offsets the draws
+  modulo the room left).
+
+  Args:
+    height: frame height.
+    width: frame width.
+    size: the short side after resizing.
+    crop: the window's side.
+    draws: `window_draws(seed)` as numpy.
+
+  Returns:
+    `(new_h, new_w, y0, x0)`, or None where the crop does not fit the resized frame.
+
+  Example:
+    >>> window(240, 320, 128, 112, np.array([0, 5, 30, 0]))
+    (128, 171, 5, 30)
+  """
+  h, w = np.float32(height), np.float32(width)
+  scale = np.float32(size) / min(h, w)
+  new_h, new_w = int(np.round(h * scale)), int(np.round(w * scale))
+  if new_h < crop or new_w < crop:
+    return None
+  return new_h, new_w, int(draws[1]) % (new_h - crop + 1), int(draws[2]) % (new_w - crop + 1)
+
+
 def columns_read(height: int, width: int, size: int, crop: int, draws) -> int:
   """How many columns, from the left, of `height x width` frames `resized_random_crop` reads
   for the window of `draws = window_draws(seed)`: the decoder may drop the others.
@@ -66,15 +93,13 @@ def columns_read(height: int, width: int, size: int, crop: int, draws) -> int:
     >>> columns_read(240, 320, 128, 112, np.array([0, 0, 30, 0]))   # x0 = 30 of 0..59
     270
   """
-  h, w = np.float32(height), np.float32(width)
-  scale = np.float32(size) / min(h, w)
-  new_h, new_w = int(np.round(h * scale)), int(np.round(w * scale))
-  if new_h < crop or new_w < crop:
+  placed = window(height, width, size, crop, draws)
+  if placed is None:
     return width
-  x0 = int(draws[2]) % (new_w - crop + 1)
+  new_h, new_w, _, x0 = placed
   if new_h == height and new_w == width:  # only cut, not resized
     return x0 + crop
-  scale_w = float(np.float32(new_w) / w)
+  scale_w = float(np.float32(new_w) / np.float32(width))
   support = max(1.0 / scale_w, 1.0)  # radius 1, widened by 1 / scale when shrinking
   last_sample = (x0 + crop - 0.5) / scale_w  # centre of the window's last column, in the input
   return min(width, math.ceil(last_sample + support + 0.5) + _MARGIN)
