@@ -439,3 +439,39 @@ def test_scaled_clips_are_the_frames_scaled_alone_and_close_to_tensorflows_resiz
   assert video.scale_rgb(image, *image.shape[:2]) is image
   with pytest.raises(ValueError, match="columns or size"):
     video.read_frames(plain, [0], columns=lambda h, w: w, size=lambda h, w: (h, w))
+
+
+@pytest.mark.parametrize("timing", ["constant", "variable"])
+def test_one_thread_clips_skip_unreferenced_frames_before_them_and_keep_their_pixels(
+  tmp_path, timing
+):
+  # H.264 with B-frames and one keyframe (libx264's default interval): every clip decodes from
+  # the first frame, and the unreferenced B-frames before it need not be decoded at all.
+  written = frames_with_index(60, 36, 52)
+  times = None
+  if timing == "variable":  # shown for 1 or 3 ticks of 40 ms
+    times = np.concatenate([[0.0], np.cumsum(np.array([0.04, 0.12] * 30)[:59])])
+  path = write_video(str(tmp_path / f"{timing}.mp4"), written, fps=25, timestamps=times)
+  whole = video.read_video(path).frames  # threads: nothing skipped
+  output = []
+  real_timed = video._timed
+
+  def counting(*args, **kwargs):
+    for frame, time in real_timed(*args, **kwargs):
+      output.append(frame.pts)
+      yield frame, time
+
+  counts = {False: [], True: []}  # frames decoded per clip, one thread and threaded
+  video._timed = counting
+  try:
+    for start in (1, 7, 16, 23, len(whole) - 16):
+      indices = np.arange(start, start + 16)
+      for threaded in (False, True):
+        output.clear()
+        clip = video.read_frames(path, indices, threaded=threaded)
+        np.testing.assert_array_equal(clip, whole[indices], err_msg=f"{start} {threaded}")
+        counts[threaded].append(len(output))
+  finally:
+    video._timed = real_timed
+  assert all(one <= every for one, every in zip(counts[False], counts[True])), counts
+  assert sum(counts[True]) - sum(counts[False]) >= 10, counts

@@ -225,13 +225,27 @@ def is_partial(decoded: int, num_frames: int) -> bool:
   return num_frames - decoded > max(2, math.ceil(0.05 * num_frames))
 
 
-def _timed(path: str, container, stream, fps: float, start: float, *, keep_truncated: bool):
+def _timed(
+  path: str,
+  container,
+  stream,
+  fps: float,
+  start: float,
+  *,
+  keep_truncated: bool,
+  shown_by: float | None = None,
+):
   """Yields `(av.VideoFrame, seconds since the first frame)` in presentation order.
 
   With `keep_truncated`, a decoding error after the first frame ends the video there (a truncated
-  tail keeps what decoded); otherwise every error is a `DecodeError`.
+  tail keeps what decoded); otherwise every error is a `DecodeError`. With `shown_by` (seconds,
+  on a decoder with one thread), frames that no other frame references and that a later frame
+  shown no later than `shown_by` replaces are not decoded at all: a clip's frames are the last
+  ones shown at its times, so these can never be among them, and with B-frames they are a third
+  to a half of the pre-roll from the keyframe (H.264 from `libx264` with its default keyframe
+  interval decodes from the start of the video for every clip).
   """
-  frames = container.decode(stream)
+  frames = container.decode(stream) if shown_by is None else _skipping(container, stream, shown_by)
   count = 0
   while True:
     try:
@@ -246,6 +260,26 @@ def _timed(path: str, container, stream, fps: float, start: float, *, keep_trunc
       raise DecodeError(path, "corrupt", str(e)) from None
     yield frame, (frame.time - start if frame.time is not None else count / fps)
     count += 1
+
+
+def _skipping(container, stream, shown_by: float):
+  """`container.decode(stream)`, packet by packet, asking the decoder to skip the unreferenced
+  frames (`skip_frame = "NONREF"`) of packets shown before one already read that is shown no later
+  than `shown_by` (seconds from the stream's start, as packet and frame times are)."""
+  context = stream.codec_context
+  time_base = float(stream.time_base)
+  latest = -math.inf  # the latest time among the packets read so far
+  try:
+    for packet in container.demux(stream):
+      skip = False
+      if packet.pts is not None:
+        time = packet.pts * time_base
+        skip = time < latest <= shown_by
+        latest = max(latest, time)
+      context.skip_frame = "NONREF" if skip else "DEFAULT"
+      yield from context.decode(packet)
+  finally:
+    context.skip_frame = "DEFAULT"
 
 
 # One swscale converter per thread, kept warm: `frame.to_ndarray(format=...)` builds a new one
@@ -413,7 +447,8 @@ def _decode_grid(
   size: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> dict[int, np.ndarray]:
   """Decodes the frames on the nominal grid at the sorted unique indices `targets` (scaled to
-  `size(H, W)` of the displayed size, when given)."""
+  `size(H, W)` of the displayed size, when given). On a decoder with one thread, unreferenced
+  frames a later frame replaces before the first target are skipped (`_timed`'s `shown_by`)."""
   tol = 0.25 / fps
   out: dict[int, np.ndarray] = {}
   scaled = None
@@ -427,7 +462,11 @@ def _decode_grid(
     offset = int((start + (targets[0] - 0.5) / fps) / float(stream.time_base))
     container.seek(offset, stream=stream, backward=True, any_frame=False)
     seeked = True
-  for frame, t in _timed(path, container, stream, fps, start, keep_truncated=False):
+  # sws_threads 1: read_frames(threaded=False), whose decoder has one thread too, so a change of
+  # skip_frame applies from the next packet on.
+  shown_by = start + targets[0] / fps + tol if sws_threads == 1 else None
+  timed = _timed(path, container, stream, fps, start, keep_truncated=False, shown_by=shown_by)
+  for frame, t in timed:
     if rotation is None:
       rotation = _rotation(stream, frame)
       if size is not None:
