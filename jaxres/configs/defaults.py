@@ -229,8 +229,8 @@ def default_data_config() -> ml_collections.ConfigDict:
     - `resize_in_decoder`: training clips from video files are resized by the decoder's scaler
       (swscale's antialiased bilinear filter, while converting each frame to RGB) instead of
       TensorFlow's resize: the same window, pixels within one level of TensorFlow's in 99% of
-      the bytes, and about half the CPU per clip from raw videos (`benchmarks/README.md`). Off:
-      the pixels of every other source and of eval views.
+      the bytes, and a fifth to a quarter less CPU per clip from raw videos
+      (`benchmarks/README.md`). Off: the pixels of every other source and of eval views.
     - `flip`: random horizontal flips in training. Off by default: a mirror turns the demo's
       `left` videos into `right` ones, so it is refused for the demo source; turn it on for
       natural video (Kinetics, UCF101).
