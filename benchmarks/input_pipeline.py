@@ -14,6 +14,7 @@ two alternating, so that load from other processes hits both alike: old vs new, 
 
   python -m benchmarks.input_pipeline [--videos 32] [--frames 100] [--batches 12] [--json out.json]
   python -m benchmarks.input_pipeline --compare-with /tmp/wt_old [--suffix .mp4] [--json out.json]
+      [--resize-in-decoder]   # this checkout's side resizes in the decoder, the other as it does
   python -m benchmarks.input_pipeline --stages [--compare-with /tmp/wt_old]   # CPU ms per stage
   python -m benchmarks.input_pipeline --smoke        # tiny sizes, a few seconds, for CI
 
@@ -346,7 +347,7 @@ def main() -> None:
   parser.add_argument(
     "--resize-in-decoder",
     action="store_true",
-    help="with --compare-with: this checkout's rounds set data.resize_in_decoder",
+    help="this checkout's rounds of --compare-with and --stages set data.resize_in_decoder",
   )
   parser.add_argument(
     "--stages", action="store_true", help="CPU ms per stage of a raw clip, one thread (see above)"
