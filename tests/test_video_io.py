@@ -1,6 +1,7 @@
 """`jaxres.data.video` on real files written by the test: codecs, containers, odd sizes, 10-bit and
 gray storage, seeking, VFR, rotation, bad files; streaming against clip decoding; atomic writing."""
 
+import contextlib
 import os
 
 import av
@@ -309,6 +310,23 @@ def test_writing_is_atomic(tmp_path):
   assert sorted(os.listdir(tmp_path)) == ["out.mp4", "strip.png"]
 
 
+@contextlib.contextmanager
+def decoded_pts():
+  """The pts of every frame the readers decode (`video._timed` yields) inside the block."""
+  seen, real_timed = [], video._timed
+
+  def counting(*args, **kwargs):
+    for frame, time in real_timed(*args, **kwargs):
+      seen.append(frame.pts)
+      yield frame, time
+
+  video._timed = counting
+  try:
+    yield seen
+  finally:
+    video._timed = real_timed
+
+
 def reference_decode(path):
   """Every frame, decoded and converted as read_frames did before its converter was kept warm."""
   with av.open(path) as container:
@@ -334,23 +352,11 @@ def test_clips_seek_and_decode_only_their_frames_to_the_pixels_of_a_whole_decode
   path = write_video(str(tmp_path / name), written, fps=25, codec=codec, pix_fmt=pix_fmt, gop=12)
   reference = reference_decode(path)
   assert len(reference) == 60
-  decoded_frames = []
-  real_timed = video._timed
-
-  def counting(*args, **kwargs):
-    for frame, time in real_timed(*args, **kwargs):
-      decoded_frames.append(frame.pts)
-      yield frame, time
-
   for start in (0, 5, 23, 24, 30, 37, 44):
     indices = np.arange(start, start + 16)
     for threaded in (True, False):
-      decoded_frames.clear()
-      video._timed = counting
-      try:
+      with decoded_pts() as decoded_frames:
         clip = video.read_frames(path, indices, threaded=threaded)
-      finally:
-        video._timed = real_timed
       np.testing.assert_array_equal(clip, reference[indices], err_msg=f"{start} {threaded}")
       if start >= 24:  # Seeks: decodes from the keyframe before the clip, stops after its end.
         assert len(decoded_frames) <= 16 + 12 + 4, (start, len(decoded_frames))
@@ -453,25 +459,13 @@ def test_one_thread_clips_skip_unreferenced_frames_before_them_and_keep_their_pi
     times = np.concatenate([[0.0], np.cumsum(np.array([0.04, 0.12] * 30)[:59])])
   path = write_video(str(tmp_path / f"{timing}.mp4"), written, fps=25, timestamps=times)
   whole = video.read_video(path).frames  # threads: nothing skipped
-  output = []
-  real_timed = video._timed
-
-  def counting(*args, **kwargs):
-    for frame, time in real_timed(*args, **kwargs):
-      output.append(frame.pts)
-      yield frame, time
-
   counts = {False: [], True: []}  # frames decoded per clip, one thread and threaded
-  video._timed = counting
-  try:
-    for start in (1, 7, 16, 23, len(whole) - 16):
-      indices = np.arange(start, start + 16)
-      for threaded in (False, True):
-        output.clear()
+  for start in (1, 7, 16, 23, len(whole) - 16):
+    indices = np.arange(start, start + 16)
+    for threaded in (False, True):
+      with decoded_pts() as output:
         clip = video.read_frames(path, indices, threaded=threaded)
-        np.testing.assert_array_equal(clip, whole[indices], err_msg=f"{start} {threaded}")
-        counts[threaded].append(len(output))
-  finally:
-    video._timed = real_timed
+      np.testing.assert_array_equal(clip, whole[indices], err_msg=f"{start} {threaded}")
+      counts[threaded].append(len(output))
   assert all(one <= every for one, every in zip(counts[False], counts[True])), counts
   assert sum(counts[True]) - sum(counts[False]) >= 10, counts

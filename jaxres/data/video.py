@@ -349,6 +349,13 @@ def _to_array(frame, rotation: int, threads: int = 0, size=None) -> np.ndarray:
   return image
 
 
+def _displayed_size(frame, rotation: int) -> tuple[int, int]:
+  """`(H, W)` of `frame` as shown, turned by `rotation`."""
+  if rotation in (90, 270):
+    return frame.width, frame.height
+  return frame.height, frame.width
+
+
 def _stream(path: str):
   """Generator: first the `VideoMeta`, then `(image, time)` per frame; closing it closes the file."""
   container, stream = _open(path)
@@ -359,9 +366,7 @@ def _stream(path: str):
     if first is None:
       raise DecodeError(path, "empty", "no decodable frame")
     rotation = _rotation(stream, first[0])
-    h, w = first[0].height, first[0].width
-    if rotation in (90, 270):
-      h, w = w, h
+    h, w = _displayed_size(first[0], rotation)
     colour = Colour(
       int(first[0].color_primaries),
       int(first[0].color_trc),
@@ -470,10 +475,7 @@ def _decode_grid(
     if rotation is None:
       rotation = _rotation(stream, frame)
       if size is not None:
-        shown = (
-          (frame.width, frame.height) if rotation in (90, 270) else (frame.height, frame.width)
-        )
-        scaled = tuple(int(n) for n in size(*shown))
+        scaled = tuple(int(n) for n in size(*_displayed_size(frame, rotation)))
     while j < len(targets) and t > targets[j] / fps + tol:
       if prev is None:
         if seeked:  # Landed after the target: the container's index lied; caller decodes from 0.
