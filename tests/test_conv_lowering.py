@@ -173,6 +173,32 @@ def test_module_has_nn_conv_parameters_and_outputs():
     )
 
 
+def test_module_takes_kernel_dilation_as_nn_conv():
+  x = jax.random.normal(jax.random.key(0), (2, 11, 13, 5))
+  for dilation, padding in ((2, "SAME"), ((4, 1), 1), (2, "VALID")):
+    kwargs = dict(features=3, kernel_size=(3, 3), padding=padding, kernel_dilation=dilation)
+    ours, theirs = convs.Conv(**kwargs), nn.Conv(**kwargs)
+    variables = theirs.init(jax.random.key(1), x)
+    y = jax.jit(ours.apply)(variables, x)
+    assert y.shape == theirs.apply(variables, x).shape
+    np.testing.assert_allclose(y, theirs.apply(variables, x), rtol=1e-5, atol=1e-5)
+
+
+def test_auto_leaves_2d_convolutions_of_large_images_to_xla():
+  cpu = functools.partial(convs.choose_lowering, (3, 3), (1, 1), (P1, P1), backend="cpu")
+  edge = convs.WINOGRAD_2D_MAX_PIXELS
+  assert cpu(x_shape=(64, 56, 56, 64), features=64) == "winograd"
+  assert cpu(x_shape=(5, 180, 320, 64), features=256) == "winograd"
+  assert cpu(x_shape=(1, 1, edge, 64), features=64) == "winograd"
+  assert cpu(x_shape=(1, 1, edge + 1, 64), features=64) == "native"
+  assert cpu(x_shape=(1, 720, 1280, 64), features=64) == "native"
+  # Video models' 1x3x3 convolutions are 3D kernels: Winograd at any size.
+  spatial = convs.choose_lowering((1, 3, 3), (1, 1, 1), (P0, P1, P1), backend="cpu")
+  assert spatial == "winograd"
+  big_3d = (1, 2, 720, 1280, 64)
+  assert convs.choose_lowering((1, 3, 3), (1, 1, 1), (P0, P1, P1), "cpu", big_3d, 64) == "winograd"
+
+
 def test_module_computes_in_bfloat16():
   layer = convs.Conv(4, (3, 3, 3), padding=((1, 1),) * 3, use_bias=False, dtype=jnp.bfloat16)
   for shape in ((1, 4, 6, 6, 3), (1, 2, 8, 8, 3)):  # F(4, 3) and F(2, 3) on different axes

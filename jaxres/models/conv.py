@@ -39,6 +39,14 @@ import numpy as np
 from jax import lax
 
 Padding = Union[str, Sequence[tuple[int, int]]]
+# Above this many pixels per image, `auto` leaves 2D convolutions to XLA: its CPU 2D convolution
+# (Eigen's spatial convolution) runs large images at near its matmul speed, while Winograd's
+# transformed tiles outgrow the cache. Alone, 3x3 64 -> 64 convolutions with Winograd F(4, 3) against
+# XLA's (2026-12-07, a 2-core Xeon): 32x56x56 25.7 / 55.2 ms, 1x180x320 14 / 20 ms, but 1x360x640
+# 71 / 63 ms and 1x720x1280 300 / 250 ms; 64 -> 256 at 5x180x320 225 / 332 ms, at 5x360x640 2000 /
+# 1300 ms. Video models' 1x3x3 convolutions are 3D kernels and keep Winograd (XLA's 3D
+# convolution is several times slower, `benchmarks/convs.py`).
+WINOGRAD_2D_MAX_PIXELS = 2**17
 LOWERINGS = ("auto", "native", "winograd", "im2col", "pointwise", "depthwise")
 # Lowerings that take grouped convolutions (`feature_group_count > 1`); the matmul lowerings
 # (winograd, im2col, pointwise) are for ungrouped ones, and a model pinned to one of them gives its
@@ -617,8 +625,9 @@ def choose_lowering(
   On CPU: 1x..x1 kernels -> `pointwise`; kernels of 3 with stride 1 on some axes and 1 elsewhere ->
   `winograd`, unless (with `x_shape` and `features` given) there are fewer than `features / 4`
   Winograd tiles in all: then the transformed kernel outweighs the data it multiplies (r3d_18's
-  layer4 at 2x7x7, where im2col ran 2x faster forward and backward); everything else (strided
-  3x3(x3), stems) -> `im2col`. Elsewhere: `native`.
+  layer4 at 2x7x7, where im2col ran 2x faster forward and backward); 2D kernels on images of more
+  than `WINOGRAD_2D_MAX_PIXELS` pixels (with `x_shape` given) -> `native`; everything else
+  (strided 3x3(x3), stems) -> `im2col`. Elsewhere: `native`.
 
   Example:
     >>> choose_lowering((3, 3, 3), (1, 1, 1), ((1, 1),) * 3, backend="cpu")
@@ -632,6 +641,9 @@ def choose_lowering(
   axes = winograd_axes(kernel_spatial, strides, padding)
   if axes is None:
     return "im2col"
+  if len(kernel_spatial) == 2 and x_shape is not None:
+    if x_shape[1] * x_shape[2] > WINOGRAD_2D_MAX_PIXELS:
+      return "native"
   if x_shape is not None and features is not None:
     out = _output_shape(x_shape, kernel_spatial, strides, padding)
     tiles = default_tiles(x_shape, axes)
@@ -728,7 +740,7 @@ def conv(
 
 
 class Conv(nn.Module):
-  """A drop-in for `flax.linen.Conv` (no dilation) that picks its lowering per backend.
+  """A drop-in for `flax.linen.Conv` that picks its lowering per backend.
 
   Same parameters as `nn.Conv`: `kernel` of shape
   `kernel_size + (in_features // feature_group_count, features)` and, with `use_bias`, `bias` of
@@ -746,6 +758,8 @@ class Conv(nn.Module):
     lowering: one of `LOWERINGS`; "auto" picks by backend and kernel shape (`choose_lowering`,
       `choose_grouped_lowering`).
     feature_group_count: channel groups (as `nn.Conv`); `in_features` for depthwise.
+    kernel_dilation: int or one per spatial axis; dilated kernels keep XLA's convolution (none of
+      the lowerings takes the gaps between their taps).
 
   Example:
     >>> layer = Conv(64, kernel_size=(3, 3, 3), padding=((1, 1),) * 3, use_bias=False)
@@ -763,6 +777,7 @@ class Conv(nn.Module):
   bias_init: Callable = nn.initializers.zeros
   lowering: str = "auto"
   feature_group_count: int = 1
+  kernel_dilation: Union[int, Sequence[int]] = 1
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
@@ -788,5 +803,20 @@ class Conv(nn.Module):
     padding = self.padding
     if isinstance(padding, int):
       padding = ((padding, padding),) * len(kernel_size)
-    y = conv(x, kernel, self.strides, padding, self.lowering, groups)
+    dilation = self.kernel_dilation
+    if isinstance(dilation, int):
+      dilation = (dilation,) * len(kernel_size)
+    if any(d != 1 for d in dilation):
+      strides, padding = _normalise(x.ndim, kernel.shape, self.strides, padding)
+      y = lax.conv_general_dilated(
+        x,
+        kernel,
+        strides,
+        padding,
+        rhs_dilation=tuple(dilation),
+        dimension_numbers=_dimension_numbers(x.ndim),
+        feature_group_count=groups,
+      )
+    else:
+      y = conv(x, kernel, self.strides, padding, self.lowering, groups)
     return y if bias is None else y + bias

@@ -54,6 +54,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxres.models.blocks import ModuleDef
+from jaxres.models.conv import Conv
 from jaxres.models.sampling import flow_warp
 
 SCALES = (2, 3, 4)
@@ -165,8 +166,10 @@ class Upsampler(nn.Module):
 
 
 def _conv_factory(dtype, param_dtype) -> ModuleDef:
+  """3x3 convolutions, "SAME"-padded, as `Conv` (Winograd on CPU for frames of up to
+  `conv.WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution on larger ones and elsewhere)."""
   return functools.partial(
-    nn.Conv, kernel_size=(3, 3), padding="SAME", dtype=dtype, param_dtype=param_dtype
+    Conv, kernel_size=(3, 3), padding="SAME", dtype=dtype, param_dtype=param_dtype
   )
 
 
