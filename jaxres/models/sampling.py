@@ -196,10 +196,41 @@ def modulated_deform_conv(
   )
   sy = base_y + offset[..., 0]  # [B, Ho, Wo, G, K]
   sx = base_x + offset[..., 1]
-  groups = x.reshape(b, h, w, g, c // g)
-  sample = jax.vmap(bilinear_sample, in_axes=(3, 3, 3), out_axes=3)
-  columns = sample(groups, sx, sy)  # [B, Ho, Wo, G, K, C/G]
+  columns = _group_columns(x, sx, sy, g)  # [B, Ho, Wo, G, K, C/G]
   columns = columns * mask.reshape(b, ho, wo, g, k, 1).astype(columns.dtype)
-  weights = kernel.reshape(k, g, c // g, out).astype(columns.dtype)
-  y = jnp.einsum("bhwgkc,kgco->bhwo", columns, weights)
+  weights = jnp.transpose(kernel.reshape(k, g, c // g, out), (1, 0, 2, 3)).astype(columns.dtype)
+  y = jnp.einsum("bhwgkc,gkco->bhwo", columns, weights)
   return y if bias is None else y + bias.astype(y.dtype)
+
+
+def _group_columns(x: jax.Array, sx: jax.Array, sy: jax.Array, groups: int) -> jax.Array:
+  """`x [B, H, W, C]` sampled bilinearly (zeros outside) at `(sx, sy) [B, Ho, Wo, G, K]`, group `g`
+  reading channels `g * C/G ...`: `[B, Ho, Wo, G, K, C/G]`.
+
+  Each corner is one gather of `C/G`-channel rows of `x` viewed as `[B * H * W * G, C/G]`, by a row
+  index computed per sample point, so the result comes out in the order the products take it.
+  Gathering per group under `vmap` (one image per group) computed the same columns 3.1x slower
+  (IconVSR's [2, 180, 320, 64] alignment with 8 groups: 795 -> 255 ms): XLA fused it into the
+  products' operand with the groups moved outermost, redoing each point's coordinates per channel.
+  """
+  b, h, w, c = x.shape
+  rows = x.reshape(b * h * w * groups, c // groups)
+  batch = np.arange(b).reshape((b,) + (1,) * (sx.ndim - 1))
+  group = np.arange(groups).reshape((1,) * (sx.ndim - 2) + (groups, 1))
+  sx = sx.astype(jnp.float32)
+  sy = sy.astype(jnp.float32)
+  x0 = jnp.floor(sx)
+  y0 = jnp.floor(sy)
+  fx = sx - x0
+  fy = sy - y0
+  x0 = x0.astype(jnp.int32)
+  y0 = y0.astype(jnp.int32)
+  out = 0
+  for dy, wy in ((0, 1 - fy), (1, fy)):
+    for dx, wx in ((0, 1 - fx), (1, fx)):
+      yy, xx = y0 + dy, x0 + dx
+      inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
+      index = ((batch * h + jnp.clip(yy, 0, h - 1)) * w + jnp.clip(xx, 0, w - 1)) * groups + group
+      weight = jnp.where(inside, wx * wy, 0).astype(x.dtype)
+      out = out + jnp.take(rows, index, axis=0, mode="clip") * weight[..., None]
+  return out
