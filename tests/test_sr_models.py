@@ -146,3 +146,36 @@ def test_recurrent_unrolled_equals_scan():
   variables = jax.tree_util.tree_map(lambda p: p + 0.02, variables)
   run = lambda m: jax.jit(lambda v, x: m.apply(v, x, train=False))(variables, clip)
   np.testing.assert_allclose(run(unrolled), run(scanned), atol=1e-5)
+
+
+def _count_primitives(fn, *args, name):
+  return str(jax.make_jaxpr(fn)(*args)).count(f" {name}[")
+
+
+@pytest.mark.parametrize(
+  "name, kwargs, shape",
+  [
+    ("edsr_bicubic_tiny", {"scale": 2}, (1, 2, 12, 10, 3)),
+    ("recurrent_vsr_tiny", {"scale": 2}, (1, 3, 12, 10, 3)),  # dilated flow convs: XLA's
+    *(
+      pytest.param(name, {"features": 8, "num_blocks": 1}, shape, marks=pytest.mark.slow)
+      for name, shape in (
+        ("basicvsr", (1, 2, 64, 64, 3)),
+        ("iconvsr", (1, 5, 64, 64, 3)),
+        ("basicvsrpp", (1, 2, 64, 64, 3)),
+      )
+    ),
+  ],
+)
+def test_sr_models_pin_their_convolutions_lowering(name, kwargs, shape):
+  # "auto" runs 3x3 convolutions as Winograd dots on CPU; "native" (what `export` asks for) keeps
+  # every one on XLA's convolution; both compute the same function.
+  clip = jax.random.uniform(jax.random.key(4), shape)
+  auto = models.get(name, **kwargs)
+  native = models.get(name, conv_lowering="native", **kwargs)
+  variables = init_variables(auto, clip, train=False)
+  variables = jax.tree_util.tree_map(lambda p: p + 0.01, variables)
+  run = {m: jax.jit(lambda x, m=m: m.apply(variables, x, train=False)) for m in (auto, native)}
+  counts = {m: _count_primitives(run[m], clip, name="conv_general_dilated") for m in (auto, native)}
+  assert counts[native] > counts[auto], counts
+  np.testing.assert_allclose(run[auto](clip), run[native](clip), rtol=1e-4, atol=1e-4)

@@ -41,7 +41,9 @@ from jaxres.models.sr import ResidualBlock, pixel_shuffle
 lrelu = functools.partial(nn.leaky_relu, negative_slope=0.1)
 
 
-def conv3x3(features: int, *, dtype: Any, param_dtype: Any, name: str, **kwargs) -> Conv:
+def conv3x3(
+  features: int, *, dtype: Any, param_dtype: Any, name: str, lowering: str = "auto", **kwargs
+) -> Conv:
   """A 3x3 convolution padded by 1 (PyTorch's `Conv2d(..., 3, 1, 1)`), `nn.Conv`'s parameters.
 
   On CPU `Conv` runs it as Winograd F(4, 3) on frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels
@@ -49,7 +51,14 @@ def conv3x3(features: int, *, dtype: Any, param_dtype: Any, name: str, **kwargs)
   larger ones (the x4 upsampler's last layers).
   """
   return Conv(
-    features, (3, 3), padding=1, dtype=dtype, param_dtype=param_dtype, name=name, **kwargs
+    features,
+    (3, 3),
+    padding=1,
+    dtype=dtype,
+    param_dtype=param_dtype,
+    name=name,
+    lowering=lowering,
+    **kwargs,
   )
 
 
@@ -61,16 +70,21 @@ class ConvResidualBlocks(nn.Module):
     num_blocks: residual blocks (conv-ReLU-conv + identity, no normalisation).
     dtype: compute dtype.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   features: int = 64
   num_blocks: int = 15
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = functools.partial(conv3x3, dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      conv3x3, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
+    )
     x = lrelu(conv(self.features, name="conv_in")(x.astype(self.dtype)))
     for i in range(self.num_blocks):
       x = ResidualBlock(lambda f, name: conv(f, name=name), name=f"block{i}")(x)
@@ -81,14 +95,18 @@ class UpsampleX4(nn.Module):
   """BasicVSR's reconstruction head: upconv1 -> PS x2 -> upconv2 -> PS x2 -> conv_hr -> conv_last.
 
   LeakyReLU(0.1) after each of the first three stages; the output has 3 channels, float32.
+  `conv_lowering` as `ConvResidualBlocks`'.
   """
 
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = functools.partial(conv3x3, dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      conv3x3, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
+    )
     x = lrelu(pixel_shuffle(conv(4 * x.shape[-1], name="upconv1")(x), 2))
     x = lrelu(pixel_shuffle(conv(64 * 4, name="upconv2")(x), 2))
     x = lrelu(conv(64, name="conv_hr")(x))
@@ -126,6 +144,8 @@ class BasicVSR(nn.Module):
     num_blocks: residual blocks per direction (`num_block`; 30 in the published model).
     dtype: compute dtype of the convolutions (flows and warping run in float32); output float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   scale: int = 4
@@ -133,6 +153,7 @@ class BasicVSR(nn.Module):
   num_blocks: int = 30
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -143,7 +164,12 @@ class BasicVSR(nn.Module):
     spynet = SpyNet(self.dtype, self.param_dtype, name="spynet")
     flows_forward, flows_backward = clip_flows(spynet, x) if t > 1 else (None, None)
     trunk = functools.partial(
-      ConvResidualBlocks, self.features, self.num_blocks, self.dtype, self.param_dtype
+      ConvResidualBlocks,
+      self.features,
+      self.num_blocks,
+      self.dtype,
+      self.param_dtype,
+      self.conv_lowering,
     )
     backward_trunk = trunk(name="backward_trunk")
     forward_trunk = trunk(name="forward_trunk")
@@ -170,6 +196,6 @@ class BasicVSR(nn.Module):
         feats
       )
     )
-    out = UpsampleX4(self.dtype, self.param_dtype, name="upsample")(fused)
+    out = UpsampleX4(self.dtype, self.param_dtype, self.conv_lowering, name="upsample")(fused)
     base = resize_bilinear(x.reshape(b * t, h, w, 3), (4 * h, 4 * w), align_corners=False)
     return (out + base).reshape(b, t, 4 * h, 4 * w, 3)

@@ -58,6 +58,8 @@ class SecondOrderDeformableAlignment(nn.Module):
     max_residue_magnitude: bound of the learned offset residue around the flow (10).
     dtype: compute dtype of the convolutions; sampling runs in float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   features: int = 64
@@ -65,13 +67,16 @@ class SecondOrderDeformableAlignment(nn.Module):
   max_residue_magnitude: float = 10.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(
     self, x: jax.Array, extra: jax.Array, flow_1: jax.Array, flow_2: jax.Array
   ) -> jax.Array:
     """Aligns `x` `[B, h, w, 2F]` guided by `extra` `[B, h, w, 3F]` and the flows `[B, h, w, 2]`."""
-    conv = functools.partial(conv3x3, dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      conv3x3, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
+    )
     g = self.deformable_groups
     y = jnp.concatenate([extra, flow_1, flow_2], -1).astype(self.dtype)
     for i in range(3):
@@ -112,6 +117,8 @@ class BasicVSRPlusPlus(nn.Module):
     dtype: compute dtype of the convolutions (flows, warping and sampling in float32); output
       float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   scale: int = 4
@@ -120,6 +127,7 @@ class BasicVSRPlusPlus(nn.Module):
   max_residue_magnitude: float = 10.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -128,7 +136,12 @@ class BasicVSRPlusPlus(nn.Module):
     b, t, h, w, _ = x.shape
     f = self.features
     x = x.astype(jnp.float32)
-    blocks = functools.partial(ConvResidualBlocks, dtype=self.dtype, param_dtype=self.param_dtype)
+    blocks = functools.partial(
+      ConvResidualBlocks,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      conv_lowering=self.conv_lowering,
+    )
     spatial = blocks(f, 5, name="feat_extract")(x.reshape(b * t, h, w, 3)).reshape(b, t, h, w, f)
     feats = {"spatial": [spatial[:, i] for i in range(t)]}
     spynet = SpyNet(self.dtype, self.param_dtype, name="spynet")
@@ -141,6 +154,7 @@ class BasicVSRPlusPlus(nn.Module):
         self.max_residue_magnitude,
         self.dtype,
         self.param_dtype,
+        self.conv_lowering,
         name=f"deform_align_{branch}",
       )
       backbone = blocks(f, self.num_blocks, name=f"backbone_{branch}")
@@ -173,6 +187,6 @@ class BasicVSRPlusPlus(nn.Module):
 
     hr = jnp.concatenate([jnp.stack(feats[k], 1) for k in ("spatial",) + BRANCHES], -1)
     hr = blocks(f, 5, name="reconstruction")(hr.reshape(b * t, h, w, 5 * f))
-    out = UpsampleX4(self.dtype, self.param_dtype, name="upsample")(hr)
+    out = UpsampleX4(self.dtype, self.param_dtype, self.conv_lowering, name="upsample")(hr)
     base = resize_bilinear(x.reshape(b * t, h, w, 3), (4 * h, 4 * w), align_corners=False)
     return (out + base).reshape(b, t, 4 * h, 4 * w, 3)

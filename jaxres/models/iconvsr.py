@@ -53,6 +53,7 @@ class DCNv2Pack(nn.Module):
   deformable_groups: int = 8
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, feat: jax.Array) -> jax.Array:
@@ -63,6 +64,7 @@ class DCNv2Pack(nn.Module):
       param_dtype=self.param_dtype,
       kernel_init=nn.initializers.zeros,
       name="conv_offset",
+      lowering=self.conv_lowering,
     )(feat).astype(jnp.float32)
     offset, mask = out[..., : 18 * g], jax.nn.sigmoid(out[..., 18 * g :])
     kernel = self.param(
@@ -89,12 +91,24 @@ class PCDAlignment(nn.Module):
   deformable_groups: int = 8
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, nbr: list[jax.Array], ref: list[jax.Array]) -> jax.Array:
-    conv = functools.partial(conv3x3, self.features, dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      conv3x3,
+      self.features,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      lowering=self.conv_lowering,
+    )
     dcn = functools.partial(
-      DCNv2Pack, self.features, self.deformable_groups, self.dtype, self.param_dtype
+      DCNv2Pack,
+      self.features,
+      self.deformable_groups,
+      self.dtype,
+      self.param_dtype,
+      self.conv_lowering,
     )
     up_offset = up_feat = None
     for i in (3, 2, 1):
@@ -129,11 +143,18 @@ class TSAFusion(nn.Module):
   center: int = 2
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, aligned: jax.Array) -> jax.Array:
     b, t, h, w, c = aligned.shape
-    conv = functools.partial(conv3x3, self.features, dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      conv3x3,
+      self.features,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      lowering=self.conv_lowering,
+    )
     conv1 = functools.partial(
       nn.Conv, self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype
     )
@@ -166,11 +187,18 @@ class EDVRFeatureExtractor(nn.Module):
   features: int = 64
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     b, t, h, w, _ = x.shape
-    conv = functools.partial(conv3x3, self.features, dtype=self.dtype, param_dtype=self.param_dtype)
+    conv = functools.partial(
+      conv3x3,
+      self.features,
+      dtype=self.dtype,
+      param_dtype=self.param_dtype,
+      lowering=self.conv_lowering,
+    )
     down = functools.partial(
       nn.Conv,
       self.features,
@@ -183,17 +211,27 @@ class EDVRFeatureExtractor(nn.Module):
     l1 = lrelu(conv(name="conv_first")(x.reshape(b * t, h, w, 3).astype(self.dtype)))
     for i in range(5):
       l1 = ResidualBlock(
-        lambda f, name: conv3x3(f, dtype=self.dtype, param_dtype=self.param_dtype, name=name),
+        lambda f, name: conv3x3(
+          f,
+          dtype=self.dtype,
+          param_dtype=self.param_dtype,
+          name=name,
+          lowering=self.conv_lowering,
+        ),
         name=f"feature_extraction{i}",
       )(l1)
     l2 = lrelu(conv(name="conv_l2_2")(lrelu(down(name="conv_l2_1")(l1))))
     l3 = lrelu(conv(name="conv_l3_2")(lrelu(down(name="conv_l3_1")(l2))))
     levels = [f.reshape(b, t, *f.shape[1:]) for f in (l1, l2, l3)]
     center = self.num_frames // 2
-    pcd = PCDAlignment(self.features, 8, self.dtype, self.param_dtype, name="pcd_align")
+    pcd = PCDAlignment(
+      self.features, 8, self.dtype, self.param_dtype, self.conv_lowering, name="pcd_align"
+    )
     ref = [f[:, center] for f in levels]
     aligned = jnp.stack([pcd([f[:, i] for f in levels], ref) for i in range(t)], 1)
-    return TSAFusion(self.features, center, self.dtype, self.param_dtype, name="fusion")(aligned)
+    return TSAFusion(
+      self.features, center, self.dtype, self.param_dtype, self.conv_lowering, name="fusion"
+    )(aligned)
 
 
 class IconVSR(nn.Module):
@@ -208,6 +246,8 @@ class IconVSR(nn.Module):
     dtype: compute dtype of the convolutions (flows, warping and sampling in float32); output
       float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   scale: int = 4
@@ -217,6 +257,7 @@ class IconVSR(nn.Module):
   temporal_padding: int = 2
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -247,11 +288,17 @@ class IconVSR(nn.Module):
     after = [-(tp + 2) - i for i in range(tp)]  # [-4, -5]
     padded = jnp.concatenate([x[:, before], x, x[:, after]], 1)
     windows = jnp.concatenate([padded[:, i : i + 2 * tp + 1] for i in keyframes], 0)
-    edvr = EDVRFeatureExtractor(2 * tp + 1, f, self.dtype, self.param_dtype, name="edvr")
+    edvr = EDVRFeatureExtractor(
+      2 * tp + 1, f, self.dtype, self.param_dtype, self.conv_lowering, name="edvr"
+    )
     refill = dict(zip(keyframes, jnp.split(edvr(windows), len(keyframes), 0)))
 
-    conv = functools.partial(conv3x3, f, dtype=self.dtype, param_dtype=self.param_dtype)
-    trunk = functools.partial(ConvResidualBlocks, f, self.num_blocks, self.dtype, self.param_dtype)
+    conv = functools.partial(
+      conv3x3, f, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
+    )
+    trunk = functools.partial(
+      ConvResidualBlocks, f, self.num_blocks, self.dtype, self.param_dtype, self.conv_lowering
+    )
     backward_fusion, forward_fusion = conv(name="backward_fusion"), conv(name="forward_fusion")
     backward_trunk, forward_trunk = trunk(name="backward_trunk"), trunk(name="forward_trunk")
     frame = lambda i: x[:, i].astype(self.dtype)
@@ -275,7 +322,7 @@ class IconVSR(nn.Module):
       prop = forward_trunk(jnp.concatenate([frame(i), backward[i], prop], -1))
       forward.append(prop)
 
-    out = UpsampleX4(self.dtype, self.param_dtype, name="upsample")(
+    out = UpsampleX4(self.dtype, self.param_dtype, self.conv_lowering, name="upsample")(
       jnp.stack(forward, 1).reshape(b * n, h, w, f)
     )
     base = resize_bilinear(x.reshape(b * n, h, w, 3), (4 * h, 4 * w), align_corners=False)

@@ -165,11 +165,16 @@ class Upsampler(nn.Module):
     return x
 
 
-def _conv_factory(dtype, param_dtype) -> ModuleDef:
-  """3x3 convolutions, "SAME"-padded, as `Conv` (Winograd on CPU for frames of up to
+def _conv_factory(dtype, param_dtype, lowering: str = "auto") -> ModuleDef:
+  """3x3 convolutions, "SAME"-padded, as `Conv` ("auto": Winograd on CPU for frames of up to
   `conv.WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution on larger ones and elsewhere)."""
   return functools.partial(
-    Conv, kernel_size=(3, 3), padding="SAME", dtype=dtype, param_dtype=param_dtype
+    Conv,
+    kernel_size=(3, 3),
+    padding="SAME",
+    dtype=dtype,
+    param_dtype=param_dtype,
+    lowering=lowering,
   )
 
 
@@ -191,6 +196,8 @@ class EDSR(nn.Module):
     rgb_mean: the mean subtracted (DIV2K's, BasicSR's default).
     dtype: compute dtype; the output is float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   scale: int = 4
@@ -201,12 +208,13 @@ class EDSR(nn.Module):
   rgb_mean: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train  # no dropout or normalisation
     _check_scale(self.scale)
-    conv = _conv_factory(self.dtype, self.param_dtype)
+    conv = _conv_factory(self.dtype, self.param_dtype, self.conv_lowering)
     mean = jnp.asarray(self.rgb_mean, jnp.float32)
 
     def network(x):
@@ -239,6 +247,8 @@ class BicubicEDSR(nn.Module):
     res_scale: residual scaling in the blocks.
     dtype: compute dtype; the output is float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   scale: int = 4
@@ -247,12 +257,13 @@ class BicubicEDSR(nn.Module):
   res_scale: float = 1.0
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train  # no dropout or normalisation
     _check_scale(self.scale)
-    conv = _conv_factory(self.dtype, self.param_dtype)
+    conv = _conv_factory(self.dtype, self.param_dtype, self.conv_lowering)
 
     def network(x):
       h = conv(self.features, name="head")(jnp.asarray(x, self.dtype))
@@ -276,6 +287,8 @@ class VDSR(nn.Module):
     features: width.
     dtype: compute dtype; the output is float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   scale: int = 4
@@ -283,12 +296,13 @@ class VDSR(nn.Module):
   features: int = 64
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
     del train
     _check_scale(self.scale)
-    conv = _conv_factory(self.dtype, self.param_dtype)
+    conv = _conv_factory(self.dtype, self.param_dtype, self.conv_lowering)
 
     def network(x):
       up = bicubic_upsample(jnp.asarray(x, jnp.float32), self.scale)
@@ -368,6 +382,8 @@ class RecurrentVSR(nn.Module):
       step of 8 x 5 x 32 x 32), so unrolling is the default; set False on accelerators for long T.
     dtype: compute dtype; the output is float32.
     param_dtype: parameter dtype.
+    conv_lowering: the 3x3 convolutions' lowering (`jaxres.models.conv.LOWERINGS`; "auto": Winograd
+      on CPU for frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels, XLA's convolution otherwise).
   """
 
   scale: int = 4
@@ -377,6 +393,7 @@ class RecurrentVSR(nn.Module):
   unroll: bool = True
   dtype: Any = jnp.float32
   param_dtype: Any = jnp.float32
+  conv_lowering: str = "auto"
 
   @nn.compact
   def __call__(self, x: jax.Array, train: bool = False) -> jax.Array:
@@ -386,7 +403,7 @@ class RecurrentVSR(nn.Module):
       raise ValueError(f"align must be 'flow' or 'none', got {self.align!r}.")
     if x.ndim != 5:
       raise ValueError(f"RecurrentVSR takes clips [B, T, h, w, 3], got shape {x.shape}.")
-    conv = _conv_factory(self.dtype, self.param_dtype)
+    conv = _conv_factory(self.dtype, self.param_dtype, self.conv_lowering)
     b, t, h, w, _ = x.shape
     frames = jnp.asarray(x, self.dtype)
     # Neighbour of each step = the frame the hidden state comes from (the frame itself at the ends,
