@@ -257,6 +257,15 @@ def test_depthwise_grads_times_both_kernel_gradients_and_they_agree(capsys):
   assert float(row[5]) < 1e-5  # the same 27 x C sums either way
 
 
+def test_deform_conv_times_both_forms_and_they_agree(capsys):
+  from benchmarks import deform_conv
+
+  deform_conv.main(["--shape", "1,6,7,8,5,4", "--reps", "1", "--no-torch"])
+  row = capsys.readouterr().out.splitlines()[-1].split("|")
+  assert row[1].strip() == "1,6,7,8,5,4 [1, 6, 7, 8, 5, 4]" and row[5].strip() == "-", row
+  assert float(row[6]) < 1e-5  # the same columns and products either way
+
+
 def test_blocks_lists_each_distinct_block_at_its_input_shape():
   from benchmarks import blocks
 

@@ -94,6 +94,21 @@ def test_modulated_deform_conv_matches_torchvision():
   )
   got = deform_conv(_nhwc(x), _nhwc(offset), _nhwc(mask), weight.transpose(2, 3, 1, 0), bias)
   np.testing.assert_allclose(_nchw(got), expected, atol=1e-4)
+  # Gradients (what training BasicVSR++ takes) against torchvision's, for a random output gradient.
+  dy = rng.standard_normal(expected.shape).astype(np.float32)
+  leaves = [torch.from_numpy(a).requires_grad_() for a in (x, offset, mask, weight, bias)]
+  torch_out = torchvision.ops.deform_conv2d(
+    *leaves[:2], leaves[3], leaves[4], padding=1, mask=leaves[2]
+  )
+  torch_out.backward(torch.from_numpy(dy))
+  _, vjp = jax.vjp(
+    deform_conv, _nhwc(x), _nhwc(offset), _nhwc(mask), weight.transpose(2, 3, 1, 0), bias
+  )
+  grads = vjp(jnp.asarray(_nhwc(dy)))
+  for name, ours, leaf in zip(("x", "offset", "mask"), grads[:3], leaves[:3]):
+    assert rel_err(_nchw(ours), leaf.grad.numpy()) < 1e-4, name
+  assert rel_err(np.asarray(grads[3]).transpose(3, 2, 0, 1), leaves[3].grad.numpy()) < 1e-4
+  assert rel_err(grads[4], leaves[4].grad.numpy()) < 1e-4
   with pytest.raises(ValueError, match="offset"):
     sampling.modulated_deform_conv(
       jnp.asarray(_nhwc(x)),
