@@ -46,9 +46,9 @@ def conv3x3(
 ) -> Conv:
   """A 3x3 convolution padded by 1 (PyTorch's `Conv2d(..., 3, 1, 1)`), `nn.Conv`'s parameters.
 
-  On CPU `Conv` runs it as Winograd F(4, 3) on frames of up to `WINOGRAD_2D_MAX_PIXELS` pixels
-  (the recurrent branches at 180x320: 1.3-1.4x faster than XLA's convolution) and as XLA's on
-  larger ones (the x4 upsampler's last layers).
+  With `lowering="auto"`, on CPU `Conv` runs it as Winograd F(4, 3) on frames of up to
+  `WINOGRAD_2D_MAX_PIXELS` pixels (the recurrent branches at 180x320: BasicVSR's whole call 12%
+  faster than with XLA's convolution) and as XLA's on larger ones (the x4 upsampler's last layers).
   """
   return Conv(
     features,

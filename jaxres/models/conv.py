@@ -45,8 +45,9 @@ Padding = Union[str, Sequence[tuple[int, int]]]
 # transformed tiles outgrow the cache. 3x3 64 -> 64 convolutions with Winograd F(4, 3) against XLA's
 # (2026-12-07, a 2-core Xeon): 32x56x56 25.7 / 55.2 ms, 1x180x320 14 / 20 ms each in a chain of 20
 # (16-17 / 18 alone), but 1x360x640 71 / 63 ms and 1x720x1280 300 / 250 ms; 64 -> 256 at 5x180x320
-# 225 / 332 ms, at 5x360x640 2000 / 1300 ms. BasicVSR's and EDSR's calls at 180x320 ran 8-12% faster. Video models' 1x3x3 convolutions are 3D kernels and keep Winograd (XLA's 3D
-# convolution is several times slower, `benchmarks/convs.py`).
+# 225 / 332 ms, at 5x360x640 2000 / 1300 ms. BasicVSR's and EDSR's calls at 180x320 ran 8-12%
+# faster. Video models' 1x3x3 convolutions are 3D kernels and keep Winograd (XLA's 3D convolution
+# is several times slower, `benchmarks/convs.py`).
 WINOGRAD_2D_MAX_PIXELS = 2**17
 LOWERINGS = ("auto", "native", "winograd", "im2col", "pointwise", "depthwise")
 # Lowerings that take grouped convolutions (`feature_group_count > 1`); the matmul lowerings
