@@ -43,7 +43,9 @@ def _contractive_recurrent(lr, alpha=0.25):
   Scaling the hidden-state input of each propagation step by `alpha` makes the influence of a frame
   decay geometrically with distance, as in a trained model that forgets (see jaxres.sr.upscale).
   """
-  model = models.get("recurrent_vsr_tiny", scale=2)
+  # XLA's convolutions: these tests are about windows, and each window length compiles anew, which
+  # takes 3x as long with the CPU's Winograd lowering of the unrolled frames.
+  model = models.get("recurrent_vsr_tiny", scale=2, conv_lowering="native")
   variables = model.init(jax.random.key(0), jnp.asarray(lr[None, :2]), train=False)
 
   def edit(path, x):
