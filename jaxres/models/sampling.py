@@ -95,23 +95,30 @@ def bilinear_sample(
   if padding == "border":
     sx = jnp.clip(sx, 0, w - 1)
     sy = jnp.clip(sy, 0, h - 1)
+  flat = x.reshape(b, h * w, c)
+  gather = jax.vmap(lambda image, index: jnp.take(image, index, axis=0))
+  out = 0
+  for row, col, weight in _corners(sx, sy, h, w, x.dtype):
+    out = out + gather(flat, row * w + col) * weight[..., None]
+  return out.reshape(*coords_shape, c)
+
+
+def _corners(sx: jax.Array, sy: jax.Array, h: int, w: int, dtype):
+  """The four bilinear neighbours of float32 `(sx, sy)` in an `h x w` frame: (row, column, weight)
+  each, rows and columns clamped into the frame, the weight 0 (in `dtype`) for neighbours outside
+  it (zero padding)."""
   x0 = jnp.floor(sx)
   y0 = jnp.floor(sy)
   fx = sx - x0
   fy = sy - y0
   x0 = x0.astype(jnp.int32)
   y0 = y0.astype(jnp.int32)
-  flat = x.reshape(b, h * w, c)
-  gather = jax.vmap(lambda image, index: jnp.take(image, index, axis=0))
-  out = 0
   for dy, wy in ((0, 1 - fy), (1, fy)):
     for dx, wx in ((0, 1 - fx), (1, fx)):
       yy, xx = y0 + dy, x0 + dx
       inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
-      index = jnp.clip(yy, 0, h - 1) * w + jnp.clip(xx, 0, w - 1)
-      weight = jnp.where(inside, wx * wy, 0).astype(x.dtype)
-      out = out + gather(flat, index) * weight[..., None]
-  return out.reshape(*coords_shape, c)
+      weight = jnp.where(inside, wx * wy, 0).astype(dtype)
+      yield jnp.clip(yy, 0, h - 1), jnp.clip(xx, 0, w - 1), weight
 
 
 def flow_warp(x: jax.Array, flow: jax.Array, padding: str = "zeros") -> jax.Array:
@@ -217,20 +224,8 @@ def _group_columns(x: jax.Array, sx: jax.Array, sy: jax.Array, groups: int) -> j
   rows = x.reshape(b * h * w * groups, c // groups)
   batch = np.arange(b).reshape((b,) + (1,) * (sx.ndim - 1))
   group = np.arange(groups).reshape((1,) * (sx.ndim - 2) + (groups, 1))
-  sx = sx.astype(jnp.float32)
-  sy = sy.astype(jnp.float32)
-  x0 = jnp.floor(sx)
-  y0 = jnp.floor(sy)
-  fx = sx - x0
-  fy = sy - y0
-  x0 = x0.astype(jnp.int32)
-  y0 = y0.astype(jnp.int32)
   out = 0
-  for dy, wy in ((0, 1 - fy), (1, fy)):
-    for dx, wx in ((0, 1 - fx), (1, fx)):
-      yy, xx = y0 + dy, x0 + dx
-      inside = (xx >= 0) & (xx < w) & (yy >= 0) & (yy < h)
-      index = ((batch * h + jnp.clip(yy, 0, h - 1)) * w + jnp.clip(xx, 0, w - 1)) * groups + group
-      weight = jnp.where(inside, wx * wy, 0).astype(x.dtype)
-      out = out + jnp.take(rows, index, axis=0, mode="clip") * weight[..., None]
+  for row, col, weight in _corners(sx.astype(jnp.float32), sy.astype(jnp.float32), h, w, x.dtype):
+    index = ((batch * h + row) * w + col) * groups + group
+    out = out + jnp.take(rows, index, axis=0, mode="clip") * weight[..., None]
   return out
