@@ -62,6 +62,23 @@ def conv3x3(
   )
 
 
+def module_conv3x3(module: nn.Module, *args, **kwargs) -> functools.partial:
+  """`conv3x3` with `module`'s `dtype`, `param_dtype` and `conv_lowering` (its lowering) bound.
+
+  Example:
+    >>> conv = module_conv3x3(self, self.features)   # in a module's __call__
+    >>> y = conv(name="conv_first")(x)
+  """
+  return functools.partial(
+    conv3x3,
+    *args,
+    dtype=module.dtype,
+    param_dtype=module.param_dtype,
+    lowering=module.conv_lowering,
+    **kwargs,
+  )
+
+
 class ConvResidualBlocks(nn.Module):
   """conv 3x3 -> LeakyReLU(0.1) -> `num_blocks` residual blocks (BasicSR's `ConvResidualBlocks`).
 
@@ -82,9 +99,7 @@ class ConvResidualBlocks(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = functools.partial(
-      conv3x3, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
-    )
+    conv = module_conv3x3(self)
     x = lrelu(conv(self.features, name="conv_in")(x.astype(self.dtype)))
     for i in range(self.num_blocks):
       x = ResidualBlock(lambda f, name: conv(f, name=name), name=f"block{i}")(x)
@@ -104,9 +119,7 @@ class UpsampleX4(nn.Module):
 
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
-    conv = functools.partial(
-      conv3x3, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
-    )
+    conv = module_conv3x3(self)
     x = lrelu(pixel_shuffle(conv(4 * x.shape[-1], name="upconv1")(x), 2))
     x = lrelu(pixel_shuffle(conv(64 * 4, name="upconv2")(x), 2))
     x = lrelu(conv(64, name="conv_hr")(x))

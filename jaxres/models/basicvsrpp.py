@@ -40,8 +40,8 @@ from jaxres.models.basicvsr import (
   UpsampleX4,
   check_clip,
   clip_flows,
-  conv3x3,
   lrelu,
+  module_conv3x3,
 )
 from jaxres.models.sampling import flow_warp, modulated_deform_conv, resize_bilinear
 from jaxres.models.spynet import SpyNet
@@ -74,9 +74,7 @@ class SecondOrderDeformableAlignment(nn.Module):
     self, x: jax.Array, extra: jax.Array, flow_1: jax.Array, flow_2: jax.Array
   ) -> jax.Array:
     """Aligns `x` `[B, h, w, 2F]` guided by `extra` `[B, h, w, 3F]` and the flows `[B, h, w, 2]`."""
-    conv = functools.partial(
-      conv3x3, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
-    )
+    conv = module_conv3x3(self)
     g = self.deformable_groups
     y = jnp.concatenate([extra, flow_1, flow_2], -1).astype(self.dtype)
     for i in range(3):

@@ -32,8 +32,8 @@ from jaxres.models.basicvsr import (
   UpsampleX4,
   check_clip,
   clip_flows,
-  conv3x3,
   lrelu,
+  module_conv3x3,
 )
 from jaxres.models.sampling import flow_warp, modulated_deform_conv, resize_bilinear
 from jaxres.models.spynet import SpyNet
@@ -58,14 +58,9 @@ class DCNv2Pack(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array, feat: jax.Array) -> jax.Array:
     g = self.deformable_groups
-    out = conv3x3(
-      3 * 9 * g,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      kernel_init=nn.initializers.zeros,
-      name="conv_offset",
-      lowering=self.conv_lowering,
-    )(feat).astype(jnp.float32)
+    out = module_conv3x3(self, 3 * 9 * g, kernel_init=nn.initializers.zeros)(name="conv_offset")(
+      feat
+    ).astype(jnp.float32)
     offset, mask = out[..., : 18 * g], jax.nn.sigmoid(out[..., 18 * g :])
     kernel = self.param(
       "kernel", nn.initializers.lecun_normal(), (3, 3, x.shape[-1], self.features), self.param_dtype
@@ -95,13 +90,7 @@ class PCDAlignment(nn.Module):
 
   @nn.compact
   def __call__(self, nbr: list[jax.Array], ref: list[jax.Array]) -> jax.Array:
-    conv = functools.partial(
-      conv3x3,
-      self.features,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      lowering=self.conv_lowering,
-    )
+    conv = module_conv3x3(self, self.features)
     dcn = functools.partial(
       DCNv2Pack,
       self.features,
@@ -148,13 +137,7 @@ class TSAFusion(nn.Module):
   @nn.compact
   def __call__(self, aligned: jax.Array) -> jax.Array:
     b, t, h, w, c = aligned.shape
-    conv = functools.partial(
-      conv3x3,
-      self.features,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      lowering=self.conv_lowering,
-    )
+    conv = module_conv3x3(self, self.features)
     conv1 = functools.partial(
       nn.Conv, self.features, (1, 1), dtype=self.dtype, param_dtype=self.param_dtype
     )
@@ -192,13 +175,7 @@ class EDVRFeatureExtractor(nn.Module):
   @nn.compact
   def __call__(self, x: jax.Array) -> jax.Array:
     b, t, h, w, _ = x.shape
-    conv = functools.partial(
-      conv3x3,
-      self.features,
-      dtype=self.dtype,
-      param_dtype=self.param_dtype,
-      lowering=self.conv_lowering,
-    )
+    conv = module_conv3x3(self, self.features)
     down = functools.partial(
       nn.Conv,
       self.features,
@@ -211,13 +188,7 @@ class EDVRFeatureExtractor(nn.Module):
     l1 = lrelu(conv(name="conv_first")(x.reshape(b * t, h, w, 3).astype(self.dtype)))
     for i in range(5):
       l1 = ResidualBlock(
-        lambda f, name: conv3x3(
-          f,
-          dtype=self.dtype,
-          param_dtype=self.param_dtype,
-          name=name,
-          lowering=self.conv_lowering,
-        ),
+        lambda f, name: module_conv3x3(self, f)(name=name),
         name=f"feature_extraction{i}",
       )(l1)
     l2 = lrelu(conv(name="conv_l2_2")(lrelu(down(name="conv_l2_1")(l1))))
@@ -293,9 +264,7 @@ class IconVSR(nn.Module):
     )
     refill = dict(zip(keyframes, jnp.split(edvr(windows), len(keyframes), 0)))
 
-    conv = functools.partial(
-      conv3x3, f, dtype=self.dtype, param_dtype=self.param_dtype, lowering=self.conv_lowering
-    )
+    conv = module_conv3x3(self, f)
     trunk = functools.partial(
       ConvResidualBlocks, f, self.num_blocks, self.dtype, self.param_dtype, self.conv_lowering
     )
