@@ -25,6 +25,31 @@ def test_batchnorm_normalises_with_biased_and_tracks_unbiased_variance_like_torc
   np.testing.assert_allclose(y_eval, (x - stats["mean"]) / np.sqrt(stats["var"] + 1e-5), rtol=1e-5)
 
 
+def test_batchnorm_train_mode_gradients_match_the_closed_form():
+  # dx = scale / std * (g - mean(g) - xhat * mean(g * xhat)), d scale = sum(g * xhat),
+  # d bias = sum(g); a mean far from 0 so that a wrong derivative in the mean would show.
+  rng = np.random.default_rng(0)
+  x = rng.normal(50.0, 3.0, (4, 6, 5, 3))
+  g = rng.normal(size=x.shape)
+  scale, bias = np.array([0.5, 2.0, -1.0]), np.array([0.1, 0.2, 0.3])
+  bn = BatchNorm(use_running_average=False)
+  variables = bn.init(jax.random.key(0), jnp.asarray(x, jnp.float32))
+
+  def loss(params, x):
+    y, _ = bn.apply({**variables, "params": params}, x, mutable=["batch_stats"])
+    return jnp.sum(y * g)
+
+  params = {"scale": jnp.asarray(scale, jnp.float32), "bias": jnp.asarray(bias, jnp.float32)}
+  dparams, dx = jax.grad(loss, argnums=(0, 1))(params, jnp.asarray(x, jnp.float32))
+  axes = (0, 1, 2)
+  std = np.sqrt(x.var(axes) + 1e-5)
+  xhat = (x - x.mean(axes)) / std
+  expected_dx = scale / std * (g - g.mean(axes) - xhat * (g * xhat).mean(axes))
+  np.testing.assert_allclose(dx, expected_dx, rtol=1e-4, atol=1e-5)
+  np.testing.assert_allclose(dparams["scale"], (g * xhat).sum(axes), rtol=1e-4)
+  np.testing.assert_allclose(dparams["bias"], g.sum(axes), rtol=1e-5)
+
+
 def test_batchnorm_statistics_are_float32_for_half_precision_and_float64_for_float64():
   x = jnp.array([[1.0, 10.0], [2.0, 20.0], [3.0, 31.0]])
   half = BatchNorm(dtype=jnp.bfloat16)
