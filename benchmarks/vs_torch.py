@@ -13,13 +13,13 @@ every repetition times each program once, alternated (torch forward in each form
 forward, torch train steps, jaxres train step), so load from other processes hits both alike; the
 table reports medians and the jaxres/torch throughput ratio (> 1: jaxres is faster). Until
 2026-12-02 a one-call probe chose torch's format up front, and picked channels-first for
-r2plus1d_18's train step in a run where channels-last was faster in others. Each model is
-compared in a fresh process, so the heap one model's programs leave cannot slow the next (in one
-process r2plus1d_18's jaxres train step once took 9.3-9.5 s after r3d_18 and mc3_18, against
-5.0 s alone; how the heap lies after torch's calls still varies between runs, see
-benchmarks/README.md). The script
-restarts itself with `jaxres.host_memory`'s malloc settings, as the `jaxres` command does; they
-apply to torch in the same process too (JAXRES_RETAIN_MEMORY=0 keeps glibc's defaults).
+r2plus1d_18's train step in a run where channels-last was faster in others.
+
+Each library runs in its own fresh process per model (spawned, as in `vs_basicsr`), so neither
+allocates into a heap that the other's calls have split, and a user's process, which holds one
+library, is what is timed. The script restarts
+itself with `jaxres.host_memory`'s malloc settings, as the `jaxres` command does; both workers
+inherit them (JAXRES_RETAIN_MEMORY=0 keeps glibc's defaults).
 
   python -m benchmarks.vs_torch [--models r3d_18,mc3_18,r2plus1d_18] [--batch 4] [--frames 16]
       [--size 112] [--reps 5] [--threads 2] [--torch-formats channels_first,channels_last]
@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import multiprocessing
 import os
@@ -43,6 +44,34 @@ import numpy as np
 from benchmarks import harness
 from jaxres import host_memory
 
+# The programs a worker process times, by run name ("jaxres_train", "torch_forward/channels_last").
+_RUNS: dict = {}
+
+
+def _jaxres_setup(name: str, shape, num_classes: int) -> dict:
+  """(In the jaxres worker) compiles and warms up the forward and train step."""
+  import jax
+
+  bench = harness.jax_bench(name, shape, num_classes)
+  _RUNS.update(jaxres_forward=bench.forward, jaxres_train=bench.train)
+  return {"compile_s": bench.compile_s, "backend": jax.default_backend()}
+
+
+def _torch_setup(name: str, shape, num_classes: int, threads: int, formats) -> None:
+  """(In the torch worker) builds and warms up each memory format's forward and train step."""
+  for fmt, bench in harness.torch_benches(name, shape, num_classes, threads, formats).items():
+    _RUNS[f"torch_forward/{fmt}"] = bench.forward
+    _RUNS[f"torch_train/{fmt}"] = bench.train
+
+
+def _timed(run: str) -> float:
+  """(In a worker) seconds of one call of `run`."""
+  return harness.median_time(_RUNS[run])
+
+
+def _worker():
+  return concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+
 
 def compare(
   name: str,
@@ -52,28 +81,40 @@ def compare(
   num_classes: int = 400,
   torch_formats=harness.TORCH_MEMORY_FORMATS,
 ) -> dict:
-  """Times torch (each memory format) and jaxres alternately; medians (seconds) and ratios.
+  """Times torch (each memory format) and jaxres alternately, each library in its own process.
 
   Torch's figure for each task is its faster memory format's median, chosen after the timing.
-  """
-  import jax
 
-  jax_b = harness.jax_bench(name, shape, num_classes)
-  torch_b = harness.torch_benches(name, shape, num_classes, threads, torch_formats)
-  runs = {}  # in timing order: torch forward (each format), jaxres forward, then the train steps
-  for task in ("forward", "train"):
-    for fmt, bench in torch_b.items():
-      runs[f"torch_{task}/{fmt}"] = getattr(bench, task)
-    runs[f"jaxres_{task}"] = getattr(jax_b, task)
-  order = list(runs)
-  times = {k: [] for k in order}
-  # One untimed round first: each program's first call after the other's grows the process's heap
-  # (with `host_memory`'s retained memory, r2plus1d_18's train step once took 11.7 s, then 6.5 s).
-  for k in order:
-    harness.median_time(runs[k])
-  for _ in range(reps):
-    for k in order:
-      times[k].append(harness.median_time(runs[k]))
+  Args:
+    name: the model, e.g. "r3d_18".
+    shape: jaxres' input shape, e.g. (4, 16, 112, 112, 3).
+    reps: timed rounds (after one untimed round).
+    threads: torch's intra-op threads.
+    num_classes: classifier width.
+    torch_formats: a subset of `harness.TORCH_MEMORY_FORMATS`.
+
+  Returns:
+    Medians (seconds), every round's seconds, compile times and the jaxres/torch ratios.
+
+  Example:
+    >>> compare("r3d_18", (4, 16, 112, 112, 3), reps=3, threads=2)["train_ratio"]
+  """
+  with contextlib.ExitStack() as stack:
+    ref, jx = stack.enter_context(_worker()), stack.enter_context(_worker())
+    setup = jx.submit(_jaxres_setup, name, shape, num_classes).result()
+    ref.submit(_torch_setup, name, shape, num_classes, threads, tuple(torch_formats)).result()
+    # In timing order: torch forward (each format), jaxres forward, then the train steps.
+    order = [
+      run
+      for task in ("forward", "train")
+      for run in [f"torch_{task}/{fmt}" for fmt in torch_formats] + [f"jaxres_{task}"]
+    ]
+    times = {run: [] for run in order}
+    for rep in range(reps + 1):  # the first round untimed
+      for run in order:
+        seconds = (jx if run.startswith("jaxres") else ref).submit(_timed, run).result()
+        if rep:
+          times[run].append(seconds)
   all_med = {k: float(np.median(v)) for k, v in times.items()}
   med, formats = {}, {}
   for task in ("forward", "train"):
@@ -83,12 +124,12 @@ def compare(
   return {
     "model": name,
     "shape": list(shape),
-    "backend": jax.default_backend(),
+    "backend": setup["backend"],
     "torch_memory_format": formats,
     "seconds": med,
     "medians": all_med,
     "all_seconds": times,
-    "compile_s": jax_b.compile_s,
+    "compile_s": setup["compile_s"],
     "forward_ratio": med["torch_forward"] / med["jaxres_forward"],
     "train_ratio": med["torch_train"] / med["jaxres_train"],
   }
@@ -144,19 +185,9 @@ def main(argv=None) -> int:
   results = []
   for name in args.models.split(","):
     shape = harness.input_shape(name, args.batch, args.frames, args.size)
-    # "spawn": a fresh interpreter, which also re-reads the malloc settings from the environment.
-    with concurrent.futures.ProcessPoolExecutor(
-      1, mp_context=multiprocessing.get_context("spawn")
-    ) as worker:
-      r = worker.submit(
-        compare,
-        name,
-        shape,
-        args.reps,
-        args.threads,
-        args.num_classes,
-        tuple(args.torch_formats.split(",")),
-      ).result()
+    r = compare(
+      name, shape, args.reps, args.threads, args.num_classes, tuple(args.torch_formats.split(","))
+    )
     results.append(r)
     print(
       f"{name:12s} {tuple(shape)}  inference jaxres/torch {r['forward_ratio']:.2f}x  "

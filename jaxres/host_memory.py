@@ -8,7 +8,10 @@ call faults the same memory in again, zeroed page by page by the kernel: hundred
 libraries (torch) allocate in between.
 
 `RETAIN_TUNABLES` tells glibc to keep freed memory for reuse: no `mmap` for large blocks, no heap
-trimming, one arena. Transparent huge pages for the heap (`glibc.malloc.hugetlb=1`) are left off:
+trimming, one arena. The trim threshold is the largest size_t: glibc trims when the free block at
+the heap's top reaches the threshold, and with 4 GiB - 1 a train step whose temporaries topped
+4 GiB (r2plus1d_18 at batch 4 of 16x112x112) had them trimmed and faulted back in every other
+step (~970,000 faults; 4.1-4.5 s steps alternating with 5.7-8.6 s). Transparent huge pages for the heap (`glibc.malloc.hugetlb=1`) are left off:
 with them the retained heap's resident size varies more from run to run than upscaling's memory
 estimate allows (`jaxres.sr.memory_budget`), and training is no faster.
 
@@ -36,7 +39,7 @@ from typing import Mapping
 ENV_VAR = "JAXRES_RETAIN_MEMORY"
 RETAIN_TUNABLES = (
   "glibc.malloc.mmap_max=0",
-  "glibc.malloc.trim_threshold=4294967295",
+  "glibc.malloc.trim_threshold=18446744073709551615",
   "glibc.malloc.arena_max=1",
 )
 _RETAIN_NAMES = frozenset(t.split("=")[0] for t in RETAIN_TUNABLES)
