@@ -17,9 +17,9 @@ r2plus1d_18's train step in a run where channels-last was faster in others.
 
 Each library runs in its own fresh process per model (spawned, as in `vs_basicsr`), so neither
 allocates into a heap that the other's calls have split, and a user's process, which holds one
-library, is what is timed. The script restarts
-itself with `jaxres.host_memory`'s malloc settings, as the `jaxres` command does; both workers
-inherit them (JAXRES_RETAIN_MEMORY=0 keeps glibc's defaults).
+library, is what is timed. The script restarts itself with `jaxres.host_memory`'s malloc
+settings, as the `jaxres` command does; both workers inherit them (JAXRES_RETAIN_MEMORY=0 keeps
+glibc's defaults).
 
   python -m benchmarks.vs_torch [--models r3d_18,mc3_18,r2plus1d_18] [--batch 4] [--frames 16]
       [--size 112] [--reps 5] [--threads 2] [--torch-formats channels_first,channels_last]

@@ -11,9 +11,10 @@ libraries (torch) allocate in between.
 trimming, one arena. The trim threshold is the largest size_t: glibc trims when the free block at
 the heap's top reaches the threshold, and with 4 GiB - 1 a train step whose temporaries topped
 4 GiB (r2plus1d_18 at batch 4 of 16x112x112) had them trimmed and faulted back in every other
-step (~970,000 faults; 4.1-4.5 s steps alternating with 5.7-8.6 s). Transparent huge pages for the heap (`glibc.malloc.hugetlb=1`) are left off:
-with them the retained heap's resident size varies more from run to run than upscaling's memory
-estimate allows (`jaxres.sr.memory_budget`), and training is no faster.
+step (~970,000 faults; 4.1-4.5 s steps alternating with 5.7-8.6 s). Transparent huge pages for
+the heap (`glibc.malloc.hugetlb=1`) are left off: with them the retained heap's resident size
+varies more from run to run than upscaling's memory estimate allows (`jaxres.sr.memory_budget`),
+and training is no faster.
 
 glibc reads tunables only when a process starts (setting them later with `mallopt` misses the
 arenas already made), so `restart_retaining` re-executes the process with them; the `jaxres`

@@ -107,7 +107,7 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
 
 
 @glibc_only
-@pytest.mark.slow  # touches 9 GiB in a process
+@pytest.mark.slow  # allocates 4.5 GiB twice in a process
 def test_retained_memory_keeps_blocks_over_4_gib():
   # A train step's temporaries can top 4 GiB (r2plus1d_18 at batch 4); with a 4 GiB trim threshold
   # they were returned and faulted back in (1.2 million faults for this block) every other step.
