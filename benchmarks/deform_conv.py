@@ -13,12 +13,12 @@ first pyramid level (two frames, 64 channels, 8 groups) and BasicVSR++'s second-
 from __future__ import annotations
 
 import argparse
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from benchmarks import harness
 from jaxres import host_memory
 from jaxres.models import sampling
 
@@ -59,16 +59,12 @@ def inputs(shape, seed: int = 0):
 
 
 def median_ms(fn, reps: int) -> float:
+  """Median milliseconds of `fn()` over `reps` calls, after one untimed call."""
   fn()
-  times = []
-  for _ in range(reps):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return 1e3 * float(np.median(times))
+  return 1e3 * harness.median_time(fn, reps)
 
 
-def torch_call(args, groups: int):
+def torch_call(args):
   """A callable running torchvision's `deform_conv2d` on `args`, or None without torch."""
   try:
     import torch
@@ -78,8 +74,7 @@ def torch_call(args, groups: int):
   x, offset, mask, kernel = (torch.from_numpy(np.ascontiguousarray(a)) for a in args)
   nchw = lambda a: a.permute(0, 3, 1, 2).contiguous()  # noqa: E731
   x, offset, mask = nchw(x), nchw(offset), nchw(mask)
-  weight = kernel.permute(3, 2, 0, 1).contiguous()
-  del groups  # torchvision reads the groups from the offset's channels
+  weight = kernel.permute(3, 2, 0, 1).contiguous()  # groups: from the offset's channels
 
   def call():
     with torch.no_grad():
@@ -112,10 +107,10 @@ def main(argv=None) -> int:
     diff = float(jnp.max(jnp.abs(y_ours - y_theirs)) / jnp.max(jnp.abs(y_theirs)))
     times = {"ours": [], "theirs": []}
     for _ in range(2):  # alternated
-      times["ours"].append(median_ms(lambda: ours(*on_device).block_until_ready(), args.reps))
-      times["theirs"].append(median_ms(lambda: theirs(*on_device).block_until_ready(), args.reps))
+      times["ours"].append(median_ms(lambda: ours(*on_device), args.reps))
+      times["theirs"].append(median_ms(lambda: theirs(*on_device), args.reps))
     ours_ms, theirs_ms = min(times["ours"]), min(times["theirs"])
-    call = None if args.no_torch else torch_call(arrays, groups)
+    call = None if args.no_torch else torch_call(arrays)
     torch_ms = f"{median_ms(call, args.reps):.1f}" if call else "-"
     print(
       f"| {name} {list(shape)} | {ours_ms:.1f} | {theirs_ms:.1f} | {theirs_ms / ours_ms:.2f}x "

@@ -7,8 +7,10 @@ donated. The torch train step does the same in eager mode: forward, cross-entrop
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import functools
+import multiprocessing
 import platform
 import re
 import sys
@@ -37,6 +39,18 @@ def median_time(fn: Callable[[], Any], reps: int = 1) -> float:
     jax.block_until_ready(fn())
     times.append(time.perf_counter() - start)
   return float(np.median(times))
+
+
+def spawn_worker() -> concurrent.futures.ProcessPoolExecutor:
+  """A one-process pool in a fresh (spawned) interpreter: one library's side of a comparison.
+
+  Spawned, it re-reads the malloc settings from the environment and starts with an empty heap.
+
+  Example:
+    >>> with spawn_worker() as worker:
+    ...   seconds = worker.submit(timed_call).result()
+  """
+  return concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
 
 
 def cpu_description() -> str:

@@ -34,10 +34,8 @@ when torch or BasicSR is not installed.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -229,10 +227,6 @@ def upscale_path(clip: np.ndarray, setting: dict) -> dict:
   }
 
 
-def _worker():
-  return concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-
-
 def compare(
   name: str,
   clip: np.ndarray,
@@ -255,7 +249,8 @@ def compare(
   features = features or PUBLISHED[name][0]
   blocks = blocks or PUBLISHED[name][1]
   with contextlib.ExitStack() as stack:
-    ref, jx = stack.enter_context(_worker()), stack.enter_context(_worker())
+    ref = stack.enter_context(harness.spawn_worker())
+    jx = stack.enter_context(harness.spawn_worker())
     state_dict = ref.submit(torch_setup, name, features, blocks, clip, threads).result()
     setup = jx.submit(jaxres_setup, name, state_dict, clip).result()
     del state_dict

@@ -31,10 +31,8 @@ Also `jaxres bench --vs torch`. Exits 0 with a message when torch is not install
 from __future__ import annotations
 
 import argparse
-import concurrent.futures
 import contextlib
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -69,10 +67,6 @@ def _timed(run: str) -> float:
   return harness.median_time(_RUNS[run])
 
 
-def _worker():
-  return concurrent.futures.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
-
-
 def compare(
   name: str,
   shape,
@@ -100,7 +94,8 @@ def compare(
     >>> compare("r3d_18", (4, 16, 112, 112, 3), reps=3, threads=2)["train_ratio"]
   """
   with contextlib.ExitStack() as stack:
-    ref, jx = stack.enter_context(_worker()), stack.enter_context(_worker())
+    ref = stack.enter_context(harness.spawn_worker())
+    jx = stack.enter_context(harness.spawn_worker())
     setup = jx.submit(_jaxres_setup, name, shape, num_classes).result()
     ref.submit(_torch_setup, name, shape, num_classes, threads, tuple(torch_formats)).result()
     # In timing order: torch forward (each format), jaxres forward, then the train steps.
