@@ -26,6 +26,7 @@ CASES = {
   "1x3x3_s2": ((2, 3, 9, 7, 4), (1, 3, 3), (1, 2, 2), (P0, P1, P1)),
   "3x1x1": ((2, 9, 3, 4, 4), (3, 1, 1), (1, 1, 1), (P1, P0, P0)),
   "3x1x1_s2": ((2, 9, 3, 4, 4), (3, 1, 1), (2, 1, 1), (P1, P0, P0)),
+  "3x1x1_uneven": ((2, 8, 3, 4, 4), (3, 1, 1), (1, 1, 1), ((2, 0), P0, P0)),
   "1x1x1": ((2, 3, 5, 4, 4), (1, 1, 1), (1, 1, 1), (P0, P0, P0)),
   "1x1x1_s2": ((2, 5, 5, 4, 4), (1, 1, 1), (2, 2, 2), (P0, P0, P0)),
   "1x1x1_s122": ((2, 5, 5, 4, 4), (1, 1, 1), (1, 2, 2), (P0, P0, P0)),
@@ -53,6 +54,8 @@ def _lowerings(kernel, strides, padding):
   if axes is not None:
     for tile in (2, 4, tuple((2, 4)[i % 2] for i in range(len(axes)))):
       out.append((f"winograd{tile}", functools.partial(convs.winograd_conv, tile=tile)))
+  if axes == (0,) and len(kernel) > 1:
+    out.append(("temporal", convs.temporal_conv))
   return out
 
 
@@ -62,7 +65,15 @@ def _rel_err(a, b):
 
 # The fast tier checks one case of each lowering (Winograd in 3D and 2D, im2col with few and many
 # channels, pointwise, the stem); the slow tier checks them all.
-FAST_CASES = {"3x3x3", "3x3x3_s2", "3x3x3_s122_wide", "1x1x1_s2", "stem_3x7x7", "2d_3x3"}
+FAST_CASES = {
+  "3x3x3",
+  "3x3x3_s2",
+  "3x3x3_s122_wide",
+  "1x1x1_s2",
+  "stem_3x7x7",
+  "2d_3x3",
+  "3x1x1",
+}
 
 
 @pytest.mark.parametrize(
@@ -182,6 +193,38 @@ def test_module_takes_kernel_dilation_as_nn_conv():
     y = jax.jit(ours.apply)(variables, x)
     assert y.shape == theirs.apply(variables, x).shape
     np.testing.assert_allclose(y, theirs.apply(variables, x), rtol=1e-5, atol=1e-5)
+
+
+def test_temporal_lowering_is_xla_forward_and_winograd_under_differentiation():
+  x = jax.random.normal(jax.random.key(0), (2, 6, 4, 5, 8))
+  w = jax.random.normal(jax.random.key(1), (3, 1, 1, 8, 6))
+  padding = (P1, P0, P0)
+  f = lambda x, w: convs.temporal_conv(x, w, (1, 1, 1), padding)
+  forward = str(jax.make_jaxpr(f)(x, w))
+  differentiated = str(
+    jax.make_jaxpr(lambda x, w: jax.vjp(f, x, w)[1](jnp.ones((2, 6, 4, 5, 6))))(x, w)
+  )
+  assert "conv_general_dilated" in forward and "dot_general" not in forward
+  assert "conv_general_dilated" not in differentiated and "dot_general" in differentiated
+  with pytest.raises(ValueError, match="temporal_conv takes kernels"):
+    convs.temporal_conv(x, jnp.ones((3, 3, 1, 8, 6)), (1, 1, 1), (P1, P1, P0))
+  with pytest.raises(ValueError, match="temporal_conv takes kernels"):
+    convs.temporal_conv(x, w, (2, 1, 1), padding)
+
+
+def test_auto_picks_temporal_for_large_frames_with_many_channels():
+  cpu = functools.partial(convs.choose_lowering, (3, 1, 1), (1, 1, 1), (P1, P0, P0), "cpu")
+  # r2plus1d_18's layer1 and layer2 temporal convolutions (batch 4).
+  assert cpu((4, 16, 56, 56, 144), 64) == "temporal"
+  assert cpu((4, 8, 28, 28, 288), 128) == "temporal"
+  # Its stem's (45 channels), layer3's (14x14 frames), and without a shape: Winograd.
+  assert cpu((4, 16, 56, 56, 45), 64) == "winograd"
+  assert cpu((4, 4, 14, 14, 576), 256) == "winograd"
+  assert cpu() == "winograd"
+  assert (
+    convs.choose_lowering((3, 1, 1), (1, 1, 1), (P1, P0, P0), "gpu", (4, 16, 56, 56, 144), 64)
+    == "native"
+  )
 
 
 def test_auto_leaves_2d_convolutions_of_large_images_to_xla():

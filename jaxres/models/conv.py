@@ -13,6 +13,8 @@ Lowerings (`conv(x, kernel, ..., lowering=...)`):
              transformed by small constant matrices, multiplied as one batched dot over channels,
              and transformed back. F(2, 3) does 4 products per 2 outputs instead of 6 on each such axis
              (2.25x fewer multiply-adds for 3x3, 3.4x for 3x3x3), F(4, 3) 6 per 4 instead of 12.
+  temporal:  3x1x1 kernels at stride 1: XLA's 2D convolution over (time, pixels) forward, Winograd
+             under differentiation (forward and gradients).
   im2col:    the kernel's taps gathered into channels, then one dot (strided and stem convs).
   pointwise: a strided slice, then one dot (1x1 and 1x1x1 kernels).
   depthwise: for depthwise convolutions (one group per input channel): one strided view of the
@@ -49,7 +51,15 @@ Padding = Union[str, Sequence[tuple[int, int]]]
 # faster. Video models' 1x3x3 convolutions are 3D kernels and keep Winograd (XLA's 3D convolution
 # is several times slower, `benchmarks/convs.py`).
 WINOGRAD_2D_MAX_PIXELS = 2**17
-LOWERINGS = ("auto", "native", "winograd", "im2col", "pointwise", "depthwise")
+# From this many pixels per frame and input channels, `auto` computes stride-1 3x1x1 convolutions'
+# forward passes with XLA's 2D convolution over (time, pixels) (`temporal_conv`). Below either,
+# Winograd's tiles ran as fast or faster, alone (1152 -> 256 channels at 2x4x14x14: 6 against 13 ms)
+# or in the models (r2plus1d_r50's 64-channel ones at 56x56 and 28x28, SlowFast's fast pathway's at
+# 8-32 channels: no faster forward, within the run-to-run spread of 5-10%); r2plus1d_18's forward,
+# whose layer1 and layer2 ones qualify, ran 8-10% faster (2026-12-08, 2-core AMD EPYC).
+TEMPORAL_MIN_PIXELS = 28 * 28
+TEMPORAL_MIN_CHANNELS = 128
+LOWERINGS = ("auto", "native", "winograd", "temporal", "im2col", "pointwise", "depthwise")
 # Lowerings that take grouped convolutions (`feature_group_count > 1`); the matmul lowerings
 # (winograd, im2col, pointwise) are for ungrouped ones, and a model pinned to one of them gives its
 # grouped convolutions `choose_grouped_lowering`'s choice.
@@ -403,6 +413,65 @@ def _winograd_unit_stride_bwd(padding, tiles, residuals, dy):
 _winograd_unit_stride.defvjp(_winograd_unit_stride_fwd, _winograd_unit_stride_bwd)
 
 
+def temporal_conv(x, kernel, strides, padding):
+  """A stride-1 convolution along the first spatial axis only (kernel `(3, 1, ..., 1)`): at
+  inference XLA's 2D convolution over (time, pixels), under differentiation Winograd F(m, 3).
+
+  For the temporal convolutions of (2+1)D models. Folding the other spatial axes into one makes
+  them a 3x1 convolution of a 2D image, which XLA's CPU gives to YNNPACK's convolution:
+  r2plus1d_18's layer1 temporal convolution (144 -> 64 channels at 4x16x56x56) ran forward in 27
+  ms against Winograd's 44 ms, 420 GFLOP/s (2026-12-08, a 2-core AMD EPYC); with few pixels per
+  frame and many channels it is slower (1152 -> 256 at 2x4x14x14: 13 against 6 ms), hence
+  `choose_lowering`'s thresholds. Under differentiation (`jax.grad`, `jax.vjp`) both passes are Winograd's
+  (`winograd_conv`): with YNNPACK's forward before Winograd's written-out gradients, forward and
+  backward together ran as fast at the layer1 shape (104 against 103 ms) and 2x slower at the
+  stem's 45 -> 64 channels (99 against 49 ms).
+
+  Args:
+    x: `[B, T, *spatial, C]`.
+    kernel: `[3, 1, ..., 1, C, O]`.
+    strides: all 1.
+    padding: explicit pairs; 0 to 2 on each side in time, (0, 0) elsewhere.
+
+  Returns:
+    `[B, T', *spatial, O]`, the convolution.
+
+  Example:
+    >>> y = temporal_conv(x, kernel, (1, 1, 1), ((1, 1), (0, 0), (0, 0)))   # kernel [3,1,1,C,O]
+  """
+  if any(s != 1 for s in strides) or winograd_axes(kernel.shape[:-2], strides, padding) != (0,):
+    raise ValueError(
+      f"temporal_conv takes kernels (3, 1, ..., 1) at stride 1 with time padding 0 to 2, got "
+      f"kernel {kernel.shape}, strides {strides}, padding {padding}."
+    )
+  padding = tuple(tuple(p) for p in padding)
+  return _temporal(x, kernel, padding, default_tiles(x.shape, (0,)))
+
+
+def _temporal_forward(x, kernel, padding):
+  b, t = x.shape[:2]
+  y = lax.conv_general_dilated(
+    x.reshape(b, t, -1, x.shape[-1]),
+    kernel.reshape(kernel.shape[0], 1, *kernel.shape[-2:]),
+    (1, 1),
+    (padding[0], (0, 0)),
+    dimension_numbers=("NHWC", "HWIO", "NHWC"),
+  )
+  return y.reshape(b, y.shape[1], *x.shape[2:-1], kernel.shape[-1])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _temporal(x, kernel, padding, tiles):
+  return _temporal_forward(x, kernel, padding)
+
+
+def _temporal_fwd(x, kernel, padding, tiles):
+  return _winograd_unit_stride_fwd(x, kernel, padding, tiles)
+
+
+_temporal.defvjp(_temporal_fwd, _winograd_unit_stride_bwd)
+
+
 def _winograd(x, kernel, strides, padding, ms):
   """`winograd_conv`'s computation, with validated arguments and one tile size per Winograd axis."""
   axes = winograd_axes(kernel.shape[:-2], strides, padding)
@@ -627,9 +696,11 @@ def choose_lowering(
   On CPU: 1x..x1 kernels -> `pointwise`; kernels of 3 with stride 1 on some axes and 1 elsewhere ->
   `winograd`, unless (with `x_shape` and `features` given) there are fewer than `features / 4`
   Winograd tiles in all: then the transformed kernel outweighs the data it multiplies (r3d_18's
-  layer4 at 2x7x7, where im2col ran 2x faster forward and backward); 2D kernels on images of more
-  than `WINOGRAD_2D_MAX_PIXELS` pixels (with `x_shape` given) -> `native`; everything else
-  (strided 3x3(x3), stems) -> `im2col`. Elsewhere: `native`.
+  layer4 at 2x7x7, where im2col ran 2x faster forward and backward); 3x1x1 kernels (with `x_shape`
+  given) on frames of at least `TEMPORAL_MIN_PIXELS` pixels and `TEMPORAL_MIN_CHANNELS` input
+  channels -> `temporal`; 2D kernels on images of more than `WINOGRAD_2D_MAX_PIXELS` pixels (with
+  `x_shape` given) -> `native`; everything else (strided 3x3(x3), stems) -> `im2col`. Elsewhere:
+  `native`.
 
   Example:
     >>> choose_lowering((3, 3, 3), (1, 1, 1), ((1, 1),) * 3, backend="cpu")
@@ -654,6 +725,9 @@ def choose_lowering(
     )
     if 4 * num_tiles < features:
       return "im2col"
+  if axes == (0,) and len(kernel_spatial) > 1 and x_shape is not None:
+    if np.prod(x_shape[2:-1]) >= TEMPORAL_MIN_PIXELS and x_shape[-1] >= TEMPORAL_MIN_CHANNELS:
+      return "temporal"
   return "winograd"
 
 
@@ -681,6 +755,7 @@ def choose_grouped_lowering(
 _LOWERED: dict[str, Callable] = {
   "native": native_conv,
   "winograd": winograd_conv,
+  "temporal": temporal_conv,
   "im2col": im2col_conv,
   "pointwise": pointwise_conv,
   "depthwise": depthwise_conv,
