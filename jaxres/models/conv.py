@@ -422,10 +422,10 @@ def temporal_conv(x, kernel, strides, padding):
   r2plus1d_18's layer1 temporal convolution (144 -> 64 channels at 4x16x56x56) ran forward in 27
   ms against Winograd's 44 ms, 420 GFLOP/s (2026-12-08, a 2-core AMD EPYC); with few pixels per
   frame and many channels it is slower (1152 -> 256 at 2x4x14x14: 13 against 6 ms), hence
-  `choose_lowering`'s thresholds. Under differentiation (`jax.grad`, `jax.vjp`) both passes are Winograd's
-  (`winograd_conv`): with YNNPACK's forward before Winograd's written-out gradients, forward and
-  backward together ran as fast at the layer1 shape (104 against 103 ms) and 2x slower at the
-  stem's 45 -> 64 channels (99 against 49 ms).
+  `choose_lowering`'s thresholds. Under differentiation (`jax.grad`, `jax.vjp`) both passes are
+  Winograd's (`winograd_conv`): with YNNPACK's forward before Winograd's written-out gradients,
+  forward and backward together ran as fast at the layer1 shape (104 against 103 ms) and 2x slower
+  at the stem's 45 -> 64 channels (99 against 49 ms).
 
   Args:
     x: `[B, T, *spatial, C]`.
