@@ -465,11 +465,7 @@ def _temporal(x, kernel, padding, tiles):
   return _temporal_forward(x, kernel, padding)
 
 
-def _temporal_fwd(x, kernel, padding, tiles):
-  return _winograd_unit_stride_fwd(x, kernel, padding, tiles)
-
-
-_temporal.defvjp(_temporal_fwd, _winograd_unit_stride_bwd)
+_temporal.defvjp(_winograd_unit_stride_fwd, _winograd_unit_stride_bwd)
 
 
 def _winograd(x, kernel, strides, padding, ms):
